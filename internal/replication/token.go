@@ -1,0 +1,100 @@
+package replication
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Token names a point in the replicated history: the epoch of the entry at
+// LSN, and LSN. A read carrying a token must observe state at least that new.
+type Token struct {
+	Epoch uint64
+	LSN   uint64
+}
+
+// String renders the token as EPOCH:LSN.
+func (t Token) String() string { return fmt.Sprintf("%d:%d", t.Epoch, t.LSN) }
+
+// IsZero reports whether t is the empty token.
+func (t Token) IsZero() bool { return t.Epoch == 0 && t.LSN == 0 }
+
+// ErrBadToken is returned (wrapped) for tokens that do not parse.
+var ErrBadToken = errors.New("invalid token")
+
+// ParseToken parses EPOCH:LSN.
+func ParseToken(s string) (Token, error) {
+	ep, lsn, ok := strings.Cut(strings.TrimSpace(s), ":")
+	if !ok {
+		return Token{}, fmt.Errorf("%w %q: want EPOCH:LSN", ErrBadToken, s)
+	}
+	e, err1 := strconv.ParseUint(ep, 10, 64)
+	l, err2 := strconv.ParseUint(lsn, 10, 64)
+	if err1 != nil || err2 != nil {
+		return Token{}, fmt.Errorf("%w %q: want EPOCH:LSN with decimal numbers", ErrBadToken, s)
+	}
+	return Token{Epoch: e, LSN: l}, nil
+}
+
+// Consistency is a read consistency level.
+type Consistency struct {
+	Level Level
+	// MaxLagMs bounds replica staleness for LevelBounded.
+	MaxLagMs int64
+}
+
+// Level enumerates read consistency levels.
+type Level uint8
+
+const (
+	// LevelDefault picks linearizable on the leader, eventual on followers.
+	LevelDefault Level = iota
+	// LevelLinearizable reads on the leader at its commit LSN under a lease.
+	LevelLinearizable
+	// LevelSession gives read-your-writes and monotonic reads via tokens.
+	LevelSession
+	// LevelBounded refuses when this replica lags more than MaxLagMs.
+	LevelBounded
+	// LevelEventual reads local state.
+	LevelEventual
+)
+
+func (c Consistency) String() string {
+	switch c.Level {
+	case LevelLinearizable:
+		return "linearizable"
+	case LevelSession:
+		return "session"
+	case LevelBounded:
+		return fmt.Sprintf("bounded:%dms", c.MaxLagMs)
+	case LevelEventual:
+		return "eventual"
+	}
+	return "default"
+}
+
+// ParseConsistency parses linearizable|session|eventual|bounded:<duration>
+// (or "bounded <ms>" as the RESP extension sends it).
+func ParseConsistency(s string) (Consistency, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	switch s {
+	case "", "default":
+		return Consistency{}, nil
+	case "linearizable", "strong":
+		return Consistency{Level: LevelLinearizable}, nil
+	case "session":
+		return Consistency{Level: LevelSession}, nil
+	case "eventual":
+		return Consistency{Level: LevelEventual}, nil
+	}
+	if rest, ok := strings.CutPrefix(s, "bounded"); ok {
+		rest = strings.TrimLeft(rest, ": ")
+		ms, err := parseDurationMs(rest)
+		if err != nil {
+			return Consistency{}, fmt.Errorf("invalid bounded staleness %q: %w", rest, err)
+		}
+		return Consistency{Level: LevelBounded, MaxLagMs: ms}, nil
+	}
+	return Consistency{}, fmt.Errorf("unknown consistency %q (want linearizable, session, eventual or bounded:<duration>)", s)
+}

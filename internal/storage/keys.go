@@ -1,0 +1,147 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+)
+
+const (
+	famLog     byte = 0x01
+	famVersion byte = 0x02
+	famMeta    byte = 0x03
+	famExpiry  byte = 0x04
+	famFlush   byte = 0x05
+)
+
+func logKey(lsn uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = famLog
+	binary.BigEndian.PutUint64(k[1:], lsn)
+	return k
+}
+
+// appendEscaped appends key so that the encoding is order-preserving and
+// self-delimiting: 0x00 becomes 0x00 0xFF and the key ends with 0x00 0x01.
+func appendEscaped(dst, key []byte) []byte {
+	for {
+		i := bytes.IndexByte(key, 0)
+		if i < 0 {
+			break
+		}
+		dst = append(dst, key[:i+1]...)
+		dst = append(dst, 0xFF)
+		key = key[i+1:]
+	}
+	dst = append(dst, key...)
+	return append(dst, 0x00, 0x01)
+}
+
+// unescape decodes a key written by appendEscaped from the front of b and
+// returns it with the rest of b.
+func unescape(b []byte) (key, rest []byte, ok bool) {
+	key = make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] != 0 {
+			key = append(key, b[i])
+			continue
+		}
+		if i+1 >= len(b) {
+			return nil, nil, false
+		}
+		switch b[i+1] {
+		case 0xFF:
+			key = append(key, 0)
+			i++
+		case 0x01:
+			return key, b[i+2:], true
+		default:
+			return nil, nil, false
+		}
+	}
+	return nil, nil, false
+}
+
+// versionPrefix is the prefix shared by every version of key.
+func versionPrefix(key []byte) []byte {
+	dst := make([]byte, 0, len(key)+12)
+	dst = append(dst, famVersion)
+	return appendEscaped(dst, key)
+}
+
+func versionKey(key []byte, lsn uint64) []byte {
+	p := versionPrefix(key)
+	return binary.BigEndian.AppendUint64(p, ^lsn)
+}
+
+// versionKeyEnd sorts after every version of the key whose prefix is p and
+// before every version of any greater key.
+func versionKeyEnd(p []byte) []byte {
+	e := append([]byte(nil), p...)
+	e[len(e)-1] = 0x02
+	return e
+}
+
+// parseVersionKey splits a version key into user key and LSN.
+func parseVersionKey(k []byte) (key []byte, lsn uint64, ok bool) {
+	if len(k) < 1+2+8 || k[0] != famVersion {
+		return nil, 0, false
+	}
+	key, rest, ok := unescape(k[1:])
+	if !ok || len(rest) != 8 {
+		return nil, 0, false
+	}
+	return key, ^binary.BigEndian.Uint64(rest), true
+}
+
+func metaKey(name string) []byte { return append([]byte{famMeta}, name...) }
+
+func expiryKey(expireAt int64, lsn uint64, key []byte) []byte {
+	k := make([]byte, 17, 17+len(key)+2)
+	k[0] = famExpiry
+	binary.BigEndian.PutUint64(k[1:], uint64(expireAt))
+	binary.BigEndian.PutUint64(k[9:], lsn)
+	return appendEscaped(k, key)
+}
+
+func flushKey(lsn uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = famFlush
+	binary.BigEndian.PutUint64(k[1:], lsn)
+	return k
+}
+
+// Version values: kind byte, expireAt varint, value bytes.
+const (
+	verValue     byte = 1
+	verTombstone byte = 2
+)
+
+func encodeVersion(op *Op) []byte {
+	if op.Kind == OpDel {
+		return []byte{verTombstone}
+	}
+	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(op.Value))
+	b = append(b, verValue)
+	b = binary.AppendVarint(b, op.ExpireAt)
+	return append(b, op.Value...)
+}
+
+func decodeVersion(b []byte) (v Version, ok bool) {
+	if len(b) == 0 {
+		return v, false
+	}
+	switch b[0] {
+	case verTombstone:
+		v.Deleted = true
+		return v, len(b) == 1
+	case verValue:
+		exp, n := binary.Varint(b[1:])
+		if n <= 0 {
+			return v, false
+		}
+		v.ExpireAt = exp
+		v.Value = b[1+n:]
+		return v, true
+	}
+	return v, false
+}
