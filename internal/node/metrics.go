@@ -78,3 +78,6 @@ func (m *Metrics) observeBatch(s replication.BatchStats) {
 	m.batchBytes.Observe(float64(s.Bytes))
 	m.syncSeconds.Observe(s.SyncTime.Seconds())
 }
+
+// Registry is the registry holding every metric of the node.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }

@@ -276,3 +276,7 @@ func (n *Node) gcLoop(ctx context.Context) {
 		n.metrics.gcRemoved.Add(float64(removed))
 	}
 }
+
+// Ready reports whether the node can serve: nil once it is up (a follower
+// later also requires being caught up).
+func (n *Node) Ready() error { return nil }

@@ -158,6 +158,13 @@ func (d *decoder) uvarint() uint64 {
 		d.fail("uvarint")
 		return 0
 	}
+	if n > 1 && d.b[n-1] == 0 {
+		// A padded varint (…0x80 0x00) decodes to the same number as the
+		// minimal one AppendEntry writes; refuse it so every entry has
+		// exactly one encoding.
+		d.err, d.b = errors.New("non-canonical uvarint"), nil
+		return 0
+	}
 	d.b = d.b[n:]
 	return v
 }
@@ -169,6 +176,10 @@ func (d *decoder) varint() int64 {
 	v, n := binary.Varint(d.b)
 	if n <= 0 {
 		d.fail("varint")
+		return 0
+	}
+	if n > 1 && d.b[n-1] == 0 {
+		d.err, d.b = errors.New("non-canonical varint"), nil // see uvarint
 		return 0
 	}
 	d.b = d.b[n:]

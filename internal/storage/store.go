@@ -145,6 +145,9 @@ func (s *Store) getMetaU64(name string) (uint64, error) {
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
 func (s *Store) recover() error {
+	if err := s.recoverInstall(); err != nil {
+		return err
+	}
 	floor, err := s.getMetaU64("log_floor")
 	if err != nil {
 		return err

@@ -1,0 +1,32 @@
+GO      ?= go
+BIN     := bin/replicant
+PKGS    := ./...
+
+.PHONY: build test race bench fuzz lint proto clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/replicant
+
+# The README's test command.
+test:
+	$(GO) test -race -timeout 15m $(PKGS)
+
+bench: build
+	bench/single-node.sh
+
+# Short fuzz runs of every fuzz target (CI runs these too).
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEntry$$' -fuzztime 15s ./internal/storage/
+	$(GO) test -run '^$$' -fuzz '^FuzzCommand$$' -fuzztime 15s ./internal/api/resp/
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
+	$(GO) vet $(PKGS)
+
+clean:
+	rm -rf bin .replicant-dev
+
+# Regenerate the gRPC/protobuf code (needs protoc, protoc-gen-go, protoc-gen-go-grpc).
+proto:
+	protoc --go_out=. --go_opt=paths=source_relative \
+	  --go-grpc_out=. --go-grpc_opt=paths=source_relative internal/transport/pb/peer.proto

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/replicant-db/replicant/internal/api/httpapi"
+	"github.com/replicant-db/replicant/internal/api/resp"
+	"github.com/replicant-db/replicant/internal/node"
+)
+
+type serverFlags struct {
+	id, data            string
+	respAddr, httpAddr  string
+	peerAddr            string
+	requirePass         string
+	maxKey, maxValue    int
+	logLevel, logFormat string
+	readTimeout         time.Duration
+}
+
+func newServerCmd() *cobra.Command {
+	var f serverFlags
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run one replicant node",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServer(cmd.Context(), f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.id, "id", "n1", "node id, unique in the cluster")
+	fl.StringVar(&f.data, "data", "", "data directory (default ./data/<id>)")
+	fl.StringVar(&f.respAddr, "resp", "127.0.0.1:6381", "Redis protocol listen address")
+	fl.StringVar(&f.httpAddr, "http", "127.0.0.1:8081", "HTTP API listen address")
+	fl.StringVar(&f.peerAddr, "peer", "127.0.0.1:9081", "node-to-node listen address")
+	fl.StringVar(&f.requirePass, "requirepass", "", "require RESP AUTH / HTTP bearer token")
+	fl.IntVar(&f.maxKey, "max-key-size", node.DefaultMaxKeySize, "largest accepted key in bytes")
+	fl.IntVar(&f.maxValue, "max-value-size", node.DefaultMaxValueSize, "largest accepted value in bytes")
+	fl.DurationVar(&f.readTimeout, "read-timeout", 5*time.Second, "how long a read waits for a token's LSN")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug|info|warn|error")
+	fl.StringVar(&f.logFormat, "log-format", "text", "text|json")
+	return cmd
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("invalid --log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("invalid --log-format %q: want text or json", format)
+}
+
+func runServer(ctx context.Context, f serverFlags) error {
+	log, err := newLogger(f.logLevel, f.logFormat)
+	if err != nil {
+		return err
+	}
+	if f.data == "" {
+		f.data = "data/" + f.id
+	}
+	if f.maxKey <= 0 || f.maxValue <= 0 {
+		return errors.New("--max-key-size and --max-value-size must be positive")
+	}
+	// Listen before opening the store so a port clash fails fast and leaves
+	// the data directory untouched.
+	respLn, err := net.Listen("tcp", f.respAddr)
+	if err != nil {
+		return fmt.Errorf("listen --resp: %w", err)
+	}
+	httpLn, err := net.Listen("tcp", f.httpAddr)
+	if err != nil {
+		respLn.Close()
+		return fmt.Errorf("listen --http: %w", err)
+	}
+	n, err := node.Open(node.Config{
+		ID: f.id, DataDir: f.data,
+		RESPAddr: respLn.Addr().String(), HTTPAddr: httpLn.Addr().String(), PeerAddr: f.peerAddr,
+		MaxKeySize: f.maxKey, MaxValueSize: f.maxValue,
+		RequirePass: f.requirePass, ReadTimeout: f.readTimeout,
+		Logger: log,
+	})
+	if err != nil {
+		respLn.Close()
+		httpLn.Close()
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rs := resp.New(n, log)
+	hs := httpapi.New(n, log)
+	errc := make(chan error, 2)
+	go func() { errc <- rs.Serve(ctx, respLn) }()
+	go func() { errc <- hs.Serve(ctx, httpLn) }()
+	log.Info("replicant ready", "id", f.id, "resp", respLn.Addr().String(), "http", httpLn.Addr().String(),
+		"data", f.data)
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case runErr = <-errc:
+		log.Error("server stopped", "err", runErr)
+	}
+	cancel()
+	for range 2 - boolToInt(runErr != nil) {
+		if err := <-errc; err != nil && !strings.Contains(err.Error(), "closed") {
+			log.Warn("listener", "err", err)
+		}
+	}
+	if err := n.Close(); err != nil {
+		return fmt.Errorf("close node: %w", err)
+	}
+	log.Info("stopped cleanly")
+	return runErr
+}
+
+func boolToInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

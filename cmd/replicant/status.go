@@ -1,0 +1,49 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+func newStatusCmd() *cobra.Command {
+	var cf clientFlags
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show a node's view of the cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := cf.client().Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			fmt.Fprintf(out, "node %s: %s (leader %s), epoch %d, sync policy %s\n", st.ID, st.Role, st.Leader, st.Epoch, st.SyncPolicy)
+			fmt.Fprintf(out, "LSN: first %d, last %d, commit %d, applied %d; token %s\n", st.FirstLSN, st.LastLSN, st.CommitLSN, st.AppliedLSN, st.Token)
+			if len(st.Members) == 0 {
+				return nil
+			}
+			tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "MEMBER\tROLE\tSYNC\tHEALTHY\tMATCH\tAPPLIED\tLAG\tLAG(s)\tSTATE")
+			for _, m := range st.Members {
+				sync := "async"
+				if m.Sync {
+					sync = "sync"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%d\t%d\t%d\t%.3f\t%s\n", m.ID, m.Role, sync, m.Healthy, m.MatchLSN, m.AppliedLSN, m.LagEntries, m.LagSeconds, m.State)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw status JSON")
+	cf.register(cmd)
+	return cmd
+}

@@ -1,0 +1,322 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/subtle"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/replicant-db/replicant/internal/node"
+	"github.com/replicant-db/replicant/internal/replication"
+)
+
+// Header names of the Contract.
+const (
+	HeaderToken       = "Replicant-Token"
+	HeaderConsistency = "Replicant-Consistency"
+)
+
+// Backend is what the HTTP API needs from a node.
+type Backend interface {
+	ID() string
+	Config() node.Config
+	Write(ctx context.Context, fn func(*replication.Txn) error) (replication.Token, error)
+	Read(ctx context.Context, c replication.Consistency, floor replication.Token) (*replication.Reader, error)
+	Token() replication.Token
+	Status() node.Status
+	CheckKey(key []byte) error
+	CheckValue(size int) error
+	Metrics() *node.Metrics
+	Ready() error
+}
+
+var _ Backend = (*node.Node)(nil)
+
+//go:embed dashboard.html
+var dashboardHTML []byte
+
+// Server is the HTTP API of one node.
+type Server struct {
+	b   Backend
+	log *slog.Logger
+	srv *http.Server
+}
+
+// New builds the handler tree.
+func New(b Backend, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{b: b, log: log}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/kv/{key...}", s.auth(s.getKey))
+	mux.HandleFunc("HEAD /v1/kv/{key...}", s.auth(s.getKey))
+	mux.HandleFunc("PUT /v1/kv/{key...}", s.auth(s.putKey))
+	mux.HandleFunc("DELETE /v1/kv/{key...}", s.auth(s.deleteKey))
+	mux.HandleFunc("GET /v1/status", s.auth(s.status))
+	mux.Handle("GET /metrics", s.authH(promhttp.HandlerFor(b.Metrics().Registry(), promhttp.HandlerOpts{})))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		s.setToken(w, b.Token())
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		s.setToken(w, b.Token())
+		if err := b.Ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		s.setToken(w, b.Token())
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write(dashboardHTML)
+	})
+	s.srv = &http.Server{
+		Handler:           s.withToken(mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return s
+}
+
+// Handler returns the root handler (for tests).
+func (s *Server) Handler() http.Handler { return s.srv.Handler }
+
+// Serve serves on ln until ctx ends, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(sctx)
+	<-errc
+	return nil
+}
+
+// withToken makes sure every response carries Replicant-Token, even errors
+// produced outside the handlers (404, 405): handlers that know better set it
+// first.
+func (s *Server) withToken(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(HeaderToken, s.b.Token().String())
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) authH(h http.Handler) http.Handler { return s.auth(h.ServeHTTP) }
+
+func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if pass := s.b.Config().RequirePass; pass != "" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(pass)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="replicant"`)
+				writeError(w, http.StatusUnauthorized, errors.New("authentication required: send Authorization: Bearer <password>"))
+				return
+			}
+		}
+		h(w, r)
+	}
+}
+
+func (s *Server) setToken(w http.ResponseWriter, t replication.Token) {
+	w.Header().Set(HeaderToken, t.String())
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+}
+
+func (s *Server) record(cmd string, start time.Time, err error) {
+	m := s.b.Metrics()
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.Ops.WithLabelValues("http", cmd, result).Inc()
+	m.OpLatency.WithLabelValues("http", cmd).Observe(time.Since(start).Seconds())
+}
+
+// readParams parses the consistency and token headers.
+func readParams(r *http.Request) (replication.Consistency, replication.Token, error) {
+	c, err := replication.ParseConsistency(r.Header.Get(HeaderConsistency))
+	if err != nil {
+		return c, replication.Token{}, err
+	}
+	var floor replication.Token
+	if t := r.Header.Get(HeaderToken); t != "" {
+		if floor, err = replication.ParseToken(t); err != nil {
+			return c, floor, err
+		}
+	}
+	return c, floor, nil
+}
+
+func (s *Server) getKey(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	key := []byte(r.PathValue("key"))
+	c, floor, err := readParams(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	rd, err := s.b.Read(r.Context(), c, floor)
+	if err != nil {
+		s.record("get", start, err)
+		s.writeOpError(w, r, err)
+		return
+	}
+	s.setToken(w, rd.Token())
+	v, ok, err := rd.Get(key)
+	s.record("get", start, err)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Errorf("key %q not found", key))
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Replicant-Version-Lsn", fmt.Sprint(v.LSN))
+	if v.ExpireAt != 0 {
+		w.Header().Set("Replicant-Expire-At", time.UnixMilli(v.ExpireAt).UTC().Format(time.RFC3339Nano))
+	}
+	w.Header().Set("Content-Length", fmt.Sprint(len(v.Value)))
+	if r.Method == http.MethodHead {
+		return
+	}
+	_, _ = w.Write(v.Value)
+}
+
+func (s *Server) putKey(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	key := []byte(r.PathValue("key"))
+	if err := s.b.CheckKey(key); err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, err)
+		return
+	}
+	var ttl time.Duration
+	if q := r.URL.Query().Get("ttl"); q != "" {
+		d, err := time.ParseDuration(q)
+		if err != nil || d <= 0 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("invalid ttl %q: want a positive duration such as 30s", q))
+			return
+		}
+		ttl = d
+	}
+	if r.ContentLength > 0 {
+		if err := s.b.CheckValue(int(min(r.ContentLength, 1<<40))); err != nil {
+			writeError(w, http.StatusRequestEntityTooLarge, err)
+			return
+		}
+	}
+	limit := int64(s.b.Config().MaxValueSize)
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("read body: %w", err))
+		return
+	}
+	if err := s.b.CheckValue(len(body)); err != nil || int64(len(body)) > limit {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("value too large (more than max %d bytes)", limit))
+		return
+	}
+	tok, err := s.b.Write(r.Context(), func(tx *replication.Txn) error {
+		var exp int64
+		if ttl > 0 {
+			exp = tx.NowMs() + ttl.Milliseconds()
+		}
+		tx.Set(key, body, exp)
+		return nil
+	})
+	s.record("put", start, err)
+	if err != nil {
+		s.writeOpError(w, r, err)
+		return
+	}
+	s.setToken(w, tok)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	key := []byte(r.PathValue("key"))
+	existed := false
+	tok, err := s.b.Write(r.Context(), func(tx *replication.Txn) error {
+		_, ok, err := tx.Get(key)
+		if err != nil {
+			return err
+		}
+		existed = ok
+		if ok {
+			tx.Del(key)
+		}
+		return nil
+	})
+	s.record("delete", start, err)
+	if err != nil {
+		s.writeOpError(w, r, err)
+		return
+	}
+	s.setToken(w, tok)
+	if !existed {
+		writeError(w, http.StatusNotFound, fmt.Errorf("key %q not found", key))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) writeOpError(w http.ResponseWriter, r *http.Request, err error) {
+	var nl *replication.NotLeaderError
+	switch {
+	case errors.As(err, &nl):
+		if nl.LeaderHTTP == "" {
+			writeError(w, http.StatusServiceUnavailable, err)
+			return
+		}
+		u := url.URL{Scheme: "http", Host: nl.LeaderHTTP, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
+		w.Header().Set("Location", u.String())
+		writeError(w, http.StatusTemporaryRedirect, err)
+	case errors.Is(err, replication.ErrStale):
+		writeError(w, http.StatusServiceUnavailable, err)
+	case errors.Is(err, replication.ErrLostWrite):
+		writeError(w, http.StatusGone, err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusGatewayTimeout, err)
+	default:
+		var le *replication.LimitError
+		if errors.As(err, &le) {
+			writeError(w, http.StatusRequestEntityTooLarge, err)
+			return
+		}
+		writeError(w, http.StatusInternalServerError, err)
+	}
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	st := s.b.Status()
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(st)
+}

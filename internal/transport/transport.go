@@ -1,0 +1,235 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/replicant-db/replicant/internal/transport/pb"
+)
+
+// Handler serves inbound peer requests.
+type Handler interface {
+	HandleRaft(ctx context.Context, msgs []*raftpb.Message) error
+	HandleReplicate(stream pb.Peer_ReplicateServer) error
+	HandleSnapshot(req *pb.SnapshotRequest, stream pb.Peer_SnapshotServer) error
+	HandleJoin(ctx context.Context, req *pb.JoinRequest) (*pb.JoinResponse, error)
+}
+
+// MaxMessageBytes returns the gRPC message limit for a value limit: one
+// entry with the largest key and value must fit, with room to spare.
+func MaxMessageBytes(maxValue, maxKey int) int {
+	return max(64<<20, 2*maxValue+maxKey+(1<<20))
+}
+
+// Server is the gRPC peer server.
+type Server struct {
+	pb.UnimplementedPeerServer
+	h   Handler
+	srv *grpc.Server
+}
+
+// NewServer creates a peer server; maxMsg bounds message sizes.
+func NewServer(h Handler, maxMsg int) *Server {
+	s := &Server{h: h}
+	s.srv = grpc.NewServer(
+		grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 5 * time.Second, Timeout: 5 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
+	)
+	pb.RegisterPeerServer(s.srv, s)
+	return s
+}
+
+// Serve serves on ln until Stop.
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.srv.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("transport: %w", err)
+	}
+	return nil
+}
+
+// Stop closes every connection and stream at once.
+func (s *Server) Stop() { s.srv.Stop() }
+
+// Raft implements pb.PeerServer.
+func (s *Server) Raft(ctx context.Context, b *pb.RaftBatch) (*pb.Empty, error) {
+	msgs := make([]*raftpb.Message, 0, len(b.Messages))
+	for _, raw := range b.Messages {
+		m := &raftpb.Message{}
+		if err := proto.Unmarshal(raw, m); err != nil {
+			return nil, fmt.Errorf("transport: bad raft message: %w", err)
+		}
+		msgs = append(msgs, m)
+	}
+	if err := s.h.HandleRaft(ctx, msgs); err != nil {
+		return nil, err
+	}
+	return &pb.Empty{}, nil
+}
+
+// Replicate implements pb.PeerServer.
+func (s *Server) Replicate(stream pb.Peer_ReplicateServer) error { return s.h.HandleReplicate(stream) }
+
+// Snapshot implements pb.PeerServer.
+func (s *Server) Snapshot(req *pb.SnapshotRequest, stream pb.Peer_SnapshotServer) error {
+	return s.h.HandleSnapshot(req, stream)
+}
+
+// Join implements pb.PeerServer.
+func (s *Server) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinResponse, error) {
+	return s.h.HandleJoin(ctx, req)
+}
+
+// Pool holds one client connection per peer address.
+type Pool struct {
+	maxMsg int
+	mu     sync.Mutex
+	conns  map[string]*grpc.ClientConn
+	closed bool
+}
+
+// NewPool creates an empty pool.
+func NewPool(maxMsg int) *Pool { return &Pool{maxMsg: maxMsg, conns: map[string]*grpc.ClientConn{}} }
+
+// Client returns a client for addr, creating the connection lazily (gRPC
+// dials in the background and reconnects with exponential backoff).
+func (p *Pool) Client(addr string) (pb.PeerClient, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, errors.New("transport: pool closed")
+	}
+	if c, ok := p.conns[addr]; ok {
+		return pb.NewPeerClient(c), nil
+	}
+	c, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(p.maxMsg), grpc.MaxCallSendMsgSize(p.maxMsg)),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		}),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 5 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
+	}
+	p.conns[addr] = c
+	return pb.NewPeerClient(c), nil
+}
+
+// Close closes every connection.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = map[string]*grpc.ClientConn{}
+}
+
+// RaftSender delivers raft messages to peers without blocking its caller:
+// one queue and goroutine per destination.
+type RaftSender struct {
+	pool    *Pool
+	resolve func(raftID uint64) (string, bool)
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	queues map[uint64]chan *raftpb.Message
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewRaftSender creates a sender; resolve maps a raft id to a peer address.
+func NewRaftSender(pool *Pool, resolve func(uint64) (string, bool), log *slog.Logger) *RaftSender {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &RaftSender{pool: pool, resolve: resolve, log: log, queues: map[uint64]chan *raftpb.Message{}, ctx: ctx, cancel: cancel}
+}
+
+// Send queues msgs; messages to unknown or congested peers are dropped.
+func (r *RaftSender) Send(msgs []*raftpb.Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ctx.Err() != nil {
+		return
+	}
+	for _, m := range msgs {
+		to := m.GetTo()
+		q, ok := r.queues[to]
+		if !ok {
+			q = make(chan *raftpb.Message, 1024)
+			r.queues[to] = q
+			r.wg.Add(1)
+			go r.run(to, q)
+		}
+		select {
+		case q <- m:
+		default: // congested: raft will retry
+		}
+	}
+}
+
+func (r *RaftSender) run(to uint64, q chan *raftpb.Message) {
+	defer r.wg.Done()
+	for {
+		var first *raftpb.Message
+		select {
+		case <-r.ctx.Done():
+			return
+		case first = <-q:
+		}
+		batch := &pb.RaftBatch{}
+		add := func(m *raftpb.Message) {
+			if b, err := proto.Marshal(m); err == nil {
+				batch.Messages = append(batch.Messages, b)
+			}
+		}
+		add(first)
+	fill:
+		for len(batch.Messages) < 256 {
+			select {
+			case m := <-q:
+				add(m)
+			default:
+				break fill
+			}
+		}
+		addr, ok := r.resolve(to)
+		if !ok {
+			continue
+		}
+		c, err := r.pool.Client(addr)
+		if err != nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(r.ctx, 2*time.Second)
+		_, err = c.Raft(ctx, batch)
+		cancel()
+		if err != nil && r.ctx.Err() == nil {
+			r.log.Debug("raft send failed", "to", addr, "err", err)
+		}
+	}
+}
+
+// Close stops the sender goroutines.
+func (r *RaftSender) Close() {
+	r.mu.Lock()
+	r.cancel()
+	r.mu.Unlock()
+	r.wg.Wait()
+}
