@@ -202,3 +202,40 @@ func (c *Client) Status(ctx context.Context) (*Status, error) {
 	}
 	return &st, nil
 }
+
+// Config is the cluster's run-time replication policy.
+type Config struct {
+	Sync     string `json:"sync,omitempty"`
+	Ack      string `json:"ack,omitempty"`
+	Fallback string `json:"sync_fallback,omitempty"`
+}
+
+// SetConfig changes the commit policy, ack level or fallback (empty fields
+// are kept) and returns the resulting configuration.
+func (c *Client) SetConfig(ctx context.Context, cfg Config) (*Config, error) {
+	body, _ := json.Marshal(cfg)
+	resp, data, err := c.do(ctx, http.MethodPut, "/v1/config", body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, errorOf(resp, data)
+	}
+	var out Config
+	if err := json.Unmarshal(data, &out); err != nil {
+		return nil, fmt.Errorf("replicant: decode config: %w", err)
+	}
+	return &out, nil
+}
+
+// RemoveMember takes a node out of the cluster.
+func (c *Client) RemoveMember(ctx context.Context, id string) error {
+	resp, data, err := c.do(ctx, http.MethodDelete, "/v1/members/"+url.PathEscape(id), nil)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusNoContent {
+		return errorOf(resp, data)
+	}
+	return nil
+}

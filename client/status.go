@@ -1,5 +1,7 @@
 package client
 
+import "time"
+
 // Status mirrors the node's /v1/status document (the Contract's fields and
 // the extensions this client knows).
 type Status struct {
@@ -12,25 +14,46 @@ type Status struct {
 	LastLSN    uint64   `json:"last_lsn"`
 	FirstLSN   uint64   `json:"first_lsn"`
 	SyncPolicy string   `json:"sync_policy"`
-	Members    []Member `json:"members"`
-	RESP       string   `json:"resp"`
-	HTTP       string   `json:"http"`
-	Peer       string   `json:"peer"`
-	UptimeSec  float64  `json:"uptime_seconds"`
-	Token      string   `json:"token"`
+	Ack        string   `json:"ack"`
+	Fallback   string   `json:"sync_fallback"`
+	SyncSet    []string `json:"sync_set"`
+	State      string   `json:"state"`
+	Reason     string   `json:"reason"`
+	LagSeconds float64  `json:"lag_seconds"`
+	Controller string   `json:"controller"`
+	// FallbackActive is true while commits ignore the sync policy.
+	FallbackActive bool     `json:"fallback_active"`
+	Events         []Event  `json:"events"`
+	RolledBack     uint64   `json:"rolled_back_entries"`
+	Members        []Member `json:"members"`
+	RESP           string   `json:"resp"`
+	HTTP           string   `json:"http"`
+	Peer           string   `json:"peer"`
+	UptimeSec      float64  `json:"uptime_seconds"`
+	Token          string   `json:"token"`
 }
 
 // Member is one other node as the answering node sees it.
 type Member struct {
-	ID         string  `json:"id"`
-	Role       string  `json:"role"`
-	Sync       bool    `json:"sync"`
-	Healthy    bool    `json:"healthy"`
-	MatchLSN   uint64  `json:"match_lsn"`
-	AppliedLSN uint64  `json:"applied_lsn"`
-	LagEntries uint64  `json:"lag_entries"`
-	LagSeconds float64 `json:"lag_seconds"`
-	State      string  `json:"state"`
-	RESP       string  `json:"resp"`
-	HTTP       string  `json:"http"`
+	ID          string  `json:"id"`
+	Role        string  `json:"role"`
+	Sync        bool    `json:"sync"`
+	Healthy     bool    `json:"healthy"`
+	MatchLSN    uint64  `json:"match_lsn"`
+	ReceivedLSN uint64  `json:"received_lsn"`
+	DurableLSN  uint64  `json:"durable_lsn"`
+	AppliedLSN  uint64  `json:"applied_lsn"`
+	LagEntries  uint64  `json:"lag_entries"`
+	LagSeconds  float64 `json:"lag_seconds"`
+	State       string  `json:"state"`
+	RESP        string  `json:"resp"`
+	HTTP        string  `json:"http"`
+}
+
+// Event is a replication event reported by the leader.
+type Event struct {
+	Time     time.Time `json:"time"`
+	Kind     string    `json:"kind"`
+	Follower string    `json:"follower"`
+	Message  string    `json:"message"`
 }

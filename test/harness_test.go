@@ -64,6 +64,7 @@ type proc struct {
 	cmd              *exec.Cmd
 	log              *syncBuffer
 	done             chan struct{}
+	cleanupSet       bool
 }
 
 // freeAddrs reserves n distinct loopback addresses.
@@ -96,6 +97,13 @@ func newProc(t *testing.T, id string, extra ...string) *proc {
 // start launches the process and waits for /healthz.
 func (p *proc) start() {
 	p.t.Helper()
+	p.startNoWait()
+	p.waitHealthy()
+}
+
+// startNoWait launches the process.
+func (p *proc) startNoWait() {
+	p.t.Helper()
 	args := append([]string{"server", "--id", p.ID, "--data", p.Data, "--resp", p.RESP,
 		"--http", p.HTTP, "--peer", p.Peer, "--log-level", "debug"}, p.Args...)
 	p.cmd = exec.Command(binary, args...)
@@ -108,6 +116,10 @@ func (p *proc) start() {
 	}
 	p.done = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(p.cmd, p.done)
+	if p.cleanupSet {
+		return
+	}
+	p.cleanupSet = true
 	p.t.Cleanup(func() {
 		if p.running() {
 			_ = p.cmd.Process.Kill()
@@ -117,6 +129,11 @@ func (p *proc) start() {
 			p.t.Logf("--- log of %s ---\n%s", p.ID, p.log.String())
 		}
 	})
+}
+
+// waitHealthy waits for /healthz.
+func (p *proc) waitHealthy() {
+	p.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get("http://" + p.HTTP + "/healthz")

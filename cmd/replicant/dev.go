@@ -24,7 +24,7 @@ type devNode struct {
 
 func newDevCmd() *cobra.Command {
 	var nodes int
-	var data string
+	var data, syncPolicy string
 	var extra []string
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -34,18 +34,29 @@ listens on RESP 127.0.0.1:638i, HTTP 127.0.0.1:808i and peer 127.0.0.1:908i.
 Ctrl-C stops them all. Data is kept in --data, so a second run resumes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDev(cmd.Context(), nodes, data, extra)
+			return runDev(cmd.Context(), nodes, data, syncPolicy, extra)
 		},
 	}
-	cmd.Flags().IntVar(&nodes, "nodes", 1, "number of nodes (1-9)")
+	cmd.Flags().IntVar(&nodes, "nodes", 3, "number of nodes (1-9)")
+	cmd.Flags().StringVar(&syncPolicy, "sync", "", "commit policy (default 'FIRST 1 (n2,…,nN)': n2 synchronous, the others asynchronous)")
 	cmd.Flags().StringVar(&data, "data", ".replicant-dev", "directory holding one data directory per node")
 	cmd.Flags().StringArrayVar(&extra, "server-flag", nil, "extra flag passed to every server, e.g. --server-flag=--requirepass=s3cret")
 	return cmd
 }
 
-func runDev(ctx context.Context, n int, data string, extra []string) error {
-	if n != 1 {
-		return fmt.Errorf("--nodes %d: this build runs single-node only (replication is not built yet)", n)
+func runDev(ctx context.Context, n int, data, syncPolicy string, extra []string) error {
+	if n < 1 || n > 9 {
+		return fmt.Errorf("--nodes %d: want 1 to 9", n)
+	}
+	if syncPolicy == "" {
+		syncPolicy = "async"
+		if n > 1 {
+			var ids []string
+			for i := 2; i <= n; i++ {
+				ids = append(ids, fmt.Sprintf("n%d", i))
+			}
+			syncPolicy = "FIRST 1 (" + strings.Join(ids, ",") + ")"
+		}
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -65,6 +76,10 @@ func runDev(ctx context.Context, n int, data string, extra []string) error {
 		d.data = filepath.Join(data, d.id)
 		d.logPath = filepath.Join(data, d.id+".log")
 		ns = append(ns, d)
+	}
+	var initial []string
+	for _, d := range ns {
+		initial = append(initial, d.id+"="+d.peer)
 	}
 	stopAll := func() {
 		for _, d := range ns {
@@ -90,7 +105,8 @@ func runDev(ctx context.Context, n int, data string, extra []string) error {
 			stopAll()
 			return fmt.Errorf("open %s: %w", d.logPath, err)
 		}
-		args := []string{"server", "--id", d.id, "--data", d.data, "--resp", d.resp, "--http", d.http, "--peer", d.peer}
+		args := []string{"server", "--id", d.id, "--data", d.data, "--resp", d.resp, "--http", d.http, "--peer", d.peer,
+			"--initial-cluster", strings.Join(initial, ","), "--sync", syncPolicy}
 		args = append(args, extra...)
 		d.cmd = exec.Command(exe, args...)
 		d.cmd.Stdout, d.cmd.Stderr = logf, logf
@@ -132,8 +148,12 @@ func runDev(ctx context.Context, n int, data string, extra []string) error {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", d.id, d.cmd.Process.Pid, d.resp, d.http, d.peer, d.data, d.logPath)
 	}
 	_ = tw.Flush()
-	fmt.Printf("\nDashboard: http://%s/\nTry:       redis-cli -p %s set hello world\n           go run ./cmd/replicant status --addr %s\nCtrl-C stops the cluster.\n",
-		ns[0].http, strings.TrimPrefix(ns[0].resp, "127.0.0.1:"), ns[0].http)
+	fmt.Printf("\nCommit policy: %s (applies when the cluster is first created)\n", syncPolicy)
+	fmt.Printf("Dashboard: http://%s/\nTry:       redis-cli -p %s set hello world\n", ns[0].http, strings.TrimPrefix(ns[0].resp, "127.0.0.1:"))
+	if n > 1 {
+		fmt.Printf("           redis-cli -p %s get hello        # read it on n2\n", strings.TrimPrefix(ns[1].resp, "127.0.0.1:"))
+	}
+	fmt.Printf("           go run ./cmd/replicant status --addr %s\nCtrl-C stops the cluster.\n", ns[0].http)
 	select {
 	case <-ctx.Done():
 		fmt.Println("\nstopping…")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/replicant-db/replicant/internal/api/httpapi"
 	"github.com/replicant-db/replicant/internal/api/resp"
+	"github.com/replicant-db/replicant/internal/control"
 	"github.com/replicant-db/replicant/internal/node"
 )
 
@@ -43,6 +44,15 @@ func newServerCmd() *cobra.Command {
 	fl.StringVar(&f.respAddr, "resp", "127.0.0.1:6381", "Redis protocol listen address")
 	fl.StringVar(&f.httpAddr, "http", "127.0.0.1:8081", "HTTP API listen address")
 	fl.StringVar(&f.peerAddr, "peer", "127.0.0.1:9081", "node-to-node listen address")
+	fl.StringVar(&f.initialCluster, "initial-cluster", "", "bootstrap a new cluster: id=peeraddr,... (same on every node; the first is the first leader); ignored on restart")
+	fl.StringVar(&f.join, "join", "", "peer address of a running cluster to join as a follower (snapshot, then catch-up)")
+	fl.StringVar(&f.syncPolicy, "sync", "async", "commit policy at bootstrap: async | all | 'FIRST k (n2,n3)' | 'ANY k (*)'")
+	fl.StringVar(&f.ack, "ack", "durable", "what a sync follower acknowledges: received | durable | applied")
+	fl.StringVar(&f.fallback, "sync-fallback", "block", "when too few sync followers are healthy: block | async")
+	fl.DurationVar(&f.syncTimeout, "sync-timeout", 2*time.Second, "a sync follower silent or lagging this long is replaced")
+	fl.DurationVar(&f.writeTimeout, "write-timeout", 10*time.Second, "how long a write waits for commit before failing")
+	fl.DurationVar(&f.applyDelay, "apply-delay", 0, "as a follower, apply entries only when they are this old (delayed replica)")
+	fl.Uint64Var(&f.logRetention, "log-retention", 1_000_000, "log entries kept behind the newest; followers further behind get a snapshot")
 	fl.StringVar(&f.requirePass, "requirepass", "", "require RESP AUTH / HTTP bearer token")
 	fl.IntVar(&f.maxKey, "max-key-size", node.DefaultMaxKeySize, "largest accepted key in bytes")
 	fl.IntVar(&f.maxValue, "max-value-size", node.DefaultMaxValueSize, "largest accepted value in bytes")
@@ -78,27 +88,44 @@ func runServer(ctx context.Context, f serverFlags) error {
 	if f.maxKey <= 0 || f.maxValue <= 0 {
 		return errors.New("--max-key-size and --max-value-size must be positive")
 	}
+	initial, err := parseInitialCluster(f.initialCluster)
+	if err != nil {
+		return err
+	}
+	if f.join != "" && len(initial) > 0 {
+		return errors.New("--join and --initial-cluster are exclusive: join a running cluster or bootstrap a new one")
+	}
 	// Listen before opening the store so a port clash fails fast and leaves
 	// the data directory untouched.
-	respLn, err := net.Listen("tcp", f.respAddr)
-	if err != nil {
-		return fmt.Errorf("listen --resp: %w", err)
+	var lns []net.Listener
+	closeAll := func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
 	}
-	httpLn, err := net.Listen("tcp", f.httpAddr)
-	if err != nil {
-		respLn.Close()
-		return fmt.Errorf("listen --http: %w", err)
+	for _, a := range []struct{ flag, addr string }{{"--resp", f.respAddr}, {"--http", f.httpAddr}, {"--peer", f.peerAddr}} {
+		ln, err := net.Listen("tcp", a.addr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("listen %s: %w", a.flag, err)
+		}
+		lns = append(lns, ln)
 	}
+	respLn, httpLn, peerLn := lns[0], lns[1], lns[2]
 	n, err := node.Open(node.Config{
 		ID: f.id, DataDir: f.data,
-		RESPAddr: respLn.Addr().String(), HTTPAddr: httpLn.Addr().String(), PeerAddr: f.peerAddr,
-		MaxKeySize: f.maxKey, MaxValueSize: f.maxValue,
+		RESPAddr: respLn.Addr().String(), HTTPAddr: httpLn.Addr().String(), PeerAddr: peerLn.Addr().String(),
+		PeerListener:   peerLn,
+		InitialCluster: initial, Join: f.join,
+		SyncPolicy: f.syncPolicy, Ack: f.ack, SyncFallback: f.fallback,
+		SyncTimeout: f.syncTimeout, WriteTimeout: f.writeTimeout, ApplyDelay: f.applyDelay,
+		LogRetention: f.logRetention,
+		MaxKeySize:   f.maxKey, MaxValueSize: f.maxValue,
 		RequirePass: f.requirePass, ReadTimeout: f.readTimeout,
 		Logger: log,
 	})
 	if err != nil {
-		respLn.Close()
-		httpLn.Close()
+		closeAll()
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -128,6 +155,30 @@ func runServer(ctx context.Context, f serverFlags) error {
 	}
 	log.Info("stopped cleanly")
 	return runErr
+}
+
+// parseInitialCluster parses id=peeraddr,id=peeraddr.
+func parseInitialCluster(s string) ([]control.Member, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []control.Member
+	seen := map[string]bool{}
+	for _, part := range strings.Split(s, ",") {
+		id, addr, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("invalid --initial-cluster entry %q: want id=host:port", part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("invalid --initial-cluster address %q for %s: %w", addr, id, err)
+		}
+		if seen[id] {
+			return nil, fmt.Errorf("--initial-cluster lists %s twice", id)
+		}
+		seen[id] = true
+		out = append(out, control.Member{ID: id, PeerAddr: addr})
+	}
+	return out, nil
 }
 
 func boolToInt(b bool) int {

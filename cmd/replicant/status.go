@@ -26,19 +26,33 @@ func newStatusCmd() *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
 			}
-			fmt.Fprintf(out, "node %s: %s (leader %s), epoch %d, sync policy %s\n", st.ID, st.Role, st.Leader, st.Epoch, st.SyncPolicy)
+			fmt.Fprintf(out, "node %s: %s, %s (leader %s), epoch %d\n", st.ID, st.Role, st.State, st.Leader, st.Epoch)
+			fmt.Fprintf(out, "policy: sync=%q ack=%s fallback=%s sync set=%v", st.SyncPolicy, st.Ack, st.Fallback, st.SyncSet)
+			if st.FallbackActive {
+				fmt.Fprint(out, "  ** FALLBACK TO ASYNC ACTIVE **")
+			}
+			fmt.Fprintln(out)
+			if st.Reason != "" {
+				fmt.Fprintf(out, "reason: %s\n", st.Reason)
+			}
+			if st.Role == "follower" {
+				fmt.Fprintf(out, "replica lag: %.3fs\n", st.LagSeconds)
+			}
 			fmt.Fprintf(out, "LSN: first %d, last %d, commit %d, applied %d; token %s\n", st.FirstLSN, st.LastLSN, st.CommitLSN, st.AppliedLSN, st.Token)
 			if len(st.Members) == 0 {
 				return nil
 			}
 			tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "MEMBER\tROLE\tSYNC\tHEALTHY\tMATCH\tAPPLIED\tLAG\tLAG(s)\tSTATE")
+			for _, ev := range st.Events {
+				fmt.Fprintf(out, "event %s %s %s: %s\n", ev.Time.Format("15:04:05.000"), ev.Kind, ev.Follower, ev.Message)
+			}
+			fmt.Fprintln(tw, "MEMBER\tROLE\tSYNC\tHEALTHY\tRECEIVED\tDURABLE\tAPPLIED\tLAG\tLAG(s)\tSTATE")
 			for _, m := range st.Members {
 				sync := "async"
 				if m.Sync {
 					sync = "sync"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%d\t%d\t%d\t%.3f\t%s\n", m.ID, m.Role, sync, m.Healthy, m.MatchLSN, m.AppliedLSN, m.LagEntries, m.LagSeconds, m.State)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%d\t%d\t%d\t%d\t%.3f\t%s\n", m.ID, m.Role, sync, m.Healthy, m.ReceivedLSN, m.DurableLSN, m.AppliedLSN, m.LagEntries, m.LagSeconds, m.State)
 			}
 			return tw.Flush()
 		},

@@ -16,6 +16,9 @@ type Metrics struct {
 	syncSeconds  prometheus.Histogram
 	expired      prometheus.Counter
 	gcRemoved    prometheus.Counter
+	rolledBack   prometheus.Counter
+	truncated    prometheus.Counter
+	events       *prometheus.CounterVec
 	// Ops counts API operations by api (resp|http), command and result.
 	Ops *prometheus.CounterVec
 	// OpLatency observes API operation latency by api and command.
@@ -48,6 +51,15 @@ func newMetrics(n *Node) *Metrics {
 		gcRemoved: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "replicant_gc_versions_removed_total", Help: "Old versions removed by garbage collection.",
 		}),
+		rolledBack: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "replicant_rolled_back_entries_total", Help: "Divergent log entries rolled back (written to the rollback directory).",
+		}),
+		truncated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "replicant_log_truncated_entries_total", Help: "Log entries dropped by retention.",
+		}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "replicant_replication_events_total", Help: "Replication events: sync-promoted, sync-demoted, fallback-engaged, fallback-cleared, follower-unhealthy, follower-healthy.",
+		}, []string{"kind"}),
 		Ops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replicant_ops_total", Help: "API operations by api, command and result.",
 		}, []string{"api", "cmd", "result"}),
@@ -61,17 +73,27 @@ func newMetrics(n *Node) *Metrics {
 	}
 	reg.MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.writeLatency, m.batchEntries, m.batchBytes, m.syncSeconds, m.expired, m.gcRemoved, m.Ops, m.OpLatency,
+		m.writeLatency, m.batchEntries, m.batchBytes, m.syncSeconds, m.expired, m.gcRemoved, m.rolledBack, m.truncated, m.events, m.Ops, m.OpLatency,
 		lsn("replicant_last_lsn", "Last LSN in the local log.", func() uint64 { return n.store.State().LastLSN }),
 		lsn("replicant_applied_lsn", "Last LSN applied to the local state.", func() uint64 { return n.store.State().AppliedLSN }),
-		lsn("replicant_commit_lsn", "Commit LSN known to this node.", func() uint64 { return n.writer.CommitLSN() }),
-		lsn("replicant_epoch", "Current epoch.", func() uint64 { return n.writer.Epoch() }),
+		lsn("replicant_commit_lsn", "Commit LSN this node reads at.", func() uint64 { l, _, _ := n.readPosition(); return l }),
+		lsn("replicant_first_lsn", "First LSN still in the local log.", func() uint64 { return n.store.State().FirstLSN }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "replicant_is_leader", Help: "1 on the leader."}, func() float64 {
+			if n.IsLeader() {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "replicant_replica_lag_seconds", Help: "On a follower: how far its readable state is behind the leader."}, n.lagSeconds),
+		newFollowerCollector(n),
 	)
 	return m
 }
 
 // Metrics returns the node's metrics for API packages to record into.
 func (n *Node) Metrics() *Metrics { return n.metrics }
+
+func (m *Metrics) observeEvent(ev replication.Event) { m.events.WithLabelValues(ev.Kind).Inc() }
 
 func (m *Metrics) observeBatch(s replication.BatchStats) {
 	m.batchEntries.Observe(float64(s.Entries))
@@ -81,3 +103,45 @@ func (m *Metrics) observeBatch(s replication.BatchStats) {
 
 // Registry is the registry holding every metric of the node.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// followerCollector exports the leader's per-follower progress.
+type followerCollector struct {
+	n                                *Node
+	lagEntries, lagSeconds, sync, ok *prometheus.Desc
+}
+
+func newFollowerCollector(n *Node) *followerCollector {
+	l := []string{"follower"}
+	return &followerCollector{n: n,
+		lagEntries: prometheus.NewDesc("replicant_follower_lag_entries", "Entries the follower has not acknowledged at the ack level.", l, nil),
+		lagSeconds: prometheus.NewDesc("replicant_follower_lag_seconds", "Age of the oldest entry the follower has not applied.", l, nil),
+		sync:       prometheus.NewDesc("replicant_follower_sync", "1 when the follower's acknowledgements count for commit.", l, nil),
+		ok:         prometheus.NewDesc("replicant_follower_healthy", "1 when the follower is healthy.", l, nil),
+	}
+}
+
+func (c *followerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.lagEntries
+	ch <- c.lagSeconds
+	ch <- c.sync
+	ch <- c.ok
+}
+
+func (c *followerCollector) Collect(ch chan<- prometheus.Metric) {
+	l := c.n.currentLeader()
+	if l == nil {
+		return
+	}
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	for _, p := range l.Progress() {
+		ch <- prometheus.MustNewConstMetric(c.lagEntries, prometheus.GaugeValue, float64(p.LagEntries), p.ID)
+		ch <- prometheus.MustNewConstMetric(c.lagSeconds, prometheus.GaugeValue, p.LagSeconds, p.ID)
+		ch <- prometheus.MustNewConstMetric(c.sync, prometheus.GaugeValue, b(p.Sync), p.ID)
+		ch <- prometheus.MustNewConstMetric(c.ok, prometheus.GaugeValue, b(p.Healthy), p.ID)
+	}
+}

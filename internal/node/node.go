@@ -5,12 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/replicant-db/replicant/internal/control"
 	"github.com/replicant-db/replicant/internal/replication"
 	"github.com/replicant-db/replicant/internal/storage"
+	"github.com/replicant-db/replicant/internal/transport"
 )
 
 // Defaults for the Contract's limits.
@@ -26,6 +31,26 @@ type Config struct {
 	RESPAddr string
 	HTTPAddr string
 	PeerAddr string
+	// PeerListener, if set, is used instead of listening on PeerAddr.
+	PeerListener net.Listener
+
+	// InitialCluster bootstraps a new cluster (ignored when DataDir holds
+	// state); empty means a one-node cluster of this node.
+	InitialCluster []control.Member
+	// Join is a peer address of a running cluster to join as a follower.
+	Join string
+
+	SyncPolicy   string // initial commit policy (bootstrap only)
+	Ack          string // initial ack level (bootstrap only)
+	SyncFallback string // initial fallback (bootstrap only)
+	// SyncTimeout: a sync follower silent or lagging this long is replaced.
+	SyncTimeout time.Duration
+	// WriteTimeout bounds how long a write waits for commit.
+	WriteTimeout time.Duration
+	// ApplyDelay makes this node a delayed replica when it follows.
+	ApplyDelay time.Duration
+	// LogRetention is how many entries the log keeps behind the newest.
+	LogRetention uint64
 
 	MaxKeySize   int
 	MaxValueSize int
@@ -39,20 +64,81 @@ type Config struct {
 	Logger     *slog.Logger
 }
 
+func (c *Config) setDefaults() {
+	if c.MaxKeySize <= 0 {
+		c.MaxKeySize = DefaultMaxKeySize
+	}
+	if c.MaxValueSize <= 0 {
+		c.MaxValueSize = DefaultMaxValueSize
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 5 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.SyncTimeout <= 0 {
+		c.SyncTimeout = 2 * time.Second
+	}
+	if c.LogRetention == 0 {
+		c.LogRetention = 1_000_000
+	}
+	if c.ExpiryInterval <= 0 {
+		c.ExpiryInterval = 100 * time.Millisecond
+	}
+	if c.GCInterval <= 0 {
+		c.GCInterval = 30 * time.Second
+	}
+	if c.SyncPolicy == "" {
+		c.SyncPolicy = "async"
+	}
+	if c.Ack == "" {
+		c.Ack = "durable"
+	}
+	if c.SyncFallback == "" {
+		c.SyncFallback = "block"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
 // Node is a running replicant node.
 type Node struct {
 	cfg     Config
 	log     *slog.Logger
 	store   *storage.Store
-	writer  *replication.Writer
 	metrics *Metrics
 	started time.Time
 
+	control *control.Group
+	pool    *transport.Pool
+	sender  *transport.RaftSender
+	peer    *transport.Server
+	peerLn  net.Listener
+
+	mu       sync.Mutex
+	state    control.State
+	leader   *replication.Leader
+	follower *follower
+	removed  bool
+	roleCh   chan struct{} // closed when the role changes
+
+	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-// Open opens the data directory and starts the node's background work.
+type follower struct {
+	f        *replication.Follower
+	leaderID string
+	epoch    uint64
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+// Open opens the data directory, joins or bootstraps the control plane and
+// starts the node's background work.
 func Open(cfg Config) (*Node, error) {
 	if cfg.ID == "" {
 		return nil, errors.New("node: --id is required")
@@ -60,58 +146,47 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("node: --data is required")
 	}
-	if cfg.MaxKeySize <= 0 {
-		cfg.MaxKeySize = DefaultMaxKeySize
+	cfg.setDefaults()
+	if _, err := replication.ParsePolicy(cfg.SyncPolicy); err != nil {
+		return nil, fmt.Errorf("node: --sync: %w", err)
 	}
-	if cfg.MaxValueSize <= 0 {
-		cfg.MaxValueSize = DefaultMaxValueSize
+	if _, err := replication.ParseAckLevel(cfg.Ack); err != nil {
+		return nil, fmt.Errorf("node: --ack: %w", err)
 	}
-	if cfg.ReadTimeout <= 0 {
-		cfg.ReadTimeout = 5 * time.Second
-	}
-	if cfg.ExpiryInterval <= 0 {
-		cfg.ExpiryInterval = 100 * time.Millisecond
-	}
-	if cfg.GCInterval <= 0 {
-		cfg.GCInterval = 30 * time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+	if _, err := replication.ParseFallback(cfg.SyncFallback); err != nil {
+		return nil, fmt.Errorf("node: --sync-fallback: %w", err)
 	}
 	log := cfg.Logger.With("node", cfg.ID)
-	st, err := storage.Open(cfg.DataDir, storage.Options{Logger: log})
+	st, err := storage.Open(filepath.Join(cfg.DataDir, "store"), storage.Options{Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	n := &Node{cfg: cfg, log: log, store: st, started: time.Now()}
-	n.metrics = newMetrics(n)
-	epoch := st.State().LastEpoch
-	if epoch == 0 {
-		epoch = 1
-	}
-	n.writer = replication.NewWriter(replication.WriterConfig{
-		Store:   st,
-		Epoch:   epoch,
-		Logger:  log,
-		OnBatch: n.metrics.observeBatch,
-	})
 	ctx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
-	n.wg.Add(2)
-	go n.expireLoop(ctx)
-	go n.gcLoop(ctx)
-	log.Info("node started", "data", cfg.DataDir, "epoch", epoch, "last_lsn", st.State().LastLSN)
+	n := &Node{cfg: cfg, log: log, store: st, started: time.Now(), roleCh: make(chan struct{}), ctx: ctx, cancel: cancel}
+	n.metrics = newMetrics(n)
+	if err := n.startCluster(); err != nil {
+		cancel()
+		n.stopCluster()
+		_ = st.Close()
+		return nil, err
+	}
+	n.wg.Add(4)
+	go n.reconcileLoop()
+	go n.expireLoop()
+	go n.gcLoop()
+	go n.retentionLoop()
+	log.Info("node started", "data", cfg.DataDir, "last_lsn", st.State().LastLSN, "peer", n.peerLn.Addr().String())
 	return n, nil
 }
 
-// Close stops background work and the write path, then closes the store.
+// Close stops every role and background loop, then closes the store.
 func (n *Node) Close() error {
 	n.cancel()
+	n.mu.Lock()
+	n.stopRoleLocked()
+	n.mu.Unlock()
 	n.wg.Wait()
-	n.writer.Close()
-	if err := n.store.SetCommitLSN(n.writer.CommitLSN()); err != nil && !errors.Is(err, storage.ErrClosed) {
-		n.log.Warn("record commit LSN at shutdown", "err", err)
-	}
+	n.stopCluster()
 	if err := n.store.Sync(); err != nil {
 		n.log.Warn("final sync", "err", err)
 	}
@@ -130,15 +205,48 @@ func (n *Node) Store() *storage.Store { return n.store }
 // Registry is the node's Prometheus registry.
 func (n *Node) Registry() *prometheus.Registry { return n.metrics.reg }
 
-// IsLeader reports whether this node accepts writes.
-func (n *Node) IsLeader() bool { return true }
+// PeerAddr is the address the peer server listens on.
+func (n *Node) PeerAddr() string { return n.peerLn.Addr().String() }
+
+// IsLeader reports whether this node currently accepts writes.
+func (n *Node) IsLeader() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.leader != nil
+}
+
+func (n *Node) currentLeader() *replication.Leader {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.leader
+}
+
+func (n *Node) notLeaderErr() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	e := &replication.NotLeaderError{LeaderID: n.state.Leader}
+	if m, ok := n.state.Member(n.state.Leader); ok {
+		e.LeaderRESP, e.LeaderHTTP = m.RESPAddr, m.HTTPAddr
+	}
+	return e
+}
 
 // Write runs fn on the leader's write path and returns the token of the
-// committed result. Keys and values are checked against the limits first.
+// committed result; on a follower it returns *replication.NotLeaderError.
 func (n *Node) Write(ctx context.Context, fn func(*replication.Txn) error) (replication.Token, error) {
+	l := n.currentLeader()
+	if l == nil {
+		return replication.Token{}, n.notLeaderErr()
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
+	defer cancel()
 	start := time.Now()
-	tok, err := n.writer.Propose(ctx, fn)
+	tok, err := l.Propose(ctx, fn)
 	n.metrics.writeLatency.Observe(time.Since(start).Seconds())
+	if errors.Is(err, replication.ErrStopped) {
+		// The leader stepped down while the write was in flight.
+		return tok, fmt.Errorf("%w (leadership changed during the write; it may or may not have committed)", n.notLeaderErr())
+	}
 	return tok, err
 }
 
@@ -158,45 +266,131 @@ func (n *Node) CheckValue(size int) error {
 	return nil
 }
 
+// readPosition returns the LSN reads may use now and a channel closed when
+// it may have moved.
+func (n *Node) readPosition() (lsn uint64, changed <-chan struct{}, isLeader bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case n.leader != nil:
+		return n.leader.Writer().CommitLSN(), n.leader.Changed(), true
+	case n.follower != nil:
+		return n.follower.f.ReadLSN(), n.follower.f.Changed(), false
+	}
+	return min(n.store.State().CommitLSN, n.store.State().AppliedLSN), n.roleCh, false
+}
+
 // Read returns a reader at the freshest state this node may show for the
-// consistency level, no older than floor.
+// consistency level, no older than floor (the session token).
 func (n *Node) Read(ctx context.Context, c replication.Consistency, floor replication.Token) (*replication.Reader, error) {
-	lsn := n.writer.CommitLSN()
+	lsn, changed, isLeader := n.readPosition()
+	level := c.Level
+	if level == replication.LevelDefault {
+		level = replication.LevelEventual
+		if isLeader {
+			level = replication.LevelLinearizable
+		}
+	}
+	switch level {
+	case replication.LevelLinearizable:
+		if !isLeader {
+			return nil, n.notLeaderErr()
+		}
+	case replication.LevelBounded:
+		if !isLeader {
+			if lag := n.lagSeconds(); lag*1000 > float64(c.MaxLagMs) {
+				return nil, fmt.Errorf("%w: this replica lags %.3fs, more than the %dms bound", replication.ErrStale, lag, c.MaxLagMs)
+			}
+		}
+	}
 	if floor.LSN > lsn {
-		// On the leader every acknowledged write is at or below the commit
-		// LSN, so a token above it was issued by another history.
-		return nil, fmt.Errorf("%w: token %s is ahead of this node's commit LSN %d", replication.ErrStale, floor, lsn)
+		// Wait for this node to reach the token.
+		deadline := time.NewTimer(n.cfg.ReadTimeout)
+		defer deadline.Stop()
+		for floor.LSN > lsn {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-deadline.C:
+				return nil, fmt.Errorf("%w: token %s not reached within %s (this node is at LSN %d)", replication.ErrStale, floor, n.cfg.ReadTimeout, lsn)
+			case <-changed:
+			}
+			lsn, changed, _ = n.readPosition()
+		}
 	}
 	if floor.LSN > 0 {
 		if ep := n.store.EpochAt(floor.LSN); ep != 0 && ep != floor.Epoch {
-			return nil, fmt.Errorf("%w: token %s, but LSN %d here has epoch %d", replication.ErrLostWrite, floor, floor.LSN, ep)
+			return nil, fmt.Errorf("%w: token %s, but LSN %d here was written in epoch %d", replication.ErrLostWrite, floor, floor.LSN, ep)
 		}
 	}
 	return &replication.Reader{Store: n.store, LSN: lsn, Epoch: n.store.EpochAt(lsn), NowMs: time.Now().UnixMilli()}, nil
 }
 
+// lagSeconds estimates how far this replica's readable state is behind the
+// leader: the age of the oldest entry it has not applied, or the time since
+// it last heard from the leader if it has applied everything it knows of.
+func (n *Node) lagSeconds() float64 {
+	n.mu.Lock()
+	fo := n.follower
+	n.mu.Unlock()
+	if fo == nil {
+		return 0
+	}
+	now := time.Now()
+	lag := 0.0
+	if lc := fo.f.LastContact(); !lc.IsZero() {
+		lag = now.Sub(lc).Seconds()
+	} else {
+		lag = now.Sub(n.started).Seconds()
+	}
+	if old := fo.f.OldestUnapplied(); !old.IsZero() {
+		lag = max(lag, now.Sub(old).Seconds())
+	}
+	return lag
+}
+
 // Token returns the token of the node's current read state.
 func (n *Node) Token() replication.Token {
-	lsn := n.writer.CommitLSN()
+	lsn, _, _ := n.readPosition()
 	return replication.Token{Epoch: n.store.EpochAt(lsn), LSN: lsn}
 }
 
-// expireLoop actively deletes expired keys through the log, so replicas
-// expire keys in the same order as the leader.
-func (n *Node) expireLoop(ctx context.Context) {
+// Ready reports whether the node can serve: the leader always; a follower
+// once it streams from the leader and has applied what it knows committed.
+func (n *Node) Ready() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case n.removed:
+		return errors.New("removed from the cluster")
+	case n.leader != nil:
+		return nil
+	case n.follower != nil:
+		st := n.follower.f.Status()
+		if st.State != "streaming" {
+			return fmt.Errorf("follower is %s %s", st.State, st.Reason)
+		}
+		return nil
+	}
+	return errors.New("no leader known yet")
+}
+
+// expireLoop actively deletes expired keys through the log (leader only),
+// so replicas expire keys in the same order as the leader.
+func (n *Node) expireLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.ExpiryInterval)
 	defer t.Stop()
 	for {
 		select {
-		case <-ctx.Done():
+		case <-n.ctx.Done():
 			return
 		case <-t.C:
 		}
-		for ctx.Err() == nil {
-			more, err := n.expireOnce(ctx, 256)
+		for n.ctx.Err() == nil && n.IsLeader() {
+			more, err := n.expireOnce(n.ctx, 256)
 			if err != nil {
-				if ctx.Err() == nil {
+				if n.ctx.Err() == nil && n.IsLeader() {
 					n.log.Warn("active expiry", "err", err)
 				}
 				break
@@ -220,13 +414,11 @@ func (n *Node) expireOnce(ctx context.Context, limit int) (bool, error) {
 		deleted = 0
 		for _, r := range recs {
 			// Only the version the record names, and only if it is still
-			// the current one: a newer SET may have replaced it.
-			_, ok, err := tx.Get(r.Key)
-			if err != nil {
+			// the newest: a newer SET may have replaced it.
+			if _, live, err := tx.Get(r.Key); err != nil {
 				return err
-			}
-			if ok {
-				continue // present and not expired at tx time: a newer version
+			} else if live {
+				continue
 			}
 			cur, exists, err := n.store.Get(r.Key, storage.Latest)
 			if err != nil {
@@ -249,22 +441,23 @@ func (n *Node) expireOnce(ctx context.Context, limit int) (bool, error) {
 	return len(recs) == limit, nil
 }
 
-func (n *Node) gcLoop(ctx context.Context) {
+func (n *Node) gcLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.GCInterval)
 	defer t.Stop()
-	prevCommit := uint64(0)
+	prev := uint64(0)
 	for {
 		select {
-		case <-ctx.Done():
+		case <-n.ctx.Done():
 			return
 		case <-t.C:
 		}
-		// Readers read at the commit LSN of the moment they start and live
-		// far shorter than GCInterval, so the commit LSN of the previous
-		// tick is a floor no reader is still below.
-		floor := prevCommit
-		prevCommit = n.writer.CommitLSN()
+		// Readers read at the read LSN of the moment they start and live
+		// far shorter than GCInterval (snapshot streams hold one Pebble
+		// iterator, which GC cannot disturb), so the read LSN of the
+		// previous tick is a floor no reader is still below.
+		floor := prev
+		prev, _, _ = n.readPosition()
 		if floor == 0 {
 			continue
 		}
@@ -277,6 +470,35 @@ func (n *Node) gcLoop(ctx context.Context) {
 	}
 }
 
-// Ready reports whether the node can serve: nil once it is up (a follower
-// later also requires being caught up).
-func (n *Node) Ready() error { return nil }
+// retentionLoop keeps the log at most LogRetention entries long, never
+// dropping entries a snapshot being streamed still needs.
+func (n *Node) retentionLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		st := n.store.State()
+		if st.LastLSN < n.cfg.LogRetention || st.LastLSN-n.cfg.LogRetention < st.FirstLSN {
+			continue
+		}
+		upTo := min(st.LastLSN-n.cfg.LogRetention, st.AppliedLSN)
+		if l := n.currentLeader(); l != nil {
+			if pin := l.RetentionFloor(); pin != 0 && pin-1 < upTo {
+				upTo = pin - 1
+			}
+		}
+		if upTo < st.FirstLSN {
+			continue
+		}
+		if err := n.store.TruncatePrefix(upTo); err != nil {
+			n.log.Warn("log retention", "err", err)
+			continue
+		}
+		n.metrics.truncated.Add(float64(upTo - st.FirstLSN + 1))
+	}
+}

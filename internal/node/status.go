@@ -1,8 +1,10 @@
 package node
 
-import "time"
+import (
+	"time"
+)
 
-// Status is the Contract's /v1/status document.
+// Status is the Contract's /v1/status document plus extensions.
 type Status struct {
 	ID         string         `json:"id"`
 	Role       string         `json:"role"`
@@ -13,47 +15,140 @@ type Status struct {
 	LastLSN    uint64         `json:"last_lsn"`
 	FirstLSN   uint64         `json:"first_lsn"`
 	SyncPolicy string         `json:"sync_policy"`
+	Ack        string         `json:"ack"`
+	Fallback   string         `json:"sync_fallback"`
+	SyncSet    []string       `json:"sync_set"`
 	Members    []MemberStatus `json:"members"`
-	RESP       string         `json:"resp,omitempty"`
-	HTTP       string         `json:"http,omitempty"`
-	Peer       string         `json:"peer,omitempty"`
-	UptimeSec  float64        `json:"uptime_seconds"`
-	Token      string         `json:"token"`
+
+	// State is this node's replication state: leading, streaming,
+	// catching-up, snapshotting, connecting, removed, waiting-for-leader.
+	State          string        `json:"state"`
+	Reason         string        `json:"reason,omitempty"`
+	FallbackActive bool          `json:"fallback_active"`
+	Events         []StatusEvent `json:"events,omitempty"`
+	Controller     string        `json:"controller,omitempty"`
+	LagSeconds     float64       `json:"lag_seconds"`
+	ApplyDelay     string        `json:"apply_delay,omitempty"`
+	RolledBack     uint64        `json:"rolled_back_entries,omitempty"`
+	Snapshot       *SnapshotInfo `json:"snapshot,omitempty"`
+
+	RESP      string  `json:"resp,omitempty"`
+	HTTP      string  `json:"http,omitempty"`
+	Peer      string  `json:"peer,omitempty"`
+	UptimeSec float64 `json:"uptime_seconds"`
+	Token     string  `json:"token"`
+}
+
+// SnapshotInfo shows an in-progress or last snapshot install.
+type SnapshotInfo struct {
+	LSN   uint64 `json:"lsn"`
+	Bytes uint64 `json:"bytes"`
+}
+
+// StatusEvent is a replication event (sync promotion, fallback …).
+type StatusEvent struct {
+	Time     time.Time `json:"time"`
+	Kind     string    `json:"kind"`
+	Follower string    `json:"follower,omitempty"`
+	Message  string    `json:"message"`
 }
 
 // MemberStatus describes another node as this node knows it.
 type MemberStatus struct {
-	ID         string  `json:"id"`
-	Role       string  `json:"role"`
-	Sync       bool    `json:"sync"`
-	Healthy    bool    `json:"healthy"`
-	MatchLSN   uint64  `json:"match_lsn"`
-	AppliedLSN uint64  `json:"applied_lsn"`
-	LagEntries uint64  `json:"lag_entries"`
-	LagSeconds float64 `json:"lag_seconds"`
-	State      string  `json:"state,omitempty"`
-	RESP       string  `json:"resp,omitempty"`
-	HTTP       string  `json:"http,omitempty"`
+	ID          string  `json:"id"`
+	Role        string  `json:"role"`
+	Sync        bool    `json:"sync"`
+	Healthy     bool    `json:"healthy"`
+	MatchLSN    uint64  `json:"match_lsn"`
+	ReceivedLSN uint64  `json:"received_lsn"`
+	DurableLSN  uint64  `json:"durable_lsn"`
+	AppliedLSN  uint64  `json:"applied_lsn"`
+	LagEntries  uint64  `json:"lag_entries"`
+	LagSeconds  float64 `json:"lag_seconds"`
+	State       string  `json:"state,omitempty"`
+	RESP        string  `json:"resp,omitempty"`
+	HTTP        string  `json:"http,omitempty"`
+	Peer        string  `json:"peer,omitempty"`
 }
 
-// Status reports the node's state.
+// Status reports the node's view of itself and the cluster.
 func (n *Node) Status() Status {
 	st := n.store.State()
-	return Status{
-		ID:         n.cfg.ID,
-		Role:       "leader",
-		Leader:     n.cfg.ID,
-		Epoch:      n.writer.Epoch(),
-		CommitLSN:  n.writer.CommitLSN(),
-		AppliedLSN: st.AppliedLSN,
-		LastLSN:    st.LastLSN,
-		FirstLSN:   st.FirstLSN,
-		SyncPolicy: "async",
-		Members:    []MemberStatus{},
-		RESP:       n.cfg.RESPAddr,
-		HTTP:       n.cfg.HTTPAddr,
-		Peer:       n.cfg.PeerAddr,
-		UptimeSec:  time.Since(n.started).Seconds(),
-		Token:      n.Token().String(),
+	n.mu.Lock()
+	cs := n.state
+	leader, fo, removed := n.leader, n.follower, n.removed
+	n.mu.Unlock()
+	readLSN, _, _ := n.readPosition()
+	s := Status{
+		ID: n.cfg.ID, Role: "follower", Leader: cs.Leader, Epoch: cs.Epoch,
+		CommitLSN: readLSN, AppliedLSN: st.AppliedLSN, LastLSN: st.LastLSN, FirstLSN: st.FirstLSN,
+		SyncPolicy: cs.Policy, Ack: cs.Ack, Fallback: cs.Fallback, SyncSet: append([]string{}, cs.SyncSet...),
+		Members: []MemberStatus{}, Controller: n.control.ControllerID(),
+		RESP: n.cfg.RESPAddr, HTTP: n.cfg.HTTPAddr, Peer: n.PeerAddr(),
+		UptimeSec: time.Since(n.started).Seconds(), Token: n.Token().String(),
 	}
+	if n.cfg.ApplyDelay > 0 {
+		s.ApplyDelay = n.cfg.ApplyDelay.String()
+	}
+	switch {
+	case removed:
+		s.State = "removed"
+	case leader != nil:
+		s.Role, s.State = "leader", "leading"
+		s.FallbackActive = leader.FallbackActive()
+		for _, ev := range leader.Events() {
+			s.Events = append(s.Events, StatusEvent{Time: ev.At, Kind: ev.Kind, Follower: ev.Follower, Message: ev.Message})
+		}
+	case fo != nil:
+		fs := fo.f.Status()
+		s.State, s.Reason = fs.State, fs.Reason
+		s.CommitLSN = fo.f.CommitLSN()
+		s.LagSeconds = n.lagSeconds()
+		s.RolledBack = fs.RolledBack
+		if fs.SnapshotLSN != 0 {
+			s.Snapshot = &SnapshotInfo{LSN: fs.SnapshotLSN, Bytes: fs.SnapshotBytes}
+		}
+		if fs.State == "connecting" && fs.LastError != "" {
+			s.Reason = fs.LastError
+		}
+	default:
+		s.State = "waiting-for-leader"
+	}
+	var progress map[string]MemberStatus
+	if leader != nil {
+		progress = map[string]MemberStatus{}
+		for _, p := range leader.Progress() {
+			progress[p.ID] = MemberStatus{ID: p.ID, Sync: p.Sync, Healthy: p.Healthy,
+				MatchLSN: p.Durable, ReceivedLSN: p.Received, DurableLSN: p.Durable, AppliedLSN: p.Applied,
+				LagEntries: p.LagEntries, LagSeconds: p.LagSeconds, State: p.State}
+		}
+	}
+	for _, m := range cs.Members {
+		if m.ID == n.cfg.ID {
+			continue
+		}
+		ms := MemberStatus{ID: m.ID, Role: "follower"}
+		if p, ok := progress[m.ID]; ok {
+			ms = p
+			ms.Role = "follower"
+		} else if m.ID == cs.Leader {
+			ms.Role, ms.Healthy, ms.State = "leader", fo != nil && fo.f.Status().State == "streaming", "leading"
+			ms.MatchLSN, ms.AppliedLSN = st.LastLSN, fo.leaderCommit()
+		}
+		for _, id := range cs.SyncSet {
+			if id == m.ID {
+				ms.Sync = true
+			}
+		}
+		ms.RESP, ms.HTTP, ms.Peer = m.RESPAddr, m.HTTPAddr, m.PeerAddr
+		s.Members = append(s.Members, ms)
+	}
+	return s
+}
+
+func (f *follower) leaderCommit() uint64 {
+	if f == nil {
+		return 0
+	}
+	return f.f.CommitLSN()
 }

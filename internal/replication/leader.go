@@ -47,6 +47,13 @@ type WriterConfig struct {
 	OnBatch func(BatchStats)
 	// Now is the clock (default time.Now); tests may replace it.
 	Now func() time.Time
+	// OnAppended, if set, is called (on the sequencer goroutine) after each
+	// batch is appended, with its last LSN and creation time.
+	OnAppended func(lastLSN uint64, at time.Time)
+	// OnDurable, if set, is called when the local log is durable up to lsn
+	// and takes over commit decisions: it must call AdvanceCommit. If nil,
+	// the local fsync alone commits (a leader without followers).
+	OnDurable func(lsn uint64)
 }
 
 type proposal struct {
@@ -98,8 +105,14 @@ func NewWriter(cfg WriterConfig) *Writer {
 	}
 	w := &Writer{cfg: cfg, props: make(chan *proposal, 4096), stop: make(chan struct{})}
 	st := cfg.Store.State()
+	// Everything in the log after a restart is durable; whether it is
+	// committed is the commit policy's call when there is one.
 	w.durable.Store(st.LastLSN)
-	w.commit.Store(st.LastLSN)
+	if cfg.OnDurable == nil {
+		w.commit.Store(st.LastLSN)
+	} else {
+		w.commit.Store(min(st.CommitLSN, st.LastLSN))
+	}
 	syncq := make(chan inflight, cfg.MaxInflight)
 	w.wg.Add(2)
 	go w.sequence(syncq)
@@ -244,6 +257,9 @@ func (w *Writer) runBatch(batch []*proposal) inflight {
 		return f
 	}
 	f.pending = pend
+	if w.cfg.OnAppended != nil {
+		w.cfg.OnAppended(f.lastLSN, w.cfg.Now())
+	}
 	return f
 }
 
@@ -284,15 +300,24 @@ func (w *Writer) syncLoop(syncq <-chan inflight) {
 		if f.lastLSN > w.durable.Load() {
 			w.durable.Store(f.lastLSN)
 		}
-		w.advanceCommit(w.durable.Load())
+		if w.cfg.OnDurable != nil {
+			w.cfg.OnDurable(w.durable.Load())
+		} else {
+			w.AdvanceCommit(w.durable.Load())
+		}
 		if w.cfg.OnBatch != nil && f.stats.Entries > 0 {
 			w.cfg.OnBatch(f.stats)
 		}
 	}
 }
 
-// advanceCommit raises the commit LSN and acknowledges waiting proposals.
-func (w *Writer) advanceCommit(lsn uint64) {
+// DurableLSN is the highest LSN fsynced locally.
+func (w *Writer) DurableLSN() uint64 { return w.durable.Load() }
+
+// AdvanceCommit raises the commit LSN (never beyond the local durable LSN)
+// and acknowledges waiting proposals.
+func (w *Writer) AdvanceCommit(lsn uint64) {
+	lsn = min(lsn, w.durable.Load())
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if lsn > w.commit.Load() {

@@ -38,6 +38,8 @@ type Backend interface {
 	CheckValue(size int) error
 	Metrics() *node.Metrics
 	Ready() error
+	SetPolicy(ctx context.Context, policy, ack, fallback string) error
+	RemoveMember(ctx context.Context, id string) error
 }
 
 var _ Backend = (*node.Node)(nil)
@@ -64,6 +66,9 @@ func New(b Backend, log *slog.Logger) *Server {
 	mux.HandleFunc("PUT /v1/kv/{key...}", s.auth(s.putKey))
 	mux.HandleFunc("DELETE /v1/kv/{key...}", s.auth(s.deleteKey))
 	mux.HandleFunc("GET /v1/status", s.auth(s.status))
+	mux.HandleFunc("GET /v1/config", s.auth(s.getConfig))
+	mux.HandleFunc("PUT /v1/config", s.auth(s.putConfig))
+	mux.HandleFunc("DELETE /v1/members/{id}", s.auth(s.removeMember))
 	mux.Handle("GET /metrics", s.authH(promhttp.HandlerFor(b.Metrics().Registry(), promhttp.HandlerOpts{})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		s.setToken(w, b.Token())
@@ -319,4 +324,48 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(st)
+}
+
+// ClusterConfig is the run-time configurable replication policy.
+type ClusterConfig struct {
+	Sync     string `json:"sync,omitempty"`
+	Ack      string `json:"ack,omitempty"`
+	Fallback string `json:"sync_fallback,omitempty"`
+}
+
+func (s *Server) getConfig(w http.ResponseWriter, r *http.Request) {
+	st := s.b.Status()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(ClusterConfig{Sync: st.SyncPolicy, Ack: st.Ack, Fallback: st.Fallback})
+}
+
+func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) {
+	var c ClusterConfig
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("invalid config JSON: %w", err))
+		return
+	}
+	if c.Sync == "" && c.Ack == "" && c.Fallback == "" {
+		writeError(w, http.StatusBadRequest, errors.New("nothing to change: set sync, ack or sync_fallback"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	if err := s.b.SetPolicy(ctx, c.Sync, c.Ack, c.Fallback); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	s.getConfig(w, r)
+}
+
+func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	if err := s.b.RemoveMember(ctx, r.PathValue("id")); err != nil {
+		writeError(w, http.StatusConflict, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

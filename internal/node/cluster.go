@@ -1,0 +1,372 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/replicant-db/replicant/internal/control"
+	"github.com/replicant-db/replicant/internal/replication"
+	"github.com/replicant-db/replicant/internal/transport"
+	"github.com/replicant-db/replicant/internal/transport/pb"
+)
+
+// startCluster starts the peer server and the control plane, and joins a
+// running cluster when asked to.
+func (n *Node) startCluster() error {
+	maxMsg := transport.MaxMessageBytes(n.cfg.MaxValueSize, n.cfg.MaxKeySize)
+	n.pool = transport.NewPool(maxMsg)
+	ln := n.cfg.PeerListener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", n.cfg.PeerAddr); err != nil {
+			return fmt.Errorf("node: listen --peer: %w", err)
+		}
+	}
+	n.peerLn = ln
+	self := control.Member{ID: n.cfg.ID, PeerAddr: n.advertisedPeer(), RESPAddr: n.cfg.RESPAddr, HTTPAddr: n.cfg.HTTPAddr, RaftID: control.RaftID(n.cfg.ID)}
+	initial := n.cfg.InitialCluster
+	if len(initial) == 0 && n.cfg.Join == "" {
+		initial = []control.Member{self}
+	}
+	for i := range initial {
+		initial[i].RaftID = control.RaftID(initial[i].ID)
+		if initial[i].ID == n.cfg.ID {
+			initial[i].RESPAddr, initial[i].HTTPAddr = n.cfg.RESPAddr, n.cfg.HTTPAddr
+		}
+	}
+	if n.cfg.Join == "" && !slices.ContainsFunc(initial, func(m control.Member) bool { return m.ID == n.cfg.ID }) {
+		return fmt.Errorf("node: --initial-cluster does not list this node's id %q", n.cfg.ID)
+	}
+	n.sender = transport.NewRaftSender(n.pool, n.resolveRaft, n.log)
+	g, err := control.Open(control.Config{
+		ID: n.cfg.ID, Dir: filepath.Join(n.cfg.DataDir, "control"), Self: self,
+		InitialCluster: initial, Join: n.cfg.Join != "",
+		InitialPolicy: n.cfg.SyncPolicy, InitialAck: n.cfg.Ack, InitialFallback: n.cfg.SyncFallback,
+		Transport: n.sender, Logger: n.log,
+	})
+	if err != nil {
+		return fmt.Errorf("node: control plane: %w", err)
+	}
+	n.control = g
+	n.peer = transport.NewServer(n, maxMsg)
+	go func() {
+		if err := n.peer.Serve(ln); err != nil {
+			n.log.Error("peer server", "err", err)
+		}
+	}()
+	if n.cfg.Join != "" {
+		if err := n.join(self); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *Node) advertisedPeer() string {
+	if n.cfg.PeerAddr != "" {
+		if host, port, err := net.SplitHostPort(n.cfg.PeerAddr); err == nil && port != "0" && host != "" {
+			return n.cfg.PeerAddr
+		}
+	}
+	return n.peerLn.Addr().String()
+}
+
+func (n *Node) join(self control.Member) error {
+	ctx, cancel := context.WithTimeout(n.ctx, time.Minute)
+	defer cancel()
+	if n.control.State().Index > 0 {
+		if _, ok := n.control.State().Member(n.cfg.ID); ok {
+			return nil // already a member: a restart of a joined node
+		}
+	}
+	var last error
+	for ctx.Err() == nil {
+		c, err := n.pool.Client(n.cfg.Join)
+		if err == nil {
+			rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err = c.Join(rctx, &pb.JoinRequest{Id: self.ID, PeerAddr: self.PeerAddr, RespAddr: self.RESPAddr, HttpAddr: self.HTTPAddr})
+			rcancel()
+			if err == nil {
+				n.log.Info("joined the cluster", "via", n.cfg.Join)
+				return nil
+			}
+		}
+		last = err
+		n.log.Info("join attempt failed; retrying", "via", n.cfg.Join, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("node: could not join via %s: %w", n.cfg.Join, last)
+}
+
+func (n *Node) stopCluster() {
+	if n.peer != nil {
+		n.peer.Stop()
+	}
+	if n.control != nil {
+		_ = n.control.Close()
+	}
+	if n.sender != nil {
+		n.sender.Close()
+	}
+	if n.pool != nil {
+		n.pool.Close()
+	}
+}
+
+func (n *Node) resolveRaft(id uint64) (string, bool) {
+	if n.control == nil {
+		return "", false
+	}
+	return n.control.PeerAddr(id)
+}
+
+// reconcileLoop follows the control plane's state and changes this node's
+// role to match it.
+func (n *Node) reconcileLoop() {
+	defer n.wg.Done()
+	ch, cancel := n.control.Subscribe()
+	defer cancel()
+	n.reconcile(n.control.State())
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case st := <-ch:
+			n.reconcile(st)
+		case <-t.C:
+			n.reconcile(n.control.State())
+			n.publishAddrs()
+		}
+	}
+}
+
+// publishAddrs records this node's client addresses in the control plane
+// (bootstrap only knows peer addresses), so followers can name the leader's
+// RESP and HTTP addresses in redirects.
+func (n *Node) publishAddrs() {
+	st := n.control.State()
+	m, ok := st.Member(n.cfg.ID)
+	if !ok || (m.RESPAddr == n.cfg.RESPAddr && m.HTTPAddr == n.cfg.HTTPAddr) {
+		return
+	}
+	m.RESPAddr, m.HTTPAddr = n.cfg.RESPAddr, n.cfg.HTTPAddr
+	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+	defer cancel()
+	if err := n.control.UpdateMember(ctx, m); err != nil && n.ctx.Err() == nil {
+		n.log.Debug("publish client addresses", "err", err)
+	}
+}
+
+func followersOf(st control.State, self string) []string {
+	var out []string
+	for _, m := range st.Members {
+		if m.ID != self {
+			out = append(out, m.ID)
+		}
+	}
+	return out
+}
+
+func (n *Node) coreConfig(st control.State) replication.CoreConfig {
+	p, err := replication.ParsePolicy(st.Policy)
+	if err != nil {
+		n.log.Error("control plane holds an invalid policy; using async", "policy", st.Policy, "err", err)
+		p = replication.Policy{Kind: replication.PolicyAsync}
+	}
+	a, err := replication.ParseAckLevel(st.Ack)
+	if err != nil {
+		a = replication.AckDurable
+	}
+	f, err := replication.ParseFallback(st.Fallback)
+	if err != nil {
+		f = replication.FallbackBlock
+	}
+	return replication.CoreConfig{SyncTimeout: n.cfg.SyncTimeout, Policy: p, Ack: a, Fallback: f,
+		Followers: followersOf(st, n.cfg.ID), CommittedSyncSet: st.SyncSet}
+}
+
+func (n *Node) reconcile(st control.State) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ctx.Err() != nil {
+		return
+	}
+	prev := n.state
+	n.state = st
+	_, member := st.Member(n.cfg.ID)
+	switch {
+	case !member && st.Index > 0 && len(st.Members) > 0:
+		if !n.removed {
+			n.log.Warn("this node is no longer a member of the cluster; it stops replicating")
+			n.removed = true
+			n.stopRoleLocked()
+		}
+	case st.Leader == "":
+		// No leader appointed yet.
+	case st.Leader == n.cfg.ID:
+		if n.leader != nil && n.leader.Epoch() == st.Epoch {
+			cc := n.coreConfig(st)
+			if prev.Policy != st.Policy || prev.Ack != st.Ack || prev.Fallback != st.Fallback || !slices.Equal(followersOf(prev, n.cfg.ID), cc.Followers) {
+				n.leader.Configure(cc.Policy, cc.Ack, cc.Fallback, cc.Followers)
+			}
+			if !slices.Equal(prev.SyncSet, st.SyncSet) {
+				n.leader.SyncSetCommitted(st.SyncSet)
+			}
+			return
+		}
+		n.stopRoleLocked()
+		n.startLeaderLocked(st)
+	default:
+		if n.follower != nil && n.follower.leaderID == st.Leader && n.follower.epoch == st.Epoch {
+			return
+		}
+		n.stopRoleLocked()
+		n.startFollowerLocked(st)
+	}
+}
+
+func (n *Node) roleChangedLocked() {
+	close(n.roleCh)
+	n.roleCh = make(chan struct{})
+}
+
+func (n *Node) stopRoleLocked() {
+	if n.leader != nil {
+		n.log.Info("stepping down as leader", "epoch", n.leader.Epoch())
+		n.leader.Close()
+		n.leader = nil
+		n.roleChangedLocked()
+	}
+	if n.follower != nil {
+		n.follower.cancel()
+		<-n.follower.done
+		n.follower = nil
+		n.roleChangedLocked()
+	}
+}
+
+func (n *Node) startLeaderLocked(st control.State) {
+	n.log.Info("becoming leader", "epoch", st.Epoch, "policy", st.Policy, "ack", st.Ack, "fallback", st.Fallback)
+	n.leader = replication.NewLeader(replication.LeaderConfig{
+		ID: n.cfg.ID, Store: n.store, Epoch: st.Epoch, Core: n.coreConfig(st), Control: n.control,
+		Logger: n.log, OnBatch: n.metrics.observeBatch, OnEvent: n.metrics.observeEvent,
+		IsMember: func(id string) bool { _, ok := n.control.State().Member(id); return ok },
+	})
+	n.roleChangedLocked()
+}
+
+func (n *Node) startFollowerLocked(st control.State) {
+	leader, _ := st.Member(st.Leader)
+	n.log.Info("following", "leader", st.Leader, "epoch", st.Epoch, "leader_peer", leader.PeerAddr)
+	ctx, cancel := context.WithCancel(n.ctx)
+	fo := &follower{leaderID: st.Leader, epoch: st.Epoch, cancel: cancel, done: make(chan struct{})}
+	addr := leader.PeerAddr
+	fo.f = replication.NewFollower(replication.FollowerConfig{
+		ID: n.cfg.ID, Store: n.store, LeaderID: st.Leader, Epoch: st.Epoch,
+		Dial:        func() (pb.PeerClient, error) { return n.pool.Client(addr) },
+		ApplyDelay:  n.cfg.ApplyDelay,
+		RollbackDir: filepath.Join(n.cfg.DataDir, "rollback"),
+		Logger:      n.log,
+		OnRollback:  func(k int) { n.metrics.rolledBack.Add(float64(k)) },
+	})
+	go func() {
+		defer close(fo.done)
+		if err := fo.f.Run(ctx); err != nil {
+			n.log.Error("follower stopped", "err", err)
+		}
+	}()
+	n.follower = fo
+	n.roleChangedLocked()
+}
+
+// HandleRaft implements transport.Handler.
+func (n *Node) HandleRaft(ctx context.Context, msgs []*raftpb.Message) error {
+	for _, m := range msgs {
+		if err := n.control.Step(ctx, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// HandleReplicate implements transport.Handler.
+func (n *Node) HandleReplicate(stream pb.Peer_ReplicateServer) error {
+	l := n.currentLeader()
+	if l == nil {
+		return n.notLeaderErr()
+	}
+	return l.ServeFollower(stream)
+}
+
+// HandleSnapshot implements transport.Handler.
+func (n *Node) HandleSnapshot(req *pb.SnapshotRequest, stream pb.Peer_SnapshotServer) error {
+	l := n.currentLeader()
+	if l == nil {
+		return n.notLeaderErr()
+	}
+	return l.ServeSnapshot(req, stream)
+}
+
+// HandleJoin implements transport.Handler: add the caller as a member.
+func (n *Node) HandleJoin(ctx context.Context, req *pb.JoinRequest) (*pb.JoinResponse, error) {
+	if req.GetId() == "" || req.GetPeerAddr() == "" {
+		return nil, errors.New("join: id and peer address are required")
+	}
+	m := control.Member{ID: req.GetId(), PeerAddr: req.GetPeerAddr(), RESPAddr: req.GetRespAddr(), HTTPAddr: req.GetHttpAddr(), RaftID: control.RaftID(req.GetId())}
+	if err := n.control.AddMember(ctx, m); err != nil {
+		return nil, fmt.Errorf("join %s: %w", m.ID, err)
+	}
+	n.log.Info("member joined", "member", m.ID, "peer", m.PeerAddr)
+	resp := &pb.JoinResponse{}
+	for _, x := range n.control.State().Members {
+		resp.Members = append(resp.Members, &pb.Member{Id: x.ID, PeerAddr: x.PeerAddr, RespAddr: x.RESPAddr, HttpAddr: x.HTTPAddr})
+	}
+	return resp, nil
+}
+
+// SetPolicy validates and records a new commit policy, ack level or
+// fallback (empty strings keep the current value).
+func (n *Node) SetPolicy(ctx context.Context, policy, ack, fallback string) error {
+	if policy != "" {
+		p, err := replication.ParsePolicy(policy)
+		if err != nil {
+			return err
+		}
+		policy = p.String()
+	}
+	if ack != "" {
+		a, err := replication.ParseAckLevel(ack)
+		if err != nil {
+			return err
+		}
+		ack = a.String()
+	}
+	if fallback != "" {
+		f, err := replication.ParseFallback(fallback)
+		if err != nil {
+			return err
+		}
+		fallback = f.String()
+	}
+	return n.control.SetPolicy(ctx, policy, ack, fallback)
+}
+
+// RemoveMember takes a member out of the cluster.
+func (n *Node) RemoveMember(ctx context.Context, id string) error {
+	return n.control.RemoveMember(ctx, id)
+}
+
+// ControlState is the control plane's current state.
+func (n *Node) ControlState() control.State { return n.control.State() }

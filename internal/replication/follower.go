@@ -1,0 +1,572 @@
+package replication
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/replicant-db/replicant/internal/storage"
+	"github.com/replicant-db/replicant/internal/transport/pb"
+)
+
+// ErrStaleLeader is returned (wrapped) when a leader of an older epoch than
+// the follower has seen tries to lead it: fencing.
+var ErrStaleLeader = errors.New("leader epoch is older than one already seen")
+
+// FollowerConfig configures a follower's replication driver.
+type FollowerConfig struct {
+	ID    string
+	Store *storage.Store
+	// LeaderID, Epoch: the leader the control plane appointed, and its epoch.
+	LeaderID string
+	Epoch    uint64
+	// Dial returns a client to the leader's peer endpoint.
+	Dial func() (pb.PeerClient, error)
+	// ApplyDelay makes this a delayed replica: entries are received and
+	// acknowledged at once, applied only when they are this old.
+	ApplyDelay time.Duration
+	// RollbackDir receives a file per divergence rollback.
+	RollbackDir string
+	Logger      *slog.Logger
+	// OnRollback is called with the number of entries rolled back.
+	OnRollback func(n int)
+}
+
+// FollowerStatus describes the follower side of replication.
+type FollowerStatus struct {
+	Leader        string
+	State         string // connecting, snapshotting, streaming, catching-up
+	Reason        string // why (e.g. why a snapshot was needed)
+	LeaderCommit  uint64
+	LastContact   time.Time
+	SnapshotBytes uint64
+	SnapshotLSN   uint64
+	RolledBack    uint64
+	LastError     string
+}
+
+// Follower pulls the log from the leader, appends, applies and acknowledges.
+type Follower struct {
+	cfg FollowerConfig
+	log *slog.Logger
+
+	commit      atomic.Uint64 // commit LSN learned from the leader
+	lastContact atomic.Int64  // unix nanos
+	mu          sync.Mutex
+	st          FollowerStatus
+	// applyq holds (lsn, leader time) of appended, unapplied entries for a
+	// delayed replica.
+	applyq []stamp
+	// oldestUnapplied is the leader time of the first unapplied entry (0:
+	// none), for lag in seconds.
+	changed chan struct{}
+}
+
+type stamp struct {
+	lsn uint64
+	at  int64
+}
+
+// NewFollower prepares a follower; Run drives it.
+func NewFollower(cfg FollowerConfig) *Follower {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	f := &Follower{cfg: cfg, log: cfg.Logger.With("role", "follower", "leader", cfg.LeaderID, "epoch", cfg.Epoch), changed: make(chan struct{})}
+	f.st = FollowerStatus{Leader: cfg.LeaderID, State: "connecting"}
+	st := cfg.Store.State()
+	f.commit.Store(st.CommitLSN)
+	if st.AppliedLSN < st.LastLSN && cfg.ApplyDelay > 0 {
+		_ = cfg.Store.ReadLog(st.AppliedLSN+1, st.LastLSN, 0, func(e storage.Entry) error {
+			f.applyq = append(f.applyq, stamp{e.LSN, e.Time})
+			return nil
+		})
+	} else if st.AppliedLSN < st.LastLSN {
+		if err := cfg.Store.ApplyUpTo(st.LastLSN); err != nil {
+			f.log.Error("apply after restart", "err", err)
+		}
+	}
+	return f
+}
+
+// CommitLSN is the commit LSN this follower has learned.
+func (f *Follower) CommitLSN() uint64 { return f.commit.Load() }
+
+// ReadLSN is the LSN reads are served at: committed and applied.
+func (f *Follower) ReadLSN() uint64 {
+	return min(f.commit.Load(), f.cfg.Store.State().AppliedLSN)
+}
+
+// LastContact is when the leader was last heard from.
+func (f *Follower) LastContact() time.Time {
+	n := f.lastContact.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// Status reports the follower's state.
+func (f *Follower) Status() FollowerStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.st
+	s.LeaderCommit = f.commit.Load()
+	s.LastContact = f.LastContact()
+	return s
+}
+
+// Changed is closed when the read LSN may have moved.
+func (f *Follower) Changed() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.changed
+}
+
+func (f *Follower) notify() {
+	f.mu.Lock()
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+}
+
+func (f *Follower) setState(state, reason string) {
+	f.mu.Lock()
+	f.st.State, f.st.Reason = state, reason
+	f.mu.Unlock()
+}
+
+// Run replicates until ctx ends, reconnecting with backoff. It returns an
+// error wrapping ErrStaleLeader if the leader is fenced off.
+func (f *Follower) Run(ctx context.Context) error {
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		err := f.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrStaleLeader) {
+			f.log.Error("refusing stale leader", "err", err)
+			f.setState("fenced", err.Error())
+			return err
+		}
+		if err != nil {
+			f.mu.Lock()
+			f.st.LastError = err.Error()
+			if f.st.State != "snapshotting" {
+				f.st.State = "connecting"
+			}
+			f.mu.Unlock()
+			f.log.Debug("log stream ended", "err", err)
+		} else {
+			backoff = 50 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		if err != nil {
+			backoff = min(backoff*2, 2*time.Second)
+		}
+	}
+	return nil
+}
+
+func (f *Follower) session(ctx context.Context) error {
+	client, err := f.cfg.Dial()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := client.Replicate(ctx)
+	if err != nil {
+		return fmt.Errorf("open log stream: %w", err)
+	}
+	st := f.cfg.Store.State()
+	hello := &pb.Hello{FollowerId: f.cfg.ID, LastLsn: st.LastLSN, LastEpoch: st.LastEpoch,
+		Epochs: epochsToPB(f.cfg.Store.EpochHistory()), Epoch: f.cfg.Epoch, FirstLsn: st.FirstLSN}
+	if err := stream.Send(&pb.FollowerMsg{Msg: &pb.FollowerMsg_Hello{Hello: hello}}); err != nil {
+		return fmt.Errorf("send hello: %w", err)
+	}
+	m, err := stream.Recv()
+	if err != nil {
+		return fmt.Errorf("await start: %w", err)
+	}
+	start := m.GetStart()
+	if start == nil {
+		return errors.New("leader did not answer hello with start")
+	}
+	if start.GetEpoch() < f.cfg.Epoch {
+		return fmt.Errorf("%w: leader %s is at epoch %d, this follower has seen %d", ErrStaleLeader, start.GetLeaderId(), start.GetEpoch(), f.cfg.Epoch)
+	}
+	f.touch()
+	if start.GetNeedSnapshot() || (start.GetTruncate() && start.GetTruncateTo()+1 < st.FirstLSN) {
+		reason := start.GetReason()
+		if reason == "" {
+			reason = fmt.Sprintf("rollback to %d is below this node's own log start %d", start.GetTruncateTo(), st.FirstLSN)
+		}
+		cancel()
+		return f.installSnapshot(context.WithoutCancel(ctx), client, reason)
+	}
+	if start.GetTruncate() {
+		if err := f.rollback(start.GetTruncateTo(), start.GetEpoch()); err != nil {
+			return err
+		}
+	}
+	if st := f.cfg.Store.State(); st.LastLSN+1 != start.GetFromLsn() {
+		return fmt.Errorf("leader streams from %d but the log ends at %d", start.GetFromLsn(), st.LastLSN)
+	}
+	f.setState("catching-up", "")
+	f.log.Info("streaming from leader", "from_lsn", start.GetFromLsn())
+	return f.stream(ctx, stream)
+}
+
+func (f *Follower) touch() { f.lastContact.Store(time.Now().UnixNano()) }
+
+// rollback truncates the divergent suffix and writes it to a rollback file.
+func (f *Follower) rollback(to, epoch uint64) error {
+	removed, err := f.cfg.Store.TruncateSuffix(to)
+	if err != nil {
+		return fmt.Errorf("roll back to %d: %w", to, err)
+	}
+	if len(removed) == 0 {
+		return nil
+	}
+	path, werr := writeRollbackFile(f.cfg.RollbackDir, removed, epoch)
+	if werr != nil {
+		f.log.Error("could not write rollback file; the rolled back entries are in this log line", "err", werr, "entries", len(removed))
+	}
+	f.log.Warn("rolled back divergent log suffix", "to_lsn", to, "entries", len(removed), "file", path)
+	f.mu.Lock()
+	f.st.RolledBack += uint64(len(removed))
+	f.mu.Unlock()
+	if f.cfg.OnRollback != nil {
+		f.cfg.OnRollback(len(removed))
+	}
+	f.commit.Store(min(f.commit.Load(), to))
+	return nil
+}
+
+func writeRollbackFile(dir string, entries []storage.Entry, epoch uint64) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, fmt.Sprintf("rollback-%s-to-epoch-%d.jsonl", time.Now().UTC().Format("20060102T150405.000000000"), epoch))
+	fh, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return "", err
+	}
+	enc := json.NewEncoder(fh)
+	for _, e := range entries {
+		type op struct {
+			Kind     string `json:"op"`
+			Key      []byte `json:"key,omitempty"`
+			Value    []byte `json:"value,omitempty"`
+			ExpireAt int64  `json:"expire_at_ms,omitempty"`
+		}
+		rec := struct {
+			LSN   uint64 `json:"lsn"`
+			Epoch uint64 `json:"epoch"`
+			Time  string `json:"time"`
+			Ops   []op   `json:"ops"`
+		}{LSN: e.LSN, Epoch: e.Epoch, Time: time.Unix(0, e.Time).UTC().Format(time.RFC3339Nano)}
+		for _, o := range e.Ops {
+			rec.Ops = append(rec.Ops, op{Kind: o.Kind.String(), Key: o.Key, Value: o.Value, ExpireAt: o.ExpireAt})
+		}
+		if err := enc.Encode(rec); err != nil {
+			fh.Close()
+			return path, err
+		}
+	}
+	if err := fh.Sync(); err != nil {
+		fh.Close()
+		return path, err
+	}
+	return path, fh.Close()
+}
+
+type ackState struct {
+	mu                         sync.Mutex
+	received, durable, applied uint64
+	sentR, sentD, sentA        uint64
+	wake                       chan struct{}
+}
+
+func (a *ackState) set(r, d, ap uint64) {
+	a.mu.Lock()
+	a.received, a.durable, a.applied = max(a.received, r), max(a.durable, d), max(a.applied, ap)
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (f *Follower) stream(ctx context.Context, stream pb.Peer_ReplicateClient) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st := f.cfg.Store.State()
+	acks := &ackState{wake: make(chan struct{}, 1)}
+	acks.set(st.LastLSN, st.LastLSN, st.AppliedLSN)
+	syncq := make(chan *syncItem, 64)
+	errc := make(chan error, 4)
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); errc <- f.sendAcks(ctx, stream, acks) }()
+	go func() { defer wg.Done(); errc <- f.syncLoop(ctx, syncq, acks) }()
+	go func() { defer wg.Done(); errc <- f.applyLoop(ctx, acks) }()
+	err := f.recvLoop(ctx, stream, syncq, acks)
+	cancel()
+	close(syncq)
+	wg.Wait()
+	return err
+}
+
+type syncItem struct {
+	pending *storage.Pending
+	last    uint64
+}
+
+func (f *Follower) recvLoop(ctx context.Context, stream pb.Peer_ReplicateClient, syncq chan<- *syncItem, acks *ackState) error {
+	var entries []storage.Entry
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return errors.New("leader closed the log stream")
+			}
+			return err
+		}
+		f.touch()
+		switch msg := m.GetMsg().(type) {
+		case *pb.LeaderMsg_Heartbeat:
+			f.learnCommit(msg.Heartbeat.GetCommitLsn())
+		case *pb.LeaderMsg_Entries:
+			entries = entries[:0]
+			for _, raw := range msg.Entries.GetEntries() {
+				e, err := storage.DecodeEntry(raw)
+				if err != nil {
+					return fmt.Errorf("entry from leader: %w", err)
+				}
+				if e.Epoch > f.cfg.Epoch {
+					return fmt.Errorf("entry %d carries epoch %d above the leader's %d", e.LSN, e.Epoch, f.cfg.Epoch)
+				}
+				entries = append(entries, e)
+			}
+			if len(entries) == 0 {
+				continue
+			}
+			st := f.cfg.Store.State()
+			apply := f.cfg.ApplyDelay == 0 && st.AppliedLSN == st.LastLSN
+			pend, err := f.cfg.Store.Append(entries, storage.AppendOptions{Apply: apply, Sync: true})
+			if err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
+			last := entries[len(entries)-1].LSN
+			if !apply {
+				f.mu.Lock()
+				for _, e := range entries {
+					f.applyq = append(f.applyq, stamp{e.LSN, e.Time})
+				}
+				f.mu.Unlock()
+			}
+			applied := f.cfg.Store.State().AppliedLSN
+			acks.set(last, 0, applied)
+			select {
+			case syncq <- &syncItem{pending: pend, last: last}:
+			case <-ctx.Done():
+				_ = pend.Wait()
+				return ctx.Err()
+			}
+			f.learnCommit(msg.Entries.GetCommitLsn())
+		}
+	}
+}
+
+func (f *Follower) learnCommit(c uint64) {
+	c = min(c, f.cfg.Store.State().LastLSN)
+	if c > f.commit.Load() {
+		f.commit.Store(c)
+		f.notify()
+	}
+	f.mu.Lock()
+	if f.st.State == "catching-up" && f.cfg.Store.State().AppliedLSN >= c {
+		f.st.State = "streaming"
+	}
+	f.mu.Unlock()
+}
+
+func (f *Follower) syncLoop(ctx context.Context, syncq <-chan *syncItem, acks *ackState) error {
+	lastPersist := time.Now()
+	for it := range syncq {
+		if err := it.pending.Wait(); err != nil {
+			return fmt.Errorf("fsync: %w", err)
+		}
+		acks.set(0, it.last, f.cfg.Store.State().AppliedLSN)
+		f.notify()
+		// The commit LSN is re-learned from the leader after a restart; a
+		// persisted copy only lets reads resume sooner.
+		if time.Since(lastPersist) > time.Second {
+			_ = f.cfg.Store.SetCommitLSN(f.commit.Load())
+			lastPersist = time.Now()
+		}
+	}
+	return nil
+}
+
+// applyLoop applies entries of a delayed replica once they are old enough.
+func (f *Follower) applyLoop(ctx context.Context, acks *ackState) error {
+	if f.cfg.ApplyDelay == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		cutoff := time.Now().Add(-f.cfg.ApplyDelay).UnixNano()
+		f.mu.Lock()
+		i := 0
+		for i < len(f.applyq) && f.applyq[i].at <= cutoff {
+			i++
+		}
+		var upTo uint64
+		if i > 0 {
+			upTo = f.applyq[i-1].lsn
+		}
+		f.mu.Unlock()
+		if upTo == 0 {
+			continue
+		}
+		if err := f.cfg.Store.ApplyUpTo(upTo); err != nil {
+			return fmt.Errorf("apply: %w", err)
+		}
+		f.mu.Lock()
+		f.applyq = append(f.applyq[:0], f.applyq[i:]...)
+		f.mu.Unlock()
+		acks.set(0, 0, upTo)
+		f.notify()
+	}
+}
+
+// OldestUnapplied returns the leader time of the oldest received but
+// unapplied entry (zero when none).
+func (f *Follower) OldestUnapplied() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.applyq) == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, f.applyq[0].at)
+}
+
+func (f *Follower) sendAcks(ctx context.Context, stream pb.Peer_ReplicateClient, acks *ackState) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		acks.mu.Lock()
+		r, d, a := acks.received, acks.durable, acks.applied
+		changed := r != acks.sentR || d != acks.sentD || a != acks.sentA
+		acks.sentR, acks.sentD, acks.sentA = r, d, a
+		acks.mu.Unlock()
+		if changed {
+			if err := stream.Send(&pb.FollowerMsg{Msg: &pb.FollowerMsg_Ack{Ack: &pb.Ack{Received: r, Durable: d, Applied: a}}}); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-acks.wake:
+		case <-t.C:
+			// Periodic ack even when idle: it is the leader's liveness
+			// signal for this follower.
+			acks.mu.Lock()
+			acks.sentR = 0
+			acks.mu.Unlock()
+		}
+	}
+}
+
+// installSnapshot replaces the local state with the leader's snapshot.
+func (f *Follower) installSnapshot(ctx context.Context, client pb.PeerClient, reason string) error {
+	f.log.Warn("installing a snapshot from the leader", "reason", reason)
+	f.mu.Lock()
+	f.st.State, f.st.Reason, f.st.SnapshotBytes = "snapshotting", reason, 0
+	f.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := client.Snapshot(ctx, &pb.SnapshotRequest{FollowerId: f.cfg.ID, Epoch: f.cfg.Epoch})
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	if err := f.cfg.Store.BeginInstall(); err != nil {
+		return err
+	}
+	f.commit.Store(0)
+	f.mu.Lock()
+	f.applyq = nil
+	f.mu.Unlock()
+	start := time.Now()
+	crc := crc32.New(crcTable)
+	var keys, lastLog uint64
+	kvs := make([]storage.KV, 0, 1024)
+	for {
+		ch, err := stream.Recv()
+		if err != nil {
+			return fmt.Errorf("snapshot stream: %w", err)
+		}
+		f.touch()
+		kvs = kvs[:0]
+		for _, p := range ch.GetPairs() {
+			hashKV(crc, p)
+			kvs = append(kvs, storage.KV{Key: p.GetKey(), Value: p.GetValue(), ExpireAt: p.GetExpireAt()})
+		}
+		keys += uint64(len(kvs))
+		if err := f.cfg.Store.InstallChunk(ch.GetLsn(), kvs); err != nil {
+			return err
+		}
+		f.mu.Lock()
+		f.st.SnapshotBytes, f.st.SnapshotLSN = ch.GetSentBytes(), ch.GetLsn()
+		f.mu.Unlock()
+		if ch.GetSentBytes()-lastLog > 64<<20 {
+			lastLog = ch.GetSentBytes()
+			f.log.Info("snapshot progress", "lsn", ch.GetLsn(), "bytes", ch.GetSentBytes(), "keys", keys)
+		}
+		done := ch.GetDone()
+		if done == nil {
+			continue
+		}
+		if done.GetCrc() != crc.Sum32() || done.GetKeys() != keys {
+			return fmt.Errorf("snapshot at LSN %d failed its checksum (crc %08x vs %08x, keys %d vs %d); retrying",
+				done.GetLsn(), done.GetCrc(), crc.Sum32(), done.GetKeys(), keys)
+		}
+		if err := f.cfg.Store.FinishInstall(done.GetLsn(), epochsFromPB(done.GetEpochs())); err != nil {
+			return err
+		}
+		f.commit.Store(done.GetLsn())
+		el := time.Since(start)
+		f.log.Info("snapshot installed", "lsn", done.GetLsn(), "keys", keys, "bytes", done.GetBytes(),
+			"seconds", el.Seconds(), "mb_per_s", float64(done.GetBytes())/1e6/max(el.Seconds(), 1e-9))
+		f.mu.Lock()
+		f.st.State = "catching-up"
+		f.mu.Unlock()
+		f.notify()
+		return nil
+	}
+}

@@ -1,0 +1,549 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/replicant-db/replicant/internal/storage"
+	"github.com/replicant-db/replicant/internal/transport/pb"
+)
+
+// ControlPlane is what the leader needs from the control plane: recording
+// the sync set before relying on it.
+type ControlPlane interface {
+	SetSyncSet(ctx context.Context, epoch uint64, set []string) error
+}
+
+// ErrSyncUnavailable is returned (wrapped) when a write timed out because the
+// commit policy could not be satisfied (fallback "block").
+var ErrSyncUnavailable = errors.New("not enough synchronous followers")
+
+// LeaderConfig configures the leader's replication driver.
+type LeaderConfig struct {
+	ID      string
+	Store   *storage.Store
+	Epoch   uint64
+	Core    CoreConfig
+	Control ControlPlane
+	Logger  *slog.Logger
+	OnBatch func(BatchStats)
+	// OnEvent is called for every core event (metrics).
+	OnEvent func(Event)
+	// IsMember tells whether a follower id belongs to the cluster; streams
+	// from others are refused. Nil accepts everyone.
+	IsMember func(id string) bool
+	// MaxSendBytes bounds one Entries message (default 1 MiB).
+	MaxSendBytes int
+	// TickInterval drives health checks (default 100ms).
+	TickInterval time.Duration
+	// Heartbeat is the idle interval between heartbeats (default 500ms).
+	Heartbeat time.Duration
+}
+
+// Leader is the leader's replication driver: the write path (Writer), the
+// deterministic Core that decides the commit LSN, and the log streams to
+// followers. It is the I/O around Core; every decision is Core's.
+type Leader struct {
+	cfg    LeaderConfig
+	log    *slog.Logger
+	writer *Writer
+
+	mu       sync.Mutex
+	core     *Core
+	changed  chan struct{} // closed when the log or commit LSN moves
+	events   []Event       // recent events, for status
+	streams  map[string]context.CancelFunc
+	pins     map[uint64]uint64 // snapshot id -> pinned LSN (retention floor)
+	pinSeq   uint64
+	proposal []string // sync set being proposed (nil when none)
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewLeader starts the leader role at cfg.Epoch.
+func NewLeader(cfg LeaderConfig) *Leader {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxSendBytes <= 0 {
+		cfg.MaxSendBytes = 1 << 20
+	}
+	if cfg.TickInterval <= 0 {
+		cfg.TickInterval = 100 * time.Millisecond
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 500 * time.Millisecond
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &Leader{
+		cfg: cfg, log: cfg.Logger.With("role", "leader", "epoch", cfg.Epoch),
+		changed: make(chan struct{}), streams: map[string]context.CancelFunc{}, pins: map[uint64]uint64{},
+		ctx: ctx, cancel: cancel,
+	}
+	now := time.Now()
+	l.core = NewCore(cfg.Core, now)
+	st := cfg.Store.State()
+	// What survived a restart is durable; whether it is committed is for
+	// the policy to decide again from the followers' acknowledgements.
+	l.core.Appended(st.LastLSN, now)
+	l.core.LocalDurable(st.LastLSN)
+	l.writer = NewWriter(WriterConfig{
+		Store: cfg.Store, Epoch: cfg.Epoch, Logger: l.log, OnBatch: cfg.OnBatch,
+		OnAppended: func(lsn uint64, at time.Time) {
+			l.mu.Lock()
+			l.core.Appended(lsn, at)
+			l.mu.Unlock()
+			l.notify()
+		},
+		OnDurable: func(lsn uint64) {
+			l.mu.Lock()
+			l.core.LocalDurable(lsn)
+			l.handleReadyLocked()
+			l.mu.Unlock()
+		},
+	})
+	l.mu.Lock()
+	l.handleReadyLocked()
+	l.mu.Unlock()
+	l.wg.Add(1)
+	go l.tickLoop()
+	return l
+}
+
+// Writer is the leader's write path.
+func (l *Leader) Writer() *Writer { return l.writer }
+
+// Epoch is the leader's epoch.
+func (l *Leader) Epoch() uint64 { return l.cfg.Epoch }
+
+// Close stops streams, the tick loop and the write path.
+func (l *Leader) Close() {
+	l.cancel()
+	l.mu.Lock()
+	for _, c := range l.streams {
+		c()
+	}
+	l.mu.Unlock()
+	l.wg.Wait()
+	l.writer.Close()
+}
+
+// Propose runs fn on the write path. A write that times out while the
+// policy cannot be met says why.
+func (l *Leader) Propose(ctx context.Context, fn func(*Txn) error) (Token, error) {
+	tok, err := l.writer.Propose(ctx, fn)
+	if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		l.mu.Lock()
+		blocked, why := l.core.Blocked()
+		l.mu.Unlock()
+		if blocked {
+			return tok, fmt.Errorf("%w: %s (the write may still commit once followers return)", ErrSyncUnavailable, why)
+		}
+	}
+	return tok, err
+}
+
+func (l *Leader) notify() {
+	l.mu.Lock()
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// Changed is closed when the log or the commit LSN moves.
+func (l *Leader) Changed() <-chan struct{} { return l.changedCh() }
+
+func (l *Leader) changedCh() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.changed
+}
+
+// handleReadyLocked applies the core's outputs. l.mu is held.
+func (l *Leader) handleReadyLocked() {
+	rd := l.core.Ready()
+	if rd.CommitLSN > l.writer.CommitLSN() {
+		l.writer.AdvanceCommit(rd.CommitLSN)
+		close(l.changed)
+		l.changed = make(chan struct{})
+	}
+	for _, ev := range rd.Events {
+		l.log.Warn("replication event", "kind", ev.Kind, "follower", ev.Follower, "msg", ev.Message)
+		l.events = append(l.events, ev)
+		if len(l.events) > 50 {
+			l.events = l.events[len(l.events)-50:]
+		}
+		if l.cfg.OnEvent != nil {
+			l.cfg.OnEvent(ev)
+		}
+	}
+	if rd.ProposeSyncSet != nil && l.cfg.Control != nil {
+		set := append([]string{}, rd.ProposeSyncSet...)
+		l.proposal = set
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			ctx, cancel := context.WithTimeout(l.ctx, 5*time.Second)
+			defer cancel()
+			if err := l.cfg.Control.SetSyncSet(ctx, l.cfg.Epoch, set); err != nil {
+				if l.ctx.Err() == nil {
+					l.log.Warn("could not record sync set in the control plane", "set", set, "err", err)
+				}
+				return
+			}
+			l.log.Info("sync set recorded in the control plane", "set", set)
+		}()
+	}
+}
+
+// SyncSetCommitted tells the core the control plane now holds set.
+func (l *Leader) SyncSetCommitted(set []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.core.SyncSetCommitted(set, time.Now())
+	l.handleReadyLocked()
+}
+
+// Configure changes the policy or membership at run time.
+func (l *Leader) Configure(p Policy, a AckLevel, f Fallback, followers []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.core.Configure(p, a, f, followers, time.Now())
+	l.handleReadyLocked()
+}
+
+// Progress reports every follower's progress.
+func (l *Leader) Progress() []FollowerProgress {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.core.Progress(time.Now())
+}
+
+// Events returns recent replication events, oldest first.
+func (l *Leader) Events() []Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Event(nil), l.events...)
+}
+
+// FallbackActive reports whether commits currently ignore the sync policy.
+func (l *Leader) FallbackActive() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.core.FallbackActive()
+}
+
+// RetentionFloor is the lowest LSN that must stay in the log for snapshots
+// being streamed (0: no pin).
+func (l *Leader) RetentionFloor() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var floor uint64
+	for _, p := range l.pins {
+		if floor == 0 || p < floor {
+			floor = p
+		}
+	}
+	return floor
+}
+
+func (l *Leader) tickLoop() {
+	defer l.wg.Done()
+	t := time.NewTicker(l.cfg.TickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.ctx.Done():
+			return
+		case now := <-t.C:
+			l.mu.Lock()
+			l.core.Tick(now)
+			l.handleReadyLocked()
+			l.mu.Unlock()
+		}
+	}
+}
+
+// commonPrefix returns the highest LSN up to which a follower's log (epoch
+// history fe, last LSN fl) agrees with the leader's (le, ll). Entries of one
+// epoch are written by one leader in order, so two logs agree up to the end
+// of the newest epoch they share.
+func commonPrefix(fe []storage.EpochStart, fl uint64, le []storage.EpochStart, ll uint64) uint64 {
+	end := func(h []storage.EpochStart, i int, last uint64) uint64 {
+		if i+1 < len(h) {
+			return h[i+1].FirstLSN - 1
+		}
+		return last
+	}
+	for i := len(fe) - 1; i >= 0; i-- {
+		for j := len(le) - 1; j >= 0; j-- {
+			if le[j].Epoch != fe[i].Epoch {
+				continue
+			}
+			if le[j].FirstLSN != fe[i].FirstLSN {
+				// The same epoch starting elsewhere cannot happen with one
+				// leader per epoch; agree only below both starts.
+				return min(le[j].FirstLSN, fe[i].FirstLSN) - 1
+			}
+			return min(end(fe, i, fl), end(le, j, ll))
+		}
+	}
+	return 0
+}
+
+func epochsFromPB(in []*pb.EpochStart) []storage.EpochStart {
+	out := make([]storage.EpochStart, 0, len(in))
+	for _, e := range in {
+		out = append(out, storage.EpochStart{Epoch: e.GetEpoch(), FirstLSN: e.GetFirstLsn()})
+	}
+	return out
+}
+
+func epochsToPB(in []storage.EpochStart) []*pb.EpochStart {
+	out := make([]*pb.EpochStart, 0, len(in))
+	for _, e := range in {
+		out = append(out, &pb.EpochStart{Epoch: e.Epoch, FirstLsn: e.FirstLSN})
+	}
+	return out
+}
+
+// ServeFollower runs one follower's log stream until it ends.
+func (l *Leader) ServeFollower(stream pb.Peer_ReplicateServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hello := first.GetHello()
+	if hello == nil || hello.GetFollowerId() == "" {
+		return errors.New("replication: log stream must start with a hello naming the follower")
+	}
+	id := hello.GetFollowerId()
+	if l.cfg.IsMember != nil && !l.cfg.IsMember(id) {
+		return fmt.Errorf("replication: %s is not a member of this cluster", id)
+	}
+	if hello.GetEpoch() > l.cfg.Epoch {
+		return fmt.Errorf("replication: follower %s has seen epoch %d, this leader is at %d: refusing to lead it", id, hello.GetEpoch(), l.cfg.Epoch)
+	}
+	st := l.cfg.Store.State()
+	start := &pb.Start{Epoch: l.cfg.Epoch, LeaderId: l.cfg.ID}
+	fl := hello.GetLastLsn()
+	common := commonPrefix(epochsFromPB(hello.GetEpochs()), fl, l.cfg.Store.EpochHistory(), st.LastLSN)
+	switch {
+	case fl == 0 && st.AppliedLSN > 0 && st.FirstLSN > 1:
+		start.NeedSnapshot, start.Reason = true, "new follower: log starts at "+fmt.Sprint(st.FirstLSN)
+	case fl == 0 && st.AppliedLSN > 0:
+		start.NeedSnapshot, start.Reason = true, "new follower: initial snapshot"
+	case common+1 < st.FirstLSN:
+		start.NeedSnapshot = true
+		start.Reason = fmt.Sprintf("fell behind log retention: needs LSN %d, leader log starts at %d", common+1, st.FirstLSN)
+	default:
+		if common < fl {
+			start.Truncate, start.TruncateTo = true, common
+		}
+		start.FromLsn = common + 1
+	}
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	l.mu.Lock()
+	if old, ok := l.streams[id]; ok {
+		old() // a newer stream from the same follower replaces the old one
+	}
+	l.streams[id] = cancel
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.core.Disconnected(id, time.Now())
+		l.handleReadyLocked()
+		l.mu.Unlock()
+	}()
+	if err := stream.Send(&pb.LeaderMsg{Msg: &pb.LeaderMsg_Start{Start: start}}); err != nil {
+		return err
+	}
+	if start.NeedSnapshot {
+		l.log.Info("follower needs a snapshot", "follower", id, "reason", start.Reason)
+		return nil
+	}
+	if start.Truncate {
+		l.log.Warn("follower diverged; it rolls back its log", "follower", id, "follower_last", fl, "common", common)
+	}
+	l.mu.Lock()
+	l.core.Connected(id, common, time.Now())
+	l.handleReadyLocked()
+	l.mu.Unlock()
+	l.log.Info("follower streaming", "follower", id, "from_lsn", start.FromLsn)
+
+	errc := make(chan error, 2)
+	go func() { errc <- l.recvAcks(ctx, id, stream) }()
+	go func() { errc <- l.sendLog(ctx, start.FromLsn, stream) }()
+	err = <-errc
+	cancel()
+	if l.ctx.Err() != nil {
+		return errors.New("replication: leader stepping down")
+	}
+	return err
+}
+
+func (l *Leader) recvAcks(ctx context.Context, id string, stream pb.Peer_ReplicateServer) error {
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		a := m.GetAck()
+		if a == nil {
+			continue
+		}
+		l.mu.Lock()
+		l.core.Ack(id, a.GetReceived(), a.GetDurable(), a.GetApplied(), time.Now())
+		l.handleReadyLocked()
+		l.mu.Unlock()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+func (l *Leader) sendLog(ctx context.Context, next uint64, stream pb.Peer_ReplicateServer) error {
+	hb := time.NewTicker(l.cfg.Heartbeat)
+	defer hb.Stop()
+	var sentCommit uint64
+	for {
+		ch := l.changedCh()
+		last := l.cfg.Store.State().LastLSN
+		commit := l.writer.CommitLSN()
+		if next <= last {
+			msg := &pb.Entries{}
+			err := l.cfg.Store.ReadLogRaw(next, last, l.cfg.MaxSendBytes, func(lsn uint64, raw []byte) error {
+				msg.Entries = append(msg.Entries, append([]byte(nil), raw...))
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("replication: read log from %d: %w", next, err)
+			}
+			msg.CommitLsn = commit
+			if err := stream.Send(&pb.LeaderMsg{Msg: &pb.LeaderMsg_Entries{Entries: msg}}); err != nil {
+				return err
+			}
+			next += uint64(len(msg.Entries))
+			sentCommit = commit
+			continue
+		}
+		if commit != sentCommit {
+			if err := l.heartbeat(stream, commit, last); err != nil {
+				return err
+			}
+			sentCommit = commit
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		case <-hb.C:
+			if err := l.heartbeat(stream, commit, last); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (l *Leader) heartbeat(stream pb.Peer_ReplicateServer, commit, last uint64) error {
+	return stream.Send(&pb.LeaderMsg{Msg: &pb.LeaderMsg_Heartbeat{Heartbeat: &pb.Heartbeat{
+		CommitLsn: commit, LastLsn: last, LeaderTimeUnixNano: time.Now().UnixNano()}}})
+}
+
+// ServeSnapshot streams a consistent snapshot at the current commit LSN.
+// The log above that LSN is pinned against retention until the stream ends.
+func (l *Leader) ServeSnapshot(req *pb.SnapshotRequest, stream pb.Peer_SnapshotServer) error {
+	lsn := l.writer.CommitLSN()
+	l.mu.Lock()
+	l.pinSeq++
+	pin := l.pinSeq
+	l.pins[pin] = lsn + 1
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		delete(l.pins, pin)
+		l.mu.Unlock()
+	}()
+	start := time.Now()
+	l.log.Info("streaming snapshot", "follower", req.GetFollowerId(), "lsn", lsn)
+	crc := crc32.New(crcTable)
+	var sent, keys uint64
+	chunk := &pb.SnapshotChunk{Lsn: lsn}
+	size := 0
+	var sendErr error
+	flush := func() bool {
+		chunk.SentBytes = sent
+		if err := stream.Send(chunk); err != nil {
+			sendErr = err
+			return false
+		}
+		chunk = &pb.SnapshotChunk{Lsn: lsn}
+		size = 0
+		return true
+	}
+	err := l.cfg.Store.Scan(lsn, nil, func(k []byte, v storage.Version) bool {
+		kv := &pb.KV{Key: k, Value: v.Value, ExpireAt: v.ExpireAt}
+		hashKV(crc, kv)
+		chunk.Pairs = append(chunk.Pairs, kv)
+		n := len(k) + len(v.Value) + 16
+		size += n
+		sent += uint64(n)
+		keys++
+		if size >= l.cfg.MaxSendBytes {
+			return flush()
+		}
+		return true
+	})
+	if sendErr != nil {
+		return sendErr
+	}
+	if err != nil {
+		return fmt.Errorf("replication: snapshot scan: %w", err)
+	}
+	chunk.Done = &pb.SnapshotDone{Lsn: lsn, Epochs: epochsToPB(epochsUpTo(l.cfg.Store.EpochHistory(), lsn)),
+		Crc: crc.Sum32(), Keys: keys, Bytes: sent}
+	if !flush() {
+		return sendErr
+	}
+	el := time.Since(start)
+	l.log.Info("snapshot sent", "follower", req.GetFollowerId(), "lsn", lsn, "keys", keys, "bytes", sent,
+		"seconds", el.Seconds(), "mb_per_s", float64(sent)/1e6/max(el.Seconds(), 1e-9))
+	return nil
+}
+
+func epochsUpTo(h []storage.EpochStart, lsn uint64) []storage.EpochStart {
+	var out []storage.EpochStart
+	for _, e := range h {
+		if e.FirstLSN <= lsn {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// hashKV feeds one snapshot pair into the running checksum, length-prefixed
+// so that pair boundaries matter.
+func hashKV(h interface{ Write([]byte) (int, error) }, kv *pb.KV) {
+	var buf [8]byte
+	put := func(n uint64) {
+		for i := range 8 {
+			buf[i] = byte(n >> (8 * i))
+		}
+		_, _ = h.Write(buf[:])
+	}
+	put(uint64(len(kv.Key)))
+	_, _ = h.Write(kv.Key)
+	put(uint64(len(kv.Value)))
+	_, _ = h.Write(kv.Value)
+	put(uint64(kv.ExpireAt))
+}
