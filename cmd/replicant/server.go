@@ -22,6 +22,14 @@ type serverFlags struct {
 	id, data            string
 	respAddr, httpAddr  string
 	peerAddr            string
+	initialCluster      string
+	join                string
+	syncPolicy, ack     string
+	fallback            string
+	syncTimeout         time.Duration
+	writeTimeout        time.Duration
+	applyDelay          time.Duration
+	logRetention        uint64
 	requirePass         string
 	maxKey, maxValue    int
 	logLevel, logFormat string

@@ -91,9 +91,15 @@ func (n *Node) join(self control.Member) error {
 		c, err := n.pool.Client(n.cfg.Join)
 		if err == nil {
 			rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
-			_, err = c.Join(rctx, &pb.JoinRequest{Id: self.ID, PeerAddr: self.PeerAddr, RespAddr: self.RESPAddr, HttpAddr: self.HTTPAddr})
+			var resp *pb.JoinResponse
+			resp, err = c.Join(rctx, &pb.JoinRequest{Id: self.ID, PeerAddr: self.PeerAddr, RespAddr: self.RESPAddr, HttpAddr: self.HTTPAddr})
 			rcancel()
 			if err == nil {
+				// Until the raft log reaches this node it knows no peer
+				// addresses: take them from the answer.
+				for _, m := range resp.GetMembers() {
+					n.control.AddPeerHint(control.RaftID(m.GetId()), m.GetPeerAddr())
+				}
 				n.log.Info("joined the cluster", "via", n.cfg.Join)
 				return nil
 			}

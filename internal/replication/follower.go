@@ -476,12 +476,13 @@ func (f *Follower) OldestUnapplied() time.Time {
 }
 
 func (f *Follower) sendAcks(ctx context.Context, stream pb.Peer_ReplicateClient, acks *ackState) error {
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
+	force := true
 	for {
 		acks.mu.Lock()
 		r, d, a := acks.received, acks.durable, acks.applied
-		changed := r != acks.sentR || d != acks.sentD || a != acks.sentA
+		changed := force || r != acks.sentR || d != acks.sentD || a != acks.sentA
 		acks.sentR, acks.sentD, acks.sentA = r, d, a
 		acks.mu.Unlock()
 		if changed {
@@ -489,16 +490,15 @@ func (f *Follower) sendAcks(ctx context.Context, stream pb.Peer_ReplicateClient,
 				return err
 			}
 		}
+		force = false
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-acks.wake:
 		case <-t.C:
-			// Periodic ack even when idle: it is the leader's liveness
+			// Ack even when nothing moved: it is the leader's liveness
 			// signal for this follower.
-			acks.mu.Lock()
-			acks.sentR = 0
-			acks.mu.Unlock()
+			force = true
 		}
 	}
 }

@@ -1,0 +1,115 @@
+package control
+
+import (
+	"errors"
+	"hash/fnv"
+	"slices"
+)
+
+// Errors returned by the control plane. Callers test them with errors.Is;
+// the returned errors wrap them with details.
+var (
+	// ErrStaleEpoch: a compare-and-set on the epoch (SetSyncSet, Appoint)
+	// named an epoch that is no longer the current one.
+	ErrStaleEpoch = errors.New("control: stale epoch")
+	// ErrRemoveLeader: RemoveMember was asked to remove the current data leader.
+	ErrRemoveLeader = errors.New("control: cannot remove the current data leader")
+	// ErrUnknownMember: a member id that is not in State.Members.
+	ErrUnknownMember = errors.New("control: unknown member")
+	// ErrMemberConflict: AddMember with an id (or raft id) that is already used
+	// by a member with different addresses.
+	ErrMemberConflict = errors.New("control: member conflicts with an existing member")
+	// ErrInvalidArgument: a malformed request (empty id, bad ack level, ...).
+	ErrInvalidArgument = errors.New("control: invalid argument")
+	// ErrClosed: the Group was closed (or stopped after a fatal error).
+	ErrClosed = errors.New("control: group closed")
+	// ErrCorrupt: the persisted raft log in Dir cannot be read back.
+	ErrCorrupt = errors.New("control: corrupt persistence file")
+)
+
+// Ack levels and fallback modes accepted by SetPolicy.
+const (
+	AckReceived = "received"
+	AckDurable  = "durable"
+	AckApplied  = "applied"
+
+	FallbackBlock = "block"
+	FallbackAsync = "async"
+
+	DefaultPolicy   = "async"
+	DefaultAck      = AckDurable
+	DefaultFallback = FallbackBlock
+)
+
+func validAck(s string) bool {
+	return s == AckReceived || s == AckDurable || s == AckApplied
+}
+
+func validFallback(s string) bool {
+	return s == FallbackBlock || s == FallbackAsync
+}
+
+// Member is one node of the cluster as the control plane knows it.
+type Member struct {
+	ID       string `json:"id"`
+	PeerAddr string `json:"peer_addr,omitempty"`
+	RESPAddr string `json:"resp_addr,omitempty"`
+	HTTPAddr string `json:"http_addr,omitempty"`
+	RaftID   uint64 `json:"raft_id"`
+}
+
+// RaftID derives the raft node id of a member id: FNV-64a of the id, never 0.
+func RaftID(id string) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(id))
+	v := h.Sum64()
+	if v == 0 {
+		v = 1
+	}
+	return v
+}
+
+// State is the replicated cluster state. Every member applies the same
+// sequence of States; State.Index is the raft index of the last applied entry.
+type State struct {
+	Members  []Member `json:"members"`    // bootstrap/priority order, joined members appended
+	Policy   string   `json:"policy"`     // commit policy text, validated by the caller
+	Ack      string   `json:"ack"`        // received | durable | applied
+	Fallback string   `json:"fallback"`   // block | async
+	Leader   string   `json:"leader"`     // data leader id, "" before the first appointment
+	Epoch    uint64   `json:"epoch"`      // increases with every appointment
+	SyncSet  []string `json:"sync_set"`   // followers whose acks currently count for commit
+	Index    uint64   `json:"raft_index"` // raft index of the last applied entry
+}
+
+// Member returns the member with the given id.
+func (s State) Member(id string) (Member, bool) {
+	for _, m := range s.Members {
+		if m.ID == id {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+// InSyncSet reports whether id is in the sync set.
+func (s State) InSyncSet(id string) bool {
+	return slices.Contains(s.SyncSet, id)
+}
+
+// Clone returns a deep copy (the slices are not shared).
+func (s State) Clone() State {
+	c := s
+	c.Members = slices.Clone(s.Members)
+	c.SyncSet = slices.Clone(s.SyncSet)
+	return c
+}
+
+func (s State) memberByRaftID(rid uint64) (Member, bool) {
+	for _, m := range s.Members {
+		if m.RaftID == rid {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
