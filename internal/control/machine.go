@@ -35,6 +35,10 @@ type command struct {
 	Set      []string `json:"set,omitempty"`
 	Leader   string   `json:"leader,omitempty"`
 	Member   *Member  `json:"member,omitempty"` // addrs
+	// CAS makes a syncset command conditional: it applies only if the
+	// current sync set has exactly the members of From.
+	CAS  bool     `json:"cas,omitempty"`
+	From []string `json:"from,omitempty"`
 }
 
 // initSettings is carried by the bootstrap conf changes.
@@ -135,6 +139,9 @@ func (m *machine) applyCommand(data []byte) (req string, res result, dup bool) {
 	case opPolicy:
 		return c.Req, result{err: m.setPolicy(c.Policy, c.Ack, c.Fallback)}, false
 	case opSyncSet:
+		if c.CAS && !sameMembers(m.state.SyncSet, c.From) {
+			return c.Req, result{err: fmt.Errorf("%w: expected %v, found %v", ErrSyncSetChanged, c.From, m.state.SyncSet)}, false
+		}
 		return c.Req, result{err: m.setSyncSet(c.Epoch, c.Set)}, false
 	case opAppoint:
 		ep, err := m.appoint(c.Leader, c.Epoch)
@@ -199,6 +206,18 @@ func (m *machine) setSyncSet(epoch uint64, set []string) error {
 		m.state.SyncSet = nil
 	}
 	return nil
+}
+
+func sameMembers(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
 }
 
 func validateSyncSet(s State, set []string) error {

@@ -76,6 +76,24 @@ func (g *Group) UpdateMember(ctx context.Context, m Member) error {
 	return nil
 }
 
+// CompareAndSetSyncSet replaces the sync set with set only if it still
+// holds exactly the members of from (ErrSyncSetChanged otherwise) and epoch
+// is current (ErrStaleEpoch). The leader uses it so that a delayed, older
+// proposal can never overwrite a newer set.
+func (g *Group) CompareAndSetSyncSet(ctx context.Context, epoch uint64, from, set []string) error {
+	if cur := g.State().Epoch; epoch < cur {
+		return fmt.Errorf("control: set sync set: %w: epoch %d, current epoch is %d", ErrStaleEpoch, epoch, cur)
+	}
+	res, err := g.proposeCommand(ctx, command{Op: opSyncSet, Epoch: epoch, Set: slices.Clone(set), CAS: true, From: slices.Clone(from)})
+	if err != nil {
+		return fmt.Errorf("control: set sync set: %w", err)
+	}
+	if res.err != nil {
+		return fmt.Errorf("control: set sync set: %w", res.err)
+	}
+	return nil
+}
+
 // SetSyncSet replaces the sync set. It is rejected with ErrStaleEpoch unless
 // epoch is the current State.Epoch, so only the leader of the current epoch
 // changes it. Members must exist and the data leader cannot be in it.

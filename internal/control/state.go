@@ -12,6 +12,8 @@ var (
 	// ErrStaleEpoch: a compare-and-set on the epoch (SetSyncSet, Appoint)
 	// named an epoch that is no longer the current one.
 	ErrStaleEpoch = errors.New("control: stale epoch")
+	// ErrSyncSetChanged: a compare-and-set of the sync set found another set.
+	ErrSyncSetChanged = errors.New("control: sync set changed")
 	// ErrRemoveLeader: RemoveMember was asked to remove the current data leader.
 	ErrRemoveLeader = errors.New("control: cannot remove the current data leader")
 	// ErrUnknownMember: a member id that is not in State.Members.

@@ -75,10 +75,12 @@ type inflight struct {
 // writers, several batches in flight), and acknowledges a proposal once its
 // entry is at or below the commit LSN.
 type Writer struct {
-	cfg   WriterConfig
-	props chan *proposal
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	cfg       WriterConfig
+	props     chan *proposal
+	stop      chan struct{}
+	stopped   chan struct{} // closed when Close has answered every proposal
+	closeOnce sync.Once
+	wg        sync.WaitGroup
 
 	// commitFn turns the local durable LSN into a commit LSN; nil means the
 	// leader alone decides (commit = durable).
@@ -103,7 +105,7 @@ func NewWriter(cfg WriterConfig) *Writer {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	w := &Writer{cfg: cfg, props: make(chan *proposal, 4096), stop: make(chan struct{})}
+	w := &Writer{cfg: cfg, props: make(chan *proposal, 4096), stop: make(chan struct{}), stopped: make(chan struct{})}
 	st := cfg.Store.State()
 	// Everything in the log after a restart is durable; whether it is
 	// committed is the commit policy's call when there is one.
@@ -138,25 +140,32 @@ func (w *Writer) Propose(ctx context.Context, fn func(*Txn) error) (Token, error
 	case <-ctx.Done():
 		return Token{}, ctx.Err()
 	}
+	var err error
 	select {
-	case err := <-p.done:
-		if err != nil {
-			return Token{}, err
+	case err = <-p.done:
+	case <-w.stopped:
+		// The send above may have won against a closed stop channel and
+		// queued p after the sequencer exited; nobody will answer it.
+		// Every answer is sent before stopped closes, so check once more.
+		select {
+		case err = <-p.done:
+		default:
+			err = ErrStopped
 		}
-		return Token{Epoch: p.epoch, LSN: p.waitLSN}, nil
 	case <-ctx.Done():
 		return Token{}, ctx.Err()
 	}
+	if err != nil {
+		return Token{}, err
+	}
+	return Token{Epoch: p.epoch, LSN: p.waitLSN}, nil
 }
 
 // Close stops accepting proposals, lets in-flight batches finish, and fails
 // proposals still waiting for commit.
-func (w *Writer) Close() {
-	select {
-	case <-w.stop:
-		return
-	default:
-	}
+func (w *Writer) Close() { w.closeOnce.Do(w.close) }
+
+func (w *Writer) close() {
 	close(w.stop)
 	w.wg.Wait()
 	w.mu.Lock()
@@ -165,6 +174,7 @@ func (w *Writer) Close() {
 	}
 	w.waiters = nil
 	w.mu.Unlock()
+	close(w.stopped)
 }
 
 func (w *Writer) sequence(syncq chan<- inflight) {
@@ -288,7 +298,12 @@ func (w *Writer) syncLoop(syncq <-chan inflight) {
 				w.failed = fmt.Errorf("replication: write path failed: %w", err)
 			}
 			for _, p := range w.waiters {
-				if p.waitLSN > w.durable.Load() {
+				// Every waiter gets an answer: one at or below the commit
+				// LSN (a read-only proposal that joined after the last
+				// commit advance) depends only on committed state.
+				if p.waitLSN <= w.commit.Load() {
+					p.done <- nil
+				} else {
 					p.done <- w.failed
 				}
 			}

@@ -16,7 +16,8 @@ import (
 // ControlPlane is what the leader needs from the control plane: recording
 // the sync set before relying on it.
 type ControlPlane interface {
-	SetSyncSet(ctx context.Context, epoch uint64, set []string) error
+	// CompareAndSetSyncSet stores set if the sync set is still from.
+	CompareAndSetSyncSet(ctx context.Context, epoch uint64, from, set []string) error
 }
 
 // ErrSyncUnavailable is returned (wrapped) when a write timed out because the
@@ -53,14 +54,13 @@ type Leader struct {
 	log    *slog.Logger
 	writer *Writer
 
-	mu       sync.Mutex
-	core     *Core
-	changed  chan struct{} // closed when the log or commit LSN moves
-	events   []Event       // recent events, for status
-	streams  map[string]context.CancelFunc
-	pins     map[uint64]uint64 // snapshot id -> pinned LSN (retention floor)
-	pinSeq   uint64
-	proposal []string // sync set being proposed (nil when none)
+	mu      sync.Mutex
+	core    *Core
+	changed chan struct{} // closed when the log or commit LSN moves
+	events  []Event       // recent events, for status
+	streams map[string]context.CancelFunc
+	pins    map[uint64]uint64 // snapshot id -> pinned LSN (retention floor)
+	pinSeq  uint64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -185,14 +185,16 @@ func (l *Leader) handleReadyLocked() {
 		}
 	}
 	if rd.ProposeSyncSet != nil && l.cfg.Control != nil {
+		// The core has at most one proposal outstanding; compare-and-set
+		// keeps a delayed older proposal from overwriting a newer set.
 		set := append([]string{}, rd.ProposeSyncSet...)
-		l.proposal = set
+		from := append([]string{}, rd.ProposeFrom...)
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
 			ctx, cancel := context.WithTimeout(l.ctx, 5*time.Second)
 			defer cancel()
-			if err := l.cfg.Control.SetSyncSet(ctx, l.cfg.Epoch, set); err != nil {
+			if err := l.cfg.Control.CompareAndSetSyncSet(ctx, l.cfg.Epoch, from, set); err != nil {
 				if l.ctx.Err() == nil {
 					l.log.Warn("could not record sync set in the control plane", "set", set, "err", err)
 				}

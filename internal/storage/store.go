@@ -509,8 +509,14 @@ func (s *Store) ReadLog(from, to uint64, maxBytes int, fn func(Entry) error) err
 	if from > to {
 		return nil
 	}
-	if first := s.State().FirstLSN; from < first {
-		return fmt.Errorf("%w: want %d, log starts at %d", ErrCompacted, from, first)
+	st := s.State()
+	if from < st.FirstLSN {
+		return fmt.Errorf("%w: want %d, log starts at %d", ErrCompacted, from, st.FirstLSN)
+	}
+	// Nothing exists beyond LastLSN; clamping also keeps logKey(to+1) from
+	// wrapping to logKey(0) when to is math.MaxUint64 ("to the end").
+	if to = min(to, st.LastLSN); from > to {
+		return nil
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: logKey(from), UpperBound: logKey(to + 1)})
 	if err != nil {
@@ -916,8 +922,14 @@ func (s *Store) ReadLogRaw(from, to uint64, maxBytes int, fn func(lsn uint64, ra
 	if from > to {
 		return nil
 	}
-	if first := s.State().FirstLSN; from < first {
-		return fmt.Errorf("%w: want %d, log starts at %d", ErrCompacted, from, first)
+	st := s.State()
+	if from < st.FirstLSN {
+		return fmt.Errorf("%w: want %d, log starts at %d", ErrCompacted, from, st.FirstLSN)
+	}
+	// Nothing exists beyond LastLSN; clamping also keeps logKey(to+1) from
+	// wrapping to logKey(0) when to is math.MaxUint64 ("to the end").
+	if to = min(to, st.LastLSN); from > to {
+		return nil
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: logKey(from), UpperBound: logKey(to + 1)})
 	if err != nil {

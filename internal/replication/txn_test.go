@@ -1,0 +1,221 @@
+package replication
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/replicant-db/replicant/internal/storage"
+)
+
+const testNowMs = 1_000_000
+
+func fixedClock() time.Time { return time.UnixMilli(testNowMs) }
+
+// seedStore commits a=1, b=2, e=expired (ExpireAt before testNowMs) and
+// f=future (ExpireAt after it) through a writer, and returns the store.
+func seedStore(t *testing.T) *storage.Store {
+	t.Helper()
+	s := openStore(t)
+	w := NewWriter(WriterConfig{Store: s, Epoch: 1, Now: fixedClock})
+	defer w.Close()
+	_, err := w.Propose(ctxT(t), func(tx *Txn) error {
+		tx.Set([]byte("a"), []byte("1"), 0)
+		tx.Set([]byte("b"), []byte("2"), 0)
+		tx.Set([]byte("e"), []byte("old"), testNowMs-1)
+		tx.Set([]byte("f"), []byte("new"), testNowMs+1)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newTxn(s *storage.Store, group *layer) *Txn {
+	return &Txn{store: s, group: group, own: layer{vals: map[string]storage.Version{}}, nowMs: testNowMs}
+}
+
+func txnGet(t *testing.T, tx *Txn, key string) string {
+	t.Helper()
+	v, ok, err := tx.Get([]byte(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		return "-"
+	}
+	return string(v.Value)
+}
+
+// TestTxnGetLayers: a proposal reads its own writes first, then those of
+// earlier proposals in its batch, then the store at its newest state; a
+// FLUSH in a layer hides everything below it, and expiry is judged by the
+// proposal's clock.
+func TestTxnGetLayers(t *testing.T) {
+	s := seedStore(t)
+	tests := []struct {
+		name    string
+		earlier []func(*Txn) // earlier proposals of the same batch
+		fn      func(*Txn)
+		key     string
+		want    string
+	}{
+		{name: "store value", key: "a", want: "1"},
+		{name: "missing key", key: "zz", want: "-"},
+		{name: "expired in store", key: "e", want: "-"},
+		{name: "not yet expired in store", key: "f", want: "new"},
+		{name: "own set", fn: func(tx *Txn) { tx.Set([]byte("a"), []byte("x"), 0) }, key: "a", want: "x"},
+		{name: "own del", fn: func(tx *Txn) { tx.Del([]byte("a")) }, key: "a", want: "-"},
+		{name: "own set already expired", fn: func(tx *Txn) { tx.Set([]byte("a"), []byte("x"), testNowMs) }, key: "a", want: "-"},
+		{name: "own set then del", fn: func(tx *Txn) { tx.Set([]byte("n"), []byte("x"), 0); tx.Del([]byte("n")) }, key: "n", want: "-"},
+		{name: "own del then set", fn: func(tx *Txn) { tx.Del([]byte("a")); tx.Set([]byte("a"), []byte("y"), 0) }, key: "a", want: "y"},
+		{name: "own flush hides store", fn: func(tx *Txn) { tx.FlushAll() }, key: "a", want: "-"},
+		{name: "set after own flush", fn: func(tx *Txn) { tx.FlushAll(); tx.Set([]byte("a"), []byte("z"), 0) }, key: "a", want: "z"},
+		{name: "other key after own flush and set", fn: func(tx *Txn) { tx.FlushAll(); tx.Set([]byte("a"), []byte("z"), 0) }, key: "b", want: "-"},
+		{name: "set before own flush", fn: func(tx *Txn) { tx.Set([]byte("n"), []byte("x"), 0); tx.FlushAll() }, key: "n", want: "-"},
+		{name: "earlier set", earlier: []func(*Txn){func(tx *Txn) { tx.Set([]byte("b"), []byte("g"), 0) }}, key: "b", want: "g"},
+		{name: "earlier del", earlier: []func(*Txn){func(tx *Txn) { tx.Del([]byte("b")) }}, key: "b", want: "-"},
+		{name: "own overrides earlier", earlier: []func(*Txn){func(tx *Txn) { tx.Del([]byte("b")) }},
+			fn: func(tx *Txn) { tx.Set([]byte("b"), []byte("o"), 0) }, key: "b", want: "o"},
+		{name: "later earlier proposal wins", earlier: []func(*Txn){
+			func(tx *Txn) { tx.Set([]byte("b"), []byte("1st"), 0) },
+			func(tx *Txn) { tx.Set([]byte("b"), []byte("2nd"), 0) },
+		}, key: "b", want: "2nd"},
+		{name: "earlier flush hides store", earlier: []func(*Txn){func(tx *Txn) { tx.FlushAll() }}, key: "a", want: "-"},
+		{name: "earlier flush hides even earlier write", earlier: []func(*Txn){
+			func(tx *Txn) { tx.Set([]byte("n"), []byte("x"), 0) },
+			func(tx *Txn) { tx.FlushAll() },
+		}, key: "n", want: "-"},
+		{name: "write after earlier flush", earlier: []func(*Txn){
+			func(tx *Txn) { tx.FlushAll() },
+			func(tx *Txn) { tx.Set([]byte("n"), []byte("after"), 0) },
+		}, key: "n", want: "after"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			group := &layer{vals: map[string]storage.Version{}}
+			for _, fn := range tt.earlier {
+				tx := newTxn(s, group)
+				fn(tx)
+				tx.mergeInto(group)
+			}
+			tx := newTxn(s, group)
+			if tt.fn != nil {
+				tt.fn(tx)
+			}
+			if got := txnGet(t, tx, tt.key); got != tt.want {
+				t.Fatalf("Get(%q) = %s, want %s", tt.key, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestTxnCopiesArguments: callers (the RESP layer) reuse their buffers, so
+// Set and Del must copy the key and value they are given.
+func TestTxnCopiesArguments(t *testing.T) {
+	s := openStore(t)
+	tx := newTxn(s, &layer{vals: map[string]storage.Version{}})
+	key, val := []byte("key"), []byte("value")
+	tx.Set(key, val, 0)
+	dkey := []byte("gone")
+	tx.Del(dkey)
+	copy(key, "XXX")
+	copy(val, "XXXXX")
+	copy(dkey, "XXXX")
+	if got := txnGet(t, tx, "key"); got != "value" {
+		t.Fatalf("Get(key) = %s after the caller reused its buffers", got)
+	}
+	if string(tx.ops[0].Key) != "key" || string(tx.ops[0].Value) != "value" || string(tx.ops[1].Key) != "gone" {
+		t.Fatalf("ops changed with the caller's buffers: %+v", tx.ops)
+	}
+	if tx.NowMs() != testNowMs {
+		t.Fatalf("NowMs = %d", tx.NowMs())
+	}
+}
+
+// TestTxnViewMatchesCommittedState: for a batch of proposals, what the last
+// proposal of the batch reads through its Txn must be exactly what a reader
+// sees once the batch is committed. This ties the write path's layered
+// view to the store's multi-version reads, FLUSH inside entries included.
+func TestTxnViewMatchesCommittedState(t *testing.T) {
+	keys := []string{"a", "b", "c", "d", "e", "f"}
+	set := func(k, v string) func(*Txn) error {
+		return func(tx *Txn) error { tx.Set([]byte(k), []byte(v), 0); return nil }
+	}
+	tests := []struct {
+		name  string
+		batch []func(*Txn) error
+		want  string
+	}{
+		{"plain writes", []func(*Txn) error{set("c", "3"), set("a", "9")}, "a=9 b=2 c=3 f=new"},
+		{"flush then set in one entry",
+			[]func(*Txn) error{func(tx *Txn) error { tx.FlushAll(); tx.Set([]byte("c"), []byte("3"), 0); return nil }},
+			"c=3"},
+		{"set then flush in one entry",
+			[]func(*Txn) error{func(tx *Txn) error { tx.Set([]byte("c"), []byte("3"), 0); tx.FlushAll(); return nil }},
+			""},
+		{"flush then set in later entry of the batch",
+			[]func(*Txn) error{func(tx *Txn) error { tx.FlushAll(); return nil }, set("d", "4")},
+			"d=4"},
+		{"delete and re-set",
+			[]func(*Txn) error{func(tx *Txn) error { tx.Del([]byte("a")); return nil }, set("a", "again")},
+			"a=again b=2 f=new"},
+		{"set with expiry in the past",
+			[]func(*Txn) error{func(tx *Txn) error { tx.Set([]byte("c"), []byte("x"), tx.NowMs()-1); return nil }},
+			"a=1 b=2 f=new"},
+		{"increment twice in one batch", []func(*Txn) error{increment("n"), increment("n")}, "a=1 b=2 f=new n=2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := seedStore(t)
+			w := startWriter(t, s, WriterConfig{Now: fixedClock})
+			var view []string
+			observe := func(tx *Txn) error {
+				for _, k := range append(keys, "n") {
+					if v, ok, err := tx.Get([]byte(k)); err != nil {
+						return err
+					} else if ok {
+						view = append(view, fmt.Sprintf("%s=%s", k, v.Value))
+					}
+				}
+				return nil
+			}
+			res := proposeInOneBatch(t, w, append(slices.Clone(tt.batch), observe)...)
+			for i, r := range res {
+				if r.err != nil {
+					t.Fatalf("proposal %d: %v", i, r.err)
+				}
+			}
+			if got := strings.Join(view, " "); got != tt.want {
+				t.Fatalf("the write path saw %q, want %q", got, tt.want)
+			}
+			last := res[len(res)-1].tok
+			r := &Reader{Store: s, LSN: w.CommitLSN(), Epoch: s.EpochAt(w.CommitLSN()), NowMs: testNowMs}
+			if r.LSN < last.LSN {
+				t.Fatalf("commit LSN %d below the batch's token %v", r.LSN, last)
+			}
+			var got []string
+			if err := r.Scan(nil, func(k []byte, v storage.Version) bool {
+				got = append(got, fmt.Sprintf("%s=%s", k, v.Value))
+				return true
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got, " ") != tt.want {
+				t.Fatalf("readers see %q after commit, the write path saw %q", strings.Join(got, " "), tt.want)
+			}
+			for _, k := range keys {
+				_, ok, err := r.Get([]byte(k))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := strings.Contains(" "+tt.want, " "+k+"="); ok != want {
+					t.Fatalf("Reader.Get(%q) found=%v, want %v", k, ok, want)
+				}
+			}
+		})
+	}
+}
