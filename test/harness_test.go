@@ -136,7 +136,7 @@ func (p *proc) waitHealthy() {
 	p.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get("http://" + p.HTTP + "/healthz")
+		resp, err := http.Get("http://" + p.HTTP + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -147,7 +147,7 @@ func (p *proc) waitHealthy() {
 			p.t.Fatalf("%s exited during start-up:\n%s", p.ID, p.log.String())
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("%s not healthy after 20s:\n%s", p.ID, p.log.String())
+			p.t.Fatalf("%s not ready after 20s:\n%s", p.ID, p.log.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -114,6 +114,10 @@ func TestReplicationEveryAckedWriteOnEveryNode(t *testing.T) {
 		h.check(t, p)
 	}
 	// A write on a follower is refused with the leader's address.
+	c.waitFor("n2 knows the leader's RESP address", 10*time.Second, func() bool {
+		err := c.node("n2").redis().Set(context.Background(), "x", "y", 0).Err()
+		return err != nil && strings.HasSuffix(err.Error(), "resp="+leader.RESP)
+	})
 	err := c.node("n2").redis().Set(context.Background(), "x", "y", 0).Err()
 	if err == nil || !strings.HasPrefix(err.Error(), "READONLY You can't write against a read only replica.") || !strings.Contains(err.Error(), "leader=n1 resp="+leader.RESP) {
 		t.Fatalf("write on follower: got %v", err)

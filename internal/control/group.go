@@ -75,15 +75,17 @@ var errNoLeader = errors.New("control: no raft leader known")
 
 // Group is one member of the control-plane raft group.
 type Group struct {
-	id        string
-	raftID    uint64
-	self      Member
-	log       *slog.Logger
-	transport Transport
-	tick      time.Duration
-	resend    time.Duration
-	snapEvery uint64
-	duties    []Duty
+	// campaignSoon asks the run loop to campaign after its first Ready.
+	campaignSoon bool
+	id           string
+	raftID       uint64
+	self         Member
+	log          *slog.Logger
+	transport    Transport
+	tick         time.Duration
+	resend       time.Duration
+	snapEvery    uint64
+	duties       []Duty
 
 	// Owned by the raft loop goroutine.
 	rn        *raft.RawNode
@@ -341,6 +343,17 @@ func newGroup(cfg Config, log *slog.Logger, w *wal, recs []walRecord) (*Group, e
 		}
 		log.Info("control: bootstrapping a new cluster", "dir", cfg.Dir, "members", len(peers))
 	}
+	// Campaign at once where waiting for an election timeout only delays
+	// start-up: a one-member cluster, or the first member of a new one
+	// (raft ignores the request if this node cannot be elected yet).
+	// On bootstrap the membership entries must be applied first, so the
+	// run loop campaigns after its first Ready.
+	switch {
+	case rp.empty() && !cfg.Join && len(cfg.InitialCluster) > 0 && cfg.InitialCluster[0].RaftID == g.raftID:
+		g.campaignSoon = true
+	case !rp.empty() && len(g.sm.state.Members) == 1 && g.sm.state.Members[0].RaftID == g.raftID:
+		_ = rn.Campaign()
+	}
 	g.rn = rn
 	g.state = g.sm.state.Clone()
 	return g, nil
@@ -362,6 +375,11 @@ func (g *Group) run() {
 		if err := g.handleReady(); err != nil {
 			g.fail(err)
 			return
+		}
+		if g.campaignSoon {
+			g.campaignSoon = false
+			_ = g.rn.Campaign()
+			continue
 		}
 		select {
 		case <-g.stopc:

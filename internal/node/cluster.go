@@ -143,7 +143,8 @@ func (n *Node) reconcileLoop() {
 	ch, cancel := n.control.Subscribe()
 	defer cancel()
 	n.reconcile(n.control.State())
-	t := time.NewTicker(time.Second)
+	n.publishAddrs()
+	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {
@@ -161,18 +162,26 @@ func (n *Node) reconcileLoop() {
 // publishAddrs records this node's client addresses in the control plane
 // (bootstrap only knows peer addresses), so followers can name the leader's
 // RESP and HTTP addresses in redirects.
+//
+// Bootstrap membership entries are written locally on each node, so each
+// node's copy names only its own client addresses: publish once through the
+// log after every start, and again whenever the replicated copy differs.
 func (n *Node) publishAddrs() {
 	st := n.control.State()
 	m, ok := st.Member(n.cfg.ID)
-	if !ok || (m.RESPAddr == n.cfg.RESPAddr && m.HTTPAddr == n.cfg.HTTPAddr) {
+	if !ok || (n.published && m.RESPAddr == n.cfg.RESPAddr && m.HTTPAddr == n.cfg.HTTPAddr) {
 		return
 	}
 	m.RESPAddr, m.HTTPAddr = n.cfg.RESPAddr, n.cfg.HTTPAddr
 	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
 	defer cancel()
-	if err := n.control.UpdateMember(ctx, m); err != nil && n.ctx.Err() == nil {
-		n.log.Debug("publish client addresses", "err", err)
+	if err := n.control.UpdateMember(ctx, m); err != nil {
+		if n.ctx.Err() == nil {
+			n.log.Debug("publish client addresses", "err", err)
+		}
+		return
 	}
+	n.published = true
 }
 
 func followersOf(st control.State, self string) []string {

@@ -122,7 +122,10 @@ type Node struct {
 	leader   *replication.Leader
 	follower *follower
 	removed  bool
-	roleCh   chan struct{} // closed when the role changes
+	// published: this node's client addresses went through the control
+	// plane since it started (only the reconcile goroutine touches it).
+	published bool
+	roleCh    chan struct{} // closed when the role changes
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -1,0 +1,339 @@
+package resp
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/replicant-db/replicant/internal/node"
+	"github.com/replicant-db/replicant/internal/replication"
+)
+
+// splitAddr splits host:port; a missing or bad port is 0.
+func splitAddr(addr string) (string, int) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, 0
+	}
+	p, _ := strconv.Atoi(port)
+	return host, p
+}
+
+// leaderAddr returns the RESP address of st's leader, as far as st knows.
+func leaderAddr(st node.Status) string {
+	if st.Leader == st.ID {
+		return st.RESP
+	}
+	for _, m := range st.Members {
+		if m.ID == st.Leader {
+			return m.RESP
+		}
+	}
+	return ""
+}
+
+// infoSections are the INFO sections served, in order.
+func infoSections() []string {
+	return []string{"server", "clients", "stats", "replication", "keyspace"}
+}
+
+func (s *Server) cmdInfo(c *client, args [][]byte) {
+	want := map[string]bool{}
+	if len(args) == 1 {
+		for _, sec := range infoSections() {
+			want[sec] = true
+		}
+	}
+	for _, a := range args[1:] {
+		switch sec := strings.ToLower(string(a)); sec {
+		case "all", "default", "everything":
+			for _, sec := range infoSections() {
+				want[sec] = true
+			}
+		default:
+			want[sec] = true
+		}
+	}
+	st := s.b.Status()
+	var b strings.Builder
+	section := func(name string) {
+		if b.Len() > 0 {
+			b.WriteString("\r\n")
+		}
+		fmt.Fprintf(&b, "# %s\r\n", name)
+	}
+	kv := func(k string, v any) { fmt.Fprintf(&b, "%s:%v\r\n", k, v) }
+	if want["server"] {
+		section("Server")
+		_, port := splitAddr(s.b.Config().RESPAddr)
+		up := time.Since(s.started)
+		kv("redis_version", redisVersion)
+		kv("redis_mode", "standalone")
+		kv("os", runtime.GOOS+" "+runtime.GOARCH)
+		kv("arch_bits", strconv.IntSize)
+		kv("multiplexing_api", "go")
+		kv("process_id", os.Getpid())
+		kv("run_id", s.runID)
+		kv("tcp_port", port)
+		kv("server_time_usec", time.Now().UnixMicro())
+		kv("uptime_in_seconds", int64(up.Seconds()))
+		kv("uptime_in_days", int64(up.Hours()/24))
+		kv("executable", "replicant")
+		kv("replicant_id", s.b.ID())
+		kv("replicant_epoch", st.Epoch)
+		kv("replicant_sync_policy", st.SyncPolicy)
+	}
+	if want["clients"] {
+		section("Clients")
+		kv("connected_clients", s.clients.Load())
+		kv("blocked_clients", 0)
+		kv("maxclients", 10000)
+	}
+	if want["stats"] {
+		section("Stats")
+		kv("total_connections_received", s.connsTotal.Load())
+		kv("total_commands_processed", s.cmdsTotal.Load())
+		kv("scan_cursors", s.cursors.len())
+	}
+	if want["replication"] {
+		section("Replication")
+		s.infoReplication(kv, st)
+	}
+	if want["keyspace"] {
+		section("Keyspace")
+		// Local state, whatever the connection's consistency: INFO must
+		// answer on any node.
+		var keys, expires int64
+		r, err := s.b.Read(c.ctx, replication.Consistency{Level: replication.LevelEventual}, replication.Token{})
+		if err == nil {
+			keys, expires, err = countKeys(r)
+		}
+		if err != nil {
+			s.log.Debug("INFO keyspace", "err", err)
+		}
+		if keys > 0 {
+			fmt.Fprintf(&b, "db0:keys=%d,expires=%d,avg_ttl=0\r\n", keys, expires)
+		}
+	}
+	c.verbatim(b.String())
+}
+
+func (s *Server) infoReplication(kv func(string, any), st node.Status) {
+	replID := fmt.Sprintf("%040x", st.Epoch)
+	if st.Role == "follower" {
+		host, port := splitAddr(leaderAddr(st))
+		link := "up"
+		if st.Leader == "" {
+			link = "down"
+		}
+		kv("role", "slave")
+		kv("master_host", host)
+		kv("master_port", port)
+		kv("master_link_status", link)
+		kv("master_last_io_seconds_ago", 0)
+		kv("master_sync_in_progress", 0)
+		kv("slave_read_repl_offset", st.LastLSN)
+		kv("slave_repl_offset", st.AppliedLSN)
+		kv("slave_priority", 100)
+		kv("slave_read_only", 1)
+		kv("replica_announced", 1)
+		kv("connected_slaves", 0)
+		kv("master_failover_state", "no-failover")
+		kv("master_replid", replID)
+		kv("master_replid2", strings.Repeat("0", 40))
+		kv("master_repl_offset", st.AppliedLSN)
+		kv("second_repl_offset", -1)
+		kv("repl_backlog_active", 1)
+		kv("repl_backlog_first_byte_offset", st.FirstLSN)
+		kv("repl_backlog_histlen", st.LastLSN-min(st.LastLSN, st.FirstLSN))
+		return
+	}
+	kv("role", "master")
+	kv("connected_slaves", len(st.Members))
+	for i, m := range st.Members {
+		host, port := splitAddr(m.RESP)
+		state := "online"
+		if !m.Healthy {
+			state = "offline"
+		}
+		kv("slave"+strconv.Itoa(i), fmt.Sprintf("ip=%s,port=%d,state=%s,offset=%d,lag=%d",
+			host, port, state, m.AppliedLSN, int64(m.LagSeconds)))
+	}
+	kv("master_failover_state", "no-failover")
+	kv("master_replid", replID)
+	kv("master_replid2", strings.Repeat("0", 40))
+	kv("master_repl_offset", st.CommitLSN)
+	kv("second_repl_offset", -1)
+	kv("repl_backlog_active", 1)
+	kv("repl_backlog_first_byte_offset", st.FirstLSN)
+	kv("repl_backlog_histlen", st.LastLSN-min(st.LastLSN, st.FirstLSN))
+}
+
+func (s *Server) cmdRole(c *client, _ [][]byte) {
+	st := s.b.Status()
+	if st.Role == "follower" {
+		host, port := splitAddr(leaderAddr(st))
+		state := "connected"
+		if st.Leader == "" {
+			state = "connect"
+		}
+		c.array(5)
+		c.bulkString("slave")
+		c.bulkString(host)
+		c.int(int64(port))
+		c.bulkString(state)
+		c.int(int64(st.AppliedLSN))
+		return
+	}
+	c.array(3)
+	c.bulkString("master")
+	c.int(int64(st.CommitLSN))
+	c.array(len(st.Members))
+	for _, m := range st.Members {
+		host, port := splitAddr(m.RESP)
+		c.array(3)
+		c.bulkString(host)
+		c.bulkString(strconv.Itoa(port))
+		c.bulkString(strconv.FormatUint(m.AppliedLSN, 10))
+	}
+}
+
+// waitPoll is how often WAIT re-reads the status.
+const waitPoll = 10 * time.Millisecond
+
+func (s *Server) cmdWait(c *client, args [][]byte) {
+	want, ok1 := parseInt(args[1])
+	timeout, ok2 := parseInt(args[2])
+	if !ok1 || !ok2 {
+		c.err(msgNotInt)
+		return
+	}
+	if timeout < 0 {
+		c.err("ERR timeout is negative")
+		return
+	}
+	if s.b.Status().Role == "follower" {
+		c.err("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.")
+		return
+	}
+	target := c.lastWrite.LSN
+	count := func() int64 {
+		n := int64(0)
+		for _, m := range s.b.Status().Members {
+			if m.MatchLSN >= target {
+				n++
+			}
+		}
+		return n
+	}
+	var deadline <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(time.Duration(min(timeout, int64(time.Duration(1<<62)/time.Millisecond))) * time.Millisecond)
+		defer t.Stop()
+		deadline = t.C
+	}
+	tick := time.NewTicker(waitPoll)
+	defer tick.Stop()
+	n := count()
+	for n < want {
+		select {
+		case <-c.ctx.Done():
+			c.int(n)
+			return
+		case <-deadline:
+			c.int(count())
+			return
+		case <-tick.C:
+		}
+		n = count()
+	}
+	c.int(n)
+}
+
+func (s *Server) cmdTime(c *client, _ [][]byte) {
+	now := time.Now()
+	c.array(2)
+	c.bulkString(strconv.FormatInt(now.Unix(), 10))
+	c.bulkString(strconv.FormatInt(int64(now.Nanosecond()/1000), 10))
+}
+
+// cmdConfig serves CONFIG GET with the few parameters tools ask for.
+func (s *Server) cmdConfig(c *client, args [][]byte) {
+	if !strings.EqualFold(string(args[1]), "get") {
+		c.errorf("ERR unknown subcommand '%.128s'. Try CONFIG HELP.", args[1])
+		return
+	}
+	if len(args) < 3 {
+		c.arityErr("config|get")
+		return
+	}
+	cfg := s.b.Config()
+	host, port := splitAddr(cfg.RESPAddr)
+	params := [][2]string{
+		{"appendonly", "no"},
+		{"bind", host},
+		{"databases", "1"},
+		{"maxmemory", "0"},
+		{"port", strconv.Itoa(port)},
+		{"proto-max-bulk-len", strconv.Itoa(2*cfg.MaxValueSize + 1<<20)},
+		{"save", ""},
+	}
+	var out [][2]string
+	for _, p := range params {
+		for _, pat := range args[2:] {
+			if globMatch([]byte(strings.ToLower(string(pat))), []byte(p[0])) {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	c.mapHeader(len(out))
+	for _, p := range out {
+		c.bulkString(p[0])
+		c.bulkString(p[1])
+	}
+}
+
+func (s *Server) cmdToken(c *client, _ [][]byte) { c.bulkString(c.token.String()) }
+
+func (s *Server) cmdSession(c *client, args [][]byte) {
+	t, err := replication.ParseToken(string(args[1]))
+	if err != nil {
+		c.err("ERR " + err.Error())
+		return
+	}
+	c.observe(t)
+	c.ok()
+}
+
+func (s *Server) cmdConsistency(c *client, args [][]byte) {
+	if len(args) == 1 {
+		c.bulkString(c.cons.String())
+		return
+	}
+	parts := make([]string, len(args)-1)
+	for i, a := range args[1:] {
+		parts[i] = string(a)
+	}
+	cons, err := replication.ParseConsistency(strings.Join(parts, " "))
+	if err != nil {
+		c.err("ERR " + err.Error())
+		return
+	}
+	c.cons = cons
+	c.ok()
+}
+
+func (s *Server) cmdStatus(c *client, _ [][]byte) {
+	b, err := json.Marshal(s.b.Status())
+	if err != nil {
+		c.err("ERR " + err.Error())
+		return
+	}
+	c.bulk(b)
+}

@@ -1,0 +1,182 @@
+package resp
+
+import (
+	"slices"
+	"sort"
+	"strings"
+)
+
+// command describes one command: Redis's arity and key-position rules, its
+// COMMAND INFO/DOCS metadata, and its handler.
+type command struct {
+	name  string
+	arity int // > 0: exactly; < 0: at least -arity arguments (name included)
+	flags []string
+	first int // key positions, as in COMMAND INFO
+	last  int
+	step  int
+	acl   []string
+	group string
+	since string
+	doc   string
+	// write commands go through Backend.Write; their keys are checked
+	// against the key size limit before the handler runs.
+	write  bool
+	noAuth bool
+	fn     func(c *client, args [][]byte)
+
+	metrics *cmdMetrics
+}
+
+func (cmd *command) arityOK(n int) bool {
+	if cmd.arity >= 0 {
+		return n == cmd.arity
+	}
+	return n >= -cmd.arity
+}
+
+// keys returns the key arguments by the command's key positions.
+func (cmd *command) keys(args [][]byte) [][]byte {
+	if cmd.first <= 0 {
+		return nil
+	}
+	last := cmd.last
+	if last < 0 {
+		last = len(args) + last
+	}
+	if last >= len(args) {
+		last = len(args) - 1
+	}
+	step := max(cmd.step, 1)
+	var out [][]byte
+	for i := cmd.first; i <= last; i += step {
+		out = append(out, args[i])
+	}
+	return out
+}
+
+// commandTable builds the server's command table.
+func (s *Server) commandTable() map[string]*command {
+	type def struct {
+		name              string
+		arity             int
+		flags             string // space separated
+		first, last, step int
+		group, since, doc string
+		fn                func(c *client, args [][]byte)
+	}
+	defs := []def{
+		// connection
+		{"ping", -1, "fast", 0, 0, 0, "connection", "1.0.0", "Returns the server's liveliness response.", s.cmdPing},
+		{"echo", 2, "fast", 0, 0, 0, "connection", "1.0.0", "Returns the given string.", s.cmdEcho},
+		{"hello", -1, "noauth fast", 0, 0, 0, "connection", "6.0.0", "Handshakes with the Redis server.", s.cmdHello},
+		{"auth", -2, "noauth fast", 0, 0, 0, "connection", "1.0.0", "Authenticates the connection.", s.cmdAuth},
+		{"select", 2, "fast", 0, 0, 0, "connection", "1.0.0", "Changes the selected database.", s.cmdSelect},
+		{"quit", -1, "noauth fast", 0, 0, 0, "connection", "1.0.0", "Closes the connection.", s.cmdQuit},
+		{"reset", 1, "noauth fast", 0, 0, 0, "connection", "6.2.0", "Resets the connection.", s.cmdReset},
+		{"client", -2, "", 0, 0, 0, "connection", "2.4.0", "A container for client connection commands.", s.cmdClient},
+		{"command", -1, "", 0, 0, 0, "server", "2.8.13", "Returns detailed information about all commands.", s.cmdCommand},
+		// strings
+		{"get", 2, "readonly fast", 1, 1, 1, "string", "1.0.0", "Returns the string value of a key.", s.cmdGet},
+		{"set", -3, "write denyoom", 1, 1, 1, "string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", s.cmdSet},
+		{"setnx", 3, "write denyoom fast", 1, 1, 1, "string", "1.0.0", "Set the string value of a key only when the key doesn't exist.", s.cmdSetNX},
+		{"setex", 4, "write denyoom", 1, 1, 1, "string", "2.0.0", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", s.cmdSetEX},
+		{"psetex", 4, "write denyoom", 1, 1, 1, "string", "2.6.0", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", s.cmdPSetEX},
+		{"getset", 3, "write denyoom fast", 1, 1, 1, "string", "1.0.0", "Returns the previous string value of a key after setting it to a new value.", s.cmdGetSet},
+		{"getdel", 2, "write fast", 1, 1, 1, "string", "6.2.0", "Returns the string value of a key after deleting the key.", s.cmdGetDel},
+		{"getex", -2, "write fast", 1, 1, 1, "string", "6.2.0", "Returns the string value of a key after setting its expiration time.", s.cmdGetEx},
+		{"mget", -2, "readonly fast", 1, -1, 1, "string", "1.0.0", "Atomically returns the string values of one or more keys.", s.cmdMGet},
+		{"mset", -3, "write denyoom", 1, -1, 2, "string", "1.0.1", "Atomically creates or modifies the string values of one or more keys.", s.cmdMSet},
+		{"msetnx", -3, "write denyoom", 1, -1, 2, "string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist.", s.cmdMSetNX},
+		{"incr", 2, "write denyoom fast", 1, 1, 1, "string", "1.0.0", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", s.cmdIncr},
+		{"decr", 2, "write denyoom fast", 1, 1, 1, "string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", s.cmdDecr},
+		{"incrby", 3, "write denyoom fast", 1, 1, 1, "string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", s.cmdIncrBy},
+		{"decrby", 3, "write denyoom fast", 1, 1, 1, "string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", s.cmdDecrBy},
+		{"incrbyfloat", 3, "write denyoom fast", 1, 1, 1, "string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", s.cmdIncrByFloat},
+		{"append", 3, "write denyoom fast", 1, 1, 1, "string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist.", s.cmdAppend},
+		{"strlen", 2, "readonly fast", 1, 1, 1, "string", "2.2.0", "Returns the length of a string value.", s.cmdStrlen},
+		{"getrange", 4, "readonly", 1, 1, 1, "string", "2.4.0", "Returns a substring of the string stored at a key.", s.cmdGetRange},
+		{"substr", 4, "readonly", 1, 1, 1, "string", "1.0.0", "Returns a substring from a string value.", s.cmdGetRange},
+		{"setrange", 4, "write denyoom", 1, 1, 1, "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", s.cmdSetRange},
+		// keys
+		{"del", -2, "write", 1, -1, 1, "generic", "1.0.0", "Deletes one or more keys.", s.cmdDel},
+		{"unlink", -2, "write fast", 1, -1, 1, "generic", "4.0.0", "Asynchronously deletes one or more keys.", s.cmdDel},
+		{"exists", -2, "readonly fast", 1, -1, 1, "generic", "1.0.0", "Determines whether one or more keys exist.", s.cmdExists},
+		{"type", 2, "readonly fast", 1, 1, 1, "generic", "1.0.0", "Determines the type of value stored at a key.", s.cmdType},
+		{"rename", 3, "write", 1, 2, 1, "generic", "1.0.0", "Renames a key and overwrites the destination.", s.cmdRename},
+		{"renamenx", 3, "write fast", 1, 2, 1, "generic", "1.0.0", "Renames a key only when the target key name doesn't exist.", s.cmdRenameNX},
+		{"copy", -3, "write denyoom", 1, 2, 1, "generic", "6.2.0", "Copies the value of a key to a new key.", s.cmdCopy},
+		{"touch", -2, "readonly fast", 1, -1, 1, "generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", s.cmdExists},
+		{"expire", -3, "write fast", 1, 1, 1, "generic", "1.0.0", "Sets the expiration time of a key in seconds.", s.cmdExpire},
+		{"pexpire", -3, "write fast", 1, 1, 1, "generic", "2.6.0", "Sets the expiration time of a key in milliseconds.", s.cmdExpire},
+		{"expireat", -3, "write fast", 1, 1, 1, "generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp.", s.cmdExpire},
+		{"pexpireat", -3, "write fast", 1, 1, 1, "generic", "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp.", s.cmdExpire},
+		{"expiretime", 2, "readonly fast", 1, 1, 1, "generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp.", s.cmdTTL},
+		{"pexpiretime", 2, "readonly fast", 1, 1, 1, "generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp.", s.cmdTTL},
+		{"ttl", 2, "readonly fast", 1, 1, 1, "generic", "1.0.0", "Returns the expiration time in seconds of a key.", s.cmdTTL},
+		{"pttl", 2, "readonly fast", 1, 1, 1, "generic", "2.6.0", "Returns the expiration time in milliseconds of a key.", s.cmdTTL},
+		{"persist", 2, "write fast", 1, 1, 1, "generic", "2.2.0", "Removes the expiration time of a key.", s.cmdPersist},
+		{"scan", -2, "readonly", 0, 0, 0, "generic", "2.8.0", "Iterates over the key names in the database.", s.cmdScan},
+		{"keys", 2, "readonly", 0, 0, 0, "generic", "1.0.0", "Returns all key names that match a pattern.", s.cmdKeys},
+		{"randomkey", 1, "readonly", 0, 0, 0, "generic", "1.0.0", "Returns a random key name from the database.", s.cmdRandomKey},
+		{"dbsize", 1, "readonly fast", 0, 0, 0, "server", "1.0.0", "Returns the number of keys in the database.", s.cmdDBSize},
+		{"flushdb", -1, "write", 0, 0, 0, "server", "1.0.0", "Removes all keys from the current database.", s.cmdFlush},
+		{"flushall", -1, "write", 0, 0, 0, "server", "1.0.0", "Removes all keys from all databases.", s.cmdFlush},
+		// server
+		{"info", -1, "loading stale", 0, 0, 0, "server", "1.0.0", "Returns information and statistics about the server.", s.cmdInfo},
+		{"role", 1, "noscript loading stale fast", 0, 0, 0, "server", "2.8.12", "Returns the replication role.", s.cmdRole},
+		{"wait", 3, "", 0, 0, 0, "generic", "3.0.0", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.", s.cmdWait},
+		{"time", 1, "loading stale fast", 0, 0, 0, "server", "2.6.0", "Returns the server time.", s.cmdTime},
+		{"config", -2, "", 0, 0, 0, "server", "2.0.0", "A container for server configuration commands (only GET is supported).", s.cmdConfig},
+		// replicant extensions
+		{"replicant.token", 1, "fast", 0, 0, 0, "replicant", "0.1.0", "Returns this connection's token EPOCH:LSN.", s.cmdToken},
+		{"replicant.session", 2, "fast", 0, 0, 0, "replicant", "0.1.0", "Raises this connection's token floor for session reads.", s.cmdSession},
+		{"replicant.consistency", -1, "fast", 0, 0, 0, "replicant", "0.1.0", "Gets or sets this connection's read consistency.", s.cmdConsistency},
+		{"replicant.status", 1, "", 0, 0, 0, "replicant", "0.1.0", "Returns the node's status as JSON.", s.cmdStatus},
+	}
+	m := make(map[string]*command, len(defs))
+	for _, d := range defs {
+		cmd := &command{
+			name: d.name, arity: d.arity, first: d.first, last: d.last, step: d.step,
+			group: d.group, since: d.since, doc: d.doc, fn: d.fn,
+		}
+		for _, f := range strings.Fields(d.flags) {
+			cmd.flags = append(cmd.flags, f)
+			switch f {
+			case "write":
+				cmd.write = true
+			case "noauth":
+				cmd.noAuth = true
+			}
+		}
+		switch {
+		case cmd.write:
+			cmd.acl = append(cmd.acl, "@write")
+		case slices.Contains(cmd.flags, "readonly"):
+			cmd.acl = append(cmd.acl, "@read")
+		}
+		if d.group == "string" || d.group == "generic" {
+			cmd.acl = append(cmd.acl, map[string]string{"string": "@string", "generic": "@keyspace"}[d.group])
+		}
+		if slices.Contains(cmd.flags, "fast") {
+			cmd.acl = append(cmd.acl, "@fast")
+		} else {
+			cmd.acl = append(cmd.acl, "@slow")
+		}
+		if d.group == "connection" {
+			cmd.acl = append(cmd.acl, "@connection")
+		}
+		m[d.name] = cmd
+	}
+	return m
+}
+
+// sortedCommands returns the command table sorted by name.
+func (s *Server) sortedCommands() []*command {
+	out := make([]*command, 0, len(s.cmds))
+	for _, c := range s.cmds {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}

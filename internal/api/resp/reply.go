@@ -1,0 +1,188 @@
+package resp
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/replicant-db/replicant/internal/node"
+	"github.com/replicant-db/replicant/internal/replication"
+)
+
+// replyError is an error reply decided inside a write closure; its text is
+// sent as is (it starts with the error kind, e.g. "ERR no such key").
+type replyError string
+
+func (e replyError) Error() string { return string(e) }
+
+const (
+	msgNotInt       = "ERR value is not an integer or out of range"
+	msgNotFloat     = "ERR value is not a valid float"
+	msgSyntax       = "ERR syntax error"
+	msgOverflow     = "ERR increment or decrement would overflow"
+	msgNoSuchKey    = "ERR no such key"
+	msgDBRange      = "ERR DB index is out of range"
+	msgSameObject   = "ERR source and destination objects are the same"
+	msgInvalidCursr = "ERR invalid cursor"
+	msgNoAuth       = "NOAUTH Authentication required."
+	msgWrongPass    = "WRONGPASS invalid username-password pair or user is disabled."
+	msgOffsetRange  = "ERR offset is out of range"
+	msgTooBig       = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
+	msgNaN          = "ERR increment would produce NaN or Infinity"
+)
+
+func expireTimeErr(cmd string) replyError {
+	return replyError("ERR invalid expire time in '" + cmd + "' command")
+}
+
+// err writes an error reply (msg starts with the error kind).
+func (c *client) err(msg string) {
+	c.failed = true
+	c.conn.WriteError(msg)
+}
+
+func (c *client) errorf(format string, args ...any) { c.err(fmt.Sprintf(format, args...)) }
+
+func (c *client) arityErr(name string) {
+	c.errorf("ERR wrong number of arguments for '%s' command", name)
+}
+
+// backendErr answers an error returned by the backend or a write closure.
+func (c *client) backendErr(err error) {
+	var re replyError
+	var nl *replication.NotLeaderError
+	var le *replication.LimitError
+	switch {
+	case errors.As(err, &re):
+		c.err(string(re))
+	case errors.As(err, &nl):
+		if nl.LeaderID == "" {
+			c.err("READONLY You can't write against a read only replica. leader unknown")
+		} else {
+			c.errorf("READONLY You can't write against a read only replica. leader=%s resp=%s", nl.LeaderID, nl.LeaderRESP)
+		}
+	case errors.As(err, &le):
+		c.err("ERR " + le.Error())
+	case errors.Is(err, replication.ErrStale):
+		c.err("TRYAGAIN " + err.Error())
+	case errors.Is(err, replication.ErrLostWrite):
+		c.err("ERR " + err.Error())
+	default:
+		c.err("ERR " + err.Error())
+	}
+}
+
+func (c *client) ok()                 { c.conn.WriteString("OK") }
+func (c *client) simple(s string)     { c.conn.WriteString(s) }
+func (c *client) int(n int64)         { c.conn.WriteInt64(n) }
+func (c *client) bulk(b []byte)       { c.conn.WriteBulk(b) }
+func (c *client) bulkString(s string) { c.conn.WriteBulkString(s) }
+func (c *client) array(n int)         { c.conn.WriteArray(n) }
+
+// null writes the null reply of the connection's protocol.
+func (c *client) null() {
+	if c.proto == 3 {
+		c.conn.WriteRaw([]byte("_\r\n"))
+		return
+	}
+	c.conn.WriteNull()
+}
+
+// mapHeader starts a map of n pairs (a flat array of 2n in RESP2).
+func (c *client) mapHeader(n int) {
+	if c.proto == 3 {
+		c.conn.WriteRaw([]byte("%" + strconv.Itoa(n) + "\r\n"))
+		return
+	}
+	c.conn.WriteArray(2 * n)
+}
+
+// setHeader starts a set of n elements (an array in RESP2).
+func (c *client) setHeader(n int) {
+	if c.proto == 3 {
+		c.conn.WriteRaw([]byte("~" + strconv.Itoa(n) + "\r\n"))
+		return
+	}
+	c.conn.WriteArray(n)
+}
+
+// verbatim writes a text reply: a verbatim string in RESP3 (as Redis does
+// for INFO and CLIENT INFO), a bulk string in RESP2.
+func (c *client) verbatim(s string) {
+	if c.proto == 3 {
+		b := make([]byte, 0, len(s)+20)
+		b = append(b, '=')
+		b = strconv.AppendInt(b, int64(len(s)+4), 10)
+		b = append(b, "\r\ntxt:"...)
+		b = append(b, s...)
+		b = append(b, '\r', '\n')
+		c.conn.WriteRaw(b)
+		return
+	}
+	c.conn.WriteBulkString(s)
+}
+
+// observe raises the connection's token to t.
+func (c *client) observe(t replication.Token) {
+	if newer(t, c.token) {
+		c.token = t
+	}
+}
+
+func newer(a, b replication.Token) bool {
+	return a.LSN > b.LSN || (a.LSN == b.LSN && a.Epoch > b.Epoch)
+}
+
+// read opens a reader at the connection's consistency (and, for session
+// consistency, no older than its token). On failure it has answered.
+func (c *client) read() (*replication.Reader, bool) {
+	var floor replication.Token
+	if c.cons.Level == replication.LevelSession {
+		floor = c.token
+	}
+	r, err := c.s.b.Read(c.ctx, c.cons, floor)
+	var nl *replication.NotLeaderError
+	if errors.As(err, &nl) {
+		// Only linearizable reads need the leader.
+		c.errorf("ERR linearizable reads are served by the leader (leader=%s resp=%s); use REPLICANT.CONSISTENCY session, bounded or eventual to read from this replica", nl.LeaderID, nl.LeaderRESP)
+		return nil, false
+	}
+	if err != nil {
+		c.backendErr(err)
+		return nil, false
+	}
+	c.observe(r.Token())
+	return r, true
+}
+
+// cmdMetrics are one command's pre-resolved metric children.
+type cmdMetrics struct {
+	ok, failed prometheus.Counter
+	latency    prometheus.Observer
+}
+
+func newCmdMetrics(m *node.Metrics, name string) *cmdMetrics {
+	if m == nil || m.Ops == nil || m.OpLatency == nil {
+		return nil
+	}
+	return &cmdMetrics{
+		ok:      m.Ops.WithLabelValues("resp", name, "ok"),
+		failed:  m.Ops.WithLabelValues("resp", name, "error"),
+		latency: m.OpLatency.WithLabelValues("resp", name),
+	}
+}
+
+func (m *cmdMetrics) observe(failed bool, d time.Duration) {
+	if m == nil {
+		return
+	}
+	if failed {
+		m.failed.Inc()
+	} else {
+		m.ok.Inc()
+	}
+	m.latency.Observe(d.Seconds())
+}
