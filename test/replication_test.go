@@ -242,8 +242,15 @@ func TestJoinUnderLoadThenRemove(t *testing.T) {
 func TestRetentionExceededFallsBackToSnapshot(t *testing.T) {
 	c := newCluster(t, 3, "--sync", "FIRST 1 (n2)", "--log-retention", "100")
 	leader, n3 := c.node("n1"), c.node("n3")
-	n3.kill()
 	h := newHistory()
+	// n3 holds a log of its own before it goes away.
+	ctx0, cancel0 := bg(t)
+	wg0 := h.writers(ctx0, leader.RESP, 2, "r0", false)
+	waitAcks(t, h, 50)
+	cancel0()
+	wg0.Wait()
+	c.waitCaughtUp(leader, n3)
+	n3.kill()
 	ctx, cancel := bg(t)
 	wg := h.writers(ctx, leader.RESP, 4, "r", false)
 	waitAcks(t, h, 1500)
