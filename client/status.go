@@ -44,6 +44,7 @@ type Member struct {
 	DurableLSN  uint64  `json:"durable_lsn"`
 	AppliedLSN  uint64  `json:"applied_lsn"`
 	LagEntries  uint64  `json:"lag_entries"`
+	LagBytes    uint64  `json:"lag_bytes"`
 	LagSeconds  float64 `json:"lag_seconds"`
 	State       string  `json:"state"`
 	RESP        string  `json:"resp"`

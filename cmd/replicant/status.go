@@ -46,13 +46,13 @@ func newStatusCmd() *cobra.Command {
 			for _, ev := range st.Events {
 				fmt.Fprintf(out, "event %s %s %s: %s\n", ev.Time.Format("15:04:05.000"), ev.Kind, ev.Follower, ev.Message)
 			}
-			fmt.Fprintln(tw, "MEMBER\tROLE\tSYNC\tHEALTHY\tRECEIVED\tDURABLE\tAPPLIED\tLAG\tLAG(s)\tSTATE")
+			fmt.Fprintln(tw, "MEMBER\tROLE\tSYNC\tHEALTHY\tRECEIVED\tDURABLE\tAPPLIED\tLAG\tLAG(bytes)\tLAG(s)\tSTATE")
 			for _, m := range st.Members {
 				sync := "async"
 				if m.Sync {
 					sync = "sync"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%d\t%d\t%d\t%d\t%.3f\t%s\n", m.ID, m.Role, sync, m.Healthy, m.ReceivedLSN, m.DurableLSN, m.AppliedLSN, m.LagEntries, m.LagSeconds, m.State)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%d\t%d\t%d\t%d\t%d\t%.3f\t%s\n", m.ID, m.Role, sync, m.Healthy, m.ReceivedLSN, m.DurableLSN, m.AppliedLSN, m.LagEntries, m.LagBytes, m.LagSeconds, m.State)
 			}
 			return tw.Flush()
 		},

@@ -48,8 +48,8 @@ type WriterConfig struct {
 	// Now is the clock (default time.Now); tests may replace it.
 	Now func() time.Time
 	// OnAppended, if set, is called (on the sequencer goroutine) after each
-	// batch is appended, with its last LSN and creation time.
-	OnAppended func(lastLSN uint64, at time.Time)
+	// batch is appended, with its last LSN, encoded size and time.
+	OnAppended func(lastLSN uint64, bytes int, at time.Time)
 	// OnDurable, if set, is called when the local log is durable up to lsn
 	// and takes over commit decisions: it must call AdvanceCommit. If nil,
 	// the local fsync alone commits (a leader without followers).
@@ -268,7 +268,7 @@ func (w *Writer) runBatch(batch []*proposal) inflight {
 	}
 	f.pending = pend
 	if w.cfg.OnAppended != nil {
-		w.cfg.OnAppended(f.lastLSN, w.cfg.Now())
+		w.cfg.OnAppended(f.lastLSN, f.stats.Bytes, w.cfg.Now())
 	}
 	return f
 }

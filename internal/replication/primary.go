@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -61,6 +62,7 @@ type Leader struct {
 	streams map[string]context.CancelFunc
 	pins    map[uint64]uint64 // snapshot id -> pinned LSN (retention floor)
 	pinSeq  uint64
+	sizes   logSizes // log bytes per batch, for lag in bytes
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -96,9 +98,10 @@ func NewLeader(cfg LeaderConfig) *Leader {
 	l.core.LocalDurable(st.LastLSN)
 	l.writer = NewWriter(WriterConfig{
 		Store: cfg.Store, Epoch: cfg.Epoch, Logger: l.log, OnBatch: cfg.OnBatch,
-		OnAppended: func(lsn uint64, at time.Time) {
+		OnAppended: func(lsn uint64, bytes int, at time.Time) {
 			l.mu.Lock()
 			l.core.Appended(lsn, at)
+			l.sizes.add(lsn, uint64(bytes))
 			l.mu.Unlock()
 			l.notify()
 		},
@@ -226,6 +229,48 @@ func (l *Leader) Progress() []FollowerProgress {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.core.Progress(time.Now())
+}
+
+// LagBytes estimates how many log bytes the leader holds beyond lsn (to
+// batch granularity; entries older than the size history count as 0).
+func (l *Leader) LagBytes(lsn uint64) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.sizes.after(lsn)
+}
+
+// logSizes keeps the cumulative encoded size of the log at the end of each
+// recent batch, to report follower lag in bytes.
+type logSizes struct {
+	lsn []uint64
+	cum []uint64
+}
+
+func (s *logSizes) add(last, bytes uint64) {
+	var prev uint64
+	if n := len(s.cum); n > 0 {
+		prev = s.cum[n-1]
+	}
+	s.lsn = append(s.lsn, last)
+	s.cum = append(s.cum, prev+bytes)
+	if len(s.lsn) > 1<<16 {
+		s.lsn = append([]uint64(nil), s.lsn[1<<15:]...)
+		s.cum = append([]uint64(nil), s.cum[1<<15:]...)
+	}
+}
+
+func (s *logSizes) after(lsn uint64) uint64 {
+	n := len(s.lsn)
+	if n == 0 || lsn >= s.lsn[n-1] {
+		return 0
+	}
+	i, _ := slices.BinarySearch(s.lsn, lsn)
+	// Batch i is the first ending at or after lsn: count from its start.
+	var base uint64
+	if i > 0 {
+		base = s.cum[i-1]
+	}
+	return s.cum[n-1] - base
 }
 
 // Events returns recent replication events, oldest first.
