@@ -334,3 +334,33 @@ func TestWaitAndRole(t *testing.T) {
 		t.Fatalf("INFO replication: %v\n%s", err, info)
 	}
 }
+
+// TestLeaderKill9RestartTakesNewEpoch kills the leader under load and
+// restarts it: it must come back under a new epoch (its unsynced tail may
+// have reached followers), and every acknowledged write must be on every
+// node afterwards.
+func TestLeaderKill9RestartTakesNewEpoch(t *testing.T) {
+	c := newCluster(t, 3, "--sync", "FIRST 1 (n2,n3)")
+	leader := c.node("n1")
+	h := newHistory()
+	ctx, cancel := bg(t)
+	wg := h.writers(ctx, leader.RESP, 16, "e", false)
+	waitAcks(t, h, 1500)
+	leader.kill()
+	cancel()
+	wg.Wait()
+	leader.start()
+	st := leader.mustStatus()
+	if st.Role != "leader" || st.Epoch < 2 {
+		t.Fatalf("restarted leader: role %s epoch %d, want leader with epoch >= 2", st.Role, st.Epoch)
+	}
+	ctx2, cancel2 := bg(t)
+	wg2 := h.writers(ctx2, leader.RESP, 4, "e2", false)
+	waitAcks(t, h, h.total.Load()+300)
+	cancel2()
+	wg2.Wait()
+	c.waitCaughtUp(leader, c.nodes...)
+	for _, p := range c.nodes {
+		h.check(t, p)
+	}
+}

@@ -76,16 +76,17 @@ var errNoLeader = errors.New("control: no raft leader known")
 // Group is one member of the control-plane raft group.
 type Group struct {
 	// campaignSoon asks the run loop to campaign after its first Ready.
-	campaignSoon bool
-	id           string
-	raftID       uint64
-	self         Member
-	log          *slog.Logger
-	transport    Transport
-	tick         time.Duration
-	resend       time.Duration
-	snapEvery    uint64
-	duties       []Duty
+	campaignSoon   bool
+	bootstrapFirst bool // this node is the first of a new cluster
+	id             string
+	raftID         uint64
+	self           Member
+	log            *slog.Logger
+	transport      Transport
+	tick           time.Duration
+	resend         time.Duration
+	snapEvery      uint64
+	duties         []Duty
 
 	// Owned by the raft loop goroutine.
 	rn        *raft.RawNode
@@ -348,12 +349,10 @@ func newGroup(cfg Config, log *slog.Logger, w *wal, recs []walRecord) (*Group, e
 	// (raft ignores the request if this node cannot be elected yet).
 	// On bootstrap the membership entries must be applied first, so the
 	// run loop campaigns after its first Ready.
-	switch {
-	case rp.empty() && !cfg.Join && len(cfg.InitialCluster) > 0 && cfg.InitialCluster[0].RaftID == g.raftID:
-		g.campaignSoon = true
-	case !rp.empty() && len(g.sm.state.Members) == 1 && g.sm.state.Members[0].RaftID == g.raftID:
-		_ = rn.Campaign()
-	}
+	// On a restart the membership is only known once the replayed log is
+	// applied, too: the run loop decides after its first Ready.
+	g.campaignSoon = !rp.empty() || (!cfg.Join && len(cfg.InitialCluster) > 0 && cfg.InitialCluster[0].RaftID == g.raftID)
+	g.bootstrapFirst = rp.empty() && g.campaignSoon
 	g.rn = rn
 	g.state = g.sm.state.Clone()
 	return g, nil
@@ -378,8 +377,11 @@ func (g *Group) run() {
 		}
 		if g.campaignSoon {
 			g.campaignSoon = false
-			_ = g.rn.Campaign()
-			continue
+			st := g.sm.state
+			if g.bootstrapFirst || (len(st.Members) == 1 && st.Members[0].RaftID == g.raftID) {
+				_ = g.rn.Campaign()
+				continue
+			}
 		}
 		select {
 		case <-g.stopc:

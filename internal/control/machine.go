@@ -242,9 +242,14 @@ func (m *machine) appoint(leader string, expect uint64) (uint64, error) {
 	if _, ok := m.state.Member(leader); !ok {
 		return 0, fmt.Errorf("%w: cannot appoint %q", ErrUnknownMember, leader)
 	}
+	// Re-appointing the same leader (after it restarted) keeps the sync
+	// set: its members still hold every acknowledged write. A new leader
+	// starts with none and builds its own.
+	if leader != m.state.Leader {
+		m.state.SyncSet = nil
+	}
 	m.state.Leader = leader
 	m.state.Epoch = expect + 1
-	m.state.SyncSet = nil
 	return m.state.Epoch, nil
 }
 

@@ -241,6 +241,19 @@ func (n *Node) reconcile(st control.State) {
 			}
 			return
 		}
+		if st.Epoch <= n.bootEpoch {
+			// This node led epoch st.Epoch in an earlier life. Its log may
+			// have lost an unsynced tail that followers received, so it
+			// must not write again under the same epoch: take a fresh one
+			// (compare-and-set, so a newer leader elsewhere wins).
+			n.stopRoleLocked()
+			if !n.reappointing {
+				n.reappointing = true
+				n.wg.Add(1)
+				go n.reappoint(st.Epoch)
+			}
+			return
+		}
 		n.stopRoleLocked()
 		n.startLeaderLocked(st)
 	default:
@@ -249,6 +262,33 @@ func (n *Node) reconcile(st control.State) {
 		}
 		n.stopRoleLocked()
 		n.startFollowerLocked(st)
+	}
+}
+
+// reappoint asks the control plane to re-appoint this node with a new epoch.
+func (n *Node) reappoint(epoch uint64) {
+	defer n.wg.Done()
+	defer func() {
+		n.mu.Lock()
+		n.reappointing = false
+		n.mu.Unlock()
+	}()
+	for n.ctx.Err() == nil {
+		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+		next, err := n.control.Appoint(ctx, n.cfg.ID, epoch)
+		cancel()
+		if err == nil {
+			n.log.Info("re-appointed as leader with a new epoch after restart", "old_epoch", epoch, "epoch", next)
+			return
+		}
+		if errors.Is(err, control.ErrStaleEpoch) || errors.Is(err, control.ErrClosed) {
+			return // the cluster moved on; reconcile follows it
+		}
+		n.log.Debug("re-appointment failed; retrying", "err", err)
+		select {
+		case <-n.ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
 

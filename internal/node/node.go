@@ -125,7 +125,11 @@ type Node struct {
 	// published: this node's client addresses went through the control
 	// plane since it started (only the reconcile goroutine touches it).
 	published bool
-	roleCh    chan struct{} // closed when the role changes
+	// bootEpoch is the control plane's epoch when this process started: an
+	// appointment at or below it is from an earlier life of this node.
+	bootEpoch    uint64
+	reappointing bool
+	roleCh       chan struct{} // closed when the role changes
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -173,6 +177,7 @@ func Open(cfg Config) (*Node, error) {
 		_ = st.Close()
 		return nil, err
 	}
+	n.bootEpoch = n.control.State().Epoch
 	n.wg.Add(4)
 	go n.reconcileLoop()
 	go n.expireLoop()
