@@ -317,6 +317,10 @@ func (w *Writer) syncLoop(syncq <-chan inflight) {
 		}
 		if w.cfg.OnDurable != nil {
 			w.cfg.OnDurable(w.durable.Load())
+			// A batch of read-only proposals appends nothing, so OnDurable
+			// need not move the commit LSN, and waiters already at or below
+			// it would otherwise wait for some later write: release them.
+			w.AdvanceCommit(0)
 		} else {
 			w.AdvanceCommit(w.durable.Load())
 		}

@@ -99,6 +99,7 @@ func (s *Server) cmdInfo(c *client, args [][]byte) {
 		kv("total_connections_received", s.connsTotal.Load())
 		kv("total_commands_processed", s.cmdsTotal.Load())
 		kv("scan_cursors", s.cursors.len())
+		kv("write_retries", s.writeRetries.Load())
 	}
 	if want["replication"] {
 		section("Replication")
@@ -150,7 +151,7 @@ func (s *Server) infoReplication(kv func(string, any), st node.Status) {
 		kv("second_repl_offset", -1)
 		kv("repl_backlog_active", 1)
 		kv("repl_backlog_first_byte_offset", st.FirstLSN)
-		kv("repl_backlog_histlen", st.LastLSN-min(st.LastLSN, st.FirstLSN))
+		kv("repl_backlog_histlen", logEntries(st))
 		return
 	}
 	kv("role", "master")
@@ -171,7 +172,15 @@ func (s *Server) infoReplication(kv func(string, any), st node.Status) {
 	kv("second_repl_offset", -1)
 	kv("repl_backlog_active", 1)
 	kv("repl_backlog_first_byte_offset", st.FirstLSN)
-	kv("repl_backlog_histlen", st.LastLSN-min(st.LastLSN, st.FirstLSN))
+	kv("repl_backlog_histlen", logEntries(st))
+}
+
+// logEntries is the number of entries in the node's log.
+func logEntries(st node.Status) uint64 {
+	if st.FirstLSN == 0 || st.LastLSN < st.FirstLSN {
+		return 0
+	}
+	return st.LastLSN - st.FirstLSN + 1
 }
 
 func (s *Server) cmdRole(c *client, _ [][]byte) {
@@ -240,7 +249,7 @@ func (s *Server) cmdWait(c *client, args [][]byte) {
 	tick := time.NewTicker(waitPoll)
 	defer tick.Stop()
 	n := count()
-	for n < want {
+	for i := 1; n < want; i++ {
 		select {
 		case <-c.ctx.Done():
 			c.int(n)
@@ -249,6 +258,10 @@ func (s *Server) cmdWait(c *client, args [][]byte) {
 			c.int(count())
 			return
 		case <-tick.C:
+		}
+		if i%50 == 0 && c.guard != nil && c.guard.peerGone() {
+			c.int(n) // nobody will read it
+			return
 		}
 		n = count()
 	}

@@ -6,9 +6,13 @@
 //     log entry (MSET, MSETNX, RENAME, … are atomic); a command whose outcome
 //     changes nothing (SET NX on an existing key, DEL of a missing key)
 //     writes no entry at all.
-//   - A write is answered only after Backend.Write returned, that is after
-//     its entry (and everything it read) is committed; replies never show
-//     uncommitted state.
+//   - Replies never show uncommitted state. A write command first runs as
+//     a dry run against the committed state (a linearizable read); if that
+//     changes nothing or fails, it is the answer. Otherwise the command
+//     runs in a Backend.Write closure and is answered after its entry is
+//     committed; should the newest state give a different outcome there (a
+//     concurrent write not yet committed), the proposal is dropped and the
+//     command retried, so no entry is written for a no-op.
 //   - Write commands compute their result inside the Txn closure and use
 //     Txn.NowMs for every expiry decision, so the logical log records
 //     absolute expiry times and replicas never re-evaluate a command.

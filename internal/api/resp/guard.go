@@ -353,3 +353,30 @@ func (g *guardConn) sendProtocolError() {
 	g.protoMsg = ""
 	g.readErr = errProtocolClosed
 }
+
+// peerGone reports whether the client closed its connection, without
+// blocking: a long-blocking command (WAIT) polls it so a departed client
+// does not hold its goroutine. Bytes that arrive meanwhile are kept for
+// the next Read.
+func (g *guardConn) peerGone() bool {
+	if g.readErr != nil {
+		return !isTimeout(g.readErr)
+	}
+	if g.end == len(g.buf) {
+		return false // no room to look; assume alive
+	}
+	_ = g.Conn.SetReadDeadline(time.Now().Add(time.Millisecond))
+	n, err := g.Conn.Read(g.buf[g.end:])
+	_ = g.Conn.SetReadDeadline(time.Time{})
+	g.end += n
+	if err != nil && !isTimeout(err) {
+		g.readErr = err
+		return true
+	}
+	return false
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -55,6 +55,9 @@ type Server struct {
 	clients      atomic.Int64
 	connsTotal   atomic.Uint64
 	cmdsTotal    atomic.Uint64
+	// writeRetries counts proposals dropped because the newest state gave
+	// another outcome than the committed state (see client.write).
+	writeRetries atomic.Uint64
 	// panics counts handler panics that were recovered (always a bug).
 	panics atomic.Uint64
 
@@ -236,7 +239,11 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 	c.lastAt = start
 	if spec == nil {
 		c.lastCmd = "unknown"
-		c.errorf("ERR unknown command '%.128s', with args beginning with: %s", cmd.Args[0], argsPreview(cmd.Args[1:]))
+		name := cmd.Args[0]
+		if len(name) > 128 {
+			name = name[:128]
+		}
+		c.errorf("ERR unknown command '%s', with args beginning with: %s", name, argsPreview(cmd.Args[1:]))
 		return
 	}
 	c.lastCmd = spec.name

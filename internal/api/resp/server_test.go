@@ -408,7 +408,7 @@ func TestAuth(t *testing.T) {
 	}
 	// Before AUTH: more than 10 arguments, or a bulk above 16 KiB, closes.
 	for in, want := range map[string]string{
-		"*11\r\n":                      "-ERR Protocol error: unauthenticated multibulk length\r\n",
+		"*11\r\n":                       "-ERR Protocol error: unauthenticated multibulk length\r\n",
 		"*2\r\n$3\r\nGET\r\n$20000\r\n": "-ERR Protocol error: unauthenticated bulk length\r\n",
 	} {
 		u := dialRaw(t, ts.addr)
@@ -898,3 +898,96 @@ func (ts *testServer) mustListen(t testing.TB) net.Listener {
 type failingListener struct{ net.Listener }
 
 func (f *failingListener) Accept() (net.Conn, error) { return nil, errors.New("boom") }
+
+// TestWaitClientGone: a WAIT that can never be satisfied ends when its
+// client disconnects, freeing the connection's goroutine.
+func TestWaitClientGone(t *testing.T) {
+	ts := startServer(t, node.Config{})
+	base := ts.s.clients.Load()
+	r := dialRaw(t, ts.addr)
+	r.send(encode("WAIT", "3", "0"))
+	waitFor(t, 5*time.Second, "the client to connect", func() bool { return ts.s.clients.Load() == base+1 })
+	time.Sleep(50 * time.Millisecond)
+	r.c.Close()
+	waitFor(t, 10*time.Second, "the blocked WAIT to notice the disconnect", func() bool { return ts.s.clients.Load() == base })
+}
+
+// TestConcurrentConditionalWrites: racing SETNX calls see one winner, and
+// the losers (whose outcome only the newest, uncommitted state decided)
+// write nothing to the log.
+func TestConcurrentConditionalWrites(t *testing.T) {
+	ts := startServer(t, node.Config{})
+	ctx := context.Background()
+	for round := 0; round < 5; round++ {
+		key := fmt.Sprint("lock", round)
+		before := ts.n.Store().State().LastLSN
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		wins := 0
+		for i := 0; i < 12; i++ {
+			c := ts.client(t, 2)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ok, err := c.SetNX(ctx, key, i, 0).Result()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if ok {
+					mu.Lock()
+					wins++
+					mu.Unlock()
+				}
+				if n, err := c.Del(ctx, "never-there").Result(); err != nil || n != 0 {
+					t.Errorf("DEL of a missing key: %d %v", n, err)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins != 1 {
+			t.Fatalf("round %d: %d SETNX winners", round, wins)
+		}
+		if after := ts.n.Store().State().LastLSN; after != before+1 {
+			t.Fatalf("round %d: %d log entries for one effective write", round, after-before)
+		}
+	}
+	t.Logf("%d proposals retried", ts.s.writeRetries.Load())
+}
+
+// TestNoOpWritesWriteNothing: write commands whose outcome changes nothing
+// answer without adding a log entry.
+func TestNoOpWritesWriteNothing(t *testing.T) {
+	ts := startServer(t, node.Config{})
+	c := ts.client(t, 2)
+	mustDo(t, c, "OK", "flushall")
+	before := ts.n.Store().State().LastLSN
+	mustDo(t, c, "OK", "flushall") // already empty
+	mustDo(t, c, ":0", "del", "missing")
+	if after := ts.n.Store().State().LastLSN; after != before {
+		t.Fatalf("no-op writes on an empty database wrote %d entries", after-before)
+	}
+	mustDo(t, c, "OK", "mset", "a", "1", "b", "2")
+	before = ts.n.Store().State().LastLSN
+	for _, s := range []step{
+		st("set a x nx", "(nil)"), st("set missing x xx", "(nil)"), st("setnx a x", ":0"),
+		st("del missing other", ":0"), st("unlink missing", ":0"), st("getdel missing", "(nil)"),
+		st("expire missing 10", ":0"), st("expire a 10 xx", ":0"), st("persist a", ":0"),
+		st("getex missing ex 10", "(nil)"), st("getex a persist", "1"),
+		st("renamenx a b", ":0"), st("msetnx c 3 a 1", ":0"), st("copy a b", ":0"), st("copy missing c", ":0"),
+		sa(":1", "setrange", "a", "0", ""), sa(":1", "append", "a", ""), sa(":0", "setrange", "missing", "5", ""),
+		st("rename missing x", "(error) ERR no such key"), st("incr nonint", ":1"),
+	} {
+		args := make([]any, len(s.args))
+		for i, a := range s.args {
+			args[i] = a
+		}
+		if s.args[0] == "incr" {
+			before++ // the one real write in the list
+		}
+		mustDo(t, c, s.want, args...)
+	}
+	if after := ts.n.Store().State().LastLSN; after != before {
+		t.Fatalf("no-op writes added %d log entries", after-before)
+	}
+}

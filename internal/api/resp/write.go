@@ -78,6 +78,7 @@ func (c *client) write(fn func(tx kv) error) bool {
 			c.backendErr(err)
 			return false
 		}
+		c.s.writeRetries.Add(1)
 		if time.Now().After(deadline) {
 			c.err("ERR write did not settle: concurrent writes to the same keys kept changing its outcome")
 			return false
