@@ -172,10 +172,14 @@ func parseInitialCluster(s string) ([]control.Member, error) {
 	}
 	var out []control.Member
 	seen := map[string]bool{}
+	seenAddr := map[string]string{}
 	for _, part := range strings.Split(s, ",") {
-		id, addr, ok := strings.Cut(strings.TrimSpace(part), "=")
+		id, addr, ok := strings.Cut(part, "=")
+		// "n1 = host:port" means n1, not "n1 " (which would never match
+		// --id and fail later with a confusing message).
+		id, addr = strings.TrimSpace(id), strings.TrimSpace(addr)
 		if !ok || id == "" || addr == "" {
-			return nil, fmt.Errorf("invalid --initial-cluster entry %q: want id=host:port", part)
+			return nil, fmt.Errorf("invalid --initial-cluster entry %q: want id=host:port", strings.TrimSpace(part))
 		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return nil, fmt.Errorf("invalid --initial-cluster address %q for %s: %w", addr, id, err)
@@ -183,7 +187,11 @@ func parseInitialCluster(s string) ([]control.Member, error) {
 		if seen[id] {
 			return nil, fmt.Errorf("--initial-cluster lists %s twice", id)
 		}
+		if other, dup := seenAddr[addr]; dup {
+			return nil, fmt.Errorf("--initial-cluster gives %s and %s the same address %s", other, id, addr)
+		}
 		seen[id] = true
+		seenAddr[addr] = id
 		out = append(out, control.Member{ID: id, PeerAddr: addr})
 	}
 	return out, nil

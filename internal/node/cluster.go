@@ -415,7 +415,37 @@ func (n *Node) SetPolicy(ctx context.Context, policy, ack, fallback string) erro
 		}
 		fallback = f.String()
 	}
-	return n.control.SetPolicy(ctx, policy, ack, fallback)
+	if err := n.control.SetPolicy(ctx, policy, ack, fallback); err != nil {
+		return err
+	}
+	// The change is applied in the control plane, but this node's own view
+	// (status, /v1/config, the leader's configuration) follows it through
+	// the reconcile loop: wait for that, so the caller's next read shows its
+	// own change. Best effort: the change stands even if ctx ends first.
+	n.awaitControlIndex(ctx, n.control.State().Index)
+	return nil
+}
+
+// awaitControlIndex waits until the reconcile loop has taken in the control
+// plane state at raft index idx, or ctx or the node ends.
+func (n *Node) awaitControlIndex(ctx context.Context, idx uint64) {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		n.mu.Lock()
+		seen := n.state.Index
+		n.mu.Unlock()
+		if seen >= idx {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // RemoveMember takes a member out of the cluster.

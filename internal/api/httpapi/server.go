@@ -61,10 +61,6 @@ func New(b Backend, log *slog.Logger) *Server {
 	}
 	s := &Server{b: b, log: log}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/kv/{key...}", s.auth(s.getKey))
-	mux.HandleFunc("HEAD /v1/kv/{key...}", s.auth(s.getKey))
-	mux.HandleFunc("PUT /v1/kv/{key...}", s.auth(s.putKey))
-	mux.HandleFunc("DELETE /v1/kv/{key...}", s.auth(s.deleteKey))
 	mux.HandleFunc("GET /v1/status", s.auth(s.status))
 	mux.HandleFunc("GET /v1/config", s.auth(s.getConfig))
 	mux.HandleFunc("PUT /v1/config", s.auth(s.putConfig))
@@ -121,8 +117,34 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) withToken(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(HeaderToken, s.b.Token().String())
+		if strings.HasPrefix(r.URL.Path, kvPrefix) {
+			// Keys are routed here, not by the mux: it cleans paths
+			// ("a//b", "a/../b") and would redirect to another key.
+			s.kv(w, r)
+			return
+		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+const kvPrefix = "/v1/kv/"
+
+// kvKey is the key a /v1/kv/ request names: the rest of the unescaped path,
+// byte for byte.
+func kvKey(r *http.Request) []byte { return []byte(strings.TrimPrefix(r.URL.Path, kvPrefix)) }
+
+func (s *Server) kv(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		s.auth(s.getKey)(w, r)
+	case http.MethodPut:
+		s.auth(s.putKey)(w, r)
+	case http.MethodDelete:
+		s.auth(s.deleteKey)(w, r)
+	default:
+		w.Header().Set("Allow", "GET, HEAD, PUT, DELETE")
+		writeError(w, http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed on %s", r.Method, kvPrefix))
+	}
 }
 
 func (s *Server) authH(h http.Handler) http.Handler { return s.auth(h.ServeHTTP) }
@@ -130,7 +152,8 @@ func (s *Server) authH(h http.Handler) http.Handler { return s.auth(h.ServeHTTP)
 func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if pass := s.b.Config().RequirePass; pass != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+			ok = ok && strings.EqualFold(scheme, "Bearer")
 			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(pass)) != 1 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="replicant"`)
 				writeError(w, http.StatusUnauthorized, errors.New("authentication required: send Authorization: Bearer <password>"))
@@ -179,7 +202,7 @@ func readParams(r *http.Request) (replication.Consistency, replication.Token, er
 
 func (s *Server) getKey(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	key := []byte(r.PathValue("key"))
+	key := kvKey(r)
 	c, floor, err := readParams(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
@@ -216,7 +239,7 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) putKey(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	key := []byte(r.PathValue("key"))
+	key := kvKey(r)
 	if err := s.b.CheckKey(key); err != nil {
 		writeError(w, http.StatusRequestEntityTooLarge, err)
 		return
@@ -265,7 +288,7 @@ func (s *Server) putKey(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	key := []byte(r.PathValue("key"))
+	key := kvKey(r)
 	existed := false
 	tok, err := s.b.Write(r.Context(), func(tx *replication.Txn) error {
 		_, ok, err := tx.Get(key)
@@ -302,7 +325,7 @@ func (s *Server) writeOpError(w http.ResponseWriter, r *http.Request, err error)
 		u := url.URL{Scheme: "http", Host: nl.LeaderHTTP, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
 		w.Header().Set("Location", u.String())
 		writeError(w, http.StatusTemporaryRedirect, err)
-	case errors.Is(err, replication.ErrStale):
+	case errors.Is(err, replication.ErrStale), errors.Is(err, replication.ErrSyncUnavailable):
 		writeError(w, http.StatusServiceUnavailable, err)
 	case errors.Is(err, replication.ErrLostWrite):
 		writeError(w, http.StatusGone, err)
@@ -354,7 +377,11 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	if err := s.b.SetPolicy(ctx, c.Sync, c.Ack, c.Fallback); err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		code := http.StatusBadRequest
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			code = http.StatusGatewayTimeout // the control plane did not answer in time
+		}
+		writeError(w, code, err)
 		return
 	}
 	s.getConfig(w, r)
