@@ -16,7 +16,7 @@ bench: build
 
 # Short fuzz runs of every fuzz target (CI runs these too).
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEntry$$' -fuzztime 15s ./internal/storage/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEntry$$' -fuzztime 15s ./internal/storage/logrec/
 	$(GO) test -run '^$$' -fuzz '^FuzzCommand$$' -fuzztime 15s ./internal/api/resp/
 
 lint:

@@ -283,12 +283,20 @@ func encodeEpochs(es []EpochStart) []byte {
 }
 
 func decodeEpochs(b []byte) ([]EpochStart, error) {
-	d := decoder{b: b}
 	var es []EpochStart
-	for len(d.b) > 0 && d.err == nil {
-		es = append(es, EpochStart{Epoch: d.uvarint(), FirstLSN: d.uvarint()})
+	for len(b) > 0 {
+		ep, n1 := binary.Uvarint(b)
+		if n1 <= 0 {
+			return nil, errors.New("truncated epoch")
+		}
+		first, n2 := binary.Uvarint(b[n1:])
+		if n2 <= 0 {
+			return nil, errors.New("truncated first LSN")
+		}
+		es = append(es, EpochStart{Epoch: ep, FirstLSN: first})
+		b = b[n1+n2:]
 	}
-	return es, d.err
+	return es, nil
 }
 
 // AppendOptions control Append.
