@@ -29,6 +29,7 @@ type serverFlags struct {
 	syncTimeout         time.Duration
 	writeTimeout        time.Duration
 	applyDelay          time.Duration
+	failoverTimeout     time.Duration
 	logRetention        uint64
 	requirePass         string
 	maxKey, maxValue    int
@@ -59,6 +60,7 @@ func newServerCmd() *cobra.Command {
 	fl.StringVar(&f.fallback, "sync-fallback", "block", "when too few sync followers are healthy: block | async")
 	fl.DurationVar(&f.syncTimeout, "sync-timeout", 2*time.Second, "a sync follower silent or lagging this long is replaced")
 	fl.DurationVar(&f.writeTimeout, "write-timeout", 10*time.Second, "how long a write waits for commit before failing")
+	fl.DurationVar(&f.failoverTimeout, "failover-timeout", 5*time.Second, "appoint a new leader when the leader's lease renewals stop this long (its lease is half of it)")
 	fl.DurationVar(&f.applyDelay, "apply-delay", 0, "as a follower, apply entries only when they are this old (delayed replica)")
 	fl.Uint64Var(&f.logRetention, "log-retention", 1_000_000, "log entries kept behind the newest; followers further behind get a snapshot")
 	fl.StringVar(&f.requirePass, "requirepass", "", "require RESP AUTH / HTTP bearer token")
@@ -127,8 +129,9 @@ func runServer(ctx context.Context, f serverFlags) error {
 		InitialCluster: initial, Join: f.join,
 		SyncPolicy: f.syncPolicy, Ack: f.ack, SyncFallback: f.fallback,
 		SyncTimeout: f.syncTimeout, WriteTimeout: f.writeTimeout, ApplyDelay: f.applyDelay,
-		LogRetention: f.logRetention,
-		MaxKeySize:   f.maxKey, MaxValueSize: f.maxValue,
+		FailoverTimeout: f.failoverTimeout,
+		LogRetention:    f.logRetention,
+		MaxKeySize:      f.maxKey, MaxValueSize: f.maxValue,
 		RequirePass: f.requirePass, ReadTimeout: f.readTimeout,
 		Logger: log,
 	})

@@ -21,6 +21,7 @@ const (
 	opAppoint = "appoint"
 	opNoop    = "noop"  // Barrier: changes nothing
 	opAddrs   = "addrs" // a member publishes its client addresses
+	opRenew   = "renew" // the data leader renews its lease
 )
 
 // command is the JSON payload of a normal raft entry.
@@ -155,6 +156,12 @@ func (m *machine) applyCommand(data []byte) (req string, res result, dup bool) {
 		return c.Req, result{}, false
 	case opAddrs:
 		return c.Req, result{err: m.setAddrs(c.Member)}, false
+	case opRenew:
+		if c.Epoch != m.state.Epoch || c.Leader != m.state.Leader {
+			return c.Req, result{err: fmt.Errorf("%w: lease renewal by %s for epoch %d; leader is %s at epoch %d", ErrStaleEpoch, c.Leader, c.Epoch, m.state.Leader, m.state.Epoch)}, false
+		}
+		m.state.LeaseSeq++
+		return c.Req, result{epoch: m.state.Epoch}, false
 	default:
 		return c.Req, result{err: fmt.Errorf("%w: unknown command %q", ErrInvalidArgument, c.Op)}, false
 	}
@@ -250,6 +257,7 @@ func (m *machine) appoint(leader string, expect uint64) (uint64, error) {
 	}
 	m.state.Leader = leader
 	m.state.Epoch = expect + 1
+	m.state.LeaseSeq = 0
 	return m.state.Epoch, nil
 }
 

@@ -94,6 +94,20 @@ func (g *Group) CompareAndSetSyncSet(ctx context.Context, epoch uint64, from, se
 	return nil
 }
 
+// RenewLease records a lease renewal by leader for epoch. It fails with
+// ErrStaleEpoch if leader no longer leads that epoch. The caller times its
+// lease from before the call: the controller sees the renewal later.
+func (g *Group) RenewLease(ctx context.Context, leader string, epoch uint64) error {
+	res, err := g.proposeCommand(ctx, command{Op: opRenew, Epoch: epoch, Leader: leader})
+	if err != nil {
+		return fmt.Errorf("control: renew lease: %w", err)
+	}
+	if res.err != nil {
+		return fmt.Errorf("control: renew lease: %w", res.err)
+	}
+	return nil
+}
+
 // SetSyncSet replaces the sync set. It is rejected with ErrStaleEpoch unless
 // epoch is the current State.Epoch, so only the leader of the current epoch
 // changes it. Members must exist and the data leader cannot be in it.

@@ -82,6 +82,10 @@ type State struct {
 	Epoch    uint64   `json:"epoch"`      // increases with every appointment
 	SyncSet  []string `json:"sync_set"`   // followers whose acks currently count for commit
 	Index    uint64   `json:"raft_index"` // raft index of the last applied entry
+	// LeaseSeq counts the data leader's lease renewals in this epoch. Its
+	// value means nothing across nodes; the controller only watches it
+	// change, timing renewals by its own clock.
+	LeaseSeq uint64 `json:"lease_seq"`
 }
 
 // Member returns the member with the given id.

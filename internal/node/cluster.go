@@ -50,6 +50,7 @@ func (n *Node) startCluster() error {
 		InitialCluster: initial, Join: n.cfg.Join != "",
 		InitialPolicy: n.cfg.SyncPolicy, InitialAck: n.cfg.Ack, InitialFallback: n.cfg.SyncFallback,
 		Transport: n.sender, Logger: n.log,
+		Duties: []control.Duty{(&failoverDuty{n: n}).run},
 	})
 	if err != nil {
 		return fmt.Errorf("node: control plane: %w", err)
@@ -320,6 +321,10 @@ func (n *Node) startLeaderLocked(st control.State) {
 		IsMember: func(id string) bool { _, ok := n.control.State().Member(id); return ok },
 	})
 	n.roleChangedLocked()
+	select {
+	case n.renewNow <- struct{}{}: // take the lease at once
+	default:
+	}
 }
 
 func (n *Node) startFollowerLocked(st control.State) {

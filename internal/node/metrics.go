@@ -18,6 +18,7 @@ type Metrics struct {
 	gcRemoved    prometheus.Counter
 	rolledBack   prometheus.Counter
 	truncated    prometheus.Counter
+	failovers    prometheus.Counter
 	events       *prometheus.CounterVec
 	// Ops counts API operations by api (resp|http), command and result.
 	Ops *prometheus.CounterVec
@@ -57,6 +58,9 @@ func newMetrics(n *Node) *Metrics {
 		truncated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "replicant_log_truncated_entries_total", Help: "Log entries dropped by retention.",
 		}),
+		failovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "replicant_failovers_total", Help: "Leaders appointed by this node as controller after a lease expired.",
+		}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replicant_replication_events_total", Help: "Replication events: sync-promoted, sync-demoted, fallback-engaged, fallback-cleared, follower-unhealthy, follower-healthy.",
 		}, []string{"kind"}),
@@ -73,7 +77,7 @@ func newMetrics(n *Node) *Metrics {
 	}
 	reg.MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.writeLatency, m.batchEntries, m.batchBytes, m.syncSeconds, m.expired, m.gcRemoved, m.rolledBack, m.truncated, m.events, m.Ops, m.OpLatency,
+		m.writeLatency, m.batchEntries, m.batchBytes, m.syncSeconds, m.expired, m.gcRemoved, m.rolledBack, m.truncated, m.failovers, m.events, m.Ops, m.OpLatency,
 		lsn("replicant_last_lsn", "Last LSN in the local log.", func() uint64 { return n.store.State().LastLSN }),
 		lsn("replicant_applied_lsn", "Last LSN applied to the local state.", func() uint64 { return n.store.State().AppliedLSN }),
 		lsn("replicant_commit_lsn", "Commit LSN this node reads at.", func() uint64 { l, _, _ := n.readPosition(); return l }),

@@ -51,6 +51,9 @@ type Config struct {
 	ApplyDelay time.Duration
 	// LogRetention is how many entries the log keeps behind the newest.
 	LogRetention uint64
+	// FailoverTimeout: when the leader's lease renewals stop for this long,
+	// the controller appoints a new leader. The leader's lease is half of it.
+	FailoverTimeout time.Duration
 
 	MaxKeySize   int
 	MaxValueSize int
@@ -79,6 +82,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SyncTimeout <= 0 {
 		c.SyncTimeout = 2 * time.Second
+	}
+	if c.FailoverTimeout <= 0 {
+		c.FailoverTimeout = 5 * time.Second
 	}
 	if c.LogRetention == 0 {
 		c.LogRetention = 1_000_000
@@ -129,6 +135,8 @@ type Node struct {
 	// appointment at or below it is from an earlier life of this node.
 	bootEpoch    uint64
 	reappointing bool
+	lease        leaseState
+	renewNow     chan struct{}
 	roleCh       chan struct{} // closed when the role changes
 
 	ctx    context.Context
@@ -169,7 +177,8 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Node{cfg: cfg, log: log, store: st, started: time.Now(), roleCh: make(chan struct{}), ctx: ctx, cancel: cancel}
+	n := &Node{cfg: cfg, log: log, store: st, started: time.Now(), roleCh: make(chan struct{}), ctx: ctx, cancel: cancel,
+		renewNow: make(chan struct{}, 1)}
 	n.metrics = newMetrics(n)
 	if err := n.startCluster(); err != nil {
 		cancel()
@@ -178,7 +187,8 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.bootEpoch = n.control.State().Epoch
-	n.wg.Add(4)
+	n.wg.Add(5)
+	go n.leaseLoop()
 	go n.reconcileLoop()
 	go n.expireLoop()
 	go n.gcLoop()
@@ -248,6 +258,9 @@ func (n *Node) Write(ctx context.Context, fn func(*replication.Txn) error) (repl
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
 	defer cancel()
+	if err := n.awaitLease(ctx, l.Epoch()); err != nil {
+		return replication.Token{}, err
+	}
 	start := time.Now()
 	tok, err := l.Propose(ctx, fn)
 	n.metrics.writeLatency.Observe(time.Since(start).Seconds())
@@ -255,7 +268,37 @@ func (n *Node) Write(ctx context.Context, fn func(*replication.Txn) error) (repl
 		// The leader stepped down while the write was in flight.
 		return tok, fmt.Errorf("%w (leadership changed during the write; it may or may not have committed)", n.notLeaderErr())
 	}
+	if err == nil && !n.leaseValid(l.Epoch()) {
+		// Committed, but a leader without a lease may already have been
+		// replaced: acknowledging could promise a write the new leader
+		// lacks.
+		return replication.Token{}, fmt.Errorf("%w (the write may or may not survive)", ErrLeaseExpired)
+	}
 	return tok, err
+}
+
+// awaitLease waits (briefly: a new leader renews at once) until this
+// leader holds a lease for epoch.
+func (n *Node) awaitLease(ctx context.Context, epoch uint64) error {
+	if n.leaseValid(epoch) {
+		return nil
+	}
+	select {
+	case n.renewNow <- struct{}{}:
+	default:
+	}
+	deadline := time.Now().Add(min(n.cfg.WriteTimeout, n.leaseDuration()))
+	for !n.leaseValid(epoch) {
+		if time.Now().After(deadline) {
+			return ErrLeaseExpired
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // CheckKey returns a *replication.LimitError if key is too large.
@@ -303,6 +346,11 @@ func (n *Node) Read(ctx context.Context, c replication.Consistency, floor replic
 	case replication.LevelLinearizable:
 		if !isLeader {
 			return nil, n.notLeaderErr()
+		}
+		if l := n.currentLeader(); l == nil {
+			return nil, n.notLeaderErr()
+		} else if err := n.awaitLease(ctx, l.Epoch()); err != nil {
+			return nil, err
 		}
 	case replication.LevelBounded:
 		if !isLeader {

@@ -95,6 +95,9 @@ func (n *Node) Status() Status {
 		s.State = "removed"
 	case leader != nil:
 		s.Role, s.State = "leader", "leading"
+		if !n.leaseValid(leader.Epoch()) {
+			s.State, s.Reason = "lease-expired", "cannot renew the leader lease through the control plane: writes and linearizable reads are refused"
+		}
 		s.FallbackActive = leader.FallbackActive()
 		for _, ev := range leader.Events() {
 			s.Events = append(s.Events, StatusEvent{Time: ev.At, Kind: ev.Kind, Follower: ev.Follower, Message: ev.Message})

@@ -25,6 +25,7 @@ type Handler interface {
 	HandleReplicate(stream pb.Peer_ReplicateServer) error
 	HandleSnapshot(req *pb.SnapshotRequest, stream pb.Peer_SnapshotServer) error
 	HandleJoin(ctx context.Context, req *pb.JoinRequest) (*pb.JoinResponse, error)
+	HandlePosition(ctx context.Context, req *pb.PositionRequest) (*pb.PositionResponse, error)
 }
 
 // MaxMessageBytes returns the gRPC message limit for a value limit: one
@@ -90,6 +91,11 @@ func (s *Server) Snapshot(req *pb.SnapshotRequest, stream pb.Peer_SnapshotServer
 // Join implements pb.PeerServer.
 func (s *Server) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinResponse, error) {
 	return s.h.HandleJoin(ctx, req)
+}
+
+// Position implements pb.PeerServer.
+func (s *Server) Position(ctx context.Context, req *pb.PositionRequest) (*pb.PositionResponse, error) {
+	return s.h.HandlePosition(ctx, req)
 }
 
 // Pool holds one client connection per peer address.

@@ -325,7 +325,7 @@ func (s *Server) writeOpError(w http.ResponseWriter, r *http.Request, err error)
 		u := url.URL{Scheme: "http", Host: nl.LeaderHTTP, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
 		w.Header().Set("Location", u.String())
 		writeError(w, http.StatusTemporaryRedirect, err)
-	case errors.Is(err, replication.ErrStale), errors.Is(err, replication.ErrSyncUnavailable):
+	case errors.Is(err, replication.ErrStale), errors.Is(err, replication.ErrSyncUnavailable), errors.Is(err, node.ErrLeaseExpired):
 		writeError(w, http.StatusServiceUnavailable, err)
 	case errors.Is(err, replication.ErrLostWrite):
 		writeError(w, http.StatusGone, err)

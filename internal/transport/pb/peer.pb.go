@@ -23,6 +23,112 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type PositionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The epoch the controller is replacing.
+	Epoch         uint64 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PositionRequest) Reset() {
+	*x = PositionRequest{}
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PositionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PositionRequest) ProtoMessage() {}
+
+func (x *PositionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PositionRequest.ProtoReflect.Descriptor instead.
+func (*PositionRequest) Descriptor() ([]byte, []int) {
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *PositionRequest) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+// PositionResponse: the candidate's last durable entry.
+type PositionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	LastEpoch     uint64                 `protobuf:"varint,2,opt,name=last_epoch,json=lastEpoch,proto3" json:"last_epoch,omitempty"`
+	LastLsn       uint64                 `protobuf:"varint,3,opt,name=last_lsn,json=lastLsn,proto3" json:"last_lsn,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PositionResponse) Reset() {
+	*x = PositionResponse{}
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PositionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PositionResponse) ProtoMessage() {}
+
+func (x *PositionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PositionResponse.ProtoReflect.Descriptor instead.
+func (*PositionResponse) Descriptor() ([]byte, []int) {
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PositionResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PositionResponse) GetLastEpoch() uint64 {
+	if x != nil {
+		return x.LastEpoch
+	}
+	return 0
+}
+
+func (x *PositionResponse) GetLastLsn() uint64 {
+	if x != nil {
+		return x.LastLsn
+	}
+	return 0
+}
+
 type Empty struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -31,7 +137,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[0]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -43,7 +149,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[0]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -56,7 +162,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{0}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{2}
 }
 
 type RaftBatch struct {
@@ -68,7 +174,7 @@ type RaftBatch struct {
 
 func (x *RaftBatch) Reset() {
 	*x = RaftBatch{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[1]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -80,7 +186,7 @@ func (x *RaftBatch) String() string {
 func (*RaftBatch) ProtoMessage() {}
 
 func (x *RaftBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[1]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -93,7 +199,7 @@ func (x *RaftBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftBatch.ProtoReflect.Descriptor instead.
 func (*RaftBatch) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{1}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RaftBatch) GetMessages() [][]byte {
@@ -113,7 +219,7 @@ type EpochStart struct {
 
 func (x *EpochStart) Reset() {
 	*x = EpochStart{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[2]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -125,7 +231,7 @@ func (x *EpochStart) String() string {
 func (*EpochStart) ProtoMessage() {}
 
 func (x *EpochStart) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[2]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -138,7 +244,7 @@ func (x *EpochStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EpochStart.ProtoReflect.Descriptor instead.
 func (*EpochStart) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{2}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *EpochStart) GetEpoch() uint64 {
@@ -173,7 +279,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[3]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -185,7 +291,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[3]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -198,7 +304,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{3}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Hello) GetFollowerId() string {
@@ -254,7 +360,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[4]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -266,7 +372,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[4]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -279,7 +385,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{4}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Ack) GetReceived() uint64 {
@@ -316,7 +422,7 @@ type FollowerMsg struct {
 
 func (x *FollowerMsg) Reset() {
 	*x = FollowerMsg{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[5]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -328,7 +434,7 @@ func (x *FollowerMsg) String() string {
 func (*FollowerMsg) ProtoMessage() {}
 
 func (x *FollowerMsg) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[5]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -341,7 +447,7 @@ func (x *FollowerMsg) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowerMsg.ProtoReflect.Descriptor instead.
 func (*FollowerMsg) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{5}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *FollowerMsg) GetMsg() isFollowerMsg_Msg {
@@ -402,7 +508,7 @@ type Start struct {
 
 func (x *Start) Reset() {
 	*x = Start{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[6]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -414,7 +520,7 @@ func (x *Start) String() string {
 func (*Start) ProtoMessage() {}
 
 func (x *Start) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[6]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -427,7 +533,7 @@ func (x *Start) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Start.ProtoReflect.Descriptor instead.
 func (*Start) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{6}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Start) GetEpoch() uint64 {
@@ -490,7 +596,7 @@ type Entries struct {
 
 func (x *Entries) Reset() {
 	*x = Entries{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[7]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -502,7 +608,7 @@ func (x *Entries) String() string {
 func (*Entries) ProtoMessage() {}
 
 func (x *Entries) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[7]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -515,7 +621,7 @@ func (x *Entries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Entries.ProtoReflect.Descriptor instead.
 func (*Entries) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{7}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Entries) GetEntries() [][]byte {
@@ -543,7 +649,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[8]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -555,7 +661,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[8]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -568,7 +674,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{8}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Heartbeat) GetCommitLsn() uint64 {
@@ -606,7 +712,7 @@ type LeaderMsg struct {
 
 func (x *LeaderMsg) Reset() {
 	*x = LeaderMsg{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[9]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -618,7 +724,7 @@ func (x *LeaderMsg) String() string {
 func (*LeaderMsg) ProtoMessage() {}
 
 func (x *LeaderMsg) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[9]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -631,7 +737,7 @@ func (x *LeaderMsg) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderMsg.ProtoReflect.Descriptor instead.
 func (*LeaderMsg) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{9}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LeaderMsg) GetMsg() isLeaderMsg_Msg {
@@ -700,7 +806,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[10]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -712,7 +818,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[10]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -725,7 +831,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{10}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SnapshotRequest) GetFollowerId() string {
@@ -753,7 +859,7 @@ type KV struct {
 
 func (x *KV) Reset() {
 	*x = KV{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +871,7 @@ func (x *KV) String() string {
 func (*KV) ProtoMessage() {}
 
 func (x *KV) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +884,7 @@ func (x *KV) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KV.ProtoReflect.Descriptor instead.
 func (*KV) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{11}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *KV) GetKey() []byte {
@@ -816,7 +922,7 @@ type SnapshotDone struct {
 
 func (x *SnapshotDone) Reset() {
 	*x = SnapshotDone{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -828,7 +934,7 @@ func (x *SnapshotDone) String() string {
 func (*SnapshotDone) ProtoMessage() {}
 
 func (x *SnapshotDone) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -841,7 +947,7 @@ func (x *SnapshotDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotDone.ProtoReflect.Descriptor instead.
 func (*SnapshotDone) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{12}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SnapshotDone) GetLsn() uint64 {
@@ -892,7 +998,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +1010,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +1023,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{13}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SnapshotChunk) GetPairs() []*KV {
@@ -960,7 +1066,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -972,7 +1078,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -985,7 +1091,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{14}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *JoinRequest) GetId() string {
@@ -1028,7 +1134,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1146,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1159,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{15}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Member) GetId() string {
@@ -1093,7 +1199,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1105,7 +1211,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1118,7 +1224,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{16}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *JoinResponse) GetMembers() []*Member {
@@ -1132,7 +1238,14 @@ var File_internal_transport_pb_peer_proto protoreflect.FileDescriptor
 
 const file_internal_transport_pb_peer_proto_rawDesc = "" +
 	"\n" +
-	" internal/transport/pb/peer.proto\x12\x16replicant.transport.v1\"\a\n" +
+	" internal/transport/pb/peer.proto\x12\x16replicant.transport.v1\"'\n" +
+	"\x0fPositionRequest\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\"\\\n" +
+	"\x10PositionResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"last_epoch\x18\x02 \x01(\x04R\tlastEpoch\x12\x19\n" +
+	"\blast_lsn\x18\x03 \x01(\x04R\alastLsn\"\a\n" +
 	"\x05Empty\"'\n" +
 	"\tRaftBatch\x12\x1a\n" +
 	"\bmessages\x18\x01 \x03(\fR\bmessages\"?\n" +
@@ -1211,12 +1324,13 @@ const file_internal_transport_pb_peer_proto_rawDesc = "" +
 	"\tresp_addr\x18\x03 \x01(\tR\brespAddr\x12\x1b\n" +
 	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\"H\n" +
 	"\fJoinResponse\x128\n" +
-	"\amembers\x18\x01 \x03(\v2\x1e.replicant.transport.v1.MemberR\amembers2\xda\x02\n" +
+	"\amembers\x18\x01 \x03(\v2\x1e.replicant.transport.v1.MemberR\amembers2\xb9\x03\n" +
 	"\x04Peer\x12H\n" +
 	"\x04Raft\x12!.replicant.transport.v1.RaftBatch\x1a\x1d.replicant.transport.v1.Empty\x12W\n" +
 	"\tReplicate\x12#.replicant.transport.v1.FollowerMsg\x1a!.replicant.transport.v1.LeaderMsg(\x010\x01\x12\\\n" +
 	"\bSnapshot\x12'.replicant.transport.v1.SnapshotRequest\x1a%.replicant.transport.v1.SnapshotChunk0\x01\x12Q\n" +
-	"\x04Join\x12#.replicant.transport.v1.JoinRequest\x1a$.replicant.transport.v1.JoinResponseB9Z7github.com/replicant-db/replicant/internal/transport/pbb\x06proto3"
+	"\x04Join\x12#.replicant.transport.v1.JoinRequest\x1a$.replicant.transport.v1.JoinResponse\x12]\n" +
+	"\bPosition\x12'.replicant.transport.v1.PositionRequest\x1a(.replicant.transport.v1.PositionResponseB9Z7github.com/replicant-db/replicant/internal/transport/pbb\x06proto3"
 
 var (
 	file_internal_transport_pb_peer_proto_rawDescOnce sync.Once
@@ -1230,47 +1344,51 @@ func file_internal_transport_pb_peer_proto_rawDescGZIP() []byte {
 	return file_internal_transport_pb_peer_proto_rawDescData
 }
 
-var file_internal_transport_pb_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_internal_transport_pb_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_internal_transport_pb_peer_proto_goTypes = []any{
-	(*Empty)(nil),           // 0: replicant.transport.v1.Empty
-	(*RaftBatch)(nil),       // 1: replicant.transport.v1.RaftBatch
-	(*EpochStart)(nil),      // 2: replicant.transport.v1.EpochStart
-	(*Hello)(nil),           // 3: replicant.transport.v1.Hello
-	(*Ack)(nil),             // 4: replicant.transport.v1.Ack
-	(*FollowerMsg)(nil),     // 5: replicant.transport.v1.FollowerMsg
-	(*Start)(nil),           // 6: replicant.transport.v1.Start
-	(*Entries)(nil),         // 7: replicant.transport.v1.Entries
-	(*Heartbeat)(nil),       // 8: replicant.transport.v1.Heartbeat
-	(*LeaderMsg)(nil),       // 9: replicant.transport.v1.LeaderMsg
-	(*SnapshotRequest)(nil), // 10: replicant.transport.v1.SnapshotRequest
-	(*KV)(nil),              // 11: replicant.transport.v1.KV
-	(*SnapshotDone)(nil),    // 12: replicant.transport.v1.SnapshotDone
-	(*SnapshotChunk)(nil),   // 13: replicant.transport.v1.SnapshotChunk
-	(*JoinRequest)(nil),     // 14: replicant.transport.v1.JoinRequest
-	(*Member)(nil),          // 15: replicant.transport.v1.Member
-	(*JoinResponse)(nil),    // 16: replicant.transport.v1.JoinResponse
+	(*PositionRequest)(nil),  // 0: replicant.transport.v1.PositionRequest
+	(*PositionResponse)(nil), // 1: replicant.transport.v1.PositionResponse
+	(*Empty)(nil),            // 2: replicant.transport.v1.Empty
+	(*RaftBatch)(nil),        // 3: replicant.transport.v1.RaftBatch
+	(*EpochStart)(nil),       // 4: replicant.transport.v1.EpochStart
+	(*Hello)(nil),            // 5: replicant.transport.v1.Hello
+	(*Ack)(nil),              // 6: replicant.transport.v1.Ack
+	(*FollowerMsg)(nil),      // 7: replicant.transport.v1.FollowerMsg
+	(*Start)(nil),            // 8: replicant.transport.v1.Start
+	(*Entries)(nil),          // 9: replicant.transport.v1.Entries
+	(*Heartbeat)(nil),        // 10: replicant.transport.v1.Heartbeat
+	(*LeaderMsg)(nil),        // 11: replicant.transport.v1.LeaderMsg
+	(*SnapshotRequest)(nil),  // 12: replicant.transport.v1.SnapshotRequest
+	(*KV)(nil),               // 13: replicant.transport.v1.KV
+	(*SnapshotDone)(nil),     // 14: replicant.transport.v1.SnapshotDone
+	(*SnapshotChunk)(nil),    // 15: replicant.transport.v1.SnapshotChunk
+	(*JoinRequest)(nil),      // 16: replicant.transport.v1.JoinRequest
+	(*Member)(nil),           // 17: replicant.transport.v1.Member
+	(*JoinResponse)(nil),     // 18: replicant.transport.v1.JoinResponse
 }
 var file_internal_transport_pb_peer_proto_depIdxs = []int32{
-	2,  // 0: replicant.transport.v1.Hello.epochs:type_name -> replicant.transport.v1.EpochStart
-	3,  // 1: replicant.transport.v1.FollowerMsg.hello:type_name -> replicant.transport.v1.Hello
-	4,  // 2: replicant.transport.v1.FollowerMsg.ack:type_name -> replicant.transport.v1.Ack
-	6,  // 3: replicant.transport.v1.LeaderMsg.start:type_name -> replicant.transport.v1.Start
-	7,  // 4: replicant.transport.v1.LeaderMsg.entries:type_name -> replicant.transport.v1.Entries
-	8,  // 5: replicant.transport.v1.LeaderMsg.heartbeat:type_name -> replicant.transport.v1.Heartbeat
-	2,  // 6: replicant.transport.v1.SnapshotDone.epochs:type_name -> replicant.transport.v1.EpochStart
-	11, // 7: replicant.transport.v1.SnapshotChunk.pairs:type_name -> replicant.transport.v1.KV
-	12, // 8: replicant.transport.v1.SnapshotChunk.done:type_name -> replicant.transport.v1.SnapshotDone
-	15, // 9: replicant.transport.v1.JoinResponse.members:type_name -> replicant.transport.v1.Member
-	1,  // 10: replicant.transport.v1.Peer.Raft:input_type -> replicant.transport.v1.RaftBatch
-	5,  // 11: replicant.transport.v1.Peer.Replicate:input_type -> replicant.transport.v1.FollowerMsg
-	10, // 12: replicant.transport.v1.Peer.Snapshot:input_type -> replicant.transport.v1.SnapshotRequest
-	14, // 13: replicant.transport.v1.Peer.Join:input_type -> replicant.transport.v1.JoinRequest
-	0,  // 14: replicant.transport.v1.Peer.Raft:output_type -> replicant.transport.v1.Empty
-	9,  // 15: replicant.transport.v1.Peer.Replicate:output_type -> replicant.transport.v1.LeaderMsg
-	13, // 16: replicant.transport.v1.Peer.Snapshot:output_type -> replicant.transport.v1.SnapshotChunk
-	16, // 17: replicant.transport.v1.Peer.Join:output_type -> replicant.transport.v1.JoinResponse
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
+	4,  // 0: replicant.transport.v1.Hello.epochs:type_name -> replicant.transport.v1.EpochStart
+	5,  // 1: replicant.transport.v1.FollowerMsg.hello:type_name -> replicant.transport.v1.Hello
+	6,  // 2: replicant.transport.v1.FollowerMsg.ack:type_name -> replicant.transport.v1.Ack
+	8,  // 3: replicant.transport.v1.LeaderMsg.start:type_name -> replicant.transport.v1.Start
+	9,  // 4: replicant.transport.v1.LeaderMsg.entries:type_name -> replicant.transport.v1.Entries
+	10, // 5: replicant.transport.v1.LeaderMsg.heartbeat:type_name -> replicant.transport.v1.Heartbeat
+	4,  // 6: replicant.transport.v1.SnapshotDone.epochs:type_name -> replicant.transport.v1.EpochStart
+	13, // 7: replicant.transport.v1.SnapshotChunk.pairs:type_name -> replicant.transport.v1.KV
+	14, // 8: replicant.transport.v1.SnapshotChunk.done:type_name -> replicant.transport.v1.SnapshotDone
+	17, // 9: replicant.transport.v1.JoinResponse.members:type_name -> replicant.transport.v1.Member
+	3,  // 10: replicant.transport.v1.Peer.Raft:input_type -> replicant.transport.v1.RaftBatch
+	7,  // 11: replicant.transport.v1.Peer.Replicate:input_type -> replicant.transport.v1.FollowerMsg
+	12, // 12: replicant.transport.v1.Peer.Snapshot:input_type -> replicant.transport.v1.SnapshotRequest
+	16, // 13: replicant.transport.v1.Peer.Join:input_type -> replicant.transport.v1.JoinRequest
+	0,  // 14: replicant.transport.v1.Peer.Position:input_type -> replicant.transport.v1.PositionRequest
+	2,  // 15: replicant.transport.v1.Peer.Raft:output_type -> replicant.transport.v1.Empty
+	11, // 16: replicant.transport.v1.Peer.Replicate:output_type -> replicant.transport.v1.LeaderMsg
+	15, // 17: replicant.transport.v1.Peer.Snapshot:output_type -> replicant.transport.v1.SnapshotChunk
+	18, // 18: replicant.transport.v1.Peer.Join:output_type -> replicant.transport.v1.JoinResponse
+	1,  // 19: replicant.transport.v1.Peer.Position:output_type -> replicant.transport.v1.PositionResponse
+	15, // [15:20] is the sub-list for method output_type
+	10, // [10:15] is the sub-list for method input_type
 	10, // [10:10] is the sub-list for extension type_name
 	10, // [10:10] is the sub-list for extension extendee
 	0,  // [0:10] is the sub-list for field type_name
@@ -1281,11 +1399,11 @@ func file_internal_transport_pb_peer_proto_init() {
 	if File_internal_transport_pb_peer_proto != nil {
 		return
 	}
-	file_internal_transport_pb_peer_proto_msgTypes[5].OneofWrappers = []any{
+	file_internal_transport_pb_peer_proto_msgTypes[7].OneofWrappers = []any{
 		(*FollowerMsg_Hello)(nil),
 		(*FollowerMsg_Ack)(nil),
 	}
-	file_internal_transport_pb_peer_proto_msgTypes[9].OneofWrappers = []any{
+	file_internal_transport_pb_peer_proto_msgTypes[11].OneofWrappers = []any{
 		(*LeaderMsg_Start)(nil),
 		(*LeaderMsg_Entries)(nil),
 		(*LeaderMsg_Heartbeat)(nil),
@@ -1296,7 +1414,7 @@ func file_internal_transport_pb_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_transport_pb_peer_proto_rawDesc), len(file_internal_transport_pb_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

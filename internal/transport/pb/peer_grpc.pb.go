@@ -25,6 +25,7 @@ const (
 	Peer_Replicate_FullMethodName = "/replicant.transport.v1.Peer/Replicate"
 	Peer_Snapshot_FullMethodName  = "/replicant.transport.v1.Peer/Snapshot"
 	Peer_Join_FullMethodName      = "/replicant.transport.v1.Peer/Join"
+	Peer_Position_FullMethodName  = "/replicant.transport.v1.Peer/Position"
 )
 
 // PeerClient is the client API for Peer service.
@@ -40,6 +41,8 @@ type PeerClient interface {
 	Snapshot(ctx context.Context, in *SnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotChunk], error)
 	// Join adds the caller to the cluster (through the control plane).
 	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error)
+	// Position reports a failover candidate's durable log position.
+	Position(ctx context.Context, in *PositionRequest, opts ...grpc.CallOption) (*PositionResponse, error)
 }
 
 type peerClient struct {
@@ -102,6 +105,16 @@ func (c *peerClient) Join(ctx context.Context, in *JoinRequest, opts ...grpc.Cal
 	return out, nil
 }
 
+func (c *peerClient) Position(ctx context.Context, in *PositionRequest, opts ...grpc.CallOption) (*PositionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PositionResponse)
+	err := c.cc.Invoke(ctx, Peer_Position_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -115,6 +128,8 @@ type PeerServer interface {
 	Snapshot(*SnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error
 	// Join adds the caller to the cluster (through the control plane).
 	Join(context.Context, *JoinRequest) (*JoinResponse, error)
+	// Position reports a failover candidate's durable log position.
+	Position(context.Context, *PositionRequest) (*PositionResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -136,6 +151,9 @@ func (UnimplementedPeerServer) Snapshot(*SnapshotRequest, grpc.ServerStreamingSe
 }
 func (UnimplementedPeerServer) Join(context.Context, *JoinRequest) (*JoinResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Join not implemented")
+}
+func (UnimplementedPeerServer) Position(context.Context, *PositionRequest) (*PositionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Position not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -212,6 +230,24 @@ func _Peer_Join_Handler(srv interface{}, ctx context.Context, dec func(interface
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Position_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PositionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Position(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Position_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Position(ctx, req.(*PositionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -226,6 +262,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Join",
 			Handler:    _Peer_Join_Handler,
+		},
+		{
+			MethodName: "Position",
+			Handler:    _Peer_Position_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

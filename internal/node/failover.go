@@ -1,0 +1,215 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/replicant-db/replicant/internal/control"
+	"github.com/replicant-db/replicant/internal/replication"
+	"github.com/replicant-db/replicant/internal/transport/pb"
+)
+
+// Leader leases and failover.
+//
+// The data leader renews a lease through the control plane every
+// FailoverTimeout/10. It holds the lease until (send time of its last
+// successful renewal) + FailoverTimeout/2: past that it accepts no write,
+// acknowledges no write and serves no linearizable read. The controller
+// times renewals with its own clock from when it sees them applied (which
+// is after they were sent) and only fails over once none was seen for
+// FailoverTimeout, so the old leader has stopped acknowledging long before
+// (clocks need only measure intervals at similar rates).
+//
+// The controller then asks the candidates for their durable positions:
+// under a sync policy the sync-set members, of which at least |set|-k+1 must
+// answer (every acknowledged write is on k of them, so any |set|-k+1 include
+// one holding it); under async any follower (async may lose acknowledged
+// writes; that is its documented trade-off). It appoints the most
+// up-to-date by (last epoch, last LSN), compare-and-set on the epoch.
+
+// leaseState is the leader's view of its lease.
+type leaseState struct {
+	mu    sync.Mutex
+	epoch uint64
+	until time.Time
+}
+
+func (l *leaseState) valid(epoch uint64, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.epoch == epoch && now.Before(l.until)
+}
+
+func (l *leaseState) extend(epoch uint64, until time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.epoch != epoch || until.After(l.until) {
+		l.epoch, l.until = epoch, until
+	}
+}
+
+// ErrLeaseExpired is returned (wrapped) when the leader cannot confirm its
+// leadership: it could not renew its lease through the control plane.
+var ErrLeaseExpired = errors.New("leader lease expired: leadership cannot be confirmed (control plane unreachable?)")
+
+func (n *Node) leaseDuration() time.Duration { return n.cfg.FailoverTimeout / 2 }
+
+// leaseLoop renews the lease while this node leads.
+func (n *Node) leaseLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.FailoverTimeout / 10)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		case <-n.renewNow:
+		}
+		l := n.currentLeader()
+		if l == nil {
+			continue
+		}
+		sent := time.Now()
+		ctx, cancel := context.WithTimeout(n.ctx, n.leaseDuration())
+		err := n.control.RenewLease(ctx, n.cfg.ID, l.Epoch())
+		cancel()
+		switch {
+		case err == nil:
+			n.lease.extend(l.Epoch(), sent.Add(n.leaseDuration()))
+		case errors.Is(err, control.ErrStaleEpoch):
+			n.log.Warn("lease renewal refused: another leader was appointed", "epoch", l.Epoch(), "err", err)
+		default:
+			if n.ctx.Err() == nil {
+				n.log.Warn("lease renewal failed", "epoch", l.Epoch(), "err", err)
+			}
+		}
+	}
+}
+
+// leaseValid reports whether the leader of epoch may act now.
+func (n *Node) leaseValid(epoch uint64) bool { return n.lease.valid(epoch, time.Now()) }
+
+// HandlePosition implements transport.Handler: a failover candidate makes
+// its log durable and reports where it ends.
+func (n *Node) HandlePosition(ctx context.Context, req *pb.PositionRequest) (*pb.PositionResponse, error) {
+	if err := n.store.Sync(); err != nil {
+		return nil, fmt.Errorf("position: %w", err)
+	}
+	st := n.store.State()
+	return &pb.PositionResponse{Id: n.cfg.ID, LastEpoch: st.LastEpoch, LastLsn: st.LastLSN}, nil
+}
+
+// failoverDuty is the controller's failover: see the comment at the top.
+type failoverDuty struct {
+	n       *Node
+	epoch   uint64
+	seq     uint64
+	seen    time.Time // when a renewal (or the epoch) was last seen change
+	lastRun time.Time
+}
+
+func (d *failoverDuty) run(ctx context.Context, g *control.Group) {
+	now := time.Now()
+	st := g.State()
+	// A controller that just took over has seen no renewal yet: it starts
+	// timing now, which is after any renewal the previous one saw.
+	if now.Sub(d.lastRun) > 3*d.n.controlTick() || st.Epoch != d.epoch || st.LeaseSeq != d.seq {
+		d.epoch, d.seq, d.seen = st.Epoch, st.LeaseSeq, now
+	}
+	d.lastRun = now
+	if st.Leader == "" || now.Sub(d.seen) < d.n.cfg.FailoverTimeout {
+		return
+	}
+	best, why, err := d.n.pickCandidate(ctx, st)
+	if err != nil {
+		d.n.log.Warn("leader lease expired but no safe failover candidate", "leader", st.Leader, "epoch", st.Epoch, "why", err)
+		d.seen = now.Add(-d.n.cfg.FailoverTimeout + time.Second) // retry in a second
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, g.DutyTimeout())
+	defer cancel()
+	next, err := g.Appoint(actx, best, st.Epoch)
+	if err != nil {
+		d.n.log.Warn("failover appointment failed", "candidate", best, "err", err)
+		return
+	}
+	d.n.log.Warn("FAILOVER: appointed a new leader", "old_leader", st.Leader, "new_leader", best, "epoch", next, "why", why)
+	d.n.metrics.failovers.Inc()
+}
+
+func (n *Node) controlTick() time.Duration { return 100 * time.Millisecond }
+
+// pickCandidate asks the eligible followers for their positions and picks
+// the most up-to-date, or explains why none is safe.
+func (n *Node) pickCandidate(ctx context.Context, st control.State) (string, string, error) {
+	var cands []string
+	need := 1
+	if len(st.SyncSet) > 0 {
+		cands = append(cands, st.SyncSet...)
+		k := len(st.SyncSet)
+		if p, err := replication.ParsePolicy(st.Policy); err == nil && (p.Kind == replication.PolicyFirst || p.Kind == replication.PolicyAny) {
+			k = min(p.K, len(st.SyncSet))
+		}
+		need = len(st.SyncSet) - k + 1
+	} else {
+		for _, m := range st.Members {
+			if m.ID != st.Leader {
+				cands = append(cands, m.ID)
+			}
+		}
+	}
+	if len(cands) == 0 {
+		return "", "", errors.New("no other member")
+	}
+	type pos struct {
+		id         string
+		epoch, lsn uint64
+	}
+	var mu sync.Mutex
+	var got []pos
+	var errs []string
+	var wg sync.WaitGroup
+	for _, id := range cands {
+		m, ok := st.Member(id)
+		if !ok {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			qctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			var r *pb.PositionResponse
+			var err error
+			if id == n.cfg.ID {
+				r, err = n.HandlePosition(qctx, &pb.PositionRequest{Epoch: st.Epoch})
+			} else if c, cerr := n.pool.Client(m.PeerAddr); cerr != nil {
+				err = cerr
+			} else {
+				r, err = c.Position(qctx, &pb.PositionRequest{Epoch: st.Epoch})
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s: %v", id, err))
+				return
+			}
+			got = append(got, pos{id, r.GetLastEpoch(), r.GetLastLsn()})
+		}()
+	}
+	wg.Wait()
+	if len(got) < need {
+		return "", "", fmt.Errorf("need positions from %d of %v, got %d (%v)", need, cands, len(got), errs)
+	}
+	best := got[0]
+	for _, p := range got[1:] {
+		if p.epoch > best.epoch || (p.epoch == best.epoch && p.lsn > best.lsn) || (p.epoch == best.epoch && p.lsn == best.lsn && p.id < best.id) {
+			best = p
+		}
+	}
+	return best.id, fmt.Sprintf("lease of %s expired; %s has the newest log (epoch %d, LSN %d) of %d answering candidates", st.Leader, best.id, best.epoch, best.lsn, len(got)), nil
+}
