@@ -151,7 +151,10 @@ func (n *Node) reconcileLoop() {
 		select {
 		case <-n.ctx.Done():
 			return
-		case st := <-ch:
+		case st, ok := <-ch:
+			if !ok {
+				return // the control plane stopped
+			}
 			n.reconcile(st)
 		case <-t.C:
 			n.reconcile(n.control.State())

@@ -320,21 +320,28 @@ func (n *Node) CheckValue(size int) error {
 // readPosition returns the LSN reads may use now and a channel closed when
 // it may have moved.
 func (n *Node) readPosition() (lsn uint64, changed <-chan struct{}, isLeader bool) {
+	lsn, changed, _, isLeader = n.readPositionRole()
+	return lsn, changed, isLeader
+}
+
+// readPositionRole is readPosition plus a channel closed when the role
+// changes: the old role's changed channel is never closed again.
+func (n *Node) readPositionRole() (lsn uint64, changed, role <-chan struct{}, isLeader bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	switch {
 	case n.leader != nil:
-		return n.leader.Writer().CommitLSN(), n.leader.Changed(), true
+		return n.leader.Writer().CommitLSN(), n.leader.Changed(), n.roleCh, true
 	case n.follower != nil:
-		return n.follower.f.ReadLSN(), n.follower.f.Changed(), false
+		return n.follower.f.ReadLSN(), n.follower.f.Changed(), n.roleCh, false
 	}
-	return min(n.store.State().CommitLSN, n.store.State().AppliedLSN), n.roleCh, false
+	return min(n.store.State().CommitLSN, n.store.State().AppliedLSN), n.roleCh, n.roleCh, false
 }
 
 // Read returns a reader at the freshest state this node may show for the
 // consistency level, no older than floor (the session token).
 func (n *Node) Read(ctx context.Context, c replication.Consistency, floor replication.Token) (*replication.Reader, error) {
-	lsn, changed, isLeader := n.readPosition()
+	lsn, changed, roleCh, isLeader := n.readPositionRole()
 	level := c.Level
 	if level == replication.LevelDefault {
 		level = replication.LevelEventual
@@ -370,8 +377,9 @@ func (n *Node) Read(ctx context.Context, c replication.Consistency, floor replic
 			case <-deadline.C:
 				return nil, fmt.Errorf("%w: token %s not reached within %s (this node is at LSN %d)", replication.ErrStale, floor, n.cfg.ReadTimeout, lsn)
 			case <-changed:
+			case <-roleCh:
 			}
-			lsn, changed, _ = n.readPosition()
+			lsn, changed, roleCh, _ = n.readPositionRole()
 		}
 	}
 	if floor.LSN > 0 {
@@ -512,8 +520,11 @@ func (n *Node) gcLoop() {
 		// far shorter than GCInterval (snapshot streams hold one Pebble
 		// iterator, which GC cannot disturb), so the read LSN of the
 		// previous tick is a floor no reader is still below.
-		floor := prev
-		prev, _, _ = n.readPosition()
+		// The read position can go down (rollback, snapshot install): a
+		// floor above the current one would collect what readers need.
+		cur, _, _ := n.readPosition()
+		floor := min(prev, cur)
+		prev = cur
 		if floor == 0 {
 			continue
 		}

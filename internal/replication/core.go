@@ -56,6 +56,12 @@ type CoreConfig struct {
 	// core treats it as committed and locally durable and never reports
 	// less. Entries up to it count as appended at the core's start time.
 	CommitLSN uint64
+	// MustHoldLSN, when above the commit LSN, is what a new sync set must
+	// hold before old members leave it: a restarted or newly appointed
+	// leader may hold acknowledged writes above the commit LSN it recorded
+	// (the record lags by a batch), so it keeps the old members until the
+	// new set holds its whole log.
+	MustHoldLSN uint64
 }
 
 // Event is something an operator should see (status, log, metrics).
@@ -175,6 +181,7 @@ type followerState struct {
 //     more than SyncTimeout ago is above its position at the ack level.
 type Core struct {
 	syncTimeout time.Duration
+	mustHold    uint64 // see CoreConfig.MustHoldLSN
 	policy      Policy
 	ack         AckLevel
 	fallback    Fallback
@@ -216,6 +223,7 @@ func NewCore(cfg CoreConfig, now time.Time) *Core {
 		start:        now,
 		now:          now,
 		commit:       cfg.CommitLSN,
+		mustHold:     cfg.MustHoldLSN,
 		localDurable: cfg.CommitLSN,
 		lastAppended: cfg.CommitLSN,
 	}
@@ -709,7 +717,7 @@ func (c *Core) nthHighest(ids []string, n int) uint64 {
 func (c *Core) holdsCommit(ids []string, need int) bool {
 	n := 0
 	for _, id := range ids {
-		if f := c.fs[id]; f != nil && c.ackPos(f) >= c.commit {
+		if f := c.fs[id]; f != nil && c.ackPos(f) >= max(c.commit, c.mustHold) {
 			n++
 		}
 	}

@@ -187,9 +187,11 @@ func (f *Follower) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := client.Replicate(ctx)
+	// The log stream has a context of its own so that ending it (for a
+	// snapshot, or when a helper goroutine fails) leaves ctx alone.
+	sctx, scancel := context.WithCancel(ctx)
+	defer scancel()
+	stream, err := client.Replicate(sctx)
 	if err != nil {
 		return fmt.Errorf("open log stream: %w", err)
 	}
@@ -216,11 +218,16 @@ func (f *Follower) session(ctx context.Context) error {
 		if reason == "" {
 			reason = fmt.Sprintf("rollback to %d is below this node's own log start %d", start.GetTruncateTo(), st.FirstLSN)
 		}
-		cancel()
-		return f.installSnapshot(context.WithoutCancel(ctx), client, reason)
+		scancel()
+		return f.installSnapshot(ctx, client, reason)
 	}
 	if start.GetTruncate() {
-		if err := f.rollback(start.GetTruncateTo(), start.GetEpoch()); err != nil {
+		if err := f.rollback(start.GetTruncateTo(), start.GetEpoch()); errors.Is(err, storage.ErrCompacted) {
+			// History below the rollback point is gone (retention or GC):
+			// only a snapshot can bring this node back in line.
+			scancel()
+			return f.installSnapshot(ctx, client, err.Error())
+		} else if err != nil {
 			return err
 		}
 	}
@@ -229,7 +236,7 @@ func (f *Follower) session(ctx context.Context) error {
 	}
 	f.setState("catching-up", "")
 	f.log.Info("streaming from leader", "from_lsn", start.GetFromLsn())
-	return f.stream(ctx, stream)
+	return f.stream(sctx, scancel, stream)
 }
 
 func (f *Follower) touch() { f.lastContact.Store(time.Now().UnixNano()) }
@@ -250,6 +257,13 @@ func (f *Follower) rollback(to, epoch uint64) error {
 	f.log.Warn("rolled back divergent log suffix", "to_lsn", to, "entries", len(removed), "file", path)
 	f.mu.Lock()
 	f.st.RolledBack += uint64(len(removed))
+	// A delayed replica must not apply the new leader's entries at the
+	// rolled-back entries' times.
+	i := len(f.applyq)
+	for i > 0 && f.applyq[i-1].lsn > to {
+		i--
+	}
+	f.applyq = f.applyq[:i]
 	f.mu.Unlock()
 	if f.cfg.OnRollback != nil {
 		f.cfg.OnRollback(len(removed))
@@ -313,23 +327,40 @@ func (a *ackState) set(r, d, ap uint64) {
 	}
 }
 
-func (f *Follower) stream(ctx context.Context, stream pb.Peer_ReplicateClient) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+func (f *Follower) stream(ctx context.Context, cancelStream context.CancelFunc, stream pb.Peer_ReplicateClient) error {
+	// The first ack claims the whole local log durable: make it so (an
+	// earlier session may have ended on a failed fsync).
+	if err := f.cfg.Store.Sync(); err != nil {
+		return err
+	}
 	st := f.cfg.Store.State()
 	acks := &ackState{wake: make(chan struct{}, 1)}
 	acks.set(st.LastLSN, st.LastLSN, st.AppliedLSN)
 	syncq := make(chan *syncItem, 64)
-	errc := make(chan error, 4)
+	errc := make(chan error, 3)
+	// A failing helper ends the whole session: cancelling the stream's
+	// context unblocks recvLoop (Recv and its syncq send).
+	fail := func(err error) {
+		if err != nil {
+			cancelStream()
+		}
+		errc <- err
+	}
 	var wg sync.WaitGroup
 	wg.Add(3)
-	go func() { defer wg.Done(); errc <- f.sendAcks(ctx, stream, acks) }()
-	go func() { defer wg.Done(); errc <- f.syncLoop(ctx, syncq, acks) }()
-	go func() { defer wg.Done(); errc <- f.applyLoop(ctx, acks) }()
+	go func() { defer wg.Done(); fail(f.sendAcks(ctx, stream, acks)) }()
+	go func() { defer wg.Done(); fail(f.syncLoop(ctx, syncq, acks)) }()
+	go func() { defer wg.Done(); fail(f.applyLoop(ctx, acks)) }()
 	err := f.recvLoop(ctx, stream, syncq, acks)
-	cancel()
+	cancelStream()
 	close(syncq)
 	wg.Wait()
+	close(errc)
+	for e := range errc {
+		if e != nil && !errors.Is(e, context.Canceled) {
+			return e // the helper's failure is the real cause
+		}
+	}
 	return err
 }
 
@@ -411,6 +442,10 @@ func (f *Follower) syncLoop(ctx context.Context, syncq <-chan *syncItem, acks *a
 	lastPersist := time.Now()
 	for it := range syncq {
 		if err := it.pending.Wait(); err != nil {
+			// Every queued batch must still be waited for exactly once.
+			for rest := range syncq {
+				_ = rest.pending.Wait()
+			}
 			return fmt.Errorf("fsync: %w", err)
 		}
 		acks.set(0, it.last, f.cfg.Store.State().AppliedLSN)

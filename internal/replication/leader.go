@@ -287,6 +287,11 @@ func (w *Writer) syncLoop(syncq <-chan inflight) {
 		if err == nil && f.pending != nil {
 			err = f.pending.Wait()
 		}
+		if err == nil && w.failedErr() != nil {
+			// An earlier batch failed: a later one syncing fine must not
+			// raise the durable or commit LSN over the hole it left.
+			continue
+		}
 		if err != nil {
 			// A failed append or fsync leaves the durable state unknown
 			// beyond what was acknowledged; refuse further writes rather

@@ -57,10 +57,10 @@ type Leader struct {
 
 	mu      sync.Mutex
 	core    *Core
-	changed chan struct{} // closed when the log or commit LSN moves
-	events  []Event       // recent events, for status
-	streams map[string]context.CancelFunc
-	pins    map[uint64]uint64 // snapshot id -> pinned LSN (retention floor)
+	changed chan struct{}         // closed when the log or commit LSN moves
+	events  []Event               // recent events, for status
+	streams map[string]*streamReg // the live stream of each follower
+	pins    map[uint64]uint64     // snapshot id -> pinned LSN (retention floor)
 	pinSeq  uint64
 	sizes   logSizes // log bytes per batch, for lag in bytes
 
@@ -86,12 +86,16 @@ func NewLeader(cfg LeaderConfig) *Leader {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Leader{
 		cfg: cfg, log: cfg.Logger.With("role", "leader", "epoch", cfg.Epoch),
-		changed: make(chan struct{}), streams: map[string]context.CancelFunc{}, pins: map[uint64]uint64{},
+		changed: make(chan struct{}), streams: map[string]*streamReg{}, pins: map[uint64]uint64{},
 		ctx: ctx, cancel: cancel,
 	}
 	now := time.Now()
-	l.core = NewCore(cfg.Core, now)
 	st := cfg.Store.State()
+	// The recorded commit LSN is what readers may already have seen; the
+	// whole log is what a shrinking sync set must still hold.
+	cfg.Core.CommitLSN = max(cfg.Core.CommitLSN, min(st.CommitLSN, st.LastLSN))
+	cfg.Core.MustHoldLSN = max(cfg.Core.MustHoldLSN, st.LastLSN)
+	l.core = NewCore(cfg.Core, now)
 	// What survived a restart is durable; whether it is committed is for
 	// the policy to decide again from the followers' acknowledgements.
 	l.core.Appended(st.LastLSN, now)
@@ -130,8 +134,8 @@ func (l *Leader) Epoch() uint64 { return l.cfg.Epoch }
 func (l *Leader) Close() {
 	l.cancel()
 	l.mu.Lock()
-	for _, c := range l.streams {
-		c()
+	for _, r := range l.streams {
+		r.cancel()
 	}
 	l.mu.Unlock()
 	l.wg.Wait()
@@ -187,7 +191,7 @@ func (l *Leader) handleReadyLocked() {
 			l.cfg.OnEvent(ev)
 		}
 	}
-	if rd.ProposeSyncSet != nil && l.cfg.Control != nil {
+	if rd.ProposeSyncSet != nil && l.cfg.Control != nil && l.ctx.Err() == nil {
 		// The core has at most one proposal outstanding; compare-and-set
 		// keeps a delayed older proposal from overwriting a newer set.
 		set := append([]string{}, rd.ProposeSyncSet...)
@@ -337,9 +341,9 @@ func commonPrefix(fe []storage.EpochStart, fl uint64, le []storage.EpochStart, l
 			if le[j].FirstLSN != fe[i].FirstLSN {
 				// The same epoch starting elsewhere cannot happen with one
 				// leader per epoch; agree only below both starts.
-				return min(le[j].FirstLSN, fe[i].FirstLSN) - 1
+				return max(min(le[j].FirstLSN, fe[i].FirstLSN), 1) - 1
 			}
-			return min(end(fe, i, fl), end(le, j, ll))
+			return min(end(fe, i, fl), end(le, j, ll), fl, ll)
 		}
 	}
 	return 0
@@ -398,16 +402,28 @@ func (l *Leader) ServeFollower(stream pb.Peer_ReplicateServer) error {
 	}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
+	reg := &streamReg{cancel: cancel}
 	l.mu.Lock()
-	if old, ok := l.streams[id]; ok {
-		old() // a newer stream from the same follower replaces the old one
+	if l.ctx.Err() != nil {
+		l.mu.Unlock()
+		return errors.New("replication: leader stepping down")
 	}
-	l.streams[id] = cancel
+	if old, ok := l.streams[id]; ok {
+		old.cancel() // a newer stream from the same follower replaces the old one
+	}
+	l.streams[id] = reg
 	l.mu.Unlock()
+	// Only the stream that owns the follower's slot reports it gone: a
+	// replaced stream ending late must not disconnect its successor.
 	defer func() {
 		l.mu.Lock()
-		l.core.Disconnected(id, time.Now())
-		l.handleReadyLocked()
+		if l.streams[id] == reg {
+			delete(l.streams, id)
+			if l.ctx.Err() == nil {
+				l.core.Disconnected(id, time.Now())
+				l.handleReadyLocked()
+			}
+		}
 		l.mu.Unlock()
 	}()
 	if err := stream.Send(&pb.LeaderMsg{Msg: &pb.LeaderMsg_Start{Start: start}}); err != nil {
@@ -421,13 +437,17 @@ func (l *Leader) ServeFollower(stream pb.Peer_ReplicateServer) error {
 		l.log.Warn("follower diverged; it rolls back its log", "follower", id, "follower_last", fl, "common", common)
 	}
 	l.mu.Lock()
+	if l.streams[id] != reg {
+		l.mu.Unlock()
+		return errReplaced
+	}
 	l.core.Connected(id, common, time.Now())
 	l.handleReadyLocked()
 	l.mu.Unlock()
 	l.log.Info("follower streaming", "follower", id, "from_lsn", start.FromLsn)
 
 	errc := make(chan error, 2)
-	go func() { errc <- l.recvAcks(ctx, id, stream) }()
+	go func() { errc <- l.recvAcks(ctx, id, reg, stream) }()
 	go func() { errc <- l.sendLog(ctx, start.FromLsn, stream) }()
 	err = <-errc
 	cancel()
@@ -437,7 +457,12 @@ func (l *Leader) ServeFollower(stream pb.Peer_ReplicateServer) error {
 	return err
 }
 
-func (l *Leader) recvAcks(ctx context.Context, id string, stream pb.Peer_ReplicateServer) error {
+// streamReg identifies one follower stream.
+type streamReg struct{ cancel context.CancelFunc }
+
+var errReplaced = errors.New("replication: replaced by a newer stream from the same follower")
+
+func (l *Leader) recvAcks(ctx context.Context, id string, reg *streamReg, stream pb.Peer_ReplicateServer) error {
 	for {
 		m, err := stream.Recv()
 		if err != nil {
@@ -448,6 +473,10 @@ func (l *Leader) recvAcks(ctx context.Context, id string, stream pb.Peer_Replica
 			continue
 		}
 		l.mu.Lock()
+		if l.streams[id] != reg || l.ctx.Err() != nil {
+			l.mu.Unlock()
+			return errReplaced
+		}
 		l.core.Ack(id, a.GetReceived(), a.GetDurable(), a.GetApplied(), time.Now())
 		l.handleReadyLocked()
 		l.mu.Unlock()
@@ -462,6 +491,9 @@ func (l *Leader) sendLog(ctx context.Context, next uint64, stream pb.Peer_Replic
 	defer hb.Stop()
 	var sentCommit uint64
 	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		ch := l.changedCh()
 		last := l.cfg.Store.State().LastLSN
 		commit := l.writer.CommitLSN()

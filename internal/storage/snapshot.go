@@ -24,6 +24,8 @@ func (s *Store) BeginInstall() error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
+	s.maint.Lock()
+	defer s.maint.Unlock()
 	b := s.db.NewBatch()
 	defer b.Close()
 	wipeData(b)
@@ -35,6 +37,7 @@ func (s *Store) BeginInstall() error {
 	s.st = State{FirstLSN: 1}
 	s.epochs = nil
 	s.flushes = nil
+	s.gcFloor = 0
 	s.mu.Unlock()
 	return nil
 }
@@ -116,7 +119,7 @@ func (s *Store) recoverInstall() error {
 func wipeData(b *pebble.Batch) {
 	_ = b.DeleteRange([]byte{famLog}, []byte{famMeta}, nil)
 	_ = b.DeleteRange([]byte{famExpiry}, []byte{famFlush + 1}, nil)
-	for _, m := range []string{"log_floor", "applied_lsn", "commit_lsn", "epochs"} {
+	for _, m := range []string{"log_floor", "applied_lsn", "commit_lsn", "epochs", "gc_floor"} {
 		_ = b.Delete(metaKey(m), nil)
 	}
 }

@@ -75,9 +75,12 @@ type Options struct {
 	CacheBytes int64
 }
 
-// Store is the node's durable state. Append, ApplyUpTo, Truncate*, GC and
-// SetCommitLSN must be called from one goroutine at a time (the writer);
-// reads are safe concurrently with everything.
+// Store is the node's durable state. Append and ApplyUpTo belong to one
+// writer at a time (the leader's sequencer, or the follower's receive and
+// apply goroutines of one session, which never apply and truncate at once);
+// GC, TruncatePrefix, TruncateSuffix and snapshot install serialise among
+// themselves and may run beside the writer; SetCommitLSN, the expiry index
+// calls and all reads are safe concurrently with everything.
 type Store struct {
 	db     *pebble.DB
 	dir    string
@@ -88,6 +91,14 @@ type Store struct {
 	st      State
 	epochs  []EpochStart
 	flushes []uint64 // sorted FLUSHALL LSNs still relevant
+	// gcFloor is the highest floor GC has collected at (persisted before
+	// anything is deleted): history below it is gone, so the log can no
+	// longer be rolled back below it.
+	gcFloor uint64
+
+	// maint serialises the calls that rewrite history (GC, truncation,
+	// snapshot install): they run from different goroutines.
+	maint sync.Mutex
 }
 
 // Open opens (or creates) the store in dir and recovers its positions.
@@ -158,6 +169,9 @@ func (s *Store) recover() error {
 	}
 	commit, err := s.getMetaU64("commit_lsn")
 	if err != nil {
+		return err
+	}
+	if s.gcFloor, err = s.getMetaU64("gc_floor"); err != nil {
 		return err
 	}
 	if raw, err := s.GetMeta("epochs"); err != nil {
@@ -404,7 +418,7 @@ func (s *Store) Append(entries []Entry, o AppendOptions) (*Pending, error) {
 	if o.Apply {
 		s.st.AppliedLSN = last.LSN
 	}
-	s.st.CommitLSN = commit
+	s.st.CommitLSN = max(s.st.CommitLSN, commit)
 	s.epochs = newEpochs
 	if len(newFlushes) > 0 {
 		s.flushes = append(append([]uint64(nil), s.flushes...), newFlushes...)
@@ -745,6 +759,8 @@ func (s *Store) TruncatePrefix(lsn uint64) error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
+	s.maint.Lock()
+	defer s.maint.Unlock()
 	st := s.State()
 	if lsn > st.AppliedLSN {
 		return fmt.Errorf("storage: cannot truncate log to %d beyond applied LSN %d", lsn, st.AppliedLSN)
@@ -773,9 +789,17 @@ func (s *Store) TruncateSuffix(lsn uint64) ([]Entry, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
+	s.maint.Lock()
+	defer s.maint.Unlock()
 	st := s.State()
 	if lsn >= st.LastLSN {
 		return nil, nil
+	}
+	s.mu.RLock()
+	gcFloor := s.gcFloor
+	s.mu.RUnlock()
+	if lsn < gcFloor {
+		return nil, fmt.Errorf("%w: cannot roll back to %d: versions at or below %d were garbage-collected", ErrCompacted, lsn, gcFloor)
 	}
 	if lsn+1 < st.FirstLSN {
 		return nil, fmt.Errorf("%w: cannot roll back to %d, log starts at %d", ErrCompacted, lsn, st.FirstLSN)
@@ -847,6 +871,22 @@ func (s *Store) TruncateSuffix(lsn uint64) ([]Entry, error) {
 func (s *Store) GC(floor uint64) (int, error) {
 	if s.closed.Load() {
 		return 0, ErrClosed
+	}
+	s.maint.Lock()
+	defer s.maint.Unlock()
+	floor = min(floor, s.State().AppliedLSN)
+	s.mu.RLock()
+	prev := s.gcFloor
+	s.mu.RUnlock()
+	if floor > prev {
+		// Durable before the first deletion: a rollback below a floor whose
+		// history is (even partly) gone must be refused after a crash too.
+		if err := s.db.Set(metaKey("gc_floor"), u64(floor), pebble.Sync); err != nil {
+			return 0, fmt.Errorf("storage: gc: record floor: %w", err)
+		}
+		s.mu.Lock()
+		s.gcFloor = floor
+		s.mu.Unlock()
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{famVersion}, UpperBound: []byte{famVersion + 1}})
 	if err != nil {

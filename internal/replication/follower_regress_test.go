@@ -1,5 +1,4 @@
-// REVIEW: demonstrates (second test, below) that Follower.Run ignores cancellation during a snapshot install.
-// REVIEW: demonstrates that a delayed replica's apply queue (Follower.applyq)
+// Regression test (found in review, fixed): a delayed replica's apply queue (Follower.applyq)
 // is not trimmed when a divergent suffix is rolled back. The stale stamps name
 // LSNs that were truncated; once the new leader's entries reuse those LSNs the
 // apply loop applies them on the old entries' (earlier) timestamps, and while
@@ -22,7 +21,6 @@ import (
 )
 
 func TestReviewRollbackLeavesStaleApplyQueue(t *testing.T) {
-	t.Skip("REVIEW: rollback does not trim the delayed replica's apply queue (see review report, follower #2)")
 	s := openStore(t)
 	old := time.Now().Add(-time.Hour).UnixNano()
 	var es []storage.Entry
@@ -52,7 +50,7 @@ func TestReviewRollbackLeavesStaleApplyQueue(t *testing.T) {
 	}
 }
 
-// REVIEW: demonstrates that Follower.Run ignores cancellation while it
+// Regression test (found in review, fixed): Follower.Run ignores cancellation while it
 // installs a snapshot (session passes context.WithoutCancel to
 // installSnapshot). node.stopRoleLocked cancels the follower and then waits
 // for it while holding n.mu, so a snapshot stream from a stalled or
@@ -112,7 +110,6 @@ type reviewSnapStream struct{ reviewClientStream }
 func (s *reviewSnapStream) Recv() (*pb.SnapshotChunk, error) { return nil, s.block() }
 
 func TestReviewFollowerRunIgnoresCancelDuringSnapshot(t *testing.T) {
-	t.Skip("REVIEW: snapshot install ignores cancellation; node.stopRoleLocked then blocks holding n.mu (see review report, node #1)")
 	s := openStore(t)
 	c := &reviewClient{stop: make(chan struct{})}
 	defer close(c.stop)
