@@ -364,3 +364,30 @@ func TestLeaderKill9RestartTakesNewEpoch(t *testing.T) {
 		h.check(t, p)
 	}
 }
+
+// writersVia is writers against whichever node leads, following redirects.
+func (h *history) writersVia(ctx context.Context, c *cluster, n int, prefix string) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lc := newLeaderClient(c)
+			defer lc.close()
+			for i := 0; ctx.Err() == nil; i++ {
+				key := fmt.Sprintf("%s-c%d-k%d", prefix, w, i)
+				val := "v-" + key
+				if err := lc.client(lc.cur).Set(context.Background(), key, val, 0).Err(); err != nil {
+					lc.redirect(err)
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				h.mu.Lock()
+				h.acked[key] = val
+				h.mu.Unlock()
+				h.total.Add(1)
+			}
+		}()
+	}
+	return &wg
+}

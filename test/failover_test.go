@@ -1,0 +1,310 @@
+package test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/redis/go-redis/v9"
+)
+
+// leaderClient sends each command to whichever node it believes leads,
+// following READONLY redirects and trying other nodes when one is down.
+type leaderClient struct {
+	addrs   []string
+	cur     string
+	clients map[string]*redis.Client
+}
+
+func newLeaderClient(c *cluster) *leaderClient {
+	lc := &leaderClient{clients: map[string]*redis.Client{}}
+	for _, p := range c.nodes {
+		lc.addrs = append(lc.addrs, p.RESP)
+	}
+	lc.cur = lc.addrs[0]
+	return lc
+}
+
+func (lc *leaderClient) client(addr string) *redis.Client {
+	if c, ok := lc.clients[addr]; ok {
+		return c
+	}
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, PoolSize: 1,
+		DialTimeout: 300 * time.Millisecond, ReadTimeout: 3 * time.Second, WriteTimeout: time.Second})
+	lc.clients[addr] = c
+	return c
+}
+
+func (lc *leaderClient) close() {
+	for _, c := range lc.clients {
+		c.Close()
+	}
+}
+
+// definiteFailure: the command certainly had no effect.
+func definiteFailure(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return strings.HasPrefix(s, "READONLY") || strings.Contains(s, "leader unknown") || isDialError(err)
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// redirect switches to the leader named by a READONLY error, or to the
+// next node.
+func (lc *leaderClient) redirect(err error) {
+	if i := strings.Index(err.Error(), "resp="); i >= 0 {
+		if addr := strings.TrimSpace(err.Error()[i+5:]); addr != "" {
+			lc.cur = addr
+			return
+		}
+	}
+	for i, a := range lc.addrs {
+		if a == lc.cur {
+			lc.cur = lc.addrs[(i+1)%len(lc.addrs)]
+			return
+		}
+	}
+}
+
+// registerOp is one operation on the single register key.
+type registerOp struct {
+	write bool
+	value string // written, or read ("" = nil)
+}
+
+var registerModel = porcupine.Model{
+	Init: func() any { return "" },
+	Step: func(state, input, output any) (bool, any) {
+		in := input.(registerOp)
+		if in.write {
+			return true, in.value
+		}
+		return output.(string) == state.(string), state
+	},
+	Equal: func(a, b any) bool { return a == b },
+	DescribeOperation: func(input, output any) string {
+		in := input.(registerOp)
+		if in.write {
+			return "set " + in.value
+		}
+		return "get -> " + output.(string)
+	},
+}
+
+// history collects porcupine operations from concurrent clients.
+type opHistory struct {
+	mu  sync.Mutex
+	ops []porcupine.Operation
+	t0  time.Time
+}
+
+func (h *opHistory) now() int64 { return int64(time.Since(h.t0)) }
+
+func (h *opHistory) add(op porcupine.Operation) {
+	h.mu.Lock()
+	h.ops = append(h.ops, op)
+	h.mu.Unlock()
+}
+
+// runRegisterClient does random SET/GET on one key against the leader until
+// ctx ends. Writes with an ambiguous outcome are recorded as never
+// returning (they may take effect at any later point, or never); failed
+// reads and certainly-failed writes are not recorded.
+func runRegisterClient(ctx context.Context, c *cluster, id int, h *opHistory, acked *int64, mu *sync.Mutex) {
+	lc := newLeaderClient(c)
+	defer lc.close()
+	rng := rand.New(rand.NewPCG(uint64(id), 42))
+	for i := 0; ctx.Err() == nil; i++ {
+		cl := lc.client(lc.cur)
+		if rng.IntN(2) == 0 {
+			v := fmt.Sprintf("c%d-%d", id, i)
+			call := h.now()
+			err := cl.Set(context.Background(), "reg", v, 0).Err()
+			ret := h.now()
+			switch {
+			case err == nil:
+				h.add(porcupine.Operation{ClientId: id, Input: registerOp{write: true, value: v}, Call: call, Output: "", Return: ret})
+				mu.Lock()
+				*acked++
+				mu.Unlock()
+			case definiteFailure(err):
+				lc.redirect(err)
+				time.Sleep(20 * time.Millisecond)
+			default:
+				h.add(porcupine.Operation{ClientId: id, Input: registerOp{write: true, value: v}, Call: call, Output: "", Return: math.MaxInt64})
+				lc.redirect(err)
+				time.Sleep(20 * time.Millisecond)
+			}
+			continue
+		}
+		call := h.now()
+		v, err := cl.Get(context.Background(), "reg").Result()
+		ret := h.now()
+		if errors.Is(err, redis.Nil) {
+			v, err = "", nil
+		}
+		if err != nil {
+			lc.redirect(err)
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		h.add(porcupine.Operation{ClientId: id, Input: registerOp{}, Call: call, Output: v, Return: ret})
+	}
+}
+
+func checkLinearizable(t *testing.T, h *opHistory) {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	res := porcupine.CheckOperationsTimeout(registerModel, h.ops, time.Minute)
+	if res == porcupine.Illegal {
+		t.Fatalf("history of %d operations is NOT linearizable", len(h.ops))
+	}
+	if res == porcupine.Unknown {
+		t.Logf("linearizability check timed out on %d operations (inconclusive)", len(h.ops))
+		return
+	}
+	t.Logf("history of %d operations is linearizable", len(h.ops))
+}
+
+func leaderOf(c *cluster, exclude string) (string, uint64) {
+	for _, p := range c.nodes {
+		if p.ID == exclude || !p.running() {
+			continue
+		}
+		if st, err := p.status(); err == nil && st.Leader != "" && st.Leader != exclude {
+			return st.Leader, st.Epoch
+		}
+	}
+	return "", 0
+}
+
+// TestFailoverAfterLeaderKillIsLinearizable: SIGKILL the leader under a
+// register workload; the sync follower takes over within the failover
+// timeout; the old leader returns as a follower; the whole history of
+// acknowledged operations is linearizable and every acknowledged unique
+// write is on every node.
+func TestFailoverAfterLeaderKillIsLinearizable(t *testing.T) {
+	c := newCluster(t, 3, "--sync", "FIRST 1 (n2,n3)", "--failover-timeout", "2s", "--sync-timeout", "1s", "--write-timeout", "3s")
+	h := &opHistory{t0: time.Now()}
+	var mu sync.Mutex
+	var acked int64
+	ctx, cancel := bg(t)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Add(1)
+		go func() { defer wg.Done(); runRegisterClient(ctx, c, i, h, &acked, &mu) }()
+	}
+	uniq := newHistory()
+	uwg := uniq.writersVia(ctx, c, 4, "u")
+	waitAcks(t, uniq, 300)
+	c.node("n1").kill()
+	c.waitFor("a new leader is appointed", 20*time.Second, func() bool {
+		l, ep := leaderOf(c, "n1")
+		return l != "" && ep >= 2
+	})
+	newLeader, epoch := leaderOf(c, "n1")
+	if newLeader != "n2" {
+		t.Errorf("new leader %s, want n2 (the synchronous follower)", newLeader)
+	}
+	waitAcks(t, uniq, uniq.total.Load()+300)
+	c.node("n1").start()
+	waitAcks(t, uniq, uniq.total.Load()+100)
+	cancel()
+	wg.Wait()
+	uwg.Wait()
+	st := c.node("n1").mustStatus()
+	if st.Role != "follower" || st.Leader != newLeader {
+		t.Fatalf("old leader after restart: role %s, leader %s", st.Role, st.Leader)
+	}
+	leader := c.node(newLeader)
+	c.waitCaughtUp(leader, c.nodes...)
+	for _, p := range c.nodes {
+		uniq.check(t, p)
+	}
+	t.Logf("failover to %s at epoch %d; %d acknowledged register writes", newLeader, epoch, acked)
+	checkLinearizable(t, h)
+}
+
+// TestPausedLeaderIsFencedOff: SIGSTOP the leader; after the failover the
+// paused old leader wakes up believing it leads, and must neither
+// acknowledge a write nor serve a stale linearizable read.
+func TestPausedLeaderIsFencedOff(t *testing.T) {
+	c := newCluster(t, 3, "--sync", "FIRST 1 (n2,n3)", "--failover-timeout", "2s", "--sync-timeout", "1s", "--write-timeout", "3s")
+	old := c.node("n1")
+	rdb := old.redis()
+	ctx := ctxT(t, 2*time.Minute)
+	if err := rdb.Set(ctx, "k", "before", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor("a new leader is appointed", 20*time.Second, func() bool {
+		l, ep := leaderOf(c, "n1")
+		return l != "" && ep >= 2
+	})
+	newLeader, _ := leaderOf(c, "n1")
+	if err := c.node(newLeader).redis().Set(ctx, "k", "after", 0).Err(); err != nil {
+		t.Fatalf("write on the new leader: %v", err)
+	}
+	if err := old.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	// Right after waking, before or after it learns of the new epoch: a
+	// write must fail and a read must not return the old value.
+	for range 20 {
+		if err := rdb.Set(ctx, "k", "zombie", 0).Err(); err == nil {
+			t.Fatal("the deposed leader acknowledged a write")
+		}
+		if v, err := rdb.Get(ctx, "k").Result(); err == nil && v == "before" {
+			t.Fatal("the deposed leader served a stale linearizable read")
+		}
+	}
+	c.waitFor("the old leader follows the new one and has its write", 20*time.Second, func() bool {
+		st, err := old.status()
+		if err != nil || st.Role != "follower" || st.Leader != newLeader {
+			return false
+		}
+		v, err := old.redis().Do(ctx, "GET", "k").Text()
+		return err == nil && v == "after"
+	})
+}
+
+// TestRegisterCheckerRejectsStaleRead keeps the checker honest: a read that
+// returns an overwritten value after the overwrite was acknowledged is not
+// linearizable, and the checker must say so.
+func TestRegisterCheckerRejectsStaleRead(t *testing.T) {
+	stale := []porcupine.Operation{
+		{ClientId: 0, Input: registerOp{write: true, value: "a"}, Call: 0, Output: "", Return: 10},
+		{ClientId: 0, Input: registerOp{write: true, value: "b"}, Call: 20, Output: "", Return: 30},
+		{ClientId: 1, Input: registerOp{}, Call: 40, Output: "a", Return: 50},
+	}
+	if porcupine.CheckOperations(registerModel, stale) {
+		t.Fatal("checker accepted a stale read")
+	}
+	pending := []porcupine.Operation{
+		{ClientId: 0, Input: registerOp{write: true, value: "a"}, Call: 0, Output: "", Return: 10},
+		{ClientId: 0, Input: registerOp{write: true, value: "b"}, Call: 20, Output: "", Return: math.MaxInt64},
+		{ClientId: 1, Input: registerOp{}, Call: 40, Output: "a", Return: 50},
+		{ClientId: 1, Input: registerOp{}, Call: 60, Output: "b", Return: 70},
+	}
+	if !porcupine.CheckOperations(registerModel, pending) {
+		t.Fatal("checker rejected an ambiguous write taking effect late")
+	}
+}
