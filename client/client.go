@@ -239,3 +239,17 @@ func (c *Client) RemoveMember(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// Failover hands leadership to member to (a planned switchover that loses
+// nothing). The request is redirected to the leader if needed.
+func (c *Client) Failover(ctx context.Context, to string) error {
+	body, _ := json.Marshal(map[string]string{"to": to})
+	resp, data, err := c.do(ctx, http.MethodPost, "/v1/failover", body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return errorOf(resp, data)
+	}
+	return nil
+}

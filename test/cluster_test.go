@@ -98,6 +98,7 @@ type nodeStatus struct {
 	State          string         `json:"state"`
 	Reason         string         `json:"reason"`
 	FallbackActive bool           `json:"fallback_active"`
+	RolledBackN    uint64         `json:"rolled_back_entries"`
 	Events         []statusEvent  `json:"events"`
 	Members        []memberStatus `json:"members"`
 }
@@ -166,3 +167,6 @@ func bg(t *testing.T) (context.Context, context.CancelFunc) {
 	t.Cleanup(cancel)
 	return ctx, cancel
 }
+
+// RolledBack is how many divergent entries the node rolled back.
+func (s *nodeStatus) RolledBack() uint64 { return s.RolledBackN }

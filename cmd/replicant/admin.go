@@ -78,3 +78,26 @@ func newMemberCmd() *cobra.Command {
 	cmd.AddCommand(rm)
 	return cmd
 }
+
+func newFailoverCmd() *cobra.Command {
+	var cf clientFlags
+	var to string
+	cmd := &cobra.Command{
+		Use:   "failover --to ID",
+		Short: "Planned switchover: pause writes, let the target catch up, hand leadership over",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if to == "" {
+				return fmt.Errorf("--to is required")
+			}
+			if err := cf.client().Failover(cmd.Context(), to); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s is the leader\n", to)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "member to hand leadership to")
+	cf.register(cmd)
+	return cmd
+}

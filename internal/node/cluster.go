@@ -306,6 +306,7 @@ func (n *Node) stopRoleLocked() {
 		n.log.Info("stepping down as leader", "epoch", n.leader.Epoch())
 		n.leader.Close()
 		n.leader = nil
+		n.switching.Store(false)
 		n.roleChangedLocked()
 	}
 	if n.follower != nil {

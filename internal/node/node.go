@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -136,8 +137,13 @@ type Node struct {
 	bootEpoch    uint64
 	reappointing bool
 	lease        leaseState
-	renewNow     chan struct{}
-	roleCh       chan struct{} // closed when the role changes
+	switching    atomic.Bool // a planned switchover paused this leader
+	// admit is held shared by every write for its whole life, and
+	// exclusively by a switchover while it pauses writes: once it holds
+	// it, no write is in flight and none can start.
+	admit    sync.RWMutex
+	renewNow chan struct{}
+	roleCh   chan struct{} // closed when the role changes
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -256,6 +262,11 @@ func (n *Node) Write(ctx context.Context, fn func(*replication.Txn) error) (repl
 	if l == nil {
 		return replication.Token{}, n.notLeaderErr()
 	}
+	n.admit.RLock()
+	defer n.admit.RUnlock()
+	if err := n.checkSwitching(); err != nil {
+		return replication.Token{}, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
 	defer cancel()
 	if err := n.awaitLease(ctx, l.Epoch()); err != nil {
@@ -356,6 +367,8 @@ func (n *Node) Read(ctx context.Context, c replication.Consistency, floor replic
 		}
 		if l := n.currentLeader(); l == nil {
 			return nil, n.notLeaderErr()
+		} else if err := n.checkSwitching(); err != nil {
+			return nil, err
 		} else if err := n.awaitLease(ctx, l.Epoch()); err != nil {
 			return nil, err
 		}

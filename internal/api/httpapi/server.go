@@ -40,6 +40,7 @@ type Backend interface {
 	Ready() error
 	SetPolicy(ctx context.Context, policy, ack, fallback string) error
 	RemoveMember(ctx context.Context, id string) error
+	Switchover(ctx context.Context, to string) error
 }
 
 var _ Backend = (*node.Node)(nil)
@@ -65,6 +66,7 @@ func New(b Backend, log *slog.Logger) *Server {
 	mux.HandleFunc("GET /v1/config", s.auth(s.getConfig))
 	mux.HandleFunc("PUT /v1/config", s.auth(s.putConfig))
 	mux.HandleFunc("DELETE /v1/members/{id}", s.auth(s.removeMember))
+	mux.HandleFunc("POST /v1/failover", s.auth(s.failover))
 	mux.Handle("GET /metrics", s.authH(promhttp.HandlerFor(b.Metrics().Registry(), promhttp.HandlerOpts{})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		s.setToken(w, b.Token())
@@ -395,4 +397,31 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// failover performs a planned switchover: POST /v1/failover {"to":"n2"}.
+// Sent to a follower, it is redirected to the leader.
+func (s *Server) failover(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		To string `json:"to"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || req.To == "" {
+		writeError(w, http.StatusBadRequest, errors.New(`want {"to":"<member id>"}`))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	if err := s.b.Switchover(ctx, req.To); err != nil {
+		var nl *replication.NotLeaderError
+		if errors.As(err, &nl) {
+			s.writeOpError(w, r, err)
+			return
+		}
+		writeError(w, http.StatusConflict, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]string{"leader": req.To})
 }
