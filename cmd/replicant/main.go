@@ -28,6 +28,6 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCmd(), newDevCmd(), newGetCmd(), newPutCmd(), newDelCmd(), newStatusCmd(), newConfigCmd(), newMemberCmd(), newFailoverCmd())
+	root.AddCommand(newServerCmd(), newDevCmd(), newGetCmd(), newPutCmd(), newDelCmd(), newStatusCmd(), newConfigCmd(), newMemberCmd(), newFailoverCmd(), newBenchCmd())
 	return root
 }

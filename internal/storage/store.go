@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 )
 
 // Latest reads the newest version regardless of commit state. Only the
@@ -111,7 +112,14 @@ func Open(dir string, o Options) (*Store, error) {
 	}
 	cache := pebble.NewCache(o.CacheBytes)
 	defer cache.Unref()
-	popts := &pebble.Options{Cache: cache, Logger: pebbleLogger{o.Logger}}
+	popts := &pebble.Options{
+		Cache: cache, Logger: pebbleLogger{o.Logger}, Comparer: comparer,
+		// Fewer, larger L0 flushes under write-heavy load.
+		MemTableSize: 64 << 20,
+	}
+	for i := range popts.Levels {
+		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
 	popts.EnsureDefaults()
 	db, err := pebble.Open(dir, popts)
 	if err != nil {
@@ -638,7 +646,9 @@ func (s *Store) Get(key []byte, at uint64) (Version, bool, error) {
 		return Version{}, false, fmt.Errorf("storage: %w", err)
 	}
 	defer it.Close()
-	if !it.SeekGE(binary.BigEndian.AppendUint64(p, ^at)) {
+	// A prefix seek consults the bloom filters: sstables without any
+	// version of key are skipped.
+	if !it.SeekPrefixGE(binary.BigEndian.AppendUint64(p, ^at)) {
 		return Version{}, false, it.Error()
 	}
 	lsn := ^binary.BigEndian.Uint64(it.Key()[len(p):])

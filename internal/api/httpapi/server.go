@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"strings"
 	"time"
@@ -67,6 +68,11 @@ func New(b Backend, log *slog.Logger) *Server {
 	mux.HandleFunc("PUT /v1/config", s.auth(s.putConfig))
 	mux.HandleFunc("DELETE /v1/members/{id}", s.auth(s.removeMember))
 	mux.HandleFunc("POST /v1/failover", s.auth(s.failover))
+	// Profiling, as Go services usually offer it (behind --requirepass).
+	mux.HandleFunc("GET /debug/pprof/", s.auth(pprof.Index))
+	mux.HandleFunc("GET /debug/pprof/profile", s.auth(pprof.Profile))
+	mux.HandleFunc("GET /debug/pprof/trace", s.auth(pprof.Trace))
+	mux.HandleFunc("GET /debug/pprof/symbol", s.auth(pprof.Symbol))
 	mux.Handle("GET /metrics", s.authH(promhttp.HandlerFor(b.Metrics().Registry(), promhttp.HandlerOpts{})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		s.setToken(w, b.Token())

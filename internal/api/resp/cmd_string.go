@@ -131,6 +131,17 @@ func (s *Server) set(c *client, key, val []byte, o setOpts, cmd string) (did boo
 		if err != nil {
 			return err
 		}
+		if !o.nx && !o.xx && !o.get && !o.keepTTL {
+			// A plain SET depends on nothing it could read: skip the
+			// lookup (the common case, and the hot path).
+			did = true
+			if at != 0 && at <= tx.NowMs() {
+				tx.Del(key)
+			} else {
+				tx.Set(key, val, at)
+			}
+			return nil
+		}
 		v, exists, err := tx.Get(key)
 		if err != nil {
 			return err
@@ -197,7 +208,7 @@ func (s *Server) setEx(c *client, args [][]byte, seconds bool, cmd string) {
 }
 
 func (s *Server) cmdGetSet(c *client, args [][]byte) {
-	_, old, found, ok := s.set(c, args[1], args[2], setOpts{}, "getset")
+	_, old, found, ok := s.set(c, args[1], args[2], setOpts{get: true}, "getset")
 	switch {
 	case !ok:
 	case found:
