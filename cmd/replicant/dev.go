@@ -154,29 +154,22 @@ func runDev(ctx context.Context, n int, data, syncPolicy string, extra []string)
 		fmt.Printf("           redis-cli -p %s get hello        # read it on n2\n", strings.TrimPrefix(ns[1].resp, "127.0.0.1:"))
 	}
 	fmt.Printf("           go run ./cmd/replicant status --addr %s\nCtrl-C stops the cluster.\n", ns[0].http)
-	select {
-	case <-ctx.Done():
-		fmt.Println("\nstopping…")
-	case err := <-firstExit(ns):
-		fmt.Printf("a node exited (%v); stopping the others\n", err)
-	}
-	stopAll()
-	return nil
-}
-
-func firstExit(ns []*devNode) <-chan error {
-	out := make(chan error, 1)
+	// A node that dies (say, killed to watch a failover) leaves the others
+	// running; say how to bring it back.
 	for _, d := range ns {
 		go func(d *devNode) {
 			err := <-d.done
 			d.done <- err
-			select {
-			case out <- fmt.Errorf("%s: %v", d.id, err):
-			default:
+			if ctx.Err() == nil {
+				fmt.Printf("\n%s exited (%v); the others keep running. Restart it with:\n  %s %s\n",
+					d.id, err, shellQuote(exe), shellJoin(d.cmd.Args[1:]))
 			}
 		}(d)
 	}
-	return out
+	<-ctx.Done()
+	fmt.Println("\nstopping…")
+	stopAll()
+	return nil
 }
 
 func ping(ctx context.Context, addr string) error {
@@ -195,4 +188,20 @@ func ping(ctx context.Context, addr string) error {
 		return errors.New(resp.Status)
 	}
 	return nil
+}
+
+// shellJoin renders args so that a shell reads them back unchanged.
+func shellJoin(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = shellQuote(a)
+	}
+	return strings.Join(out, " ")
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=,@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -228,3 +228,18 @@ func TestServerCommandJoinExclusive(t *testing.T) {
 		t.Errorf("data directory was created (stat: %v)", statErr)
 	}
 }
+
+func TestShellJoinRoundTrips(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		want string
+	}{
+		{[]string{"server", "--sync", "FIRST 1 (n2,n3)"}, `server --sync 'FIRST 1 (n2,n3)'`},
+		{[]string{"--data", "a b", "it's", ""}, `--data 'a b' 'it'\''s' ''`},
+		{[]string{"--peer", "127.0.0.1:9081"}, `--peer 127.0.0.1:9081`},
+	} {
+		if got := shellJoin(tc.in); got != tc.want {
+			t.Errorf("shellJoin(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
