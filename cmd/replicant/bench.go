@@ -55,6 +55,8 @@ func runBench(ctx context.Context, cmd *cobra.Command, f benchFlags) error {
 	if f.op != "set" && f.op != "get" {
 		return fmt.Errorf("--op %q: want set or get", f.op)
 	}
+	// go-redis logs every failed dial; bench reports errors itself.
+	redis.SetLogger(quietLogger{})
 	value := make([]byte, f.valueSize)
 	for i := range value {
 		value[i] = 'a' + byte(i%26)
@@ -119,3 +121,7 @@ func runBench(ctx context.Context, cmd *cobra.Command, f benchFlags) error {
 	}
 	return nil
 }
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
