@@ -35,20 +35,22 @@ type Status struct {
 
 // Member is one other node as the answering node sees it.
 type Member struct {
-	ID          string  `json:"id"`
-	Role        string  `json:"role"`
-	Sync        bool    `json:"sync"`
-	Healthy     bool    `json:"healthy"`
-	MatchLSN    uint64  `json:"match_lsn"`
-	ReceivedLSN uint64  `json:"received_lsn"`
-	DurableLSN  uint64  `json:"durable_lsn"`
-	AppliedLSN  uint64  `json:"applied_lsn"`
-	LagEntries  uint64  `json:"lag_entries"`
-	LagBytes    uint64  `json:"lag_bytes"`
-	LagSeconds  float64 `json:"lag_seconds"`
-	State       string  `json:"state"`
-	RESP        string  `json:"resp"`
-	HTTP        string  `json:"http"`
+	ID            string  `json:"id"`
+	Role          string  `json:"role"`
+	Sync          bool    `json:"sync"`
+	Healthy       bool    `json:"healthy"`
+	MatchLSN      uint64  `json:"match_lsn"`
+	ReceivedLSN   uint64  `json:"received_lsn"`
+	DurableLSN    uint64  `json:"durable_lsn"`
+	AppliedLSN    uint64  `json:"applied_lsn"`
+	LagEntries    uint64  `json:"lag_entries"`
+	LagBytes      uint64  `json:"lag_bytes"`
+	LagSeconds    float64 `json:"lag_seconds"`
+	State         string  `json:"state"`
+	Reason        string  `json:"reason"`
+	SnapshotBytes uint64  `json:"snapshot_bytes"`
+	RESP          string  `json:"resp"`
+	HTTP          string  `json:"http"`
 }
 
 // Event is a replication event reported by the leader.

@@ -118,6 +118,7 @@ type memberStatus struct {
 	AppliedLSN uint64 `json:"applied_lsn"`
 	LagEntries uint64 `json:"lag_entries"`
 	State      string `json:"state"`
+	Reason     string `json:"reason"`
 }
 
 func (p *proc) status() (*nodeStatus, error) {

@@ -266,6 +266,12 @@ func TestRetentionExceededFallsBackToSnapshot(t *testing.T) {
 	if !strings.Contains(n3.log.String(), "fell behind log retention") {
 		t.Errorf("n3 log does not say why it needed a snapshot")
 	}
+	// The leader's status says so too.
+	for _, m := range leader.mustStatus().Members {
+		if m.ID == "n3" && !strings.Contains(m.Reason, "fell behind log retention") {
+			t.Errorf("leader status for n3: reason %q", m.Reason)
+		}
+	}
 }
 
 func TestPolicyChangeAtRuntime(t *testing.T) {

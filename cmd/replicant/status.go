@@ -54,7 +54,18 @@ func newStatusCmd() *cobra.Command {
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%d\t%d\t%d\t%d\t%d\t%.3f\t%s\n", m.ID, m.Role, sync, m.Healthy, m.ReceivedLSN, m.DurableLSN, m.AppliedLSN, m.LagEntries, m.LagBytes, m.LagSeconds, m.State)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, m := range st.Members {
+				if m.State == "snapshotting" {
+					fmt.Fprintf(out, "%s: receiving a snapshot, %d bytes sent\n", m.ID, m.SnapshotBytes)
+				}
+				if m.Reason != "" {
+					fmt.Fprintf(out, "%s: %s\n", m.ID, m.Reason)
+				}
+			}
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw status JSON")

@@ -66,9 +66,12 @@ type MemberStatus struct {
 	LagEntries  uint64  `json:"lag_entries"`
 	LagSeconds  float64 `json:"lag_seconds"`
 	State       string  `json:"state,omitempty"`
-	RESP        string  `json:"resp,omitempty"`
-	HTTP        string  `json:"http,omitempty"`
-	Peer        string  `json:"peer,omitempty"`
+	// Reason says why the follower last needed a snapshot or rolled back.
+	Reason        string `json:"reason,omitempty"`
+	SnapshotBytes uint64 `json:"snapshot_bytes,omitempty"`
+	RESP          string `json:"resp,omitempty"`
+	HTTP          string `json:"http,omitempty"`
+	Peer          string `json:"peer,omitempty"`
 }
 
 // Status reports the node's view of itself and the cluster.

@@ -61,6 +61,7 @@ type Leader struct {
 	events  []Event               // recent events, for status
 	streams map[string]*streamReg // the live stream of each follower
 	pins    map[uint64]uint64     // snapshot id -> pinned LSN (retention floor)
+	notes   map[string]*FollowerNote
 	pinSeq  uint64
 	sizes   logSizes // log bytes per batch, for lag in bytes
 
@@ -87,7 +88,8 @@ func NewLeader(cfg LeaderConfig) *Leader {
 	l := &Leader{
 		cfg: cfg, log: cfg.Logger.With("role", "leader", "epoch", cfg.Epoch),
 		changed: make(chan struct{}), streams: map[string]*streamReg{}, pins: map[uint64]uint64{},
-		ctx: ctx, cancel: cancel,
+		notes: map[string]*FollowerNote{},
+		ctx:   ctx, cancel: cancel,
 	}
 	now := time.Now()
 	st := cfg.Store.State()
@@ -291,6 +293,39 @@ func (l *Leader) FallbackActive() bool {
 	return l.core.FallbackActive()
 }
 
+// FollowerNote is what the leader knows about a follower beyond its
+// acknowledged positions: a snapshot being streamed to it, and why it last
+// needed one or rolled back.
+type FollowerNote struct {
+	Snapshotting  bool
+	SnapshotLSN   uint64
+	SnapshotBytes uint64
+	Reason        string
+	ReasonAt      time.Time
+}
+
+func (l *Leader) note(id string, f func(*FollowerNote)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.notes[id]
+	if n == nil {
+		n = &FollowerNote{}
+		l.notes[id] = n
+	}
+	f(n)
+}
+
+// Notes returns a copy of the leader's notes per follower.
+func (l *Leader) Notes() map[string]FollowerNote {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]FollowerNote, len(l.notes))
+	for id, n := range l.notes {
+		out[id] = *n
+	}
+	return out
+}
+
 // RetentionFloor is the lowest LSN that must stay in the log for snapshots
 // being streamed (0: no pin).
 func (l *Leader) RetentionFloor() uint64 {
@@ -431,7 +466,13 @@ func (l *Leader) ServeFollower(stream pb.Peer_ReplicateServer) error {
 	}
 	if start.NeedSnapshot {
 		l.log.Info("follower needs a snapshot", "follower", id, "reason", start.Reason)
+		l.note(id, func(n *FollowerNote) { n.Reason, n.ReasonAt = start.Reason, time.Now() })
 		return nil
+	}
+	if start.Truncate {
+		l.note(id, func(n *FollowerNote) {
+			n.Reason, n.ReasonAt = fmt.Sprintf("diverged: rolled back its log from %d to %d", fl, common), time.Now()
+		})
 	}
 	if start.Truncate {
 		l.log.Warn("follower diverged; it rolls back its log", "follower", id, "follower_last", fl, "common", common)
@@ -540,7 +581,13 @@ func (l *Leader) heartbeat(stream pb.Peer_ReplicateServer, commit, last uint64) 
 // ServeSnapshot streams a consistent snapshot at the current commit LSN.
 // The log above that LSN is pinned against retention until the stream ends.
 func (l *Leader) ServeSnapshot(req *pb.SnapshotRequest, stream pb.Peer_SnapshotServer) error {
+	id := req.GetFollowerId()
+	if l.cfg.IsMember != nil && !l.cfg.IsMember(id) {
+		return fmt.Errorf("replication: %q is not a member of this cluster", id)
+	}
 	lsn := l.writer.CommitLSN()
+	l.note(id, func(n *FollowerNote) { n.Snapshotting, n.SnapshotLSN, n.SnapshotBytes = true, lsn, 0 })
+	defer l.note(id, func(n *FollowerNote) { n.Snapshotting = false })
 	l.mu.Lock()
 	l.pinSeq++
 	pin := l.pinSeq
@@ -560,6 +607,7 @@ func (l *Leader) ServeSnapshot(req *pb.SnapshotRequest, stream pb.Peer_SnapshotS
 	var sendErr error
 	flush := func() bool {
 		chunk.SentBytes = sent
+		l.note(id, func(n *FollowerNote) { n.SnapshotBytes = sent })
 		if err := stream.Send(chunk); err != nil {
 			sendErr = err
 			return false
