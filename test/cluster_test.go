@@ -119,6 +119,7 @@ type memberStatus struct {
 	LagEntries uint64 `json:"lag_entries"`
 	State      string `json:"state"`
 	Reason     string `json:"reason"`
+	LagBytes   uint64 `json:"lag_bytes"`
 }
 
 func (p *proc) status() (*nodeStatus, error) {

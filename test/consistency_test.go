@@ -40,6 +40,12 @@ func TestReadGuaranteesOnADelayedFollower(t *testing.T) {
 	if code != http.StatusNoContent || tok == "" {
 		t.Fatalf("PUT on leader: %d token %q", code, tok)
 	}
+	// The leader sees the lag: entries and bytes n2 has not applied.
+	for _, m := range leader.mustStatus().Members {
+		if m.ID == "n2" && (m.LagEntries == 0 || m.LagBytes == 0) {
+			t.Errorf("leader status while n2 delays applying: lag_entries %d, lag_bytes %d", m.LagEntries, m.LagBytes)
+		}
+	}
 	// Bounded staleness: once the unapplied entry is older than 100ms (it
 	// waits 1.5s to be applied), the follower knows it lags more than that
 	// and refuses.

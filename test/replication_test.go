@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os/exec"
@@ -269,7 +270,8 @@ func TestRetentionExceededFallsBackToSnapshot(t *testing.T) {
 	// The leader's status says so too.
 	for _, m := range leader.mustStatus().Members {
 		if m.ID == "n3" && !strings.Contains(m.Reason, "fell behind log retention") {
-			t.Errorf("leader status for n3: reason %q", m.Reason)
+			st, _ := json.Marshal(leader.mustStatus())
+			t.Errorf("leader status for n3: reason %q\n%s", m.Reason, st)
 		}
 	}
 }

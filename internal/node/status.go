@@ -64,6 +64,7 @@ type MemberStatus struct {
 	DurableLSN  uint64  `json:"durable_lsn"`
 	AppliedLSN  uint64  `json:"applied_lsn"`
 	LagEntries  uint64  `json:"lag_entries"`
+	LagBytes    uint64  `json:"lag_bytes"`
 	LagSeconds  float64 `json:"lag_seconds"`
 	State       string  `json:"state,omitempty"`
 	// Reason says why the follower last needed a snapshot or rolled back.
@@ -123,10 +124,18 @@ func (n *Node) Status() Status {
 	var progress map[string]MemberStatus
 	if leader != nil {
 		progress = map[string]MemberStatus{}
+		notes := leader.Notes()
 		for _, p := range leader.Progress() {
-			progress[p.ID] = MemberStatus{ID: p.ID, Sync: p.Sync, Healthy: p.Healthy,
+			ms := MemberStatus{ID: p.ID, Sync: p.Sync, Healthy: p.Healthy,
 				MatchLSN: p.Durable, ReceivedLSN: p.Received, DurableLSN: p.Durable, AppliedLSN: p.Applied,
-				LagEntries: p.LagEntries, LagSeconds: p.LagSeconds, State: p.State}
+				LagEntries: p.LagEntries, LagBytes: leader.LagBytes(p.Applied), LagSeconds: p.LagSeconds, State: p.State}
+			if nt, ok := notes[p.ID]; ok {
+				ms.Reason = nt.Reason
+				if nt.Snapshotting {
+					ms.State, ms.SnapshotBytes = "snapshotting", nt.SnapshotBytes
+				}
+			}
+			progress[p.ID] = ms
 		}
 	}
 	for _, m := range cs.Members {
