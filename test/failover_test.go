@@ -40,7 +40,12 @@ func (lc *leaderClient) client(addr string) *redis.Client {
 		return c
 	}
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, PoolSize: 1,
-		DialTimeout: 300 * time.Millisecond, ReadTimeout: 3 * time.Second, WriteTimeout: time.Second})
+		DialTimeout: 300 * time.Millisecond, ReadTimeout: 3 * time.Second, WriteTimeout: time.Second,
+		// Every read is recorded as linearizable, so ask for exactly that:
+		// a follower must refuse instead of answering from local state.
+		OnConnect: func(ctx context.Context, cn *redis.Conn) error {
+			return cn.Do(ctx, "REPLICANT.CONSISTENCY", "linearizable").Err()
+		}})
 	lc.clients[addr] = c
 	return c
 }

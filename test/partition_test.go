@@ -8,9 +8,6 @@ package test
 // linearizable reads on every connection: the default consistency on a
 // follower is eventual, and a client that gave up on an unreachable leader
 // would otherwise record a follower's stale read as a linearizable one.
-//
-// Tests that reproduce an open replicant bug skip (with "BUG: …") unless
-// REPLICANT_RUN_KNOWN_BUGS=1.
 
 import (
 	"context"
@@ -18,7 +15,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -428,7 +424,6 @@ func TestLeaderIsolatedFromControlPlaneCannotAckWrites(t *testing.T) {
 // (its only eligible synchronous follower is the cut-off old leader) serves
 // stale linearizable reads; see TestPartitionedLeaderSuccessorServesNoStaleRead.
 func TestFlappingLeaderPartitionStaysLinearizable(t *testing.T) {
-	skipKnownBug(t, staleSuccessorReadBug)
 	c, lab := newNetCluster(t, 3, partitionFlags...)
 	h := &notedHistory{opHistory: &opHistory{t0: time.Now()}}
 	var acked atomic.Int64
@@ -596,12 +591,15 @@ func runLinRegisterClient(ctx context.Context, c *cluster, id int, h *notedHisto
 	}
 }
 
-// checkLinearizableNoted is checkLinearizable; on a violation it also logs
-// reads that certainly returned an overwritten value, with their nodes.
+// checkLinearizableNoted is checkLinearizable with a direct search for
+// certainly stale reads (logged with the nodes that served them) when
+// porcupine finds a violation or times out: a search that must rule out
+// every order of the writes of unknown outcome can take very long exactly
+// when the history is not linearizable.
 func checkLinearizableNoted(t *testing.T, h *notedHistory) {
 	t.Helper()
 	h.mu.Lock()
-	res := porcupine.CheckOperationsTimeout(registerModel, h.ops, time.Minute)
+	res := porcupine.CheckOperationsTimeout(registerModel, h.ops, 30*time.Second)
 	pending := 0
 	for _, op := range h.ops {
 		if op.Return == math.MaxInt64 {
@@ -614,15 +612,20 @@ func checkLinearizableNoted(t *testing.T, h *notedHistory) {
 		explainStaleReads(t, h)
 		t.Fatalf("history of %d operations (%d writes of unknown outcome) is NOT linearizable", len(h.ops), pending)
 	case porcupine.Unknown:
+		if explainStaleReads(t, h) > 0 {
+			t.Fatalf("history of %d operations (%d writes of unknown outcome) is NOT linearizable (porcupine timed out; stale reads found directly)", len(h.ops), pending)
+		}
 		t.Logf("linearizability check timed out on %d operations, %d of them writes of unknown outcome (inconclusive)", len(h.ops), pending)
 	default:
 		t.Logf("history of %d operations (%d writes of unknown outcome) is linearizable", len(h.ops), pending)
 	}
 }
 
-// explainStaleReads logs reads of v that began after a write of another
-// value, itself begun after v's write ended, had been acknowledged.
-func explainStaleReads(t *testing.T, h *notedHistory) {
+// explainStaleReads logs and counts reads that certainly break
+// linearizability (values are unique): a read of v begun after a write of
+// another value, itself begun after v's write ended, was acknowledged; and
+// a read that returns a value older than one an earlier read returned.
+func explainStaleReads(t *testing.T, h *notedHistory) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	writeOf := map[string]int{}
@@ -690,31 +693,19 @@ func explainStaleReads(t *testing.T, h *notedHistory) {
 		}
 	}
 	t.Logf("%d certainly stale reads, %d reads followed by an older one", found, back)
+	return found + back
 }
-
-// skipKnownBug skips a test that reproduces an open replicant bug, unless
-// REPLICANT_RUN_KNOWN_BUGS=1 asks to run it (and see it fail).
-func skipKnownBug(t *testing.T, bug string) {
-	t.Helper()
-	if os.Getenv("REPLICANT_RUN_KNOWN_BUGS") != "1" {
-		t.Skip("BUG: " + bug + " (REPLICANT_RUN_KNOWN_BUGS=1 runs this test)")
-	}
-}
-
-const staleSuccessorReadBug = "a newly appointed leader serves linearizable reads at the commit LSN its store " +
-	"persisted as a follower (persisted at most once a second, internal/replication/follower.go syncLoop), " +
-	"not at the commit LSN it had learned, and before it has committed its inherited log in its own epoch: " +
-	"reads miss writes the previous leader acknowledged"
 
 // TestPartitionedLeaderSuccessorServesNoStaleRead: writes acknowledged by
 // the leader just before it is cut off must be visible to linearizable
 // reads on its successor — or those reads must fail. With 'FIRST 1 (n2)'
 // the successor n2 has no synchronous follower of its own, so it cannot
-// commit in its epoch (writes block): the stale window stays open.
+// commit in its epoch (writes block): it must refuse linearizable reads
+// until it has committed the log it inherited.
 func TestPartitionedLeaderSuccessorServesNoStaleRead(t *testing.T) {
-	skipKnownBug(t, staleSuccessorReadBug)
+	// A short --read-timeout: each refused linearizable read waits that long.
 	c, lab := newNetCluster(t, 3, "--sync", "FIRST 1 (n2)", "--failover-timeout", "2s",
-		"--sync-timeout", "1s", "--write-timeout", "3s")
+		"--sync-timeout", "1s", "--write-timeout", "3s", "--read-timeout", "200ms")
 	n1, n2 := c.node("n1"), c.node("n2")
 	ctx := ctxT(t, time.Minute)
 	rdb := n1.redis()

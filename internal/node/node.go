@@ -288,6 +288,30 @@ func (n *Node) Write(ctx context.Context, fn func(*replication.Txn) error) (repl
 	return tok, err
 }
 
+// awaitInherited waits (up to ReadTimeout) until a new leader has
+// committed the log it inherited: before that, a write the previous leader
+// acknowledged may sit above this leader's commit LSN.
+func (n *Node) awaitInherited(ctx context.Context, l *replication.Leader) error {
+	if l.ServesLinearizableReads() {
+		return nil
+	}
+	deadline := time.NewTimer(n.cfg.ReadTimeout)
+	defer deadline.Stop()
+	for {
+		changed := l.Changed() // before the check: no missed wakeup
+		if l.ServesLinearizableReads() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return fmt.Errorf("%w: this new leader has not yet committed the log it inherited (commit LSN %d); retry", replication.ErrStale, l.Writer().CommitLSN())
+		case <-changed:
+		}
+	}
+}
+
 // awaitLease waits (briefly: a new leader renews at once) until this
 // leader holds a lease for epoch.
 func (n *Node) awaitLease(ctx context.Context, epoch uint64) error {
@@ -371,7 +395,11 @@ func (n *Node) Read(ctx context.Context, c replication.Consistency, floor replic
 			return nil, err
 		} else if err := n.awaitLease(ctx, l.Epoch()); err != nil {
 			return nil, err
+		} else if err := n.awaitInherited(ctx, l); err != nil {
+			return nil, err
 		}
+		// The commit LSN may have moved while waiting.
+		lsn, changed, roleCh, _ = n.readPositionRole()
 	case replication.LevelBounded:
 		if !isLeader {
 			if lag := n.lagSeconds(); lag*1000 > float64(c.MaxLagMs) {

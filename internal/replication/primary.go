@@ -64,6 +64,10 @@ type Leader struct {
 	notes   map[string]*FollowerNote
 	pinSeq  uint64
 	sizes   logSizes // log bytes per batch, for lag in bytes
+	// inherited is the last LSN of the log this leader started with. Until
+	// its commit LSN reaches it, the previous leader may have acknowledged
+	// writes this one has not yet committed: no linearizable read.
+	inherited uint64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -93,6 +97,7 @@ func NewLeader(cfg LeaderConfig) *Leader {
 	}
 	now := time.Now()
 	st := cfg.Store.State()
+	l.inherited = st.LastLSN
 	// The recorded commit LSN is what readers may already have seen; the
 	// whole log is what a shrinking sync set must still hold.
 	cfg.Core.CommitLSN = max(cfg.Core.CommitLSN, min(st.CommitLSN, st.LastLSN))
@@ -125,6 +130,11 @@ func NewLeader(cfg LeaderConfig) *Leader {
 	go l.tickLoop()
 	return l
 }
+
+// ServesLinearizableReads reports whether the commit LSN has reached the
+// end of the log this leader inherited (Raft's rule that a new leader first
+// commits an entry of its own term, in LSN form).
+func (l *Leader) ServesLinearizableReads() bool { return l.writer.CommitLSN() >= l.inherited }
 
 // Writer is the leader's write path.
 func (l *Leader) Writer() *Writer { return l.writer }
