@@ -21,7 +21,7 @@ import (
 // running cluster when asked to.
 func (n *Node) startCluster() error {
 	maxMsg := transport.MaxMessageBytes(n.cfg.MaxValueSize, n.cfg.MaxKeySize)
-	n.pool = transport.NewPool(maxMsg)
+	n.pool = transport.NewPool(maxMsg, n.cfg.RequirePass)
 	ln := n.cfg.PeerListener
 	if ln == nil {
 		var err error
@@ -56,7 +56,7 @@ func (n *Node) startCluster() error {
 		return fmt.Errorf("node: control plane: %w", err)
 	}
 	n.control = g
-	n.peer = transport.NewServer(n, maxMsg)
+	n.peer = transport.NewServer(n, maxMsg, n.cfg.RequirePass)
 	go func() {
 		if err := n.peer.Serve(ln); err != nil {
 			n.log.Error("peer server", "err", err)

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,8 +13,11 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/replicant-db/replicant/internal/transport/pb"
@@ -41,10 +45,23 @@ type Server struct {
 	srv *grpc.Server
 }
 
-// NewServer creates a peer server; maxMsg bounds message sizes.
-func NewServer(h Handler, maxMsg int) *Server {
+// NewServer creates a peer server; maxMsg bounds message sizes. A non-empty
+// secret must be presented by every peer (see Pool).
+func NewServer(h Handler, maxMsg int, secret string) *Server {
 	s := &Server{h: h}
 	s.srv = grpc.NewServer(
+		grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+			if err := checkSecret(ctx, secret); err != nil {
+				return nil, err
+			}
+			return next(ctx, req)
+		}),
+		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, next grpc.StreamHandler) error {
+			if err := checkSecret(ss.Context(), secret); err != nil {
+				return err
+			}
+			return next(srv, ss)
+		}),
 		grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 5 * time.Second, Timeout: 5 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
@@ -101,13 +118,42 @@ func (s *Server) Position(ctx context.Context, req *pb.PositionRequest) (*pb.Pos
 // Pool holds one client connection per peer address.
 type Pool struct {
 	maxMsg int
+	secret string
 	mu     sync.Mutex
 	conns  map[string]*grpc.ClientConn
 	closed bool
 }
 
-// NewPool creates an empty pool.
-func NewPool(maxMsg int) *Pool { return &Pool{maxMsg: maxMsg, conns: map[string]*grpc.ClientConn{}} }
+// NewPool creates an empty pool; a non-empty secret is sent with every call.
+func NewPool(maxMsg int, secret string) *Pool {
+	return &Pool{maxMsg: maxMsg, secret: secret, conns: map[string]*grpc.ClientConn{}}
+}
+
+const secretHeader = "replicant-cluster-secret"
+
+// checkSecret admits a peer call when no secret is configured or the call
+// carries it.
+func checkSecret(ctx context.Context, secret string) error {
+	if secret == "" {
+		return nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get(secretHeader) {
+		if subtle.ConstantTimeCompare([]byte(v), []byte(secret)) == 1 {
+			return nil
+		}
+	}
+	return status.Error(codes.Unauthenticated, "peer did not present this cluster's secret (--requirepass must match on every node)")
+}
+
+// secretCreds attaches the cluster secret to every call.
+type secretCreds string
+
+func (s secretCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{secretHeader: string(s)}, nil
+}
+
+func (secretCreds) RequireTransportSecurity() bool { return false }
 
 // Client returns a client for addr, creating the connection lazily (gRPC
 // dials in the background and reconnects with exponential backoff).
@@ -120,15 +166,18 @@ func (p *Pool) Client(addr string) (pb.PeerClient, error) {
 	if c, ok := p.conns[addr]; ok {
 		return pb.NewPeerClient(c), nil
 	}
-	c, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if p.secret != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(secretCreds(p.secret)))
+	}
+	c, err := grpc.NewClient(addr, append(opts,
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(p.maxMsg), grpc.MaxCallSendMsgSize(p.maxMsg)),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
 			MinConnectTimeout: 2 * time.Second,
 		}),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 5 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
 	}
