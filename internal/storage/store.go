@@ -533,53 +533,14 @@ func (s *Store) Sync() error {
 // ReadLog calls fn for entries from..to (inclusive) in order; maxBytes > 0
 // stops after roughly that many encoded bytes (at least one entry).
 func (s *Store) ReadLog(from, to uint64, maxBytes int, fn func(Entry) error) error {
-	if s.closed.Load() {
-		return ErrClosed
-	}
-	if from > to {
-		return nil
-	}
-	st := s.State()
-	if from < st.FirstLSN {
-		return fmt.Errorf("%w: want %d, log starts at %d", ErrCompacted, from, st.FirstLSN)
-	}
-	// Nothing exists beyond LastLSN; clamping also keeps logKey(to+1) from
-	// wrapping to logKey(0) when to is math.MaxUint64 ("to the end").
-	if to = min(to, st.LastLSN); from > to {
-		return nil
-	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: logKey(from), UpperBound: logKey(to + 1)})
-	if err != nil {
-		return fmt.Errorf("storage: %w", err)
-	}
-	defer it.Close()
-	want, total := from, 0
-	for it.First(); it.Valid(); it.Next() {
-		e, err := s.decodeAt(it.Key(), it.Value())
+	return s.ReadLogRaw(from, to, maxBytes, func(lsn uint64, raw []byte) error {
+		e, err := s.decodeAt(logKey(lsn), raw)
 		if err != nil {
 			return err
 		}
-		if e.LSN != want {
-			return &CorruptionError{Dir: s.dir, LSN: want, Err: errors.New("entry missing from log")}
-		}
-		total += len(it.Value())
 		// Decoded slices alias the iterator's buffer; copy before handing out.
-		e = cloneEntry(e)
-		if err := fn(e); err != nil {
-			return err
-		}
-		want++
-		if maxBytes > 0 && total >= maxBytes {
-			return nil
-		}
-	}
-	if err := it.Error(); err != nil {
-		return fmt.Errorf("storage: %w", err)
-	}
-	if want <= to && want <= s.State().LastLSN {
-		return &CorruptionError{Dir: s.dir, LSN: want, Err: errors.New("entry missing from log")}
-	}
-	return nil
+		return fn(cloneEntry(e))
+	})
 }
 
 func cloneEntry(e Entry) Entry {
@@ -996,29 +957,28 @@ func (s *Store) ReadLogRaw(from, to uint64, maxBytes int, fn func(lsn uint64, ra
 	defer it.Close()
 	want, total := from, 0
 	for it.First(); it.Valid(); it.Next() {
-		lsn := binary.BigEndian.Uint64(it.Key()[1:])
-		if lsn != want {
+		if lsn := binary.BigEndian.Uint64(it.Key()[1:]); lsn != want {
 			return &CorruptionError{Dir: s.dir, LSN: want, Err: errors.New("entry missing from log")}
 		}
-		if err := fn(lsn, it.Value()); err != nil {
+		if err := fn(want, it.Value()); err != nil {
 			return err
 		}
 		total += len(it.Value())
 		want++
 		if maxBytes > 0 && total >= maxBytes {
-			break
+			return nil
 		}
 	}
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
-	if st := s.State(); want == from && from <= st.LastLSN {
-		// Nothing read although the log should hold from: either a prefix
-		// truncation raced with us, or the record is missing.
-		if from < st.FirstLSN {
-			return fmt.Errorf("%w: want %d, log starts at %d", ErrCompacted, from, st.FirstLSN)
+	if st := s.State(); want <= to && want <= st.LastLSN {
+		// The log should hold want: either a prefix truncation raced with
+		// us, or the record is missing.
+		if want < st.FirstLSN {
+			return fmt.Errorf("%w: want %d, log starts at %d", ErrCompacted, want, st.FirstLSN)
 		}
-		return &CorruptionError{Dir: s.dir, LSN: from, Err: errors.New("entry missing from log")}
+		return &CorruptionError{Dir: s.dir, LSN: want, Err: errors.New("entry missing from log")}
 	}
 	return nil
 }
