@@ -65,6 +65,9 @@ type proc struct {
 	log              *syncBuffer
 	done             chan struct{}
 	cleanupSet       bool
+	// Prefix runs the server through another command, e.g.
+	// `ip netns exec NS`, which must exec it in place.
+	Prefix []string
 }
 
 // freeAddrs reserves n distinct loopback addresses.
@@ -104,9 +107,10 @@ func (p *proc) start() {
 // startNoWait launches the process.
 func (p *proc) startNoWait() {
 	p.t.Helper()
-	args := append([]string{"server", "--id", p.ID, "--data", p.Data, "--resp", p.RESP,
+	args := append([]string{binary, "server", "--id", p.ID, "--data", p.Data, "--resp", p.RESP,
 		"--http", p.HTTP, "--peer", p.Peer, "--log-level", "debug"}, p.Args...)
-	p.cmd = exec.Command(binary, args...)
+	args = append(append([]string(nil), p.Prefix...), args...)
+	p.cmd = exec.Command(args[0], args[1:]...)
 	if p.log == nil {
 		p.log = &syncBuffer{}
 	}

@@ -294,37 +294,13 @@ func (l *netLab) newNetProc(i int, extra ...string) *proc {
 		Data: filepath.Join(l.t.TempDir(), id), Args: extra}
 }
 
-// startInLab is proc.startNoWait run through `ip netns exec`. ip execs
-// the command in place (no fork), so p.cmd's pid is replicant's own and
+// startInLab starts p through `ip netns exec`. ip execs the command in
+// place (no fork), so p.cmd's pid is replicant's own and
 // kill()/stop()/SIGSTOP reach the server itself; start checks that.
 func (l *netLab) startInLab(p *proc) {
 	p.t.Helper()
-	args := append([]string{"netns", "exec", l.ns(l.index(p.ID)), binary,
-		"server", "--id", p.ID, "--data", p.Data, "--resp", p.RESP,
-		"--http", p.HTTP, "--peer", p.Peer, "--log-level", "debug"}, p.Args...)
-	p.cmd = exec.Command("ip", args...)
-	if p.log == nil {
-		p.log = &syncBuffer{}
-	}
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		p.t.Fatalf("start %s: %v", p.ID, err)
-	}
-	p.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(p.cmd, p.done)
-	if p.cleanupSet {
-		return
-	}
-	p.cleanupSet = true
-	p.t.Cleanup(func() {
-		if p.running() {
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if p.t.Failed() {
-			p.t.Logf("--- log of %s ---\n%s", p.ID, p.log.String())
-		}
-	})
+	p.Prefix = []string{"ip", "netns", "exec", l.ns(l.index(p.ID))}
+	p.startNoWait()
 }
 
 // checkExeced fails unless p's pid runs the replicant binary itself.
