@@ -3,6 +3,7 @@ package resp
 import (
 	"math"
 	"strings"
+	"time"
 )
 
 // maxStringLen is Redis's proto-max-bulk-len, the largest string SETRANGE
@@ -125,22 +126,28 @@ func (s *Server) set(c *client, key, val []byte, o setOpts, cmd string) (did boo
 		c.backendErr(err)
 		return false, nil, false, false
 	}
-	ok = c.write(func(tx kv) error {
-		did, old, found = false, nil, false
-		at, err := o.expireAt(tx.NowMs(), cmd)
-		if err != nil {
-			return err
+	if !o.nx && !o.xx && !o.get && !o.keepTTL {
+		// A plain SET depends on nothing it could read (the hot path).
+		// Its expiry is validated first: a bad one writes nothing.
+		if _, err := o.expireAt(time.Now().UnixMilli(), cmd); err != nil {
+			c.backendErr(err)
+			return false, nil, false, false
 		}
-		if !o.nx && !o.xx && !o.get && !o.keepTTL {
-			// A plain SET depends on nothing it could read: skip the
-			// lookup (the common case, and the hot path).
-			did = true
+		ok = c.writeBlind(func(tx kv) {
+			at, _ := o.expireAt(tx.NowMs(), cmd)
 			if at != 0 && at <= tx.NowMs() {
 				tx.Del(key)
 			} else {
 				tx.Set(key, val, at)
 			}
-			return nil
+		})
+		return ok, nil, false, ok
+	}
+	ok = c.write(func(tx kv) error {
+		did, old, found = false, nil, false
+		at, err := o.expireAt(tx.NowMs(), cmd)
+		if err != nil {
+			return err
 		}
 		v, exists, err := tx.Get(key)
 		if err != nil {
