@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/replicant-db/replicant/client"
 )
 
 // cluster is a set of real replicant processes bootstrapped together.
@@ -81,46 +83,12 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	}
 }
 
-// nodeStatus is the part of /v1/status the tests read.
-type nodeStatus struct {
-	ID             string         `json:"id"`
-	Role           string         `json:"role"`
-	Leader         string         `json:"leader"`
-	Epoch          uint64         `json:"epoch"`
-	CommitLSN      uint64         `json:"commit_lsn"`
-	AppliedLSN     uint64         `json:"applied_lsn"`
-	LastLSN        uint64         `json:"last_lsn"`
-	FirstLSN       uint64         `json:"first_lsn"`
-	SyncPolicy     string         `json:"sync_policy"`
-	Ack            string         `json:"ack"`
-	Fallback       string         `json:"sync_fallback"`
-	SyncSet        []string       `json:"sync_set"`
-	State          string         `json:"state"`
-	Reason         string         `json:"reason"`
-	FallbackActive bool           `json:"fallback_active"`
-	RolledBackN    uint64         `json:"rolled_back_entries"`
-	Events         []statusEvent  `json:"events"`
-	Members        []memberStatus `json:"members"`
-}
-
-type statusEvent struct {
-	Kind     string `json:"kind"`
-	Follower string `json:"follower"`
-	Message  string `json:"message"`
-}
-
-type memberStatus struct {
-	ID         string `json:"id"`
-	Role       string `json:"role"`
-	Sync       bool   `json:"sync"`
-	Healthy    bool   `json:"healthy"`
-	MatchLSN   uint64 `json:"match_lsn"`
-	AppliedLSN uint64 `json:"applied_lsn"`
-	LagEntries uint64 `json:"lag_entries"`
-	State      string `json:"state"`
-	Reason     string `json:"reason"`
-	LagBytes   uint64 `json:"lag_bytes"`
-}
+// The tests read /v1/status through the public client's types.
+type (
+	nodeStatus   = client.Status
+	memberStatus = client.Member
+	statusEvent  = client.Event
+)
 
 func (p *proc) status() (*nodeStatus, error) {
 	hc := http.Client{Timeout: 2 * time.Second}
@@ -169,6 +137,3 @@ func bg(t *testing.T) (context.Context, context.CancelFunc) {
 	t.Cleanup(cancel)
 	return ctx, cancel
 }
-
-// RolledBack is how many divergent entries the node rolled back.
-func (s *nodeStatus) RolledBack() uint64 { return s.RolledBackN }

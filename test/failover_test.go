@@ -352,8 +352,8 @@ func TestPlannedSwitchoverLosesNothing(t *testing.T) {
 	c.waitCaughtUp(c.node("n3"), c.nodes...)
 	for _, p := range c.nodes {
 		uniq.check(t, p)
-		if st := p.mustStatus(); st.RolledBack() > 0 {
-			t.Errorf("%s rolled back %d entries in a planned switchover", p.ID, st.RolledBack())
+		if st := p.mustStatus(); st.RolledBack > 0 {
+			t.Errorf("%s rolled back %d entries in a planned switchover", p.ID, st.RolledBack)
 		}
 	}
 	checkLinearizable(t, h)

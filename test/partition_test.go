@@ -98,7 +98,7 @@ func TestPartitionedLeaderIsReplaced(t *testing.T) {
 		uniq.check(t, p)
 	}
 	t.Logf("old leader rolled back %d entries; %d acknowledged unique writes, %d acknowledged register writes",
-		n1.mustStatus().RolledBack(), uniq.total.Load(), acked.Load())
+		n1.mustStatus().RolledBack, uniq.total.Load(), acked.Load())
 	checkLinearizableNoted(t, h)
 }
 
@@ -410,7 +410,7 @@ func TestLeaderIsolatedFromControlPlaneCannotAckWrites(t *testing.T) {
 			t.Errorf("%s: k = %q (%v), want \"after\"", p.ID, v, err)
 		}
 	}
-	t.Logf("old leader rolled back %d entries", n1.mustStatus().RolledBack())
+	t.Logf("old leader rolled back %d entries", n1.mustStatus().RolledBack)
 }
 
 // TestFlappingLeaderPartitionStaysLinearizable cuts off whichever node
@@ -478,7 +478,7 @@ func TestFlappingLeaderPartitionStaysLinearizable(t *testing.T) {
 	var rolled []string
 	for _, p := range c.nodes {
 		uniq.check(t, p)
-		rolled = append(rolled, fmt.Sprintf("%s:%d", p.ID, p.mustStatus().RolledBack()))
+		rolled = append(rolled, fmt.Sprintf("%s:%d", p.ID, p.mustStatus().RolledBack))
 	}
 	t.Logf("%d acknowledged unique writes, %d acknowledged register writes; rolled back %v", uniq.total.Load(), acked.Load(), rolled)
 	checkLinearizableNoted(t, h)
