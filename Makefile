@@ -18,6 +18,7 @@ bench: build
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEntry$$' -fuzztime 15s ./internal/storage/logrec/
 	$(GO) test -run '^$$' -fuzz '^FuzzCommand$$' -fuzztime 15s ./internal/api/resp/
+	$(GO) test -run '^$$' -fuzz '^FuzzGuard$$' -fuzztime 10s ./internal/api/resp/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
