@@ -103,50 +103,29 @@ func parseLongDouble(s []byte) (f *big.Float, inf, ok bool) {
 // validDecFloat accepts digits with an optional '.', then an optional
 // exponent: the decimal form strtold accepts.
 func validDecFloat(s string) bool {
-	i, digits := 0, 0
-	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-		i++
-		digits++
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-			digits++
-		}
-	}
-	if digits == 0 {
-		return false
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		exp := 0
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-			exp++
-		}
-		if exp == 0 {
-			return false
-		}
-	}
-	return i == len(s)
+	return validFloatBody(s, func(c byte) bool { return c >= '0' && c <= '9' }, 'e')
 }
 
+// validHexFloat is the same for the hexadecimal form after "0x": hex
+// digits, an optional '.', then an optional binary exponent 'p'.
 func validHexFloat(s string) bool {
-	isHex := func(c byte) bool {
+	return validFloatBody(s, func(c byte) bool {
 		return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
-	}
+	}, 'p')
+}
+
+// validFloatBody accepts mantissa digits (at least one, around an
+// optional '.') and an optional exponent introduced by exp (either case)
+// with an optional sign and at least one decimal digit.
+func validFloatBody(s string, digit func(byte) bool, exp byte) bool {
 	i, digits := 0, 0
-	for i < len(s) && isHex(s[i]) {
+	for i < len(s) && digit(s[i]) {
 		i++
 		digits++
 	}
 	if i < len(s) && s[i] == '.' {
 		i++
-		for i < len(s) && isHex(s[i]) {
+		for i < len(s) && digit(s[i]) {
 			i++
 			digits++
 		}
@@ -154,17 +133,17 @@ func validHexFloat(s string) bool {
 	if digits == 0 {
 		return false
 	}
-	if i < len(s) && (s[i] == 'p' || s[i] == 'P') {
+	if i < len(s) && (s[i] == exp || s[i] == exp-'a'+'A') {
 		i++
 		if i < len(s) && (s[i] == '+' || s[i] == '-') {
 			i++
 		}
-		exp := 0
+		n := 0
 		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 			i++
-			exp++
+			n++
 		}
-		if exp == 0 {
+		if n == 0 {
 			return false
 		}
 	}
