@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -164,11 +165,15 @@ func TestSyncFollowerKilledIsReplacedAndCatchesUp(t *testing.T) {
 	c.waitCaughtUp(leader, n3)
 	h.check(t, n3)
 	// The old sync follower restarts and catches up from its own log.
+	logMark := len(n2.log.String())
 	n2.start()
 	c.waitCaughtUp(leader, n2)
 	h.check(t, n2)
-	if !strings.Contains(n2.log.String(), "streaming from leader") {
-		t.Errorf("n2 did not resume streaming")
+	// Caught up from its own log: a stream from past LSN 1, no snapshot.
+	after := n2.log.String()[logMark:]
+	m := regexp.MustCompile(`msg="streaming from leader".* from_lsn=(\d+)`).FindStringSubmatch(after)
+	if m == nil || m[1] == "1" || strings.Contains(after, "installing a snapshot") {
+		t.Errorf("n2 did not resume from its own last LSN after the restart:\n%s", after)
 	}
 }
 
