@@ -27,6 +27,9 @@ func (g *Group) controllerLoop(ctx context.Context) {
 	}
 }
 
+// TickInterval is how often duties run (and raft ticks).
+func (g *Group) TickInterval() time.Duration { return g.tick }
+
 // DutyTimeout is a reasonable bound for one duty's waiting: two election
 // timeouts.
 func (g *Group) DutyTimeout() time.Duration { return g.resend }

@@ -461,6 +461,3 @@ func (n *Node) awaitControlIndex(ctx context.Context, idx uint64) {
 func (n *Node) RemoveMember(ctx context.Context, id string) error {
 	return n.control.RemoveMember(ctx, id)
 }
-
-// ControlState is the control plane's current state.
-func (n *Node) ControlState() control.State { return n.control.State() }

@@ -117,7 +117,7 @@ func (d *failoverDuty) run(ctx context.Context, g *control.Group) {
 	st := g.State()
 	// A controller that just took over has seen no renewal yet: it starts
 	// timing now, which is after any renewal the previous one saw.
-	if now.Sub(d.lastRun) > 3*d.n.controlTick() || st.Epoch != d.epoch || st.LeaseSeq != d.seq {
+	if now.Sub(d.lastRun) > 3*g.TickInterval() || st.Epoch != d.epoch || st.LeaseSeq != d.seq {
 		d.epoch, d.seq, d.seen = st.Epoch, st.LeaseSeq, now
 	}
 	d.lastRun = now
@@ -140,8 +140,6 @@ func (d *failoverDuty) run(ctx context.Context, g *control.Group) {
 	d.n.log.Warn("FAILOVER: appointed a new leader", "old_leader", st.Leader, "new_leader", best, "epoch", next, "why", why)
 	d.n.metrics.failovers.Inc()
 }
-
-func (n *Node) controlTick() time.Duration { return 100 * time.Millisecond }
 
 // pickCandidate asks the eligible followers for their positions and picks
 // the most up-to-date, or explains why none is safe.

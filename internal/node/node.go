@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/replicant-db/replicant/internal/control"
 	"github.com/replicant-db/replicant/internal/replication"
 	"github.com/replicant-db/replicant/internal/storage"
@@ -225,9 +223,6 @@ func (n *Node) Config() Config { return n.cfg }
 
 // Store exposes the store (for status and tests).
 func (n *Node) Store() *storage.Store { return n.store }
-
-// Registry is the node's Prometheus registry.
-func (n *Node) Registry() *prometheus.Registry { return n.metrics.reg }
 
 // PeerAddr is the address the peer server listens on.
 func (n *Node) PeerAddr() string { return n.peerLn.Addr().String() }

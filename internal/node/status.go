@@ -147,8 +147,9 @@ func (n *Node) Status() Status {
 			ms = p
 			ms.Role = "follower"
 		} else if m.ID == cs.Leader {
+			// A follower knows the leader only through its own stream: no
+			// positions of the leader's are reported here.
 			ms.Role, ms.Healthy, ms.State = "leader", fo != nil && fo.f.Status().State == "streaming", "leading"
-			ms.MatchLSN, ms.AppliedLSN = st.LastLSN, fo.leaderCommit()
 		}
 		for _, id := range cs.SyncSet {
 			if id == m.ID {
@@ -159,11 +160,4 @@ func (n *Node) Status() Status {
 		s.Members = append(s.Members, ms)
 	}
 	return s
-}
-
-func (f *follower) leaderCommit() uint64 {
-	if f == nil {
-		return 0
-	}
-	return f.f.CommitLSN()
 }

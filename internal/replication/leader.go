@@ -335,9 +335,6 @@ func (w *Writer) syncLoop(syncq <-chan inflight) {
 	}
 }
 
-// DurableLSN is the highest LSN fsynced locally.
-func (w *Writer) DurableLSN() uint64 { return w.durable.Load() }
-
 // AdvanceCommit raises the commit LSN (never beyond the local durable LSN)
 // and acknowledges waiting proposals.
 func (w *Writer) AdvanceCommit(lsn uint64) {

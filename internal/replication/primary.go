@@ -177,9 +177,7 @@ func (l *Leader) notify() {
 }
 
 // Changed is closed when the log or the commit LSN moves.
-func (l *Leader) Changed() <-chan struct{} { return l.changedCh() }
-
-func (l *Leader) changedCh() <-chan struct{} {
+func (l *Leader) Changed() <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.changed
@@ -545,7 +543,7 @@ func (l *Leader) sendLog(ctx context.Context, next uint64, stream pb.Peer_Replic
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		ch := l.changedCh()
+		ch := l.Changed()
 		last := l.cfg.Store.State().LastLSN
 		commit := l.writer.CommitLSN()
 		if next <= last {

@@ -920,14 +920,6 @@ func (s *Store) GC(floor uint64) (int, error) {
 	return removed, nil
 }
 
-// Checkpoint writes a consistent copy of the database into dir.
-func (s *Store) Checkpoint(dir string) error {
-	if err := s.db.Checkpoint(dir); err != nil {
-		return fmt.Errorf("storage: checkpoint: %w", err)
-	}
-	return nil
-}
-
 var _ io.Closer = (*Store)(nil)
 
 // ReadLogRaw calls fn with the encoded records from..to (inclusive) in
