@@ -82,7 +82,9 @@ func (c *Client) observe(tok string) {
 	}
 }
 
-// newer reports whether token a is after b (by LSN, then epoch).
+// newer reports whether token a is after b: the later epoch, then the
+// higher LSN (a lower-epoch token with a higher LSN names a suffix that the
+// later epoch discarded; see replication.Token.After).
 func newer(a, b string) bool {
 	if b == "" {
 		return true
@@ -94,7 +96,7 @@ func newer(a, b string) bool {
 	if _, err := fmt.Sscanf(b, "%d:%d", &be, &bl); err != nil {
 		return true
 	}
-	return al > bl || (al == bl && ae > be)
+	return ae > be || (ae == be && al > bl)
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body []byte) (*http.Response, []byte, error) {

@@ -224,13 +224,19 @@ func (n *Node) reconcile(st control.State) {
 	}
 	prev := n.state
 	n.state = st
+	if prev.Leader != st.Leader || prev.Epoch != st.Epoch {
+		// Wake those waiting for a leader (awaitLeader): they may now be
+		// told where it is.
+		n.roleChangedLocked()
+	}
 	_, member := st.Member(n.cfg.ID)
 	switch {
 	case !member && st.Index > 0 && len(st.Members) > 0:
 		if !n.removed {
-			n.log.Warn("this node is no longer a member of the cluster; it stops replicating")
+			n.log.Warn("this node is no longer a member of the cluster; it stops replicating and serving")
 			n.removed = true
 			n.stopRoleLocked()
+			n.roleChangedLocked()
 		}
 	case st.Leader == "":
 		// No leader appointed yet.

@@ -134,8 +134,15 @@ type Node struct {
 	// appointment at or below it is from an earlier life of this node.
 	bootEpoch    uint64
 	reappointing bool
-	lease        leaseState
-	switching    atomic.Bool // a planned switchover paused this leader
+	// bootLast is the end of the log this process recovered: what the node
+	// served or acknowledged before it stopped lies at or below it, so it
+	// serves no read below it until it has caught up (see loaded).
+	bootLast uint64
+	// loaded is set once the read position has reached the restart floor;
+	// from then on reads are never refused as -LOADING again.
+	loaded    atomic.Bool
+	lease     leaseState
+	switching atomic.Bool // a planned switchover paused this leader
 	// admit is held shared by every write for its whole life, and
 	// exclusively by a switchover while it pauses writes: once it holds
 	// it, no write is in flight and none can start.
@@ -191,6 +198,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.bootEpoch = n.control.State().Epoch
+	n.bootLast = st.State().LastLSN
 	n.wg.Add(5)
 	go n.leaseLoop()
 	go n.reconcileLoop()
@@ -253,17 +261,17 @@ func (n *Node) notLeaderErr() error {
 // Write runs fn on the leader's write path and returns the token of the
 // committed result; on a follower it returns *replication.NotLeaderError.
 func (n *Node) Write(ctx context.Context, fn func(*replication.Txn) error) (replication.Token, error) {
-	l := n.currentLeader()
-	if l == nil {
-		return replication.Token{}, n.notLeaderErr()
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
+	defer cancel()
+	l, err := n.awaitLeader(ctx)
+	if err != nil {
+		return replication.Token{}, err
 	}
 	n.admit.RLock()
 	defer n.admit.RUnlock()
 	if err := n.checkSwitching(); err != nil {
 		return replication.Token{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
-	defer cancel()
 	if err := n.awaitLease(ctx, l.Epoch()); err != nil {
 		return replication.Token{}, err
 	}
@@ -281,6 +289,38 @@ func (n *Node) Write(ctx context.Context, fn func(*replication.Txn) error) (repl
 		return replication.Token{}, fmt.Errorf("%w (the write may or may not survive)", ErrLeaseExpired)
 	}
 	return tok, err
+}
+
+// ErrRemoved is returned (wrapped) by reads and writes on a node that was
+// removed from the cluster: its state no longer follows the cluster's.
+var ErrRemoved = errors.New("this node was removed from the cluster")
+
+// awaitLeader returns this node's leader role. While no leader is known, or
+// this node is the appointed leader but has not taken the role yet (start,
+// re-appointment after a restart), it waits for one until ctx ends instead
+// of failing at once; when another node leads it returns a
+// *replication.NotLeaderError naming it.
+func (n *Node) awaitLeader(ctx context.Context) (*replication.Leader, error) {
+	for {
+		n.mu.Lock()
+		l, st, removed, roleCh := n.leader, n.state, n.removed, n.roleCh
+		n.mu.Unlock()
+		switch {
+		case removed:
+			return nil, ErrRemoved
+		case l != nil:
+			return l, nil
+		case st.Leader != "" && st.Leader != n.cfg.ID:
+			return nil, n.notLeaderErr()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (no leader was ready within the timeout: %w)", n.notLeaderErr(), ctx.Err())
+		case <-n.ctx.Done():
+			return nil, n.notLeaderErr()
+		case <-roleCh:
+		}
+	}
 }
 
 // awaitInherited waits (up to ReadTimeout) until a new leader has
@@ -375,18 +415,19 @@ func (n *Node) Read(ctx context.Context, c replication.Consistency, floor replic
 	level := c.Level
 	if level == replication.LevelDefault {
 		level = replication.LevelEventual
-		if isLeader {
+		if isLeader || n.appointedHere() {
 			level = replication.LevelLinearizable
 		}
 	}
 	switch level {
 	case replication.LevelLinearizable:
-		if !isLeader {
-			return nil, n.notLeaderErr()
+		wctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
+		l, err := n.awaitLeader(wctx)
+		cancel()
+		if err != nil {
+			return nil, err
 		}
-		if l := n.currentLeader(); l == nil {
-			return nil, n.notLeaderErr()
-		} else if err := n.checkSwitching(); err != nil {
+		if err := n.checkSwitching(); err != nil {
 			return nil, err
 		} else if err := n.awaitLease(ctx, l.Epoch()); err != nil {
 			return nil, err
@@ -402,28 +443,69 @@ func (n *Node) Read(ctx context.Context, c replication.Consistency, floor replic
 			}
 		}
 	}
-	if floor.LSN > lsn {
+	if err := n.checkReadable(lsn); err != nil {
+		return nil, err
+	}
+	var deadline <-chan time.Time
+	for {
+		switch replication.StandingOf(n.store.EpochHistory(), lsn, floor) {
+		case replication.FloorReached:
+			return &replication.Reader{Store: n.store, LSN: lsn, Epoch: n.store.EpochAt(lsn), NowMs: time.Now().UnixMilli()}, nil
+		case replication.FloorLost:
+			return nil, fmt.Errorf("%w: token %s names a write this node's history replaced with a later epoch (it is at %s)", replication.ErrLostWrite, floor, replication.Token{Epoch: n.store.EpochAt(lsn), LSN: lsn})
+		}
 		// Wait for this node to reach the token.
-		deadline := time.NewTimer(n.cfg.ReadTimeout)
-		defer deadline.Stop()
-		for floor.LSN > lsn {
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-deadline.C:
-				return nil, fmt.Errorf("%w: token %s not reached within %s (this node is at LSN %d)", replication.ErrStale, floor, n.cfg.ReadTimeout, lsn)
-			case <-changed:
-			case <-roleCh:
-			}
-			lsn, changed, roleCh, _ = n.readPositionRole()
+		if deadline == nil {
+			t := time.NewTimer(n.cfg.ReadTimeout)
+			defer t.Stop()
+			deadline = t.C
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-deadline:
+			return nil, fmt.Errorf("%w: token %s not reached within %s (this node is at %d:%d)", replication.ErrStale, floor, n.cfg.ReadTimeout, n.store.EpochAt(lsn), lsn)
+		case <-changed:
+		case <-roleCh:
+		}
+		lsn, changed, roleCh, _ = n.readPositionRole()
+		if err := n.checkReadable(lsn); err != nil {
+			return nil, err
 		}
 	}
-	if floor.LSN > 0 {
-		if ep := n.store.EpochAt(floor.LSN); ep != 0 && ep != floor.Epoch {
-			return nil, fmt.Errorf("%w: token %s, but LSN %d here was written in epoch %d", replication.ErrLostWrite, floor, floor.LSN, ep)
-		}
+}
+
+// appointedHere reports whether the control plane names this node the
+// leader (whether or not it has taken the role yet).
+func (n *Node) appointedHere() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.state.Leader == n.cfg.ID
+}
+
+// checkReadable refuses reads at lsn on a removed node, while a snapshot is
+// being installed, and after a restart until lsn reaches the restart floor
+// (DESIGN.md: a starting node answers -LOADING until it has applied its
+// durable log; it never serves a read older than a write it acknowledged).
+func (n *Node) checkReadable(lsn uint64) error {
+	n.mu.Lock()
+	removed, fo := n.removed, n.follower
+	n.mu.Unlock()
+	if removed {
+		return ErrRemoved
 	}
-	return &replication.Reader{Store: n.store, LSN: lsn, Epoch: n.store.EpochAt(lsn), NowMs: time.Now().UnixMilli()}, nil
+	if fo != nil && fo.f.Status().State == "snapshotting" {
+		return fmt.Errorf("%w: installing a snapshot from the leader", replication.ErrLoading)
+	}
+	if n.loaded.Load() {
+		return nil
+	}
+	floor := replication.RestartFloor(n.bootLast, n.store.State().LastLSN)
+	if lsn < floor {
+		return fmt.Errorf("%w: this node restarted and is catching up: it can read at LSN %d but may have served up to LSN %d before", replication.ErrLoading, lsn, floor)
+	}
+	n.loaded.Store(true)
+	return nil
 }
 
 // lagSeconds estimates how far this replica's readable state is behind the
@@ -456,21 +538,24 @@ func (n *Node) Token() replication.Token {
 }
 
 // Ready reports whether the node can serve: the leader always; a follower
-// once it streams from the leader and has applied what it knows committed.
+// once it streams from the leader, has applied what it knows committed and
+// has caught up to what it served before a restart.
 func (n *Node) Ready() error {
 	n.mu.Lock()
-	defer n.mu.Unlock()
+	removed, l, fo := n.removed, n.leader, n.follower
+	n.mu.Unlock()
 	switch {
-	case n.removed:
-		return errors.New("removed from the cluster")
-	case n.leader != nil:
+	case removed:
+		return ErrRemoved
+	case l != nil:
 		return nil
-	case n.follower != nil:
-		st := n.follower.f.Status()
+	case fo != nil:
+		st := fo.f.Status()
 		if st.State != "streaming" {
 			return fmt.Errorf("follower is %s %s", st.State, st.Reason)
 		}
-		return nil
+		lsn, _, _ := n.readPosition()
+		return n.checkReadable(lsn)
 	}
 	return errors.New("no leader known yet")
 }

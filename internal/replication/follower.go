@@ -59,8 +59,12 @@ type Follower struct {
 	cfg FollowerConfig
 	log *slog.Logger
 
-	commit      atomic.Uint64 // commit LSN learned from the leader
-	lastContact atomic.Int64  // unix nanos
+	commit atomic.Uint64 // commit LSN learned from the leader
+	// durable is the last LSN known fsynced here. Reads never go above it:
+	// an entry visible before its fsync could vanish in a crash, and the
+	// node would then serve older state after restarting than before.
+	durable     atomic.Uint64
+	lastContact atomic.Int64 // unix nanos
 	mu          sync.Mutex
 	st          FollowerStatus
 	// applyq holds (lsn, leader time) of appended, unapplied entries for a
@@ -85,6 +89,9 @@ func NewFollower(cfg FollowerConfig) *Follower {
 	f.st = FollowerStatus{Leader: cfg.LeaderID, State: "connecting"}
 	st := cfg.Store.State()
 	f.commit.Store(st.CommitLSN)
+	// The log was recovered from disk at start, or appended by an earlier
+	// session of this process, which waited for every fsync it started.
+	f.durable.Store(st.LastLSN)
 	if st.AppliedLSN < st.LastLSN && cfg.ApplyDelay > 0 {
 		_ = cfg.Store.ReadLog(st.AppliedLSN+1, st.LastLSN, 0, func(e storage.Entry) error {
 			f.applyq = append(f.applyq, stamp{e.LSN, e.Time})
@@ -101,9 +108,10 @@ func NewFollower(cfg FollowerConfig) *Follower {
 // CommitLSN is the commit LSN this follower has learned.
 func (f *Follower) CommitLSN() uint64 { return f.commit.Load() }
 
-// ReadLSN is the LSN reads are served at: committed and applied.
+// ReadLSN is the LSN reads are served at: committed, applied and durable
+// here.
 func (f *Follower) ReadLSN() uint64 {
-	return min(f.commit.Load(), f.cfg.Store.State().AppliedLSN)
+	return min(f.commit.Load(), f.cfg.Store.State().AppliedLSN, f.durable.Load())
 }
 
 // LastContact is when the leader was last heard from.
@@ -269,6 +277,7 @@ func (f *Follower) rollback(to, epoch uint64) error {
 		f.cfg.OnRollback(len(removed))
 	}
 	f.commit.Store(min(f.commit.Load(), to))
+	f.durable.Store(min(f.durable.Load(), to))
 	return nil
 }
 
@@ -449,6 +458,9 @@ func (f *Follower) syncLoop(ctx context.Context, syncq <-chan *syncItem, acks *a
 			return fmt.Errorf("fsync: %w", err)
 		}
 		acks.set(0, it.last, f.cfg.Store.State().AppliedLSN)
+		if it.last > f.durable.Load() {
+			f.durable.Store(it.last)
+		}
 		f.notify()
 		// The commit LSN is re-learned from the leader after a restart; a
 		// persisted copy only lets reads resume sooner.
@@ -594,6 +606,7 @@ func (f *Follower) installSnapshot(ctx context.Context, client pb.PeerClient, re
 		if err := f.cfg.Store.FinishInstall(done.GetLsn(), epochsFromPB(done.GetEpochs())); err != nil {
 			return err
 		}
+		f.durable.Store(done.GetLsn())
 		f.commit.Store(done.GetLsn())
 		el := time.Since(start)
 		f.log.Info("snapshot installed", "lsn", done.GetLsn(), "keys", keys, "bytes", done.GetBytes(),

@@ -20,6 +20,26 @@ func (t Token) String() string { return fmt.Sprintf("%d:%d", t.Epoch, t.LSN) }
 // IsZero reports whether t is the empty token.
 func (t Token) IsZero() bool { return t.Epoch == 0 && t.LSN == 0 }
 
+// After reports whether t names a later point of the history than u: the
+// later epoch wins, then the higher LSN. Epoch first because one leader
+// writes each epoch and a new epoch starts after everything its leader
+// kept: of two tokens from one history the later epoch also has the higher
+// LSN, and when the LSNs disagree (7:98727 against 6:98736) the lower epoch
+// names a suffix the later epoch discarded. A session floor is the After-
+// maximum of the tokens it saw, so a doomed write of an old leader never
+// outranks a newer acknowledged one.
+func (t Token) After(u Token) bool {
+	return t.Epoch > u.Epoch || (t.Epoch == u.Epoch && t.LSN > u.LSN)
+}
+
+// Later returns the later of t and u (see After).
+func (t Token) Later(u Token) Token {
+	if u.After(t) {
+		return u
+	}
+	return t
+}
+
 // ErrBadToken is returned (wrapped) for tokens that do not parse.
 var ErrBadToken = errors.New("invalid token")
 

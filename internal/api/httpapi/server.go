@@ -333,7 +333,8 @@ func (s *Server) writeOpError(w http.ResponseWriter, r *http.Request, err error)
 		u := url.URL{Scheme: "http", Host: nl.LeaderHTTP, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
 		w.Header().Set("Location", u.String())
 		writeError(w, http.StatusTemporaryRedirect, err)
-	case errors.Is(err, replication.ErrStale), errors.Is(err, replication.ErrSyncUnavailable), errors.Is(err, node.ErrLeaseExpired):
+	case errors.Is(err, replication.ErrStale), errors.Is(err, replication.ErrSyncUnavailable), errors.Is(err, node.ErrLeaseExpired),
+		errors.Is(err, replication.ErrLoading), errors.Is(err, node.ErrRemoved):
 		writeError(w, http.StatusServiceUnavailable, err)
 	case errors.Is(err, replication.ErrLostWrite):
 		writeError(w, http.StatusGone, err)

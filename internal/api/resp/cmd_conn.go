@@ -169,6 +169,7 @@ func (s *Server) cmdReset(c *client, _ [][]byte) {
 	c.authed = s.b.Config().RequirePass == ""
 	c.cons = replication.Consistency{}
 	c.token = replication.Token{}
+	c.floor = replication.Token{}
 	c.lastWrite = replication.Token{}
 	c.simple("RESET")
 }

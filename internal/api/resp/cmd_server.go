@@ -321,6 +321,7 @@ func (s *Server) cmdSession(c *client, args [][]byte) {
 		return
 	}
 	c.observe(t)
+	c.floor = c.floor.Later(t)
 	c.ok()
 }
 

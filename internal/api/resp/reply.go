@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,6 +67,9 @@ func (c *client) backendErr(err error) {
 		}
 	case errors.As(err, &le):
 		c.err("ERR " + le.Error())
+	case errors.Is(err, replication.ErrLoading):
+		// Redis's own error for a server still loading its data set.
+		c.err(strings.Replace(err.Error(), "LOADING: ", "LOADING ", 1))
 	case errors.Is(err, replication.ErrStale):
 		c.err("TRYAGAIN " + err.Error())
 	case errors.Is(err, replication.ErrLostWrite):
@@ -132,16 +136,16 @@ func (c *client) observe(t replication.Token) {
 	}
 }
 
-func newer(a, b replication.Token) bool {
-	return a.LSN > b.LSN || (a.LSN == b.LSN && a.Epoch > b.Epoch)
-}
+func newer(a, b replication.Token) bool { return a.After(b) }
 
 // read opens a reader at the connection's consistency (and, for session
 // consistency, no older than its token). On failure it has answered.
 func (c *client) read() (*replication.Reader, bool) {
-	var floor replication.Token
+	// REPLICANT.SESSION's floor binds every read on the connection; the
+	// tokens the connection observed itself bind session reads.
+	floor := c.floor
 	if c.cons.Level == replication.LevelSession {
-		floor = c.token
+		floor = floor.Later(c.token)
 	}
 	r, err := c.s.b.Read(c.ctx, c.cons, floor)
 	var nl *replication.NotLeaderError

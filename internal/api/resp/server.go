@@ -170,6 +170,7 @@ type client struct {
 
 	cons      replication.Consistency
 	token     replication.Token // newest state this connection observed
+	floor     replication.Token // set by REPLICANT.SESSION: every read honours it
 	lastWrite replication.Token // token of this connection's last write
 }
 

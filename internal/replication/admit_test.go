@@ -1,0 +1,105 @@
+package replication
+
+import (
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/replicant-db/replicant/internal/storage"
+)
+
+func TestStandingOf(t *testing.T) {
+	// Epoch 6 from LSN 1, epoch 7 from LSN 98700 (a failover discarded
+	// whatever epoch 6 wrote at or above 98700 elsewhere).
+	h := []storage.EpochStart{{Epoch: 6, FirstLSN: 1}, {Epoch: 7, FirstLSN: 98700}}
+	for _, tc := range []struct {
+		name    string
+		h       []storage.EpochStart
+		readLSN uint64
+		tok     Token
+		want    FloorStanding
+	}{
+		{"no floor", h, 5, Token{}, FloorReached},
+		{"same epoch reached", h, 98800, Token{7, 98727}, FloorReached},
+		{"older epoch kept below the new one", h, 98800, Token{6, 98600}, FloorReached},
+		{"not yet applied", h, 98720, Token{7, 98727}, FloorAhead},
+		// The case: the doomed 6:98736 on a node whose committed
+		// history has epoch 7 from 98700.
+		{"doomed suffix of an old leader", h, 98800, Token{6, 98736}, FloorLost},
+		{"doomed even before reaching its LSN", h, 98710, Token{6, 98736}, FloorLost},
+		// Epoch 7 from 98700 is above the read LSN: not committed here yet,
+		// so it is no evidence of a loss.
+		{"newer epoch not committed yet", h, 98650, Token{6, 98736}, FloorAhead},
+		// The partitioned old leader of epoch 6 holds its own entry at
+		// 98727: it must roll back before it may serve 7:98727.
+		{"old leader holds a divergent entry", []storage.EpochStart{{6, 1}}, 98736, Token{7, 98727}, FloorAhead},
+		{"token from an epoch never seen, beyond the log", []storage.EpochStart{{6, 1}}, 100, Token{9, 200}, FloorAhead},
+		{"empty history", nil, 0, Token{1, 1}, FloorAhead},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := StandingOf(tc.h, tc.readLSN, tc.tok); got != tc.want {
+				t.Fatalf("StandingOf(%v, %d, %s) = %s, want %s", tc.h, tc.readLSN, tc.tok, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestTokenAfter(t *testing.T) {
+	for _, tc := range []struct {
+		a, b Token
+		want bool
+	}{
+		{Token{7, 98727}, Token{6, 98736}, true},
+		{Token{6, 98736}, Token{7, 98727}, false},
+		{Token{7, 10}, Token{7, 9}, true},
+		{Token{7, 10}, Token{7, 10}, false},
+		{Token{1, 1}, Token{}, true},
+	} {
+		if got := tc.a.After(tc.b); got != tc.want {
+			t.Errorf("%s.After(%s) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+		if got := tc.a.Later(tc.b); got != tc.a && tc.want {
+			t.Errorf("%s.Later(%s) = %s", tc.a, tc.b, got)
+		}
+	}
+}
+
+// A floor never stands ahead of a read whose history holds its exact write:
+// once the node reaches the token in the same history, the read may go on.
+func TestStandingOfReachedInOwnHistory(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		// A history of increasing epochs with increasing first LSNs.
+		n := rapid.IntRange(1, 5).Draw(t, "epochs")
+		var h []storage.EpochStart
+		lsn, ep := uint64(1), uint64(0)
+		for range n {
+			ep += rapid.Uint64Range(1, 3).Draw(t, "de")
+			h = append(h, storage.EpochStart{Epoch: ep, FirstLSN: lsn})
+			lsn += rapid.Uint64Range(1, 100).Draw(t, "dl")
+		}
+		last := lsn + 50
+		at := rapid.Uint64Range(1, last).Draw(t, "at")
+		tok := Token{Epoch: epochAt(h, at), LSN: at}
+		read := rapid.Uint64Range(0, last).Draw(t, "read")
+		got := StandingOf(h, read, tok)
+		switch {
+		case read >= at && got != FloorReached:
+			t.Fatalf("read %d covers %s in its own history, got %s", read, tok, got)
+		case read < at && got != FloorAhead:
+			t.Fatalf("read %d is below %s, got %s", read, tok, got)
+		}
+	})
+}
+
+func TestRestartFloor(t *testing.T) {
+	for _, tc := range []struct{ boot, last, want uint64 }{
+		{33621, 33621, 33621},
+		{33621, 33700, 33621}, // appended since: the floor stays
+		{33621, 33500, 33500}, // rolled back: the floor follows the log down
+		{0, 10, 0},
+	} {
+		if got := RestartFloor(tc.boot, tc.last); got != tc.want {
+			t.Errorf("RestartFloor(%d, %d) = %d, want %d", tc.boot, tc.last, got, tc.want)
+		}
+	}
+}
