@@ -139,10 +139,24 @@ func errorOf(resp *http.Response, data []byte) error {
 		msg = e.Error
 	}
 	if resp.StatusCode == http.StatusNotFound {
-		return fmt.Errorf("%w: %s", ErrNotFound, msg)
+		return &notFoundError{msg: msg}
 	}
 	return &StatusError{Code: resp.StatusCode, Message: msg}
 }
+
+// notFoundError is a 404 that matches ErrNotFound. It reads as the
+// server's message, which already names the key, instead of wrapping
+// ErrNotFound ("key not found: key "k" not found").
+type notFoundError struct{ msg string }
+
+func (e *notFoundError) Error() string {
+	if e.msg == "" {
+		return ErrNotFound.Error()
+	}
+	return "replicant: " + e.msg
+}
+
+func (e *notFoundError) Is(target error) bool { return target == ErrNotFound }
 
 func keyPath(key string) string { return "/v1/kv/" + url.PathEscape(key) }
 

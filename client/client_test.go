@@ -139,6 +139,11 @@ func TestNotFound(t *testing.T) {
 			if !strings.Contains(err.Error(), "missing") {
 				t.Errorf("error %q does not name the key", err)
 			}
+			// Said once, with the package prefix once: the CLI prints
+			// this line as it is.
+			if got, want := err.Error(), `replicant: key "missing" not found`; got != want {
+				t.Errorf("error %q, want %q", got, want)
+			}
 		})
 	}
 }

@@ -51,6 +51,7 @@ type Member struct {
 	SnapshotBytes uint64  `json:"snapshot_bytes"`
 	RESP          string  `json:"resp"`
 	HTTP          string  `json:"http"`
+	Peer          string  `json:"peer"`
 }
 
 // Event is a replication event reported by the leader.

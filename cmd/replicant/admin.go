@@ -75,7 +75,7 @@ func newMemberCmd() *cobra.Command {
 		},
 	}
 	cf.register(rm)
-	cmd.AddCommand(rm)
+	cmd.AddCommand(rm, newMemberListCmd())
 	return cmd
 }
 

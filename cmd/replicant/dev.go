@@ -1,31 +1,61 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/replicant-db/replicant/client"
 )
 
 type devNode struct {
 	id, resp, http, peer, data, logPath string
 	cmd                                 *exec.Cmd
 	done                                chan error
+	tail                                *tailWriter
+}
+
+// devConfig is one `replicant dev` run.
+type devConfig struct {
+	nodes             int
+	data, syncPolicy  string
+	extra             []string
+	respBase          int // node i listens on respBase+i, httpBase+i, peerBase+i
+	httpBase          int
+	peerBase          int
+	exe               string    // server binary; empty: this binary
+	out               io.Writer // the node table and what happens to the nodes
+	startupTimeout    time.Duration
+	stopTimeout       time.Duration
+	tailLinesOnReport int
+}
+
+// defaultDevConfig has the Contract's ports: node i on 638i, 808i, 908i.
+func defaultDevConfig() devConfig {
+	return devConfig{
+		nodes: 3, data: ".replicant-dev",
+		respBase: 6380, httpBase: 8080, peerBase: 9080,
+		startupTimeout: 15 * time.Second, stopTimeout: 10 * time.Second,
+		tailLinesOnReport: 5,
+	}
 }
 
 func newDevCmd() *cobra.Command {
-	var nodes int
-	var data, syncPolicy string
-	var extra []string
+	cfg := defaultDevConfig()
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Start a local cluster of real replicant server processes",
@@ -34,20 +64,23 @@ listens on RESP 127.0.0.1:638i, HTTP 127.0.0.1:808i and peer 127.0.0.1:908i.
 Ctrl-C stops them all. Data is kept in --data, so a second run resumes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDev(cmd.Context(), nodes, data, syncPolicy, extra)
+			cfg.out = cmd.OutOrStdout()
+			return runDev(cmd.Context(), cfg)
 		},
 	}
-	cmd.Flags().IntVar(&nodes, "nodes", 3, "number of nodes (1-9)")
-	cmd.Flags().StringVar(&syncPolicy, "sync", "", "commit policy (default 'FIRST 1 (n2,…,nN)': n2 synchronous, the others asynchronous)")
-	cmd.Flags().StringVar(&data, "data", ".replicant-dev", "directory holding one data directory per node")
-	cmd.Flags().StringArrayVar(&extra, "server-flag", nil, "extra flag passed to every server, e.g. --server-flag=--requirepass=s3cret")
+	cmd.Flags().IntVar(&cfg.nodes, "nodes", cfg.nodes, "number of nodes (1-9)")
+	cmd.Flags().StringVar(&cfg.syncPolicy, "sync", "", "commit policy (default 'FIRST 1 (n2,…,nN)': n2 synchronous, the others asynchronous)")
+	cmd.Flags().StringVar(&cfg.data, "data", cfg.data, "directory holding one data directory per node")
+	cmd.Flags().StringArrayVar(&cfg.extra, "server-flag", nil, "extra flag passed to every server, e.g. --server-flag=--requirepass=s3cret")
 	return cmd
 }
 
-func runDev(ctx context.Context, n int, data, syncPolicy string, extra []string) error {
+func runDev(ctx context.Context, cfg devConfig) error {
+	n := cfg.nodes
 	if n < 1 || n > 9 {
 		return fmt.Errorf("--nodes %d: want 1 to 9", n)
 	}
+	syncPolicy := cfg.syncPolicy
 	if syncPolicy == "" {
 		syncPolicy = "async"
 		if n > 1 {
@@ -58,24 +91,40 @@ func runDev(ctx context.Context, n int, data, syncPolicy string, extra []string)
 			syncPolicy = "FIRST 1 (" + strings.Join(ids, ",") + ")"
 		}
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("find own binary: %w", err)
-	}
-	if err := os.MkdirAll(data, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", data, err)
-	}
+	// Several goroutines report on the nodes; one line at a time.
+	out := &lockedWriter{w: cfg.out}
 	var ns []*devNode
 	for i := 1; i <= n; i++ {
 		d := &devNode{
 			id:   fmt.Sprintf("n%d", i),
-			resp: fmt.Sprintf("127.0.0.1:%d", 6380+i),
-			http: fmt.Sprintf("127.0.0.1:%d", 8080+i),
-			peer: fmt.Sprintf("127.0.0.1:%d", 9080+i),
+			resp: fmt.Sprintf("127.0.0.1:%d", cfg.respBase+i),
+			http: fmt.Sprintf("127.0.0.1:%d", cfg.httpBase+i),
+			peer: fmt.Sprintf("127.0.0.1:%d", cfg.peerBase+i),
+			tail: &tailWriter{max: 200},
 		}
-		d.data = filepath.Join(data, d.id)
-		d.logPath = filepath.Join(data, d.id+".log")
+		d.data = filepath.Join(cfg.data, d.id)
+		d.logPath = filepath.Join(cfg.data, d.id+".log")
 		ns = append(ns, d)
+	}
+	// Before starting anything: a node that cannot listen dies with the
+	// reason in its log only, and a port held by an earlier cluster's node
+	// would even pass the health check below on that node's behalf.
+	var ports []devPort
+	for _, d := range ns {
+		ports = append(ports, devPort{d.id, "RESP", d.resp}, devPort{d.id, "HTTP", d.http}, devPort{d.id, "peer", d.peer})
+	}
+	if err := checkPortsFree(ctx, ports); err != nil {
+		return err
+	}
+	exe := cfg.exe
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return fmt.Errorf("find own binary: %w", err)
+		}
+	}
+	if err := os.MkdirAll(cfg.data, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", cfg.data, err)
 	}
 	var initial []string
 	for _, d := range ns {
@@ -93,7 +142,7 @@ func runDev(ctx context.Context, n int, data, syncPolicy string, extra []string)
 			}
 			select {
 			case <-d.done:
-			case <-time.After(10 * time.Second):
+			case <-time.After(cfg.stopTimeout):
 				_ = d.cmd.Process.Kill()
 				<-d.done
 			}
@@ -107,9 +156,13 @@ func runDev(ctx context.Context, n int, data, syncPolicy string, extra []string)
 		}
 		args := []string{"server", "--id", d.id, "--data", d.data, "--resp", d.resp, "--http", d.http, "--peer", d.peer,
 			"--initial-cluster", strings.Join(initial, ","), "--sync", syncPolicy}
-		args = append(args, extra...)
+		args = append(args, cfg.extra...)
 		d.cmd = exec.Command(exe, args...)
-		d.cmd.Stdout, d.cmd.Stderr = logf, logf
+		// The log file gets everything; the tail keeps the last lines to
+		// say why the node exited. One writer for both streams keeps their
+		// order (exec then copies them through one pipe).
+		w := io.MultiWriter(logf, d.tail)
+		d.cmd.Stdout, d.cmd.Stderr = w, w
 		// Own process group: Ctrl-C in the terminal reaches dev only, which
 		// then stops the nodes in order.
 		d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -122,7 +175,7 @@ func runDev(ctx context.Context, n int, data, syncPolicy string, extra []string)
 		go func(d *devNode, f *os.File) { d.done <- d.cmd.Wait(); f.Close() }(d, logf)
 	}
 	// Wait until every node answers /healthz (or one exits).
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(cfg.startupTimeout)
 	for _, d := range ns {
 		for {
 			if err := ping(ctx, d.http); err == nil {
@@ -132,44 +185,228 @@ func runDev(ctx context.Context, n int, data, syncPolicy string, extra []string)
 			case err := <-d.done:
 				d.done <- err
 				stopAll()
-				return fmt.Errorf("%s exited during start-up (%v); see %s", d.id, err, d.logPath)
+				return errors.New(strings.TrimSuffix(describeExit(d, err, "during start-up", cfg.tailLinesOnReport), "\n"))
 			default:
 			}
 			if time.Now().After(deadline) || ctx.Err() != nil {
 				stopAll()
 				return fmt.Errorf("%s did not become healthy; see %s", d.id, d.logPath)
 			}
-			time.Sleep(50 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tPID\tRESP\tHTTP\tPEER\tDATA\tLOG")
 	for _, d := range ns {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", d.id, d.cmd.Process.Pid, d.resp, d.http, d.peer, d.data, d.logPath)
 	}
 	_ = tw.Flush()
-	fmt.Printf("\nCommit policy: %s (applies when the cluster is first created)\n", syncPolicy)
-	fmt.Printf("Dashboard: http://%s/\nTry:       redis-cli -p %s set hello world\n", ns[0].http, strings.TrimPrefix(ns[0].resp, "127.0.0.1:"))
+	fmt.Fprintf(out, "\nCommit policy: %s (applies when the cluster is first created)\n", syncPolicy)
+	fmt.Fprintf(out, "Dashboard: http://%s/\nTry:       redis-cli -p %s set hello world\n", ns[0].http, portOf(ns[0].resp))
 	if n > 1 {
-		fmt.Printf("           redis-cli -p %s get hello        # read it on n2\n", strings.TrimPrefix(ns[1].resp, "127.0.0.1:"))
+		fmt.Fprintf(out, "           redis-cli -p %s get hello        # read it on n2\n", portOf(ns[1].resp))
 	}
-	fmt.Printf("           go run ./cmd/replicant status --addr %s\nCtrl-C stops the cluster.\n", ns[0].http)
+	fmt.Fprintf(out, "           go run ./cmd/replicant status --addr %s\nCtrl-C stops the cluster.\n", ns[0].http)
 	// A node that dies (say, killed to watch a failover) leaves the others
-	// running; say how to bring it back.
+	// running; say why it died and how to bring it back.
 	for _, d := range ns {
 		go func(d *devNode) {
 			err := <-d.done
 			d.done <- err
 			if ctx.Err() == nil {
-				fmt.Printf("\n%s exited (%v); the others keep running. Restart it with:\n  %s %s\n",
-					d.id, err, shellQuote(exe), shellJoin(d.cmd.Args[1:]))
+				fmt.Fprintf(out, "\n%sThe others keep running. Restart it with:\n  %s %s\n",
+					describeExit(d, err, "", cfg.tailLinesOnReport), shellQuote(exe), shellJoin(d.cmd.Args[1:]))
 			}
 		}(d)
 	}
 	<-ctx.Done()
-	fmt.Println("\nstopping…")
+	fmt.Fprintln(out, "\nstopping…")
 	stopAll()
 	return nil
+}
+
+func portOf(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return port
+}
+
+// devPort is one address a dev node will listen on.
+type devPort struct {
+	node, name, addr string
+}
+
+// checkPortsFree reports every port that cannot be listened on, naming
+// the node and listener it was meant for and, when something answers
+// there, saying so (and which replicant node, if it is one).
+func checkPortsFree(ctx context.Context, ports []devPort) error {
+	var problems []string
+	for _, p := range ports {
+		ln, err := net.Listen("tcp", p.addr)
+		if err == nil {
+			ln.Close()
+			continue
+		}
+		problems = append(problems, fmt.Sprintf("  %s (%s %s): %s", p.addr, p.node, p.name, portProblem(ctx, p, err)))
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("cannot start the cluster, nothing was started:\n%s", strings.Join(problems, "\n"))
+}
+
+// portProblem explains why listening on p failed.
+func portProblem(ctx context.Context, p devPort, listenErr error) string {
+	if !errors.Is(listenErr, syscall.EADDRINUSE) {
+		return listenErr.Error()
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		// Bound but not accepting (or not reachable from here): still
+		// taken, nothing to name.
+		return "port already in use"
+	}
+	conn.Close()
+	if p.name == "HTTP" {
+		if st, err := client.New(p.addr, client.Options{}).Status(ctx); err == nil && st.ID != "" {
+			return fmt.Sprintf("port already in use: replicant node %s is listening there (an earlier `replicant dev` still running?)", st.ID)
+		}
+	}
+	return fmt.Sprintf("port already in use: something else is listening there (`ss -ltnp 'sport = :%s'` shows which process)", portOf(p.addr))
+}
+
+// describeExit says that node d exited and why, as far as its output
+// tells: the error line it printed last, then up to contextLines lines
+// before it. when is "" or a phrase such as "during start-up". A node killed by a signal
+// was stopped from outside, and its output cannot say why: only the
+// signal is named then.
+func describeExit(d *devNode, err error, when string, contextLines int) string {
+	status := "exit status 0"
+	if err != nil {
+		status = err.Error()
+	}
+	head := d.id + " exited"
+	if when != "" {
+		head += " " + when
+	}
+	head += " (" + status + ")"
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return head + "\n"
+		}
+	}
+	lines := d.tail.Lines()
+	i := errorLine(lines)
+	var b strings.Builder
+	b.WriteString(head)
+	if i >= 0 {
+		b.WriteString(": ")
+		// The node is this binary, which prefixes its error with
+		// "Error:"; dev's own report must not say it twice.
+		b.WriteString(strings.TrimPrefix(lines[i], "Error: "))
+		lines = lines[:i]
+	}
+	lines = lines[max(0, len(lines)-contextLines):]
+	if len(lines) > 0 {
+		fmt.Fprintf(&b, "\nlast lines of its output (all of it in %s):\n", d.logPath)
+		for _, l := range lines {
+			b.WriteString("  | " + l + "\n")
+		}
+	} else {
+		fmt.Fprintf(&b, "; its output is in %s\n", d.logPath)
+	}
+	return b.String()
+}
+
+// errorLine finds the line that says why a process ended: the last
+// "Error:" line (replicant's own report), a Go panic or fatal error, or an
+// ERROR log record; -1 if there is none.
+func errorLine(lines []string) int {
+	for _, prefixes := range [][]string{{"Error: "}, {"panic: ", "fatal error: "}} {
+		for i := len(lines) - 1; i >= 0; i-- {
+			for _, p := range prefixes {
+				if strings.HasPrefix(lines[i], p) {
+					return i
+				}
+			}
+		}
+	}
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], "level=ERROR") || strings.Contains(lines[i], `"level":"ERROR"`) {
+			return i
+		}
+	}
+	return -1
+}
+
+// tailWriter keeps the last max lines written to it.
+type tailWriter struct {
+	max     int
+	mu      sync.Mutex
+	lines   []string
+	partial []byte
+}
+
+// maxPartial bounds a line without a newline yet; its end is kept.
+const maxPartial = 4096
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			t.partial = append(t.partial, p...)
+			if len(t.partial) > maxPartial {
+				t.partial = append(t.partial[:0], t.partial[len(t.partial)-maxPartial:]...)
+			}
+			break
+		}
+		line := string(t.partial) + string(p[:i])
+		t.partial = t.partial[:0]
+		p = p[i+1:]
+		if len(t.lines) == t.max {
+			// Shift rather than reslice, so the backing array does not
+			// grow for as long as the node runs.
+			copy(t.lines, t.lines[1:])
+			t.lines = t.lines[:t.max-1]
+		}
+		t.lines = append(t.lines, line)
+	}
+	return n, nil
+}
+
+// Lines returns the kept lines, the unfinished last one included.
+func (t *tailWriter) Lines() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := append([]string(nil), t.lines...)
+	if len(t.partial) > 0 {
+		out = append(out, string(t.partial))
+	}
+	return out
+}
+
+// lockedWriter serialises writes from the goroutines that report on nodes.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func ping(ctx context.Context, addr string) error {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -52,7 +53,13 @@ func newStatusCmd() *cobra.Command {
 				if m.Sync {
 					sync = "sync"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%d\t%d\t%d\t%d\t%d\t%.3f\t%s\n", m.ID, m.Role, sync, m.Healthy, m.ReceivedLSN, m.DurableLSN, m.AppliedLSN, m.LagEntries, m.LagBytes, m.LagSeconds, m.State)
+				// "-" when the status does not know the bytes (see
+				// lagBytes), rather than a 0 that reads as "caught up".
+				lb := "-"
+				if b, ok := lagBytes(m); ok {
+					lb = strconv.FormatUint(b, 10)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%d\t%d\t%d\t%d\t%s\t%.3f\t%s\n", m.ID, m.Role, sync, m.Healthy, m.ReceivedLSN, m.DurableLSN, m.AppliedLSN, m.LagEntries, lb, m.LagSeconds, m.State)
 			}
 			if err := tw.Flush(); err != nil {
 				return err
