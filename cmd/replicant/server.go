@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -32,6 +33,9 @@ type serverFlags struct {
 	failoverTimeout     time.Duration
 	logRetention        uint64
 	requirePass         string
+	requirePassFile     string
+	peerSecret          string
+	peerSecretFile      string
 	maxKey, maxValue    int
 	logLevel, logFormat string
 	readTimeout         time.Duration
@@ -63,7 +67,10 @@ func newServerCmd() *cobra.Command {
 	fl.DurationVar(&f.failoverTimeout, "failover-timeout", 5*time.Second, "appoint a new leader when the leader's lease renewals stop this long (its lease is half of it)")
 	fl.DurationVar(&f.applyDelay, "apply-delay", 0, "as a follower, apply entries only when they are this old (delayed replica)")
 	fl.Uint64Var(&f.logRetention, "log-retention", 1_000_000, "log entries kept behind the newest; followers further behind get a snapshot")
-	fl.StringVar(&f.requirePass, "requirepass", "", "require RESP AUTH / HTTP bearer token")
+	fl.StringVar(&f.requirePass, "requirepass", "", "require RESP AUTH / HTTP bearer token (visible in ps: prefer --requirepass-file or $"+envRequirePass+")")
+	fl.StringVar(&f.requirePassFile, "requirepass-file", "", "read --requirepass from this file (one trailing newline is ignored)")
+	fl.StringVar(&f.peerSecret, "peer-secret", "", "cluster secret every peer must present on the peer port (raft, log and snapshot streams, join); the same on every node; default: --requirepass (visible in ps: prefer --peer-secret-file or $"+envPeerSecret+")")
+	fl.StringVar(&f.peerSecretFile, "peer-secret-file", "", "read --peer-secret from this file (one trailing newline is ignored)")
 	fl.IntVar(&f.maxKey, "max-key-size", node.DefaultMaxKeySize, "largest accepted key in bytes")
 	fl.IntVar(&f.maxValue, "max-value-size", node.DefaultMaxValueSize, "largest accepted value in bytes")
 	fl.DurationVar(&f.readTimeout, "read-timeout", 5*time.Second, "how long a read waits for a token's LSN")
@@ -105,6 +112,11 @@ func runServer(ctx context.Context, f serverFlags) error {
 	if f.join != "" && len(initial) > 0 {
 		return errors.New("--join and --initial-cluster are exclusive: join a running cluster or bootstrap a new one")
 	}
+	sec, err := resolveSecrets(f, os.Getenv)
+	if err != nil {
+		return err
+	}
+	sec.logNotes(log)
 	// Listen before opening the store so a port clash fails fast and leaves
 	// the data directory untouched.
 	var lns []net.Listener
@@ -122,6 +134,8 @@ func runServer(ctx context.Context, f serverFlags) error {
 		lns = append(lns, ln)
 	}
 	respLn, httpLn, peerLn := lns[0], lns[1], lns[2]
+	warnUnauthenticated(log, os.Stderr, sec, []listenerFlag{
+		{"--resp", f.respAddr, respLn.Addr()}, {"--http", f.httpAddr, httpLn.Addr()}, {"--peer", f.peerAddr, peerLn.Addr()}})
 	n, err := node.Open(node.Config{
 		ID: f.id, DataDir: f.data,
 		RESPAddr: respLn.Addr().String(), HTTPAddr: httpLn.Addr().String(), PeerAddr: peerLn.Addr().String(),
@@ -132,7 +146,7 @@ func runServer(ctx context.Context, f serverFlags) error {
 		FailoverTimeout: f.failoverTimeout,
 		LogRetention:    f.logRetention,
 		MaxKeySize:      f.maxKey, MaxValueSize: f.maxValue,
-		RequirePass: f.requirePass, ReadTimeout: f.readTimeout,
+		RequirePass: sec.requirePass, PeerSecret: sec.peerSecret, ReadTimeout: f.readTimeout,
 		Logger: log,
 	})
 	if err != nil {
@@ -205,4 +219,137 @@ func boolToInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// Environment variables a secret may come from instead of argv (which every
+// local user can read in ps).
+const (
+	envRequirePass = "REPLICANT_REQUIREPASS"
+	envPeerSecret  = "REPLICANT_PEER_SECRET"
+)
+
+// secrets are the server's resolved secrets and where they came from.
+type secrets struct {
+	requirePass, requirePassFrom string
+	// peerSecret is what the peer port requires: --peer-secret, or
+	// --requirepass when no peer secret is set (as before --peer-secret
+	// existed, so existing clusters keep working).
+	peerSecret, peerSecretFrom string
+	notes                      []string // warnings found while reading them
+}
+
+// resolveSecrets reads --requirepass and --peer-secret from their flag,
+// file or environment variable. Sources are looked at in that order, and
+// at most one may be set for each secret: two at once (say a flag and a
+// stale variable in the environment) is refused rather than one silently
+// winning, as etcd refuses a flag that shadows its environment variable.
+func resolveSecrets(f serverFlags, getenv func(string) string) (secrets, error) {
+	var s secrets
+	var err error
+	s.requirePass, s.requirePassFrom, err = readSecret("--requirepass", f.requirePass, f.requirePassFile, envRequirePass, getenv, &s.notes)
+	if err != nil {
+		return s, err
+	}
+	s.peerSecret, s.peerSecretFrom, err = readSecret("--peer-secret", f.peerSecret, f.peerSecretFile, envPeerSecret, getenv, &s.notes)
+	if err != nil {
+		return s, err
+	}
+	if s.peerSecret == "" && s.requirePass != "" {
+		s.peerSecret, s.peerSecretFrom = s.requirePass, "--requirepass (no --peer-secret set)"
+	}
+	return s, nil
+}
+
+// readSecret returns the one secret set among flag value, file and
+// environment variable (empty when none is), and a description of its
+// source for the log (never the secret itself).
+func readSecret(flag, value, file, env string, getenv func(string) string, notes *[]string) (string, string, error) {
+	type source struct{ name, value string }
+	var set []source
+	if value != "" {
+		set = append(set, source{flag, value})
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", "", fmt.Errorf("%s-file: %w", flag, err)
+		}
+		// One trailing newline is what `echo secret > file` and most
+		// editors leave; it is not part of the secret.
+		v := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		if v == "" {
+			return "", "", fmt.Errorf("%s-file %s is empty: refusing to run without the secret it was meant to hold", flag, file)
+		}
+		if fi, err := os.Stat(file); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			*notes = append(*notes, fmt.Sprintf("%s-file %s is readable by other users (mode %v); chmod 600 it", flag, file, fi.Mode().Perm()))
+		}
+		set = append(set, source{flag + "-file " + file, v})
+	}
+	if v := getenv(env); v != "" {
+		set = append(set, source{"$" + env, v})
+	}
+	switch len(set) {
+	case 0:
+		return "", "", nil
+	case 1:
+		return set[0].value, set[0].name, nil
+	}
+	names := make([]string, len(set))
+	for i, s := range set {
+		names[i] = s.name
+	}
+	return "", "", fmt.Errorf("%s is set %d ways (%s): give it in exactly one of %s, %s-file or $%s",
+		flag, len(set), strings.Join(names, ", "), flag, flag, env)
+}
+
+// logNotes logs where the secrets came from and what looked wrong.
+func (s secrets) logNotes(log *slog.Logger) {
+	for _, n := range s.notes {
+		log.Warn(n)
+	}
+	if s.requirePassFrom != "" {
+		log.Info("client password set", "from", s.requirePassFrom)
+	}
+	if s.peerSecretFrom != "" {
+		log.Info("peer port requires the cluster secret", "from", s.peerSecretFrom)
+	}
+}
+
+// warnUnauthenticated warns, in the log and as a plain line on stderr (seen
+// even with --log-format json or --log-level error), about every port that
+// listens beyond loopback without authentication: anyone who can reach it
+// can read and write every key (RESP, HTTP) or, on the peer port, join the
+// cluster, copy all data and pose as a follower.
+func warnUnauthenticated(log *slog.Logger, stderr io.Writer, s secrets, lns []listenerFlag) {
+	for _, ln := range lns {
+		secret, need := s.requirePass, "--requirepass"
+		risk := "anyone who reaches it can read and write every key"
+		if ln.flag == "--peer" {
+			secret, need = s.peerSecret, "--peer-secret"
+			risk = "anyone who reaches it can join the cluster, copy all data and pose as a follower whose acknowledgements count"
+		}
+		if secret != "" || onlyLoopback(ln.addr) {
+			continue
+		}
+		// Name the address as given: a wildcard listener reports itself as
+		// [::] even when the flag said 0.0.0.0.
+		msg := fmt.Sprintf("%s %s listens beyond loopback without authentication: %s; set %s", ln.flag, ln.given, risk, need)
+		log.Warn(msg)
+		fmt.Fprintln(stderr, "replicant: WARNING: "+msg)
+	}
+}
+
+// listenerFlag is a listener with the flag and address it was opened for.
+type listenerFlag struct {
+	flag, given string
+	addr        net.Addr
+}
+
+// onlyLoopback reports whether a listener's address is reachable from this
+// machine only. A wildcard address (0.0.0.0, ::) is not.
+func onlyLoopback(a net.Addr) bool {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.IP.IsLoopback()
+	}
+	return false
 }

@@ -21,7 +21,11 @@ import (
 // running cluster when asked to.
 func (n *Node) startCluster() error {
 	maxMsg := transport.MaxMessageBytes(n.cfg.MaxValueSize, n.cfg.MaxKeySize)
-	n.pool = transport.NewPool(maxMsg, n.cfg.RequirePass)
+	peerSecret := n.cfg.PeerSecret
+	if peerSecret == "" {
+		peerSecret = n.cfg.RequirePass // see Config.PeerSecret
+	}
+	n.pool = transport.NewPool(maxMsg, peerSecret)
 	ln := n.cfg.PeerListener
 	if ln == nil {
 		var err error
@@ -56,7 +60,7 @@ func (n *Node) startCluster() error {
 		return fmt.Errorf("node: control plane: %w", err)
 	}
 	n.control = g
-	n.peer = transport.NewServer(n, maxMsg, n.cfg.RequirePass)
+	n.peer = transport.NewServer(n, maxMsg, peerSecret)
 	go func() {
 		if err := n.peer.Serve(ln); err != nil {
 			n.log.Error("peer server", "err", err)

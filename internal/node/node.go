@@ -57,6 +57,11 @@ type Config struct {
 	MaxKeySize   int
 	MaxValueSize int
 	RequirePass  string
+	// PeerSecret is the cluster secret every peer must present on the peer
+	// port, kept apart from the client password so that a client cannot
+	// pose as a node. Empty means RequirePass (how nodes authenticated
+	// before PeerSecret existed); both empty means no peer authentication.
+	PeerSecret string
 	// ReadTimeout bounds how long a read waits for a token's LSN.
 	ReadTimeout time.Duration
 	// ExpiryInterval is how often the active expirer runs (default 100ms).

@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"google.golang.org/grpc/peer"
 
 	"github.com/replicant-db/replicant/internal/storage"
 	"github.com/replicant-db/replicant/internal/transport/pb"
@@ -445,14 +448,28 @@ func (l *Leader) ServeFollower(stream pb.Peer_ReplicateServer) error {
 	}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
-	reg := &streamReg{cancel: cancel}
+	reg := &streamReg{cancel: cancel, remote: remoteAddr(stream.Context())}
+	// The stream may be acknowledged up to where the follower's log and
+	// ours agree (what it already holds) and, later, up to what is sent.
+	reg.sent.Store(common)
 	l.mu.Lock()
 	if l.ctx.Err() != nil {
 		l.mu.Unlock()
 		return errors.New("replication: leader stepping down")
 	}
 	if old, ok := l.streams[id]; ok {
-		old.cancel() // a newer stream from the same follower replaces the old one
+		// A newer stream from the same follower replaces the old one: after
+		// a partition the old connection can linger half-open for minutes,
+		// and waiting for it would keep the follower out that long. This is
+		// safe because the replaced stream's acks are ignored from here on
+		// (recvAcks checks the registration under l.mu) and the new stream
+		// can acknowledge nothing beyond its own start point and what it is
+		// sent itself. Who may replace a stream at all is decided by the
+		// peer port's secret (--peer-secret). Logged with both addresses so
+		// that an impostor, or two nodes configured with one id, show up.
+		old.cancel()
+		l.log.Warn("a new log stream replaces the follower's current one", "follower", id,
+			"old_remote", old.remote, "new_remote", reg.remote)
 	}
 	l.streams[id] = reg
 	l.mu.Unlock()
@@ -497,7 +514,7 @@ func (l *Leader) ServeFollower(stream pb.Peer_ReplicateServer) error {
 
 	errc := make(chan error, 2)
 	go func() { errc <- l.recvAcks(ctx, id, reg, stream) }()
-	go func() { errc <- l.sendLog(ctx, start.FromLsn, stream) }()
+	go func() { errc <- l.sendLog(ctx, reg, start.FromLsn, stream) }()
 	err = <-errc
 	cancel()
 	if l.ctx.Err() != nil {
@@ -507,9 +524,28 @@ func (l *Leader) ServeFollower(stream pb.Peer_ReplicateServer) error {
 }
 
 // streamReg identifies one follower stream.
-type streamReg struct{ cancel context.CancelFunc }
+type streamReg struct {
+	cancel context.CancelFunc
+	remote string // the peer's network address, for logs
+	// sent is the highest LSN this stream may be acknowledged up to: the
+	// point where it started (the follower's log agreed with ours up to
+	// there) or the last entry handed to Send, whichever is higher.
+	sent atomic.Uint64
+}
 
 var errReplaced = errors.New("replication: replaced by a newer stream from the same follower")
+
+// ErrAckBeyondSent is returned (wrapped) when a follower acknowledges an
+// LSN its stream was never sent: a broken or impostor follower.
+var ErrAckBeyondSent = errors.New("replication: acknowledgement beyond what this stream was sent")
+
+// remoteAddr is the network address of a stream's peer ("" if unknown).
+func remoteAddr(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
+}
 
 func (l *Leader) recvAcks(ctx context.Context, id string, reg *streamReg, stream pb.Peer_ReplicateServer) error {
 	for {
@@ -521,12 +557,36 @@ func (l *Leader) recvAcks(ctx context.Context, id string, reg *streamReg, stream
 		if a == nil {
 			continue
 		}
+		received, durable, applied := a.GetReceived(), a.GetDurable(), a.GetApplied()
+		// A follower cannot hold what it was never sent. An ack above the
+		// stream's bound is a protocol violation: a correct follower never
+		// sends one however its goroutines interleave (sendLog raises the
+		// bound before Send), so it comes from a bug or from an impostor
+		// acknowledging LSN 2^64-1 to make writes look replicated. The
+		// stream is closed rather than the ack clamped: a clamped "ack
+		// everything" would still count every entry the moment it is sent,
+		// which for a peer that stores nothing is the same lie one entry at
+		// a time; closing disconnects it from the core (it stops counting)
+		// and says so loudly, and a genuine follower simply reconnects.
+		if bound := reg.sent.Load(); received > bound || durable > bound || applied > bound {
+			l.log.Warn("follower acknowledged entries it was never sent; closing its stream",
+				"follower", id, "remote", reg.remote, "received", received, "durable", durable,
+				"applied", applied, "sent", bound)
+			return fmt.Errorf("%w: %s acknowledged received=%d durable=%d applied=%d, but this stream was sent up to LSN %d",
+				ErrAckBeyondSent, id, received, durable, applied, bound)
+		}
+		// Within the bound, durable and applied above received are clamped,
+		// not refused: a correct follower's fsync and apply loops can read
+		// its store a moment before its receive loop records the batch
+		// (applied momentarily above received), and lowering a position
+		// only ever delays a commit.
+		durable, applied = min(durable, received), min(applied, received)
 		l.mu.Lock()
 		if l.streams[id] != reg || l.ctx.Err() != nil {
 			l.mu.Unlock()
 			return errReplaced
 		}
-		l.core.Ack(id, a.GetReceived(), a.GetDurable(), a.GetApplied(), time.Now())
+		l.core.Ack(id, received, durable, applied, time.Now())
 		l.handleReadyLocked()
 		l.mu.Unlock()
 		if ctx.Err() != nil {
@@ -535,7 +595,7 @@ func (l *Leader) recvAcks(ctx context.Context, id string, reg *streamReg, stream
 	}
 }
 
-func (l *Leader) sendLog(ctx context.Context, next uint64, stream pb.Peer_ReplicateServer) error {
+func (l *Leader) sendLog(ctx context.Context, reg *streamReg, next uint64, stream pb.Peer_ReplicateServer) error {
 	hb := time.NewTicker(l.cfg.Heartbeat)
 	defer hb.Stop()
 	var sentCommit uint64
@@ -548,14 +608,20 @@ func (l *Leader) sendLog(ctx context.Context, next uint64, stream pb.Peer_Replic
 		commit := l.writer.CommitLSN()
 		if next <= last {
 			msg := &pb.Entries{}
+			var upTo uint64 // the last LSN in msg
 			err := l.cfg.Store.ReadLogRaw(next, last, l.cfg.MaxSendBytes, func(lsn uint64, raw []byte) error {
 				msg.Entries = append(msg.Entries, append([]byte(nil), raw...))
+				upTo = lsn
 				return nil
 			})
 			if err != nil {
 				return fmt.Errorf("replication: read log from %d: %w", next, err)
 			}
 			msg.CommitLsn = commit
+			// Raise the ack bound before Send: the follower may receive,
+			// fsync and acknowledge these entries before Send returns here,
+			// and that ack must not look like one beyond what was sent.
+			reg.sent.Store(max(reg.sent.Load(), upTo))
 			if err := stream.Send(&pb.LeaderMsg{Msg: &pb.LeaderMsg_Entries{Entries: msg}}); err != nil {
 				return err
 			}
@@ -607,7 +673,8 @@ func (l *Leader) ServeSnapshot(req *pb.SnapshotRequest, stream pb.Peer_SnapshotS
 		l.mu.Unlock()
 	}()
 	start := time.Now()
-	l.log.Info("streaming snapshot", "follower", req.GetFollowerId(), "lsn", lsn)
+	// A snapshot is every key and value: say who asked for it.
+	l.log.Info("streaming snapshot", "follower", req.GetFollowerId(), "remote", remoteAddr(stream.Context()), "lsn", lsn)
 	crc := crc32.New(crcTable)
 	var sent, keys uint64
 	chunk := &pb.SnapshotChunk{Lsn: lsn}

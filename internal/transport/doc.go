@@ -7,4 +7,8 @@
 //   - Raft messages are sent best-effort and never block the caller: a full
 //     per-peer queue drops messages (raft retransmits).
 //   - Connections are reused per peer address and re-dialled with backoff.
+//   - With a cluster secret, every RPC (raft, log stream, snapshot, join,
+//     position) is refused as Unauthenticated unless it carries the secret,
+//     before any handler runs. The secret travels in call metadata, so
+//     without TLS it protects against strangers, not eavesdroppers.
 package transport

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -46,9 +47,15 @@ type Server struct {
 }
 
 // NewServer creates a peer server; maxMsg bounds message sizes. A non-empty
-// secret must be presented by every peer (see Pool).
+// secret (the cluster's --peer-secret) must be presented by every peer on
+// every call, unary and streaming alike (see Pool): the peer port carries
+// control-plane raft messages, log streams whose acks decide commit,
+// snapshots of all data and membership changes, so no RPC is exempt. An
+// empty secret admits everyone.
 func NewServer(h Handler, maxMsg int, secret string) *Server {
 	s := &Server{h: h}
+	// Interceptors run before the method handler for every registered RPC,
+	// so a method added later is covered without remembering to check.
 	s.srv = grpc.NewServer(
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 			if err := checkSecret(ctx, secret); err != nil {
@@ -131,19 +138,27 @@ func NewPool(maxMsg int, secret string) *Pool {
 
 const secretHeader = "replicant-cluster-secret"
 
+// UnauthenticatedMsg is the message a peer without the cluster's
+// secret is refused with (as gRPC status Unauthenticated).
+const UnauthenticatedMsg = "peer did not present this cluster's secret (--peer-secret, or --requirepass when no node sets --peer-secret, must match on every node)"
+
 // checkSecret admits a peer call when no secret is configured or the call
 // carries it.
 func checkSecret(ctx context.Context, secret string) error {
 	if secret == "" {
 		return nil
 	}
+	// Compare digests: subtle.ConstantTimeCompare returns early when the
+	// lengths differ, which would tell a prober the secret's length.
+	want := sha256.Sum256([]byte(secret))
 	md, _ := metadata.FromIncomingContext(ctx)
 	for _, v := range md.Get(secretHeader) {
-		if subtle.ConstantTimeCompare([]byte(v), []byte(secret)) == 1 {
+		got := sha256.Sum256([]byte(v))
+		if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
 			return nil
 		}
 	}
-	return status.Error(codes.Unauthenticated, "peer did not present this cluster's secret (--requirepass must match on every node)")
+	return status.Error(codes.Unauthenticated, UnauthenticatedMsg)
 }
 
 // secretCreds attaches the cluster secret to every call.

@@ -3,6 +3,8 @@ package transport
 import (
 	"context"
 	"net"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,20 +15,30 @@ import (
 	"github.com/replicant-db/replicant/internal/transport/pb"
 )
 
-type fakeHandler struct{ raft chan int }
+type fakeHandler struct {
+	raft  chan int
+	calls atomic.Int64 // handler invocations of any kind
+}
 
 func (f *fakeHandler) HandleRaft(_ context.Context, msgs []*raftpb.Message) error {
-	f.raft <- len(msgs)
+	f.calls.Add(1)
+	select {
+	case f.raft <- len(msgs):
+	default:
+	}
 	return nil
 }
-func (f *fakeHandler) HandleReplicate(pb.Peer_ReplicateServer) error { return nil }
+func (f *fakeHandler) HandleReplicate(pb.Peer_ReplicateServer) error { f.calls.Add(1); return nil }
 func (f *fakeHandler) HandleSnapshot(*pb.SnapshotRequest, pb.Peer_SnapshotServer) error {
+	f.calls.Add(1)
 	return nil
 }
 func (f *fakeHandler) HandleJoin(context.Context, *pb.JoinRequest) (*pb.JoinResponse, error) {
+	f.calls.Add(1)
 	return &pb.JoinResponse{}, nil
 }
 func (f *fakeHandler) HandlePosition(context.Context, *pb.PositionRequest) (*pb.PositionResponse, error) {
+	f.calls.Add(1)
 	return &pb.PositionResponse{Id: "x", LastLsn: 7}, nil
 }
 
@@ -66,5 +78,85 @@ func TestClusterSecret(t *testing.T) {
 		}
 		cancel()
 		pool.Close()
+	}
+}
+
+// everyRPC calls each method of the peer service once and returns each
+// call's error (for streams: the error of the first Recv, where gRPC
+// reports a refusal).
+func everyRPC(ctx context.Context, c pb.PeerClient) map[string]error {
+	out := map[string]error{}
+	_, out["Raft"] = c.Raft(ctx, &pb.RaftBatch{})
+	if st, err := c.Replicate(ctx); err != nil {
+		out["Replicate"] = err
+	} else {
+		_ = st.Send(&pb.FollowerMsg{Msg: &pb.FollowerMsg_Hello{Hello: &pb.Hello{FollowerId: "n2"}}})
+		_, out["Replicate"] = st.Recv()
+	}
+	if st, err := c.Snapshot(ctx, &pb.SnapshotRequest{FollowerId: "n2"}); err != nil {
+		out["Snapshot"] = err
+	} else {
+		_, out["Snapshot"] = st.Recv()
+	}
+	_, out["Join"] = c.Join(ctx, &pb.JoinRequest{})
+	_, out["Position"] = c.Position(ctx, &pb.PositionRequest{})
+	return out
+}
+
+// TestPeerSecretGuardsEveryRPC: with a cluster secret, a peer without it,
+// with another one, or with the client password of some other node is
+// refused on every RPC of the peer service (raft, log stream, snapshot,
+// join, position) before any handler runs, and told which flag must match;
+// the peer holding the secret reaches every handler.
+func TestPeerSecretGuardsEveryRPC(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &fakeHandler{raft: make(chan int, 8)}
+	srv := NewServer(h, 1<<20, "peer-s3cret")
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Stop()
+	methods := len(pb.Peer_ServiceDesc.Methods) + len(pb.Peer_ServiceDesc.Streams)
+	for _, secret := range []string{"", "wrong", "peer-s3cre", "peer-s3cret2", "client-password"} {
+		pool := NewPool(1<<20, secret)
+		c, err := pool.Client(ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		res := everyRPC(ctx, c)
+		cancel()
+		pool.Close()
+		if len(res) != methods {
+			t.Fatalf("the test calls %d RPCs, the peer service has %d: call the new one too", len(res), methods)
+		}
+		for name, err := range res {
+			if status.Code(err) != codes.Unauthenticated {
+				t.Errorf("secret %q: %s: got %v, want Unauthenticated", secret, name, err)
+			} else if !strings.Contains(status.Convert(err).Message(), "--peer-secret") {
+				t.Errorf("secret %q: %s: refusal %q does not name --peer-secret", secret, name, status.Convert(err).Message())
+			}
+		}
+	}
+	if n := h.calls.Load(); n != 0 {
+		t.Fatalf("%d handler calls ran for peers without the secret", n)
+	}
+
+	pool := NewPool(1<<20, "peer-s3cret")
+	defer pool.Close()
+	c, err := pool.Client(ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for name, err := range everyRPC(ctx, c) {
+		if status.Code(err) == codes.Unauthenticated {
+			t.Errorf("with the secret: %s refused: %v", name, err)
+		}
+	}
+	if n := h.calls.Load(); n != int64(methods) {
+		t.Fatalf("with the secret %d handler calls ran, want %d (one per RPC)", n, methods)
 	}
 }
