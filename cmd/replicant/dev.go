@@ -69,7 +69,7 @@ Ctrl-C stops them all. Data is kept in --data, so a second run resumes.`,
 		},
 	}
 	cmd.Flags().IntVar(&cfg.nodes, "nodes", cfg.nodes, "number of nodes (1-9)")
-	cmd.Flags().StringVar(&cfg.syncPolicy, "sync", "", "commit policy (default 'FIRST 1 (n2,…,nN)': n2 synchronous, the others asynchronous)")
+	cmd.Flags().StringVar(&cfg.syncPolicy, "sync", "", "commit policy (default 'FIRST 1 (*)': the first healthy follower synchronous, the others asynchronous)")
 	cmd.Flags().StringVar(&cfg.data, "data", cfg.data, "directory holding one data directory per node")
 	cmd.Flags().StringArrayVar(&cfg.extra, "server-flag", nil, "extra flag passed to every server, e.g. --server-flag=--requirepass=s3cret")
 	return cmd
@@ -84,11 +84,10 @@ func runDev(ctx context.Context, cfg devConfig) error {
 	if syncPolicy == "" {
 		syncPolicy = "async"
 		if n > 1 {
-			var ids []string
-			for i := 2; i <= n; i++ {
-				ids = append(ids, fmt.Sprintf("n%d", i))
-			}
-			syncPolicy = "FIRST 1 (" + strings.Join(ids, ",") + ")"
+			// The list names every member, the leader included (which never
+			// counts itself), so the policy keeps a synchronous follower
+			// after any failover.
+			syncPolicy = "FIRST 1 (*)"
 		}
 	}
 	// Several goroutines report on the nodes; one line at a time.

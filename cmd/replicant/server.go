@@ -64,7 +64,7 @@ func newServerCmd() *cobra.Command {
 	fl.StringVar(&f.fallback, "sync-fallback", "block", "when too few sync followers are healthy: block | async")
 	fl.DurationVar(&f.syncTimeout, "sync-timeout", 2*time.Second, "a sync follower silent or lagging this long is replaced")
 	fl.DurationVar(&f.writeTimeout, "write-timeout", 10*time.Second, "how long a write waits for commit before failing")
-	fl.DurationVar(&f.failoverTimeout, "failover-timeout", 5*time.Second, "appoint a new leader when the leader's lease renewals stop this long (its lease is half of it)")
+	fl.DurationVar(&f.failoverTimeout, "failover-timeout", node.DefaultFailoverTimeout, "appoint a new leader when the leader's lease renewals stop this long (its lease is half of it)")
 	fl.DurationVar(&f.applyDelay, "apply-delay", 0, "as a follower, apply entries only when they are this old (delayed replica)")
 	fl.Uint64Var(&f.logRetention, "log-retention", 1_000_000, "log entries kept behind the newest; followers further behind get a snapshot")
 	fl.StringVar(&f.requirePass, "requirepass", "", "require RESP AUTH / HTTP bearer token (visible in ps: prefer --requirepass-file or $"+envRequirePass+")")

@@ -113,6 +113,10 @@ type Group struct {
 
 	mu       sync.Mutex
 	state    State // latest applied state (published copy)
+	// leaseSeen is when this member applied the latest change of (Epoch,
+	// LeaseSeq), by its own clock: always after the renewal was sent, so a
+	// controller may time the data leader's silence from it (LeaseObserved).
+	leaseSeen time.Time
 	lead     uint64
 	leader   bool // this member is the raft leader
 	subs     map[int]chan State
@@ -675,6 +679,9 @@ func (g *Group) maybeSnapshot() error {
 
 // publishLocked hands the latest state to State() and the subscribers.
 func (g *Group) publishLocked() {
+	if g.sm.state.Epoch != g.state.Epoch || g.sm.state.LeaseSeq != g.state.LeaseSeq || g.leaseSeen.IsZero() {
+		g.leaseSeen = time.Now()
+	}
 	g.state = g.sm.state.Clone()
 	for _, ch := range g.subs {
 		select {
@@ -729,6 +736,18 @@ func (g *Group) ReportSnapshot(raftID uint64, ok bool) {
 	case g.reportc <- report{to: raftID, snapStatus: st}:
 	default:
 	}
+}
+
+// LeaseObserved returns the state's epoch and lease sequence as applied
+// here, and when this member applied their latest change (by its own clock;
+// the group's start if it never saw one). Every member tracks it, not only
+// the controller, so a member that takes over as controller can time the
+// data leader's silence from the renewal it last applied as a follower
+// instead of from its takeover.
+func (g *Group) LeaseObserved() (epoch, seq uint64, at time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.state.Epoch, g.state.LeaseSeq, g.leaseSeen
 }
 
 // State returns a copy of the latest applied state.

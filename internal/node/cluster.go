@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -54,6 +55,9 @@ func (n *Node) startCluster() error {
 		InitialCluster: initial, Join: n.cfg.Join != "",
 		InitialPolicy: n.cfg.SyncPolicy, InitialAck: n.cfg.Ack, InitialFallback: n.cfg.SyncFallback,
 		Transport: n.sender, Logger: n.log,
+		// Raft elects a new controller within 10-20 ticks; it must be
+		// quicker than a failover, which a dead controller+leader waits for.
+		TickInterval: min(100*time.Millisecond, n.cfg.FailoverTimeout/20),
 		Duties: []control.Duty{(&failoverDuty{n: n}).run},
 	})
 	if err != nil {
@@ -418,6 +422,9 @@ func (n *Node) SetPolicy(ctx context.Context, policy, ack, fallback string) erro
 		if err != nil {
 			return err
 		}
+		if err := checkPolicyMembers(p, n.control.State().Members); err != nil {
+			return err
+		}
 		policy = p.String()
 	}
 	if ack != "" {
@@ -443,6 +450,34 @@ func (n *Node) SetPolicy(ctx context.Context, policy, ack, fallback string) erro
 	// own change. Best effort: the change stands even if ctx ends first.
 	n.awaitControlIndex(ctx, n.control.State().Index)
 	return nil
+}
+
+// checkPolicyMembers refuses a policy that names a node outside the cluster:
+// such a name can never acknowledge, so a policy that relies on it would
+// block every write. The leader may be named (it never counts itself).
+func checkPolicyMembers(p replication.Policy, members []control.Member) error {
+	var unknown []string
+	for _, id := range p.Members {
+		if !slices.ContainsFunc(members, func(m control.Member) bool { return m.ID == id }) {
+			unknown = append(unknown, id)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	ids := make([]string, len(members))
+	for i, m := range members {
+		ids[i] = m.ID
+	}
+	return &replication.PolicyError{Input: p.String(),
+		Reason: fmt.Sprintf("%s %s not a member of the cluster (members: %s)", strings.Join(unknown, ", "), isAre(len(unknown)), strings.Join(ids, ", "))}
+}
+
+func isAre(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
 }
 
 // awaitControlIndex waits until the reconcile loop has taken in the control

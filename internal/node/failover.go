@@ -114,20 +114,46 @@ type failoverDuty struct {
 
 func (d *failoverDuty) run(ctx context.Context, g *control.Group) {
 	now := time.Now()
+	timeout := d.n.cfg.FailoverTimeout
+	if now.Sub(d.lastRun) > 3*g.TickInterval() {
+		// This member just took over as controller (or stalled). Time the
+		// leader's silence from the last renewal it applied, which it may
+		// have applied long ago as a follower: that is what makes a
+		// failover after a dead controller+leader take one timeout rather
+		// than an election plus a timeout. That time is safe only once
+		// every entry committed before the takeover is applied here (a
+		// renewal it has not applied could be newer): the barrier ensures
+		// it, and whatever it applies is stamped now.
+		bctx, cancel := context.WithTimeout(ctx, g.DutyTimeout())
+		err := g.Barrier(bctx)
+		cancel()
+		if err != nil {
+			return // not (or no longer) the controller; try next tick
+		}
+		ep, seq, at := g.LeaseObserved()
+		d.epoch, d.seq, d.seen = ep, seq, at
+		d.lastRun = time.Now()
+		st := g.State()
+		if st.Leader != "" && st.Leader != d.n.cfg.ID && time.Since(d.seen) > timeout/2 && d.n.leaderAnswers(ctx, st) {
+			// The leader is alive; its renewals could not commit while
+			// the control plane had no controller. Give it half a timeout
+			// to renew through this one before judging it.
+			d.seen = time.Now().Add(-timeout / 2)
+		}
+		return
+	}
 	st := g.State()
-	// A controller that just took over has seen no renewal yet: it starts
-	// timing now, which is after any renewal the previous one saw.
-	if now.Sub(d.lastRun) > 3*g.TickInterval() || st.Epoch != d.epoch || st.LeaseSeq != d.seq {
-		d.epoch, d.seq, d.seen = st.Epoch, st.LeaseSeq, now
+	if ep, seq, at := g.LeaseObserved(); ep != d.epoch || seq != d.seq {
+		d.epoch, d.seq, d.seen = ep, seq, at
 	}
 	d.lastRun = now
-	if st.Leader == "" || now.Sub(d.seen) < d.n.cfg.FailoverTimeout {
+	if st.Leader == "" || now.Sub(d.seen) < timeout {
 		return
 	}
 	best, why, err := d.n.pickCandidate(ctx, st)
 	if err != nil {
 		d.n.log.Warn("leader lease expired but no safe failover candidate", "leader", st.Leader, "epoch", st.Epoch, "why", err)
-		d.seen = now.Add(-d.n.cfg.FailoverTimeout + time.Second) // retry in a second
+		d.seen = now.Add(-timeout + time.Second) // retry in a second
 		return
 	}
 	actx, cancel := context.WithTimeout(ctx, g.DutyTimeout())
@@ -137,8 +163,26 @@ func (d *failoverDuty) run(ctx context.Context, g *control.Group) {
 		d.n.log.Warn("failover appointment failed", "candidate", best, "err", err)
 		return
 	}
-	d.n.log.Warn("FAILOVER: appointed a new leader", "old_leader", st.Leader, "new_leader", best, "epoch", next, "why", why)
+	d.n.log.Warn("FAILOVER: appointed a new leader", "old_leader", st.Leader, "new_leader", best, "epoch", next, "why", why,
+		"silent_for", now.Sub(d.seen).Round(time.Millisecond).String())
 	d.n.metrics.failovers.Inc()
+}
+
+// leaderAnswers asks the data leader, briefly, whether it is alive. It only
+// spares a live leader a failover; safety never rests on the answer.
+func (n *Node) leaderAnswers(ctx context.Context, st control.State) bool {
+	m, ok := st.Member(st.Leader)
+	if !ok {
+		return false
+	}
+	c, err := n.pool.Client(m.PeerAddr)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.FailoverTimeout/5)
+	defer cancel()
+	_, err = c.Position(ctx, &pb.PositionRequest{Epoch: st.Epoch})
+	return err == nil
 }
 
 // pickCandidate asks the eligible followers for their positions and picks

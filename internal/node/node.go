@@ -21,6 +21,9 @@ import (
 const (
 	DefaultMaxKeySize   = 64 << 10
 	DefaultMaxValueSize = 16 << 20
+	// DefaultFailoverTimeout is etcd's order of magnitude: a dead leader is
+	// replaced in about a second (docs/benchmarks.md measures it).
+	DefaultFailoverTimeout = time.Second
 )
 
 // Config configures a node.
@@ -88,7 +91,7 @@ func (c *Config) setDefaults() {
 		c.SyncTimeout = 2 * time.Second
 	}
 	if c.FailoverTimeout <= 0 {
-		c.FailoverTimeout = 5 * time.Second
+		c.FailoverTimeout = DefaultFailoverTimeout
 	}
 	if c.LogRetention == 0 {
 		c.LogRetention = 1_000_000
@@ -178,8 +181,12 @@ func Open(cfg Config) (*Node, error) {
 		return nil, errors.New("node: --data is required")
 	}
 	cfg.setDefaults()
-	if _, err := replication.ParsePolicy(cfg.SyncPolicy); err != nil {
+	if p, err := replication.ParsePolicy(cfg.SyncPolicy); err != nil {
 		return nil, fmt.Errorf("node: --sync: %w", err)
+	} else if len(cfg.InitialCluster) > 0 {
+		if err := checkPolicyMembers(p, cfg.InitialCluster); err != nil {
+			return nil, fmt.Errorf("node: --sync: %w", err)
+		}
 	}
 	if _, err := replication.ParseAckLevel(cfg.Ack); err != nil {
 		return nil, fmt.Errorf("node: --ack: %w", err)
