@@ -111,20 +111,20 @@ type Group struct {
 	nonce uint64
 	seq   atomic.Uint64
 
-	mu       sync.Mutex
-	state    State // latest applied state (published copy)
+	mu    sync.Mutex
+	state State // latest applied state (published copy)
 	// leaseSeen is when this member applied the latest change of (Epoch,
 	// LeaseSeq), by its own clock: always after the renewal was sent, so a
 	// controller may time the data leader's silence from it (LeaseObserved).
 	leaseSeen time.Time
-	lead     uint64
-	leader   bool // this member is the raft leader
-	subs     map[int]chan State
-	nextSub  int
-	waiters  map[string]chan result
-	hints    map[uint64]string
-	fatalErr error
-	closed   bool
+	lead      uint64
+	leader    bool // this member is the raft leader
+	subs      map[int]chan State
+	nextSub   int
+	waiters   map[string]chan result
+	hints     map[uint64]string
+	fatalErr  error
+	closed    bool
 }
 
 type proposal struct {

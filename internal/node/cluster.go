@@ -58,7 +58,7 @@ func (n *Node) startCluster() error {
 		// Raft elects a new controller within 10-20 ticks; it must be
 		// quicker than a failover, which a dead controller+leader waits for.
 		TickInterval: min(100*time.Millisecond, n.cfg.FailoverTimeout/20),
-		Duties: []control.Duty{(&failoverDuty{n: n}).run},
+		Duties:       []control.Duty{(&failoverDuty{n: n}).run},
 	})
 	if err != nil {
 		return fmt.Errorf("node: control plane: %w", err)
