@@ -115,6 +115,9 @@ type failoverDuty struct {
 func (d *failoverDuty) run(ctx context.Context, g *control.Group) {
 	now := time.Now()
 	timeout := d.n.cfg.FailoverTimeout
+	// A gap is measured from the end of the previous run: a run that
+	// waited (barrier, probe, positions) is not a takeover.
+	defer func() { d.lastRun = time.Now() }()
 	if now.Sub(d.lastRun) > 3*g.TickInterval() {
 		// This member just took over as controller (or stalled). Time the
 		// leader's silence from the last renewal it applied, which it may
@@ -132,7 +135,6 @@ func (d *failoverDuty) run(ctx context.Context, g *control.Group) {
 		}
 		ep, seq, at := g.LeaseObserved()
 		d.epoch, d.seq, d.seen = ep, seq, at
-		d.lastRun = time.Now()
 		st := g.State()
 		if st.Leader != "" && st.Leader != d.n.cfg.ID && time.Since(d.seen) > timeout/2 && d.n.leaderAnswers(ctx, st) {
 			// The leader is alive; its renewals could not commit while
@@ -146,7 +148,6 @@ func (d *failoverDuty) run(ctx context.Context, g *control.Group) {
 	if ep, seq, at := g.LeaseObserved(); ep != d.epoch || seq != d.seq {
 		d.epoch, d.seq, d.seen = ep, seq, at
 	}
-	d.lastRun = now
 	if st.Leader == "" || now.Sub(d.seen) < timeout {
 		return
 	}
