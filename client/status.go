@@ -52,6 +52,9 @@ type Member struct {
 	RESP          string  `json:"resp"`
 	HTTP          string  `json:"http"`
 	Peer          string  `json:"peer"`
+	// ViewAgeSeconds, on a follower's status, is how old the leader's
+	// relayed view of this member is (0 on the leader's own status).
+	ViewAgeSeconds float64 `json:"view_age_seconds,omitempty"`
 }
 
 // Event is a replication event reported by the leader.

@@ -1,8 +1,14 @@
 package node
 
 import (
+	"fmt"
 	"time"
 )
+
+// maxViewAge bounds how old a leader's relayed view of its followers may be
+// for a follower's status to show it (the leader sends it about twice a
+// second; an older one means the stream is gone).
+const maxViewAge = 3 * time.Second
 
 // Status is the Contract's /v1/status document plus extensions.
 type Status struct {
@@ -70,9 +76,12 @@ type MemberStatus struct {
 	// Reason says why the follower last needed a snapshot or rolled back.
 	Reason        string `json:"reason,omitempty"`
 	SnapshotBytes uint64 `json:"snapshot_bytes,omitempty"`
-	RESP          string `json:"resp,omitempty"`
-	HTTP          string `json:"http,omitempty"`
-	Peer          string `json:"peer,omitempty"`
+	// ViewAgeSeconds is set on a follower's status: the row is the
+	// leader's view of that member, relayed on the log stream this long ago.
+	ViewAgeSeconds float64 `json:"view_age_seconds,omitempty"`
+	RESP           string  `json:"resp,omitempty"`
+	HTTP           string  `json:"http,omitempty"`
+	Peer           string  `json:"peer,omitempty"`
 }
 
 // Status reports the node's view of itself and the cluster.
@@ -83,6 +92,7 @@ func (n *Node) Status() Status {
 	leader, fo, removed := n.leader, n.follower, n.removed
 	n.mu.Unlock()
 	readLSN, _, _ := n.readPosition()
+	var progress map[string]MemberStatus
 	s := Status{
 		ID: n.cfg.ID, Role: "follower", Leader: cs.Leader, Epoch: cs.Epoch,
 		CommitLSN: readLSN, AppliedLSN: st.AppliedLSN, LastLSN: st.LastLSN, FirstLSN: st.FirstLSN,
@@ -109,6 +119,17 @@ func (n *Node) Status() Status {
 	case fo != nil:
 		fs := fo.f.Status()
 		s.State, s.Reason = fs.State, fs.Reason
+		view := fo.f.LeaderView()
+		if !view.At.IsZero() && time.Since(view.At) < maxViewAge {
+			s.FallbackActive = view.FallbackActive
+			progress = map[string]MemberStatus{}
+			age := time.Since(view.At).Seconds()
+			for _, p := range view.Followers {
+				progress[p.ID] = MemberStatus{ID: p.ID, Sync: p.Sync, Healthy: p.Healthy,
+					MatchLSN: p.Durable, ReceivedLSN: p.Received, DurableLSN: p.Durable, AppliedLSN: p.Applied,
+					LagEntries: p.LagEntries, LagBytes: p.LagBytes, LagSeconds: p.LagSeconds, State: p.State, ViewAgeSeconds: max(age, 1e-3)}
+			}
+		}
 		s.CommitLSN = fo.f.CommitLSN()
 		s.LagSeconds = n.lagSeconds()
 		s.RolledBack = fs.RolledBack
@@ -121,7 +142,12 @@ func (n *Node) Status() Status {
 	default:
 		s.State = "waiting-for-leader"
 	}
-	var progress map[string]MemberStatus
+	if leader == nil && !removed && n.control.ControllerID() == "" && time.Since(n.started) > 2*n.cfg.FailoverTimeout {
+		// Without a controller nothing can be appointed or reconfigured:
+		// say so rather than "connecting" to a leader that may be gone.
+		s.State = "no-quorum"
+		s.Reason = fmt.Sprintf("the control plane has no quorum (no controller reachable among %d members): no failover, policy or membership change can happen until a majority is back", len(cs.Members))
+	}
 	if leader != nil {
 		progress = map[string]MemberStatus{}
 		notes := leader.Notes()

@@ -32,8 +32,8 @@ func TestStandingOf(t *testing.T) {
 		{"newer epoch not committed yet", h, 98650, Token{6, 98736}, FloorAhead},
 		// The partitioned old leader of epoch 6 holds its own entry at
 		// 98727: it must roll back before it may serve 7:98727.
-		{"old leader holds a divergent entry", []storage.EpochStart{{6, 1}}, 98736, Token{7, 98727}, FloorAhead},
-		{"token from an epoch never seen, beyond the log", []storage.EpochStart{{6, 1}}, 100, Token{9, 200}, FloorAhead},
+		{"old leader holds a divergent entry", []storage.EpochStart{{Epoch: 6, FirstLSN: 1}}, 98736, Token{7, 98727}, FloorAhead},
+		{"token from an epoch never seen, beyond the log", []storage.EpochStart{{Epoch: 6, FirstLSN: 1}}, 100, Token{9, 200}, FloorAhead},
 		{"empty history", nil, 0, Token{1, 1}, FloorAhead},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

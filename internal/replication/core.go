@@ -100,6 +100,9 @@ type FollowerProgress struct {
 	LastSeen time.Time
 	// LagEntries is how many entries the leader appended beyond Applied.
 	LagEntries uint64
+	// LagBytes is filled in by the leader's driver (the core does not
+	// know entry sizes); 0 from Core.Progress.
+	LagBytes uint64
 	// LagSeconds is the age of the oldest entry above Applied (0 when
 	// caught up).
 	LagSeconds float64

@@ -73,6 +73,7 @@ type Follower struct {
 	// oldestUnapplied is the leader time of the first unapplied entry (0:
 	// none), for lag in seconds.
 	changed chan struct{}
+	view    LeaderView
 }
 
 type stamp struct {
@@ -392,6 +393,9 @@ func (f *Follower) recvLoop(ctx context.Context, stream pb.Peer_ReplicateClient,
 		switch msg := m.GetMsg().(type) {
 		case *pb.LeaderMsg_Heartbeat:
 			f.learnCommit(msg.Heartbeat.GetCommitLsn())
+			if fs := msg.Heartbeat.GetFollowers(); len(fs) > 0 {
+				f.learnView(fs, msg.Heartbeat.GetFallbackActive())
+			}
 		case *pb.LeaderMsg_Entries:
 			entries = entries[:0]
 			for _, raw := range msg.Entries.GetEntries() {
@@ -432,6 +436,34 @@ func (f *Follower) recvLoop(ctx context.Context, stream pb.Peer_ReplicateClient,
 			f.learnCommit(msg.Entries.GetCommitLsn())
 		}
 	}
+}
+
+// LeaderView is the leader's view of its followers as it last reported it
+// on this follower's stream.
+type LeaderView struct {
+	At             time.Time // when this follower received it
+	Followers      []FollowerProgress
+	FallbackActive bool
+}
+
+func (f *Follower) learnView(fs []*pb.FollowerProgress, fallback bool) {
+	v := LeaderView{At: time.Now(), FallbackActive: fallback, Followers: make([]FollowerProgress, 0, len(fs))}
+	for _, p := range fs {
+		v.Followers = append(v.Followers, FollowerProgress{ID: p.GetId(), Sync: p.GetSync(), Healthy: p.GetHealthy(),
+			Received: p.GetReceived(), Durable: p.GetDurable(), Applied: p.GetApplied(), LagEntries: p.GetLagEntries(),
+			LagBytes: p.GetLagBytes(), LagSeconds: p.GetLagSeconds(), State: p.GetState()})
+	}
+	f.mu.Lock()
+	f.view = v
+	f.mu.Unlock()
+}
+
+// LeaderView returns the leader's latest view of its followers (zero At
+// when none has arrived yet).
+func (f *Follower) LeaderView() LeaderView {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.view
 }
 
 func (f *Follower) learnCommit(c uint64) {

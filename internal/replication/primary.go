@@ -599,6 +599,16 @@ func (l *Leader) sendLog(ctx context.Context, reg *streamReg, next uint64, strea
 	hb := time.NewTicker(l.cfg.Heartbeat)
 	defer hb.Stop()
 	var sentCommit uint64
+	// The leader's view of all followers rides on a heartbeat about once
+	// per Heartbeat interval, also while entries flow without pause.
+	var viewAt time.Time
+	beat := func(commit, last uint64) error {
+		withView := time.Since(viewAt) >= l.cfg.Heartbeat
+		if withView {
+			viewAt = time.Now()
+		}
+		return l.heartbeat(stream, commit, last, withView)
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -627,10 +637,15 @@ func (l *Leader) sendLog(ctx context.Context, reg *streamReg, next uint64, strea
 			}
 			next += uint64(len(msg.Entries))
 			sentCommit = commit
+			if time.Since(viewAt) >= l.cfg.Heartbeat {
+				if err := beat(commit, last); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		if commit != sentCommit {
-			if err := l.heartbeat(stream, commit, last); err != nil {
+			if err := beat(commit, last); err != nil {
 				return err
 			}
 			sentCommit = commit
@@ -640,16 +655,24 @@ func (l *Leader) sendLog(ctx context.Context, reg *streamReg, next uint64, strea
 			return ctx.Err()
 		case <-ch:
 		case <-hb.C:
-			if err := l.heartbeat(stream, commit, last); err != nil {
+			if err := beat(commit, last); err != nil {
 				return err
 			}
 		}
 	}
 }
 
-func (l *Leader) heartbeat(stream pb.Peer_ReplicateServer, commit, last uint64) error {
-	return stream.Send(&pb.LeaderMsg{Msg: &pb.LeaderMsg_Heartbeat{Heartbeat: &pb.Heartbeat{
-		CommitLsn: commit, LastLsn: last, LeaderTimeUnixNano: time.Now().UnixNano()}}})
+func (l *Leader) heartbeat(stream pb.Peer_ReplicateServer, commit, last uint64, withView bool) error {
+	hb := &pb.Heartbeat{CommitLsn: commit, LastLsn: last, LeaderTimeUnixNano: time.Now().UnixNano()}
+	if withView {
+		for _, p := range l.Progress() {
+			hb.Followers = append(hb.Followers, &pb.FollowerProgress{
+				Id: p.ID, Sync: p.Sync, Healthy: p.Healthy, Received: p.Received, Durable: p.Durable, Applied: p.Applied,
+				LagEntries: p.LagEntries, LagBytes: l.LagBytes(p.Applied), LagSeconds: p.LagSeconds, State: p.State})
+		}
+		hb.FallbackActive = l.FallbackActive()
+	}
+	return stream.Send(&pb.LeaderMsg{Msg: &pb.LeaderMsg_Heartbeat{Heartbeat: hb}})
 }
 
 // ServeSnapshot streams a consistent snapshot at the current commit LSN.

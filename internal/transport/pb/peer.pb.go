@@ -643,8 +643,12 @@ type Heartbeat struct {
 	CommitLsn          uint64                 `protobuf:"varint,1,opt,name=commit_lsn,json=commitLsn,proto3" json:"commit_lsn,omitempty"`
 	LastLsn            uint64                 `protobuf:"varint,2,opt,name=last_lsn,json=lastLsn,proto3" json:"last_lsn,omitempty"`
 	LeaderTimeUnixNano int64                  `protobuf:"varint,3,opt,name=leader_time_unix_nano,json=leaderTimeUnixNano,proto3" json:"leader_time_unix_nano,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The leader's view of every follower, sent at most about twice a second,
+	// so that a follower's status shows the cluster as the leader sees it.
+	Followers      []*FollowerProgress `protobuf:"bytes,4,rep,name=followers,proto3" json:"followers,omitempty"`
+	FallbackActive bool                `protobuf:"varint,5,opt,name=fallback_active,json=fallbackActive,proto3" json:"fallback_active,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Heartbeat) Reset() {
@@ -698,6 +702,137 @@ func (x *Heartbeat) GetLeaderTimeUnixNano() int64 {
 	return 0
 }
 
+func (x *Heartbeat) GetFollowers() []*FollowerProgress {
+	if x != nil {
+		return x.Followers
+	}
+	return nil
+}
+
+func (x *Heartbeat) GetFallbackActive() bool {
+	if x != nil {
+		return x.FallbackActive
+	}
+	return false
+}
+
+// FollowerProgress is one follower as the leader tracks it.
+type FollowerProgress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Sync          bool                   `protobuf:"varint,2,opt,name=sync,proto3" json:"sync,omitempty"`
+	Healthy       bool                   `protobuf:"varint,3,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	Received      uint64                 `protobuf:"varint,4,opt,name=received,proto3" json:"received,omitempty"`
+	Durable       uint64                 `protobuf:"varint,5,opt,name=durable,proto3" json:"durable,omitempty"`
+	Applied       uint64                 `protobuf:"varint,6,opt,name=applied,proto3" json:"applied,omitempty"`
+	LagEntries    uint64                 `protobuf:"varint,7,opt,name=lag_entries,json=lagEntries,proto3" json:"lag_entries,omitempty"`
+	LagBytes      uint64                 `protobuf:"varint,8,opt,name=lag_bytes,json=lagBytes,proto3" json:"lag_bytes,omitempty"`
+	LagSeconds    float64                `protobuf:"fixed64,9,opt,name=lag_seconds,json=lagSeconds,proto3" json:"lag_seconds,omitempty"`
+	State         string                 `protobuf:"bytes,10,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FollowerProgress) Reset() {
+	*x = FollowerProgress{}
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FollowerProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FollowerProgress) ProtoMessage() {}
+
+func (x *FollowerProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FollowerProgress.ProtoReflect.Descriptor instead.
+func (*FollowerProgress) Descriptor() ([]byte, []int) {
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *FollowerProgress) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *FollowerProgress) GetSync() bool {
+	if x != nil {
+		return x.Sync
+	}
+	return false
+}
+
+func (x *FollowerProgress) GetHealthy() bool {
+	if x != nil {
+		return x.Healthy
+	}
+	return false
+}
+
+func (x *FollowerProgress) GetReceived() uint64 {
+	if x != nil {
+		return x.Received
+	}
+	return 0
+}
+
+func (x *FollowerProgress) GetDurable() uint64 {
+	if x != nil {
+		return x.Durable
+	}
+	return 0
+}
+
+func (x *FollowerProgress) GetApplied() uint64 {
+	if x != nil {
+		return x.Applied
+	}
+	return 0
+}
+
+func (x *FollowerProgress) GetLagEntries() uint64 {
+	if x != nil {
+		return x.LagEntries
+	}
+	return 0
+}
+
+func (x *FollowerProgress) GetLagBytes() uint64 {
+	if x != nil {
+		return x.LagBytes
+	}
+	return 0
+}
+
+func (x *FollowerProgress) GetLagSeconds() float64 {
+	if x != nil {
+		return x.LagSeconds
+	}
+	return 0
+}
+
+func (x *FollowerProgress) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
 type LeaderMsg struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -712,7 +847,7 @@ type LeaderMsg struct {
 
 func (x *LeaderMsg) Reset() {
 	*x = LeaderMsg{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -724,7 +859,7 @@ func (x *LeaderMsg) String() string {
 func (*LeaderMsg) ProtoMessage() {}
 
 func (x *LeaderMsg) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -737,7 +872,7 @@ func (x *LeaderMsg) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderMsg.ProtoReflect.Descriptor instead.
 func (*LeaderMsg) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{11}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LeaderMsg) GetMsg() isLeaderMsg_Msg {
@@ -806,7 +941,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -818,7 +953,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -831,7 +966,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{12}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SnapshotRequest) GetFollowerId() string {
@@ -859,7 +994,7 @@ type KV struct {
 
 func (x *KV) Reset() {
 	*x = KV{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -871,7 +1006,7 @@ func (x *KV) String() string {
 func (*KV) ProtoMessage() {}
 
 func (x *KV) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -884,7 +1019,7 @@ func (x *KV) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KV.ProtoReflect.Descriptor instead.
 func (*KV) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{13}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *KV) GetKey() []byte {
@@ -922,7 +1057,7 @@ type SnapshotDone struct {
 
 func (x *SnapshotDone) Reset() {
 	*x = SnapshotDone{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -934,7 +1069,7 @@ func (x *SnapshotDone) String() string {
 func (*SnapshotDone) ProtoMessage() {}
 
 func (x *SnapshotDone) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -947,7 +1082,7 @@ func (x *SnapshotDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotDone.ProtoReflect.Descriptor instead.
 func (*SnapshotDone) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{14}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SnapshotDone) GetLsn() uint64 {
@@ -998,7 +1133,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1010,7 +1145,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1023,7 +1158,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{15}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SnapshotChunk) GetPairs() []*KV {
@@ -1066,7 +1201,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1078,7 +1213,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1091,7 +1226,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{16}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *JoinRequest) GetId() string {
@@ -1134,7 +1269,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[17]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1146,7 +1281,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[17]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1159,7 +1294,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{17}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Member) GetId() string {
@@ -1199,7 +1334,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[18]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1346,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[18]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1359,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{18}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *JoinResponse) GetMembers() []*Member {
@@ -1282,12 +1417,28 @@ const file_internal_transport_pb_peer_proto_rawDesc = "" +
 	"\aEntries\x12\x18\n" +
 	"\aentries\x18\x01 \x03(\fR\aentries\x12\x1d\n" +
 	"\n" +
-	"commit_lsn\x18\x02 \x01(\x04R\tcommitLsn\"x\n" +
+	"commit_lsn\x18\x02 \x01(\x04R\tcommitLsn\"\xe9\x01\n" +
 	"\tHeartbeat\x12\x1d\n" +
 	"\n" +
 	"commit_lsn\x18\x01 \x01(\x04R\tcommitLsn\x12\x19\n" +
 	"\blast_lsn\x18\x02 \x01(\x04R\alastLsn\x121\n" +
-	"\x15leader_time_unix_nano\x18\x03 \x01(\x03R\x12leaderTimeUnixNano\"\xc9\x01\n" +
+	"\x15leader_time_unix_nano\x18\x03 \x01(\x03R\x12leaderTimeUnixNano\x12F\n" +
+	"\tfollowers\x18\x04 \x03(\v2(.replicant.transport.v1.FollowerProgressR\tfollowers\x12'\n" +
+	"\x0ffallback_active\x18\x05 \x01(\bR\x0efallbackActive\"\x95\x02\n" +
+	"\x10FollowerProgress\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04sync\x18\x02 \x01(\bR\x04sync\x12\x18\n" +
+	"\ahealthy\x18\x03 \x01(\bR\ahealthy\x12\x1a\n" +
+	"\breceived\x18\x04 \x01(\x04R\breceived\x12\x18\n" +
+	"\adurable\x18\x05 \x01(\x04R\adurable\x12\x18\n" +
+	"\aapplied\x18\x06 \x01(\x04R\aapplied\x12\x1f\n" +
+	"\vlag_entries\x18\a \x01(\x04R\n" +
+	"lagEntries\x12\x1b\n" +
+	"\tlag_bytes\x18\b \x01(\x04R\blagBytes\x12\x1f\n" +
+	"\vlag_seconds\x18\t \x01(\x01R\n" +
+	"lagSeconds\x12\x14\n" +
+	"\x05state\x18\n" +
+	" \x01(\tR\x05state\"\xc9\x01\n" +
 	"\tLeaderMsg\x125\n" +
 	"\x05start\x18\x01 \x01(\v2\x1d.replicant.transport.v1.StartH\x00R\x05start\x12;\n" +
 	"\aentries\x18\x02 \x01(\v2\x1f.replicant.transport.v1.EntriesH\x00R\aentries\x12A\n" +
@@ -1344,7 +1495,7 @@ func file_internal_transport_pb_peer_proto_rawDescGZIP() []byte {
 	return file_internal_transport_pb_peer_proto_rawDescData
 }
 
-var file_internal_transport_pb_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_internal_transport_pb_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_internal_transport_pb_peer_proto_goTypes = []any{
 	(*PositionRequest)(nil),  // 0: replicant.transport.v1.PositionRequest
 	(*PositionResponse)(nil), // 1: replicant.transport.v1.PositionResponse
@@ -1357,41 +1508,43 @@ var file_internal_transport_pb_peer_proto_goTypes = []any{
 	(*Start)(nil),            // 8: replicant.transport.v1.Start
 	(*Entries)(nil),          // 9: replicant.transport.v1.Entries
 	(*Heartbeat)(nil),        // 10: replicant.transport.v1.Heartbeat
-	(*LeaderMsg)(nil),        // 11: replicant.transport.v1.LeaderMsg
-	(*SnapshotRequest)(nil),  // 12: replicant.transport.v1.SnapshotRequest
-	(*KV)(nil),               // 13: replicant.transport.v1.KV
-	(*SnapshotDone)(nil),     // 14: replicant.transport.v1.SnapshotDone
-	(*SnapshotChunk)(nil),    // 15: replicant.transport.v1.SnapshotChunk
-	(*JoinRequest)(nil),      // 16: replicant.transport.v1.JoinRequest
-	(*Member)(nil),           // 17: replicant.transport.v1.Member
-	(*JoinResponse)(nil),     // 18: replicant.transport.v1.JoinResponse
+	(*FollowerProgress)(nil), // 11: replicant.transport.v1.FollowerProgress
+	(*LeaderMsg)(nil),        // 12: replicant.transport.v1.LeaderMsg
+	(*SnapshotRequest)(nil),  // 13: replicant.transport.v1.SnapshotRequest
+	(*KV)(nil),               // 14: replicant.transport.v1.KV
+	(*SnapshotDone)(nil),     // 15: replicant.transport.v1.SnapshotDone
+	(*SnapshotChunk)(nil),    // 16: replicant.transport.v1.SnapshotChunk
+	(*JoinRequest)(nil),      // 17: replicant.transport.v1.JoinRequest
+	(*Member)(nil),           // 18: replicant.transport.v1.Member
+	(*JoinResponse)(nil),     // 19: replicant.transport.v1.JoinResponse
 }
 var file_internal_transport_pb_peer_proto_depIdxs = []int32{
 	4,  // 0: replicant.transport.v1.Hello.epochs:type_name -> replicant.transport.v1.EpochStart
 	5,  // 1: replicant.transport.v1.FollowerMsg.hello:type_name -> replicant.transport.v1.Hello
 	6,  // 2: replicant.transport.v1.FollowerMsg.ack:type_name -> replicant.transport.v1.Ack
-	8,  // 3: replicant.transport.v1.LeaderMsg.start:type_name -> replicant.transport.v1.Start
-	9,  // 4: replicant.transport.v1.LeaderMsg.entries:type_name -> replicant.transport.v1.Entries
-	10, // 5: replicant.transport.v1.LeaderMsg.heartbeat:type_name -> replicant.transport.v1.Heartbeat
-	4,  // 6: replicant.transport.v1.SnapshotDone.epochs:type_name -> replicant.transport.v1.EpochStart
-	13, // 7: replicant.transport.v1.SnapshotChunk.pairs:type_name -> replicant.transport.v1.KV
-	14, // 8: replicant.transport.v1.SnapshotChunk.done:type_name -> replicant.transport.v1.SnapshotDone
-	17, // 9: replicant.transport.v1.JoinResponse.members:type_name -> replicant.transport.v1.Member
-	3,  // 10: replicant.transport.v1.Peer.Raft:input_type -> replicant.transport.v1.RaftBatch
-	7,  // 11: replicant.transport.v1.Peer.Replicate:input_type -> replicant.transport.v1.FollowerMsg
-	12, // 12: replicant.transport.v1.Peer.Snapshot:input_type -> replicant.transport.v1.SnapshotRequest
-	16, // 13: replicant.transport.v1.Peer.Join:input_type -> replicant.transport.v1.JoinRequest
-	0,  // 14: replicant.transport.v1.Peer.Position:input_type -> replicant.transport.v1.PositionRequest
-	2,  // 15: replicant.transport.v1.Peer.Raft:output_type -> replicant.transport.v1.Empty
-	11, // 16: replicant.transport.v1.Peer.Replicate:output_type -> replicant.transport.v1.LeaderMsg
-	15, // 17: replicant.transport.v1.Peer.Snapshot:output_type -> replicant.transport.v1.SnapshotChunk
-	18, // 18: replicant.transport.v1.Peer.Join:output_type -> replicant.transport.v1.JoinResponse
-	1,  // 19: replicant.transport.v1.Peer.Position:output_type -> replicant.transport.v1.PositionResponse
-	15, // [15:20] is the sub-list for method output_type
-	10, // [10:15] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	11, // 3: replicant.transport.v1.Heartbeat.followers:type_name -> replicant.transport.v1.FollowerProgress
+	8,  // 4: replicant.transport.v1.LeaderMsg.start:type_name -> replicant.transport.v1.Start
+	9,  // 5: replicant.transport.v1.LeaderMsg.entries:type_name -> replicant.transport.v1.Entries
+	10, // 6: replicant.transport.v1.LeaderMsg.heartbeat:type_name -> replicant.transport.v1.Heartbeat
+	4,  // 7: replicant.transport.v1.SnapshotDone.epochs:type_name -> replicant.transport.v1.EpochStart
+	14, // 8: replicant.transport.v1.SnapshotChunk.pairs:type_name -> replicant.transport.v1.KV
+	15, // 9: replicant.transport.v1.SnapshotChunk.done:type_name -> replicant.transport.v1.SnapshotDone
+	18, // 10: replicant.transport.v1.JoinResponse.members:type_name -> replicant.transport.v1.Member
+	3,  // 11: replicant.transport.v1.Peer.Raft:input_type -> replicant.transport.v1.RaftBatch
+	7,  // 12: replicant.transport.v1.Peer.Replicate:input_type -> replicant.transport.v1.FollowerMsg
+	13, // 13: replicant.transport.v1.Peer.Snapshot:input_type -> replicant.transport.v1.SnapshotRequest
+	17, // 14: replicant.transport.v1.Peer.Join:input_type -> replicant.transport.v1.JoinRequest
+	0,  // 15: replicant.transport.v1.Peer.Position:input_type -> replicant.transport.v1.PositionRequest
+	2,  // 16: replicant.transport.v1.Peer.Raft:output_type -> replicant.transport.v1.Empty
+	12, // 17: replicant.transport.v1.Peer.Replicate:output_type -> replicant.transport.v1.LeaderMsg
+	16, // 18: replicant.transport.v1.Peer.Snapshot:output_type -> replicant.transport.v1.SnapshotChunk
+	19, // 19: replicant.transport.v1.Peer.Join:output_type -> replicant.transport.v1.JoinResponse
+	1,  // 20: replicant.transport.v1.Peer.Position:output_type -> replicant.transport.v1.PositionResponse
+	16, // [16:21] is the sub-list for method output_type
+	11, // [11:16] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_internal_transport_pb_peer_proto_init() }
@@ -1403,7 +1556,7 @@ func file_internal_transport_pb_peer_proto_init() {
 		(*FollowerMsg_Hello)(nil),
 		(*FollowerMsg_Ack)(nil),
 	}
-	file_internal_transport_pb_peer_proto_msgTypes[11].OneofWrappers = []any{
+	file_internal_transport_pb_peer_proto_msgTypes[12].OneofWrappers = []any{
 		(*LeaderMsg_Start)(nil),
 		(*LeaderMsg_Entries)(nil),
 		(*LeaderMsg_Heartbeat)(nil),
@@ -1414,7 +1567,7 @@ func file_internal_transport_pb_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_transport_pb_peer_proto_rawDesc), len(file_internal_transport_pb_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,50 @@
+package test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A follower's status shows the other followers as the leader sees them
+// (healthy, sync, positions), and says "no-quorum" when the control plane
+// has lost its majority instead of "connecting".
+func TestFollowerStatusShowsTheLeadersView(t *testing.T) {
+	c := newCluster(t, 3, "--sync", "FIRST 1 (n2)")
+	n1, n2, n3 := c.node("n1"), c.node("n2"), c.node("n3")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r := n1.redis()
+	for i := range 20 {
+		if err := r.Set(ctx, "k", i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.waitCaughtUp(n1, n2, n3)
+	target := n1.mustStatus().CommitLSN
+	c.waitFor("n3's status shows n2 healthy, synchronous and caught up", 10*time.Second, func() bool {
+		st, err := n3.status()
+		if err != nil {
+			return false
+		}
+		for _, m := range st.Members {
+			if m.ID == "n2" {
+				return m.Healthy && m.Sync && m.DurableLSN >= target && m.State == "streaming"
+			}
+		}
+		return false
+	})
+	st := n3.mustStatus()
+	for _, m := range st.Members {
+		if m.ID == "n1" && (m.Role != "leader" || !m.Healthy) {
+			t.Fatalf("n3 shows the leader as %+v", m)
+		}
+	}
+	n1.kill()
+	n2.kill()
+	c.waitFor("n3 says the control plane has no quorum", 15*time.Second, func() bool {
+		st, err := n3.status()
+		return err == nil && st.State == "no-quorum" && strings.Contains(st.Reason, "quorum")
+	})
+}
