@@ -41,6 +41,14 @@ func TestFollowerStatusShowsTheLeadersView(t *testing.T) {
 			t.Fatalf("n3 shows the leader as %+v", m)
 		}
 	}
+	// Idle and caught up, a follower does not lag: the gaps between
+	// heartbeats are not replication lag.
+	for range 10 {
+		if st := n3.mustStatus(); st.LagSeconds != 0 {
+			t.Fatalf("idle caught-up follower reports %.3fs of lag", st.LagSeconds)
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
 	n1.kill()
 	n2.kill()
 	c.waitFor("n3 says the control plane has no quorum", 15*time.Second, func() bool {

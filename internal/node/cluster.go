@@ -96,6 +96,11 @@ func (n *Node) join(self control.Member) error {
 		}
 	}
 	var last error
+	// Retry with backoff and log the first failure and then one line per
+	// ten seconds: a dead --join address should not flood the log.
+	backoff := 200 * time.Millisecond
+	var loggedAt time.Time
+	attempts := 0
 	for ctx.Err() == nil {
 		c, err := n.pool.Client(n.cfg.Join)
 		if err == nil {
@@ -114,13 +119,18 @@ func (n *Node) join(self control.Member) error {
 			}
 		}
 		last = err
-		n.log.Info("join attempt failed; retrying", "via", n.cfg.Join, "err", err)
+		attempts++
+		if time.Since(loggedAt) >= 10*time.Second {
+			loggedAt = time.Now()
+			n.log.Warn("cannot join the cluster yet; retrying", "via", n.cfg.Join, "attempts", attempts, "err", err)
+		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(backoff):
 		}
+		backoff = min(2*backoff, 3*time.Second)
 	}
-	return fmt.Errorf("node: could not join via %s: %w", n.cfg.Join, last)
+	return fmt.Errorf("node: could not join via %s after %d attempts in %s: %w", n.cfg.Join, attempts, time.Minute, last)
 }
 
 func (n *Node) stopCluster() {

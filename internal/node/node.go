@@ -521,8 +521,10 @@ func (n *Node) checkReadable(lsn uint64) error {
 }
 
 // lagSeconds estimates how far this replica's readable state is behind the
-// leader: the age of the oldest entry it has not applied, or the time since
-// it last heard from the leader if it has applied everything it knows of.
+// leader: the age of the oldest entry it has not applied (a delayed
+// replica); else 0 when it serves everything the leader last said it holds
+// and heard from it within a heartbeat period or two; else the time since it
+// last heard from the leader.
 func (n *Node) lagSeconds() float64 {
 	n.mu.Lock()
 	fo := n.follower
@@ -531,17 +533,25 @@ func (n *Node) lagSeconds() float64 {
 		return 0
 	}
 	now := time.Now()
-	lag := 0.0
-	if lc := fo.f.LastContact(); !lc.IsZero() {
-		lag = now.Sub(lc).Seconds()
-	} else {
-		lag = now.Sub(n.started).Seconds()
+	lc := fo.f.LastContact()
+	if lc.IsZero() {
+		return now.Sub(n.started).Seconds()
 	}
+	silence := now.Sub(lc)
 	if old := fo.f.OldestUnapplied(); !old.IsZero() {
-		lag = max(lag, now.Sub(old).Seconds())
+		return max(now.Sub(old), silence).Seconds()
 	}
-	return lag
+	if fo.f.CaughtUp() && silence <= caughtUpSilence {
+		// Idle and caught up: the leader has nothing newer to send, and
+		// the gap between heartbeats is not lag.
+		return 0
+	}
+	return silence.Seconds()
 }
+
+// caughtUpSilence is how long a caught-up follower may go without hearing
+// from the leader and still count as not lagging: two heartbeat periods.
+const caughtUpSilence = time.Second
 
 // Token returns the token of the node's current read state.
 func (n *Node) Token() replication.Token {

@@ -65,6 +65,8 @@ type Follower struct {
 	// node would then serve older state after restarting than before.
 	durable     atomic.Uint64
 	lastContact atomic.Int64 // unix nanos
+	// leaderLast is the leader's last LSN as its latest message said.
+	leaderLast atomic.Uint64
 	mu          sync.Mutex
 	st          FollowerStatus
 	// applyq holds (lsn, leader time) of appended, unapplied entries for a
@@ -113,6 +115,12 @@ func (f *Follower) CommitLSN() uint64 { return f.commit.Load() }
 // here.
 func (f *Follower) ReadLSN() uint64 {
 	return min(f.commit.Load(), f.cfg.Store.State().AppliedLSN, f.durable.Load())
+}
+
+// CaughtUp reports whether this follower has applied and may serve
+// everything the leader said it holds (as of the leader's latest message).
+func (f *Follower) CaughtUp() bool {
+	return f.ReadLSN() >= f.leaderLast.Load()
 }
 
 // LastContact is when the leader was last heard from.
@@ -392,6 +400,7 @@ func (f *Follower) recvLoop(ctx context.Context, stream pb.Peer_ReplicateClient,
 		f.touch()
 		switch msg := m.GetMsg().(type) {
 		case *pb.LeaderMsg_Heartbeat:
+			f.leaderLast.Store(msg.Heartbeat.GetLastLsn())
 			f.learnCommit(msg.Heartbeat.GetCommitLsn())
 			if fs := msg.Heartbeat.GetFollowers(); len(fs) > 0 {
 				f.learnView(fs, msg.Heartbeat.GetFallbackActive())
@@ -418,6 +427,9 @@ func (f *Follower) recvLoop(ctx context.Context, stream pb.Peer_ReplicateClient,
 				return fmt.Errorf("append: %w", err)
 			}
 			last := entries[len(entries)-1].LSN
+			if last > f.leaderLast.Load() {
+				f.leaderLast.Store(last)
+			}
 			if !apply {
 				f.mu.Lock()
 				for _, e := range entries {
