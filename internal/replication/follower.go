@@ -67,8 +67,8 @@ type Follower struct {
 	lastContact atomic.Int64 // unix nanos
 	// leaderLast is the leader's last LSN as its latest message said.
 	leaderLast atomic.Uint64
-	mu          sync.Mutex
-	st          FollowerStatus
+	mu         sync.Mutex
+	st         FollowerStatus
 	// applyq holds (lsn, leader time) of appended, unapplied entries for a
 	// delayed replica.
 	applyq []stamp
