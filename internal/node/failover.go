@@ -187,33 +187,20 @@ func (n *Node) leaderAnswers(ctx context.Context, st control.State) bool {
 }
 
 // pickCandidate asks the eligible followers for their positions and picks
-// the most up-to-date, or explains why none is safe.
+// the most up-to-date (replication.FailoverCandidates and ChooseSuccessor
+// decide; this only does the asking), or explains why none is safe.
 func (n *Node) pickCandidate(ctx context.Context, st control.State) (string, string, error) {
-	var cands []string
-	need := 1
-	if len(st.SyncSet) > 0 {
-		cands = append(cands, st.SyncSet...)
-		k := len(st.SyncSet)
-		if p, err := replication.ParsePolicy(st.Policy); err == nil && (p.Kind == replication.PolicyFirst || p.Kind == replication.PolicyAny) {
-			k = min(p.K, len(st.SyncSet))
-		}
-		need = len(st.SyncSet) - k + 1
-	} else {
-		for _, m := range st.Members {
-			if m.ID != st.Leader {
-				cands = append(cands, m.ID)
-			}
-		}
+	p, err := replication.ParsePolicy(st.Policy)
+	if err != nil {
+		p = replication.Policy{Kind: replication.PolicyAsync}
 	}
-	if len(cands) == 0 {
-		return "", "", errors.New("no other member")
+	members := make([]string, len(st.Members))
+	for i, m := range st.Members {
+		members[i] = m.ID
 	}
-	type pos struct {
-		id         string
-		epoch, lsn uint64
-	}
+	cands, need := replication.FailoverCandidates(members, st.Leader, st.SyncSet, p)
 	var mu sync.Mutex
-	var got []pos
+	var got []replication.Position
 	var errs []string
 	var wg sync.WaitGroup
 	for _, id := range cands {
@@ -241,18 +228,13 @@ func (n *Node) pickCandidate(ctx context.Context, st control.State) (string, str
 				errs = append(errs, fmt.Sprintf("%s: %v", id, err))
 				return
 			}
-			got = append(got, pos{id, r.GetLastEpoch(), r.GetLastLsn()})
+			got = append(got, replication.Position{ID: id, Epoch: r.GetLastEpoch(), LSN: r.GetLastLsn()})
 		}()
 	}
 	wg.Wait()
-	if len(got) < need {
-		return "", "", fmt.Errorf("need positions from %d of %v, got %d (%v)", need, cands, len(got), errs)
+	best, err := replication.ChooseSuccessor(cands, need, got)
+	if err != nil {
+		return "", "", fmt.Errorf("%w (%v)", err, errs)
 	}
-	best := got[0]
-	for _, p := range got[1:] {
-		if p.epoch > best.epoch || (p.epoch == best.epoch && p.lsn > best.lsn) || (p.epoch == best.epoch && p.lsn == best.lsn && p.id < best.id) {
-			best = p
-		}
-	}
-	return best.id, fmt.Sprintf("lease of %s expired; %s has the newest log (epoch %d, LSN %d) of %d answering candidates", st.Leader, best.id, best.epoch, best.lsn, len(got)), nil
+	return best.ID, fmt.Sprintf("lease of %s expired; %s has the newest log (epoch %d, LSN %d) of %d answering candidates", st.Leader, best.ID, best.Epoch, best.LSN, len(got)), nil
 }
