@@ -368,33 +368,6 @@ func (l *Leader) tickLoop() {
 	}
 }
 
-// commonPrefix returns the highest LSN up to which a follower's log (epoch
-// history fe, last LSN fl) agrees with the leader's (le, ll). Entries of one
-// epoch are written by one leader in order, so two logs agree up to the end
-// of the newest epoch they share.
-func commonPrefix(fe []storage.EpochStart, fl uint64, le []storage.EpochStart, ll uint64) uint64 {
-	end := func(h []storage.EpochStart, i int, last uint64) uint64 {
-		if i+1 < len(h) {
-			return h[i+1].FirstLSN - 1
-		}
-		return last
-	}
-	for i := len(fe) - 1; i >= 0; i-- {
-		for j := len(le) - 1; j >= 0; j-- {
-			if le[j].Epoch != fe[i].Epoch {
-				continue
-			}
-			if le[j].FirstLSN != fe[i].FirstLSN {
-				// The same epoch starting elsewhere cannot happen with one
-				// leader per epoch; agree only below both starts.
-				return max(min(le[j].FirstLSN, fe[i].FirstLSN), 1) - 1
-			}
-			return min(end(fe, i, fl), end(le, j, ll), fl, ll)
-		}
-	}
-	return 0
-}
-
 func epochsFromPB(in []*pb.EpochStart) []storage.EpochStart {
 	out := make([]storage.EpochStart, 0, len(in))
 	for _, e := range in {
@@ -429,23 +402,15 @@ func (l *Leader) ServeFollower(stream pb.Peer_ReplicateServer) error {
 		return fmt.Errorf("replication: follower %s has seen epoch %d, this leader is at %d: refusing to lead it", id, hello.GetEpoch(), l.cfg.Epoch)
 	}
 	st := l.cfg.Store.State()
-	start := &pb.Start{Epoch: l.cfg.Epoch, LeaderId: l.cfg.ID}
 	fl := hello.GetLastLsn()
-	common := commonPrefix(epochsFromPB(hello.GetEpochs()), fl, l.cfg.Store.EpochHistory(), st.LastLSN)
-	switch {
-	case fl == 0 && st.AppliedLSN > 0 && st.FirstLSN > 1:
-		start.NeedSnapshot, start.Reason = true, "new follower: log starts at "+fmt.Sprint(st.FirstLSN)
-	case fl == 0 && st.AppliedLSN > 0:
-		start.NeedSnapshot, start.Reason = true, "new follower: initial snapshot"
-	case common+1 < st.FirstLSN:
-		start.NeedSnapshot = true
-		start.Reason = fmt.Sprintf("fell behind log retention: needs LSN %d, leader log starts at %d", common+1, st.FirstLSN)
-	default:
-		if common < fl {
-			start.Truncate, start.TruncateTo = true, common
-		}
-		start.FromLsn = common + 1
+	fepochs := epochsFromPB(hello.GetEpochs())
+	if err := checkHello(fl, hello.GetLastEpoch(), fepochs); err != nil {
+		return fmt.Errorf("replication: hello from %s: %w", id, err)
 	}
+	plan := PlanStart(fepochs, fl, l.cfg.Store.EpochHistory(), st)
+	start := &pb.Start{Epoch: l.cfg.Epoch, LeaderId: l.cfg.ID, NeedSnapshot: plan.NeedSnapshot, Reason: plan.Reason,
+		Truncate: plan.Truncate, TruncateTo: plan.TruncateTo, FromLsn: plan.FromLSN}
+	common := plan.Common
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	reg := &streamReg{cancel: cancel, remote: remoteAddr(stream.Context())}
