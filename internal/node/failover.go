@@ -96,6 +96,11 @@ func (n *Node) leaseValid(epoch uint64) bool { return n.lease.valid(epoch, time.
 // HandlePosition implements transport.Handler: a failover candidate makes
 // its log durable and reports where it ends.
 func (n *Node) HandlePosition(ctx context.Context, req *pb.PositionRequest) (*pb.PositionResponse, error) {
+	if known := n.control.State().Epoch; req.GetEpoch() < known {
+		// The asking controller decides on an older cluster state than
+		// this node has applied: its failover would be stale.
+		return nil, fmt.Errorf("position: asked for epoch %d, but epoch %d is already appointed", req.GetEpoch(), known)
+	}
 	if err := n.store.Sync(); err != nil {
 		return nil, fmt.Errorf("position: %w", err)
 	}

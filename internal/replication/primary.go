@@ -647,6 +647,10 @@ func (l *Leader) ServeSnapshot(req *pb.SnapshotRequest, stream pb.Peer_SnapshotS
 	if l.cfg.IsMember != nil && !l.cfg.IsMember(id) {
 		return fmt.Errorf("replication: %q is not a member of this cluster", id)
 	}
+	if req.GetEpoch() > l.cfg.Epoch {
+		// The follower follows a newer leader: this one is fenced off.
+		return fmt.Errorf("%w: %s asks for a snapshot of epoch %d, this leader is at %d", ErrStaleLeader, id, req.GetEpoch(), l.cfg.Epoch)
+	}
 	lsn := l.writer.CommitLSN()
 	l.note(id, func(n *FollowerNote) { n.Snapshotting, n.SnapshotLSN, n.SnapshotBytes = true, lsn, 0 })
 	defer l.note(id, func(n *FollowerNote) { n.Snapshotting = false })
