@@ -351,9 +351,14 @@ func TestTokensAndSessionReads(t *testing.T) {
 		// A token this node never reaches: after ReadTimeout the read
 		// fails instead of returning state older than the client saw.
 		{"future token", session("1:1000000000"), 503, "", "not reached"},
-		// The LSN exists but under another epoch: that write was lost in a
-		// failover, and the read must say so rather than go back in time.
-		{"other epoch", session(replication.Token{Epoch: w2.token.Epoch + 5, LSN: w2.token.LSN}.String()), 410, "", "epoch"},
+		// The LSN exists here under a later epoch: the token's older-epoch
+		// write was replaced in a failover, and the read must say so
+		// rather than go back in time.
+		{"replaced epoch", session(replication.Token{Epoch: w2.token.Epoch - 1, LSN: w2.token.LSN}.String()), 410, "", "epoch"},
+		// A token of an epoch this node never saw: this node may be the
+		// stale one (a cut-off old leader), so it cannot call the write
+		// lost; it waits and fails as not reached.
+		{"unseen epoch", session(replication.Token{Epoch: w2.token.Epoch + 5, LSN: w2.token.LSN}.String()), 503, "", "not reached"},
 		{"malformed token", session("12"), 400, "", "token"},
 		{"non-numeric token", session("a:b"), 400, "", "token"},
 		{"unknown consistency", map[string]string{HeaderConsistency: "psychic"}, 400, "", "consistency"},
