@@ -168,6 +168,12 @@ func runServer(ctx context.Context, f serverFlags) error {
 		log.Info("shutting down")
 	case runErr = <-errc:
 		log.Error("server stopped", "err", runErr)
+	case <-n.Store().Fatal():
+		// Corrupt data, or a storage failure Pebble cannot go on from.
+		// Closing the node would write (a final sync, Pebble's close) and
+		// could wait on Pebble's stopped goroutine; everything acknowledged
+		// is already durable. The error is the one line main prints.
+		return n.Store().FatalErr()
 	}
 	cancel()
 	for range 2 - boolToInt(runErr != nil) {

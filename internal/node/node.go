@@ -588,19 +588,29 @@ func (n *Node) expireLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.ExpiryInterval)
 	defer t.Stop()
+	// A full disk fails every round: back off and log it rarely.
+	th := storage.Throttle{Min: n.cfg.ExpiryInterval, Max: 10 * time.Second}
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
 		}
+		if !th.Ready(time.Now()) {
+			continue
+		}
 		for n.ctx.Err() == nil && n.IsLeader() {
 			more, err := n.expireOnce(n.ctx, 256)
 			if err != nil {
 				if n.ctx.Err() == nil && n.IsLeader() {
-					n.log.Warn("active expiry", "err", err)
+					if log, skipped := th.Fail(time.Now(), err); log {
+						n.log.Warn("active expiry", "err", err, "suppressed", skipped)
+					}
 				}
 				break
+			}
+			if th.Succeed() {
+				n.log.Info("active expiry works again")
 			}
 			if !more {
 				break
@@ -653,6 +663,8 @@ func (n *Node) gcLoop() {
 	t := time.NewTicker(n.cfg.GCInterval)
 	defer t.Stop()
 	prev := uint64(0)
+	// Spaced out by the ticker already; this quiets an error that repeats.
+	th := storage.Throttle{Min: n.cfg.GCInterval, Max: n.cfg.GCInterval, Quiet: 10 * time.Minute}
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -673,9 +685,12 @@ func (n *Node) gcLoop() {
 		}
 		removed, err := n.store.GC(floor)
 		if err != nil {
-			n.log.Warn("version gc", "err", err)
+			if log, skipped := th.Fail(time.Now(), err); log {
+				n.log.Warn("version gc", "err", err, "suppressed", skipped)
+			}
 			continue
 		}
+		th.Succeed()
 		n.metrics.gcRemoved.Add(float64(removed))
 	}
 }
@@ -686,11 +701,16 @@ func (n *Node) retentionLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	// A full or failing disk fails every round: back off and log it rarely.
+	th := storage.Throttle{Min: time.Second, Max: time.Minute}
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
+		}
+		if !th.Ready(time.Now()) {
+			continue
 		}
 		st := n.store.State()
 		if st.LastLSN < n.cfg.LogRetention || st.LastLSN-n.cfg.LogRetention < st.FirstLSN {
@@ -706,9 +726,12 @@ func (n *Node) retentionLoop() {
 			continue
 		}
 		if err := n.store.TruncatePrefix(upTo); err != nil {
-			n.log.Warn("log retention", "err", err)
+			if log, skipped := th.Fail(time.Now(), err); log {
+				n.log.Warn("log retention", "err", err, "suppressed", skipped)
+			}
 			continue
 		}
+		th.Succeed()
 		n.metrics.truncated.Add(float64(upTo - st.FirstLSN + 1))
 	}
 }

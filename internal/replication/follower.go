@@ -166,7 +166,32 @@ func (f *Follower) setState(state, reason string) {
 // error wrapping ErrStaleLeader if the leader is fenced off.
 func (f *Follower) Run(ctx context.Context) error {
 	backoff := 50 * time.Millisecond
+	// disk paces the wait while the local store refuses writes (a full or
+	// failing disk): connecting would only fetch entries it cannot keep.
+	// The store recovers on its own once it can; this says so rarely.
+	disk := storage.Throttle{Max: 5 * time.Second}
 	for ctx.Err() == nil {
+		if err := f.cfg.Store.Writable(); err != nil {
+			f.mu.Lock()
+			f.st.LastError = err.Error()
+			if f.st.State != "snapshotting" {
+				f.st.State = "connecting"
+			}
+			f.mu.Unlock()
+			now := time.Now()
+			if log, n := disk.Fail(now, err); log {
+				f.log.Warn("not replicating: the local store cannot take writes", "err", err, "suppressed", n)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(disk.Delay(now)):
+			}
+			continue
+		}
+		if disk.Succeed() {
+			f.log.Info("local store takes writes again; replicating")
+		}
 		err := f.session(ctx)
 		if ctx.Err() != nil {
 			return nil

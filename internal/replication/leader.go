@@ -82,13 +82,17 @@ type Writer struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 
-	// commitFn turns the local durable LSN into a commit LSN; nil means the
-	// leader alone decides (commit = durable).
 	mu      sync.Mutex
 	waiters []*proposal // in non-decreasing waitLSN order
 	commit  atomic.Uint64
 	durable atomic.Uint64
-	failed  error
+	// failed is set when an appended batch could not be made durable: the
+	// durable LSN is unknown beyond it, so nothing more is acknowledged
+	// until the store has recovered and every batch in flight is
+	// accounted for (see ready).
+	failed error
+	// inflight counts batches handed to syncLoop and not yet handled.
+	inflight atomic.Int64
 }
 
 // NewWriter starts the write path. Close stops it.
@@ -199,7 +203,10 @@ func (w *Writer) sequence(syncq chan<- inflight) {
 				break fill
 			}
 		}
-		syncq <- w.runBatch(batch)
+		if f, ok := w.runBatch(batch); ok {
+			w.inflight.Add(1)
+			syncq <- f
+		}
 	}
 }
 
@@ -214,9 +221,61 @@ func (w *Writer) drainProposals() {
 	}
 }
 
+// ready tells whether the write path may take a batch. After a failed
+// sync it waits until every batch in flight is accounted for, then asks
+// the store to make the whole log durable again (Sync recovers a degraded
+// store: it reopens the database and restores what was appended); only
+// then does it trust the log's end as durable and resume. The store spaces
+// its recovery attempts out, so a stream of refused writes costs little.
+func (w *Writer) ready() error {
+	failed := w.failedErr()
+	if failed != nil && w.inflight.Load() > 0 {
+		return failed
+	}
+	if failed == nil {
+		// The store may have been degraded by another writer (GC,
+		// retention); Recover is an atomic load when it is healthy. Other
+		// errors (a closed store) surface from the append itself.
+		var de *storage.DiskError
+		if err := w.cfg.Store.Recover(); errors.As(err, &de) {
+			return fmt.Errorf("replication: write refused: %w", err)
+		}
+		return nil
+	}
+	if err := w.cfg.Store.Sync(); err != nil {
+		err = fmt.Errorf("replication: write refused: %w", err)
+		w.mu.Lock()
+		w.failed = err
+		w.mu.Unlock()
+		return err
+	}
+	last := w.cfg.Store.State().LastLSN
+	if last > w.durable.Load() {
+		w.durable.Store(last)
+	}
+	w.mu.Lock()
+	w.failed = nil
+	w.mu.Unlock()
+	w.cfg.Logger.Info("write path resumed", "durable_lsn", last)
+	if w.cfg.OnDurable != nil {
+		w.cfg.OnDurable(w.durable.Load())
+		w.AdvanceCommit(0)
+	} else {
+		w.AdvanceCommit(w.durable.Load())
+	}
+	return nil
+}
+
 // runBatch evaluates proposals in order and appends their entries in one
 // batch. Proposals that fail are answered at once; the rest wait for commit.
-func (w *Writer) runBatch(batch []*proposal) inflight {
+// ok is false when nothing is left for syncLoop (the batch was refused).
+func (w *Writer) runBatch(batch []*proposal) (f inflight, ok bool) {
+	if err := w.ready(); err != nil {
+		for _, p := range batch {
+			p.done <- err
+		}
+		return inflight{}, false
+	}
 	st := w.cfg.Store.State()
 	next := st.LastLSN + 1
 	group := &layer{vals: map[string]storage.Version{}}
@@ -226,10 +285,6 @@ func (w *Writer) runBatch(batch []*proposal) inflight {
 	for _, p := range batch {
 		now := w.cfg.Now()
 		tx := &Txn{store: w.cfg.Store, group: group, own: layer{vals: map[string]storage.Version{}}, nowMs: now.UnixMilli()}
-		if err := w.failedErr(); err != nil {
-			p.done <- err
-			continue
-		}
 		if err := p.fn(tx); err != nil {
 			p.done <- err
 			continue
@@ -253,24 +308,34 @@ func (w *Writer) runBatch(batch []*proposal) inflight {
 		}
 		waiting = append(waiting, p)
 	}
+	f = inflight{lastLSN: next - 1, stats: BatchStats{Entries: len(entries), Proposals: len(batch), Bytes: bytes}}
+	if len(entries) > 0 {
+		pend, err := w.cfg.Store.Append(entries, storage.AppendOptions{Apply: true, Sync: true, CommitLSN: w.commit.Load()})
+		var de *storage.DiskError
+		if errors.As(err, &de) && de.Refused {
+			// Nothing was written (a full disk, or a store refusing writes
+			// after a failure): these proposals fail cleanly and leave no
+			// hole. The read-only ones depended on this batch's writes.
+			err = fmt.Errorf("replication: write refused: %w", err)
+			for _, p := range waiting {
+				p.done <- err
+			}
+			return inflight{}, false
+		}
+		if err != nil {
+			f.appendErr = err
+			f.lastLSN = st.LastLSN
+		} else {
+			f.pending = pend
+		}
+	}
 	w.mu.Lock()
 	w.waiters = append(w.waiters, waiting...)
 	w.mu.Unlock()
-	f := inflight{lastLSN: next - 1, stats: BatchStats{Entries: len(entries), Proposals: len(batch), Bytes: bytes}}
-	if len(entries) == 0 {
-		return f
-	}
-	pend, err := w.cfg.Store.Append(entries, storage.AppendOptions{Apply: true, Sync: true, CommitLSN: w.commit.Load()})
-	if err != nil {
-		f.appendErr = err
-		f.lastLSN = st.LastLSN
-		return f
-	}
-	f.pending = pend
-	if w.cfg.OnAppended != nil {
+	if f.pending != nil && w.cfg.OnAppended != nil {
 		w.cfg.OnAppended(f.lastLSN, f.stats.Bytes, w.cfg.Now())
 	}
-	return f
+	return f, true
 }
 
 func (w *Writer) failedErr() error {
@@ -282,56 +347,68 @@ func (w *Writer) failedErr() error {
 func (w *Writer) syncLoop(syncq <-chan inflight) {
 	defer w.wg.Done()
 	for f := range syncq {
-		start := time.Now()
-		err := f.appendErr
-		if err == nil && f.pending != nil {
-			err = f.pending.Wait()
+		w.syncOne(f)
+		w.inflight.Add(-1)
+	}
+}
+
+// syncOne waits for one batch to be durable and commits or fails its
+// proposals.
+func (w *Writer) syncOne(f inflight) {
+	start := time.Now()
+	err := f.appendErr
+	if err == nil && f.pending != nil {
+		err = f.pending.Wait()
+	}
+	if err == nil && w.failedErr() != nil {
+		// An earlier batch failed: a later one syncing fine must not
+		// raise the durable or commit LSN over the hole it left.
+		return
+	}
+	if err != nil {
+		// A failed append or fsync leaves the durable state unknown
+		// beyond what was acknowledged; acknowledge nothing on top of
+		// it (as PostgreSQL panics on fsync failure) until ready has
+		// seen the store recover. The waiting writes may or may not
+		// survive: the store keeps what it appended when it recovers.
+		w.mu.Lock()
+		first := w.failed == nil
+		if first {
+			w.failed = fmt.Errorf("replication: write refused: %w", err)
 		}
-		if err == nil && w.failedErr() != nil {
-			// An earlier batch failed: a later one syncing fine must not
-			// raise the durable or commit LSN over the hole it left.
-			continue
-		}
-		if err != nil {
-			// A failed append or fsync leaves the durable state unknown
-			// beyond what was acknowledged; refuse further writes rather
-			// than acknowledge anything on top of it (as PostgreSQL
-			// panics on fsync failure).
-			w.cfg.Logger.Error("write path failed; refusing further writes", "err", err)
-			w.mu.Lock()
-			if w.failed == nil {
-				w.failed = fmt.Errorf("replication: write path failed: %w", err)
+		unknown := fmt.Errorf("replication: write not acknowledged, it may or may not be applied: %w", err)
+		for _, p := range w.waiters {
+			// Every waiter gets an answer: one at or below the commit
+			// LSN (a read-only proposal that joined after the last
+			// commit advance) depends only on committed state.
+			if p.waitLSN <= w.commit.Load() {
+				p.done <- nil
+			} else {
+				p.done <- unknown
 			}
-			for _, p := range w.waiters {
-				// Every waiter gets an answer: one at or below the commit
-				// LSN (a read-only proposal that joined after the last
-				// commit advance) depends only on committed state.
-				if p.waitLSN <= w.commit.Load() {
-					p.done <- nil
-				} else {
-					p.done <- w.failed
-				}
-			}
-			w.waiters = w.waiters[:0]
-			w.mu.Unlock()
-			continue
 		}
-		f.stats.SyncTime = time.Since(start)
-		if f.lastLSN > w.durable.Load() {
-			w.durable.Store(f.lastLSN)
+		w.waiters = w.waiters[:0]
+		w.mu.Unlock()
+		if first {
+			w.cfg.Logger.Error("write path failed; refusing writes until the store recovers", "err", err)
 		}
-		if w.cfg.OnDurable != nil {
-			w.cfg.OnDurable(w.durable.Load())
-			// A batch of read-only proposals appends nothing, so OnDurable
-			// need not move the commit LSN, and waiters already at or below
-			// it would otherwise wait for some later write: release them.
-			w.AdvanceCommit(0)
-		} else {
-			w.AdvanceCommit(w.durable.Load())
-		}
-		if w.cfg.OnBatch != nil && f.stats.Entries > 0 {
-			w.cfg.OnBatch(f.stats)
-		}
+		return
+	}
+	f.stats.SyncTime = time.Since(start)
+	if f.lastLSN > w.durable.Load() {
+		w.durable.Store(f.lastLSN)
+	}
+	if w.cfg.OnDurable != nil {
+		w.cfg.OnDurable(w.durable.Load())
+		// A batch of read-only proposals appends nothing, so OnDurable
+		// need not move the commit LSN, and waiters already at or below
+		// it would otherwise wait for some later write: release them.
+		w.AdvanceCommit(0)
+	} else {
+		w.AdvanceCommit(w.durable.Load())
+	}
+	if w.cfg.OnBatch != nil && f.stats.Entries > 0 {
+		w.cfg.OnBatch(f.stats)
 	}
 }
 

@@ -25,4 +25,9 @@
 //     *CorruptionError naming the directory and LSN, never skipped.
 //   - GC(floor) only removes versions that no read at an LSN >= floor can
 //     observe.
+//   - No write reaches Pebble after one failed on the disk (Pebble cannot
+//     continue from that): the store refuses writes until Recover has
+//     reopened the database and restored every entry it had appended, so
+//     an LSN once shown never changes contents. Writes that would eat into
+//     the free-space reserve are refused before Pebble sees them.
 package storage

@@ -21,19 +21,25 @@ type KV struct {
 
 // BeginInstall wipes every key family and marks an install in progress.
 func (s *Store) BeginInstall() error {
-	if s.closed.Load() {
-		return ErrClosed
+	done, err := s.writer()
+	if err != nil {
+		return err
 	}
+	defer done()
 	s.maint.Lock()
 	defer s.maint.Unlock()
 	b := s.db.NewBatch()
 	defer b.Close()
 	wipeData(b)
 	_ = b.Set(metaKey("installing"), []byte{1}, nil)
-	if err := s.db.Apply(b, pebble.Sync); err != nil {
+	if err := s.admit("begin snapshot install", b.Len(), shrinks); err != nil {
+		return err
+	}
+	if err := s.applySync("begin snapshot install", b, true); err != nil {
 		return fmt.Errorf("storage: begin snapshot install: %w", err)
 	}
 	s.mu.Lock()
+	s.durable = 0
 	s.st = State{FirstLSN: 1}
 	s.epochs = nil
 	s.flushes = nil
@@ -45,9 +51,11 @@ func (s *Store) BeginInstall() error {
 // InstallChunk writes snapshot keys as versions at lsn (not yet visible as
 // applied state until FinishInstall).
 func (s *Store) InstallChunk(lsn uint64, kvs []KV) error {
-	if s.closed.Load() {
-		return ErrClosed
+	done, err := s.writer()
+	if err != nil {
+		return err
 	}
+	defer done()
 	b := s.db.NewBatch()
 	defer b.Close()
 	for i := range kvs {
@@ -57,7 +65,10 @@ func (s *Store) InstallChunk(lsn uint64, kvs []KV) error {
 			_ = b.Set(expiryKey(op.ExpireAt, lsn, op.Key), nil, nil)
 		}
 	}
-	if err := s.db.Apply(b, pebble.NoSync); err != nil {
+	if err := s.admit("snapshot install", b.Len(), grows); err != nil {
+		return err
+	}
+	if _, err := s.apply("snapshot install", b, false, true); err != nil {
 		return fmt.Errorf("storage: install chunk: %w", err)
 	}
 	return nil
@@ -66,9 +77,11 @@ func (s *Store) InstallChunk(lsn uint64, kvs []KV) error {
 // FinishInstall makes the store a replica at lsn with the given epoch
 // history (entries up to lsn); the log is empty and continues at lsn+1.
 func (s *Store) FinishInstall(lsn uint64, epochs []EpochStart) error {
-	if s.closed.Load() {
-		return ErrClosed
+	done, err := s.writer()
+	if err != nil {
+		return err
 	}
+	defer done()
 	b := s.db.NewBatch()
 	defer b.Close()
 	var kept []EpochStart
@@ -82,7 +95,10 @@ func (s *Store) FinishInstall(lsn uint64, epochs []EpochStart) error {
 	_ = b.Set(metaKey("commit_lsn"), u64(lsn), nil)
 	_ = b.Set(metaKey("epochs"), encodeEpochs(kept), nil)
 	_ = b.Delete(metaKey("installing"), nil)
-	if err := s.db.Apply(b, pebble.Sync); err != nil {
+	if err := s.admit("finish snapshot install", b.Len(), shrinks); err != nil {
+		return err
+	}
+	if err := s.applySync("finish snapshot install", b, true); err != nil {
 		return fmt.Errorf("storage: finish snapshot install: %w", err)
 	}
 	lastEpoch := uint64(0)
@@ -90,6 +106,7 @@ func (s *Store) FinishInstall(lsn uint64, epochs []EpochStart) error {
 		lastEpoch = kept[len(kept)-1].Epoch
 	}
 	s.mu.Lock()
+	s.durable = lsn
 	s.st = State{FirstLSN: lsn + 1, LastLSN: lsn, LastEpoch: lastEpoch, AppliedLSN: lsn, CommitLSN: lsn}
 	s.epochs = kept
 	s.flushes = nil
@@ -97,9 +114,10 @@ func (s *Store) FinishInstall(lsn uint64, epochs []EpochStart) error {
 	return nil
 }
 
-// recoverInstall wipes a store left half-installed by a crash.
+// recoverInstall wipes a store left half-installed by a crash. The caller
+// owns the instance exclusively (Open, Recover).
 func (s *Store) recoverInstall() error {
-	v, err := s.GetMeta("installing")
+	v, err := s.getMeta("installing")
 	if err != nil || v == nil {
 		return err
 	}
@@ -108,7 +126,7 @@ func (s *Store) recoverInstall() error {
 	defer b.Close()
 	wipeData(b)
 	_ = b.Delete(metaKey("installing"), nil)
-	if err := s.db.Apply(b, pebble.Sync); err != nil {
+	if err := s.applySync("wipe interrupted install", b, false); err != nil {
 		return fmt.Errorf("storage: wipe interrupted install: %w", err)
 	}
 	return nil

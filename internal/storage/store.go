@@ -11,25 +11,35 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Latest reads the newest version regardless of commit state. Only the
 // leader's write path uses it: it must see its own uncommitted entries.
 const Latest = math.MaxUint64
 
-// CorruptionError reports a log record that failed its checksum or could not
-// be decoded.
+// CorruptionError reports corrupt data: a log record that failed its
+// checksum or could not be decoded (LSN), or a file Pebble found corrupt
+// (Path). Corruption is fatal to the store (see Fatal).
 type CorruptionError struct {
-	Dir string
-	LSN uint64
-	Err error
+	Dir  string
+	LSN  uint64
+	Path string // the corrupt file, when Pebble named one
+	Err  error
 }
 
 func (e *CorruptionError) Error() string {
-	return fmt.Sprintf("storage: corrupt log entry at LSN %d in %s: %v", e.LSN, e.Dir, e.Err)
+	if e.Path != "" {
+		return fmt.Sprintf("storage: corrupt data in %s: %s", e.Path, oneLine(e.Err))
+	}
+	if e.LSN == 0 {
+		return fmt.Sprintf("storage: corrupt data in %s: %s", e.Dir, oneLine(e.Err))
+	}
+	return fmt.Sprintf("storage: corrupt log entry at LSN %d in %s: %s", e.LSN, e.Dir, oneLine(e.Err))
 }
 
 func (e *CorruptionError) Unwrap() error { return e.Err }
@@ -74,6 +84,12 @@ type Options struct {
 	Logger *slog.Logger
 	// CacheBytes is Pebble's block cache size; 0 picks 64 MiB.
 	CacheBytes int64
+	// MinFreeBytes is the disk space writes leave free (see admit); 0 picks
+	// 1/32 of the file system, at most 64 MiB; negative disables the check.
+	MinFreeBytes int64
+	// FS is the file system Pebble uses; nil is the operating system's.
+	// Tests inject failures through it.
+	FS vfs.FS
 }
 
 // Store is the node's durable state. Append and ApplyUpTo belong to one
@@ -83,10 +99,30 @@ type Options struct {
 // themselves and may run beside the writer; SetCommitLSN, the expiry index
 // calls and all reads are safe concurrently with everything.
 type Store struct {
-	db     *pebble.DB
-	dir    string
-	log    *slog.Logger
-	closed atomic.Bool
+	dir        string
+	log        *slog.Logger
+	fs         vfs.FS
+	cacheBytes int64
+	minFree    int64
+	closed     atomic.Bool
+
+	// dbmu guards which Pebble instance db is: held shared while one is in
+	// use, exclusively to replace it (Recover) or close it. Public methods
+	// take it once; internal helpers expect it held.
+	dbmu sync.RWMutex
+	db   *pebble.DB
+	ev   *dbEvents
+	// draining is set while someone waits for dbmu exclusively, so long
+	// reads (scans, GC) stop early instead of holding everyone up.
+	draining atomic.Bool
+	// wmu serialises commits together with the degraded check: once a log
+	// write failed, no commit may reach that Pebble instance (see watchFS).
+	wmu       sync.Mutex
+	commitSeq uint64 // under wmu
+	// syncedSeq and nosyncSeq (under mu) tell whether a commit made without
+	// sync is not yet durable.
+	syncedSeq, nosyncSeq uint64
+	cmu                  sync.Mutex // serialises SetCommitLSN
 
 	mu      sync.RWMutex
 	st      State
@@ -96,11 +132,33 @@ type Store struct {
 	// anything is deleted): history below it is gone, so the log can no
 	// longer be rolled back below it.
 	gcFloor uint64
+	// durable: every log entry up to here is known synced. Entries above it
+	// exist (in Pebble's memtable) but may not survive a crash or a reopen.
+	durable uint64
 
 	// maint serialises the calls that rewrite history (GC, truncation,
 	// snapshot install): they run from different goroutines.
 	maint sync.Mutex
+
+	// Health after a failed write (health.go).
+	hmu        sync.Mutex
+	failErr    *DiskError
+	failures   int
+	nextTry    time.Time
+	recovering bool
+	saved      savedSuffix // log records to restore on reopen
+	degraded   atomic.Bool
+	pendings   atomic.Int64 // synced Appends not yet waited for
+
+	fatalOnce sync.Once
+	fatalCh   chan struct{}
+	fatalErr  error
+	parked    atomic.Bool // a Pebble goroutine is stopped in Fatalf
+
+	logs logLimiter
 }
+
+var bloomPolicy = bloom.FilterPolicy(10)
 
 // Open opens (or creates) the store in dir and recovers its positions.
 func Open(dir string, o Options) (*Store, error) {
@@ -110,40 +168,167 @@ func Open(dir string, o Options) (*Store, error) {
 	if o.CacheBytes == 0 {
 		o.CacheBytes = 64 << 20
 	}
-	cache := pebble.NewCache(o.CacheBytes)
-	defer cache.Unref()
-	popts := &pebble.Options{
-		Cache: cache, Logger: pebbleLogger{o.Logger}, Comparer: comparer,
-		// Fewer, larger L0 flushes under write-heavy load.
-		MemTableSize: 64 << 20,
+	if o.FS == nil {
+		o.FS = vfs.Default
 	}
-	for i := range popts.Levels {
-		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	s := &Store{dir: dir, log: o.Logger, cacheBytes: o.CacheBytes, minFree: o.MinFreeBytes, fatalCh: make(chan struct{})}
+	s.fs = &watchFS{FS: o.FS, s: s}
+	// Pebble creates an instance's first log file before it upgrades the
+	// directory's format, so a new (or older) directory gets a log without
+	// the sync chunks that reveal a corrupt record: reopen it once.
+	desc, _ := pebble.Peek(dir, o.FS)
+	oldFormat := desc == nil || !desc.Exists || desc.FormatMajorVersion < pebble.FormatWALSyncChunks
+	db, ev, err := s.openPebble()
+	if err == nil && oldFormat {
+		ev.close()
+		if err = db.Close(); err != nil {
+			err = s.openErr(ev, err)
+		} else {
+			db, ev, err = s.openPebble()
+		}
 	}
-	popts.EnsureDefaults()
-	db, err := pebble.Open(dir, popts)
 	if err != nil {
-		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
-	}
-	s := &Store{db: db, dir: dir, log: o.Logger}
-	if err := s.recover(); err != nil {
-		_ = db.Close()
 		return nil, err
 	}
+	s.db, s.ev = db, ev
+	l, err := s.load()
+	if err != nil {
+		s.closed.Store(true)
+		s.closeInstance()
+		return nil, err
+	}
+	s.st, s.epochs, s.flushes, s.gcFloor = l.st, l.epochs, l.flushes, l.gcFloor
+	// Opening replays Pebble's log into a synced table: all of it is durable.
+	s.durable = l.st.LastLSN
+	s.log.Info("storage recovered", "dir", s.dir, "first_lsn", l.st.FirstLSN, "last_lsn", l.st.LastLSN,
+		"applied_lsn", l.st.AppliedLSN, "commit_lsn", l.st.CommitLSN, "last_epoch", l.st.LastEpoch)
 	return s, nil
 }
 
-type pebbleLogger struct{ l *slog.Logger }
+// reader holds the database shared for a read; done releases it.
+func (s *Store) reader() (done func(), err error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	s.dbmu.RLock()
+	if s.db != nil {
+		return s.dbmu.RUnlock, nil
+	}
+	s.dbmu.RUnlock()
+	// An earlier reopen failed: try again (Recover spaces attempts out).
+	if err := s.Recover(); err != nil {
+		return nil, err
+	}
+	s.dbmu.RLock()
+	if s.db == nil {
+		s.dbmu.RUnlock()
+		if s.closed.Load() {
+			return nil, ErrClosed
+		}
+		return nil, &DiskError{Dir: s.dir, Op: "reopen", Refused: true, Err: errors.New("no database instance")}
+	}
+	return s.dbmu.RUnlock, nil
+}
 
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+// writer is reader for a write: it refuses at once when the store is
+// stopped by a fatal error or degraded by a failed write.
+func (s *Store) writer() (done func(), err error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	if err := s.fatalError(); err != nil {
+		return nil, err
+	}
+	if s.degraded.Load() {
+		if err := s.refusal(); err != nil {
+			return nil, err
+		}
+	}
+	return s.reader()
 }
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+
+// apply hands b to Pebble: without sync, or with sync and the fsync left
+// to b.SyncWait (Pebble merges concurrent fsyncs). With gate it first
+// refuses when the store is stopped or degraded — under wmu, so that no
+// commit follows a failed log write on the same instance. A failed commit
+// surfaces from Pebble as a Fatalf (commitPanic) and degrades the store.
+// The caller holds dbmu.
+func (s *Store) apply(op string, b *pebble.Batch, sync, gate bool) (seq uint64, err error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if gate {
+		if err := s.fatalError(); err != nil {
+			return 0, err
+		}
+		if s.degraded.Load() {
+			if err := s.refusal(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if sync {
+		s.pendings.Add(1)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			cp, ok := r.(commitPanic)
+			if !ok {
+				panic(r)
+			}
+			err = s.degrade(op, cp.err)
+		}
+		if err != nil && sync {
+			s.pendings.Add(-1)
+		}
+	}()
+	if sync {
+		err = s.db.ApplyNoSyncWait(b, pebble.Sync)
+	} else {
+		err = s.db.Apply(b, pebble.NoSync)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("storage: %s: %w", op, err)
+	}
+	s.commitSeq++
+	seq = s.commitSeq
+	if !sync {
+		s.mu.Lock()
+		s.nosyncSeq = seq
+		s.mu.Unlock()
+	}
+	return seq, nil
 }
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-	panic(fmt.Sprintf(format, args...))
+
+// applySync applies b and waits until it is durable.
+func (s *Store) applySync(op string, b *pebble.Batch, gate bool) error {
+	seq, err := s.apply(op, b, true, gate)
+	if err != nil {
+		return err
+	}
+	err = b.SyncWait()
+	s.pendings.Add(-1)
+	if err != nil {
+		return s.degrade(op, err)
+	}
+	s.markSynced(seq, 0)
+	return nil
+}
+
+// markSynced records that the commit seq and everything before it are
+// durable, and with it the log up to last.
+func (s *Store) markSynced(seq, last uint64) {
+	s.mu.Lock()
+	s.syncedSeq = max(s.syncedSeq, seq)
+	s.durable = max(s.durable, min(last, s.st.LastLSN))
+	s.mu.Unlock()
+}
+
+// syncedAll records that everything written so far is durable.
+func (s *Store) syncedAll() {
+	s.mu.Lock()
+	s.syncedSeq = max(s.syncedSeq, s.nosyncSeq)
+	s.durable = s.st.LastLSN
+	s.mu.Unlock()
 }
 
 func (s *Store) getMetaU64(name string) (uint64, error) {
@@ -152,62 +337,76 @@ func (s *Store) getMetaU64(name string) (uint64, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("storage: read meta %s: %w", name, err)
+		return 0, fmt.Errorf("storage: read meta %s: %w", name, s.readErr(err))
 	}
 	defer closer.Close()
 	if len(v) != 8 {
-		return 0, &CorruptionError{Dir: s.dir, Err: fmt.Errorf("meta %s has %d bytes", name, len(v))}
+		return 0, s.corrupt(&CorruptionError{Dir: s.dir, Err: fmt.Errorf("meta %s has %d bytes", name, len(v))})
 	}
 	return binary.BigEndian.Uint64(v), nil
 }
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
-func (s *Store) recover() error {
+func binaryLSN(k []byte) uint64 { return binary.BigEndian.Uint64(k[1:]) }
+
+// loaded is the store's state as read from a database instance.
+type loaded struct {
+	st      State
+	epochs  []EpochStart
+	flushes []uint64
+	gcFloor uint64
+}
+
+// load reads the positions from the current instance (finishing the wipe
+// of an interrupted snapshot install first). The caller owns the instance
+// exclusively.
+func (s *Store) load() (loaded, error) {
+	var l loaded
 	if err := s.recoverInstall(); err != nil {
-		return err
+		return l, err
 	}
 	floor, err := s.getMetaU64("log_floor")
 	if err != nil {
-		return err
+		return l, err
 	}
 	applied, err := s.getMetaU64("applied_lsn")
 	if err != nil {
-		return err
+		return l, err
 	}
 	commit, err := s.getMetaU64("commit_lsn")
 	if err != nil {
-		return err
+		return l, err
 	}
-	if s.gcFloor, err = s.getMetaU64("gc_floor"); err != nil {
-		return err
+	if l.gcFloor, err = s.getMetaU64("gc_floor"); err != nil {
+		return l, err
 	}
-	if raw, err := s.GetMeta("epochs"); err != nil {
-		return err
+	if raw, err := s.getMeta("epochs"); err != nil {
+		return l, err
 	} else if raw != nil {
-		if s.epochs, err = decodeEpochs(raw); err != nil {
-			return &CorruptionError{Dir: s.dir, Err: fmt.Errorf("epoch history: %w", err)}
+		if l.epochs, err = decodeEpochs(raw); err != nil {
+			return l, s.corrupt(&CorruptionError{Dir: s.dir, Err: fmt.Errorf("epoch history: %w", err)})
 		}
 	}
 	st := State{FirstLSN: floor + 1, LastLSN: floor, AppliedLSN: applied, CommitLSN: commit}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{famLog}, UpperBound: []byte{famLog + 1}})
 	if err != nil {
-		return fmt.Errorf("storage: %w", err)
+		return l, s.readErr(err)
 	}
 	if it.Last() {
 		e, err := s.decodeAt(it.Key(), it.Value())
 		if err != nil {
 			_ = it.Close()
-			return err
+			return l, err
 		}
 		st.LastLSN, st.LastEpoch = e.LSN, e.Epoch
 		it.First()
-		st.FirstLSN = binary.BigEndian.Uint64(it.Key()[1:])
-	} else if len(s.epochs) > 0 {
-		st.LastEpoch = s.epochs[len(s.epochs)-1].Epoch
+		st.FirstLSN = binaryLSN(it.Key())
+	} else if len(l.epochs) > 0 {
+		st.LastEpoch = l.epochs[len(l.epochs)-1].Epoch
 	}
-	if err := it.Close(); err != nil {
-		return fmt.Errorf("storage: %w", err)
+	if err := firstErr(it.Error(), it.Close()); err != nil {
+		return l, s.readErr(err)
 	}
 	if st.AppliedLSN > st.LastLSN {
 		st.LastLSN = st.AppliedLSN // a snapshot was installed with an empty log
@@ -217,17 +416,24 @@ func (s *Store) recover() error {
 	}
 	fit, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{famFlush}, UpperBound: []byte{famFlush + 1}})
 	if err != nil {
-		return fmt.Errorf("storage: %w", err)
+		return l, s.readErr(err)
 	}
 	for fit.First(); fit.Valid(); fit.Next() {
-		s.flushes = append(s.flushes, binary.BigEndian.Uint64(fit.Key()[1:]))
+		l.flushes = append(l.flushes, binaryLSN(fit.Key()))
 	}
-	if err := fit.Close(); err != nil {
-		return fmt.Errorf("storage: %w", err)
+	if err := firstErr(fit.Error(), fit.Close()); err != nil {
+		return l, s.readErr(err)
 	}
-	s.st = st
-	s.log.Info("storage recovered", "dir", s.dir, "first_lsn", st.FirstLSN, "last_lsn", st.LastLSN,
-		"applied_lsn", st.AppliedLSN, "commit_lsn", st.CommitLSN, "last_epoch", st.LastEpoch)
+	l.st = st
+	return l, nil
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -235,10 +441,10 @@ func (s *Store) decodeAt(k, v []byte) (Entry, error) {
 	lsn := binary.BigEndian.Uint64(k[1:])
 	e, err := DecodeEntry(v)
 	if err != nil {
-		return e, &CorruptionError{Dir: s.dir, LSN: lsn, Err: err}
+		return e, s.corrupt(&CorruptionError{Dir: s.dir, LSN: lsn, Err: err})
 	}
 	if e.LSN != lsn {
-		return e, &CorruptionError{Dir: s.dir, LSN: lsn, Err: fmt.Errorf("record holds LSN %d", e.LSN)}
+		return e, s.corrupt(&CorruptionError{Dir: s.dir, LSN: lsn, Err: fmt.Errorf("record holds LSN %d", e.LSN)})
 	}
 	return e, nil
 }
@@ -261,24 +467,56 @@ func (s *Store) EpochHistory() []EpochStart {
 }
 
 // Close closes the database. Pending syncs must have been waited for.
+// After a disk error it closes what it can and does not report the failure
+// again: everything acknowledged was synced before, and what was not
+// synced is either unacknowledged or derived from the log.
 func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	return s.db.Close()
+	s.draining.Store(true)
+	s.dbmu.Lock()
+	defer s.dbmu.Unlock()
+	db, ev := s.db, s.ev
+	s.db, s.ev = nil, nil
+	if db == nil {
+		return nil
+	}
+	ev.close()
+	if s.parked.Load() {
+		// A Pebble goroutine stopped in Fatalf may hold Pebble's locks, so
+		// closing could hang; the process is on its way out anyway.
+		return nil
+	}
+	err := db.Close()
+	if err != nil && s.degraded.Load() {
+		s.log.Warn("storage: closed after a disk error; writes not synced before it are not durable (none was acknowledged)",
+			"dir", s.dir, "err", oneLine(err))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("storage: close %s: %w", s.dir, err)
+	}
+	return nil
 }
 
 // GetMeta returns a metadata value or nil.
 func (s *Store) GetMeta(name string) ([]byte, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
+	done, err := s.reader()
+	if err != nil {
+		return nil, err
 	}
+	defer done()
+	return s.getMeta(name)
+}
+
+func (s *Store) getMeta(name string) ([]byte, error) {
 	v, closer, err := s.db.Get(metaKey(name))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("storage: read meta %s: %w", name, err)
+		return nil, fmt.Errorf("storage: read meta %s: %w", name, s.readErr(err))
 	}
 	defer closer.Close()
 	return append([]byte(nil), v...), nil
@@ -286,10 +524,18 @@ func (s *Store) GetMeta(name string) ([]byte, error) {
 
 // PutMeta durably stores a metadata value for upper layers.
 func (s *Store) PutMeta(name string, value []byte) error {
-	if s.closed.Load() {
-		return ErrClosed
+	done, err := s.writer()
+	if err != nil {
+		return err
 	}
-	if err := s.db.Set(metaKey(name), value, pebble.Sync); err != nil {
+	defer done()
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.Set(metaKey(name), value, nil)
+	if err := s.admit("meta "+name, b.Len(), grows); err != nil {
+		return err
+	}
+	if err := s.applySync("meta "+name, b, true); err != nil {
 		return fmt.Errorf("storage: write meta %s: %w", name, err)
 	}
 	return nil
@@ -333,12 +579,16 @@ type AppendOptions struct {
 
 // Pending is an appended batch whose fsync may still be in flight.
 type Pending struct {
+	s    *Store
 	b    *pebble.Batch
 	sync bool
+	seq  uint64
+	last uint64 // the batch's last LSN
 }
 
 // Wait blocks until the batch is durable (if it was synced) and releases it.
-// It must be called exactly once.
+// It must be called exactly once. A failed fsync is a *DiskError and
+// degrades the store: the batch may or may not be durable.
 func (p *Pending) Wait() error {
 	if p.b == nil {
 		return nil
@@ -347,12 +597,19 @@ func (p *Pending) Wait() error {
 	if p.sync {
 		err = p.b.SyncWait()
 	}
-	if cerr := p.b.Close(); err == nil && cerr != nil {
-		err = cerr
-	}
+	cerr := p.b.Close()
 	p.b = nil
-	if err != nil {
-		return fmt.Errorf("storage: sync: %w", err)
+	if p.sync {
+		// Only now may Recover reopen the database (it waits for every
+		// Pending): record the failure first.
+		defer p.s.pendings.Add(-1)
+		if err != nil {
+			return p.s.degrade("sync", err)
+		}
+		p.s.markSynced(p.seq, p.last)
+	}
+	if cerr != nil {
+		return fmt.Errorf("storage: sync: %w", cerr)
 	}
 	return nil
 }
@@ -368,6 +625,11 @@ func (s *Store) Append(entries []Entry, o AppendOptions) (*Pending, error) {
 	if len(entries) == 0 {
 		return &Pending{}, nil
 	}
+	done, err := s.writer()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	s.mu.RLock()
 	st, epochs := s.st, s.epochs
 	s.mu.RUnlock()
@@ -411,15 +673,14 @@ func (s *Store) Append(entries []Entry, o AppendOptions) (*Pending, error) {
 		commit = min(o.CommitLSN, last.LSN)
 		_ = b.Set(metaKey("commit_lsn"), u64(commit), nil)
 	}
-	var err error
-	if o.Sync {
-		err = s.db.ApplyNoSyncWait(b, pebble.Sync)
-	} else {
-		err = s.db.Apply(b, pebble.NoSync)
+	if err := s.admit("append", b.Len(), grows); err != nil {
+		_ = b.Close()
+		return nil, err
 	}
+	seq, err := s.apply("append", b, o.Sync, true)
 	if err != nil {
 		_ = b.Close()
-		return nil, fmt.Errorf("storage: append: %w", err)
+		return nil, err
 	}
 	s.mu.Lock()
 	s.st.LastLSN, s.st.LastEpoch = last.LSN, last.Epoch
@@ -432,10 +693,7 @@ func (s *Store) Append(entries []Entry, o AppendOptions) (*Pending, error) {
 		s.flushes = append(append([]uint64(nil), s.flushes...), newFlushes...)
 	}
 	s.mu.Unlock()
-	if !o.Sync {
-		return &Pending{b: b}, nil
-	}
-	return &Pending{b: b, sync: true}, nil
+	return &Pending{s: s, b: b, sync: o.Sync, seq: seq, last: last.LSN}, nil
 }
 
 func (s *Store) writeVersions(b *pebble.Batch, e *Entry, flushes []uint64) []uint64 {
@@ -467,9 +725,11 @@ func (s *Store) writeVersions(b *pebble.Batch, e *Entry, flushes []uint64) []uin
 // ApplyUpTo writes the versions of appended entries AppliedLSN+1..lsn (a
 // follower that receives before it applies).
 func (s *Store) ApplyUpTo(lsn uint64) error {
-	if s.closed.Load() {
-		return ErrClosed
+	done, err := s.writer()
+	if err != nil {
+		return err
 	}
+	defer done()
 	st := s.State()
 	if lsn > st.LastLSN {
 		return fmt.Errorf("storage: apply up to %d beyond last LSN %d", lsn, st.LastLSN)
@@ -480,7 +740,7 @@ func (s *Store) ApplyUpTo(lsn uint64) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	var flushes []uint64
-	err := s.ReadLog(st.AppliedLSN+1, lsn, 0, func(e Entry) error {
+	err = s.readLog(st.AppliedLSN+1, lsn, 0, func(e Entry) error {
 		flushes = s.writeVersions(b, &e, flushes)
 		return nil
 	})
@@ -488,8 +748,11 @@ func (s *Store) ApplyUpTo(lsn uint64) error {
 		return err
 	}
 	_ = b.Set(metaKey("applied_lsn"), u64(lsn), nil)
-	if err := s.db.Apply(b, pebble.NoSync); err != nil {
-		return fmt.Errorf("storage: apply: %w", err)
+	if err := s.admit("apply", b.Len(), grows); err != nil {
+		return err
+	}
+	if _, err := s.apply("apply", b, false, true); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	s.st.AppliedLSN = lsn
@@ -503,37 +766,90 @@ func (s *Store) ApplyUpTo(lsn uint64) error {
 // SetCommitLSN records a higher commit LSN (never beyond LastLSN). It is
 // written without fsync: the commit LSN is re-learned after a crash.
 func (s *Store) SetCommitLSN(lsn uint64) error {
-	if s.closed.Load() {
-		return ErrClosed
+	done, err := s.writer()
+	if err != nil {
+		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer done()
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	s.mu.RLock()
 	lsn = min(lsn, s.st.LastLSN)
-	if lsn <= s.st.CommitLSN {
+	cur := s.st.CommitLSN
+	s.mu.RUnlock()
+	if lsn <= cur {
 		return nil
 	}
-	if err := s.db.Set(metaKey("commit_lsn"), u64(lsn), pebble.NoSync); err != nil {
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.Set(metaKey("commit_lsn"), u64(lsn), nil)
+	if err := s.admit("commit LSN", b.Len(), shrinks); err != nil {
+		return err
+	}
+	if _, err := s.apply("commit LSN", b, false, true); err != nil {
 		return fmt.Errorf("storage: record commit LSN: %w", err)
 	}
-	s.st.CommitLSN = lsn
+	s.mu.Lock()
+	s.st.CommitLSN = max(s.st.CommitLSN, lsn)
+	s.mu.Unlock()
 	return nil
 }
 
-// Sync makes every write so far durable.
+// Sync makes every write so far durable. On a degraded store it is
+// Recover, whose reopen ends with everything durable.
 func (s *Store) Sync() error {
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	if err := s.db.LogData(nil, pebble.Sync); err != nil {
-		return fmt.Errorf("storage: sync: %w", err)
+	if s.degraded.Load() {
+		return s.Recover()
 	}
+	done, err := s.writer()
+	if err != nil {
+		return err
+	}
+	defer done()
+	s.mu.RLock()
+	last := s.st.LastLSN
+	clean := s.durable >= last && s.syncedSeq >= s.nosyncSeq
+	s.mu.RUnlock()
+	if clean {
+		// Nothing to make durable: no write at all, which matters on a
+		// full disk (shutdown, a failover candidate's position).
+		return nil
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.LogData(nil, nil)
+	if err := s.admit("sync", b.Len(), shrinks); err != nil {
+		return err
+	}
+	seq, err := s.apply("sync", b, true, true)
+	if err != nil {
+		return err
+	}
+	err = b.SyncWait()
+	s.pendings.Add(-1)
+	if err != nil {
+		return s.degrade("sync", err)
+	}
+	s.markSynced(seq, last)
 	return nil
 }
 
 // ReadLog calls fn for entries from..to (inclusive) in order; maxBytes > 0
 // stops after roughly that many encoded bytes (at least one entry).
 func (s *Store) ReadLog(from, to uint64, maxBytes int, fn func(Entry) error) error {
-	return s.ReadLogRaw(from, to, maxBytes, func(lsn uint64, raw []byte) error {
+	done, err := s.reader()
+	if err != nil {
+		return err
+	}
+	defer done()
+	return s.readLog(from, to, maxBytes, fn)
+}
+
+func (s *Store) readLog(from, to uint64, maxBytes int, fn func(Entry) error) error {
+	return s.readLogRaw(from, to, maxBytes, func(lsn uint64, raw []byte) error {
 		e, err := s.decodeAt(logKey(lsn), raw)
 		if err != nil {
 			return err
@@ -598,24 +914,26 @@ func (s *Store) flushFloor(at uint64) uint64 {
 // Get returns the version of key visible at LSN at (tombstones, flushed and
 // missing keys report found=false). Expiry is left to the caller.
 func (s *Store) Get(key []byte, at uint64) (Version, bool, error) {
-	if s.closed.Load() {
-		return Version{}, false, ErrClosed
+	done, err := s.reader()
+	if err != nil {
+		return Version{}, false, err
 	}
+	defer done()
 	p := versionPrefix(key)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: versionKeyEnd(p)})
 	if err != nil {
-		return Version{}, false, fmt.Errorf("storage: %w", err)
+		return Version{}, false, s.readErr(err)
 	}
 	defer it.Close()
 	// A prefix seek consults the bloom filters: sstables without any
 	// version of key are skipped.
 	if !it.SeekPrefixGE(binary.BigEndian.AppendUint64(p, ^at)) {
-		return Version{}, false, it.Error()
+		return Version{}, false, s.readErr(it.Error())
 	}
 	lsn := ^binary.BigEndian.Uint64(it.Key()[len(p):])
 	v, ok := decodeVersion(it.Value())
 	if !ok {
-		return Version{}, false, &CorruptionError{Dir: s.dir, LSN: lsn, Err: fmt.Errorf("bad version record for key %q", key)}
+		return Version{}, false, s.corrupt(&CorruptionError{Dir: s.dir, LSN: lsn, Err: fmt.Errorf("bad version record for key %q", key)})
 	}
 	if v.Deleted || lsn < s.flushFloor(at) {
 		return Version{}, false, nil
@@ -629,24 +947,31 @@ func (s *Store) Get(key []byte, at uint64) (Version, bool, error) {
 // (non-deleted, non-flushed) version at LSN at, until fn returns false.
 // The iteration is a consistent point-in-time view.
 func (s *Store) Scan(at uint64, start []byte, fn func(key []byte, v Version) bool) error {
-	if s.closed.Load() {
-		return ErrClosed
+	done, err := s.reader()
+	if err != nil {
+		return err
 	}
+	defer done()
 	lower := []byte{famVersion}
 	if start != nil {
 		lower = versionPrefix(start)
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: []byte{famVersion + 1}})
 	if err != nil {
-		return fmt.Errorf("storage: %w", err)
+		return s.readErr(err)
 	}
 	defer it.Close()
 	floor := s.flushFloor(at)
 	valid := it.First()
 	for valid {
+		if s.draining.Load() {
+			// A scan may feed a snapshot stream for minutes; a reopen or
+			// Close must not wait for it.
+			return ErrReopening
+		}
 		key, lsn, ok := parseVersionKey(it.Key())
 		if !ok {
-			return &CorruptionError{Dir: s.dir, Err: fmt.Errorf("bad version key %x", it.Key())}
+			return s.corrupt(&CorruptionError{Dir: s.dir, Err: fmt.Errorf("bad version key %x", it.Key())})
 		}
 		p := versionPrefix(key)
 		if lsn > at {
@@ -661,7 +986,7 @@ func (s *Store) Scan(at uint64, start []byte, fn func(key []byte, v Version) boo
 		}
 		v, ok := decodeVersion(it.Value())
 		if !ok {
-			return &CorruptionError{Dir: s.dir, LSN: lsn, Err: fmt.Errorf("bad version record for key %q", key)}
+			return s.corrupt(&CorruptionError{Dir: s.dir, LSN: lsn, Err: fmt.Errorf("bad version record for key %q", key)})
 		}
 		if !v.Deleted && lsn >= floor {
 			v.LSN = lsn
@@ -672,7 +997,7 @@ func (s *Store) Scan(at uint64, start []byte, fn func(key []byte, v Version) boo
 		}
 		valid = it.SeekGE(versionKeyEnd(p))
 	}
-	return it.Error()
+	return s.readErr(it.Error())
 }
 
 // ExpiredKey is an expiry-index record: the version of Key written at LSN
@@ -685,15 +1010,17 @@ type ExpiredKey struct {
 
 // Expiring returns up to limit index records with ExpireAt <= nowMs.
 func (s *Store) Expiring(nowMs int64, limit int) ([]ExpiredKey, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
+	done, err := s.reader()
+	if err != nil {
+		return nil, err
 	}
+	defer done()
 	upper := make([]byte, 9)
 	upper[0] = famExpiry
 	binary.BigEndian.PutUint64(upper[1:], uint64(nowMs)+1)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{famExpiry}, UpperBound: upper})
 	if err != nil {
-		return nil, fmt.Errorf("storage: %w", err)
+		return nil, s.readErr(err)
 	}
 	defer it.Close()
 	var out []ExpiredKey
@@ -701,35 +1028,40 @@ func (s *Store) Expiring(nowMs int64, limit int) ([]ExpiredKey, error) {
 		k := it.Key()
 		key, rest, ok := unescape(k[17:])
 		if !ok || len(rest) != 0 {
-			return nil, &CorruptionError{Dir: s.dir, Err: fmt.Errorf("bad expiry key %x", k)}
+			return nil, s.corrupt(&CorruptionError{Dir: s.dir, Err: fmt.Errorf("bad expiry key %x", k)})
 		}
 		out = append(out, ExpiredKey{Key: key, LSN: binary.BigEndian.Uint64(k[9:]), ExpireAt: int64(binary.BigEndian.Uint64(k[1:]))})
 	}
-	return out, it.Error()
+	return out, s.readErr(it.Error())
 }
 
 // DropExpiring removes expiry-index records (after they were acted on).
 func (s *Store) DropExpiring(recs []ExpiredKey) error {
-	if s.closed.Load() {
-		return ErrClosed
+	done, err := s.writer()
+	if err != nil {
+		return err
 	}
+	defer done()
 	b := s.db.NewBatch()
 	defer b.Close()
 	for _, r := range recs {
 		_ = b.Delete(expiryKey(r.ExpireAt, r.LSN, r.Key), nil)
 	}
-	if err := s.db.Apply(b, pebble.NoSync); err != nil {
-		return fmt.Errorf("storage: %w", err)
+	if err := s.admit("expiry index", b.Len(), shrinks); err != nil {
+		return err
 	}
-	return nil
+	_, err = s.apply("expiry index", b, false, true)
+	return err
 }
 
 // TruncatePrefix drops log entries up to and including lsn (retention).
 // Only applied entries can be dropped.
 func (s *Store) TruncatePrefix(lsn uint64) error {
-	if s.closed.Load() {
-		return ErrClosed
+	done, err := s.writer()
+	if err != nil {
+		return err
 	}
+	defer done()
 	s.maint.Lock()
 	defer s.maint.Unlock()
 	st := s.State()
@@ -743,7 +1075,10 @@ func (s *Store) TruncatePrefix(lsn uint64) error {
 	defer b.Close()
 	_ = b.DeleteRange(logKey(0), logKey(lsn+1), nil)
 	_ = b.Set(metaKey("log_floor"), u64(lsn), nil)
-	if err := s.db.Apply(b, pebble.Sync); err != nil {
+	if err := s.admit("truncate prefix", b.Len(), shrinks); err != nil {
+		return err
+	}
+	if err := s.applySync("truncate prefix", b, true); err != nil {
 		return fmt.Errorf("storage: truncate prefix: %w", err)
 	}
 	s.mu.Lock()
@@ -757,9 +1092,11 @@ func (s *Store) TruncatePrefix(lsn uint64) error {
 // entries oldest first (for a rollback file). It is used when a follower's
 // log diverges from a new leader's.
 func (s *Store) TruncateSuffix(lsn uint64) ([]Entry, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
+	done, err := s.writer()
+	if err != nil {
+		return nil, err
 	}
+	defer done()
 	s.maint.Lock()
 	defer s.maint.Unlock()
 	st := s.State()
@@ -776,7 +1113,7 @@ func (s *Store) TruncateSuffix(lsn uint64) ([]Entry, error) {
 		return nil, fmt.Errorf("%w: cannot roll back to %d, log starts at %d", ErrCompacted, lsn, st.FirstLSN)
 	}
 	var removed []Entry
-	if err := s.ReadLog(lsn+1, st.LastLSN, 0, func(e Entry) error {
+	if err := s.readLog(lsn+1, st.LastLSN, 0, func(e Entry) error {
 		removed = append(removed, e)
 		return nil
 	}); err != nil {
@@ -816,10 +1153,15 @@ func (s *Store) TruncateSuffix(lsn uint64) ([]Entry, error) {
 	commit := min(st.CommitLSN, lsn)
 	_ = b.Set(metaKey("applied_lsn"), u64(applied), nil)
 	_ = b.Set(metaKey("commit_lsn"), u64(commit), nil)
-	if err := s.db.Apply(b, pebble.Sync); err != nil {
+	if err := s.admit("truncate suffix", b.Len(), shrinks); err != nil {
+		return nil, err
+	}
+	if err := s.applySync("truncate suffix", b, true); err != nil {
 		return nil, fmt.Errorf("storage: truncate suffix: %w", err)
 	}
 	s.mu.Lock()
+	// The sync covered everything before it: the log up to lsn is durable.
+	s.durable = lsn
 	s.st.LastLSN, s.st.LastEpoch = lsn, lastEpoch
 	s.st.AppliedLSN, s.st.CommitLSN = applied, commit
 	s.epochs = epochs
@@ -840,9 +1182,11 @@ func (s *Store) TruncateSuffix(lsn uint64) ([]Entry, error) {
 // floor. It returns the number of versions removed. The caller guarantees no
 // read below floor happens from now on.
 func (s *Store) GC(floor uint64) (int, error) {
-	if s.closed.Load() {
-		return 0, ErrClosed
+	done, err := s.writer()
+	if err != nil {
+		return 0, err
 	}
+	defer done()
 	s.maint.Lock()
 	defer s.maint.Unlock()
 	floor = min(floor, s.State().AppliedLSN)
@@ -852,7 +1196,14 @@ func (s *Store) GC(floor uint64) (int, error) {
 	if floor > prev {
 		// Durable before the first deletion: a rollback below a floor whose
 		// history is (even partly) gone must be refused after a crash too.
-		if err := s.db.Set(metaKey("gc_floor"), u64(floor), pebble.Sync); err != nil {
+		fb := s.db.NewBatch()
+		_ = fb.Set(metaKey("gc_floor"), u64(floor), nil)
+		err := s.admit("gc", fb.Len(), shrinks)
+		if err == nil {
+			err = s.applySync("gc floor", fb, true)
+		}
+		_ = fb.Close()
+		if err != nil {
 			return 0, fmt.Errorf("storage: gc: record floor: %w", err)
 		}
 		s.mu.Lock()
@@ -861,7 +1212,7 @@ func (s *Store) GC(floor uint64) (int, error) {
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{famVersion}, UpperBound: []byte{famVersion + 1}})
 	if err != nil {
-		return 0, fmt.Errorf("storage: %w", err)
+		return 0, s.readErr(err)
 	}
 	defer it.Close()
 	ff := s.flushFloor(floor)
@@ -871,9 +1222,12 @@ func (s *Store) GC(floor uint64) (int, error) {
 	var curPrefix []byte
 	seenVisible := false // for the current key: passed its newest version <= floor
 	for it.First(); it.Valid(); it.Next() {
+		if s.draining.Load() {
+			return removed, ErrReopening // the next round carries on
+		}
 		key, lsn, ok := parseVersionKey(it.Key())
 		if !ok {
-			return removed, &CorruptionError{Dir: s.dir, Err: fmt.Errorf("bad version key %x", it.Key())}
+			return removed, s.corrupt(&CorruptionError{Dir: s.dir, Err: fmt.Errorf("bad version key %x", it.Key())})
 		}
 		if curPrefix == nil || !bytes.HasPrefix(it.Key(), curPrefix) || len(it.Key()) != len(curPrefix)+8 {
 			curPrefix = versionPrefix(key)
@@ -892,8 +1246,8 @@ func (s *Store) GC(floor uint64) (int, error) {
 			_ = b.Delete(it.Key(), nil)
 			removed++
 			if b.Len() > 4<<20 {
-				if err := s.db.Apply(b, pebble.NoSync); err != nil {
-					return removed, fmt.Errorf("storage: gc: %w", err)
+				if err := s.gcApply(b); err != nil {
+					return removed, err
 				}
 				_ = b.Close()
 				b = s.db.NewBatch()
@@ -901,12 +1255,12 @@ func (s *Store) GC(floor uint64) (int, error) {
 		}
 	}
 	if err := it.Error(); err != nil {
-		return removed, fmt.Errorf("storage: gc: %w", err)
+		return removed, fmt.Errorf("storage: gc: %w", s.readErr(err))
 	}
 	// Flush markers at or below floor now hide nothing that still exists.
 	_ = b.DeleteRange(flushKey(0), flushKey(floor+1), nil)
-	if err := s.db.Apply(b, pebble.NoSync); err != nil {
-		return removed, fmt.Errorf("storage: gc: %w", err)
+	if err := s.gcApply(b); err != nil {
+		return removed, err
 	}
 	s.mu.Lock()
 	fl := s.flushes[:0:0]
@@ -920,6 +1274,16 @@ func (s *Store) GC(floor uint64) (int, error) {
 	return removed, nil
 }
 
+func (s *Store) gcApply(b *pebble.Batch) error {
+	if err := s.admit("gc", b.Len(), shrinks); err != nil {
+		return err
+	}
+	if _, err := s.apply("gc", b, false, true); err != nil {
+		return fmt.Errorf("storage: gc: %w", err)
+	}
+	return nil
+}
+
 var _ io.Closer = (*Store)(nil)
 
 // ReadLogRaw calls fn with the encoded records from..to (inclusive) in
@@ -927,9 +1291,15 @@ var _ io.Closer = (*Store)(nil)
 // maxBytes > 0 stops after roughly that many bytes (at least one record).
 // fn must not retain raw.
 func (s *Store) ReadLogRaw(from, to uint64, maxBytes int, fn func(lsn uint64, raw []byte) error) error {
-	if s.closed.Load() {
-		return ErrClosed
+	done, err := s.reader()
+	if err != nil {
+		return err
 	}
+	defer done()
+	return s.readLogRaw(from, to, maxBytes, fn)
+}
+
+func (s *Store) readLogRaw(from, to uint64, maxBytes int, fn func(lsn uint64, raw []byte) error) error {
 	if from > to {
 		return nil
 	}
@@ -944,13 +1314,21 @@ func (s *Store) ReadLogRaw(from, to uint64, maxBytes int, fn func(lsn uint64, ra
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: logKey(from), UpperBound: logKey(to + 1)})
 	if err != nil {
-		return fmt.Errorf("storage: %w", err)
+		return s.readErr(err)
 	}
 	defer it.Close()
 	want, total := from, 0
 	for it.First(); it.Valid(); it.Next() {
-		if lsn := binary.BigEndian.Uint64(it.Key()[1:]); lsn != want {
-			return &CorruptionError{Dir: s.dir, LSN: want, Err: errors.New("entry missing from log")}
+		if s.draining.Load() {
+			return ErrReopening
+		}
+		if lsn := binaryLSN(it.Key()); lsn != want {
+			if st := s.State(); want < st.FirstLSN {
+				// A prefix truncation ran between reading the state and
+				// opening the iterator.
+				return fmt.Errorf("%w: want %d, log starts at %d", ErrCompacted, want, st.FirstLSN)
+			}
+			return s.corrupt(&CorruptionError{Dir: s.dir, LSN: want, Err: errors.New("entry missing from log")})
 		}
 		if err := fn(want, it.Value()); err != nil {
 			return err
@@ -962,7 +1340,7 @@ func (s *Store) ReadLogRaw(from, to uint64, maxBytes int, fn func(lsn uint64, ra
 		}
 	}
 	if err := it.Error(); err != nil {
-		return fmt.Errorf("storage: %w", err)
+		return s.readErr(err)
 	}
 	if st := s.State(); want <= to && want <= st.LastLSN {
 		// The log should hold want: either a prefix truncation raced with
@@ -970,7 +1348,7 @@ func (s *Store) ReadLogRaw(from, to uint64, maxBytes int, fn func(lsn uint64, ra
 		if want < st.FirstLSN {
 			return fmt.Errorf("%w: want %d, log starts at %d", ErrCompacted, want, st.FirstLSN)
 		}
-		return &CorruptionError{Dir: s.dir, LSN: want, Err: errors.New("entry missing from log")}
+		return s.corrupt(&CorruptionError{Dir: s.dir, LSN: want, Err: errors.New("entry missing from log")})
 	}
 	return nil
 }

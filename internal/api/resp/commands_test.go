@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -435,8 +436,9 @@ func commandGroups() map[string][]step {
 			own(st("replicant.session 1:0", "OK")),
 			own(st("replicant.session x", `(error) ERR invalid token "x": want EPOCH:LSN`)),
 			own(st("replicant.session", arity("replicant.session"))),
-			own(st("replicant.session 9:999999", "OK")),
-			own(st("replicant.token", "9:999999")),
+			// A floor far ahead binds every later read on the connection;
+			// TestSessionFloorBindsEveryRead covers that on a connection of
+			// its own (this one is shared by every group).
 		},
 	}
 }
@@ -497,4 +499,30 @@ func replyMatches(got, want string) bool {
 		return err1 == nil && err2 == nil && strings.HasPrefix(got, ":") && g <= w && g >= w-2
 	}
 	return got == want
+}
+
+// REPLICANT.SESSION sets a floor that every read on the connection honours,
+// whatever its consistency level: a floor this node cannot reach fails the
+// read instead of serving older state.
+func TestSessionFloorBindsEveryRead(t *testing.T) {
+	ts := startServer(t, node.Config{ReadTimeout: 200 * time.Millisecond})
+	c := ts.client(t, 2, func(o *redis.Options) { o.PoolSize = 1 })
+	ctx := context.Background()
+	if got := do(ctx, c, "set", "k", "v"); got != "OK" {
+		t.Fatalf("set: %s", got)
+	}
+	for _, step := range [][]any{
+		{"replicant.session", "9:999999"},
+		{"replicant.consistency", "eventual"},
+	} {
+		if got := do(ctx, c, step...); got != "OK" {
+			t.Fatalf("%v: %s", step, got)
+		}
+	}
+	if got := do(ctx, c, "replicant.token"); got != "9:999999" {
+		t.Fatalf("token %s, want the floor 9:999999", got)
+	}
+	if got := do(ctx, c, "get", "k"); !strings.Contains(got, "TRYAGAIN") || !strings.Contains(got, "not reached") {
+		t.Fatalf("eventual GET under an unreachable floor: %s; want TRYAGAIN ... not reached", got)
+	}
 }
