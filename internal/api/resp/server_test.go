@@ -807,10 +807,16 @@ func TestTokens(t *testing.T) {
 		t.Fatalf("stale session read: %q", got)
 	}
 	mustDo(t, s, "OK", "replicant.consistency", "linearizable")
-	mustDo(t, s, "v", "get", "k") // the floor only binds session reads
+	// REPLICANT.SESSION's floor binds every read on the connection, not
+	// only session reads.
+	if got := do(ctx, s, "get", "k"); !strings.HasPrefix(got, "(error) TRYAGAIN replica too stale") {
+		t.Fatalf("linearizable read under an unreached session floor: %q", got)
+	}
+	// A floor whose LSN this node holds under a later epoch names a write
+	// that epoch replaced: it fails as lost, at once.
 	lost := ts.client(t, 2, func(o *redis.Options) { o.PoolSize = 1 })
 	mustDo(t, lost, "OK", "replicant.consistency", "session")
-	mustDo(t, lost, "OK", "replicant.session", fmt.Sprintf("%d:%d", parsed.Epoch+5, parsed.LSN))
+	mustDo(t, lost, "OK", "replicant.session", fmt.Sprintf("%d:%d", parsed.Epoch-1, parsed.LSN))
 	if got := do(ctx, lost, "get", "k"); !strings.HasPrefix(got, "(error) ERR token names a write lost in a failover") {
 		t.Fatalf("lost-write session read: %q", got)
 	}
