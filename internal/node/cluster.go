@@ -236,60 +236,126 @@ func (n *Node) coreConfig(st control.State) replication.CoreConfig {
 
 func (n *Node) reconcile(st control.State) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.ctx.Err() != nil {
+		n.mu.Unlock()
 		return
 	}
 	prev := n.state
 	n.state = st
+	close(n.stateCh) // wake awaitControlIndex
+	n.stateCh = make(chan struct{})
 	if prev.Leader != st.Leader || prev.Epoch != st.Epoch {
 		// Wake those waiting for a leader (awaitLeader): they may now be
 		// told where it is.
 		n.roleChangedLocked()
 	}
-	_, member := st.Member(n.cfg.ID)
-	switch {
-	case !member && st.Index > 0 && len(st.Members) > 0:
-		if !n.removed {
-			n.log.Warn("this node is no longer a member of the cluster; it stops replicating and serving")
-			n.removed = true
-			n.stopRoleLocked()
-			n.roleChangedLocked()
+	act := decideRole(prev, st, n.cfg.ID, n.bootEpoch, n.runningLocked(), n.removed)
+	switch act {
+	case actKeep, actWait:
+		n.mu.Unlock()
+		return
+	case actReconfigure:
+		cc := n.coreConfig(st)
+		if prev.Policy != st.Policy || prev.Ack != st.Ack || prev.Fallback != st.Fallback || !slices.Equal(followersOf(prev, n.cfg.ID), cc.Followers) {
+			n.leader.Configure(cc.Policy, cc.Ack, cc.Fallback, cc.Followers)
 		}
-	case st.Leader == "":
-		// No leader appointed yet.
-	case st.Leader == n.cfg.ID:
-		if n.leader != nil && n.leader.Epoch() == st.Epoch {
-			cc := n.coreConfig(st)
-			if prev.Policy != st.Policy || prev.Ack != st.Ack || prev.Fallback != st.Fallback || !slices.Equal(followersOf(prev, n.cfg.ID), cc.Followers) {
-				n.leader.Configure(cc.Policy, cc.Ack, cc.Fallback, cc.Followers)
-			}
-			if !slices.Equal(prev.SyncSet, st.SyncSet) {
-				n.leader.SyncSetCommitted(st.SyncSet)
-			}
-			return
+		if !slices.Equal(prev.SyncSet, st.SyncSet) {
+			n.leader.SyncSetCommitted(st.SyncSet)
 		}
-		if st.Epoch <= n.bootEpoch {
-			// This node led epoch st.Epoch in an earlier life. Its log may
-			// have lost an unsynced tail that followers received, so it
-			// must not write again under the same epoch: take a fresh one
-			// (compare-and-set, so a newer leader elsewhere wins).
-			n.stopRoleLocked()
-			if !n.reappointing {
-				n.reappointing = true
-				n.wg.Add(1)
-				go n.reappoint(st.Epoch)
-			}
-			return
+		n.mu.Unlock()
+		return
+	}
+	// The running role stops. It is detached under the lock (reads and
+	// writes see no role and wait or fall back to the store), and closed
+	// outside it: closing waits for in-flight fsyncs, and reads, writes and
+	// status must not stall on n.mu meanwhile. Only this goroutine starts
+	// roles, so no new role can start before the old one is closed.
+	old := n.detachRoleLocked()
+	if act == actRemoved {
+		n.log.Warn("this node is no longer a member of the cluster; it stops replicating and serving")
+		n.removed = true
+		n.roleChangedLocked()
+	}
+	n.mu.Unlock()
+	old.close(n)
+
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ctx.Err() != nil || n.state.Index != st.Index {
+		// Stopping or a newer state arrived meanwhile: the next reconcile
+		// decides from that one.
+		return
+	}
+	switch act {
+	case actReappoint:
+		if !n.reappointing {
+			n.reappointing = true
+			n.wg.Add(1)
+			go n.reappoint(st.Epoch)
 		}
-		n.stopRoleLocked()
+	case actLead:
 		n.startLeaderLocked(st)
-	default:
-		if n.follower != nil && n.follower.leaderID == st.Leader && n.follower.epoch == st.Epoch {
-			return
-		}
-		n.stopRoleLocked()
+	case actFollow:
 		n.startFollowerLocked(st)
+	}
+}
+
+// runningLocked describes the role this node runs.
+func (n *Node) runningLocked() runningRole {
+	switch {
+	case n.leader != nil:
+		return runningRole{kind: roleLeader, epoch: n.leader.Epoch()}
+	case n.follower != nil:
+		return runningRole{kind: roleFollower, leader: n.follower.leaderID, epoch: n.follower.epoch}
+	}
+	return runningRole{}
+}
+
+// detachedRole is a role taken out of the node, to be closed without n.mu.
+type detachedRole struct {
+	leader   *replication.Leader
+	follower *follower
+}
+
+// detachRoleLocked takes the running role out of the node and wakes those
+// waiting on a role change.
+func (n *Node) detachRoleLocked() detachedRole {
+	d := detachedRole{leader: n.leader, follower: n.follower}
+	if d.leader != nil {
+		n.log.Info("stepping down as leader", "epoch", d.leader.Epoch())
+		n.leader = nil
+		n.switching.Store(false)
+	}
+	// Until the next role starts, reads fall back to the store's positions:
+	// record what the old role let readers see, so the gap never shows
+	// older state (and a leader started next begins its commit LSN there).
+	var seen uint64
+	switch {
+	case d.leader != nil:
+		seen = d.leader.Writer().CommitLSN()
+	case d.follower != nil:
+		seen = d.follower.f.ReadLSN()
+	}
+	if seen > 0 {
+		if err := n.store.SetCommitLSN(seen); err != nil {
+			n.log.Warn("record commit LSN on role change", "err", err)
+		}
+	}
+	n.follower = nil
+	if d.leader != nil || d.follower != nil {
+		n.roleChangedLocked()
+	}
+	return d
+}
+
+// close stops a detached role and waits for it.
+func (d detachedRole) close(n *Node) {
+	if d.leader != nil {
+		d.leader.Close()
+	}
+	if d.follower != nil {
+		d.follower.cancel()
+		<-d.follower.done
 	}
 }
 
@@ -323,22 +389,6 @@ func (n *Node) reappoint(epoch uint64) {
 func (n *Node) roleChangedLocked() {
 	close(n.roleCh)
 	n.roleCh = make(chan struct{})
-}
-
-func (n *Node) stopRoleLocked() {
-	if n.leader != nil {
-		n.log.Info("stepping down as leader", "epoch", n.leader.Epoch())
-		n.leader.Close()
-		n.leader = nil
-		n.switching.Store(false)
-		n.roleChangedLocked()
-	}
-	if n.follower != nil {
-		n.follower.cancel()
-		<-n.follower.done
-		n.follower = nil
-		n.roleChangedLocked()
-	}
 }
 
 func (n *Node) startLeaderLocked(st control.State) {
@@ -493,11 +543,9 @@ func isAre(n int) string {
 // awaitControlIndex waits until the reconcile loop has taken in the control
 // plane state at raft index idx, or ctx or the node ends.
 func (n *Node) awaitControlIndex(ctx context.Context, idx uint64) {
-	t := time.NewTicker(5 * time.Millisecond)
-	defer t.Stop()
 	for {
 		n.mu.Lock()
-		seen := n.state.Index
+		seen, taken := n.state.Index, n.stateCh
 		n.mu.Unlock()
 		if seen >= idx {
 			return
@@ -507,7 +555,7 @@ func (n *Node) awaitControlIndex(ctx context.Context, idx uint64) {
 			return
 		case <-n.ctx.Done():
 			return
-		case <-t.C:
+		case <-taken:
 		}
 	}
 }

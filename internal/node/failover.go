@@ -30,24 +30,58 @@ import (
 // writes; that is its documented trade-off). It appoints the most
 // up-to-date by (last epoch, last LSN), compare-and-set on the epoch.
 
-// leaseState is the leader's view of its lease.
+// Lease is a leader's lease as a value: the leader of Epoch may act until
+// Until, by its own clock. Time is an input, never read here.
+type Lease struct {
+	Epoch uint64
+	Until time.Time
+}
+
+// ValidAt reports whether the lease lets the leader of epoch act at now.
+func (l Lease) ValidAt(epoch uint64, now time.Time) bool {
+	return l.Epoch == epoch && now.Before(l.Until)
+}
+
+// Extended is the lease after a successful renewal for epoch that lasts
+// until until: a renewal never shortens the lease of the same epoch (a
+// slow renewal may answer after a quicker, later one).
+func (l Lease) Extended(epoch uint64, until time.Time) Lease {
+	if l.Epoch != epoch || until.After(l.Until) {
+		return Lease{Epoch: epoch, Until: until}
+	}
+	return l
+}
+
+// leaseState holds the leader's lease and wakes those waiting for it.
 type leaseState struct {
-	mu    sync.Mutex
-	epoch uint64
-	until time.Time
+	mu      sync.Mutex
+	lease   Lease
+	changed chan struct{} // closed when the lease is extended
 }
 
 func (l *leaseState) valid(epoch uint64, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.epoch == epoch && now.Before(l.until)
+	return l.lease.ValidAt(epoch, now)
+}
+
+// wait returns a channel closed at the next extension.
+func (l *leaseState) wait() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.changed == nil {
+		l.changed = make(chan struct{})
+	}
+	return l.changed
 }
 
 func (l *leaseState) extend(epoch uint64, until time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.epoch != epoch || until.After(l.until) {
-		l.epoch, l.until = epoch, until
+	l.lease = l.lease.Extended(epoch, until)
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
 	}
 }
 
@@ -96,9 +130,10 @@ func (n *Node) leaseValid(epoch uint64) bool { return n.lease.valid(epoch, time.
 // HandlePosition implements transport.Handler: a failover candidate makes
 // its log durable and reports where it ends.
 func (n *Node) HandlePosition(ctx context.Context, req *pb.PositionRequest) (*pb.PositionResponse, error) {
-	if known := n.control.State().Epoch; req.GetEpoch() < known {
+	if known := n.control.State().Epoch; req.GetEpoch() != 0 && req.GetEpoch() < known {
 		// The asking controller decides on an older cluster state than
-		// this node has applied: its failover would be stale.
+		// this node has applied: its failover would be stale. (Epoch 0
+		// asks without deciding anything: a probe.)
 		return nil, fmt.Errorf("position: asked for epoch %d, but epoch %d is already appointed", req.GetEpoch(), known)
 	}
 	if err := n.store.Sync(); err != nil {

@@ -157,6 +157,7 @@ type Node struct {
 	admit    sync.RWMutex
 	renewNow chan struct{}
 	roleCh   chan struct{} // closed when the role changes
+	stateCh  chan struct{} // closed when reconcile takes in a control state
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -200,7 +201,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Node{cfg: cfg, log: log, store: st, started: time.Now(), roleCh: make(chan struct{}), ctx: ctx, cancel: cancel,
+	n := &Node{cfg: cfg, log: log, store: st, started: time.Now(), roleCh: make(chan struct{}), stateCh: make(chan struct{}), ctx: ctx, cancel: cancel,
 		renewNow: make(chan struct{}, 1)}
 	n.metrics = newMetrics(n)
 	if err := n.startCluster(); err != nil {
@@ -225,8 +226,9 @@ func Open(cfg Config) (*Node, error) {
 func (n *Node) Close() error {
 	n.cancel()
 	n.mu.Lock()
-	n.stopRoleLocked()
+	old := n.detachRoleLocked()
 	n.mu.Unlock()
+	old.close(n)
 	n.wg.Wait()
 	n.stopCluster()
 	if err := n.store.Sync(); err != nil {
@@ -291,8 +293,11 @@ func (n *Node) Write(ctx context.Context, fn func(*replication.Txn) error) (repl
 	tok, err := l.Propose(ctx, fn)
 	n.metrics.writeLatency.Observe(time.Since(start).Seconds())
 	if errors.Is(err, replication.ErrStopped) {
-		// The leader stepped down while the write was in flight.
-		return tok, fmt.Errorf("%w (leadership changed during the write; it may or may not have committed)", n.notLeaderErr())
+		// The leader stepped down while the write was in flight. Its entry
+		// may already be on followers and commit under the next leader, so
+		// this must not read as "not the leader" (which clients take as
+		// "nothing happened" and may retry).
+		return tok, fmt.Errorf("%w: leadership changed during the write; it may or may not have committed (%v)", ErrOutcomeUnknown, n.notLeaderErr())
 	}
 	if err == nil && !n.leaseValid(l.Epoch()) {
 		// Committed, but a leader without a lease may already have been
@@ -302,6 +307,11 @@ func (n *Node) Write(ctx context.Context, fn func(*replication.Txn) error) (repl
 	}
 	return tok, err
 }
+
+// ErrOutcomeUnknown is returned (wrapped) for a write whose fate this node
+// cannot tell: it was proposed, then leadership changed before it was
+// acknowledged. It may still commit under the new leader.
+var ErrOutcomeUnknown = errors.New("write outcome unknown")
 
 // ErrRemoved is returned (wrapped) by reads and writes on a node that was
 // removed from the cluster: its state no longer follows the cluster's.
@@ -369,18 +379,21 @@ func (n *Node) awaitLease(ctx context.Context, epoch uint64) error {
 	case n.renewNow <- struct{}{}:
 	default:
 	}
-	deadline := time.Now().Add(min(n.cfg.WriteTimeout, n.leaseDuration()))
-	for !n.leaseValid(epoch) {
-		if time.Now().After(deadline) {
-			return ErrLeaseExpired
+	deadline := time.NewTimer(min(n.cfg.WriteTimeout, n.leaseDuration()))
+	defer deadline.Stop()
+	for {
+		changed := n.lease.wait() // before the check: no missed wakeup
+		if n.leaseValid(epoch) {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
+		case <-deadline.C:
+			return ErrLeaseExpired
+		case <-changed:
 		}
 	}
-	return nil
 }
 
 // CheckKey returns a *replication.LimitError if key is too large.

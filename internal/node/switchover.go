@@ -42,13 +42,7 @@ func (n *Node) Switchover(ctx context.Context, to string) error {
 	// No write is in flight now and new ones are refused.
 	for {
 		last := n.store.State().LastLSN
-		caught := l.Writer().CommitLSN() >= last
-		for _, p := range l.Progress() {
-			if p.ID == to {
-				caught = caught && p.Durable >= last && p.Connected
-			}
-		}
-		if caught && n.store.State().LastLSN == last {
+		if switchoverReady(to, last, l.Writer().CommitLSN(), l.Progress()) && n.store.State().LastLSN == last {
 			break
 		}
 		select {
@@ -61,7 +55,7 @@ func (n *Node) Switchover(ctx context.Context, to string) error {
 		return fmt.Errorf("switchover to %s: %w", to, err)
 	}
 	// Stay paused: this node steps down as soon as it applies the
-	// appointment (stopRoleLocked clears the pause).
+	// appointment (detachRoleLocked clears the pause).
 	resume = false
 	n.log.Info("switchover: handed over", "to", to)
 	return nil
