@@ -4,427 +4,740 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc/peer"
+
 	"github.com/replicant-db/replicant/internal/storage"
+	"github.com/replicant-db/replicant/internal/transport/pb"
 )
 
-// ErrStopped is returned to proposals when the write path shuts down.
-var ErrStopped = errors.New("replication: write path stopped")
-
-// LimitError reports a key or value above the configured maximum.
-type LimitError struct {
-	What  string // "key" or "value"
-	Size  int
-	Limit int
+// ControlPlane is what the leader needs from the control plane: recording
+// the sync set before relying on it.
+type ControlPlane interface {
+	// CompareAndSetSyncSet stores set if the sync set is still from.
+	CompareAndSetSyncSet(ctx context.Context, epoch uint64, from, set []string) error
 }
 
-func (e *LimitError) Error() string {
-	return fmt.Sprintf("%s too large (%d bytes > max %d)", e.What, e.Size, e.Limit)
-}
+// ErrSyncUnavailable is returned (wrapped) when a write timed out because the
+// commit policy could not be satisfied (fallback "block").
+var ErrSyncUnavailable = errors.New("not enough synchronous followers")
 
-// BatchStats describes one group-commit batch, for metrics.
-type BatchStats struct {
-	Entries   int
-	Proposals int
-	Bytes     int
-	SyncTime  time.Duration
-}
-
-// WriterConfig configures a Writer.
-type WriterConfig struct {
-	Store  *storage.Store
-	Epoch  uint64
-	Logger *slog.Logger
-	// MaxBatch caps proposals per group-commit batch (default 1024).
-	MaxBatch int
-	// MaxInflight caps batches whose fsync is in flight (default 8).
-	MaxInflight int
-	// OnBatch, if set, is called after each batch is durable.
+// LeaderConfig configures the leader's replication driver.
+type LeaderConfig struct {
+	ID      string
+	Store   *storage.Store
+	Epoch   uint64
+	Core    CoreConfig
+	Control ControlPlane
+	Logger  *slog.Logger
 	OnBatch func(BatchStats)
-	// Now is the clock (default time.Now); tests may replace it.
-	Now func() time.Time
-	// OnAppended, if set, is called (on the sequencer goroutine) after each
-	// batch is appended, with its last LSN, encoded size and time.
-	OnAppended func(lastLSN uint64, bytes int, at time.Time)
-	// OnDurable, if set, is called when the local log is durable up to lsn
-	// and takes over commit decisions: it must call AdvanceCommit. If nil,
-	// the local fsync alone commits (a leader without followers).
-	OnDurable func(lsn uint64)
+	// OnEvent is called for every core event (metrics).
+	OnEvent func(Event)
+	// IsMember tells whether a follower id belongs to the cluster; streams
+	// from others are refused. Nil accepts everyone.
+	IsMember func(id string) bool
+	// MaxSendBytes bounds one Entries message (default 1 MiB).
+	MaxSendBytes int
+	// TickInterval drives health checks (default 100ms).
+	TickInterval time.Duration
+	// Heartbeat is the idle interval between heartbeats (default 500ms).
+	Heartbeat time.Duration
 }
 
-type proposal struct {
-	fn      func(*Txn) error
-	done    chan error
-	waitLSN uint64
-	epoch   uint64
-}
-
-type inflight struct {
-	pending   *storage.Pending
-	lastLSN   uint64
-	stats     BatchStats
-	appendErr error
-}
-
-// Writer is the leader's write path: it serialises proposals, turns each into
-// one log entry, appends them in group-commit batches (one fsync for many
-// writers, several batches in flight), and acknowledges a proposal once its
-// entry is at or below the commit LSN.
-type Writer struct {
-	cfg       WriterConfig
-	props     chan *proposal
-	stop      chan struct{}
-	stopped   chan struct{} // closed when Close has answered every proposal
-	closeOnce sync.Once
-	wg        sync.WaitGroup
+// Leader is the leader's replication driver: the write path (Writer), the
+// deterministic Core that decides the commit LSN, and the log streams to
+// followers. It is the I/O around Core; every decision is Core's.
+type Leader struct {
+	cfg    LeaderConfig
+	log    *slog.Logger
+	writer *Writer
 
 	mu      sync.Mutex
-	waiters []*proposal // in non-decreasing waitLSN order
-	commit  atomic.Uint64
-	durable atomic.Uint64
-	// failed is set when an appended batch could not be made durable: the
-	// durable LSN is unknown beyond it, so nothing more is acknowledged
-	// until the store has recovered and every batch in flight is
-	// accounted for (see ready).
-	failed error
-	// inflight counts batches handed to syncLoop and not yet handled.
-	inflight atomic.Int64
+	core    *Core
+	changed chan struct{}         // closed when the log or commit LSN moves
+	events  []Event               // recent events, for status
+	streams map[string]*streamReg // the live stream of each follower
+	pins    map[uint64]uint64     // snapshot id -> pinned LSN (retention floor)
+	notes   map[string]*FollowerNote
+	pinSeq  uint64
+	sizes   logSizes // log bytes per batch, for lag in bytes
+	// inherited is the last LSN of the log this leader started with. Until
+	// its commit LSN reaches it, the previous leader may have acknowledged
+	// writes this one has not yet committed: no linearizable read.
+	inherited uint64
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
-// NewWriter starts the write path. Close stops it.
-func NewWriter(cfg WriterConfig) *Writer {
-	if cfg.MaxBatch <= 0 {
-		cfg.MaxBatch = 1024
-	}
-	if cfg.MaxInflight <= 0 {
-		cfg.MaxInflight = 8
-	}
+// NewLeader starts the leader role at cfg.Epoch.
+func NewLeader(cfg LeaderConfig) *Leader {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.MaxSendBytes <= 0 {
+		cfg.MaxSendBytes = 1 << 20
 	}
-	w := &Writer{cfg: cfg, props: make(chan *proposal, 4096), stop: make(chan struct{}), stopped: make(chan struct{})}
+	if cfg.TickInterval <= 0 {
+		cfg.TickInterval = 100 * time.Millisecond
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 500 * time.Millisecond
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &Leader{
+		cfg: cfg, log: cfg.Logger.With("role", "leader", "epoch", cfg.Epoch),
+		changed: make(chan struct{}), streams: map[string]*streamReg{}, pins: map[uint64]uint64{},
+		notes: map[string]*FollowerNote{},
+		ctx:   ctx, cancel: cancel,
+	}
+	now := time.Now()
 	st := cfg.Store.State()
-	// Everything in the log after a restart is durable; whether it is
-	// committed is the commit policy's call when there is one.
-	w.durable.Store(st.LastLSN)
-	if cfg.OnDurable == nil {
-		w.commit.Store(st.LastLSN)
-	} else {
-		w.commit.Store(min(st.CommitLSN, st.LastLSN))
-	}
-	syncq := make(chan inflight, cfg.MaxInflight)
-	w.wg.Add(2)
-	go w.sequence(syncq)
-	go w.syncLoop(syncq)
-	return w
+	l.inherited = st.LastLSN
+	// The recorded commit LSN is what readers may already have seen; the
+	// whole log is what a shrinking sync set must still hold.
+	cfg.Core.CommitLSN = max(cfg.Core.CommitLSN, min(st.CommitLSN, st.LastLSN))
+	cfg.Core.MustHoldLSN = max(cfg.Core.MustHoldLSN, st.LastLSN)
+	l.core = NewCore(cfg.Core, now)
+	// What survived a restart is durable; whether it is committed is for
+	// the policy to decide again from the followers' acknowledgements.
+	l.core.Appended(st.LastLSN, now)
+	l.core.LocalDurable(st.LastLSN)
+	l.writer = NewWriter(WriterConfig{
+		Store: cfg.Store, Epoch: cfg.Epoch, Logger: l.log, OnBatch: cfg.OnBatch,
+		OnAppended: func(lsn uint64, bytes int, at time.Time) {
+			l.mu.Lock()
+			l.core.Appended(lsn, at)
+			l.sizes.add(lsn, uint64(bytes))
+			l.mu.Unlock()
+			l.notify()
+		},
+		OnDurable: func(lsn uint64) {
+			l.mu.Lock()
+			l.core.LocalDurable(lsn)
+			l.handleReadyLocked()
+			l.mu.Unlock()
+		},
+	})
+	l.mu.Lock()
+	l.handleReadyLocked()
+	l.mu.Unlock()
+	l.wg.Add(1)
+	go l.tickLoop()
+	return l
 }
 
-// CommitLSN is the highest committed LSN; reads on the leader happen there.
-func (w *Writer) CommitLSN() uint64 { return w.commit.Load() }
+// ServesLinearizableReads reports whether the commit LSN has reached the
+// end of the log this leader inherited (Raft's rule that a new leader first
+// commits an entry of its own term, in LSN form).
+func (l *Leader) ServesLinearizableReads() bool { return l.writer.CommitLSN() >= l.inherited }
 
-// Epoch is the epoch new entries carry.
-func (w *Writer) Epoch() uint64 { return w.cfg.Epoch }
+// Writer is the leader's write path.
+func (l *Leader) Writer() *Writer { return l.writer }
 
-// Propose runs fn on the write path and waits until its effects (and every
-// state it read) are committed. It returns the token of that state. If ctx
-// ends first the write may still commit later.
-func (w *Writer) Propose(ctx context.Context, fn func(*Txn) error) (Token, error) {
-	p := &proposal{fn: fn, done: make(chan error, 1)}
-	select {
-	case w.props <- p:
-	case <-w.stop:
-		return Token{}, ErrStopped
-	case <-ctx.Done():
-		return Token{}, ctx.Err()
+// Epoch is the leader's epoch.
+func (l *Leader) Epoch() uint64 { return l.cfg.Epoch }
+
+// Close stops streams, the tick loop and the write path.
+func (l *Leader) Close() {
+	l.cancel()
+	l.mu.Lock()
+	for _, r := range l.streams {
+		r.cancel()
 	}
-	var err error
-	select {
-	case err = <-p.done:
-	case <-w.stopped:
-		// The send above may have won against a closed stop channel and
-		// queued p after the sequencer exited; nobody will answer it.
-		// Every answer is sent before stopped closes, so check once more.
-		select {
-		case err = <-p.done:
-		default:
-			err = ErrStopped
+	l.mu.Unlock()
+	l.wg.Wait()
+	l.writer.Close()
+}
+
+// Propose runs fn on the write path. A write that times out while the
+// policy cannot be met says why.
+func (l *Leader) Propose(ctx context.Context, fn func(*Txn) error) (Token, error) {
+	tok, err := l.writer.Propose(ctx, fn)
+	if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		l.mu.Lock()
+		blocked, why := l.core.Blocked()
+		l.mu.Unlock()
+		if blocked {
+			return tok, fmt.Errorf("%w: %s (the write may still commit once followers return)", ErrSyncUnavailable, why)
 		}
-	case <-ctx.Done():
-		return Token{}, ctx.Err()
 	}
-	if err != nil {
-		return Token{}, err
-	}
-	return Token{Epoch: p.epoch, LSN: p.waitLSN}, nil
+	return tok, err
 }
 
-// Close stops accepting proposals, lets in-flight batches finish, and fails
-// proposals still waiting for commit.
-func (w *Writer) Close() { w.closeOnce.Do(w.close) }
-
-func (w *Writer) close() {
-	close(w.stop)
-	w.wg.Wait()
-	w.mu.Lock()
-	for _, p := range w.waiters {
-		p.done <- ErrStopped
-	}
-	w.waiters = nil
-	w.mu.Unlock()
-	close(w.stopped)
+func (l *Leader) notify() {
+	l.mu.Lock()
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
 }
 
-func (w *Writer) sequence(syncq chan<- inflight) {
-	defer w.wg.Done()
-	defer close(syncq)
-	batch := make([]*proposal, 0, w.cfg.MaxBatch)
-	for {
-		batch = batch[:0]
-		select {
-		case p := <-w.props:
-			batch = append(batch, p)
-		case <-w.stop:
-			w.drainProposals()
-			return
+// Changed is closed when the log or the commit LSN moves.
+func (l *Leader) Changed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.changed
+}
+
+// handleReadyLocked applies the core's outputs. l.mu is held.
+func (l *Leader) handleReadyLocked() {
+	rd := l.core.Ready()
+	if rd.CommitLSN > l.writer.CommitLSN() {
+		l.writer.AdvanceCommit(rd.CommitLSN)
+		close(l.changed)
+		l.changed = make(chan struct{})
+	}
+	for _, ev := range rd.Events {
+		l.log.Warn("replication event", "kind", ev.Kind, "follower", ev.Follower, "msg", ev.Message)
+		l.events = append(l.events, ev)
+		if len(l.events) > 50 {
+			l.events = l.events[len(l.events)-50:]
 		}
-	fill:
-		for len(batch) < w.cfg.MaxBatch {
-			select {
-			case p := <-w.props:
-				batch = append(batch, p)
-			default:
-				break fill
+		if l.cfg.OnEvent != nil {
+			l.cfg.OnEvent(ev)
+		}
+	}
+	if rd.ProposeSyncSet != nil && l.cfg.Control != nil && l.ctx.Err() == nil {
+		// The core has at most one proposal outstanding; compare-and-set
+		// keeps a delayed older proposal from overwriting a newer set.
+		set := append([]string{}, rd.ProposeSyncSet...)
+		from := append([]string{}, rd.ProposeFrom...)
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			ctx, cancel := context.WithTimeout(l.ctx, 5*time.Second)
+			defer cancel()
+			if err := l.cfg.Control.CompareAndSetSyncSet(ctx, l.cfg.Epoch, from, set); err != nil {
+				if l.ctx.Err() == nil {
+					l.log.Warn("could not record sync set in the control plane", "set", set, "err", err)
+				}
+				return
 			}
-		}
-		if f, ok := w.runBatch(batch); ok {
-			w.inflight.Add(1)
-			syncq <- f
-		}
+			l.log.Info("sync set recorded in the control plane", "set", set)
+		}()
 	}
 }
 
-func (w *Writer) drainProposals() {
+// SyncSetCommitted tells the core the control plane now holds set.
+func (l *Leader) SyncSetCommitted(set []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.core.SyncSetCommitted(set, time.Now())
+	l.handleReadyLocked()
+}
+
+// Configure changes the policy or membership at run time.
+func (l *Leader) Configure(p Policy, a AckLevel, f Fallback, followers []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.core.Configure(p, a, f, followers, time.Now())
+	l.handleReadyLocked()
+}
+
+// Progress reports every follower's progress.
+func (l *Leader) Progress() []FollowerProgress {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.core.Progress(time.Now())
+}
+
+// LagBytes estimates how many log bytes the leader holds beyond lsn (to
+// batch granularity; entries older than the size history count as 0).
+func (l *Leader) LagBytes(lsn uint64) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.sizes.after(lsn)
+}
+
+// logSizes keeps the cumulative encoded size of the log at the end of each
+// recent batch, to report follower lag in bytes.
+type logSizes struct {
+	lsn []uint64
+	cum []uint64
+}
+
+func (s *logSizes) add(last, bytes uint64) {
+	var prev uint64
+	if n := len(s.cum); n > 0 {
+		prev = s.cum[n-1]
+	}
+	s.lsn = append(s.lsn, last)
+	s.cum = append(s.cum, prev+bytes)
+	if len(s.lsn) > 1<<16 {
+		s.lsn = append([]uint64(nil), s.lsn[1<<15:]...)
+		s.cum = append([]uint64(nil), s.cum[1<<15:]...)
+	}
+}
+
+func (s *logSizes) after(lsn uint64) uint64 {
+	n := len(s.lsn)
+	if n == 0 || lsn >= s.lsn[n-1] {
+		return 0
+	}
+	i, _ := slices.BinarySearch(s.lsn, lsn)
+	// Batch i is the first ending at or after lsn: count from its start.
+	var base uint64
+	if i > 0 {
+		base = s.cum[i-1]
+	}
+	return s.cum[n-1] - base
+}
+
+// Events returns recent replication events, oldest first.
+func (l *Leader) Events() []Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Event(nil), l.events...)
+}
+
+// FallbackActive reports whether commits currently ignore the sync policy.
+func (l *Leader) FallbackActive() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.core.FallbackActive()
+}
+
+// FollowerNote is what the leader knows about a follower beyond its
+// acknowledged positions: a snapshot being streamed to it, and why it last
+// needed one or rolled back.
+type FollowerNote struct {
+	Snapshotting  bool
+	SnapshotLSN   uint64
+	SnapshotBytes uint64
+	Reason        string
+	ReasonAt      time.Time
+}
+
+func (l *Leader) note(id string, f func(*FollowerNote)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.notes[id]
+	if n == nil {
+		n = &FollowerNote{}
+		l.notes[id] = n
+	}
+	f(n)
+}
+
+// Notes returns a copy of the leader's notes per follower.
+func (l *Leader) Notes() map[string]FollowerNote {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]FollowerNote, len(l.notes))
+	for id, n := range l.notes {
+		out[id] = *n
+	}
+	return out
+}
+
+// RetentionFloor is the lowest LSN that must stay in the log for snapshots
+// being streamed (0: no pin).
+func (l *Leader) RetentionFloor() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var floor uint64
+	for _, p := range l.pins {
+		if floor == 0 || p < floor {
+			floor = p
+		}
+	}
+	return floor
+}
+
+func (l *Leader) tickLoop() {
+	defer l.wg.Done()
+	t := time.NewTicker(l.cfg.TickInterval)
+	defer t.Stop()
 	for {
 		select {
-		case p := <-w.props:
-			p.done <- ErrStopped
-		default:
+		case <-l.ctx.Done():
 			return
+		case now := <-t.C:
+			l.mu.Lock()
+			l.core.Tick(now)
+			l.handleReadyLocked()
+			l.mu.Unlock()
 		}
 	}
 }
 
-// ready tells whether the write path may take a batch. After a failed
-// sync it waits until every batch in flight is accounted for, then asks
-// the store to make the whole log durable again (Sync recovers a degraded
-// store: it reopens the database and restores what was appended); only
-// then does it trust the log's end as durable and resume. The store spaces
-// its recovery attempts out, so a stream of refused writes costs little.
-func (w *Writer) ready() error {
-	failed := w.failedErr()
-	if failed != nil && w.inflight.Load() > 0 {
-		return failed
+func epochsFromPB(in []*pb.EpochStart) []storage.EpochStart {
+	out := make([]storage.EpochStart, 0, len(in))
+	for _, e := range in {
+		out = append(out, storage.EpochStart{Epoch: e.GetEpoch(), FirstLSN: e.GetFirstLsn()})
 	}
-	if failed == nil {
-		// The store may have been degraded by another writer (GC,
-		// retention); Recover is an atomic load when it is healthy. Other
-		// errors (a closed store) surface from the append itself.
-		var de *storage.DiskError
-		if err := w.cfg.Store.Recover(); errors.As(err, &de) {
-			return fmt.Errorf("replication: write refused: %w", err)
-		}
-		return nil
+	return out
+}
+
+func epochsToPB(in []storage.EpochStart) []*pb.EpochStart {
+	out := make([]*pb.EpochStart, 0, len(in))
+	for _, e := range in {
+		out = append(out, &pb.EpochStart{Epoch: e.Epoch, FirstLsn: e.FirstLSN})
 	}
-	if err := w.cfg.Store.Sync(); err != nil {
-		err = fmt.Errorf("replication: write refused: %w", err)
-		w.mu.Lock()
-		w.failed = err
-		w.mu.Unlock()
+	return out
+}
+
+// ServeFollower runs one follower's log stream until it ends.
+func (l *Leader) ServeFollower(stream pb.Peer_ReplicateServer) error {
+	first, err := stream.Recv()
+	if err != nil {
 		return err
 	}
-	last := w.cfg.Store.State().LastLSN
-	if last > w.durable.Load() {
-		w.durable.Store(last)
+	hello := first.GetHello()
+	if hello == nil || hello.GetFollowerId() == "" {
+		return errors.New("replication: log stream must start with a hello naming the follower")
 	}
-	w.mu.Lock()
-	w.failed = nil
-	w.mu.Unlock()
-	w.cfg.Logger.Info("write path resumed", "durable_lsn", last)
-	if w.cfg.OnDurable != nil {
-		w.cfg.OnDurable(w.durable.Load())
-		w.AdvanceCommit(0)
-	} else {
-		w.AdvanceCommit(w.durable.Load())
+	id := hello.GetFollowerId()
+	if l.cfg.IsMember != nil && !l.cfg.IsMember(id) {
+		return fmt.Errorf("replication: %s is not a member of this cluster", id)
 	}
+	if hello.GetEpoch() > l.cfg.Epoch {
+		return fmt.Errorf("replication: follower %s has seen epoch %d, this leader is at %d: refusing to lead it", id, hello.GetEpoch(), l.cfg.Epoch)
+	}
+	st := l.cfg.Store.State()
+	fl := hello.GetLastLsn()
+	fepochs := epochsFromPB(hello.GetEpochs())
+	if err := checkHello(fl, hello.GetLastEpoch(), fepochs); err != nil {
+		return fmt.Errorf("replication: hello from %s: %w", id, err)
+	}
+	plan := PlanStart(fepochs, fl, l.cfg.Store.EpochHistory(), st)
+	start := &pb.Start{Epoch: l.cfg.Epoch, LeaderId: l.cfg.ID, NeedSnapshot: plan.NeedSnapshot, Reason: plan.Reason,
+		Truncate: plan.Truncate, TruncateTo: plan.TruncateTo, FromLsn: plan.FromLSN}
+	common := plan.Common
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	reg := &streamReg{cancel: cancel, remote: remoteAddr(stream.Context())}
+	// The stream may be acknowledged up to where the follower's log and
+	// ours agree (what it already holds) and, later, up to what is sent.
+	reg.sent.Store(common)
+	l.mu.Lock()
+	if l.ctx.Err() != nil {
+		l.mu.Unlock()
+		return errors.New("replication: leader stepping down")
+	}
+	if old, ok := l.streams[id]; ok {
+		// A newer stream from the same follower replaces the old one: after
+		// a partition the old connection can linger half-open for minutes,
+		// and waiting for it would keep the follower out that long. This is
+		// safe because the replaced stream's acks are ignored from here on
+		// (recvAcks checks the registration under l.mu) and the new stream
+		// can acknowledge nothing beyond its own start point and what it is
+		// sent itself. Who may replace a stream at all is decided by the
+		// peer port's secret (--peer-secret). Logged with both addresses so
+		// that an impostor, or two nodes configured with one id, show up.
+		old.cancel()
+		l.log.Warn("a new log stream replaces the follower's current one", "follower", id,
+			"old_remote", old.remote, "new_remote", reg.remote)
+	}
+	l.streams[id] = reg
+	l.mu.Unlock()
+	// Only the stream that owns the follower's slot reports it gone: a
+	// replaced stream ending late must not disconnect its successor.
+	defer func() {
+		l.mu.Lock()
+		if l.streams[id] == reg {
+			delete(l.streams, id)
+			if l.ctx.Err() == nil {
+				l.core.Disconnected(id, time.Now())
+				l.handleReadyLocked()
+			}
+		}
+		l.mu.Unlock()
+	}()
+	if err := stream.Send(&pb.LeaderMsg{Msg: &pb.LeaderMsg_Start{Start: start}}); err != nil {
+		return err
+	}
+	if start.NeedSnapshot {
+		l.log.Info("follower needs a snapshot", "follower", id, "reason", start.Reason)
+		l.note(id, func(n *FollowerNote) { n.Reason, n.ReasonAt = start.Reason, time.Now() })
+		return nil
+	}
+	if start.Truncate {
+		l.note(id, func(n *FollowerNote) {
+			n.Reason, n.ReasonAt = fmt.Sprintf("diverged: rolled back its log from %d to %d", fl, common), time.Now()
+		})
+	}
+	if start.Truncate {
+		l.log.Warn("follower diverged; it rolls back its log", "follower", id, "follower_last", fl, "common", common)
+	}
+	l.mu.Lock()
+	if l.streams[id] != reg {
+		l.mu.Unlock()
+		return errReplaced
+	}
+	l.core.Connected(id, common, time.Now())
+	l.handleReadyLocked()
+	l.mu.Unlock()
+	l.log.Info("follower streaming", "follower", id, "from_lsn", start.FromLsn)
+
+	errc := make(chan error, 2)
+	go func() { errc <- l.recvAcks(ctx, id, reg, stream) }()
+	go func() { errc <- l.sendLog(ctx, reg, start.FromLsn, stream) }()
+	err = <-errc
+	cancel()
+	if l.ctx.Err() != nil {
+		return errors.New("replication: leader stepping down")
+	}
+	return err
+}
+
+// streamReg identifies one follower stream.
+type streamReg struct {
+	cancel context.CancelFunc
+	remote string // the peer's network address, for logs
+	// sent is the highest LSN this stream may be acknowledged up to: the
+	// point where it started (the follower's log agreed with ours up to
+	// there) or the last entry handed to Send, whichever is higher.
+	sent atomic.Uint64
+}
+
+var errReplaced = errors.New("replication: replaced by a newer stream from the same follower")
+
+// ErrAckBeyondSent is returned (wrapped) when a follower acknowledges an
+// LSN its stream was never sent: a broken or impostor follower.
+var ErrAckBeyondSent = errors.New("replication: acknowledgement beyond what this stream was sent")
+
+// remoteAddr is the network address of a stream's peer ("" if unknown).
+func remoteAddr(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
+}
+
+func (l *Leader) recvAcks(ctx context.Context, id string, reg *streamReg, stream pb.Peer_ReplicateServer) error {
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		a := m.GetAck()
+		if a == nil {
+			continue
+		}
+		received, durable, applied := a.GetReceived(), a.GetDurable(), a.GetApplied()
+		// A follower cannot hold what it was never sent. An ack above the
+		// stream's bound is a protocol violation: a correct follower never
+		// sends one however its goroutines interleave (sendLog raises the
+		// bound before Send), so it comes from a bug or from an impostor
+		// acknowledging LSN 2^64-1 to make writes look replicated. The
+		// stream is closed rather than the ack clamped: a clamped "ack
+		// everything" would still count every entry the moment it is sent,
+		// which for a peer that stores nothing is the same lie one entry at
+		// a time; closing disconnects it from the core (it stops counting)
+		// and says so loudly, and a genuine follower simply reconnects.
+		if bound := reg.sent.Load(); received > bound || durable > bound || applied > bound {
+			l.log.Warn("follower acknowledged entries it was never sent; closing its stream",
+				"follower", id, "remote", reg.remote, "received", received, "durable", durable,
+				"applied", applied, "sent", bound)
+			return fmt.Errorf("%w: %s acknowledged received=%d durable=%d applied=%d, but this stream was sent up to LSN %d",
+				ErrAckBeyondSent, id, received, durable, applied, bound)
+		}
+		// Within the bound, durable and applied above received are clamped,
+		// not refused: a correct follower's fsync and apply loops can read
+		// its store a moment before its receive loop records the batch
+		// (applied momentarily above received), and lowering a position
+		// only ever delays a commit.
+		durable, applied = min(durable, received), min(applied, received)
+		l.mu.Lock()
+		if l.streams[id] != reg || l.ctx.Err() != nil {
+			l.mu.Unlock()
+			return errReplaced
+		}
+		l.core.Ack(id, received, durable, applied, time.Now())
+		l.handleReadyLocked()
+		l.mu.Unlock()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+func (l *Leader) sendLog(ctx context.Context, reg *streamReg, next uint64, stream pb.Peer_ReplicateServer) error {
+	hb := time.NewTicker(l.cfg.Heartbeat)
+	defer hb.Stop()
+	var sentCommit uint64
+	// The leader's view of all followers rides on a heartbeat about once
+	// per Heartbeat interval, also while entries flow without pause.
+	var viewAt time.Time
+	beat := func(commit, last uint64) error {
+		withView := time.Since(viewAt) >= l.cfg.Heartbeat
+		if withView {
+			viewAt = time.Now()
+		}
+		return l.heartbeat(stream, commit, last, withView)
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ch := l.Changed()
+		last := l.cfg.Store.State().LastLSN
+		commit := l.writer.CommitLSN()
+		if next <= last {
+			msg := &pb.Entries{}
+			var upTo uint64 // the last LSN in msg
+			err := l.cfg.Store.ReadLogRaw(next, last, l.cfg.MaxSendBytes, func(lsn uint64, raw []byte) error {
+				msg.Entries = append(msg.Entries, append([]byte(nil), raw...))
+				upTo = lsn
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("replication: read log from %d: %w", next, err)
+			}
+			msg.CommitLsn = commit
+			// Raise the ack bound before Send: the follower may receive,
+			// fsync and acknowledge these entries before Send returns here,
+			// and that ack must not look like one beyond what was sent.
+			reg.sent.Store(max(reg.sent.Load(), upTo))
+			if err := stream.Send(&pb.LeaderMsg{Msg: &pb.LeaderMsg_Entries{Entries: msg}}); err != nil {
+				return err
+			}
+			next += uint64(len(msg.Entries))
+			sentCommit = commit
+			if time.Since(viewAt) >= l.cfg.Heartbeat {
+				if err := beat(commit, last); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if commit != sentCommit {
+			if err := beat(commit, last); err != nil {
+				return err
+			}
+			sentCommit = commit
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		case <-hb.C:
+			if err := beat(commit, last); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (l *Leader) heartbeat(stream pb.Peer_ReplicateServer, commit, last uint64, withView bool) error {
+	hb := &pb.Heartbeat{CommitLsn: commit, LastLsn: last, LeaderTimeUnixNano: time.Now().UnixNano()}
+	if withView {
+		for _, p := range l.Progress() {
+			hb.Followers = append(hb.Followers, &pb.FollowerProgress{
+				Id: p.ID, Sync: p.Sync, Healthy: p.Healthy, Received: p.Received, Durable: p.Durable, Applied: p.Applied,
+				LagEntries: p.LagEntries, LagBytes: l.LagBytes(p.Applied), LagSeconds: p.LagSeconds, State: p.State})
+		}
+		hb.FallbackActive = l.FallbackActive()
+	}
+	return stream.Send(&pb.LeaderMsg{Msg: &pb.LeaderMsg_Heartbeat{Heartbeat: hb}})
+}
+
+// ServeSnapshot streams a consistent snapshot at the current commit LSN.
+// The log above that LSN is pinned against retention until the stream ends.
+func (l *Leader) ServeSnapshot(req *pb.SnapshotRequest, stream pb.Peer_SnapshotServer) error {
+	id := req.GetFollowerId()
+	if l.cfg.IsMember != nil && !l.cfg.IsMember(id) {
+		return fmt.Errorf("replication: %q is not a member of this cluster", id)
+	}
+	if req.GetEpoch() > l.cfg.Epoch {
+		// The follower follows a newer leader: this one is fenced off.
+		return fmt.Errorf("%w: %s asks for a snapshot of epoch %d, this leader is at %d", ErrStaleLeader, id, req.GetEpoch(), l.cfg.Epoch)
+	}
+	lsn := l.writer.CommitLSN()
+	l.note(id, func(n *FollowerNote) { n.Snapshotting, n.SnapshotLSN, n.SnapshotBytes = true, lsn, 0 })
+	defer l.note(id, func(n *FollowerNote) { n.Snapshotting = false })
+	l.mu.Lock()
+	l.pinSeq++
+	pin := l.pinSeq
+	l.pins[pin] = lsn + 1
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		delete(l.pins, pin)
+		l.mu.Unlock()
+	}()
+	start := time.Now()
+	// A snapshot is every key and value: say who asked for it.
+	l.log.Info("streaming snapshot", "follower", req.GetFollowerId(), "remote", remoteAddr(stream.Context()), "lsn", lsn)
+	crc := crc32.New(crcTable)
+	var sent, keys uint64
+	chunk := &pb.SnapshotChunk{Lsn: lsn}
+	size := 0
+	var sendErr error
+	flush := func() bool {
+		chunk.SentBytes = sent
+		l.note(id, func(n *FollowerNote) { n.SnapshotBytes = sent })
+		if err := stream.Send(chunk); err != nil {
+			sendErr = err
+			return false
+		}
+		chunk = &pb.SnapshotChunk{Lsn: lsn}
+		size = 0
+		return true
+	}
+	err := l.cfg.Store.Scan(lsn, nil, func(k []byte, v storage.Version) bool {
+		kv := &pb.KV{Key: k, Value: v.Value, ExpireAt: v.ExpireAt}
+		hashKV(crc, kv)
+		chunk.Pairs = append(chunk.Pairs, kv)
+		n := len(k) + len(v.Value) + 16
+		size += n
+		sent += uint64(n)
+		keys++
+		if size >= l.cfg.MaxSendBytes {
+			return flush()
+		}
+		return true
+	})
+	if sendErr != nil {
+		return sendErr
+	}
+	if err != nil {
+		return fmt.Errorf("replication: snapshot scan: %w", err)
+	}
+	chunk.Done = &pb.SnapshotDone{Lsn: lsn, Epochs: epochsToPB(epochsUpTo(l.cfg.Store.EpochHistory(), lsn)),
+		Crc: crc.Sum32(), Keys: keys, Bytes: sent}
+	if !flush() {
+		return sendErr
+	}
+	el := time.Since(start)
+	l.log.Info("snapshot sent", "follower", req.GetFollowerId(), "lsn", lsn, "keys", keys, "bytes", sent,
+		"seconds", el.Seconds(), "mb_per_s", float64(sent)/1e6/max(el.Seconds(), 1e-9))
 	return nil
 }
 
-// runBatch evaluates proposals in order and appends their entries in one
-// batch. Proposals that fail are answered at once; the rest wait for commit.
-// ok is false when nothing is left for syncLoop (the batch was refused).
-func (w *Writer) runBatch(batch []*proposal) (f inflight, ok bool) {
-	if err := w.ready(); err != nil {
-		for _, p := range batch {
-			p.done <- err
-		}
-		return inflight{}, false
-	}
-	st := w.cfg.Store.State()
-	next := st.LastLSN + 1
-	group := &layer{vals: map[string]storage.Version{}}
-	var entries []storage.Entry
-	var waiting []*proposal
-	bytes := 0
-	for _, p := range batch {
-		now := w.cfg.Now()
-		tx := &Txn{store: w.cfg.Store, group: group, own: layer{vals: map[string]storage.Version{}}, nowMs: now.UnixMilli()}
-		if err := p.fn(tx); err != nil {
-			p.done <- err
-			continue
-		}
-		if len(tx.ops) == 0 {
-			// A read-only outcome (SET NX on an existing key, GET of a
-			// missing key via GETDEL…) still depends on what it read, which
-			// may not be committed yet: wait for the newest LSN.
-			p.waitLSN = next - 1
-			p.epoch = w.cfg.Store.EpochAt(p.waitLSN)
-			if p.waitLSN >= st.LastLSN+1 {
-				p.epoch = w.cfg.Epoch
-			}
-		} else {
-			e := storage.Entry{LSN: next, Epoch: w.cfg.Epoch, Time: now.UnixNano(), Ops: tx.ops}
-			bytes += e.EncodedSize()
-			entries = append(entries, e)
-			tx.mergeInto(group)
-			p.waitLSN, p.epoch = next, w.cfg.Epoch
-			next++
-		}
-		waiting = append(waiting, p)
-	}
-	f = inflight{lastLSN: next - 1, stats: BatchStats{Entries: len(entries), Proposals: len(batch), Bytes: bytes}}
-	if len(entries) > 0 {
-		pend, err := w.cfg.Store.Append(entries, storage.AppendOptions{Apply: true, Sync: true, CommitLSN: w.commit.Load()})
-		var de *storage.DiskError
-		if errors.As(err, &de) && de.Refused {
-			// Nothing was written (a full disk, or a store refusing writes
-			// after a failure): these proposals fail cleanly and leave no
-			// hole. The read-only ones depended on this batch's writes.
-			err = fmt.Errorf("replication: write refused: %w", err)
-			for _, p := range waiting {
-				p.done <- err
-			}
-			return inflight{}, false
-		}
-		if err != nil {
-			f.appendErr = err
-			f.lastLSN = st.LastLSN
-		} else {
-			f.pending = pend
+func epochsUpTo(h []storage.EpochStart, lsn uint64) []storage.EpochStart {
+	var out []storage.EpochStart
+	for _, e := range h {
+		if e.FirstLSN <= lsn {
+			out = append(out, e)
 		}
 	}
-	w.mu.Lock()
-	w.waiters = append(w.waiters, waiting...)
-	w.mu.Unlock()
-	if f.pending != nil && w.cfg.OnAppended != nil {
-		w.cfg.OnAppended(f.lastLSN, f.stats.Bytes, w.cfg.Now())
-	}
-	return f, true
+	return out
 }
 
-func (w *Writer) failedErr() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.failed
-}
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-func (w *Writer) syncLoop(syncq <-chan inflight) {
-	defer w.wg.Done()
-	for f := range syncq {
-		w.syncOne(f)
-		w.inflight.Add(-1)
-	}
-}
-
-// syncOne waits for one batch to be durable and commits or fails its
-// proposals.
-func (w *Writer) syncOne(f inflight) {
-	start := time.Now()
-	err := f.appendErr
-	if err == nil && f.pending != nil {
-		err = f.pending.Wait()
-	}
-	if err == nil && w.failedErr() != nil {
-		// An earlier batch failed: a later one syncing fine must not
-		// raise the durable or commit LSN over the hole it left.
-		return
-	}
-	if err != nil {
-		// A failed append or fsync leaves the durable state unknown
-		// beyond what was acknowledged; acknowledge nothing on top of
-		// it (as PostgreSQL panics on fsync failure) until ready has
-		// seen the store recover. The waiting writes may or may not
-		// survive: the store keeps what it appended when it recovers.
-		w.mu.Lock()
-		first := w.failed == nil
-		if first {
-			w.failed = fmt.Errorf("replication: write refused: %w", err)
+// hashKV feeds one snapshot pair into the running checksum, length-prefixed
+// so that pair boundaries matter.
+func hashKV(h interface{ Write([]byte) (int, error) }, kv *pb.KV) {
+	var buf [8]byte
+	put := func(n uint64) {
+		for i := range 8 {
+			buf[i] = byte(n >> (8 * i))
 		}
-		unknown := fmt.Errorf("replication: write not acknowledged, it may or may not be applied: %w", err)
-		for _, p := range w.waiters {
-			// Every waiter gets an answer: one at or below the commit
-			// LSN (a read-only proposal that joined after the last
-			// commit advance) depends only on committed state.
-			if p.waitLSN <= w.commit.Load() {
-				p.done <- nil
-			} else {
-				p.done <- unknown
-			}
-		}
-		w.waiters = w.waiters[:0]
-		w.mu.Unlock()
-		if first {
-			w.cfg.Logger.Error("write path failed; refusing writes until the store recovers", "err", err)
-		}
-		return
+		_, _ = h.Write(buf[:])
 	}
-	f.stats.SyncTime = time.Since(start)
-	if f.lastLSN > w.durable.Load() {
-		w.durable.Store(f.lastLSN)
-	}
-	if w.cfg.OnDurable != nil {
-		w.cfg.OnDurable(w.durable.Load())
-		// A batch of read-only proposals appends nothing, so OnDurable
-		// need not move the commit LSN, and waiters already at or below
-		// it would otherwise wait for some later write: release them.
-		w.AdvanceCommit(0)
-	} else {
-		w.AdvanceCommit(w.durable.Load())
-	}
-	if w.cfg.OnBatch != nil && f.stats.Entries > 0 {
-		w.cfg.OnBatch(f.stats)
-	}
-}
-
-// AdvanceCommit raises the commit LSN (never beyond the local durable LSN)
-// and acknowledges waiting proposals.
-func (w *Writer) AdvanceCommit(lsn uint64) {
-	lsn = min(lsn, w.durable.Load())
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if lsn > w.commit.Load() {
-		w.commit.Store(lsn)
-	}
-	c := w.commit.Load()
-	i := 0
-	for ; i < len(w.waiters) && w.waiters[i].waitLSN <= c; i++ {
-		w.waiters[i].done <- nil
-	}
-	w.waiters = append(w.waiters[:0], w.waiters[i:]...)
+	put(uint64(len(kv.Key)))
+	_, _ = h.Write(kv.Key)
+	put(uint64(len(kv.Value)))
+	_, _ = h.Write(kv.Value)
+	put(uint64(kv.ExpireAt))
 }
