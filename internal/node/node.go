@@ -519,7 +519,7 @@ func (n *Node) checkReadable(lsn uint64) error {
 	if removed {
 		return ErrRemoved
 	}
-	if fo != nil && fo.f.Status().State == "snapshotting" {
+	if fo != nil && fo.f.Status().State == replication.FollowerSnapshotting {
 		return fmt.Errorf("%w: installing a snapshot from the leader", replication.ErrLoading)
 	}
 	if n.loaded.Load() {
@@ -586,7 +586,7 @@ func (n *Node) Ready() error {
 		return nil
 	case fo != nil:
 		st := fo.f.Status()
-		if st.State != "streaming" {
+		if st.State != replication.FollowerStreaming {
 			return fmt.Errorf("follower is %s %s", st.State, st.Reason)
 		}
 		lsn, _, _ := n.readPosition()

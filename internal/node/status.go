@@ -3,6 +3,8 @@ package node
 import (
 	"fmt"
 	"time"
+
+	"github.com/replicant-db/replicant/internal/replication"
 )
 
 // maxViewAge bounds how old a leader's relayed view of its followers may be
@@ -118,7 +120,7 @@ func (n *Node) Status() Status {
 		}
 	case fo != nil:
 		fs := fo.f.Status()
-		s.State, s.Reason = fs.State, fs.Reason
+		s.State, s.Reason = string(fs.State), fs.Reason
 		view := fo.f.LeaderView()
 		if !view.At.IsZero() && time.Since(view.At) < maxViewAge {
 			s.FallbackActive = view.FallbackActive
@@ -136,7 +138,7 @@ func (n *Node) Status() Status {
 		if fs.SnapshotLSN != 0 {
 			s.Snapshot = &SnapshotInfo{LSN: fs.SnapshotLSN, Bytes: fs.SnapshotBytes}
 		}
-		if fs.State == "connecting" && fs.LastError != "" {
+		if fs.State == replication.FollowerConnecting && fs.LastError != "" {
 			s.Reason = fs.LastError
 		}
 	default:
@@ -175,7 +177,7 @@ func (n *Node) Status() Status {
 		} else if m.ID == cs.Leader {
 			// A follower knows the leader only through its own stream: no
 			// positions of the leader's are reported here.
-			ms.Role, ms.Healthy, ms.State = "leader", fo != nil && fo.f.Status().State == "streaming", "leading"
+			ms.Role, ms.Healthy, ms.State = "leader", fo != nil && fo.f.Status().State == replication.FollowerStreaming, "leading"
 		}
 		for _, id := range cs.SyncSet {
 			if id == m.ID {

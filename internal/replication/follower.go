@@ -44,7 +44,7 @@ type FollowerConfig struct {
 // FollowerStatus describes the follower side of replication.
 type FollowerStatus struct {
 	Leader        string
-	State         string // connecting, snapshotting, streaming, catching-up
+	State         FollowerState
 	Reason        string // why (e.g. why a snapshot was needed)
 	LeaderCommit  uint64
 	LastContact   time.Time
@@ -89,7 +89,7 @@ func NewFollower(cfg FollowerConfig) *Follower {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	f := &Follower{cfg: cfg, log: cfg.Logger.With("role", "follower", "leader", cfg.LeaderID, "epoch", cfg.Epoch), changed: make(chan struct{})}
-	f.st = FollowerStatus{Leader: cfg.LeaderID, State: "connecting"}
+	f.st = FollowerStatus{Leader: cfg.LeaderID, State: FollowerConnecting}
 	st := cfg.Store.State()
 	f.commit.Store(st.CommitLSN)
 	// The log was recovered from disk at start, or appended by an earlier
@@ -156,9 +156,10 @@ func (f *Follower) notify() {
 	f.mu.Unlock()
 }
 
-func (f *Follower) setState(state, reason string) {
+// transition feeds ev to the follower's state machine and records reason.
+func (f *Follower) transition(ev followerEvent, reason string) {
 	f.mu.Lock()
-	f.st.State, f.st.Reason = state, reason
+	f.st.State, f.st.Reason = f.st.State.next(ev), reason
 	f.mu.Unlock()
 }
 
@@ -174,9 +175,7 @@ func (f *Follower) Run(ctx context.Context) error {
 		if err := f.cfg.Store.Writable(); err != nil {
 			f.mu.Lock()
 			f.st.LastError = err.Error()
-			if f.st.State != "snapshotting" {
-				f.st.State = "connecting"
-			}
+			f.st.State = f.st.State.next(evSessionFailed)
 			f.mu.Unlock()
 			now := time.Now()
 			if log, n := disk.Fail(now, err); log {
@@ -198,15 +197,13 @@ func (f *Follower) Run(ctx context.Context) error {
 		}
 		if errors.Is(err, ErrStaleLeader) {
 			f.log.Error("refusing stale leader", "err", err)
-			f.setState("fenced", err.Error())
+			f.transition(evFenced, err.Error())
 			return err
 		}
 		if err != nil {
 			f.mu.Lock()
 			f.st.LastError = err.Error()
-			if f.st.State != "snapshotting" {
-				f.st.State = "connecting"
-			}
+			f.st.State = f.st.State.next(evSessionFailed)
 			f.mu.Unlock()
 			f.log.Debug("log stream ended", "err", err)
 		} else {
@@ -276,7 +273,7 @@ func (f *Follower) session(ctx context.Context) error {
 	if st := f.cfg.Store.State(); st.LastLSN+1 != start.GetFromLsn() {
 		return fmt.Errorf("leader streams from %d but the log ends at %d", start.GetFromLsn(), st.LastLSN)
 	}
-	f.setState("catching-up", "")
+	f.transition(evStreamStarted, "")
 	f.log.Info("streaming from leader", "from_lsn", start.GetFromLsn())
 	return f.stream(sctx, scancel, stream)
 }
@@ -510,8 +507,8 @@ func (f *Follower) learnCommit(c uint64) {
 		f.notify()
 	}
 	f.mu.Lock()
-	if f.st.State == "catching-up" && f.cfg.Store.State().AppliedLSN >= c {
-		f.st.State = "streaming"
+	if f.cfg.Store.State().AppliedLSN >= c {
+		f.st.State = f.st.State.next(evCaughtUp)
 	}
 	f.mu.Unlock()
 }
@@ -623,7 +620,7 @@ func (f *Follower) sendAcks(ctx context.Context, stream pb.Peer_ReplicateClient,
 func (f *Follower) installSnapshot(ctx context.Context, client pb.PeerClient, reason string) error {
 	f.log.Warn("installing a snapshot from the leader", "reason", reason)
 	f.mu.Lock()
-	f.st.State, f.st.Reason, f.st.SnapshotBytes = "snapshotting", reason, 0
+	f.st.State, f.st.Reason, f.st.SnapshotBytes = f.st.State.next(evSnapshotStarted), reason, 0
 	f.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -681,7 +678,7 @@ func (f *Follower) installSnapshot(ctx context.Context, client pb.PeerClient, re
 		f.log.Info("snapshot installed", "lsn", done.GetLsn(), "keys", keys, "bytes", done.GetBytes(),
 			"seconds", el.Seconds(), "mb_per_s", float64(done.GetBytes())/1e6/max(el.Seconds(), 1e-9))
 		f.mu.Lock()
-		f.st.State = "catching-up"
+		f.st.State = f.st.State.next(evSnapshotInstalled) // the reason stays: why it was needed
 		f.mu.Unlock()
 		f.notify()
 		return nil
