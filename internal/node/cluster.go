@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/replicant-db/replicant/internal/control"
+	"github.com/replicant-db/replicant/internal/policy"
 	"github.com/replicant-db/replicant/internal/replication"
 	"github.com/replicant-db/replicant/internal/transport"
 	"github.com/replicant-db/replicant/internal/transport/pb"
@@ -217,18 +218,18 @@ func followersOf(st control.State, self string) []string {
 }
 
 func (n *Node) coreConfig(st control.State) replication.CoreConfig {
-	p, err := replication.ParsePolicy(st.Policy)
+	p, err := policy.ParseCommit(st.Policy)
 	if err != nil {
 		n.log.Error("control plane holds an invalid policy; using async", "policy", st.Policy, "err", err)
-		p = replication.Policy{Kind: replication.PolicyAsync}
+		p = policy.Commit{Kind: policy.Async}
 	}
-	a, err := replication.ParseAckLevel(st.Ack)
+	a, err := policy.ParseAck(st.Ack)
 	if err != nil {
-		a = replication.AckDurable
+		a = policy.AckDurable
 	}
-	f, err := replication.ParseFallback(st.Fallback)
+	f, err := policy.ParseFallback(st.Fallback)
 	if err != nil {
-		f = replication.FallbackBlock
+		f = policy.FallbackBlock
 	}
 	return replication.CoreConfig{SyncTimeout: n.cfg.SyncTimeout, Policy: p, Ack: a, Fallback: f,
 		Followers: followersOf(st, n.cfg.ID), CommittedSyncSet: st.SyncSet}
@@ -476,32 +477,32 @@ func (n *Node) HandleJoin(ctx context.Context, req *pb.JoinRequest) (*pb.JoinRes
 
 // SetPolicy validates and records a new commit policy, ack level or
 // fallback (empty strings keep the current value).
-func (n *Node) SetPolicy(ctx context.Context, policy, ack, fallback string) error {
-	if policy != "" {
-		p, err := replication.ParsePolicy(policy)
+func (n *Node) SetPolicy(ctx context.Context, commit, ack, fallback string) error {
+	if commit != "" {
+		p, err := policy.ParseCommit(commit)
 		if err != nil {
 			return err
 		}
 		if err := checkPolicyMembers(p, n.control.State().Members); err != nil {
 			return err
 		}
-		policy = p.String()
+		commit = p.String()
 	}
 	if ack != "" {
-		a, err := replication.ParseAckLevel(ack)
+		a, err := policy.ParseAck(ack)
 		if err != nil {
 			return err
 		}
 		ack = a.String()
 	}
 	if fallback != "" {
-		f, err := replication.ParseFallback(fallback)
+		f, err := policy.ParseFallback(fallback)
 		if err != nil {
 			return err
 		}
 		fallback = f.String()
 	}
-	if err := n.control.SetPolicy(ctx, policy, ack, fallback); err != nil {
+	if err := n.control.SetPolicy(ctx, commit, ack, fallback); err != nil {
 		return err
 	}
 	// The change is applied in the control plane, but this node's own view
@@ -515,7 +516,7 @@ func (n *Node) SetPolicy(ctx context.Context, policy, ack, fallback string) erro
 // checkPolicyMembers refuses a policy that names a node outside the cluster:
 // such a name can never acknowledge, so a policy that relies on it would
 // block every write. The leader may be named (it never counts itself).
-func checkPolicyMembers(p replication.Policy, members []control.Member) error {
+func checkPolicyMembers(p policy.Commit, members []control.Member) error {
 	var unknown []string
 	for _, id := range p.Members {
 		if !slices.ContainsFunc(members, func(m control.Member) bool { return m.ID == id }) {
@@ -529,7 +530,7 @@ func checkPolicyMembers(p replication.Policy, members []control.Member) error {
 	for i, m := range members {
 		ids[i] = m.ID
 	}
-	return &replication.PolicyError{Input: p.String(),
+	return &policy.Error{Input: p.String(),
 		Reason: fmt.Sprintf("%s %s not a member of the cluster (members: %s)", strings.Join(unknown, ", "), isAre(len(unknown)), strings.Join(ids, ", "))}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/replicant-db/replicant/internal/control"
+	"github.com/replicant-db/replicant/internal/policy"
 	"github.com/replicant-db/replicant/internal/replication"
 	"github.com/replicant-db/replicant/internal/transport/pb"
 )
@@ -230,9 +231,9 @@ func (n *Node) leaderAnswers(ctx context.Context, st control.State) bool {
 // the most up-to-date (replication.FailoverCandidates and ChooseSuccessor
 // decide; this only does the asking), or explains why none is safe.
 func (n *Node) pickCandidate(ctx context.Context, st control.State) (string, string, error) {
-	p, err := replication.ParsePolicy(st.Policy)
+	p, err := policy.ParseCommit(st.Policy)
 	if err != nil {
-		p = replication.Policy{Kind: replication.PolicyAsync}
+		p = policy.Commit{Kind: policy.Async}
 	}
 	members := make([]string, len(st.Members))
 	for i, m := range st.Members {

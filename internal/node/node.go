@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/replicant-db/replicant/internal/control"
+	"github.com/replicant-db/replicant/internal/policy"
 	"github.com/replicant-db/replicant/internal/replication"
 	"github.com/replicant-db/replicant/internal/storage"
 	"github.com/replicant-db/replicant/internal/transport"
@@ -182,17 +183,17 @@ func Open(cfg Config) (*Node, error) {
 		return nil, errors.New("node: --data is required")
 	}
 	cfg.setDefaults()
-	if p, err := replication.ParsePolicy(cfg.SyncPolicy); err != nil {
+	if p, err := policy.ParseCommit(cfg.SyncPolicy); err != nil {
 		return nil, fmt.Errorf("node: --sync: %w", err)
 	} else if len(cfg.InitialCluster) > 0 {
 		if err := checkPolicyMembers(p, cfg.InitialCluster); err != nil {
 			return nil, fmt.Errorf("node: --sync: %w", err)
 		}
 	}
-	if _, err := replication.ParseAckLevel(cfg.Ack); err != nil {
+	if _, err := policy.ParseAck(cfg.Ack); err != nil {
 		return nil, fmt.Errorf("node: --ack: %w", err)
 	}
-	if _, err := replication.ParseFallback(cfg.SyncFallback); err != nil {
+	if _, err := policy.ParseFallback(cfg.SyncFallback); err != nil {
 		return nil, fmt.Errorf("node: --sync-fallback: %w", err)
 	}
 	log := cfg.Logger.With("node", cfg.ID)

@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/grpc/metadata"
 
+	"github.com/replicant-db/replicant/internal/policy"
 	"github.com/replicant-db/replicant/internal/storage"
 	"github.com/replicant-db/replicant/internal/transport/pb"
 )
@@ -111,12 +112,12 @@ func (f *boundFollower) RecvMsg(any) error            { return nil }
 // durable acks, fallback block): no write commits without n2's ack.
 func boundLeader(t *testing.T) *Leader {
 	t.Helper()
-	pol, err := ParsePolicy("FIRST 1 (n2)")
+	pol, err := policy.ParseCommit("FIRST 1 (n2)")
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := NewLeader(LeaderConfig{ID: "n1", Store: openStore(t), Epoch: 1, Heartbeat: 5 * time.Millisecond,
-		Core: CoreConfig{Policy: pol, Ack: AckDurable, Fallback: FallbackBlock,
+		Core: CoreConfig{Policy: pol, Ack: policy.AckDurable, Fallback: policy.FallbackBlock,
 			Followers: []string{"n2", "n3"}, CommittedSyncSet: []string{"n2"}}})
 	t.Cleanup(l.Close)
 	return l

@@ -1,6 +1,8 @@
 package replication
 
 import (
+	"github.com/replicant-db/replicant/internal/policy"
+
 	"fmt"
 	"slices"
 	"sort"
@@ -43,9 +45,9 @@ type CoreConfig struct {
 	// and is replaced (FIRST) or the fallback applies. Zero or negative
 	// means DefaultSyncTimeout.
 	SyncTimeout time.Duration
-	Policy      Policy
-	Ack         AckLevel
-	Fallback    Fallback
+	Policy      policy.Commit
+	Ack         policy.Ack
+	Fallback    policy.Fallback
 	// Followers is every other member of the cluster, in cluster
 	// (priority) order. It is the meaning of "*" in a policy.
 	Followers []string
@@ -173,8 +175,8 @@ type followerState struct {
 //     highest position in K) when |K| ≥ need. async: commit =
 //     LocalDurable.
 //   - When fewer than need members of K are healthy the policy cannot be
-//     satisfied: under FallbackBlock commit waits for acks (Blocked
-//     reports why); under FallbackAsync, once the fallback engages, commit
+//     satisfied: under policy.FallbackBlock commit waits for acks (Blocked
+//     reports why); under policy.FallbackAsync, once the fallback engages, commit
 //     = LocalDurable until enough members of K are healthy again. The
 //     fallback engages at once when too few healthy candidates exist, and
 //     only after SyncTimeout while a sync-set change that would fix it is
@@ -185,9 +187,9 @@ type followerState struct {
 type Core struct {
 	syncTimeout time.Duration
 	mustHold    uint64 // see CoreConfig.MustHoldLSN
-	policy      Policy
-	ack         AckLevel
-	fallback    Fallback
+	policy      policy.Commit
+	ack         policy.Ack
+	fallback    policy.Fallback
 
 	order []string
 	fs    map[string]*followerState
@@ -246,14 +248,14 @@ func NewCore(cfg CoreConfig, now time.Time) *Core {
 	return c
 }
 
-func (c *Core) setConfig(p Policy, a AckLevel, f Fallback, followers []string) {
+func (c *Core) setConfig(p policy.Commit, a policy.Ack, f policy.Fallback, followers []string) {
 	c.policy = normalizePolicy(p)
-	if a > AckApplied {
-		a = AckDurable
+	if a > policy.AckApplied {
+		a = policy.AckDurable
 	}
 	c.ack = a
-	if f > FallbackAsync {
-		f = FallbackBlock
+	if f > policy.FallbackAsync {
+		f = policy.FallbackBlock
 	}
 	c.fallback = f
 	c.order = uniqueNames(followers)
@@ -262,18 +264,18 @@ func (c *Core) setConfig(p Policy, a AckLevel, f Fallback, followers []string) {
 // normalizePolicy makes any Policy value usable: k below 1 counts as 1,
 // duplicate members are dropped, and an unknown kind is treated as "all",
 // the strictest policy.
-func normalizePolicy(p Policy) Policy {
+func normalizePolicy(p policy.Commit) policy.Commit {
 	switch p.Kind {
-	case PolicyAsync, PolicyAll:
-		return Policy{Kind: p.Kind}
-	case PolicyFirst, PolicyAny:
-		q := Policy{Kind: p.Kind, K: max(p.K, 1)}
+	case policy.Async, policy.All:
+		return policy.Commit{Kind: p.Kind}
+	case policy.First, policy.Any:
+		q := policy.Commit{Kind: p.Kind, K: max(p.K, 1)}
 		if len(p.Members) > 0 {
 			q.Members = uniqueNames(p.Members)
 		}
 		return q
 	}
-	return Policy{Kind: PolicyAll}
+	return policy.Commit{Kind: policy.All}
 }
 
 // uniqueNames copies names without empty strings and duplicates.
@@ -374,7 +376,7 @@ func (c *Core) Tick(now time.Time) {
 // Configure changes the policy, ack level, fallback and membership at run
 // time. Followers that stay keep their progress; new ones start
 // disconnected.
-func (c *Core) Configure(p Policy, a AckLevel, f Fallback, followers []string, now time.Time) {
+func (c *Core) Configure(p policy.Commit, a policy.Ack, f policy.Fallback, followers []string, now time.Time) {
 	c.observe(now)
 	c.setConfig(p, a, f, followers)
 	fs := make(map[string]*followerState, len(c.order))
@@ -418,12 +420,12 @@ func (c *Core) Ready() Ready {
 // CommitLSN is the highest LSN that satisfies the commit policy.
 func (c *Core) CommitLSN() uint64 { return c.commit }
 
-// FallbackActive reports whether FallbackAsync is in effect: commit does
+// FallbackActive reports whether policy.FallbackAsync is in effect: commit does
 // not wait for followers.
 func (c *Core) FallbackActive() bool { return c.fallbackActive }
 
 // Blocked reports whether the policy cannot currently be satisfied, so
-// commit waits (under FallbackBlock; under FallbackAsync only until the
+// commit waits (under policy.FallbackBlock; under policy.FallbackAsync only until the
 // fallback engages), and why, in words fit for a client error, e.g.
 // "FIRST 1 (n2,n3) needs 1 synchronous follower with durable ack;
 // healthy: none (n2: disconnected 3.2s ago; n3: lagging 1203 entries,
@@ -478,9 +480,9 @@ func (c *Core) last() uint64 { return max(c.lastAppended, c.localDurable) }
 
 func (c *Core) ackPos(f *followerState) uint64 {
 	switch c.ack {
-	case AckReceived:
+	case policy.AckReceived:
 		return f.received
-	case AckApplied:
+	case policy.AckApplied:
 		return f.applied
 	}
 	return f.durable
@@ -523,9 +525,9 @@ func seconds(d time.Duration) string {
 // candidates are the followers the policy may choose from, in order.
 func (c *Core) candidates() []string {
 	switch c.policy.Kind {
-	case PolicyAll:
+	case policy.All:
 		return c.order
-	case PolicyFirst, PolicyAny:
+	case policy.First, policy.Any:
 		if c.policy.Members == nil {
 			return c.order
 		}
@@ -543,9 +545,9 @@ func (c *Core) candidates() []string {
 // desiredSet computes D.
 func (c *Core) desiredSet() []string {
 	switch c.policy.Kind {
-	case PolicyAll, PolicyAny:
+	case policy.All, policy.Any:
 		return c.candidates()
-	case PolicyFirst:
+	case policy.First:
 		var out []string
 		for _, id := range c.candidates() {
 			if len(out) == c.policy.K {
@@ -563,9 +565,9 @@ func (c *Core) desiredSet() []string {
 // need is how many acks the policy requires.
 func (c *Core) need() int {
 	switch c.policy.Kind {
-	case PolicyAll:
+	case policy.All:
 		return len(c.desired)
-	case PolicyFirst, PolicyAny:
+	case policy.First, policy.Any:
 		return c.policy.K
 	}
 	return 0
@@ -623,7 +625,7 @@ func (c *Core) evaluate() {
 			}
 		}
 	}
-	if c.policy.Kind == PolicyFirst && healthyK < need {
+	if c.policy.Kind == policy.First && healthyK < need {
 		// A higher-priority member is waiting to enter C: until it does,
 		// the healthy members of C it replaces keep counting, so its
 		// return does not stall commits.
@@ -656,16 +658,16 @@ func (c *Core) evaluate() {
 			healthyD++
 		}
 	}
-	short := c.policy.Kind != PolicyAsync && healthyK < need
+	short := c.policy.Kind != policy.Async && healthyK < need
 	if short && !c.shortfall {
 		c.shortfallSince = now
 	}
 	c.shortfall = short
 	switch {
-	case c.fallbackActive && !(short && c.fallback == FallbackAsync):
+	case c.fallbackActive && !(short && c.fallback == policy.FallbackAsync):
 		c.fallbackActive = false
 		c.event(EventFallbackCleared, "", fmt.Sprintf("commit waits for synchronous followers again (%s)", c.policy))
-	case !c.fallbackActive && short && c.fallback == FallbackAsync &&
+	case !c.fallbackActive && short && c.fallback == policy.FallbackAsync &&
 		now.Sub(c.start) > c.syncTimeout &&
 		(healthyD < need || now.Sub(c.shortfallSince) > c.syncTimeout):
 		c.fallbackActive = true

@@ -1,6 +1,8 @@
 package replication
 
 import (
+	"github.com/replicant-db/replicant/internal/policy"
+
 	"fmt"
 	"slices"
 	"strings"
@@ -18,9 +20,9 @@ func at(s float64) time.Time { return coreT0.Add(time.Duration(s * float64(time.
 func mustPolicy(t interface {
 	Helper()
 	Fatal(...any)
-}, s string) Policy {
+}, s string) policy.Commit {
 	t.Helper()
-	p, err := ParsePolicy(s)
+	p, err := policy.ParseCommit(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +157,7 @@ func TestCorePolicyAckMatrix(t *testing.T) {
 		{"ANY 2 (n2,n4)", [3]uint64{5, 3, 2}},
 	}
 	for _, tt := range tests {
-		for level := AckReceived; level <= AckApplied; level++ {
+		for level := policy.AckReceived; level <= policy.AckApplied; level++ {
 			t.Run(fmt.Sprintf("%s/%s", tt.policy, level), func(t *testing.T) {
 				h := newHarness(t, CoreConfig{
 					Policy: mustPolicy(t, tt.policy), Ack: level,
@@ -198,7 +200,7 @@ func TestCorePolicyAckMatrix(t *testing.T) {
 
 func TestCoreSemiSyncPromotion(t *testing.T) {
 	h := newHarness(t, CoreConfig{
-		Policy: mustPolicy(t, "FIRST 1 (n2,n3)"), Ack: AckDurable,
+		Policy: mustPolicy(t, "FIRST 1 (n2,n3)"), Ack: policy.AckDurable,
 		Followers: []string{"n2", "n3", "n4"}, CommittedSyncSet: []string{"n2"},
 	})
 	for _, id := range []string{"n2", "n3", "n4"} {
@@ -287,7 +289,7 @@ func TestCoreRemovalWaitsForCatchUp(t *testing.T) {
 	h := newHarness(t, CoreConfig{
 		Policy:    mustPolicy(t, "FIRST 1 (n2,n3)"),
 		Followers: []string{"n2", "n3"}, CommittedSyncSet: []string{"n2"},
-		Ack: AckDurable,
+		Ack: policy.AckDurable,
 	})
 	h.c.Connected("n2", 0, at(0))
 	h.c.Connected("n3", 0, at(0))
@@ -364,9 +366,9 @@ func TestCoreNeverCountsOutsideCommittedSet(t *testing.T) {
 
 // twoFollowerScenario runs n2 and n3 healthy until 20s, then has n3 fall
 // 1203 entries behind while n2 disconnects.
-func twoFollowerScenario(t *testing.T, fb Fallback) *coreHarness {
+func twoFollowerScenario(t *testing.T, fb policy.Fallback) *coreHarness {
 	h := newHarness(t, CoreConfig{
-		Policy: mustPolicy(t, "FIRST 1 (n2,n3)"), Ack: AckDurable, Fallback: fb,
+		Policy: mustPolicy(t, "FIRST 1 (n2,n3)"), Ack: policy.AckDurable, Fallback: fb,
 		Followers: []string{"n2", "n3"}, CommittedSyncSet: []string{"n2"},
 	})
 	h.autoCommit = true
@@ -397,7 +399,7 @@ func twoFollowerScenario(t *testing.T, fb Fallback) *coreHarness {
 }
 
 func TestCoreFallbackBlock(t *testing.T) {
-	h := twoFollowerScenario(t, FallbackBlock)
+	h := twoFollowerScenario(t, policy.FallbackBlock)
 	h.c.Tick(at(23.7))
 	h.wantCommit(7)
 	blocked, why := h.c.Blocked()
@@ -431,7 +433,7 @@ func TestCoreFallbackBlock(t *testing.T) {
 }
 
 func TestCoreFallbackAsync(t *testing.T) {
-	h := twoFollowerScenario(t, FallbackAsync)
+	h := twoFollowerScenario(t, policy.FallbackAsync)
 	h.wantCommit(1210)
 	if !h.c.FallbackActive() {
 		t.Fatal("fallback not active")
@@ -474,7 +476,7 @@ func TestCoreFallbackAsync(t *testing.T) {
 func TestCoreFallbackAsyncGrace(t *testing.T) {
 	t.Run("startup", func(t *testing.T) {
 		h := newHarness(t, CoreConfig{
-			Policy: mustPolicy(t, "FIRST 1 (*)"), Fallback: FallbackAsync,
+			Policy: mustPolicy(t, "FIRST 1 (*)"), Fallback: policy.FallbackAsync,
 			Followers: []string{"n2", "n3"},
 		})
 		h.c.Appended(3, at(1))
@@ -493,7 +495,7 @@ func TestCoreFallbackAsyncGrace(t *testing.T) {
 	})
 	t.Run("pending promotion", func(t *testing.T) {
 		h := newHarness(t, CoreConfig{
-			Policy: mustPolicy(t, "FIRST 1 (n2,n3)"), Fallback: FallbackAsync,
+			Policy: mustPolicy(t, "FIRST 1 (n2,n3)"), Fallback: policy.FallbackAsync,
 			Followers: []string{"n2", "n3"}, CommittedSyncSet: []string{"n2"},
 		})
 		h.c.Connected("n2", 0, at(0))
@@ -528,7 +530,7 @@ func TestCoreFallbackAsyncGrace(t *testing.T) {
 
 func TestCoreReconnectLowerKeepsCommit(t *testing.T) {
 	h := newHarness(t, CoreConfig{
-		Policy: mustPolicy(t, "FIRST 1 (n2)"), Ack: AckReceived,
+		Policy: mustPolicy(t, "FIRST 1 (n2)"), Ack: policy.AckReceived,
 		Followers: []string{"n2"}, CommittedSyncSet: []string{"n2"},
 	})
 	h.c.Connected("n2", 0, at(0))
@@ -561,7 +563,7 @@ func TestCoreReconnectLowerKeepsCommit(t *testing.T) {
 func TestCoreConfigureAtRunTime(t *testing.T) {
 	followers := []string{"n2", "n3", "n4"}
 	h := newHarness(t, CoreConfig{
-		Policy: mustPolicy(t, "FIRST 1 (n2,n3)"), Ack: AckDurable,
+		Policy: mustPolicy(t, "FIRST 1 (n2,n3)"), Ack: policy.AckDurable,
 		Followers: followers, CommittedSyncSet: []string{"n2"},
 	})
 	for _, id := range followers {
@@ -575,14 +577,14 @@ func TestCoreConfigureAtRunTime(t *testing.T) {
 	h.wantCommit(4)
 	h.wantProposals()
 
-	h.c.Configure(mustPolicy(t, "ANY 1 (*)"), AckDurable, FallbackBlock, followers, at(2))
+	h.c.Configure(mustPolicy(t, "ANY 1 (*)"), policy.AckDurable, policy.FallbackBlock, followers, at(2))
 	h.wantCommit(4)
 	h.wantProposals([]string{"n2", "n3", "n4"})
 	h.commitSet(at(2), "n2", "n3", "n4")
 	h.wantCommit(9)
 	h.wantProposals()
 
-	h.c.Configure(mustPolicy(t, "async"), AckDurable, FallbackBlock, followers, at(3))
+	h.c.Configure(mustPolicy(t, "async"), policy.AckDurable, policy.FallbackBlock, followers, at(3))
 	h.wantCommit(10)
 	got := h.takeProposals()
 	if len(got) != 1 || got[0] == nil || len(got[0]) != 0 {
@@ -598,7 +600,7 @@ func TestCoreConfigureAtRunTime(t *testing.T) {
 		}
 	}
 
-	h.c.Configure(mustPolicy(t, "all"), AckApplied, FallbackBlock, followers, at(4))
+	h.c.Configure(mustPolicy(t, "all"), policy.AckApplied, policy.FallbackBlock, followers, at(4))
 	h.wantProposals([]string{"n2", "n3", "n4"})
 	h.c.Appended(30, at(4))
 	h.c.LocalDurable(30)
@@ -613,7 +615,7 @@ func TestCoreConfigureAtRunTime(t *testing.T) {
 	h.wantCommit(25)
 
 	// n4 leaves the cluster: all means n2 and n3 now.
-	h.c.Configure(mustPolicy(t, "all"), AckApplied, FallbackBlock, []string{"n2", "n3"}, at(5))
+	h.c.Configure(mustPolicy(t, "all"), policy.AckApplied, policy.FallbackBlock, []string{"n2", "n3"}, at(5))
 	h.wantCommit(25)
 	h.wantProposals([]string{"n2", "n3"}) // both hold the commit LSN: n4 may go
 	h.c.Ack("n3", 30, 30, 30, at(5))
@@ -629,7 +631,7 @@ func TestCoreConfigureAtRunTime(t *testing.T) {
 
 func TestCoreLaggingDetection(t *testing.T) {
 	h := newHarness(t, CoreConfig{
-		Policy: mustPolicy(t, "FIRST 1 (n2,n3)"), Ack: AckDurable,
+		Policy: mustPolicy(t, "FIRST 1 (n2,n3)"), Ack: policy.AckDurable,
 		Followers: []string{"n2", "n3"}, CommittedSyncSet: []string{"n2", "n3"},
 	})
 	h.c.Connected("n2", 0, at(0))
@@ -766,12 +768,12 @@ func TestCoreStartCommitLSN(t *testing.T) {
 
 func TestCoreOddInputs(t *testing.T) {
 	c := NewCore(CoreConfig{
-		Policy:    Policy{Kind: PolicyFirst, K: 0, Members: []string{"n2", "n2", "", "n9"}},
-		Ack:       AckLevel(9),
-		Fallback:  Fallback(9),
+		Policy:    policy.Commit{Kind: policy.First, K: 0, Members: []string{"n2", "n2", "", "n9"}},
+		Ack:       policy.Ack(9),
+		Fallback:  policy.Fallback(9),
 		Followers: []string{"n2", "", "n2", "n3"},
 	}, coreT0)
-	if c.syncTimeout != DefaultSyncTimeout || c.policy.String() != "FIRST 1 (n2,n9)" || c.ack != AckDurable || c.fallback != FallbackBlock {
+	if c.syncTimeout != DefaultSyncTimeout || c.policy.String() != "FIRST 1 (n2,n9)" || c.ack != policy.AckDurable || c.fallback != policy.FallbackBlock {
 		t.Fatalf("normalised: %v %v %v %v", c.syncTimeout, c.policy, c.ack, c.fallback)
 	}
 	c.Ack("nobody", 5, 5, 5, at(1))
@@ -786,20 +788,20 @@ func TestCoreOddInputs(t *testing.T) {
 	c.Tick(at(0.5)) // time going back is ignored
 	c.SyncSetCommitted(nil, at(1))
 	c.SyncSetCommitted([]string{"", "n2", "n2"}, at(1))
-	c.Configure(Policy{Kind: PolicyKind(42)}, AckReceived, FallbackAsync, nil, at(2))
-	if c.policy.Kind != PolicyAll {
+	c.Configure(policy.Commit{Kind: policy.Kind(42)}, policy.AckReceived, policy.FallbackAsync, nil, at(2))
+	if c.policy.Kind != policy.All {
 		t.Fatalf("unknown kind became %v", c.policy)
 	}
 	c.Tick(at(3))
 	if got := c.CommitLSN(); got != 3 { // all with no followers: the leader alone
 		t.Fatalf("commit %d", got)
 	}
-	c.Configure(Policy{Kind: PolicyAny, K: 5}, AckApplied, FallbackBlock, []string{"n2"}, at(4))
+	c.Configure(policy.Commit{Kind: policy.Any, K: 5}, policy.AckApplied, policy.FallbackBlock, []string{"n2"}, at(4))
 	blocked, why := c.Blocked()
 	if !blocked || !strings.Contains(why, "only 1 of the candidates is a follower") {
 		t.Fatalf("Blocked() = %v, %q", blocked, why)
 	}
-	c.Configure(Policy{Kind: PolicyFirst, K: 1, Members: []string{"n9"}}, AckApplied, FallbackBlock, []string{"n2"}, at(5))
+	c.Configure(policy.Commit{Kind: policy.First, K: 1, Members: []string{"n9"}}, policy.AckApplied, policy.FallbackBlock, []string{"n2"}, at(5))
 	if blocked, why := c.Blocked(); !blocked || !strings.Contains(why, "n9: not a follower") {
 		t.Fatalf("Blocked() = %v, %q", blocked, why)
 	}
@@ -811,7 +813,7 @@ func TestCoreOddInputs(t *testing.T) {
 }
 
 func TestCoreEventsBounded(t *testing.T) {
-	c := NewCore(CoreConfig{Policy: Policy{Kind: PolicyAsync}, Followers: []string{"n2"}}, coreT0)
+	c := NewCore(CoreConfig{Policy: policy.Commit{Kind: policy.Async}, Followers: []string{"n2"}}, coreT0)
 	for i := 0; i < maxPendingEvents; i++ {
 		c.Connected("n2", 0, at(float64(i)))
 		c.Disconnected("n2", at(float64(i)))
@@ -887,8 +889,8 @@ func TestCoreProperties(t *testing.T) {
 	all := []string{"n2", "n3", "n4"}
 	rapid.Check(t, func(t *rapid.T) {
 		pol := mustPolicy(t, rapid.SampledFrom(policies).Draw(t, "policy"))
-		ack := AckLevel(rapid.IntRange(0, 2).Draw(t, "ack"))
-		fb := Fallback(rapid.IntRange(0, 1).Draw(t, "fallback"))
+		ack := policy.Ack(rapid.IntRange(0, 2).Draw(t, "ack"))
+		fb := policy.Fallback(rapid.IntRange(0, 1).Draw(t, "fallback"))
 		followers := all
 		C := rapid.SliceOfDistinct(rapid.SampledFrom(all), rapid.ID).Draw(t, "C")
 		timeout := 10 * time.Second
@@ -913,9 +915,9 @@ func TestCoreProperties(t *testing.T) {
 			if !isSubset(c.counted, C) {
 				t.Fatalf("%s: counted %v not within C %v", step, c.counted, C)
 			}
-			if r.CommitLSN > commit && fb == FallbackBlock && pol.Kind != PolicyAsync {
+			if r.CommitLSN > commit && fb == policy.FallbackBlock && pol.Kind != policy.Async {
 				need := pol.K
-				if pol.Kind == PolicyAll {
+				if pol.Kind == policy.All {
 					need = len(followers)
 				}
 				n := 0
@@ -989,8 +991,8 @@ func TestCoreProperties(t *testing.T) {
 				step = fmt.Sprintf("SyncSetCommitted(%v)", C)
 			case 9:
 				pol = mustPolicy(t, rapid.SampledFrom(policies).Draw(t, "policy"))
-				ack = AckLevel(rapid.IntRange(0, 2).Draw(t, "ack"))
-				fb = Fallback(rapid.IntRange(0, 1).Draw(t, "fallback"))
+				ack = policy.Ack(rapid.IntRange(0, 2).Draw(t, "ack"))
+				fb = policy.Fallback(rapid.IntRange(0, 1).Draw(t, "fallback"))
 				followers = rapid.SliceOfDistinct(rapid.SampledFrom(all), rapid.ID).Draw(t, "followers")
 				for _, f := range all {
 					if !slices.Contains(followers, f) {
@@ -1017,12 +1019,12 @@ func TestCoreFailoverSafety(t *testing.T) {
 	all := []string{"n2", "n3", "n4"}
 	rapid.Check(t, func(t *rapid.T) {
 		pol := mustPolicy(t, rapid.SampledFrom(policies).Draw(t, "policy"))
-		ack := AckLevel(rapid.IntRange(0, 2).Draw(t, "ack"))
+		ack := policy.Ack(rapid.IntRange(0, 2).Draw(t, "ack"))
 		C := rapid.SliceOfDistinct(rapid.SampledFrom(all), rapid.ID).Draw(t, "C")
 		now := coreT0
 		c := NewCore(CoreConfig{SyncTimeout: 10 * time.Second, Policy: pol, Ack: ack, Followers: all, CommittedSyncSet: C}, now)
 		need := pol.K
-		if pol.Kind == PolicyAll {
+		if pol.Kind == policy.All {
 			need = len(all)
 		}
 		pos := map[string]*[3]uint64{"n2": {}, "n3": {}, "n4": {}}
@@ -1088,7 +1090,7 @@ func TestCoreFailoverSafety(t *testing.T) {
 // stays within it as well as within any newer proposal.
 func TestCoreRearmedProposalStillRestricts(t *testing.T) {
 	c := NewCore(CoreConfig{
-		SyncTimeout: 10 * time.Second, Policy: mustPolicy(t, "FIRST 1 (n2,n3)"), Ack: AckDurable,
+		SyncTimeout: 10 * time.Second, Policy: mustPolicy(t, "FIRST 1 (n2,n3)"), Ack: policy.AckDurable,
 		Followers: []string{"n2", "n3"}, CommittedSyncSet: []string{"n2", "n3"},
 	}, coreT0)
 	c.Connected("n3", 0, at(0))

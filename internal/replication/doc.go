@@ -8,6 +8,5 @@
 // acknowledgements, the control plane's sync set and the time as inputs, and
 // outputs the commit LSN, the sync set to propose to the control plane, and
 // events. The commit policy it enforces (async, all, FIRST k (…), ANY k (…)),
-// the ack level and the fallback are parsed by ParsePolicy, ParseAckLevel and
-// ParseFallback.
+// the ack level and the fallback are the typed vocabulary of package policy.
 package replication

@@ -1,6 +1,8 @@
 package replication
 
 import (
+	"github.com/replicant-db/replicant/internal/policy"
+
 	"fmt"
 	"slices"
 )
@@ -32,10 +34,10 @@ func (p Position) newerThan(q Position) bool {
 // one holding every acknowledged write. Without a sync set (async) any other
 // member may be chosen and one answer suffices: async may lose acknowledged
 // writes, which is its documented trade-off.
-func FailoverCandidates(members []string, leader string, syncSet []string, p Policy) (cands []string, need int) {
+func FailoverCandidates(members []string, leader string, syncSet []string, p policy.Commit) (cands []string, need int) {
 	if len(syncSet) > 0 {
 		k := len(syncSet) // "all": every member of the set holds every write
-		if p.Kind == PolicyFirst || p.Kind == PolicyAny {
+		if p.Kind == policy.First || p.Kind == policy.Any {
 			k = min(p.K, len(syncSet))
 		}
 		return slices.Clone(syncSet), len(syncSet) - k + 1

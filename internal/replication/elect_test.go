@@ -1,6 +1,8 @@
 package replication
 
 import (
+	"github.com/replicant-db/replicant/internal/policy"
+
 	"slices"
 	"testing"
 
@@ -24,7 +26,7 @@ func TestFailoverCandidates(t *testing.T) {
 		{"k above the set", []string{"n2"}, "ANY 3 (*)", []string{"n2"}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := ParsePolicy(tc.policy)
+			p, err := policy.ParseCommit(tc.policy)
 			if err != nil {
 				t.Fatal(err)
 			}

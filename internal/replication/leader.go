@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc/peer"
 
+	"github.com/replicant-db/replicant/internal/policy"
 	"github.com/replicant-db/replicant/internal/storage"
 	"github.com/replicant-db/replicant/internal/transport/pb"
 )
@@ -234,7 +235,7 @@ func (l *Leader) SyncSetCommitted(set []string) {
 }
 
 // Configure changes the policy or membership at run time.
-func (l *Leader) Configure(p Policy, a AckLevel, f Fallback, followers []string) {
+func (l *Leader) Configure(p policy.Commit, a policy.Ack, f policy.Fallback, followers []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.core.Configure(p, a, f, followers, time.Now())

@@ -23,6 +23,7 @@ import (
 
 	"google.golang.org/grpc/metadata"
 
+	"github.com/replicant-db/replicant/internal/policy"
 	"github.com/replicant-db/replicant/internal/storage"
 	"github.com/replicant-db/replicant/internal/transport/pb"
 )
@@ -56,13 +57,13 @@ func TestReviewLeaderCoreStartsAtCommitZero(t *testing.T) {
 	if err := p.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	pol, err := ParsePolicy("FIRST 1 (n2,n3)")
+	pol, err := policy.ParseCommit("FIRST 1 (n2,n3)")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cas := &reviewCAS{ch: make(chan []string, 16)}
 	l := NewLeader(LeaderConfig{ID: "n1", Store: s, Epoch: 2, Control: cas,
-		Core: CoreConfig{Policy: pol, Ack: AckDurable, Fallback: FallbackBlock, Followers: []string{"n2", "n3"}, CommittedSyncSet: []string{"n2"}}})
+		Core: CoreConfig{Policy: pol, Ack: policy.AckDurable, Fallback: policy.FallbackBlock, Followers: []string{"n2", "n3"}, CommittedSyncSet: []string{"n2"}}})
 	defer l.Close()
 	// n2 is down; n3 is healthy but holds only up to 50.
 	l.mu.Lock()
@@ -146,7 +147,7 @@ func hello(id string) *pb.FollowerMsg {
 func TestReviewLeaderStaleStreamDisconnectsLiveStream(t *testing.T) {
 	s := openStore(t)
 	l := NewLeader(LeaderConfig{ID: "n1", Store: s, Epoch: 1, Heartbeat: 5 * time.Millisecond,
-		Core: CoreConfig{Policy: Policy{Kind: PolicyAsync}, Followers: []string{"n2"}}})
+		Core: CoreConfig{Policy: policy.Commit{Kind: policy.Async}, Followers: []string{"n2"}}})
 	defer l.Close()
 	connected := func() bool {
 		for _, p := range l.Progress() {

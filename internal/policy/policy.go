@@ -1,4 +1,4 @@
-package replication
+package policy
 
 import (
 	"fmt"
@@ -7,59 +7,59 @@ import (
 	"strings"
 )
 
-// PolicyKind is the kind of a commit policy.
-type PolicyKind uint8
+// Kind is the kind of a commit policy.
+type Kind uint8
 
 const (
-	// PolicyAsync commits on the leader's own fsync alone.
-	PolicyAsync PolicyKind = iota
-	// PolicyAll waits for every follower.
-	PolicyAll
-	// PolicyFirst waits for the first K healthy members in list (priority)
+	// Async commits on the leader's own fsync alone.
+	Async Kind = iota
+	// All waits for every follower.
+	All
+	// First waits for the first K healthy members in list (priority)
 	// order: PostgreSQL's FIRST k (…), semi-synchronous replication when
 	// K is 1.
-	PolicyFirst
-	// PolicyAny waits for any K of the listed members.
-	PolicyAny
+	First
+	// Any waits for any K of the listed members.
+	Any
 )
 
 // String returns the policy keyword ("async", "all", "FIRST", "ANY").
-func (k PolicyKind) String() string {
+func (k Kind) String() string {
 	switch k {
-	case PolicyAsync:
+	case Async:
 		return "async"
-	case PolicyAll:
+	case All:
 		return "all"
-	case PolicyFirst:
+	case First:
 		return "FIRST"
-	case PolicyAny:
+	case Any:
 		return "ANY"
 	}
-	return "PolicyKind(" + strconv.Itoa(int(k)) + ")"
+	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
 
-// Policy is a cluster-wide commit policy, written in the syntax of
+// Commit is a cluster-wide commit policy, written in the syntax of
 // PostgreSQL's synchronous_standby_names.
 //
-// K is used by PolicyFirst and PolicyAny only. Members lists the candidate
+// K is used by First and Any only. Members lists the candidate
 // synchronous followers in priority order; nil means "*", every follower in
 // cluster order. Async and all policies have K == 0 and Members == nil.
-type Policy struct {
-	Kind    PolicyKind
+type Commit struct {
+	Kind    Kind
 	K       int
 	Members []string
 }
 
-// PolicyError describes a policy string that does not parse. Its text is
+// Error describes a policy string that does not parse. Its text is
 // "INPUT: REASON", e.g. "FIRST 3 (n2,n3): k exceeds the 2 listed members".
-type PolicyError struct {
+type Error struct {
 	Input  string
 	Reason string
 }
 
-func (e *PolicyError) Error() string { return e.Input + ": " + e.Reason }
+func (e *Error) Error() string { return e.Input + ": " + e.Reason }
 
-// ParsePolicy parses a commit policy:
+// ParseCommit parses a commit policy:
 //
 //	async              (also the empty string) commit on the leader's fsync
 //	all                every follower acknowledges
@@ -69,17 +69,17 @@ func (e *PolicyError) Error() string { return e.Input + ": " + e.Reason }
 //
 // "*" as the list means every follower, in cluster order; a missing list
 // ("FIRST 1") means "*" too. Keywords are case-insensitive, member names are
-// not. Errors are *PolicyError values that name the problem.
-func ParsePolicy(s string) (Policy, error) {
+// not. Errors are *Error values that name the problem.
+func ParseCommit(s string) (Commit, error) {
 	in := strings.TrimSpace(s)
-	bad := func(format string, args ...any) (Policy, error) {
-		return Policy{}, &PolicyError{Input: in, Reason: fmt.Sprintf(format, args...)}
+	bad := func(format string, args ...any) (Commit, error) {
+		return Commit{}, &Error{Input: in, Reason: fmt.Sprintf(format, args...)}
 	}
 	switch strings.ToLower(in) {
 	case "", "async":
-		return Policy{Kind: PolicyAsync}, nil
+		return Commit{Kind: Async}, nil
 	case "all":
-		return Policy{Kind: PolicyAll}, nil
+		return Commit{Kind: All}, nil
 	}
 
 	head, list, hasList := in, "", false
@@ -100,7 +100,7 @@ func ParsePolicy(s string) (Policy, error) {
 		head, list, hasList = in[:open], in[open+1:closing], true
 	}
 
-	p := Policy{Kind: PolicyFirst}
+	p := Commit{Kind: First}
 	fields := strings.Fields(head)
 	var kstr string
 	switch len(fields) {
@@ -118,9 +118,9 @@ func ParsePolicy(s string) (Policy, error) {
 	case 2:
 		switch strings.ToUpper(fields[0]) {
 		case "FIRST":
-			p.Kind = PolicyFirst
+			p.Kind = First
 		case "ANY":
-			p.Kind = PolicyAny
+			p.Kind = Any
 		default:
 			return bad("unknown method %q (want FIRST or ANY)", fields[0])
 		}
@@ -202,13 +202,13 @@ func validMemberName(s string) bool {
 }
 
 // String returns the canonical form: "async", "all", "FIRST 1 (n2,n3)",
-// "ANY 2 (*)". For every policy ParsePolicy returns, ParsePolicy(p.String())
+// "ANY 2 (*)". For every policy ParseCommit returns, ParseCommit(p.String())
 // returns p again.
-func (p Policy) String() string {
+func (p Commit) String() string {
 	switch p.Kind {
-	case PolicyAsync, PolicyAll:
+	case Async, All:
 		return p.Kind.String()
-	case PolicyFirst, PolicyAny:
+	case First, Any:
 		list := "*"
 		if len(p.Members) > 0 {
 			list = strings.Join(p.Members, ",")
@@ -218,41 +218,41 @@ func (p Policy) String() string {
 	return p.Kind.String()
 }
 
-// Validate reports whether p is a policy ParsePolicy could have returned.
-func (p Policy) Validate() error {
+// Validate reports whether p is a policy ParseCommit could have returned.
+func (p Commit) Validate() error {
 	switch p.Kind {
-	case PolicyAsync, PolicyAll:
+	case Async, All:
 		if p.K != 0 || p.Members != nil {
-			return &PolicyError{Input: p.String(), Reason: "k and members apply to FIRST and ANY only"}
+			return &Error{Input: p.String(), Reason: "k and members apply to FIRST and ANY only"}
 		}
 		return nil
-	case PolicyFirst, PolicyAny:
+	case First, Any:
 	default:
-		return &PolicyError{Input: p.String(), Reason: "unknown policy kind"}
+		return &Error{Input: p.String(), Reason: "unknown policy kind"}
 	}
-	q, err := ParsePolicy(p.String())
+	q, err := ParseCommit(p.String())
 	if err != nil {
 		return err
 	}
 	if !q.Equal(p) || (p.Members != nil && len(p.Members) == 0) {
-		return &PolicyError{Input: p.String(), Reason: "invalid member list"}
+		return &Error{Input: p.String(), Reason: "invalid member list"}
 	}
 	return nil
 }
 
 // Equal reports whether p and q are the same policy (member order matters:
 // it is the priority order of FIRST).
-func (p Policy) Equal(q Policy) bool {
+func (p Commit) Equal(q Commit) bool {
 	return p.Kind == q.Kind && p.K == q.K && slices.Equal(p.Members, q.Members) &&
 		(p.Members == nil) == (q.Members == nil)
 }
 
 // MarshalText implements encoding.TextMarshaler with the canonical form.
-func (p Policy) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+func (p Commit) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
 
-// UnmarshalText implements encoding.TextUnmarshaler with ParsePolicy.
-func (p *Policy) UnmarshalText(b []byte) error {
-	q, err := ParsePolicy(string(b))
+// UnmarshalText implements encoding.TextUnmarshaler with ParseCommit.
+func (p *Commit) UnmarshalText(b []byte) error {
+	q, err := ParseCommit(string(b))
 	if err != nil {
 		return err
 	}
@@ -260,14 +260,14 @@ func (p *Policy) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// AckLevel is how far a follower must have taken an entry for its
+// Ack is how far a follower must have taken an entry for its
 // acknowledgement to count towards commit.
-type AckLevel uint8
+type Ack uint8
 
 const (
 	// AckReceived counts an entry once the follower has written it (not
 	// yet fsynced): PostgreSQL's remote_write.
-	AckReceived AckLevel = iota
+	AckReceived Ack = iota
 	// AckDurable counts an entry once the follower has fsynced it:
 	// PostgreSQL's on. The default.
 	AckDurable
@@ -277,7 +277,7 @@ const (
 )
 
 // String returns "received", "durable" or "applied".
-func (a AckLevel) String() string {
+func (a Ack) String() string {
 	switch a {
 	case AckReceived:
 		return "received"
@@ -286,13 +286,13 @@ func (a AckLevel) String() string {
 	case AckApplied:
 		return "applied"
 	}
-	return "AckLevel(" + strconv.Itoa(int(a)) + ")"
+	return "Ack(" + strconv.Itoa(int(a)) + ")"
 }
 
-// ParseAckLevel parses received|durable|applied, or PostgreSQL's names
+// ParseAck parses received|durable|applied, or PostgreSQL's names
 // remote_write|on|remote_apply, case-insensitively. The empty string is the
 // default, durable.
-func ParseAckLevel(s string) (AckLevel, error) {
+func ParseAck(s string) (Ack, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "received", "remote_write":
 		return AckReceived, nil
@@ -305,11 +305,11 @@ func ParseAckLevel(s string) (AckLevel, error) {
 }
 
 // MarshalText implements encoding.TextMarshaler.
-func (a AckLevel) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+func (a Ack) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
 
-// UnmarshalText implements encoding.TextUnmarshaler with ParseAckLevel.
-func (a *AckLevel) UnmarshalText(b []byte) error {
-	v, err := ParseAckLevel(string(b))
+// UnmarshalText implements encoding.TextUnmarshaler with ParseAck.
+func (a *Ack) UnmarshalText(b []byte) error {
+	v, err := ParseAck(string(b))
 	if err != nil {
 		return err
 	}

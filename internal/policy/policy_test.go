@@ -1,4 +1,4 @@
-package replication
+package policy
 
 import (
 	"errors"
@@ -9,42 +9,42 @@ import (
 func TestParsePolicy(t *testing.T) {
 	tests := []struct {
 		in        string
-		want      Policy
+		want      Commit
 		canonical string
 	}{
-		{"", Policy{Kind: PolicyAsync}, "async"},
-		{"  ", Policy{Kind: PolicyAsync}, "async"},
-		{"async", Policy{Kind: PolicyAsync}, "async"},
-		{"ASYNC", Policy{Kind: PolicyAsync}, "async"},
-		{"all", Policy{Kind: PolicyAll}, "all"},
-		{" All ", Policy{Kind: PolicyAll}, "all"},
-		{"FIRST 1 (n2,n3)", Policy{Kind: PolicyFirst, K: 1, Members: []string{"n2", "n3"}}, "FIRST 1 (n2,n3)"},
-		{"first 2 ( n3 , n2 ,n4 )", Policy{Kind: PolicyFirst, K: 2, Members: []string{"n3", "n2", "n4"}}, "FIRST 2 (n3,n2,n4)"},
-		{"FIRST 1(n2)", Policy{Kind: PolicyFirst, K: 1, Members: []string{"n2"}}, "FIRST 1 (n2)"},
-		{"ANY 2 (n2, n3)", Policy{Kind: PolicyAny, K: 2, Members: []string{"n2", "n3"}}, "ANY 2 (n2,n3)"},
-		{"any 1 (n2,n3)", Policy{Kind: PolicyAny, K: 1, Members: []string{"n2", "n3"}}, "ANY 1 (n2,n3)"},
-		{"FIRST 1 (*)", Policy{Kind: PolicyFirst, K: 1}, "FIRST 1 (*)"},
-		{"ANY 2 ( * )", Policy{Kind: PolicyAny, K: 2}, "ANY 2 (*)"},
-		{"FIRST 1", Policy{Kind: PolicyFirst, K: 1}, "FIRST 1 (*)"},
-		{"ANY 3", Policy{Kind: PolicyAny, K: 3}, "ANY 3 (*)"},
-		{"1 (n2,n3)", Policy{Kind: PolicyFirst, K: 1, Members: []string{"n2", "n3"}}, "FIRST 1 (n2,n3)"},
-		{"2 (*)", Policy{Kind: PolicyFirst, K: 2}, "FIRST 2 (*)"},
-		{"FIRST 1 (N2,n2)", Policy{Kind: PolicyFirst, K: 1, Members: []string{"N2", "n2"}}, "FIRST 1 (N2,n2)"},
-		{"ANY 1 (node-2.dc1,node_3)", Policy{Kind: PolicyAny, K: 1, Members: []string{"node-2.dc1", "node_3"}}, "ANY 1 (node-2.dc1,node_3)"},
+		{"", Commit{Kind: Async}, "async"},
+		{"  ", Commit{Kind: Async}, "async"},
+		{"async", Commit{Kind: Async}, "async"},
+		{"ASYNC", Commit{Kind: Async}, "async"},
+		{"all", Commit{Kind: All}, "all"},
+		{" All ", Commit{Kind: All}, "all"},
+		{"FIRST 1 (n2,n3)", Commit{Kind: First, K: 1, Members: []string{"n2", "n3"}}, "FIRST 1 (n2,n3)"},
+		{"first 2 ( n3 , n2 ,n4 )", Commit{Kind: First, K: 2, Members: []string{"n3", "n2", "n4"}}, "FIRST 2 (n3,n2,n4)"},
+		{"FIRST 1(n2)", Commit{Kind: First, K: 1, Members: []string{"n2"}}, "FIRST 1 (n2)"},
+		{"ANY 2 (n2, n3)", Commit{Kind: Any, K: 2, Members: []string{"n2", "n3"}}, "ANY 2 (n2,n3)"},
+		{"any 1 (n2,n3)", Commit{Kind: Any, K: 1, Members: []string{"n2", "n3"}}, "ANY 1 (n2,n3)"},
+		{"FIRST 1 (*)", Commit{Kind: First, K: 1}, "FIRST 1 (*)"},
+		{"ANY 2 ( * )", Commit{Kind: Any, K: 2}, "ANY 2 (*)"},
+		{"FIRST 1", Commit{Kind: First, K: 1}, "FIRST 1 (*)"},
+		{"ANY 3", Commit{Kind: Any, K: 3}, "ANY 3 (*)"},
+		{"1 (n2,n3)", Commit{Kind: First, K: 1, Members: []string{"n2", "n3"}}, "FIRST 1 (n2,n3)"},
+		{"2 (*)", Commit{Kind: First, K: 2}, "FIRST 2 (*)"},
+		{"FIRST 1 (N2,n2)", Commit{Kind: First, K: 1, Members: []string{"N2", "n2"}}, "FIRST 1 (N2,n2)"},
+		{"ANY 1 (node-2.dc1,node_3)", Commit{Kind: Any, K: 1, Members: []string{"node-2.dc1", "node_3"}}, "ANY 1 (node-2.dc1,node_3)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			got, err := ParsePolicy(tt.in)
+			got, err := ParseCommit(tt.in)
 			if err != nil {
-				t.Fatalf("ParsePolicy(%q): %v", tt.in, err)
+				t.Fatalf("ParseCommit(%q): %v", tt.in, err)
 			}
 			if !got.Equal(tt.want) {
-				t.Fatalf("ParsePolicy(%q) = %#v, want %#v", tt.in, got, tt.want)
+				t.Fatalf("ParseCommit(%q) = %#v, want %#v", tt.in, got, tt.want)
 			}
 			if s := got.String(); s != tt.canonical {
 				t.Fatalf("String() = %q, want %q", s, tt.canonical)
 			}
-			again, err := ParsePolicy(got.String())
+			again, err := ParseCommit(got.String())
 			if err != nil || !again.Equal(got) {
 				t.Fatalf("round trip of %q: %#v, %v", got.String(), again, err)
 			}
@@ -52,7 +52,7 @@ func TestParsePolicy(t *testing.T) {
 				t.Fatalf("Validate: %v", err)
 			}
 			b, _ := got.MarshalText()
-			var u Policy
+			var u Commit
 			if err := u.UnmarshalText(b); err != nil || !u.Equal(got) {
 				t.Fatalf("text round trip: %#v, %v", u, err)
 			}
@@ -91,13 +91,13 @@ func TestParsePolicyErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			p, err := ParsePolicy(tt.in)
+			p, err := ParseCommit(tt.in)
 			if err == nil {
-				t.Fatalf("ParsePolicy(%q) = %v, want error", tt.in, p)
+				t.Fatalf("ParseCommit(%q) = %v, want error", tt.in, p)
 			}
-			var pe *PolicyError
+			var pe *Error
 			if !errors.As(err, &pe) {
-				t.Fatalf("error %T is not a *PolicyError", err)
+				t.Fatalf("error %T is not a *Error", err)
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %q does not contain %q", err, tt.want)
@@ -107,21 +107,21 @@ func TestParsePolicyErrors(t *testing.T) {
 }
 
 func TestPolicyValidate(t *testing.T) {
-	bad := []Policy{
-		{Kind: PolicyFirst, K: 0},
-		{Kind: PolicyAny, K: 3, Members: []string{"n2", "n3"}},
-		{Kind: PolicyAny, K: 1, Members: []string{}},
-		{Kind: PolicyAny, K: 1, Members: []string{"a,b"}},
-		{Kind: PolicyFirst, K: 1, Members: []string{"n2", "n2"}},
-		{Kind: PolicyAll, K: 1},
-		{Kind: PolicyKind(9)},
+	bad := []Commit{
+		{Kind: First, K: 0},
+		{Kind: Any, K: 3, Members: []string{"n2", "n3"}},
+		{Kind: Any, K: 1, Members: []string{}},
+		{Kind: Any, K: 1, Members: []string{"a,b"}},
+		{Kind: First, K: 1, Members: []string{"n2", "n2"}},
+		{Kind: All, K: 1},
+		{Kind: Kind(9)},
 	}
 	for _, p := range bad {
 		if err := p.Validate(); err == nil {
 			t.Errorf("Validate(%#v) = nil, want error", p)
 		}
 	}
-	if s := (Policy{Kind: PolicyKind(9)}).String(); s != "PolicyKind(9)" {
+	if s := (Commit{Kind: Kind(9)}).String(); s != "Kind(9)" {
 		t.Errorf("String of unknown kind = %q", s)
 	}
 }
@@ -129,27 +129,27 @@ func TestPolicyValidate(t *testing.T) {
 func TestPolicyAckLevelAndFallback(t *testing.T) {
 	acks := []struct {
 		in   string
-		want AckLevel
+		want Ack
 	}{
 		{"received", AckReceived}, {"remote_write", AckReceived}, {"RECEIVED", AckReceived},
 		{"durable", AckDurable}, {"on", AckDurable}, {"", AckDurable}, {" Durable ", AckDurable},
 		{"applied", AckApplied}, {"remote_apply", AckApplied},
 	}
 	for _, tt := range acks {
-		got, err := ParseAckLevel(tt.in)
+		got, err := ParseAck(tt.in)
 		if err != nil || got != tt.want {
-			t.Errorf("ParseAckLevel(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+			t.Errorf("ParseAck(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
 		}
-		again, err := ParseAckLevel(got.String())
+		again, err := ParseAck(got.String())
 		if err != nil || again != got {
 			t.Errorf("round trip of %v: %v, %v", got, again, err)
 		}
 	}
-	if _, err := ParseAckLevel("off"); err == nil || !strings.Contains(err.Error(), "want received, durable or applied") {
-		t.Errorf("ParseAckLevel(off) error = %v", err)
+	if _, err := ParseAck("off"); err == nil || !strings.Contains(err.Error(), "want received, durable or applied") {
+		t.Errorf("ParseAck(off) error = %v", err)
 	}
-	if s := AckLevel(7).String(); s != "AckLevel(7)" {
-		t.Errorf("AckLevel(7).String() = %q", s)
+	if s := Ack(7).String(); s != "Ack(7)" {
+		t.Errorf("Ack(7).String() = %q", s)
 	}
 
 	fbs := []struct {
@@ -170,7 +170,7 @@ func TestPolicyAckLevelAndFallback(t *testing.T) {
 		t.Errorf("ParseFallback(wait) error = %v", err)
 	}
 
-	var a AckLevel
+	var a Ack
 	if err := a.UnmarshalText([]byte("remote_apply")); err != nil || a != AckApplied {
 		t.Errorf("UnmarshalText: %v %v", a, err)
 	}
