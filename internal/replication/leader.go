@@ -253,8 +253,24 @@ func (l *Leader) Progress() []FollowerProgress {
 // batch granularity; entries older than the size history count as 0).
 func (l *Leader) LagBytes(lsn uint64) uint64 {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.sizes.after(lsn)
+	tracked, oldest := l.sizes.after(lsn), l.sizes.oldest()
+	l.mu.Unlock()
+	// Entries older than the size history (written before this leader
+	// started, or long ago) are estimated from the store, so a follower
+	// far behind shows bytes beside its entries rather than 0.
+	last := l.cfg.Store.State().LastLSN
+	upTo := last
+	if oldest != 0 {
+		upTo = oldest - 1
+	}
+	if lsn >= upTo {
+		return tracked
+	}
+	est, err := l.cfg.Store.EstimateLogBytes(lsn+1, upTo)
+	if err != nil {
+		return tracked
+	}
+	return tracked + est
 }
 
 // logSizes keeps the cumulative encoded size of the log at the end of each
@@ -275,6 +291,17 @@ func (s *logSizes) add(last, bytes uint64) {
 		s.lsn = append([]uint64(nil), s.lsn[1<<15:]...)
 		s.cum = append([]uint64(nil), s.cum[1<<15:]...)
 	}
+}
+
+// oldest is the first LSN of the oldest batch in the history (0: none).
+func (s *logSizes) oldest() uint64 {
+	if len(s.lsn) == 0 {
+		return 0
+	}
+	if len(s.lsn) == 1 {
+		return s.lsn[0] // one batch: its start is unknown; count it from its end
+	}
+	return s.lsn[0] + 1 // batch 0's start is unknown; batch 1 starts after it
 }
 
 func (s *logSizes) after(lsn uint64) uint64 {

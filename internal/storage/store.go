@@ -500,6 +500,39 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// Flush writes the memtable out to tables (Pebble's Flush), e.g. so that
+// table statistics such as EstimateLogBytes cover recent writes.
+func (s *Store) Flush() error {
+	done, err := s.reader()
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := s.db.Flush(); err != nil {
+		return fmt.Errorf("storage: flush: %w", err)
+	}
+	return nil
+}
+
+// EstimateLogBytes estimates the on-disk bytes of the log entries in
+// [from, to] from Pebble's table statistics (entries still in the memtable
+// count as 0). For status only: cheap, approximate.
+func (s *Store) EstimateLogBytes(from, to uint64) (uint64, error) {
+	if from > to {
+		return 0, nil
+	}
+	done, err := s.reader()
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	n, err := s.db.EstimateDiskUsage(logKey(from), logKey(to+1))
+	if err != nil {
+		return 0, fmt.Errorf("storage: estimate log bytes: %w", err)
+	}
+	return n, nil
+}
+
 // GetMeta returns a metadata value or nil.
 func (s *Store) GetMeta(name string) ([]byte, error) {
 	done, err := s.reader()
