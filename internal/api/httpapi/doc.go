@@ -7,4 +7,10 @@
 //   - A PUT is acknowledged only after its entry is committed; a PUT whose
 //     body exceeds the value limit is refused whole (413) and writes nothing.
 //   - A write sent to a follower is redirected (307) to the leader.
+//   - A PUT body is read into memory reserved first from the request
+//     buffer budget (shared with the RESP server) and held until the write
+//     is done; without room within the budget's wait it is refused with
+//     503 and Retry-After. Headers must arrive within ReadHeaderTimeout, a
+//     body within BodyTimeout once reading starts; at most MaxConns
+//     connections are open.
 package httpapi

@@ -52,16 +52,20 @@ var dashboardHTML []byte
 // Server is the HTTP API of one node.
 type Server struct {
 	b   Backend
+	cfg Config
 	log *slog.Logger
 	srv *http.Server
 }
 
-// New builds the handler tree.
-func New(b Backend, log *slog.Logger) *Server {
+// New builds the handler tree with the default Config.
+func New(b Backend, log *slog.Logger) *Server { return NewWithConfig(b, log, Config{}) }
+
+// NewWithConfig builds the handler tree with the limits of cfg.
+func NewWithConfig(b Backend, log *slog.Logger, cfg Config) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{b: b, log: log}
+	s := &Server{b: b, cfg: cfg.withDefaults(), log: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", s.auth(s.status))
 	mux.HandleFunc("GET /v1/config", s.auth(s.getConfig))
@@ -91,10 +95,12 @@ func New(b Backend, log *slog.Logger) *Server {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write(dashboardHTML)
 	})
+	// No ReadTimeout: bodies get theirs in readBody (see BodyTimeout).
 	s.srv = &http.Server{
 		Handler:           s.withToken(mux),
-		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    1 << 20,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	return s
@@ -105,6 +111,9 @@ func (s *Server) Handler() http.Handler { return s.srv.Handler }
 
 // Serve serves on ln until ctx ends, then shuts down gracefully.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.cfg.MaxConns > 0 {
+		ln = &limitListener{Listener: ln, max: int64(s.cfg.MaxConns)}
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(ln) }()
 	select {
@@ -268,12 +277,19 @@ func (s *Server) putKey(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	limit := int64(s.b.Config().MaxValueSize)
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	body, release, code, err := s.readBody(w, r, limit)
+	defer release()
 	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("read body: %w", err))
+		if code == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		if errors.Is(err, errBodyTooLarge) {
+			err = fmt.Errorf("value too large (more than max %d bytes)", limit)
+		}
+		writeError(w, code, err)
 		return
 	}
-	if err := s.b.CheckValue(len(body)); err != nil || int64(len(body)) > limit {
+	if err := s.b.CheckValue(len(body)); err != nil {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("value too large (more than max %d bytes)", limit))
 		return
 	}

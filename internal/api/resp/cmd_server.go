@@ -92,12 +92,16 @@ func (s *Server) cmdInfo(c *client, args [][]byte) {
 		section("Clients")
 		kv("connected_clients", s.clients.Load())
 		kv("blocked_clients", 0)
-		kv("maxclients", 10000)
+		kv("maxclients", max(s.cfg.MaxClients, 0)) // 0: no limit
 	}
 	if want["stats"] {
 		section("Stats")
 		kv("total_connections_received", s.connsTotal.Load())
 		kv("total_commands_processed", s.cmdsTotal.Load())
+		kv("rejected_connections", s.rejectedConns.Load())
+		kv("replicant_request_buffer_bytes", s.cfg.Budget.InUse())
+		kv("replicant_request_buffer_capacity", s.cfg.Budget.Capacity())
+		kv("replicant_request_buffer_refusals", s.budgetRefusals.Load())
 		kv("scan_cursors", s.cursors.len())
 		kv("write_retries", s.writeRetries.Load())
 	}
@@ -259,7 +263,7 @@ func (s *Server) cmdWait(c *client, args [][]byte) {
 			return
 		case <-tick.C:
 		}
-		if i%50 == 0 && c.guard != nil && c.guard.peerGone() {
+		if i%50 == 0 && c.rd != nil && c.rd.peerGone() {
 			c.int(n) // nobody will read it
 			return
 		}

@@ -1,5 +1,10 @@
-// Package resp serves the Redis protocol (RESP2 and RESP3) on top of a node,
-// using github.com/tidwall/redcon for connection handling and parsing.
+// Package resp serves the Redis protocol (RESP2 and RESP3) on top of a node.
+// Replies are encoded with github.com/tidwall/redcon's appenders and inline
+// commands split by its parser; connections and multibulk framing are read
+// here (guard.go), because redcon's reader buffers a command of any size,
+// grows its buffer by doubling, copies each command once more, and keeps
+// the grown buffer for the connection's life: a 16 MiB SET cost 64 MiB
+// while read and 32 MiB per connection afterwards.
 //
 // Invariants:
 //   - One write command is one Backend.Write call, which becomes at most one
@@ -19,12 +24,27 @@
 //   - Replies on one connection are in request order (pipelining keeps
 //     order; a connection's commands run one at a time).
 //   - Malformed or oversized protocol input (bad framing, a bulk length
-//     beyond twice the maximum value size plus 1 MiB, more than 1,048,576
-//     arguments, an inline line beyond 64 KiB) is answered with a protocol
-//     error and closes only that connection; it never reaches a command
-//     and never harms the server or its data. Keys and values above the
-//     configured limits but below that guard get an ordinary error reply
-//     and nothing is written.
+//     beyond twice the maximum value size plus 1 MiB, a command beyond
+//     twice the maximum value and key sizes plus 1 MiB, more than
+//     1,048,576 arguments, an inline line beyond 64 KiB) is answered with
+//     a protocol error and closes only that connection, after at most
+//     that many bytes were read; it never reaches a command and never
+//     harms the server or its data. Keys and values above the configured
+//     limits but below that guard get an ordinary error reply and nothing
+//     is written.
+//   - Memory: a command's arguments are read into allocations of their
+//     exact sizes, reserved first from the request buffer budget (shared
+//     with the HTTP API) and held until the command has run; a command
+//     without room waits (its client held back by TCP) up to the budget's
+//     wait limit, then is read past, answered -OOM and not run. Each
+//     connection otherwise keeps only an 8 KiB read buffer and a reply
+//     buffer of at most 64 KiB between commands.
+//   - Connections: at most Config.MaxClients are open (more are answered
+//     "-ERR max number of clients reached" and closed); a connection is
+//     closed when it has not authenticated within AuthTimeout (with a
+//     password set), when a started command has not fully arrived within
+//     CommandTimeout, and when idle for IdleTimeout (off by default, as in
+//     Redis).
 //   - Each connection carries a token (the newest EPOCH:LSN its reads and
 //     writes observed); session-consistency reads never observe state older
 //     than it.

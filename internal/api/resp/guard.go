@@ -2,334 +2,472 @@ package resp
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
-	"sync"
-	"sync/atomic"
+	"strings"
 	"time"
 
+	"github.com/tidwall/redcon"
+
+	"github.com/replicant-db/replicant/internal/api/budget"
 	"github.com/replicant-db/replicant/internal/node"
 )
 
-// Protocol limits enforced before redcon sees the bytes (redcon itself
-// buffers bulk strings of any size).
+// Protocol limits, checked as the bytes arrive so that nothing beyond them
+// is ever buffered.
 const (
-	maxMultibulk   = 1 << 20  // arguments per command
-	maxInline      = 64 << 10 // bytes per inline command line
-	maxHeaderLine  = 32       // bytes of a "*<n>" or "$<n>" line before "\r\n"
-	maxCommandFlat = 1 << 30  // bytes per command (Redis's query buffer limit)
+	maxMultibulk  = 1 << 20  // arguments per command
+	maxInline     = 64 << 10 // bytes per inline command line
+	maxHeaderLine = 32       // bytes of a "*<n>" or "$<n>" line after '*'/'$', with its '\r'
 	// Before AUTH, as Redis does: tiny commands only.
 	maxUnauthMultibulk = 10
 	maxUnauthBulk      = 16 << 10
-	guardBufSize       = 16 << 10
+	// readBufSize is the read buffer every connection keeps; only inline
+	// lines grow it (to 64 KiB), and only while they are read.
+	readBufSize = 8 << 10
+	// The first freeCommandBytes of a command are not charged to the
+	// budget, so ordinary small commands never touch its lock; like the
+	// read buffer this is a fixed cost per connection, bounded by
+	// maxclients.
+	freeCommandBytes = 16 << 10
+	// argOverhead is what an argument costs besides its bytes: its slice
+	// header and allocation rounding.
+	argOverhead = 32
 )
 
-// limits are the per-connection framing limits.
+// limits are the per-command size limits.
 type limits struct {
-	maxBulk    int64 // 2 × max value size + 1 MiB
-	maxCommand int64
+	maxBulk    int64 // one argument: 2 × max value size + 1 MiB
+	maxCommand int64 // one command: 2 × (max value + max key size) + 1 MiB
 }
 
-func newLimits(maxValue int) limits {
+// newLimits derives the limits from the node's key and value limits. A
+// value a little beyond the value limit still gets an ordinary error
+// reply (nothing written) rather than a closed connection; a command is
+// capped at about two maximal values and keys (MSET of two), so an
+// oversized or unknown command is refused after a few tens of MiB, not
+// buffered whole.
+func newLimits(maxKey, maxValue int) limits {
 	if maxValue <= 0 {
 		maxValue = node.DefaultMaxValueSize
 	}
-	l := limits{maxBulk: 2*int64(maxValue) + 1<<20}
-	l.maxCommand = max(maxCommandFlat, 2*l.maxBulk)
-	return l
-}
-
-// errProtocolClosed is returned to redcon after a protocol error reply was
-// sent, so that it closes the connection without replying again.
-var errProtocolClosed = errors.New("resp: protocol error; connection closed")
-
-// guardListener wraps accepted connections in guardConn. It turns its own
-// shutdown and fatal accept errors into net.ErrClosed, which is what makes
-// redcon's accept loop return, and retries temporary accept errors.
-type guardListener struct {
-	net.Listener
-	lim    limits
-	closed atomic.Bool
-	mu     sync.Mutex
-	err    error // a fatal accept error
-}
-
-func (l *guardListener) Accept() (net.Conn, error) {
-	delay := 5 * time.Millisecond
-	for {
-		c, err := l.Listener.Accept()
-		if err == nil {
-			return &guardConn{Conn: c, lim: l.lim, buf: make([]byte, guardBufSize)}, nil
-		}
-		if l.closed.Load() {
-			return nil, net.ErrClosed
-		}
-		var te interface{ Temporary() bool }
-		if errors.As(err, &te) && te.Temporary() && !errors.Is(err, net.ErrClosed) {
-			time.Sleep(delay)
-			delay = min(2*delay, time.Second)
-			continue
-		}
-		l.mu.Lock()
-		l.err = err
-		l.mu.Unlock()
-		return nil, fmt.Errorf("%w: %w", net.ErrClosed, err)
+	if maxKey <= 0 {
+		maxKey = node.DefaultMaxKeySize
+	}
+	return limits{
+		maxBulk:    2*int64(maxValue) + 1<<20,
+		maxCommand: 2*(int64(maxValue)+int64(maxKey)) + 1<<20,
 	}
 }
 
-func (l *guardListener) shutdown() {
-	l.closed.Store(true)
-	_ = l.Listener.Close()
+// timeouts close connections that hold resources without using them.
+// Zero or negative fields are off.
+type timeouts struct {
+	idle    time.Duration // no command started for this long
+	auth    time.Duration // not authenticated this long after connecting
+	command time.Duration // a started command not complete after this long
 }
 
-func (l *guardListener) failure() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.err != nil {
-		return fmt.Errorf("resp: accept: %w", l.err)
+// protocolError is malformed or oversized input. It is answered with
+// "-ERR <msg>" and closes that connection, as Redis does.
+type protocolError string
+
+func (e protocolError) Error() string { return string(e) }
+
+// refusedError means a command was read and dropped, not run, because the
+// request buffer budget had no room for it. It is answered and the
+// connection goes on.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
+
+// timeoutError means a read deadline of the connection passed.
+type timeoutError struct {
+	what  string // "idle", "authentication" or "command"
+	limit time.Duration
+	err   error
+}
+
+func (e *timeoutError) Error() string {
+	return fmt.Sprintf("%s timeout (%v): %v", e.what, e.limit, e.err)
+}
+func (e *timeoutError) Unwrap() error { return e.err }
+
+// cmdReader reads one connection's commands. It parses RESP framing
+// itself and reads each bulk argument straight into an allocation of its
+// exact size, after reserving that size from the budget: a command costs
+// its own bytes once, nothing outlives it, and what does not fit the
+// budget waits before it is read (the client is held back by TCP) instead
+// of after. Limits are checked on headers, before the bytes they announce.
+//
+// Only the connection's goroutine uses a cmdReader; commands are parsed
+// one at a time, each after the previous one ran, so the authentication
+// state a command is parsed under is always current.
+type cmdReader struct {
+	nc     net.Conn
+	lim    limits
+	budget *budget.Budget
+	to     timeouts
+	// flush sends pending replies. It is called before every read, which
+	// may block: a client waiting for replies before sending more must
+	// get them.
+	flush func() error
+
+	buf  []byte
+	r, w int   // buf[r:w] is read and not yet parsed
+	err  error // sticky: the read side failed
+
+	connected time.Time
+	deadline  time.Time // the read deadline set on nc
+	unauth    bool
+
+	// The command being read.
+	inCmd   bool
+	started time.Time     // its first wait for bytes; zero if none yet
+	waited  time.Duration // spent waiting for the budget, not the client's fault
+	size    int64         // its protocol bytes, against lim.maxCommand
+	cost    int64         // its memory
+	held    int64         // budget bytes held for it
+}
+
+func newCmdReader(nc net.Conn, lim limits, b *budget.Budget, to timeouts, flush func() error) *cmdReader {
+	return &cmdReader{nc: nc, lim: lim, budget: b, to: to, flush: flush,
+		buf: make([]byte, readBufSize), connected: time.Now()}
+}
+
+// next reads the next command; its budget is held until release (or the
+// next call). unauth applies the limits for unauthenticated clients.
+// Errors: *protocolError, *refusedError, *timeoutError, or the
+// connection's read error.
+func (rd *cmdReader) next(ctx context.Context, unauth bool) ([][]byte, error) {
+	rd.release()
+	rd.unauth = unauth
+	for {
+		rd.inCmd, rd.started, rd.waited, rd.size, rd.cost = false, time.Time{}, 0, 0, 0
+		if rd.r == rd.w {
+			if len(rd.buf) > readBufSize {
+				rd.buf = make([]byte, readBufSize) // an inline line grew it
+			}
+			if err := rd.more(); err != nil {
+				return nil, err
+			}
+		}
+		rd.inCmd = true
+		var args [][]byte
+		var err error
+		if rd.buf[rd.r] == '*' {
+			args, err = rd.multibulk(ctx)
+		} else {
+			args, err = rd.inline(ctx)
+		}
+		if err != nil || args != nil {
+			return args, err
+		}
+		// An empty multibulk or a blank line: nothing to run.
+	}
+}
+
+// release returns the current command's budget.
+func (rd *cmdReader) release() {
+	rd.budget.Release(rd.held)
+	rd.held = 0
+}
+
+func (rd *cmdReader) multibulk(ctx context.Context) ([][]byte, error) {
+	line, err := rd.headerLine("Protocol error: too big mbulk count string")
+	if err != nil {
+		return nil, err
+	}
+	n, ok := parseHeaderLine(line)
+	switch {
+	case !ok || n > maxMultibulk:
+		return nil, protocolError("Protocol error: invalid multibulk length")
+	case n <= 0:
+		return nil, nil // Redis ignores empty multibulks
+	case n > maxUnauthMultibulk && rd.unauth:
+		return nil, protocolError("Protocol error: unauthenticated multibulk length")
+	}
+	args := make([][]byte, 0, min(n, 16))
+	var refused error
+	for range n {
+		if err := rd.want(1); err != nil {
+			return nil, err
+		}
+		if c := rd.buf[rd.r]; c != '$' {
+			return nil, protocolError(fmt.Sprintf("Protocol error: expected '$', got '%c'", c))
+		}
+		line, err := rd.headerLine("Protocol error: too big bulk count string")
+		if err != nil {
+			return nil, err
+		}
+		size, ok := parseHeaderLine(line)
+		switch {
+		case !ok || size < 0 || size > rd.lim.maxBulk:
+			return nil, protocolError("Protocol error: invalid bulk length")
+		case size > maxUnauthBulk && rd.unauth:
+			return nil, protocolError("Protocol error: unauthenticated bulk length")
+		}
+		if rd.size += size + 2; rd.size > rd.lim.maxCommand {
+			return nil, protocolError(fmt.Sprintf(
+				"Protocol error: command exceeds the query buffer limit of %d bytes", rd.lim.maxCommand))
+		}
+		if refused == nil {
+			if err := rd.charge(ctx, size+argOverhead); err != nil {
+				if ctx.Err() != nil {
+					return nil, err // the connection is closing
+				}
+				// Read past the rest of the command without keeping it,
+				// so the connection stays in step and usable.
+				refused, args = err, nil
+				rd.release()
+			}
+		}
+		if refused != nil {
+			if err := rd.skip(size + 2); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		arg, err := rd.bulk(size)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, arg)
+	}
+	if refused != nil {
+		return nil, &refusedError{refused}
+	}
+	return args, nil
+}
+
+// headerLine reads a "*<n>\r\n" or "$<n>\r\n" line and returns what
+// follows the '*' or '$', with its '\r'.
+func (rd *cmdReader) headerLine(tooBig string) ([]byte, error) {
+	line, err := rd.line(1+maxHeaderLine, tooBig)
+	if err != nil {
+		return nil, err
+	}
+	rd.size += int64(len(line))
+	return line[1 : len(line)-1], nil
+}
+
+// line reads up to and including the next '\n', failing with msg when the
+// line has more than max bytes before it. The result is only valid until
+// the next read.
+func (rd *cmdReader) line(max int, msg string) ([]byte, error) {
+	for {
+		if i := bytes.IndexByte(rd.buf[rd.r:rd.w], '\n'); i >= 0 {
+			if i > max {
+				return nil, protocolError(msg)
+			}
+			line := rd.buf[rd.r : rd.r+i+1]
+			rd.r += i + 1
+			return line, nil
+		}
+		if rd.w-rd.r > max {
+			return nil, protocolError(msg)
+		}
+		if err := rd.more(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// bulk reads a bulk string's n bytes and its "\r\n" into a new slice.
+func (rd *cmdReader) bulk(n int64) ([]byte, error) {
+	arg := make([]byte, n)
+	k := copy(arg, rd.buf[rd.r:rd.w])
+	rd.r += k
+	for k < len(arg) {
+		if len(arg)-k >= len(rd.buf) {
+			// Large: straight into the argument, no copy.
+			m, err := rd.read(arg[k:])
+			k += m
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := rd.more(); err != nil {
+			return nil, err
+		}
+		m := copy(arg[k:], rd.buf[rd.r:rd.w])
+		rd.r += m
+		k += m
+	}
+	if err := rd.want(2); err != nil {
+		return nil, err
+	}
+	if rd.buf[rd.r] != '\r' || rd.buf[rd.r+1] != '\n' {
+		return nil, protocolError("Protocol error: invalid bulk length")
+	}
+	rd.r += 2
+	return arg, nil
+}
+
+// skip discards n bytes.
+func (rd *cmdReader) skip(n int64) error {
+	for {
+		k := min(n, int64(rd.w-rd.r))
+		rd.r += int(k)
+		if n -= k; n == 0 {
+			return nil
+		}
+		if err := rd.more(); err != nil {
+			return err
+		}
+	}
+}
+
+// inline reads a command written as a line of words (telnet style),
+// split as redcon splits it (quotes and escapes included).
+func (rd *cmdReader) inline(ctx context.Context) ([][]byte, error) {
+	line, err := rd.line(maxInline+1, "Protocol error: too big inline request")
+	if err != nil {
+		return nil, err
+	}
+	if len(bytes.Trim(line, " \r\n")) == 0 {
+		return nil, nil
+	}
+	// The line and its parsed copy.
+	if err := rd.charge(ctx, 2*int64(len(line))); err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, &refusedError{err}
+	}
+	cmd, err := redcon.Parse(line)
+	if err != nil {
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "Protocol error") {
+			msg = "Protocol error: " + msg
+		}
+		return nil, protocolError(msg)
+	}
+	return cmd.Args, nil
+}
+
+// charge adds cost to the current command and reserves from the budget
+// whatever of it is beyond the free allowance, waiting if need be. A
+// command never holds more than the whole budget: one larger than that
+// runs alone instead of waiting for room that cannot exist.
+func (rd *cmdReader) charge(ctx context.Context, cost int64) error {
+	rd.cost += cost
+	want := rd.cost - freeCommandBytes
+	if c := rd.budget.Capacity(); c > 0 {
+		want = min(want, c)
+	}
+	need := want - rd.held
+	if need <= 0 {
+		return nil
+	}
+	start := time.Now()
+	err := rd.budget.Acquire(ctx, need)
+	rd.waited += time.Since(start)
+	if err != nil {
+		return fmt.Errorf("command of %d+ bytes: %w", rd.cost, err)
+	}
+	rd.held += need
+	return nil
+}
+
+// want makes sure n bytes are buffered.
+func (rd *cmdReader) want(n int) error {
+	for rd.w-rd.r < n {
+		if err := rd.more(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// Framing states.
-const (
-	stStart    = iota // at a command boundary
-	stInline          // inside an inline command line
-	stCount           // inside a "*<n>" line
-	stBulkHdr         // expecting '$'
-	stBulkLen         // inside a "$<n>" line
-	stBulkData        // skipping bulk payload and its "\r\n"
-)
-
-// guardConn parses RESP framing as bytes stream through and refuses
-// oversized or malformed input before redcon buffers it: it answers with a
-// Redis protocol error and fails the read, so redcon closes just this
-// connection. Commands before the bad bytes are still delivered and
-// answered first. Empty multibulk headers ("*0", "*-1") are dropped, as
-// Redis ignores them.
-//
-// Only the connection's redcon goroutine calls Read, and that goroutine
-// also runs the commands, so reading client (for the auth state) is safe.
-type guardConn struct {
-	net.Conn
-	lim    limits
-	client *client
-
-	buf   []byte
-	r     int // buf[r:ready] is approved and not yet delivered
-	ready int
-	scan  int // buf[ready:scan] is a held "*<n>" line (stCount only)
-	end   int // buf[scan:end] is not yet scanned
-
-	st        int
-	line      []byte // digits of the current header line
-	hdrStart  int    // start of a held "*<n>" line in buf
-	lineStart int    // start of the current "$<n>" line in buf
-	args      int64  // arguments still expected
-	remaining int64  // bulk bytes (with "\r\n") still to skip
-	inline    int    // bytes of the current inline line
-	cmdBytes  int64  // bytes of the current command
-	boundary  bool   // a command ended since the last full delivery
-
-	readErr  error  // to return once the approved bytes are delivered
-	protoMsg string // protocol error to send before failing
+// more reads at least one more byte into the buffer, making room first:
+// compacting, or growing it when a line fills all of it (lines are
+// length-checked before they get here).
+func (rd *cmdReader) more() error {
+	if rd.r == rd.w {
+		rd.r, rd.w = 0, 0
+	}
+	if rd.w == len(rd.buf) {
+		if rd.r > 0 {
+			rd.w = copy(rd.buf, rd.buf[rd.r:rd.w])
+			rd.r = 0
+		} else {
+			rd.buf = append(rd.buf, make([]byte, len(rd.buf))...)
+		}
+	}
+	n, err := rd.read(rd.buf[rd.w:])
+	rd.w += n
+	if n > 0 {
+		return nil // err is sticky and returned by the next read
+	}
+	return err
 }
 
-func (g *guardConn) authRequired() bool { return g.client != nil && !g.client.authed }
-
-// Read delivers approved bytes. While the command redcon is parsing is
-// incomplete it keeps reading until p is full, so redcon (which re-parses
-// a pending command from its start on every read) sees large commands in
-// few, growing reads rather than many small ones. As soon as a complete
-// command is delivered it returns, so a client waiting for a reply before
-// sending more never waits on this loop.
-func (g *guardConn) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
+// read reads into p from the connection, under the deadline that applies.
+func (rd *cmdReader) read(p []byte) (int, error) {
+	if rd.err != nil {
+		return 0, rd.err
 	}
-	n := 0
-	for {
-		if g.r < g.ready {
-			k := copy(p[n:], g.buf[g.r:g.ready])
-			g.r += k
-			n += k
-			if n == len(p) {
-				return n, nil
-			}
+	if err := rd.flush(); err != nil {
+		rd.err = err
+		return 0, err
+	}
+	rd.setDeadline()
+	n, err := rd.nc.Read(p)
+	if err != nil {
+		rd.err = rd.readError(err)
+		if n == 0 {
+			return 0, rd.err
 		}
-		// Everything approved is delivered.
-		if n > 0 && (g.boundary || g.st == stStart || g.readErr != nil || g.protoMsg != "") {
-			g.boundary = false
-			return n, nil
+	}
+	return n, nil
+}
+
+// setDeadline sets the earliest of the deadlines that apply, touching the
+// connection only when it changes (the common case, no timeouts between
+// commands, never does).
+func (rd *cmdReader) setDeadline() {
+	var d time.Time
+	earliest := func(t time.Time) {
+		if d.IsZero() || t.Before(d) {
+			d = t
 		}
-		if g.protoMsg != "" {
-			g.sendProtocolError()
-			return 0, errProtocolClosed
+	}
+	if rd.unauth && rd.to.auth > 0 {
+		earliest(rd.connected.Add(rd.to.auth))
+	}
+	if rd.inCmd {
+		if rd.started.IsZero() {
+			rd.started = time.Now()
 		}
-		if g.scan < g.end {
-			// Bytes left unscanned while unauthenticated (see process).
-			g.process()
-			continue
+		if rd.to.command > 0 {
+			earliest(rd.started.Add(rd.to.command + rd.waited))
 		}
-		if g.readErr != nil {
-			return 0, g.readErr
-		}
-		// Make room: keep only a held header line.
-		if g.r == g.ready && g.ready > 0 {
-			copy(g.buf, g.buf[g.ready:g.end])
-			g.hdrStart -= g.ready
-			g.lineStart -= g.ready
-			g.scan -= g.ready
-			g.end -= g.ready
-			g.r, g.ready = 0, 0
-		}
-		if g.end == len(g.buf) {
-			g.buf = append(g.buf, make([]byte, len(g.buf))...)
-		}
-		m, err := g.Conn.Read(g.buf[g.end:])
-		g.end += m
-		if err != nil {
-			g.readErr = err
-		}
-		g.process()
+	} else if rd.to.idle > 0 {
+		earliest(time.Now().Add(rd.to.idle))
+	}
+	if !d.Equal(rd.deadline) {
+		_ = rd.nc.SetReadDeadline(d)
+		rd.deadline = d
 	}
 }
 
-// process scans buf[scan:end] and advances ready. While the connection is
-// not authenticated it stops after each complete command, so the limits
-// for unauthenticated clients apply only to commands that are parsed
-// before an AUTH has run, as in Redis.
-func (g *guardConn) process() {
-	unauth := g.authRequired()
-	completed := false
-	for g.scan < g.end && g.protoMsg == "" {
-		switch g.st {
-		case stStart:
-			if unauth && completed {
-				g.ready = g.scan
-				return
-			}
-			g.cmdBytes = 0
-			if g.buf[g.scan] == '*' {
-				g.st = stCount
-				g.hdrStart = g.scan
-				g.line = g.line[:0]
-				g.scan++
-				g.cmdBytes++
-			} else {
-				g.st = stInline
-				g.inline = 0
-			}
-		case stInline:
-			i := bytes.IndexByte(g.buf[g.scan:g.end], '\n')
-			if i < 0 {
-				g.inline += g.end - g.scan
-				g.scan = g.end
-				if g.inline > maxInline {
-					g.fail(g.scan, "Protocol error: too big inline request")
-				}
-				continue
-			}
-			g.inline += i + 1
-			g.scan += i + 1
-			if g.inline > maxInline+2 {
-				g.fail(g.scan, "Protocol error: too big inline request")
-				continue
-			}
-			g.st = stStart
-			g.boundary, completed = true, true
-		case stCount, stBulkLen:
-			c := g.buf[g.scan]
-			g.scan++
-			g.cmdBytes++
-			if c != '\n' {
-				if len(g.line) >= maxHeaderLine {
-					if g.st == stCount {
-						g.fail(g.hdrStart, "Protocol error: too big mbulk count string")
-					} else {
-						g.fail(g.lineStart, "Protocol error: too big bulk count string")
-					}
-					continue
-				}
-				g.line = append(g.line, c)
-				continue
-			}
-			if g.st == stCount {
-				g.endCount(unauth)
-			} else {
-				g.endBulkLen(unauth)
-			}
-		case stBulkHdr:
-			c := g.buf[g.scan]
-			if c != '$' {
-				g.fail(g.scan, fmt.Sprintf("Protocol error: expected '$', got '%c'", c))
-				continue
-			}
-			g.lineStart = g.scan
-			g.scan++
-			g.cmdBytes++
-			g.st = stBulkLen
-			g.line = g.line[:0]
-		case stBulkData:
-			k := min(g.remaining, int64(g.end-g.scan))
-			g.scan += int(k)
-			g.remaining -= k
-			if g.remaining == 0 {
-				g.args--
-				if g.args == 0 {
-					g.st = stStart
-					g.boundary, completed = true, true
-				} else {
-					g.st = stBulkHdr
-				}
-			}
-		}
+// readError names the timeout that fired.
+func (rd *cmdReader) readError(err error) error {
+	if !isTimeout(err) {
+		return err
 	}
-	if g.protoMsg != "" {
-		return // ready was set by fail
-	}
-	if g.st == stCount {
-		g.ready = g.hdrStart // hold the header until its line is complete
-	} else {
-		g.ready = g.scan
-	}
-}
-
-// endCount handles a complete "*<n>\r\n" line.
-func (g *guardConn) endCount(unauth bool) {
-	n, ok := parseHeaderLine(g.line)
 	switch {
-	case !ok || n > maxMultibulk:
-		g.fail(g.hdrStart, "Protocol error: invalid multibulk length")
-	case n <= 0:
-		// Redis ignores empty multibulks: cut the line out of the stream.
-		copy(g.buf[g.hdrStart:], g.buf[g.scan:g.end])
-		g.end -= g.scan - g.hdrStart
-		g.scan = g.hdrStart
-		g.st = stStart
-	case n > maxUnauthMultibulk && unauth:
-		g.fail(g.hdrStart, "Protocol error: unauthenticated multibulk length")
+	case rd.unauth && rd.to.auth > 0 && !time.Now().Before(rd.connected.Add(rd.to.auth)):
+		return &timeoutError{"authentication", rd.to.auth, err}
+	case rd.inCmd:
+		return &timeoutError{"command", rd.to.command, err}
 	default:
-		g.args = n
-		g.st = stBulkHdr
-	}
-}
-
-// endBulkLen handles a complete "$<n>\r\n" line.
-func (g *guardConn) endBulkLen(unauth bool) {
-	n, ok := parseHeaderLine(g.line)
-	switch {
-	case !ok || n < 0 || n > g.lim.maxBulk:
-		g.fail(g.lineStart, "Protocol error: invalid bulk length")
-	case n > maxUnauthBulk && unauth:
-		g.fail(g.lineStart, "Protocol error: unauthenticated bulk length")
-	case g.cmdBytes+n+2 > g.lim.maxCommand:
-		g.fail(g.lineStart, "Protocol error: command exceeds the query buffer limit")
-	default:
-		g.cmdBytes += n + 2
-		g.remaining = n + 2
-		g.st = stBulkData
+		return &timeoutError{"idle", rd.to.idle, err}
 	}
 }
 
@@ -341,36 +479,27 @@ func parseHeaderLine(line []byte) (int64, bool) {
 	return parseInt(line[:len(line)-1])
 }
 
-// fail records a protocol error; bytes before at are still delivered.
-func (g *guardConn) fail(at int, msg string) {
-	g.protoMsg = msg
-	g.ready = max(g.r, min(at, g.scan))
-}
-
-func (g *guardConn) sendProtocolError() {
-	_ = g.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = g.Conn.Write([]byte("-ERR " + g.protoMsg + "\r\n"))
-	g.protoMsg = ""
-	g.readErr = errProtocolClosed
-}
-
 // peerGone reports whether the client closed its connection, without
 // blocking: a long-blocking command (WAIT) polls it so a departed client
 // does not hold its goroutine. Bytes that arrive meanwhile are kept for
-// the next Read.
-func (g *guardConn) peerGone() bool {
-	if g.readErr != nil {
-		return !isTimeout(g.readErr)
+// the next command.
+func (rd *cmdReader) peerGone() bool {
+	if rd.err != nil {
+		return !isTimeout(rd.err)
 	}
-	if g.end == len(g.buf) {
-		return false // no room to look; assume alive
+	if rd.w == len(rd.buf) {
+		if rd.r == 0 {
+			return false // no room to look; assume alive
+		}
+		rd.w = copy(rd.buf, rd.buf[rd.r:rd.w])
+		rd.r = 0
 	}
-	_ = g.Conn.SetReadDeadline(time.Now().Add(time.Millisecond))
-	n, err := g.Conn.Read(g.buf[g.end:])
-	_ = g.Conn.SetReadDeadline(time.Time{})
-	g.end += n
+	_ = rd.nc.SetReadDeadline(time.Now().Add(time.Millisecond))
+	n, err := rd.nc.Read(rd.buf[rd.w:])
+	_ = rd.nc.SetReadDeadline(rd.deadline)
+	rd.w += n
 	if err != nil && !isTimeout(err) {
-		g.readErr = err
+		rd.err = err
 		return true
 	}
 	return false

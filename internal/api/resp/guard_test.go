@@ -1,7 +1,7 @@
 package resp
 
 import (
-	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -11,15 +11,17 @@ import (
 	"time"
 
 	"pgregory.net/rapid"
+
+	"github.com/replicant-db/replicant/internal/api/budget"
 )
 
 // chunkConn is a net.Conn whose reads return the given chunks in turn,
-// then io.EOF, and whose writes are recorded.
+// then io.EOF.
 type chunkConn struct {
 	net.Conn
 	chunks [][]byte
 	reads  int
-	wrote  bytes.Buffer
+	read   int // bytes handed out
 }
 
 func (c *chunkConn) Read(p []byte) (int, error) {
@@ -32,40 +34,64 @@ func (c *chunkConn) Read(p []byte) (int, error) {
 	}
 	n := copy(p, c.chunks[0])
 	c.chunks[0] = c.chunks[0][n:]
+	c.read += n
 	return n, nil
 }
 
-func (c *chunkConn) Write(p []byte) (int, error)      { return c.wrote.Write(p) }
-func (c *chunkConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *chunkConn) SetReadDeadline(time.Time) error { return nil }
 
-func newTestGuard(chunks ...[]byte) (*guardConn, *chunkConn) {
+// testMaxValue makes the reader's limits 3 MiB per bulk and a bit more
+// per command.
+const testReaderMaxValue = 1 << 20
+
+func newTestReader(b *budget.Budget, chunks ...[]byte) (*cmdReader, *chunkConn) {
 	cc := &chunkConn{chunks: chunks}
-	return &guardConn{Conn: cc, lim: newLimits(1 << 20), buf: make([]byte, guardBufSize)}, cc
+	if b == nil {
+		b = budget.New(budget.DefaultCapacity, time.Second)
+	}
+	return newCmdReader(cc, newLimits(0, testReaderMaxValue), b, timeouts{}, func() error { return nil }), cc
 }
 
-// TestGuardPassesValidStreams: any valid stream of commands, split into
-// any chunks and read with any buffer sizes, comes out unchanged except
-// that empty multibulks are dropped.
-func TestGuardPassesValidStreams(t *testing.T) {
+// readAll reads commands until an error and renders them as "a b c" lines.
+func readAll(rd *cmdReader, unauth bool) ([]string, error) {
+	var out []string
+	for {
+		args, err := rd.next(context.Background(), unauth)
+		if err != nil {
+			return out, err
+		}
+		words := make([]string, len(args))
+		for i, a := range args {
+			words[i] = string(a)
+		}
+		out = append(out, strings.Join(words, " "))
+	}
+}
+
+// TestReaderParsesValidStreams: any valid stream of commands, split into
+// any chunks, comes out as the same commands, empty multibulks and blank
+// lines dropped; every argument is an allocation of its exact size.
+func TestReaderParsesValidStreams(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		var in, want []byte
+		var in []byte
+		var want []string
 		ncmd := rapid.IntRange(0, 20).Draw(t, "commands")
-		for i := 0; i < ncmd; i++ {
+		for range ncmd {
 			switch rapid.IntRange(0, 5).Draw(t, "kind") {
 			case 0: // inline
 				words := rapid.SliceOfN(rapid.StringMatching(`[a-z0-9]{1,8}`), 1, 4).Draw(t, "words")
-				line := strings.Join(words, " ") + "\r\n"
-				in, want = append(in, line...), append(want, line...)
-			case 1: // empty multibulk, ignored
-				in = append(in, rapid.SampledFrom([]string{"*0\r\n", "*-1\r\n", "*-7\r\n"}).Draw(t, "empty")...)
+				in = append(in, strings.Join(words, " ")+"\r\n"...)
+				want = append(want, strings.Join(words, " "))
+			case 1: // ignored
+				in = append(in, rapid.SampledFrom([]string{"*0\r\n", "*-1\r\n", "*-7\r\n", "\r\n", "  \r\n"}).Draw(t, "empty")...)
 			default:
 				args := rapid.SliceOfN(rapid.SliceOfN(rapid.Byte(), 0, 300), 1, 6).Draw(t, "args")
 				strs := make([]string, len(args))
 				for j, a := range args {
 					strs[j] = string(a)
 				}
-				cmd := encode(strs...)
-				in, want = append(in, cmd...), append(want, cmd...)
+				in = append(in, encode(strs...)...)
+				want = append(want, strings.Join(strs, " "))
 			}
 		}
 		var chunks [][]byte
@@ -74,114 +100,270 @@ func TestGuardPassesValidStreams(t *testing.T) {
 			chunks = append(chunks, append([]byte(nil), rest[:n]...))
 			rest = rest[n:]
 		}
-		g, cc := newTestGuard(chunks...)
-		var out []byte
-		for {
-			p := make([]byte, rapid.IntRange(1, 1000).Draw(t, "read"))
-			n, err := g.Read(p)
-			out = append(out, p[:n]...)
-			if err != nil {
-				if !errors.Is(err, io.EOF) {
-					t.Fatalf("read error %v after %q", err, out)
-				}
-				break
-			}
-			if n == 0 {
-				t.Fatal("Read returned 0, nil")
-			}
+		rd, _ := newTestReader(nil, chunks...)
+		got, err := readAll(rd, false)
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("error %v after %q", err, got)
 		}
-		if !bytes.Equal(out, want) {
-			t.Fatalf("stream changed:\n in %q\nout %q\nwant %q", in, out, want)
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("commands changed:\n in %q\ngot %q\nwant %q", in, got, want)
 		}
-		if cc.wrote.Len() != 0 {
-			t.Fatalf("guard wrote %q", cc.wrote.String())
+		if rd.held != 0 || rd.budget.InUse() != 0 {
+			t.Fatalf("budget still held: %d", rd.budget.InUse())
 		}
 	})
 }
 
-// TestGuardReturnsAtCommandEnd: once a complete command is available the
-// guard returns it without waiting for the rest of a pipelined command.
-func TestGuardReturnsAtCommandEnd(t *testing.T) {
-	g, cc := newTestGuard([]byte("PING\r\n*1\r\n$4\r\nPI"), []byte("NG\r\n"))
-	p := make([]byte, 4096)
-	n, err := g.Read(p)
-	if err != nil || string(p[:n]) != "PING\r\n*1\r\n$4\r\nPI" || cc.reads != 1 {
-		t.Fatalf("first read: %q %v after %d reads", p[:n], err, cc.reads)
+// TestReaderExactAllocation: a large argument is one allocation of its
+// size, read mostly straight from the connection.
+func TestReaderExactAllocation(t *testing.T) {
+	val := strings.Repeat("v", 1<<20)
+	in := encode("SET", "k", val)
+	var chunks [][]byte
+	for rest := in; len(rest) > 0; rest = rest[min(len(rest), 64<<10):] {
+		chunks = append(chunks, rest[:min(len(rest), 64<<10)])
 	}
-	// A partial command alone: the guard keeps reading to complete it.
-	g, cc = newTestGuard([]byte("*2\r\n$3\r\nGET\r\n$1"), []byte("0\r\n0123"), []byte("456789\r\n"))
-	n, err = g.Read(p)
-	if err != nil || string(p[:n]) != "*2\r\n$3\r\nGET\r\n$10\r\n0123456789\r\n" || cc.reads != 3 {
-		t.Fatalf("partial: %q %v after %d reads", p[:n], err, cc.reads)
+	rd, _ := newTestReader(nil, chunks...)
+	args, err := rd.next(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(args) != 3 || string(args[2]) != val || cap(args[2]) != len(val) {
+		t.Fatalf("got %d args, value len %d cap %d", len(args), len(args[2]), cap(args[2]))
+	}
+	if len(rd.buf) != readBufSize {
+		t.Fatalf("read buffer grew to %d", len(rd.buf))
 	}
 }
 
-// TestGuardRefuses: oversized or malformed framing is answered with a
-// protocol error after the commands before it are delivered.
-func TestGuardRefuses(t *testing.T) {
-	huge := strconv.Itoa(3<<20 + 1)
-	for _, c := range []struct{ in, deliver, msg string }{
-		{"PING\r\n*1\r\n$" + huge + "\r\n", "PING\r\n*1\r\n", "Protocol error: invalid bulk length"},
-		{"*2\r\n$3\r\nGET\r\n$" + huge + "\r\n", "*2\r\n$3\r\nGET\r\n", "Protocol error: invalid bulk length"},
-		{"*1\r\n$4\r\nPING\r\n*1048577\r\n", "*1\r\n$4\r\nPING\r\n", "Protocol error: invalid multibulk length"},
-		{"*1048576\r\n", "", ""}, // the largest count is fine
-		{"*1\r\n:1\r\n", "*1\r\n", "Protocol error: expected '$', got ':'"},
-		{strings.Repeat("x", 70000), "", "Protocol error: too big inline request"},
+// TestReaderRefuses: oversized or malformed framing is a protocol error,
+// after the commands before it were returned.
+func TestReaderRefuses(t *testing.T) {
+	lim := newLimits(0, testReaderMaxValue)
+	huge := strconv.FormatInt(lim.maxBulk+1, 10)
+	for _, tc := range []struct{ name, in, before, msg string }{
+		{"huge bulk after a command", "PING\r\n*1\r\n$" + huge + "\r\n", "PING", "Protocol error: invalid bulk length"},
+		{"huge bulk in a command", "*2\r\n$3\r\nGET\r\n$" + huge + "\r\n", "", "Protocol error: invalid bulk length"},
+		{"negative bulk", "*1\r\n$-1\r\n", "", "Protocol error: invalid bulk length"},
+		{"bulk not a number", "*1\r\n$x\r\n", "", "Protocol error: invalid bulk length"},
+		{"too many args", "*1\r\n$4\r\nPING\r\n*1048577\r\n", "PING", "Protocol error: invalid multibulk length"},
+		{"count without CR", "*1\n$4\r\nPING\r\n", "", "Protocol error: invalid multibulk length"},
+		{"not a bulk", "*1\r\n:1\r\n", "", "Protocol error: expected '$', got ':'"},
+		{"no CRLF after a bulk", "*1\r\n$4\r\nPINGxx", "", "Protocol error: invalid bulk length"},
+		{"long count line", "*" + strings.Repeat("1", 40) + "\r\n", "", "Protocol error: too big mbulk count string"},
+		{"long bulk line", "*1\r\n$" + strings.Repeat("1", 40) + "\r\n", "", "Protocol error: too big bulk count string"},
+		{"inline too big", strings.Repeat("x", 70000), "", "Protocol error: too big inline request"},
+		{"unbalanced quotes", "SET \"a b\r\n", "", "Protocol error: unbalanced quotes in request"},
+		{"the largest count is fine", "*1048576\r\n", "", ""},
 	} {
-		g, cc := newTestGuard([]byte(c.in))
-		var out []byte
-		var err error
-		for err == nil {
-			p := make([]byte, 1<<17)
-			var n int
-			n, err = g.Read(p)
-			out = append(out, p[:n]...)
-		}
-		if c.msg == "" {
-			if !errors.Is(err, io.EOF) || cc.wrote.Len() != 0 {
-				t.Errorf("%.40q: %v, wrote %q", c.in, err, cc.wrote.String())
+		t.Run(tc.name, func(t *testing.T) {
+			rd, _ := newTestReader(nil, []byte(tc.in))
+			got, err := readAll(rd, false)
+			if strings.Join(got, "\n") != tc.before {
+				t.Errorf("commands before the error: %q, want %q", got, tc.before)
 			}
-			continue
-		}
-		if !errors.Is(err, errProtocolClosed) || cc.wrote.String() != "-ERR "+c.msg+"\r\n" {
-			t.Errorf("%.40q: err %v, wrote %q", c.in, err, cc.wrote.String())
-		}
-		if c.in[0] != 'x' && string(out) != c.deliver {
-			t.Errorf("%.40q: delivered %q, want %q", c.in, out, c.deliver)
-		}
-		if _, err := g.Read(make([]byte, 10)); !errors.Is(err, errProtocolClosed) {
-			t.Errorf("read after the error: %v", err)
+			var pe protocolError
+			if tc.msg == "" {
+				if !errors.Is(err, io.EOF) {
+					t.Errorf("err %v, want EOF", err)
+				}
+				return
+			}
+			if !errors.As(err, &pe) || string(pe) != tc.msg {
+				t.Errorf("err %v, want protocol error %q", err, tc.msg)
+			}
+		})
+	}
+}
+
+// TestReaderCommandCap: a command of many bulks, each within the bulk
+// limit, is refused at the first header that takes it past the command
+// limit, after reading little more than that limit.
+func TestReaderCommandCap(t *testing.T) {
+	lim := newLimits(0, testReaderMaxValue)
+	// 1000 MiB in all, from one shared chunk.
+	chunk := []byte(strings.Repeat("x", 1<<20))
+	in := [][]byte{[]byte("*1001\r\n$9\r\nNOSUCHCMD\r\n")}
+	for range 1000 {
+		in = append(in, []byte("$1048576\r\n"), chunk[:len(chunk):len(chunk)], []byte("\r\n"))
+	}
+	rd, cc := newTestReader(nil, in...)
+	_, err := rd.next(context.Background(), false)
+	var pe protocolError
+	if !errors.As(err, &pe) || !strings.Contains(string(pe), "query buffer limit") {
+		t.Fatalf("err %v", err)
+	}
+	if int64(cc.read) > lim.maxCommand+int64(2*readBufSize) {
+		t.Fatalf("read %d bytes before refusing, limit %d", cc.read, lim.maxCommand)
+	}
+	if rd.budget.InUse() != 0 {
+		// The connection closes on a protocol error; its release returns
+		// the budget, as serveConn does.
+		rd.release()
+	}
+	if rd.budget.InUse() != 0 {
+		t.Fatalf("budget still held: %d", rd.budget.InUse())
+	}
+}
+
+// TestReaderUnauthenticated: before AUTH only small commands are parsed;
+// the limits follow the state passed to each next call.
+func TestReaderUnauthenticated(t *testing.T) {
+	big := strings.Repeat("v", 20000)
+	rd, _ := newTestReader(nil, append(encode("AUTH", "x"), encode("SET", "k", big)...))
+	if args, err := rd.next(context.Background(), true); err != nil || string(args[0]) != "AUTH" {
+		t.Fatalf("first: %q %v", args, err)
+	}
+	if args, err := rd.next(context.Background(), false); err != nil || string(args[2]) != big {
+		t.Fatalf("after AUTH: %d args, %v", len(args), err)
+	}
+	for _, tc := range []struct{ in, msg string }{
+		{string(encode("SET", "k", big)), "Protocol error: unauthenticated bulk length"},
+		{"*11\r\n", "Protocol error: unauthenticated multibulk length"},
+	} {
+		rd, _ := newTestReader(nil, []byte(tc.in))
+		_, err := rd.next(context.Background(), true)
+		var pe protocolError
+		if !errors.As(err, &pe) || string(pe) != tc.msg {
+			t.Errorf("%.20q: %v, want %q", tc.in, err, tc.msg)
 		}
 	}
 }
 
-// TestGuardUnauthenticated: before AUTH the guard parses one command at a
-// time, so a pipelined AUTH lifts the limits for what follows it.
-func TestGuardUnauthenticated(t *testing.T) {
-	cl := &client{}
-	g, cc := newTestGuard(append(encode("AUTH", "x"), encode("SET", "k", strings.Repeat("v", 20000))...))
-	g.client = cl
-	p := make([]byte, 1<<16)
-	n, err := g.Read(p)
-	if err != nil || string(p[:n]) != string(encode("AUTH", "x")) {
-		t.Fatalf("first: %q %v", p[:n], err)
+// TestReaderBudget: a command's bytes beyond the free allowance are held
+// from the budget until release; a command that finds no room in time is
+// read past and refused, and the next command is parsed normally.
+func TestReaderBudget(t *testing.T) {
+	val := strings.Repeat("v", 1<<20)
+	t.Run("held until release", func(t *testing.T) {
+		b := budget.New(4<<20, time.Second)
+		rd, _ := newTestReader(b, append(encode("SET", "k", val), encode("PING")...))
+		if _, err := rd.next(context.Background(), false); err != nil {
+			t.Fatal(err)
+		}
+		if got := b.InUse(); got < 1<<20-freeCommandBytes || got > 1<<20 {
+			t.Fatalf("InUse %d during the command", got)
+		}
+		if args, err := rd.next(context.Background(), false); err != nil || string(args[0]) != "PING" {
+			t.Fatalf("next: %q %v", args, err)
+		}
+		if b.InUse() != 0 {
+			t.Fatalf("InUse %d after the command", b.InUse())
+		}
+	})
+	t.Run("refused, then goes on", func(t *testing.T) {
+		b := budget.New(2<<20, 50*time.Millisecond)
+		if err := b.Acquire(context.Background(), 3<<19); err != nil { // 1.5 MiB held elsewhere
+			t.Fatal(err)
+		}
+		rd, _ := newTestReader(b, append(encode("SET", "k", val), encode("PING")...))
+		_, err := rd.next(context.Background(), false)
+		var re *refusedError
+		if !errors.As(err, &re) || !errors.Is(err, budget.ErrExhausted) {
+			t.Fatalf("err %v, want a budget refusal", err)
+		}
+		if args, err := rd.next(context.Background(), false); err != nil || string(args[0]) != "PING" {
+			t.Fatalf("after the refusal: %q %v", args, err)
+		}
+		if b.InUse() != 3<<19 {
+			t.Fatalf("InUse %d", b.InUse())
+		}
+	})
+	t.Run("larger than the budget runs alone", func(t *testing.T) {
+		b := budget.New(1<<19, time.Minute)
+		// Two large arguments: the second must not wait for room the
+		// first already holds.
+		rd, _ := newTestReader(b, append(encode("MSET", "k", val, "k2", val), encode("PING")...))
+		if _, err := rd.next(context.Background(), false); err != nil {
+			t.Fatal(err)
+		}
+		if b.InUse() != 1<<19 {
+			t.Fatalf("InUse %d, want the whole budget", b.InUse())
+		}
+		rd.release()
+		if b.InUse() != 0 {
+			t.Fatalf("InUse %d after release", b.InUse())
+		}
+	})
+	t.Run("context ends the wait", func(t *testing.T) {
+		b := budget.New(2<<20, time.Minute)
+		if err := b.Acquire(context.Background(), 2<<20); err != nil {
+			t.Fatal(err)
+		}
+		rd, _ := newTestReader(b, encode("SET", "k", val))
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		_, err := rd.next(ctx, false)
+		var re *refusedError
+		if !errors.Is(err, context.DeadlineExceeded) || errors.As(err, &re) {
+			t.Fatalf("err %v, want the context's error", err)
+		}
+	})
+}
+
+// TestReaderTimeouts: each timeout closes the connection when it applies,
+// and only then.
+func TestReaderTimeouts(t *testing.T) {
+	const d = 100 * time.Millisecond
+	for _, tc := range []struct {
+		name   string
+		to     timeouts
+		unauth bool
+		send   string // then silence
+		want   string // timeout kind; "" for none within 4d
+	}{
+		{"idle", timeouts{idle: d}, false, "", "idle"},
+		{"no idle timeout", timeouts{command: d, auth: d}, false, "", ""},
+		{"partial command", timeouts{command: d}, false, "*2\r\n$3\r\nGET\r\n$1", "command"},
+		{"partial command, no timeout", timeouts{idle: d}, false, "*2\r\n$3\r\nGET\r\n$1", ""},
+		{"unauthenticated", timeouts{auth: d}, true, "", "authentication"},
+		{"authenticated", timeouts{auth: d}, false, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			client, server := tcpPair(t)
+			rd := newCmdReader(server, newLimits(0, 0), budget.New(budget.DefaultCapacity, 0), tc.to, func() error { return nil })
+			if _, err := client.Write([]byte(tc.send)); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := rd.next(context.Background(), tc.unauth)
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				var te *timeoutError
+				if tc.want == "" || !errors.As(err, &te) || te.what != tc.want {
+					t.Fatalf("err %v, want a %q timeout", err, tc.want)
+				}
+			case <-time.After(4 * d):
+				if tc.want != "" {
+					t.Fatalf("no %s timeout after %v", tc.want, 4*d)
+				}
+				server.Close()
+				<-done
+			}
+		})
 	}
-	cl.authed = true
-	var out []byte
-	for err == nil {
-		n, err = g.Read(p)
-		out = append(out, p[:n]...)
+}
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !errors.Is(err, io.EOF) || string(out) != string(encode("SET", "k", strings.Repeat("v", 20000))) || cc.wrote.Len() != 0 {
-		t.Fatalf("after AUTH: %v, %d bytes, wrote %q", err, len(out), cc.wrote.String())
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Without AUTH the same command is refused.
-	g, cc = newTestGuard(encode("SET", "k", strings.Repeat("v", 20000)))
-	g.client = &client{}
-	for err = nil; err == nil; {
-		_, err = g.Read(p)
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !errors.Is(err, errProtocolClosed) || cc.wrote.String() != "-ERR Protocol error: unauthenticated bulk length\r\n" {
-		t.Fatalf("unauthenticated: %v %q", err, cc.wrote.String())
-	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
 }

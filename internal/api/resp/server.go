@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,8 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/tidwall/redcon"
 
 	"github.com/replicant-db/replicant/internal/node"
 	"github.com/replicant-db/replicant/internal/replication"
@@ -44,6 +41,7 @@ type Backend interface {
 // Server serves the Redis protocol for one Backend.
 type Server struct {
 	b       Backend
+	cfg     Config
 	log     *slog.Logger
 	cmds    map[string]*command
 	unknown *cmdMetrics
@@ -60,14 +58,23 @@ type Server struct {
 	writeRetries atomic.Uint64
 	// panics counts handler panics that were recovered (always a bug).
 	panics atomic.Uint64
+	// rejectedConns counts connections refused at MaxClients.
+	rejectedConns atomic.Uint64
+	// budgetRefusals counts commands dropped because the request buffer
+	// budget had no room for them in time.
+	budgetRefusals atomic.Uint64
 
 	mu      sync.Mutex
 	closed  bool
 	cancels map[*int]context.CancelFunc
 }
 
-// New returns a server for b. logger may be nil.
-func New(b Backend, logger *slog.Logger) *Server {
+// New returns a server for b with the default Config. logger may be nil.
+func New(b Backend, logger *slog.Logger) *Server { return NewWithConfig(b, logger, Config{}) }
+
+// NewWithConfig returns a server for b with the limits of cfg. logger may
+// be nil.
+func NewWithConfig(b Backend, logger *slog.Logger, cfg Config) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -75,6 +82,7 @@ func New(b Backend, logger *slog.Logger) *Server {
 	_, _ = rand.Read(id[:])
 	s := &Server{
 		b:       b,
+		cfg:     cfg.withDefaults(),
 		log:     logger.With("component", "resp"),
 		cursors: newCursorTable(maxCursors, maxCursorBytes),
 		started: time.Now(),
@@ -123,35 +131,51 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 
 	cfg := s.b.Config()
-	gl := &guardListener{Listener: ln, lim: newLimits(cfg.MaxValueSize)}
-	var handlers sync.WaitGroup
-	rs := redcon.NewServerNetwork(ln.Addr().Network(), ln.Addr().String(),
-		func(conn redcon.Conn, cmd redcon.Command) { s.handle(conn, cmd) },
-		func(conn redcon.Conn) bool {
-			handlers.Add(1)
-			s.accept(ctx, conn, cfg)
-			return true
-		},
-		func(conn redcon.Conn, err error) {
-			s.closeConn(conn, err)
-			handlers.Done()
-		})
-	stop := context.AfterFunc(ctx, gl.shutdown)
-	defer stop()
-	_ = rs.Serve(gl) // returns nil once gl reports net.ErrClosed
-	// redcon closed the listener and every connection; abort commands that
-	// still wait (WAIT, a write waiting for commit) and wait for handlers.
+	lim := newLimits(cfg.MaxKeySize, cfg.MaxValueSize)
+	var closing atomic.Bool
+	stop := context.AfterFunc(ctx, func() {
+		closing.Store(true)
+		_ = ln.Close() // ends Accept
+	})
+	var (
+		mu       sync.Mutex
+		conns    = map[net.Conn]struct{}{}
+		handlers sync.WaitGroup
+	)
+	err := s.acceptLoop(ln, &closing, func(nc net.Conn) {
+		mu.Lock()
+		conns[nc] = struct{}{}
+		mu.Unlock()
+		handlers.Add(1)
+		go func() {
+			defer handlers.Done()
+			s.serveConn(ctx, nc, lim, cfg.RequirePass != "")
+			mu.Lock()
+			delete(conns, nc)
+			mu.Unlock()
+		}()
+	})
+	stop()
+	_ = ln.Close()
+	// Abort commands that still wait (WAIT, a write waiting for commit, a
+	// wait for the request budget), close every connection, and wait for
+	// the handlers.
 	cancel()
+	mu.Lock()
+	for nc := range conns {
+		_ = nc.Close()
+	}
+	mu.Unlock()
 	handlers.Wait()
-	return gl.failure()
+	return err
 }
 
 // client is one connection's state. It is only touched by the connection's
 // own goroutine (redcon runs one per connection).
 type client struct {
 	s       *Server
-	conn    redcon.Conn
-	guard   *guardConn
+	conn    *conn
+	rd      *cmdReader
 	ctx     context.Context
 	cancel  context.CancelFunc
 	id      uint64
@@ -174,51 +198,16 @@ type client struct {
 	lastWrite replication.Token // token of this connection's last write
 }
 
-func (s *Server) accept(ctx context.Context, conn redcon.Conn, cfg node.Config) {
-	s.clients.Add(1)
-	s.connsTotal.Add(1)
-	cctx, cancel := context.WithCancel(ctx)
-	c := &client{
-		s: s, conn: conn, ctx: cctx, cancel: cancel,
-		id:      s.nextClientID.Add(1),
-		addr:    conn.RemoteAddr(),
-		created: time.Now(),
-		proto:   2,
-		authed:  cfg.RequirePass == "",
-	}
-	c.lastAt = c.created
-	if nc := conn.NetConn(); nc != nil {
-		if g, ok := nc.(*guardConn); ok {
-			c.guard = g
-			g.client = c
-		}
-		if la := nc.LocalAddr(); la != nil {
-			c.laddr = la.String()
-		}
-	}
-	conn.SetContext(c)
-}
-
-func (s *Server) closeConn(conn redcon.Conn, err error) {
-	s.clients.Add(-1)
-	if c, ok := conn.Context().(*client); ok {
-		c.cancel()
-	}
-	if err != nil && !errors.Is(err, net.ErrClosed) {
-		s.log.Debug("connection closed", "addr", conn.RemoteAddr(), "err", err)
-	}
-}
-
-// handle runs one command. redcon calls it in order for each connection.
-func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
-	c, ok := conn.Context().(*client)
-	if !ok || c.quit || len(cmd.Args) == 0 {
+// handle runs one command. serveConn calls it in order for each
+// connection.
+func (s *Server) handle(c *client, args [][]byte) {
+	if c.quit || len(args) == 0 {
 		return
 	}
 	start := time.Now()
 	c.failed = false
 	s.cmdsTotal.Add(1)
-	name := strings.ToLower(string(cmd.Args[0]))
+	name := strings.ToLower(string(args[0]))
 	spec := s.cmds[name]
 	m := s.unknown
 	if spec != nil {
@@ -231,24 +220,24 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 			s.panics.Add(1)
 			s.log.Error("panic in RESP command", "cmd", name, "panic", r, "stack", string(debug.Stack()))
 			c.failed = true
-			conn.WriteError("ERR internal error")
+			c.conn.WriteError("ERR internal error")
 			c.quit = true
-			_ = conn.Close()
+			_ = c.conn.Close()
 		}
 		m.observe(c.failed, time.Since(start))
 	}()
 	c.lastAt = start
 	if spec == nil {
 		c.lastCmd = "unknown"
-		name := cmd.Args[0]
+		name := args[0]
 		if len(name) > 128 {
 			name = name[:128]
 		}
-		c.errorf("ERR unknown command '%s', with args beginning with: %s", name, argsPreview(cmd.Args[1:]))
+		c.errorf("ERR unknown command '%s', with args beginning with: %s", name, argsPreview(args[1:]))
 		return
 	}
 	c.lastCmd = spec.name
-	if !spec.arityOK(len(cmd.Args)) {
+	if !spec.arityOK(len(args)) {
 		c.arityErr(spec.name)
 		return
 	}
@@ -257,14 +246,14 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 		return
 	}
 	if spec.write {
-		for _, k := range spec.keys(cmd.Args) {
+		for _, k := range spec.keys(args) {
 			if err := s.b.CheckKey(k); err != nil {
 				c.backendErr(err)
 				return
 			}
 		}
 	}
-	spec.fn(c, cmd.Args)
+	spec.fn(c, args)
 }
 
 // argsPreview renders arguments as Redis does in "unknown command" errors.

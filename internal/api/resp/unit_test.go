@@ -154,11 +154,15 @@ func TestArgsPreview(t *testing.T) {
 }
 
 func TestNewLimits(t *testing.T) {
-	l := newLimits(1 << 20)
-	if l.maxBulk != 3<<20 || l.maxCommand != maxCommandFlat {
-		t.Errorf("%+v", l)
-	}
-	if d := newLimits(0); d.maxBulk != 2*16<<20+1<<20 {
-		t.Errorf("default: %+v", d)
+	for _, tc := range []struct {
+		key, value        int
+		wantBulk, wantCmd int64
+	}{
+		{64 << 10, 1 << 20, 3 << 20, 2*(1<<20+64<<10) + 1<<20},
+		{0, 0, 2*16<<20 + 1<<20, 2*(16<<20+64<<10) + 1<<20}, // the node's defaults
+	} {
+		if l := newLimits(tc.key, tc.value); l.maxBulk != tc.wantBulk || l.maxCommand != tc.wantCmd {
+			t.Errorf("newLimits(%d, %d) = %+v, want bulk %d, command %d", tc.key, tc.value, l, tc.wantBulk, tc.wantCmd)
+		}
 	}
 }
