@@ -295,10 +295,12 @@ func (s *Server) cmdConfig(c *client, args [][]byte) {
 		{"appendonly", "no"},
 		{"bind", host},
 		{"databases", "1"},
+		{"maxclients", strconv.Itoa(max(s.cfg.MaxClients, 0))},
 		{"maxmemory", "0"},
 		{"port", strconv.Itoa(port)},
 		{"proto-max-bulk-len", strconv.Itoa(2*cfg.MaxValueSize + 1<<20)},
 		{"save", ""},
+		{"timeout", strconv.FormatInt(int64(max(s.cfg.IdleTimeout, 0)/time.Second), 10)},
 	}
 	var out [][2]string
 	for _, p := range params {

@@ -192,3 +192,28 @@ func TestManyLargeWritesWait(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "budget to be whole", func() bool { return b.InUse() == 0 })
 }
+
+// TestLargeRepliesInOrder: a bulk reply large enough to be sent straight
+// from the value still comes between the replies before and after it.
+func TestLargeRepliesInOrder(t *testing.T) {
+	ts := startServer(t, node.Config{})
+	_, addr := serveWith(t, ts, Config{IdleTimeout: time.Minute, MaxClients: 7})
+	r := dialRaw(t, addr)
+	val := strings.Repeat("x", 3*directWriteBulk)
+	if got := r.do("SET", "big", val); got != "+OK\r\n" {
+		t.Fatal(got)
+	}
+	r.send(append(append(encode("PING"), encode("GET", "big")...), encode("ECHO", "after")...))
+	want := []string{"+PONG\r\n", fmt.Sprintf("$%d\r\n%s\r\n", len(val), val), "$5\r\nafter\r\n"}
+	for _, w := range want {
+		if got, err := r.readRaw(); err != nil || got != w {
+			t.Fatalf("got %.60q (%v), want %.60q", got, err, w)
+		}
+	}
+	if got := r.do("CONFIG", "GET", "maxclients"); got != "*2\r\n$10\r\nmaxclients\r\n$1\r\n7\r\n" {
+		t.Errorf("CONFIG GET maxclients: %q", got)
+	}
+	if got := r.do("CONFIG", "GET", "timeout"); got != "*2\r\n$7\r\ntimeout\r\n$2\r\n60\r\n" {
+		t.Errorf("CONFIG GET timeout: %q", got)
+	}
+}
