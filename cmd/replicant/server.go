@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/replicant-db/replicant/internal/api/budget"
 	"github.com/replicant-db/replicant/internal/api/httpapi"
 	"github.com/replicant-db/replicant/internal/api/resp"
 	"github.com/replicant-db/replicant/internal/control"
@@ -39,6 +40,12 @@ type serverFlags struct {
 	maxKey, maxValue    int
 	logLevel, logFormat string
 	readTimeout         time.Duration
+	maxClients          int
+	maxRequestBuffer    int64
+	requestBufferWait   time.Duration
+	idleTimeout         time.Duration
+	authTimeout         time.Duration
+	clientReadTimeout   time.Duration
 }
 
 func newServerCmd() *cobra.Command {
@@ -74,6 +81,12 @@ func newServerCmd() *cobra.Command {
 	fl.IntVar(&f.maxKey, "max-key-size", node.DefaultMaxKeySize, "largest accepted key in bytes")
 	fl.IntVar(&f.maxValue, "max-value-size", node.DefaultMaxValueSize, "largest accepted value in bytes")
 	fl.DurationVar(&f.readTimeout, "read-timeout", 5*time.Second, "how long a read waits for a token's LSN")
+	fl.IntVar(&f.maxClients, "maxclients", resp.DefaultMaxClients, "client connections per API (RESP, HTTP); more are refused; 0: no limit")
+	fl.Int64Var(&f.maxRequestBuffer, "max-request-buffer", budget.DefaultCapacity, "bytes of requests held in memory at once, shared by RESP and HTTP; 0: no limit")
+	fl.DurationVar(&f.requestBufferWait, "request-buffer-wait", budget.DefaultMaxWait, "how long a request waits for room in --max-request-buffer before it is refused (-OOM / 503); 0: refuse at once")
+	fl.DurationVar(&f.idleTimeout, "idle-timeout", 0, "close RESP connections idle this long (Redis's timeout); 0: never")
+	fl.DurationVar(&f.authTimeout, "auth-timeout", resp.DefaultAuthTimeout, "with --requirepass, close connections not authenticated this long; 0: never")
+	fl.DurationVar(&f.clientReadTimeout, "client-read-timeout", resp.DefaultCommandTimeout, "a RESP command or HTTP body, once started, must arrive within this; 0: never")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug|info|warn|error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text|json")
 	return cmd
@@ -155,8 +168,12 @@ func runServer(ctx context.Context, f serverFlags) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rs := resp.New(n, log)
-	hs := httpapi.New(n, log)
+	// One budget for the request bytes both APIs hold in memory.
+	buf := budget.New(f.maxRequestBuffer, f.requestBufferWait)
+	rs := resp.NewWithConfig(n, log, resp.Config{MaxClients: noneIfZero(f.maxClients), IdleTimeout: f.idleTimeout,
+		AuthTimeout: noneIfZero(f.authTimeout), CommandTimeout: noneIfZero(f.clientReadTimeout), Budget: buf})
+	hs := httpapi.NewWithConfig(n, log, httpapi.Config{MaxConns: noneIfZero(f.maxClients),
+		BodyTimeout: noneIfZero(f.clientReadTimeout), Budget: buf})
 	errc := make(chan error, 2)
 	go func() { errc <- rs.Serve(ctx, respLn) }()
 	go func() { errc <- hs.Serve(ctx, httpLn) }()
@@ -358,4 +375,13 @@ func onlyLoopback(a net.Addr) bool {
 		return t.IP.IsLoopback()
 	}
 	return false
+}
+
+// noneIfZero maps a flag's 0 ("no limit") to the API configs' negative
+// value for "none" (their 0 means "the default").
+func noneIfZero[T int | time.Duration](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
