@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -74,7 +75,9 @@ func isDialError(err error) bool {
 // next node.
 func (lc *leaderClient) redirect(err error) {
 	if i := strings.Index(err.Error(), "resp="); i >= 0 {
-		if addr := strings.TrimSpace(err.Error()[i+5:]); addr != "" {
+		// The address is the token after resp=, whatever text follows.
+		addr := strings.TrimRight(strings.Fields(err.Error()[i+5:] + " ")[0], ");,")
+		if slices.Contains(lc.addrs, addr) {
 			lc.cur = addr
 			return
 		}
@@ -85,6 +88,7 @@ func (lc *leaderClient) redirect(err error) {
 			return
 		}
 	}
+	lc.cur = lc.addrs[0]
 }
 
 // registerOp is one operation on the single register key.

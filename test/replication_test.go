@@ -243,6 +243,13 @@ func TestJoinUnderLoadThenRemove(t *testing.T) {
 			return m.ID == "n4"
 		})
 	})
+	// A removed node no longer follows the cluster: it must stop serving
+	// reads of a state that will never move again.
+	r4 := n4.redis()
+	c.waitFor("n4 refuses reads once removed", 20*time.Second, func() bool {
+		err := r4.Get(context.Background(), "k").Err()
+		return err != nil && strings.Contains(err.Error(), "removed")
+	})
 }
 
 func TestRetentionExceededFallsBackToSnapshot(t *testing.T) {

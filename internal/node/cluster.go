@@ -422,7 +422,19 @@ func (n *Node) startFollowerLocked(st control.State) {
 	})
 	go func() {
 		defer close(fo.done)
-		if err := fo.f.Run(ctx); err != nil {
+		err := fo.f.Run(ctx)
+		switch {
+		case errors.Is(err, replication.ErrNotMember):
+			// Removed while it could not hear the control plane say so
+			// (a removed member is no longer sent its log): stop serving.
+			n.mu.Lock()
+			if !n.removed {
+				n.log.Warn("this node is no longer a member of the cluster; it stops replicating and serving", "err", err)
+				n.removed = true
+				n.roleChangedLocked()
+			}
+			n.mu.Unlock()
+		case err != nil:
 			n.log.Error("follower stopped", "err", err)
 		}
 	}()

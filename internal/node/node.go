@@ -298,9 +298,10 @@ func (n *Node) Write(ctx context.Context, fn func(*replication.Txn) error) (repl
 		// may already be on followers and commit under the next leader, so
 		// this must not read as "not the leader" (which clients take as
 		// "nothing happened" and may retry).
-		return tok, fmt.Errorf("%w: leadership changed during the write; it may or may not have committed (%v)", ErrOutcomeUnknown, n.notLeaderErr())
+		return tok, fmt.Errorf("%w: leadership changed during the write; it may or may not have committed; %v", ErrOutcomeUnknown, n.notLeaderErr())
 	}
-	if err == nil && !n.leaseValid(l.Epoch()) {
+	var cmdErr *replication.CommandError
+	if (err == nil || errors.As(err, &cmdErr)) && !n.leaseValid(l.Epoch()) {
 		// Committed, but a leader without a lease may already have been
 		// replaced: acknowledging could promise a write the new leader
 		// lacks.

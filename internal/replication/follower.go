@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,15 @@ import (
 	"github.com/replicant-db/replicant/internal/storage"
 	"github.com/replicant-db/replicant/internal/transport/pb"
 )
+
+// ErrNotMember is returned (wrapped) when the leader refuses a stream or
+// snapshot because the follower is not a member of the cluster; Follower.Run
+// returns it once the refusals persist (the node was removed).
+var ErrNotMember = errors.New("not a member of this cluster")
+
+// notMemberGrace is how long the leader's "not a member" refusals must
+// persist before a follower concludes it was removed.
+const notMemberGrace = 3 * time.Second
 
 // ErrStaleLeader is returned (wrapped) when a leader of an older epoch than
 // the follower has seen tries to lead it: fencing.
@@ -167,6 +177,7 @@ func (f *Follower) transition(ev followerEvent, reason string) {
 // error wrapping ErrStaleLeader if the leader is fenced off.
 func (f *Follower) Run(ctx context.Context) error {
 	backoff := 50 * time.Millisecond
+	var refusedSince time.Time
 	// disk paces the wait while the local store refuses writes (a full or
 	// failing disk): connecting would only fetch entries it cannot keep.
 	// The store recovers on its own once it can; this says so rarely.
@@ -199,6 +210,20 @@ func (f *Follower) Run(ctx context.Context) error {
 			f.log.Error("refusing stale leader", "err", err)
 			f.transition(evFenced, err.Error())
 			return err
+		}
+		// The leader refuses streams of non-members. A member that was just
+		// added may be refused by a leader that has not applied its join
+		// yet, so only a refusal that persists means this node was removed.
+		switch {
+		case err != nil && strings.Contains(err.Error(), ErrNotMember.Error()):
+			if refusedSince.IsZero() {
+				refusedSince = time.Now()
+			} else if time.Since(refusedSince) >= notMemberGrace {
+				f.log.Warn("the leader keeps refusing this node as a non-member: it was removed from the cluster", "err", err)
+				return fmt.Errorf("%w (the leader refuses this node's stream)", ErrNotMember)
+			}
+		default:
+			refusedSince = time.Time{}
 		}
 		if err != nil {
 			f.mu.Lock()

@@ -240,6 +240,14 @@ func (l *Leader) Configure(p policy.Commit, a policy.Ack, f policy.Fallback, fol
 	defer l.mu.Unlock()
 	l.core.Configure(p, a, f, followers, time.Now())
 	l.handleReadyLocked()
+	// A member removed from the cluster loses its stream; it is refused
+	// when it reconnects and so learns that it was removed (the control
+	// plane no longer sends it anything).
+	for id, reg := range l.streams {
+		if !slices.Contains(followers, id) {
+			reg.cancel()
+		}
+	}
 }
 
 // Progress reports every follower's progress.
@@ -424,7 +432,7 @@ func (l *Leader) ServeFollower(stream pb.Peer_ReplicateServer) error {
 	}
 	id := hello.GetFollowerId()
 	if l.cfg.IsMember != nil && !l.cfg.IsMember(id) {
-		return fmt.Errorf("replication: %s is not a member of this cluster", id)
+		return fmt.Errorf("replication: %s: %w", id, ErrNotMember)
 	}
 	if hello.GetEpoch() > l.cfg.Epoch {
 		return fmt.Errorf("replication: follower %s has seen epoch %d, this leader is at %d: refusing to lead it", id, hello.GetEpoch(), l.cfg.Epoch)
@@ -673,7 +681,7 @@ func (l *Leader) heartbeat(stream pb.Peer_ReplicateServer, commit, last uint64, 
 func (l *Leader) ServeSnapshot(req *pb.SnapshotRequest, stream pb.Peer_SnapshotServer) error {
 	id := req.GetFollowerId()
 	if l.cfg.IsMember != nil && !l.cfg.IsMember(id) {
-		return fmt.Errorf("replication: %q is not a member of this cluster", id)
+		return fmt.Errorf("replication: %q: %w", id, ErrNotMember)
 	}
 	if req.GetEpoch() > l.cfg.Epoch {
 		// The follower follows a newer leader: this one is fenced off.

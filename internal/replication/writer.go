@@ -61,7 +61,20 @@ type proposal struct {
 	done    chan error
 	waitLSN uint64
 	epoch   uint64
+	// fnErr is the error fn returned. It depends on what fn read, which
+	// may not be committed yet: it is answered, like a no-op, only once
+	// waitLSN is committed (AdvanceCommit delivers it).
+	fnErr error
 }
+
+// CommandError wraps the error a proposal's closure returned (a command
+// that failed on the state it read, e.g. "value is not an integer"). It is
+// answered only once that state is committed, so it is as authoritative as
+// a successful reply.
+type CommandError struct{ Err error }
+
+func (e *CommandError) Error() string { return e.Err.Error() }
+func (e *CommandError) Unwrap() error { return e.Err }
 
 type inflight struct {
 	pending   *storage.Pending
@@ -160,6 +173,9 @@ func (w *Writer) Propose(ctx context.Context, fn func(*Txn) error) (Token, error
 		return Token{}, ctx.Err()
 	}
 	if err != nil {
+		if p.fnErr != nil && err == p.fnErr {
+			return Token{Epoch: p.epoch, LSN: p.waitLSN}, &CommandError{Err: err}
+		}
 		return Token{}, err
 	}
 	return Token{Epoch: p.epoch, LSN: p.waitLSN}, nil
@@ -286,13 +302,16 @@ func (w *Writer) runBatch(batch []*proposal) (f inflight, ok bool) {
 		now := w.cfg.Now()
 		tx := &Txn{store: w.cfg.Store, group: group, own: layer{vals: map[string]storage.Version{}}, nowMs: now.UnixMilli()}
 		if err := p.fn(tx); err != nil {
-			p.done <- err
-			continue
+			// Its writes are dropped; like a no-op, the failure depends
+			// on what it read.
+			p.fnErr = err
+			tx.ops = nil
 		}
 		if len(tx.ops) == 0 {
 			// A read-only outcome (SET NX on an existing key, GET of a
-			// missing key via GETDEL…) still depends on what it read, which
-			// may not be committed yet: wait for the newest LSN.
+			// missing key via GETDEL, INCR of a non-number…) still depends
+			// on what it read, which may not be committed yet: wait for
+			// the newest LSN.
 			p.waitLSN = next - 1
 			p.epoch = w.cfg.Store.EpochAt(p.waitLSN)
 			if p.waitLSN >= st.LastLSN+1 {
@@ -381,9 +400,13 @@ func (w *Writer) syncOne(f inflight) {
 			// Every waiter gets an answer: one at or below the commit
 			// LSN (a read-only proposal that joined after the last
 			// commit advance) depends only on committed state.
-			if p.waitLSN <= w.commit.Load() {
-				p.done <- nil
-			} else {
+			switch {
+			case p.waitLSN <= w.commit.Load():
+				p.done <- p.fnErr
+			case p.fnErr != nil:
+				// It wrote nothing, but the state it failed on may be lost.
+				p.done <- fmt.Errorf("replication: the state this command read could not be confirmed: %w", err)
+			default:
 				p.done <- unknown
 			}
 		}
@@ -424,7 +447,7 @@ func (w *Writer) AdvanceCommit(lsn uint64) {
 	c := w.commit.Load()
 	i := 0
 	for ; i < len(w.waiters) && w.waiters[i].waitLSN <= c; i++ {
-		w.waiters[i].done <- nil
+		w.waiters[i].done <- w.waiters[i].fnErr
 	}
 	w.waiters = append(w.waiters[:0], w.waiters[i:]...)
 }

@@ -103,7 +103,6 @@ func (s *Server) cmdInfo(c *client, args [][]byte) {
 		kv("replicant_request_buffer_capacity", s.cfg.Budget.Capacity())
 		kv("replicant_request_buffer_refusals", s.budgetRefusals.Load())
 		kv("scan_cursors", s.cursors.len())
-		kv("write_retries", s.writeRetries.Load())
 	}
 	if want["replication"] {
 		section("Replication")

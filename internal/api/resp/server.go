@@ -53,9 +53,6 @@ type Server struct {
 	clients      atomic.Int64
 	connsTotal   atomic.Uint64
 	cmdsTotal    atomic.Uint64
-	// writeRetries counts proposals dropped because the newest state gave
-	// another outcome than the committed state (see client.write).
-	writeRetries atomic.Uint64
 	// panics counts handler panics that were recovered (always a bug).
 	panics atomic.Uint64
 	// rejectedConns counts connections refused at MaxClients.

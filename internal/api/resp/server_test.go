@@ -958,7 +958,6 @@ func TestConcurrentConditionalWrites(t *testing.T) {
 			t.Fatalf("round %d: %d log entries for one effective write", round, after-before)
 		}
 	}
-	t.Logf("%d proposals retried", ts.s.writeRetries.Load())
 }
 
 // TestNoOpWritesWriteNothing: write commands whose outcome changes nothing
