@@ -2,6 +2,8 @@ package test
 
 import (
 	"context"
+	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -55,4 +57,34 @@ func TestFollowerStatusShowsTheLeadersView(t *testing.T) {
 		st, err := n3.status()
 		return err == nil && st.State == "no-quorum" && strings.Contains(st.Reason, "quorum")
 	})
+}
+
+// After a planned switchover the control plane's controller moves to the new
+// data leader, so that losing the old leader's node (now a follower) does
+// not stall writes while raft elects a controller.
+func TestControllerFollowsTheDataLeader(t *testing.T) {
+	c := newCluster(t, 3, "--sync", "FIRST 1 (*)")
+	n1, n2 := c.node("n1"), c.node("n2")
+	out, err := exec.Command(binary, "failover", "--to", "n2", "--addr", n1.HTTP).CombinedOutput()
+	if err != nil {
+		t.Fatalf("failover --to n2: %v: %s", err, out)
+	}
+	c.waitFor("n2 leads and is the controller", 15*time.Second, func() bool {
+		st, err := n2.status()
+		return err == nil && st.Role == "leader" && st.Controller == "n2"
+	})
+	// n1 (follower and no longer controller) dies: writes on n2 go on.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r := n2.redis()
+	n1.kill()
+	for i := range 300 {
+		start := time.Now()
+		if err := r.Set(ctx, fmt.Sprintf("k%d", i), i, 0).Err(); err != nil {
+			t.Fatalf("write %d after the old leader's node died: %v", i, err)
+		}
+		if d := time.Since(start); d > 400*time.Millisecond {
+			t.Fatalf("write %d took %s after the old leader's node died", i, d)
+		}
+	}
 }

@@ -131,6 +131,9 @@ type proposal struct {
 	data  []byte
 	cc    *raftpb.ConfChange
 	reply chan error
+	// transferTo asks the raft leader to hand leadership to this raft id
+	// (no data, no conf change).
+	transferTo uint64
 }
 
 type report struct {
@@ -433,6 +436,12 @@ func (g *Group) step(m *raftpb.Message) {
 func (g *Group) propose(p proposal) error {
 	if g.rn.BasicStatus().Lead == raft.None {
 		return errNoLeader
+	}
+	if p.transferTo != 0 {
+		// Only the raft leader transfers; raft itself waits until the
+		// target's log is caught up, then tells it to campaign at once.
+		g.rn.TransferLeader(p.transferTo)
+		return nil
 	}
 	if p.cc != nil {
 		return g.rn.ProposeConfChange(p.cc)

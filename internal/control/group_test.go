@@ -512,3 +512,27 @@ func TestClosedGroup(t *testing.T) {
 		t.Fatal("Subscribe after Close returned an open channel")
 	}
 }
+
+// The controller hands its role to a named member (the node uses it to keep
+// the controller and the data leader together); a non-controller refuses.
+func TestTransferLeadership(t *testing.T) {
+	c := newCluster(t, 3, Config{})
+	c.converge("first appointment", func(s State) bool { return s.Epoch == 1 })
+	ctl := c.controller()
+	f := c.follower()
+	ctx := ctxT(t)
+	if err := f.TransferLeadership(ctx, ctl.ID()); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("transfer asked of a follower: %v, want ErrInvalidArgument", err)
+	}
+	if err := ctl.TransferLeadership(ctx, "n9"); !errors.Is(err, ErrUnknownMember) {
+		t.Fatalf("transfer to a stranger: %v, want ErrUnknownMember", err)
+	}
+	if err := ctl.TransferLeadership(ctx, f.ID()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, f.ID()+" becomes the controller", func() bool { return f.IsController() && !ctl.IsController() })
+	// The group keeps working under its new controller.
+	if err := f.SetPolicy(ctx, "all", "", ""); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -261,6 +261,24 @@ func (g *Group) proposeAndWait(ctx context.Context, req string, p proposal) (res
 	}
 }
 
+// TransferLeadership asks this member, if it is the controller, to hand
+// the controller role to member id (etcd raft's leadership transfer). It
+// returns once the request reached the raft loop; the transfer itself
+// completes, or is abandoned after an election timeout, asynchronously.
+func (g *Group) TransferLeadership(ctx context.Context, id string) error {
+	if !g.IsController() {
+		return fmt.Errorf("%w: only the controller transfers leadership", ErrInvalidArgument)
+	}
+	m, ok := g.State().Member(id)
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownMember, id)
+	}
+	if err := g.submit(ctx, proposal{transferTo: m.RaftID}); err != nil {
+		return fmt.Errorf("control: transfer leadership to %s: %w", id, err)
+	}
+	return nil
+}
+
 // submit hands a proposal to the raft loop and returns raft's verdict.
 func (g *Group) submit(ctx context.Context, p proposal) error {
 	p.reply = make(chan error, 1)

@@ -151,6 +151,9 @@ type failoverDuty struct {
 	seq     uint64
 	seen    time.Time // when a renewal (or the epoch) was last seen change
 	lastRun time.Time
+	// transferAt is when this controller last asked to hand its role to
+	// the data leader.
+	transferAt time.Time
 }
 
 func (d *failoverDuty) run(ctx context.Context, g *control.Group) {
@@ -189,7 +192,11 @@ func (d *failoverDuty) run(ctx context.Context, g *control.Group) {
 	if ep, seq, at := g.LeaseObserved(); ep != d.epoch || seq != d.seq {
 		d.epoch, d.seq, d.seen = ep, seq, at
 	}
-	if st.Leader == "" || now.Sub(d.seen) < timeout {
+	if st.Leader == "" {
+		return
+	}
+	if now.Sub(d.seen) < timeout {
+		d.colocate(ctx, g, st, now)
 		return
 	}
 	best, why, err := d.n.pickCandidate(ctx, st)
@@ -208,6 +215,26 @@ func (d *failoverDuty) run(ctx context.Context, g *control.Group) {
 	d.n.log.Warn("FAILOVER: appointed a new leader", "old_leader", st.Leader, "new_leader", best, "epoch", next, "why", why,
 		"silent_for", now.Sub(d.seen).Round(time.Millisecond).String())
 	d.n.metrics.failovers.Inc()
+}
+
+// colocate hands the controller role to a live data leader. A data leader
+// that is not the controller renews its lease through another node, and if
+// that node fails the lease lapses while raft elects a new controller:
+// writes stall over a fault of a node they do not depend on. With both roles
+// on one node, only that node's failure interrupts writes, and then the
+// failover (from the renewal the next controller applied) takes about one
+// timeout. A leader renewing within half a timeout counts as live.
+func (d *failoverDuty) colocate(ctx context.Context, g *control.Group, st control.State, now time.Time) {
+	timeout := d.n.cfg.FailoverTimeout
+	if st.Leader == d.n.cfg.ID || now.Sub(d.seen) > timeout/2 || now.Sub(d.transferAt) < 5*timeout {
+		return
+	}
+	d.transferAt = now
+	if err := g.TransferLeadership(ctx, st.Leader); err != nil {
+		d.n.log.Debug("hand the controller role to the data leader", "leader", st.Leader, "err", err)
+		return
+	}
+	d.n.log.Info("handing the controller role to the data leader", "leader", st.Leader)
 }
 
 // leaderAnswers asks the data leader, briefly, whether it is alive. It only
