@@ -47,7 +47,7 @@ func appointFirstLeader(ctx context.Context, g *Group) {
 	first := s.Members[0].ID
 	ep, err := g.appoint(ctx, command{
 		Op: opAppoint, Leader: first, Epoch: s.Epoch,
-		Policy: s.Policy, Ack: s.Ack, Fallback: s.Fallback,
+		Policy: s.Policy.String(), Ack: s.Ack.String(), Fallback: s.Fallback.String(),
 	})
 	switch {
 	case err == nil:

@@ -16,6 +16,8 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/replicant-db/replicant/internal/policy"
 )
 
 // Transport carries raft messages between members. Send must not block and
@@ -208,21 +210,21 @@ func normalizeConfig(cfg Config) (Config, error) {
 		return cfg, fmt.Errorf("%w: initial cluster does not list this member %q", ErrInvalidArgument, self.ID)
 	}
 	cfg.InitialCluster = cluster
-	if cfg.InitialPolicy == "" {
-		cfg.InitialPolicy = DefaultPolicy
+	// Canonical text of the initial settings; the parsers read the empty
+	// string as the default (async, durable, block).
+	p, err := policy.ParseCommit(cfg.InitialPolicy)
+	if err != nil {
+		return cfg, fmt.Errorf("%w: initial policy: %w", ErrInvalidArgument, err)
 	}
-	if cfg.InitialAck == "" {
-		cfg.InitialAck = DefaultAck
+	a, err := policy.ParseAck(cfg.InitialAck)
+	if err != nil {
+		return cfg, fmt.Errorf("%w: initial ack level: %w", ErrInvalidArgument, err)
 	}
-	if cfg.InitialFallback == "" {
-		cfg.InitialFallback = DefaultFallback
+	f, err := policy.ParseFallback(cfg.InitialFallback)
+	if err != nil {
+		return cfg, fmt.Errorf("%w: initial fallback: %w", ErrInvalidArgument, err)
 	}
-	if !validAck(cfg.InitialAck) {
-		return cfg, fmt.Errorf("%w: ack level %q", ErrInvalidArgument, cfg.InitialAck)
-	}
-	if !validFallback(cfg.InitialFallback) {
-		return cfg, fmt.Errorf("%w: fallback %q", ErrInvalidArgument, cfg.InitialFallback)
-	}
+	cfg.InitialPolicy, cfg.InitialAck, cfg.InitialFallback = p.String(), a.String(), f.String()
 	if cfg.TickInterval <= 0 {
 		cfg.TickInterval = defaultTickInterval
 	}

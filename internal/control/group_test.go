@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/replicant-db/replicant/internal/policy"
 )
 
 func memberIDs(s State) []string {
@@ -20,14 +22,14 @@ func memberIDs(s State) []string {
 }
 
 func TestBootstrapAppointsFirstMember(t *testing.T) {
-	c := newCluster(t, 3, Config{InitialPolicy: "FIRST 1 (n2,n3)", InitialAck: AckApplied})
+	c := newCluster(t, 3, Config{InitialPolicy: "FIRST 1 (n2,n3)", InitialAck: "applied"})
 	c.converge("first appointment", func(s State) bool { return s.Leader == "n1" && s.Epoch == 1 })
 	ctl := c.controller()
 	want := ctl.State()
 	if got := memberIDs(want); !slices.Equal(got, []string{"n1", "n2", "n3"}) {
 		t.Fatalf("members = %v", got)
 	}
-	if want.Policy != "FIRST 1 (n2,n3)" || want.Ack != AckApplied || want.Fallback != FallbackBlock {
+	if want.Policy.String() != "FIRST 1 (n2,n3)" || want.Ack != policy.AckApplied || want.Fallback != policy.FallbackBlock {
 		t.Fatalf("settings = %q %q %q", want.Policy, want.Ack, want.Fallback)
 	}
 	for _, m := range want.Members {
@@ -39,7 +41,7 @@ func TestBootstrapAppointsFirstMember(t *testing.T) {
 		}
 	}
 	c.converge("same state everywhere", func(s State) bool {
-		return s.Leader == want.Leader && s.Epoch == want.Epoch && s.Policy == want.Policy &&
+		return s.Leader == want.Leader && s.Epoch == want.Epoch && s.Policy.Equal(want.Policy) &&
 			slices.Equal(s.Members, want.Members)
 	})
 	// Another controller tick must not appoint again.
@@ -57,17 +59,17 @@ func TestMutationsThroughFollower(t *testing.T) {
 	f := c.follower()
 	ctx := ctxT(t)
 
-	if err := f.SetPolicy(ctx, "FIRST 1 (n2,n3)", AckReceived, ""); err != nil {
+	if err := f.SetPolicy(ctx, "FIRST 1 (n2,n3)", "received", ""); err != nil {
 		t.Fatalf("SetPolicy via follower: %v", err)
 	}
-	if s := f.State(); s.Policy != "FIRST 1 (n2,n3)" || s.Ack != AckReceived || s.Fallback != FallbackBlock {
+	if s := f.State(); s.Policy.String() != "FIRST 1 (n2,n3)" || s.Ack != policy.AckReceived || s.Fallback != policy.FallbackBlock {
 		t.Fatalf("after SetPolicy: %+v", s)
 	}
 	if err := f.SetSyncSet(ctx, 1, []string{"n2"}); err != nil {
 		t.Fatalf("SetSyncSet via follower: %v", err)
 	}
 	c.converge("policy and sync set everywhere", func(s State) bool {
-		return s.Policy == "FIRST 1 (n2,n3)" && slices.Equal(s.SyncSet, []string{"n2"})
+		return s.Policy.String() == "FIRST 1 (n2,n3)" && slices.Equal(s.SyncSet, []string{"n2"})
 	})
 
 	for _, tc := range []struct {
@@ -112,14 +114,14 @@ func TestMutationsThroughFollower(t *testing.T) {
 	if via == nil {
 		via = c.controller()
 	}
-	if err := via.SetPolicy(ctx, "all", "", FallbackAsync); err != nil {
+	if err := via.SetPolicy(ctx, "all", "", "async"); err != nil {
 		t.Fatalf("SetPolicy during a partition: %v", err)
 	}
-	if s := cut.State(); s.Policy == "all" {
+	if s := cut.State(); s.Policy.String() == "all" {
 		t.Fatalf("isolated node %s saw a change made during the partition", cut.ID())
 	}
 	c.net.isolate(cut.RaftID(), false)
-	c.converge("isolated node catches up", func(s State) bool { return s.Policy == "all" && s.Fallback == FallbackAsync })
+	c.converge("isolated node catches up", func(s State) bool { return s.Policy.String() == "all" && s.Fallback == policy.FallbackAsync })
 }
 
 func TestAppointCompareAndSet(t *testing.T) {
@@ -201,16 +203,16 @@ func TestRestartKeepsState(t *testing.T) {
 		c.open(m, false)
 	}
 	for _, g := range c.live() {
-		if s := g.State(); s.Epoch != 2 || s.Leader != "n3" || s.Policy != "ANY 1 (*)" {
+		if s := g.State(); s.Epoch != 2 || s.Leader != "n3" || s.Policy.String() != "ANY 1 (*)" {
 			t.Fatalf("%s right after restart: %+v", g.ID(), s)
 		}
 	}
 	f := c.follower()
-	if err := f.SetPolicy(ctx, "", AckApplied, ""); err != nil {
+	if err := f.SetPolicy(ctx, "", "applied", ""); err != nil {
 		t.Fatalf("SetPolicy after restart: %v", err)
 	}
 	c.converge("state kept after restart", func(s State) bool {
-		return s.Epoch == 2 && s.Leader == "n3" && s.Policy == "ANY 1 (*)" && s.Ack == AckApplied &&
+		return s.Epoch == 2 && s.Leader == "n3" && s.Policy.String() == "ANY 1 (*)" && s.Ack == policy.AckApplied &&
 			slices.Equal(s.SyncSet, []string{"n1"}) && slices.Equal(memberIDs(s), []string{"n1", "n2", "n3"})
 	})
 }
@@ -222,9 +224,9 @@ func TestAddMemberThatJoins(t *testing.T) {
 	ctx := ctxT(t)
 	f := c.follower()
 	for i := range 20 {
-		ack := AckReceived
+		ack := "received"
 		if i%2 == 1 {
-			ack = AckDurable
+			ack = "durable"
 		}
 		if err := f.SetPolicy(ctx, "", ack, ""); err != nil {
 			t.Fatal(err)
@@ -243,7 +245,7 @@ func TestAddMemberThatJoins(t *testing.T) {
 		t.Fatalf("AddMember: %v", err)
 	}
 	c.converge("four members everywhere", func(s State) bool {
-		return slices.Equal(memberIDs(s), []string{"n1", "n2", "n3", "n4"}) && s.Policy == "FIRST 1 (n4)" && s.Epoch == 1
+		return slices.Equal(memberIDs(s), []string{"n1", "n2", "n3", "n4"}) && s.Policy.String() == "FIRST 1 (n4)" && s.Epoch == 1
 	})
 	if m, ok := joiner.State().Member("n4"); !ok || m != (Member{ID: "n4", PeerAddr: n4.PeerAddr, RESPAddr: n4.RESPAddr, HTTPAddr: n4.HTTPAddr, RaftID: RaftID("n4")}) {
 		t.Fatalf("joiner's own entry: %+v %v", m, ok)
@@ -297,7 +299,7 @@ func TestRemoveMember(t *testing.T) {
 	if err := c.follower().SetPolicy(ctx, "FIRST 1 (n2)", "", ""); err != nil {
 		t.Fatalf("SetPolicy after removal: %v", err)
 	}
-	c.converge("policy after removal", func(s State) bool { return s.Policy == "FIRST 1 (n2)" })
+	c.converge("policy after removal", func(s State) bool { return s.Policy.String() == "FIRST 1 (n2)" })
 }
 
 func TestControllerFailover(t *testing.T) {
@@ -326,7 +328,7 @@ func TestControllerFailover(t *testing.T) {
 		t.Fatalf("Appoint after controller failover: %d, %v", ep, err)
 	}
 	c.converge("changes after failover", func(s State) bool {
-		return s.Policy == "FIRST 1 (n2,n3)" && s.Leader == target && s.Epoch == 2
+		return s.Policy.String() == "FIRST 1 (n2,n3)" && s.Leader == target && s.Epoch == 2
 	})
 }
 
@@ -340,7 +342,7 @@ func TestSingleNodeSnapshotAndRestart(t *testing.T) {
 	}
 	ctx := ctxT(t)
 	waitFor(t, "self-appointment", func() bool { s := g.State(); return s.Leader == "solo" && s.Epoch == 1 })
-	if s := g.State(); s.Policy != DefaultPolicy || s.Ack != DefaultAck || s.Fallback != DefaultFallback {
+	if s := g.State(); s.Policy.String() != "async" || s.Ack != policy.AckDurable || s.Fallback != policy.FallbackBlock {
 		t.Fatalf("defaults: %+v", s)
 	}
 	sub, cancel := g.Subscribe()
@@ -362,7 +364,7 @@ func TestSingleNodeSnapshotAndRestart(t *testing.T) {
 	waitFor(t, "subscriber sees the last change", func() bool {
 		select {
 		case s := <-sub:
-			return s.Policy == "ANY 1 (*)"
+			return s.Policy.String() == "ANY 1 (*)"
 		default:
 			return false
 		}
@@ -388,16 +390,16 @@ func TestSingleNodeSnapshotAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = g.Close() }()
-	if s := g.State(); s.Policy != "ANY 1 (*)" || s.Epoch != 1 || s.Index < before.Index {
+	if s := g.State(); s.Policy.String() != "ANY 1 (*)" || s.Epoch != 1 || s.Index < before.Index {
 		t.Fatalf("after restart: %+v (before %+v)", s, before)
 	}
 	if err := g.Barrier(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.SetPolicy(ctx, "", AckApplied, ""); err != nil {
+	if err := g.SetPolicy(ctx, "", "applied", ""); err != nil {
 		t.Fatal(err)
 	}
-	if s := g.State(); s.Epoch != 1 || s.Leader != "solo" || s.Ack != AckApplied {
+	if s := g.State(); s.Epoch != 1 || s.Leader != "solo" || s.Ack != policy.AckApplied {
 		t.Fatalf("after restart and a change: %+v", s)
 	}
 }

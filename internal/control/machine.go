@@ -6,6 +6,8 @@ import (
 	"slices"
 
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/replicant-db/replicant/internal/policy"
 )
 
 // recentRequests bounds the window of request ids remembered for
@@ -77,7 +79,9 @@ type snapshotData struct {
 }
 
 func newMachine() *machine {
-	return &machine{seen: make(map[string]struct{})}
+	// Until bootstrap records its settings the defaults hold (the zero
+	// policy.Ack would be "received").
+	return &machine{seen: make(map[string]struct{}), state: State{Ack: policy.AckDurable, Fallback: policy.FallbackBlock}}
 }
 
 func (m *machine) marshal() ([]byte, error) {
@@ -182,23 +186,42 @@ func (m *machine) setAddrs(u *Member) error {
 	return fmt.Errorf("%w: %q", ErrUnknownMember, u.ID)
 }
 
-func (m *machine) setPolicy(policy, ack, fallback string) error {
-	if ack != "" && !validAck(ack) {
-		return fmt.Errorf("%w: ack level %q (want received, durable or applied)", ErrInvalidArgument, ack)
+// setPolicy applies a policy command: its fields travel as text (empty
+// keeps the current value) and are parsed here, so every member stores the
+// same typed settings or rejects the same command.
+func (m *machine) setPolicy(commit, ack, fallback string) error {
+	s, err := parseSettings(m.state, commit, ack, fallback)
+	if err != nil {
+		return err
 	}
-	if fallback != "" && !validFallback(fallback) {
-		return fmt.Errorf("%w: fallback %q (want block or async)", ErrInvalidArgument, fallback)
-	}
-	if policy != "" {
-		m.state.Policy = policy
+	m.state.Policy, m.state.Ack, m.state.Fallback, m.state.Configured = s.Policy, s.Ack, s.Fallback, true
+	return nil
+}
+
+// parseSettings returns cur's settings with the non-empty texts applied.
+func parseSettings(cur State, commit, ack, fallback string) (State, error) {
+	if commit != "" {
+		p, err := policy.ParseCommit(commit)
+		if err != nil {
+			return cur, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+		}
+		cur.Policy = p
 	}
 	if ack != "" {
-		m.state.Ack = ack
+		a, err := policy.ParseAck(ack)
+		if err != nil {
+			return cur, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+		}
+		cur.Ack = a
 	}
 	if fallback != "" {
-		m.state.Fallback = fallback
+		f, err := policy.ParseFallback(fallback)
+		if err != nil {
+			return cur, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+		}
+		cur.Fallback = f
 	}
-	return nil
+	return cur, nil
 }
 
 func (m *machine) setSyncSet(epoch uint64, set []string) error {
@@ -337,8 +360,9 @@ func (m *machine) commitConfChange(cc *raftpb.ConfChange, d confDecision) {
 		if _, ok := m.state.Member(d.ctx.Member.ID); !ok {
 			m.state.Members = append(m.state.Members, *d.ctx.Member)
 		}
-		if in := d.ctx.Init; in != nil && m.state.Epoch == 0 && m.state.Policy == "" {
-			m.state.Policy, m.state.Ack, m.state.Fallback = in.Policy, in.Ack, in.Fallback
+		if in := d.ctx.Init; in != nil && m.state.Epoch == 0 && !m.state.Configured {
+			// Validated by every member's Open; a bad one keeps the defaults.
+			_ = m.setPolicy(in.Policy, in.Ack, in.Fallback)
 		}
 	case raftpb.ConfChangeRemoveNode:
 		m.state.Members = slices.DeleteFunc(m.state.Members, func(x Member) bool { return x.ID == d.ctx.ID })

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/replicant-db/replicant/internal/policy"
 )
 
 func threeMembers() State {
@@ -17,9 +19,9 @@ func threeMembers() State {
 	}
 	return State{
 		Members:  ms,
-		Policy:   "async",
-		Ack:      AckDurable,
-		Fallback: FallbackBlock,
+		Policy:   policy.Commit{Kind: policy.Async},
+		Ack:      policy.AckDurable,
+		Fallback: policy.FallbackBlock,
 		Leader:   "n1",
 		Epoch:    1,
 	}
@@ -46,13 +48,15 @@ func TestMachineCommands(t *testing.T) {
 			name: "policy keeps empty fields",
 			cmd:  command{Op: opPolicy, Policy: "FIRST 1 (n2)"},
 			want: func(s State) bool {
-				return s.Policy == "FIRST 1 (n2)" && s.Ack == AckDurable && s.Fallback == FallbackBlock
+				return s.Policy.String() == "FIRST 1 (n2)" && s.Ack == policy.AckDurable && s.Fallback == policy.FallbackBlock
 			},
 		},
 		{
 			name: "ack and fallback",
-			cmd:  command{Op: opPolicy, Ack: AckApplied, Fallback: FallbackAsync},
-			want: func(s State) bool { return s.Policy == "async" && s.Ack == AckApplied && s.Fallback == FallbackAsync },
+			cmd:  command{Op: opPolicy, Ack: "applied", Fallback: "async"},
+			want: func(s State) bool {
+				return s.Policy.String() == "async" && s.Ack == policy.AckApplied && s.Fallback == policy.FallbackAsync
+			},
 		},
 		{name: "bad ack", cmd: command{Op: opPolicy, Ack: "x"}, wantErr: ErrInvalidArgument},
 		{name: "bad fallback", cmd: command{Op: opPolicy, Fallback: "x"}, wantErr: ErrInvalidArgument},
@@ -112,7 +116,7 @@ func TestMachineCommands(t *testing.T) {
 }
 
 func equalState(a, b State) bool {
-	return slices.Equal(a.Members, b.Members) && a.Policy == b.Policy && a.Ack == b.Ack &&
+	return slices.Equal(a.Members, b.Members) && a.Policy.Equal(b.Policy) && a.Ack == b.Ack &&
 		a.Fallback == b.Fallback && a.Leader == b.Leader && a.Epoch == b.Epoch &&
 		slices.Equal(a.SyncSet, b.SyncSet) && a.Index == b.Index
 }
@@ -208,8 +212,8 @@ func TestMachineBootstrapInit(t *testing.T) {
 	n2 := Member{ID: "n2", RaftID: RaftID("n2")}
 	cs := &raftpb.ConfState{}
 	for i, ctx := range []*confContext{
-		{Member: &n1, Init: &initSettings{Policy: "all", Ack: AckApplied, Fallback: FallbackAsync}},
-		{Member: &n2, Init: &initSettings{Policy: "ignored", Ack: AckReceived, Fallback: FallbackBlock}},
+		{Member: &n1, Init: &initSettings{Policy: "all", Ack: "applied", Fallback: "async"}},
+		{Member: &n2, Init: &initSettings{Policy: "ignored", Ack: "received", Fallback: "block"}},
 	} {
 		cc := confChange(t, raftpb.ConfChangeAddNode, ctx.Member.RaftID, ctx)
 		d := m.decideConfChange(cc, cs)
@@ -219,7 +223,7 @@ func TestMachineBootstrapInit(t *testing.T) {
 		m.commitConfChange(cc, d)
 		cs.Voters = append(cs.Voters, ctx.Member.RaftID)
 	}
-	if s := m.state; s.Policy != "all" || s.Ack != AckApplied || s.Fallback != FallbackAsync || len(s.Members) != 2 {
+	if s := m.state; s.Policy.String() != "all" || s.Ack != policy.AckApplied || s.Fallback != policy.FallbackAsync || len(s.Members) != 2 {
 		t.Fatalf("bootstrap state %+v", s)
 	}
 }

@@ -36,20 +36,30 @@ func (g *Group) Barrier(ctx context.Context) error {
 	return res.err
 }
 
-// SetPolicy changes the commit policy, ack level and fallback; an empty
-// argument keeps the current value. The policy text is validated by the
-// caller; ack and fallback are checked here.
-func (g *Group) SetPolicy(ctx context.Context, policy, ack, fallback string) error {
-	if ack != "" && !validAck(ack) {
-		return fmt.Errorf("%w: ack level %q (want received, durable or applied)", ErrInvalidArgument, ack)
+// SetPolicy changes the commit policy, ack level and fallback, given in the
+// syntax of package policy; an empty argument keeps the current value.
+// Invalid text is refused here (and again, deterministically, when the
+// command applies on every member).
+func (g *Group) SetPolicy(ctx context.Context, commit, ack, fallback string) error {
+	s, err := parseSettings(State{}, commit, ack, fallback)
+	if err != nil {
+		return err
 	}
-	if fallback != "" && !validFallback(fallback) {
-		return fmt.Errorf("%w: fallback %q (want block or async)", ErrInvalidArgument, fallback)
-	}
-	if policy == "" && ack == "" && fallback == "" {
+	if commit == "" && ack == "" && fallback == "" {
 		return nil
 	}
-	res, err := g.proposeCommand(ctx, command{Op: opPolicy, Policy: policy, Ack: ack, Fallback: fallback})
+	// Send the canonical text.
+	c := command{Op: opPolicy}
+	if commit != "" {
+		c.Policy = s.Policy.String()
+	}
+	if ack != "" {
+		c.Ack = s.Ack.String()
+	}
+	if fallback != "" {
+		c.Fallback = s.Fallback.String()
+	}
+	res, err := g.proposeCommand(ctx, c)
 	if err != nil {
 		return fmt.Errorf("control: set policy: %w", err)
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"hash/fnv"
 	"slices"
+
+	"github.com/replicant-db/replicant/internal/policy"
 )
 
 // Errors returned by the control plane. Callers test them with errors.Is;
@@ -29,28 +31,6 @@ var (
 	ErrCorrupt = errors.New("control: corrupt persistence file")
 )
 
-// Ack levels and fallback modes accepted by SetPolicy.
-const (
-	AckReceived = "received"
-	AckDurable  = "durable"
-	AckApplied  = "applied"
-
-	FallbackBlock = "block"
-	FallbackAsync = "async"
-
-	DefaultPolicy   = "async"
-	DefaultAck      = AckDurable
-	DefaultFallback = FallbackBlock
-)
-
-func validAck(s string) bool {
-	return s == AckReceived || s == AckDurable || s == AckApplied
-}
-
-func validFallback(s string) bool {
-	return s == FallbackBlock || s == FallbackAsync
-}
-
 // Member is one node of the cluster as the control plane knows it.
 type Member struct {
 	ID       string `json:"id"`
@@ -74,14 +54,19 @@ func RaftID(id string) uint64 {
 // State is the replicated cluster state. Every member applies the same
 // sequence of States; State.Index is the raft index of the last applied entry.
 type State struct {
-	Members  []Member `json:"members"`    // bootstrap/priority order, joined members appended
-	Policy   string   `json:"policy"`     // commit policy text, validated by the caller
-	Ack      string   `json:"ack"`        // received | durable | applied
-	Fallback string   `json:"fallback"`   // block | async
-	Leader   string   `json:"leader"`     // data leader id, "" before the first appointment
-	Epoch    uint64   `json:"epoch"`      // increases with every appointment
-	SyncSet  []string `json:"sync_set"`   // followers whose acks currently count for commit
-	Index    uint64   `json:"raft_index"` // raft index of the last applied entry
+	Members []Member `json:"members"` // bootstrap/priority order, joined members appended
+	// The commit settings, typed; they persist as their canonical text, so
+	// state written as plain strings reads back unchanged.
+	Policy   policy.Commit   `json:"policy"`
+	Ack      policy.Ack      `json:"ack"`
+	Fallback policy.Fallback `json:"fallback"`
+	// Configured is set once bootstrap or SetPolicy recorded the settings
+	// (the zero values are valid settings, so they cannot say it).
+	Configured bool     `json:"configured,omitempty"`
+	Leader     string   `json:"leader"`     // data leader id, "" before the first appointment
+	Epoch      uint64   `json:"epoch"`      // increases with every appointment
+	SyncSet    []string `json:"sync_set"`   // followers whose acks currently count for commit
+	Index      uint64   `json:"raft_index"` // raft index of the last applied entry
 	// LeaseSeq counts the data leader's lease renewals in this epoch. Its
 	// value means nothing across nodes; the controller only watches it
 	// change, timing renewals by its own clock.
@@ -108,6 +93,7 @@ func (s State) Clone() State {
 	c := s
 	c.Members = slices.Clone(s.Members)
 	c.SyncSet = slices.Clone(s.SyncSet)
+	c.Policy.Members = slices.Clone(s.Policy.Members)
 	return c
 }
 

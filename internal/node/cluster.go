@@ -217,21 +217,10 @@ func followersOf(st control.State, self string) []string {
 	return out
 }
 
+// coreConfig is the commit core's configuration from the control plane's
+// typed settings (parsed once, when the command that set them applied).
 func (n *Node) coreConfig(st control.State) replication.CoreConfig {
-	p, err := policy.ParseCommit(st.Policy)
-	if err != nil {
-		n.log.Error("control plane holds an invalid policy; using async", "policy", st.Policy, "err", err)
-		p = policy.Commit{Kind: policy.Async}
-	}
-	a, err := policy.ParseAck(st.Ack)
-	if err != nil {
-		a = policy.AckDurable
-	}
-	f, err := policy.ParseFallback(st.Fallback)
-	if err != nil {
-		f = policy.FallbackBlock
-	}
-	return replication.CoreConfig{SyncTimeout: n.cfg.SyncTimeout, Policy: p, Ack: a, Fallback: f,
+	return replication.CoreConfig{SyncTimeout: n.cfg.SyncTimeout, Policy: st.Policy, Ack: st.Ack, Fallback: st.Fallback,
 		Followers: followersOf(st, n.cfg.ID), CommittedSyncSet: st.SyncSet}
 }
 
@@ -257,7 +246,7 @@ func (n *Node) reconcile(st control.State) {
 		return
 	case actReconfigure:
 		cc := n.coreConfig(st)
-		if prev.Policy != st.Policy || prev.Ack != st.Ack || prev.Fallback != st.Fallback || !slices.Equal(followersOf(prev, n.cfg.ID), cc.Followers) {
+		if !prev.Policy.Equal(st.Policy) || prev.Ack != st.Ack || prev.Fallback != st.Fallback || !slices.Equal(followersOf(prev, n.cfg.ID), cc.Followers) {
 			n.leader.Configure(cc.Policy, cc.Ack, cc.Fallback, cc.Followers)
 		}
 		if !slices.Equal(prev.SyncSet, st.SyncSet) {

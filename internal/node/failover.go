@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/replicant-db/replicant/internal/control"
-	"github.com/replicant-db/replicant/internal/policy"
 	"github.com/replicant-db/replicant/internal/replication"
 	"github.com/replicant-db/replicant/internal/transport/pb"
 )
@@ -258,15 +257,11 @@ func (n *Node) leaderAnswers(ctx context.Context, st control.State) bool {
 // the most up-to-date (replication.FailoverCandidates and ChooseSuccessor
 // decide; this only does the asking), or explains why none is safe.
 func (n *Node) pickCandidate(ctx context.Context, st control.State) (string, string, error) {
-	p, err := policy.ParseCommit(st.Policy)
-	if err != nil {
-		p = policy.Commit{Kind: policy.Async}
-	}
 	members := make([]string, len(st.Members))
 	for i, m := range st.Members {
 		members[i] = m.ID
 	}
-	cands, need := replication.FailoverCandidates(members, st.Leader, st.SyncSet, p)
+	cands, need := replication.FailoverCandidates(members, st.Leader, st.SyncSet, st.Policy)
 	var mu sync.Mutex
 	var got []replication.Position
 	var errs []string

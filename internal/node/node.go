@@ -439,15 +439,15 @@ func (n *Node) readPositionRole() (lsn uint64, changed, role <-chan struct{}, is
 // consistency level, no older than floor (the session token).
 func (n *Node) Read(ctx context.Context, c replication.Consistency, floor replication.Token) (*replication.Reader, error) {
 	lsn, changed, roleCh, isLeader := n.readPositionRole()
-	level := c.Level
-	if level == replication.LevelDefault {
-		level = replication.LevelEventual
-		if isLeader || n.appointedHere() {
-			level = replication.LevelLinearizable
-		}
+	at := replication.ReadPosition{Leader: isLeader, Appointed: n.appointedHere()}
+	if c.Level == replication.LevelBounded && !isLeader {
+		at.LagSeconds = n.lagSeconds()
 	}
-	switch level {
-	case replication.LevelLinearizable:
+	route, err := replication.AdmitRead(c, at)
+	if err != nil {
+		return nil, err
+	}
+	if route == replication.RouteLeader {
 		wctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
 		l, err := n.awaitLeader(wctx)
 		cancel()
@@ -463,12 +463,6 @@ func (n *Node) Read(ctx context.Context, c replication.Consistency, floor replic
 		}
 		// The commit LSN may have moved while waiting.
 		lsn, changed, roleCh, _ = n.readPositionRole()
-	case replication.LevelBounded:
-		if !isLeader {
-			if lag := n.lagSeconds(); lag*1000 > float64(c.MaxLagMs) {
-				return nil, fmt.Errorf("%w: this replica lags %.3fs, more than the %dms bound", replication.ErrStale, lag, c.MaxLagMs)
-			}
-		}
 	}
 	if err := n.checkReadable(lsn); err != nil {
 		return nil, err

@@ -66,7 +66,7 @@ func decideRole(prev, st control.State, self string, bootEpoch uint64, cur runni
 		return actWait
 	case st.Leader == self:
 		if cur.kind == roleLeader && cur.epoch == st.Epoch {
-			if prev.Policy != st.Policy || prev.Ack != st.Ack || prev.Fallback != st.Fallback ||
+			if !prev.Policy.Equal(st.Policy) || prev.Ack != st.Ack || prev.Fallback != st.Fallback ||
 				!slices.Equal(followersOf(prev, self), followersOf(st, self)) || !slices.Equal(prev.SyncSet, st.SyncSet) {
 				return actReconfigure
 			}

@@ -4,13 +4,14 @@ import (
 	"testing"
 
 	"github.com/replicant-db/replicant/internal/control"
+	"github.com/replicant-db/replicant/internal/policy"
 	"github.com/replicant-db/replicant/internal/replication"
 )
 
 func TestDecideRole(t *testing.T) {
 	members := []control.Member{{ID: "n1"}, {ID: "n2"}, {ID: "n3"}}
 	state := func(leader string, epoch uint64, mods ...func(*control.State)) control.State {
-		st := control.State{Index: 10, Members: members, Leader: leader, Epoch: epoch, Policy: "FIRST 1 (*)", SyncSet: []string{"n2"}}
+		st := control.State{Index: 10, Members: members, Leader: leader, Epoch: epoch, Policy: mustCommit(t, "FIRST 1 (*)"), SyncSet: []string{"n2"}}
 		for _, m := range mods {
 			m(&st)
 		}
@@ -31,7 +32,7 @@ func TestDecideRole(t *testing.T) {
 		{"no leader yet", control.State{}, state("", 0), 0, runningRole{}, false, actWait},
 		{"appointed at start", control.State{}, state("n1", 1), 0, runningRole{}, false, actLead},
 		{"still leading", state("n1", 1), state("n1", 1), 0, leading(1), false, actKeep},
-		{"policy changed", state("n1", 1), state("n1", 1, func(s *control.State) { s.Policy = "all" }), 0, leading(1), false, actReconfigure},
+		{"policy changed", state("n1", 1), state("n1", 1, func(s *control.State) { s.Policy = mustCommit(t, "all") }), 0, leading(1), false, actReconfigure},
 		{"sync set changed", state("n1", 1), state("n1", 1, func(s *control.State) { s.SyncSet = []string{"n3"} }), 0, leading(1), false, actReconfigure},
 		{"member joined", state("n1", 1), state("n1", 1, func(s *control.State) { s.Members = append(s.Members, control.Member{ID: "n4"}) }), 0, leading(1), false, actReconfigure},
 		// A restart of the leader: its epoch is from an earlier life.
@@ -53,6 +54,15 @@ func TestDecideRole(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustCommit(t *testing.T, s string) policy.Commit {
+	t.Helper()
+	p, err := policy.ParseCommit(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func TestSwitchoverReady(t *testing.T) {

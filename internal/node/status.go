@@ -98,7 +98,7 @@ func (n *Node) Status() Status {
 	s := Status{
 		ID: n.cfg.ID, Role: "follower", Leader: cs.Leader, Epoch: cs.Epoch,
 		CommitLSN: readLSN, AppliedLSN: st.AppliedLSN, LastLSN: st.LastLSN, FirstLSN: st.FirstLSN,
-		SyncPolicy: cs.Policy, Ack: cs.Ack, Fallback: cs.Fallback, SyncSet: append([]string{}, cs.SyncSet...),
+		SyncPolicy: cs.Policy.String(), Ack: cs.Ack.String(), Fallback: cs.Fallback.String(), SyncSet: append([]string{}, cs.SyncSet...),
 		Members: []MemberStatus{}, Controller: n.control.ControllerID(),
 		RESP: n.cfg.RESPAddr, HTTP: n.cfg.HTTPAddr, Peer: n.PeerAddr(),
 		UptimeSec: time.Since(n.started).Seconds(), Token: n.Token().String(),

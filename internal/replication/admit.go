@@ -2,6 +2,7 @@ package replication
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/replicant-db/replicant/internal/storage"
 )
@@ -90,3 +91,52 @@ func epochAt(h []storage.EpochStart, lsn uint64) uint64 {
 // snapshot install: those entries were never committed in the surviving
 // history, so the floor follows the log down.
 func RestartFloor(bootLast, last uint64) uint64 { return min(bootLast, last) }
+
+// ReadRoute is how a read is served on a node.
+type ReadRoute uint8
+
+const (
+	// RouteLocal reads this node's readable state (committed, applied and
+	// durable here), subject to the session floor.
+	RouteLocal ReadRoute = iota
+	// RouteLeader needs this node's leader role: a valid lease and a
+	// commit LSN past the log it inherited (a follower answers with where
+	// the leader is; an appointed node waits for the role).
+	RouteLeader
+)
+
+// ReadPosition is what AdmitRead knows of the node: its role and, for a
+// replica, how far behind the leader it is.
+type ReadPosition struct {
+	Leader    bool // runs the leader role
+	Appointed bool // the control plane names it the leader (it may not run the role yet)
+	// LagSeconds is this replica's staleness (0 on the leader).
+	LagSeconds float64
+}
+
+// AdmitRead decides how a read at consistency c is served, or refuses it;
+// a pure function of the level and the node's position.
+//
+//   - default: linearizable on a node that leads or is appointed to,
+//     eventual elsewhere;
+//   - linearizable: the leader role serves it;
+//   - bounded: a replica lagging more than the bound refuses (stale); the
+//     leader is never behind itself;
+//   - session and eventual: local; the session floor is judged afterwards
+//     (StandingOf), at every level.
+func AdmitRead(c Consistency, at ReadPosition) (ReadRoute, error) {
+	switch c.Level {
+	case LevelDefault:
+		if at.Leader || at.Appointed {
+			return RouteLeader, nil
+		}
+		return RouteLocal, nil
+	case LevelLinearizable:
+		return RouteLeader, nil
+	case LevelBounded:
+		if !at.Leader && at.LagSeconds*1000 > float64(c.MaxLagMs) {
+			return RouteLocal, fmt.Errorf("%w: this replica lags %.3fs, more than the %dms bound", ErrStale, at.LagSeconds, c.MaxLagMs)
+		}
+	}
+	return RouteLocal, nil
+}

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"errors"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -101,5 +102,36 @@ func TestRestartFloor(t *testing.T) {
 		if got := RestartFloor(tc.boot, tc.last); got != tc.want {
 			t.Errorf("RestartFloor(%d, %d) = %d, want %d", tc.boot, tc.last, got, tc.want)
 		}
+	}
+}
+
+func TestAdmitRead(t *testing.T) {
+	leader := ReadPosition{Leader: true}
+	appointed := ReadPosition{Appointed: true}
+	fresh := ReadPosition{LagSeconds: 0.05}
+	lagging := ReadPosition{LagSeconds: 2}
+	for _, tc := range []struct {
+		name  string
+		c     Consistency
+		at    ReadPosition
+		route ReadRoute
+		stale bool
+	}{
+		{"default on the leader is linearizable", Consistency{}, leader, RouteLeader, false},
+		{"default on an appointed node waits for its role", Consistency{}, appointed, RouteLeader, false},
+		{"default on a replica is eventual", Consistency{}, lagging, RouteLocal, false},
+		{"linearizable anywhere needs the leader", Consistency{Level: LevelLinearizable}, fresh, RouteLeader, false},
+		{"bounded within the bound", Consistency{Level: LevelBounded, MaxLagMs: 100}, fresh, RouteLocal, false},
+		{"bounded beyond the bound", Consistency{Level: LevelBounded, MaxLagMs: 100}, lagging, RouteLocal, true},
+		{"bounded on the leader", Consistency{Level: LevelBounded, MaxLagMs: 0}, leader, RouteLocal, false},
+		{"session is local", Consistency{Level: LevelSession}, lagging, RouteLocal, false},
+		{"eventual is local", Consistency{Level: LevelEventual}, leader, RouteLocal, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			route, err := AdmitRead(tc.c, tc.at)
+			if route != tc.route || errors.Is(err, ErrStale) != tc.stale || (err != nil) != tc.stale {
+				t.Fatalf("AdmitRead = %v, %v; want route %v, stale %v", route, err, tc.route, tc.stale)
+			}
+		})
 	}
 }
