@@ -398,6 +398,42 @@ func (n *Node) awaitLease(ctx context.Context, epoch uint64) error {
 	}
 }
 
+// WaitReplicas waits until at least want followers have acknowledged lsn
+// durably, or ctx ends, and returns how many have (Redis's WAIT). It wakes
+// on acknowledgements, not by polling. A node that does not lead returns a
+// *replication.NotLeaderError.
+func (n *Node) WaitReplicas(ctx context.Context, lsn uint64, want int) (int, error) {
+	l := n.currentLeader()
+	if l == nil {
+		return 0, n.notLeaderErr()
+	}
+	count := func() int {
+		c := 0
+		for _, p := range l.Progress() {
+			if p.Durable >= lsn {
+				c++
+			}
+		}
+		return c
+	}
+	for {
+		changed := l.ProgressChanged() // before counting: no missed wakeup
+		n.mu.Lock()
+		roleCh, still := n.roleCh, n.leader == l
+		n.mu.Unlock()
+		c := count()
+		if c >= want || !still {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return c, nil
+		case <-changed:
+		case <-roleCh:
+		}
+	}
+}
+
 // CheckKey returns a *replication.LimitError if key is too large.
 func (n *Node) CheckKey(key []byte) error {
 	if len(key) > n.cfg.MaxKeySize {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 )
 
 // ErrSwitchover is returned (wrapped) for writes and linearizable reads
@@ -41,6 +40,9 @@ func (n *Node) Switchover(ctx context.Context, to string) error {
 	n.log.Info("switchover: writes paused, waiting for the target to catch up", "to", to, "epoch", l.Epoch())
 	// No write is in flight now and new ones are refused.
 	for {
+		// Take the notifications before looking: no missed wakeup. The
+		// target's acknowledgements and the commit LSN are what move.
+		acked, committed := l.ProgressChanged(), l.Changed()
 		last := n.store.State().LastLSN
 		if switchoverReady(to, last, l.Writer().CommitLSN(), l.Progress()) && n.store.State().LastLSN == last {
 			break
@@ -48,7 +50,8 @@ func (n *Node) Switchover(ctx context.Context, to string) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("switchover to %s: target did not catch up: %w", to, ctx.Err())
-		case <-time.After(10 * time.Millisecond):
+		case <-acked:
+		case <-committed:
 		}
 	}
 	if _, err := n.control.Appoint(ctx, to, l.Epoch()); err != nil {

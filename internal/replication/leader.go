@@ -68,6 +68,10 @@ type Leader struct {
 	notes   map[string]*FollowerNote
 	pinSeq  uint64
 	sizes   logSizes // log bytes per batch, for lag in bytes
+	// progressCh is made when someone waits for follower progress
+	// (ProgressChanged) and closed at the next acknowledgement: nobody
+	// waiting costs nothing per ack.
+	progressCh chan struct{}
 	// inherited is the last LSN of the log this leader started with. Until
 	// its commit LSN reaches it, the previous leader may have acknowledged
 	// writes this one has not yet committed: no linearizable read.
@@ -248,6 +252,17 @@ func (l *Leader) Configure(p policy.Commit, a policy.Ack, f policy.Fallback, fol
 			reg.cancel()
 		}
 	}
+}
+
+// ProgressChanged returns a channel closed at the next acknowledgement from
+// any follower.
+func (l *Leader) ProgressChanged() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.progressCh == nil {
+		l.progressCh = make(chan struct{})
+	}
+	return l.progressCh
 }
 
 // Progress reports every follower's progress.
@@ -589,6 +604,10 @@ func (l *Leader) recvAcks(ctx context.Context, id string, reg *streamReg, stream
 		}
 		l.core.Ack(id, received, durable, applied, time.Now())
 		l.handleReadyLocked()
+		if l.progressCh != nil {
+			close(l.progressCh)
+			l.progressCh = nil
+		}
 		l.mu.Unlock()
 		if ctx.Err() != nil {
 			return ctx.Err()

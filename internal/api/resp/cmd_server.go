@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -215,8 +216,9 @@ func (s *Server) cmdRole(c *client, _ [][]byte) {
 	}
 }
 
-// waitPoll is how often WAIT re-reads the status.
-const waitPoll = 10 * time.Millisecond
+// waitPeerCheck is how often a blocked WAIT looks whether its client is
+// still there (the replicas' progress itself wakes it).
+const waitPeerCheck = 500 * time.Millisecond
 
 func (s *Server) cmdWait(c *client, args [][]byte) {
 	want, ok1 := parseInt(args[1])
@@ -229,46 +231,34 @@ func (s *Server) cmdWait(c *client, args [][]byte) {
 		c.err("ERR timeout is negative")
 		return
 	}
-	if s.b.Status().Role == "follower" {
+	if !s.b.IsLeader() {
 		c.err("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.")
 		return
 	}
-	target := c.lastWrite.LSN
-	count := func() int64 {
-		n := int64(0)
-		for _, m := range s.b.Status().Members {
-			if m.MatchLSN >= target {
-				n++
-			}
-		}
-		return n
-	}
-	var deadline <-chan time.Time
+	ctx := c.ctx
 	if timeout > 0 {
-		t := time.NewTimer(time.Duration(min(timeout, int64(time.Duration(1<<62)/time.Millisecond))) * time.Millisecond)
-		defer t.Stop()
-		deadline = t.C
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(min(timeout, int64(time.Duration(1<<62)/time.Millisecond)))*time.Millisecond)
+		defer cancel()
 	}
-	tick := time.NewTicker(waitPoll)
-	defer tick.Stop()
-	n := count()
-	for i := 1; n < want; i++ {
-		select {
-		case <-c.ctx.Done():
-			c.int(n)
+	target := c.lastWrite.LSN
+	for {
+		// Wait in slices, to look for a departed client in between.
+		wctx, cancel := context.WithTimeout(ctx, waitPeerCheck)
+		n, err := s.b.WaitReplicas(wctx, target, int(min(want, 1<<30)))
+		cancel()
+		switch {
+		case err != nil:
+			c.backendErr(err)
 			return
-		case <-deadline:
-			c.int(count())
+		case int64(n) >= want || ctx.Err() != nil:
+			c.int(int64(n))
 			return
-		case <-tick.C:
+		case c.rd != nil && c.rd.peerGone():
+			c.int(int64(n)) // nobody will read it
+			return
 		}
-		if i%50 == 0 && c.rd != nil && c.rd.peerGone() {
-			c.int(n) // nobody will read it
-			return
-		}
-		n = count()
 	}
-	c.int(n)
 }
 
 func (s *Server) cmdTime(c *client, _ [][]byte) {

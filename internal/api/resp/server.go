@@ -27,6 +27,11 @@ type Backend interface {
 	Read(ctx context.Context, c replication.Consistency, floor replication.Token) (*replication.Reader, error)
 	// Token is the token of the node's current read state.
 	Token() replication.Token
+	// IsLeader reports whether this node accepts writes now.
+	IsLeader() bool
+	// WaitReplicas waits until want followers acknowledged lsn durably,
+	// or ctx ends, and returns how many have.
+	WaitReplicas(ctx context.Context, lsn uint64, want int) (int, error)
 	Status() node.Status
 	// CheckKey and CheckValue return a *replication.LimitError above the
 	// configured limits.

@@ -460,6 +460,31 @@ func (f *fakeBackend) Write(ctx context.Context, fn func(*replication.Txn) error
 	return f.Node.Write(ctx, fn)
 }
 
+// IsLeader and WaitReplicas answer from the faked status, when there is one:
+// its members' match LSNs stand for the followers' acknowledgements.
+func (f *fakeBackend) IsLeader() bool {
+	if f.status == nil {
+		return f.Node.IsLeader()
+	}
+	return f.status.Role == "leader"
+}
+
+func (f *fakeBackend) WaitReplicas(ctx context.Context, lsn uint64, want int) (int, error) {
+	if f.status == nil {
+		return f.Node.WaitReplicas(ctx, lsn, want)
+	}
+	n := 0
+	for _, m := range f.status.Members {
+		if m.MatchLSN >= lsn {
+			n++
+		}
+	}
+	if n < want {
+		<-ctx.Done() // the faked acknowledgements never change
+	}
+	return n, nil
+}
+
 func (f *fakeBackend) Read(ctx context.Context, c replication.Consistency, floor replication.Token) (*replication.Reader, error) {
 	if f.readErr != nil && c.Level == replication.LevelLinearizable {
 		return nil, f.readErr
