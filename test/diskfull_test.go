@@ -1,6 +1,7 @@
 package test
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"os"
@@ -126,13 +127,17 @@ func TestDiskFull(t *testing.T) {
 	}
 	start := time.Now()
 	code, body := put("refused", "x")
-	if code < 400 || !strings.Contains(body, "disk full") {
-		t.Fatalf("PUT on a full disk = %d %q, want an error saying disk full", code, body)
+	if code != http.StatusInsufficientStorage || !strings.Contains(body, "disk full") {
+		t.Fatalf("PUT on a full disk = %d %q, want 507 saying disk full", code, body)
 	}
 	if el := time.Since(start); el > 5*time.Second {
 		t.Fatalf("the refusal took %v", el)
 	}
 	t.Logf("write on a full disk: %d %s", code, strings.TrimSpace(body))
+	// RESP says it as Redis does for writes it cannot persist.
+	if err := p.redis().Set(context.Background(), "refused", "x", 0).Err(); err == nil || !strings.HasPrefix(err.Error(), "MISCONF") || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("SET on a full disk: %v, want MISCONF ... disk full", err)
+	}
 	for k, v := range acked {
 		mustGet(k, v)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/replicant-db/replicant/internal/node"
 	"github.com/replicant-db/replicant/internal/replication"
+	"github.com/replicant-db/replicant/internal/storage"
 )
 
 // Header names of the Contract.
@@ -360,6 +361,13 @@ func (s *Server) writeOpError(w http.ResponseWriter, r *http.Request, err error)
 		var le *replication.LimitError
 		if errors.As(err, &le) {
 			writeError(w, http.StatusRequestEntityTooLarge, err)
+			return
+		}
+		var de *storage.DiskError
+		if errors.As(err, &de) {
+			// WebDAV's code for "the server cannot store this": clients and
+			// proxies tell it from a crash (500), and it is retryable.
+			writeError(w, http.StatusInsufficientStorage, err)
 			return
 		}
 		writeError(w, http.StatusInternalServerError, err)

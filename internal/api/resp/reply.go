@@ -11,6 +11,7 @@ import (
 
 	"github.com/replicant-db/replicant/internal/node"
 	"github.com/replicant-db/replicant/internal/replication"
+	"github.com/replicant-db/replicant/internal/storage"
 )
 
 // replyError is an error reply decided inside a write closure; its text is
@@ -72,6 +73,9 @@ func (c *client) backendErr(err error) {
 		c.err(strings.Replace(err.Error(), "LOADING: ", "LOADING ", 1))
 	case errors.Is(err, replication.ErrStale):
 		c.err("TRYAGAIN " + err.Error())
+	case errors.As(err, new(*storage.DiskError)):
+		// Redis answers writes it cannot persist with MISCONF.
+		c.err("MISCONF " + err.Error())
 	case errors.Is(err, replication.ErrLostWrite):
 		c.err("ERR " + err.Error())
 	default:
