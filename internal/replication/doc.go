@@ -9,4 +9,18 @@
 // outputs the commit LSN, the sync set to propose to the control plane, and
 // events. The commit policy it enforces (async, all, FIRST k (…), ANY k (…)),
 // the ack level and the fallback are the typed vocabulary of package policy.
+//
+// The other decisions are pure functions too: how a follower's stream
+// starts (PlanStart), the follower's session state (FollowerState.next), who
+// may succeed a failed leader (FailoverCandidates, ChooseSuccessor), how a
+// read is admitted (AdmitRead) and whether a session floor is reached,
+// ahead or lost (StandingOf). Leader, Writer and Follower do the I/O.
+//
+// Invariants:
+//   - Only committed entries are acknowledged to clients; a command that
+//     fails or changes nothing is answered only once what it read is
+//     committed.
+//   - An acknowledgement counts only up to what its own stream was sent.
+//   - A follower exposes an entry to readers only once it is committed,
+//     applied and fsynced locally.
 package replication
