@@ -133,14 +133,9 @@ func (c *client) verbatim(s string) {
 	c.conn.WriteBulkString(s)
 }
 
-// observe raises the connection's token to t.
-func (c *client) observe(t replication.Token) {
-	if newer(t, c.token) {
-		c.token = t
-	}
-}
-
-func newer(a, b replication.Token) bool { return a.After(b) }
+// observe raises the connection's token to t (later epoch first: see
+// replication.Token.After).
+func (c *client) observe(t replication.Token) { c.token = c.token.Later(t) }
 
 // read opens a reader at the connection's consistency (and, for session
 // consistency, no older than its token). On failure it has answered.

@@ -43,9 +43,7 @@ func (c *client) write(fn func(tx kv) error) bool {
 // observeWrite records the token of a write's outcome.
 func (c *client) observeWrite(t replication.Token) {
 	c.observe(t)
-	if newer(t, c.lastWrite) {
-		c.lastWrite = t
-	}
+	c.lastWrite = c.lastWrite.Later(t)
 }
 
 // writeBlind runs fn, which reads nothing and always writes, straight on
