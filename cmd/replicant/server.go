@@ -17,6 +17,7 @@ import (
 	"github.com/replicant-db/replicant/internal/api/httpapi"
 	"github.com/replicant-db/replicant/internal/api/resp"
 	"github.com/replicant-db/replicant/internal/control"
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/node"
 )
 
@@ -78,8 +79,8 @@ func newServerCmd() *cobra.Command {
 	fl.StringVar(&f.requirePassFile, "requirepass-file", "", "read --requirepass from this file (one trailing newline is ignored)")
 	fl.StringVar(&f.peerSecret, "peer-secret", "", "cluster secret every peer must present on the peer port (raft, log and snapshot streams, join); the same on every node; default: --requirepass (visible in ps: prefer --peer-secret-file or $"+envPeerSecret+")")
 	fl.StringVar(&f.peerSecretFile, "peer-secret-file", "", "read --peer-secret from this file (one trailing newline is ignored)")
-	fl.IntVar(&f.maxKey, "max-key-size", node.DefaultMaxKeySize, "largest accepted key in bytes")
-	fl.IntVar(&f.maxValue, "max-value-size", node.DefaultMaxValueSize, "largest accepted value in bytes")
+	fl.IntVar(&f.maxKey, "max-key-size", engine.DefaultMaxKeySize, "largest accepted key in bytes")
+	fl.IntVar(&f.maxValue, "max-value-size", engine.DefaultMaxValueSize, "largest accepted value in bytes")
 	fl.DurationVar(&f.readTimeout, "read-timeout", 5*time.Second, "how long a read waits for a token's LSN")
 	fl.IntVar(&f.maxClients, "maxclients", resp.DefaultMaxClients, "client connections per API (RESP, HTTP); more are refused; 0: no limit")
 	fl.Int64Var(&f.maxRequestBuffer, "max-request-buffer", budget.DefaultCapacity, "bytes of requests held in memory at once, shared by RESP and HTTP; 0: no limit")

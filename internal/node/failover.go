@@ -85,10 +85,6 @@ func (l *leaseState) extend(epoch uint64, until time.Time) {
 	}
 }
 
-// ErrLeaseExpired is returned (wrapped) when the leader cannot confirm its
-// leadership: it could not renew its lease through the control plane.
-var ErrLeaseExpired = errors.New("leader lease expired: leadership cannot be confirmed (control plane unreachable?)")
-
 func (n *Node) leaseDuration() time.Duration { return n.cfg.FailoverTimeout / 2 }
 
 // leaseLoop renews the lease while this node leads.

@@ -3,6 +3,7 @@ package node
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/replication"
 )
 
@@ -20,10 +21,8 @@ type Metrics struct {
 	truncated    prometheus.Counter
 	failovers    prometheus.Counter
 	events       *prometheus.CounterVec
-	// Ops counts API operations by api (resp|http), command and result.
-	Ops *prometheus.CounterVec
-	// OpLatency observes API operation latency by api and command.
-	OpLatency *prometheus.HistogramVec
+	// api holds the series the client APIs record into.
+	api *engine.Metrics
 }
 
 func newMetrics(n *Node) *Metrics {
@@ -64,20 +63,22 @@ func newMetrics(n *Node) *Metrics {
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replicant_replication_events_total", Help: "Replication events: sync-promoted, sync-demoted, fallback-engaged, fallback-cleared, follower-unhealthy, follower-healthy.",
 		}, []string{"kind"}),
-		Ops: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "replicant_ops_total", Help: "API operations by api, command and result.",
-		}, []string{"api", "cmd", "result"}),
-		OpLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "replicant_op_seconds", Help: "API operation latency by api and command.",
-			Buckets: prometheus.ExponentialBuckets(20e-6, 2, 18),
-		}, []string{"api", "cmd"}),
+		api: &engine.Metrics{Registry: reg,
+			Ops: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "replicant_ops_total", Help: "API operations by api, command and result.",
+			}, []string{"api", "cmd", "result"}),
+			OpLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+				Name: "replicant_op_seconds", Help: "API operation latency by api and command.",
+				Buckets: prometheus.ExponentialBuckets(20e-6, 2, 18),
+			}, []string{"api", "cmd"}),
+		},
 	}
 	lsn := func(name, help string, f func() uint64) prometheus.GaugeFunc {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
 	}
 	reg.MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.writeLatency, m.batchEntries, m.batchBytes, m.syncSeconds, m.expired, m.gcRemoved, m.rolledBack, m.truncated, m.failovers, m.events, m.Ops, m.OpLatency,
+		m.writeLatency, m.batchEntries, m.batchBytes, m.syncSeconds, m.expired, m.gcRemoved, m.rolledBack, m.truncated, m.failovers, m.events, m.api.Ops, m.api.OpLatency,
 		lsn("replicant_last_lsn", "Last LSN in the local log.", func() uint64 { return n.store.State().LastLSN }),
 		lsn("replicant_applied_lsn", "Last LSN applied to the local state.", func() uint64 { return n.store.State().AppliedLSN }),
 		lsn("replicant_commit_lsn", "Commit LSN this node reads at.", func() uint64 { l, _, _ := n.readPosition(); return l }),
@@ -95,7 +96,8 @@ func newMetrics(n *Node) *Metrics {
 }
 
 // Metrics returns the node's metrics for API packages to record into.
-func (n *Node) Metrics() *Metrics { return n.metrics }
+// Metrics are the series the client APIs record into (engine.Engine).
+func (n *Node) Metrics() *engine.Metrics { return n.metrics.api }
 
 func (m *Metrics) observeEvent(ev replication.Event) { m.events.WithLabelValues(ev.Kind).Inc() }
 
@@ -104,9 +106,6 @@ func (m *Metrics) observeBatch(s replication.BatchStats) {
 	m.batchBytes.Observe(float64(s.Bytes))
 	m.syncSeconds.Observe(s.SyncTime.Seconds())
 }
-
-// Registry is the registry holding every metric of the node.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // followerCollector exports the leader's per-follower progress.
 type followerCollector struct {

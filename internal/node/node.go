@@ -12,20 +12,17 @@ import (
 	"time"
 
 	"github.com/replicant-db/replicant/internal/control"
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/policy"
 	"github.com/replicant-db/replicant/internal/replication"
 	"github.com/replicant-db/replicant/internal/storage"
 	"github.com/replicant-db/replicant/internal/transport"
 )
 
-// Defaults for the Contract's limits.
-const (
-	DefaultMaxKeySize   = 64 << 10
-	DefaultMaxValueSize = 16 << 20
-	// DefaultFailoverTimeout is etcd's order of magnitude: a dead leader is
-	// replaced in about a second (docs/benchmarks.md measures it).
-	DefaultFailoverTimeout = time.Second
-)
+// DefaultFailoverTimeout is etcd's order of magnitude: a dead leader is
+// replaced in about a second (docs/benchmarks.md measures it). The limits'
+// defaults are engine.DefaultMaxKeySize and engine.DefaultMaxValueSize.
+const DefaultFailoverTimeout = time.Second
 
 // Config configures a node.
 type Config struct {
@@ -77,10 +74,10 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.MaxKeySize <= 0 {
-		c.MaxKeySize = DefaultMaxKeySize
+		c.MaxKeySize = engine.DefaultMaxKeySize
 	}
 	if c.MaxValueSize <= 0 {
-		c.MaxValueSize = DefaultMaxValueSize
+		c.MaxValueSize = engine.DefaultMaxValueSize
 	}
 	if c.ReadTimeout <= 0 {
 		c.ReadTimeout = 5 * time.Second
@@ -241,6 +238,14 @@ func (n *Node) Close() error {
 // ID is the node's id.
 func (n *Node) ID() string { return n.cfg.ID }
 
+// Settings are the node's settings the client APIs show or enforce.
+func (n *Node) Settings() engine.Settings {
+	return engine.Settings{ID: n.cfg.ID, RESPAddr: n.cfg.RESPAddr, HTTPAddr: n.cfg.HTTPAddr, RequirePass: n.cfg.RequirePass,
+		MaxKeySize: n.cfg.MaxKeySize, MaxValueSize: n.cfg.MaxValueSize, WriteTimeout: n.cfg.WriteTimeout}
+}
+
+var _ engine.Engine = (*Node)(nil)
+
 // Config returns the node's configuration.
 func (n *Node) Config() Config { return n.cfg }
 
@@ -298,26 +303,17 @@ func (n *Node) Write(ctx context.Context, fn func(*replication.Txn) error) (repl
 		// may already be on followers and commit under the next leader, so
 		// this must not read as "not the leader" (which clients take as
 		// "nothing happened" and may retry).
-		return tok, fmt.Errorf("%w: leadership changed during the write; it may or may not have committed; %v", ErrOutcomeUnknown, n.notLeaderErr())
+		return tok, fmt.Errorf("%w: leadership changed during the write; it may or may not have committed; %v", engine.ErrOutcomeUnknown, n.notLeaderErr())
 	}
 	var cmdErr *replication.CommandError
 	if (err == nil || errors.As(err, &cmdErr)) && !n.leaseValid(l.Epoch()) {
 		// Committed, but a leader without a lease may already have been
 		// replaced: acknowledging could promise a write the new leader
 		// lacks.
-		return replication.Token{}, fmt.Errorf("%w (the write may or may not survive)", ErrLeaseExpired)
+		return replication.Token{}, fmt.Errorf("%w (the write may or may not survive)", engine.ErrLeaseExpired)
 	}
 	return tok, err
 }
-
-// ErrOutcomeUnknown is returned (wrapped) for a write whose fate this node
-// cannot tell: it was proposed, then leadership changed before it was
-// acknowledged. It may still commit under the new leader.
-var ErrOutcomeUnknown = errors.New("write outcome unknown")
-
-// ErrRemoved is returned (wrapped) by reads and writes on a node that was
-// removed from the cluster: its state no longer follows the cluster's.
-var ErrRemoved = errors.New("this node was removed from the cluster")
 
 // awaitLeader returns this node's leader role. While no leader is known, or
 // this node is the appointed leader but has not taken the role yet (start,
@@ -331,7 +327,7 @@ func (n *Node) awaitLeader(ctx context.Context) (*replication.Leader, error) {
 		n.mu.Unlock()
 		switch {
 		case removed:
-			return nil, ErrRemoved
+			return nil, engine.ErrRemoved
 		case l != nil:
 			return l, nil
 		case st.Leader != "" && st.Leader != n.cfg.ID:
@@ -392,7 +388,7 @@ func (n *Node) awaitLease(ctx context.Context, epoch uint64) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-deadline.C:
-			return ErrLeaseExpired
+			return engine.ErrLeaseExpired
 		case <-changed:
 		}
 	}
@@ -549,7 +545,7 @@ func (n *Node) checkReadable(lsn uint64) error {
 	removed, fo := n.removed, n.follower
 	n.mu.Unlock()
 	if removed {
-		return ErrRemoved
+		return engine.ErrRemoved
 	}
 	if fo != nil && fo.f.Status().State == replication.FollowerSnapshotting {
 		return fmt.Errorf("%w: installing a snapshot from the leader", replication.ErrLoading)
@@ -613,7 +609,7 @@ func (n *Node) Ready() error {
 	n.mu.Unlock()
 	switch {
 	case removed:
-		return ErrRemoved
+		return engine.ErrRemoved
 	case l != nil:
 		return nil
 	case fo != nil:

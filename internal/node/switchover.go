@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-)
 
-// ErrSwitchover is returned (wrapped) for writes and linearizable reads
-// while the leader hands over to another node: retry on the new leader.
-var ErrSwitchover = errors.New("planned switchover in progress; retry on the new leader")
+	"github.com/replicant-db/replicant/internal/engine"
+)
 
 // Switchover hands leadership to member to without losing anything: the
 // leader stops taking writes and linearizable reads, waits until every
@@ -67,7 +65,7 @@ func (n *Node) Switchover(ctx context.Context, to string) error {
 // checkWritable refuses work a pausing leader must not do.
 func (n *Node) checkSwitching() error {
 	if n.switching.Load() {
-		return fmt.Errorf("%w", ErrSwitchover)
+		return fmt.Errorf("%w", engine.ErrSwitchover)
 	}
 	return nil
 }

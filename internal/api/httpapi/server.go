@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/replicant-db/replicant/internal/node"
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/replication"
 	"github.com/replicant-db/replicant/internal/storage"
 )
@@ -28,41 +28,22 @@ const (
 	HeaderConsistency = "Replicant-Consistency"
 )
 
-// Backend is what the HTTP API needs from a node.
-type Backend interface {
-	ID() string
-	Config() node.Config
-	Write(ctx context.Context, fn func(*replication.Txn) error) (replication.Token, error)
-	Read(ctx context.Context, c replication.Consistency, floor replication.Token) (*replication.Reader, error)
-	Token() replication.Token
-	Status() node.Status
-	CheckKey(key []byte) error
-	CheckValue(size int) error
-	Metrics() *node.Metrics
-	Ready() error
-	SetPolicy(ctx context.Context, policy, ack, fallback string) error
-	RemoveMember(ctx context.Context, id string) error
-	Switchover(ctx context.Context, to string) error
-}
-
-var _ Backend = (*node.Node)(nil)
-
 //go:embed dashboard.html
 var dashboardHTML []byte
 
 // Server is the HTTP API of one node.
 type Server struct {
-	b   Backend
+	b   engine.Engine
 	cfg Config
 	log *slog.Logger
 	srv *http.Server
 }
 
 // New builds the handler tree with the default Config.
-func New(b Backend, log *slog.Logger) *Server { return NewWithConfig(b, log, Config{}) }
+func New(b engine.Engine, log *slog.Logger) *Server { return NewWithConfig(b, log, Config{}) }
 
 // NewWithConfig builds the handler tree with the limits of cfg.
-func NewWithConfig(b Backend, log *slog.Logger, cfg Config) *Server {
+func NewWithConfig(b engine.Engine, log *slog.Logger, cfg Config) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -78,7 +59,7 @@ func NewWithConfig(b Backend, log *slog.Logger, cfg Config) *Server {
 	mux.HandleFunc("GET /debug/pprof/profile", s.auth(pprof.Profile))
 	mux.HandleFunc("GET /debug/pprof/trace", s.auth(pprof.Trace))
 	mux.HandleFunc("GET /debug/pprof/symbol", s.auth(pprof.Symbol))
-	mux.Handle("GET /metrics", s.authH(promhttp.HandlerFor(b.Metrics().Registry(), promhttp.HandlerOpts{})))
+	mux.Handle("GET /metrics", s.authH(promhttp.HandlerFor(b.Metrics().Registry, promhttp.HandlerOpts{})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		s.setToken(w, b.Token())
 		fmt.Fprintln(w, "ok")
@@ -169,7 +150,7 @@ func (s *Server) authH(h http.Handler) http.Handler { return s.auth(h.ServeHTTP)
 
 func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if pass := s.b.Config().RequirePass; pass != "" {
+		if pass := s.b.Settings().RequirePass; pass != "" {
 			scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 			ok = ok && strings.EqualFold(scheme, "Bearer")
 			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(pass)) != 1 {
@@ -277,7 +258,7 @@ func (s *Server) putKey(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	limit := int64(s.b.Config().MaxValueSize)
+	limit := int64(s.b.Settings().MaxValueSize)
 	body, release, code, err := s.readBody(w, r, limit)
 	defer release()
 	if err != nil {
@@ -350,8 +331,8 @@ func (s *Server) writeOpError(w http.ResponseWriter, r *http.Request, err error)
 		u := url.URL{Scheme: "http", Host: nl.LeaderHTTP, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
 		w.Header().Set("Location", u.String())
 		writeError(w, http.StatusTemporaryRedirect, err)
-	case errors.Is(err, replication.ErrStale), errors.Is(err, replication.ErrSyncUnavailable), errors.Is(err, node.ErrLeaseExpired),
-		errors.Is(err, replication.ErrLoading), errors.Is(err, node.ErrRemoved):
+	case errors.Is(err, replication.ErrStale), errors.Is(err, replication.ErrSyncUnavailable), errors.Is(err, engine.ErrLeaseExpired),
+		errors.Is(err, replication.ErrLoading), errors.Is(err, engine.ErrRemoved):
 		writeError(w, http.StatusServiceUnavailable, err)
 	case errors.Is(err, replication.ErrLostWrite):
 		writeError(w, http.StatusGone, err)

@@ -32,7 +32,7 @@ func (s *Server) checkPassword(user, pass []byte) bool {
 	if string(user) != "default" {
 		return false
 	}
-	want := s.b.Config().RequirePass
+	want := s.b.Settings().RequirePass
 	if want == "" {
 		return true
 	}
@@ -46,7 +46,7 @@ func (s *Server) cmdAuth(c *client, args [][]byte) {
 	}
 	user, pass := []byte("default"), args[1]
 	if len(args) == 2 {
-		if s.b.Config().RequirePass == "" {
+		if s.b.Settings().RequirePass == "" {
 			c.err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
 			return
 		}
@@ -166,7 +166,7 @@ func (s *Server) cmdQuit(c *client, _ [][]byte) {
 func (s *Server) cmdReset(c *client, _ [][]byte) {
 	c.proto = 2
 	c.name = ""
-	c.authed = s.b.Config().RequirePass == ""
+	c.authed = s.b.Settings().RequirePass == ""
 	c.cons = replication.Consistency{}
 	c.token = replication.Token{}
 	c.floor = replication.Token{}

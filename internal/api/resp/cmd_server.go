@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/replicant-db/replicant/internal/node"
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/replication"
 )
 
@@ -26,7 +26,7 @@ func splitAddr(addr string) (string, int) {
 }
 
 // leaderAddr returns the RESP address of st's leader, as far as st knows.
-func leaderAddr(st node.Status) string {
+func leaderAddr(st engine.Status) string {
 	if st.Leader == st.ID {
 		return st.RESP
 	}
@@ -71,7 +71,7 @@ func (s *Server) cmdInfo(c *client, args [][]byte) {
 	kv := func(k string, v any) { fmt.Fprintf(&b, "%s:%v\r\n", k, v) }
 	if want["server"] {
 		section("Server")
-		_, port := splitAddr(s.b.Config().RESPAddr)
+		_, port := splitAddr(s.b.Settings().RESPAddr)
 		up := time.Since(s.started)
 		kv("redis_version", redisVersion)
 		kv("redis_mode", "standalone")
@@ -85,7 +85,7 @@ func (s *Server) cmdInfo(c *client, args [][]byte) {
 		kv("uptime_in_seconds", int64(up.Seconds()))
 		kv("uptime_in_days", int64(up.Hours()/24))
 		kv("executable", "replicant")
-		kv("replicant_id", s.b.ID())
+		kv("replicant_id", s.b.Settings().ID)
 		kv("replicant_epoch", st.Epoch)
 		kv("replicant_sync_policy", st.SyncPolicy)
 	}
@@ -128,7 +128,7 @@ func (s *Server) cmdInfo(c *client, args [][]byte) {
 	c.verbatim(b.String())
 }
 
-func (s *Server) infoReplication(kv func(string, any), st node.Status) {
+func (s *Server) infoReplication(kv func(string, any), st engine.Status) {
 	replID := fmt.Sprintf("%040x", st.Epoch)
 	if st.Role == "follower" {
 		host, port := splitAddr(leaderAddr(st))
@@ -180,7 +180,7 @@ func (s *Server) infoReplication(kv func(string, any), st node.Status) {
 }
 
 // logEntries is the number of entries in the node's log.
-func logEntries(st node.Status) uint64 {
+func logEntries(st engine.Status) uint64 {
 	if st.FirstLSN == 0 || st.LastLSN < st.FirstLSN {
 		return 0
 	}
@@ -278,7 +278,7 @@ func (s *Server) cmdConfig(c *client, args [][]byte) {
 		c.arityErr("config|get")
 		return
 	}
-	cfg := s.b.Config()
+	cfg := s.b.Settings()
 	host, port := splitAddr(cfg.RESPAddr)
 	params := [][2]string{
 		{"appendonly", "no"},

@@ -19,7 +19,7 @@ type command struct {
 	group string
 	since string
 	doc   string
-	// write commands go through Backend.Write; their keys are checked
+	// write commands go through engine.Engine.Write; their keys are checked
 	// against the key size limit before the handler runs.
 	write  bool
 	noAuth bool

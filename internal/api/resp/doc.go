@@ -7,17 +7,14 @@
 // while read and 32 MiB per connection afterwards.
 //
 // Invariants:
-//   - One write command is one Backend.Write call, which becomes at most one
+//   - One write command is one Engine.Write call, which becomes at most one
 //     log entry (MSET, MSETNX, RENAME, … are atomic); a command whose outcome
 //     changes nothing (SET NX on an existing key, DEL of a missing key)
 //     writes no entry at all.
-//   - Replies never show uncommitted state. A write command first runs as
-//     a dry run against the committed state (a linearizable read); if that
-//     changes nothing or fails, it is the answer. Otherwise the command
-//     runs in a Backend.Write closure and is answered after its entry is
-//     committed; should the newest state give a different outcome there (a
-//     concurrent write not yet committed), the proposal is dropped and the
-//     command retried, so no entry is written for a no-op.
+//   - Replies never show uncommitted state. A write command runs once, in
+//     an Engine.Write closure on the leader's write path, against the
+//     newest state; whatever its outcome (a write, a no-op, an error such as
+//     WRONGTYPE) it is answered only once every state it read is committed.
 //   - Write commands compute their result inside the Txn closure and use
 //     Txn.NowMs for every expiry decision, so the logical log records
 //     absolute expiry times and replicas never re-evaluate a command.

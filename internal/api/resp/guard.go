@@ -12,7 +12,7 @@ import (
 	"github.com/tidwall/redcon"
 
 	"github.com/replicant-db/replicant/internal/api/budget"
-	"github.com/replicant-db/replicant/internal/node"
+	"github.com/replicant-db/replicant/internal/engine"
 )
 
 // Protocol limits, checked as the bytes arrive so that nothing beyond them
@@ -51,10 +51,10 @@ type limits struct {
 // buffered whole.
 func newLimits(maxKey, maxValue int) limits {
 	if maxValue <= 0 {
-		maxValue = node.DefaultMaxValueSize
+		maxValue = engine.DefaultMaxValueSize
 	}
 	if maxKey <= 0 {
-		maxKey = node.DefaultMaxKeySize
+		maxKey = engine.DefaultMaxKeySize
 	}
 	return limits{
 		maxBulk:    2*int64(maxValue) + 1<<20,

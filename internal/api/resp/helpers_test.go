@@ -15,11 +15,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/node"
 )
-
-// *node.Node must satisfy Backend.
-var _ Backend = (*node.Node)(nil)
 
 type testServer struct {
 	n    *node.Node
@@ -28,7 +26,7 @@ type testServer struct {
 }
 
 // startBackend serves b on a fresh loopback listener until the test ends.
-func startBackend(t testing.TB, b Backend, ln net.Listener) *Server {
+func startBackend(t testing.TB, b engine.Engine, ln net.Listener) *Server {
 	t.Helper()
 	s := New(b, nil)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -9,7 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/replicant-db/replicant/internal/node"
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/replication"
 	"github.com/replicant-db/replicant/internal/storage"
 )
@@ -167,7 +167,7 @@ type cmdMetrics struct {
 	latency    prometheus.Observer
 }
 
-func newCmdMetrics(m *node.Metrics, name string) *cmdMetrics {
+func newCmdMetrics(m *engine.Metrics, name string) *cmdMetrics {
 	if m == nil || m.Ops == nil || m.OpLatency == nil {
 		return nil
 	}

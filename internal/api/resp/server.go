@@ -13,39 +13,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/replicant-db/replicant/internal/node"
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/replication"
 )
 
-// Backend is what the RESP server needs from a node. *node.Node satisfies it.
-type Backend interface {
-	// Write runs fn on the leader's write path and returns once its entry is
-	// committed. A non-leader returns *replication.NotLeaderError.
-	Write(ctx context.Context, fn func(*replication.Txn) error) (replication.Token, error)
-	// Read returns a reader at the freshest state allowed by c, no older
-	// than floor.
-	Read(ctx context.Context, c replication.Consistency, floor replication.Token) (*replication.Reader, error)
-	// Token is the token of the node's current read state.
-	Token() replication.Token
-	// IsLeader reports whether this node accepts writes now.
-	IsLeader() bool
-	// WaitReplicas waits until want followers acknowledged lsn durably,
-	// or ctx ends, and returns how many have.
-	WaitReplicas(ctx context.Context, lsn uint64, want int) (int, error)
-	Status() node.Status
-	// CheckKey and CheckValue return a *replication.LimitError above the
-	// configured limits.
-	CheckKey(key []byte) error
-	CheckValue(size int) error
-	ID() string
-	Config() node.Config
-	// Metrics may return nil (then nothing is recorded).
-	Metrics() *node.Metrics
-}
-
-// Server serves the Redis protocol for one Backend.
+// Server serves the Redis protocol for one engine.Engine.
 type Server struct {
-	b       Backend
+	b       engine.Engine
 	cfg     Config
 	log     *slog.Logger
 	cmds    map[string]*command
@@ -72,11 +46,11 @@ type Server struct {
 }
 
 // New returns a server for b with the default Config. logger may be nil.
-func New(b Backend, logger *slog.Logger) *Server { return NewWithConfig(b, logger, Config{}) }
+func New(b engine.Engine, logger *slog.Logger) *Server { return NewWithConfig(b, logger, Config{}) }
 
 // NewWithConfig returns a server for b with the limits of cfg. logger may
 // be nil.
-func NewWithConfig(b Backend, logger *slog.Logger, cfg Config) *Server {
+func NewWithConfig(b engine.Engine, logger *slog.Logger, cfg Config) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -132,7 +106,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.mu.Unlock()
 	}()
 
-	cfg := s.b.Config()
+	cfg := s.b.Settings()
 	lim := newLimits(cfg.MaxKeySize, cfg.MaxValueSize)
 	var closing atomic.Bool
 	stop := context.AfterFunc(ctx, func() {

@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/node"
 	"github.com/replicant-db/replicant/internal/replication"
 	"github.com/replicant-db/replicant/internal/storage"
@@ -450,7 +451,7 @@ type fakeBackend struct {
 	*node.Node
 	writeErr error
 	readErr  error
-	status   *node.Status
+	status   *engine.Status
 }
 
 func (f *fakeBackend) Write(ctx context.Context, fn func(*replication.Txn) error) (replication.Token, error) {
@@ -492,7 +493,7 @@ func (f *fakeBackend) Read(ctx context.Context, c replication.Consistency, floor
 	return f.Node.Read(ctx, c, floor)
 }
 
-func (f *fakeBackend) Status() node.Status {
+func (f *fakeBackend) Status() engine.Status {
 	if f.status != nil {
 		return *f.status
 	}
@@ -543,9 +544,9 @@ func TestReadOnly(t *testing.T) {
 // TestReplicationInfo: INFO, ROLE and WAIT on a leader with followers and
 // on a follower, from a faked status.
 func TestReplicationInfo(t *testing.T) {
-	leader := &node.Status{ID: "n1", Role: "leader", Leader: "n1", Epoch: 3, CommitLSN: 42, LastLSN: 42, FirstLSN: 1,
+	leader := &engine.Status{ID: "n1", Role: "leader", Leader: "n1", Epoch: 3, CommitLSN: 42, LastLSN: 42, FirstLSN: 1,
 		RESP: "127.0.0.1:6381",
-		Members: []node.MemberStatus{
+		Members: []engine.MemberStatus{
 			{ID: "n2", Role: "follower", Healthy: true, MatchLSN: 42, AppliedLSN: 41, LagSeconds: 0.2, RESP: "127.0.0.1:6382"},
 			{ID: "n3", Role: "follower", Healthy: false, MatchLSN: 10, AppliedLSN: 9, LagSeconds: 7.9, RESP: "127.0.0.1:6383"},
 		}}
@@ -582,8 +583,8 @@ func TestReplicationInfo(t *testing.T) {
 		t.Errorf("WAIT returned before its timeout: %v", el)
 	}
 
-	follower := &node.Status{ID: "n2", Role: "follower", Leader: "n1", Epoch: 3, CommitLSN: 40, AppliedLSN: 40, LastLSN: 41,
-		Members: []node.MemberStatus{{ID: "n1", Role: "leader", RESP: "127.0.0.1:6381"}}}
+	follower := &engine.Status{ID: "n2", Role: "follower", Leader: "n1", Epoch: 3, CommitLSN: 40, AppliedLSN: 40, LastLSN: 41,
+		Members: []engine.MemberStatus{{ID: "n1", Role: "leader", RESP: "127.0.0.1:6381"}}}
 	faddr := startFake(t, func(n *node.Node) *fakeBackend { return &fakeBackend{Node: n, status: follower} })
 	fc := redis.NewClient(&redis.Options{Addr: faddr, Protocol: 3})
 	t.Cleanup(func() { fc.Close() })

@@ -1,0 +1,77 @@
+package engine
+
+import "time"
+
+// Status is the Contract's /v1/status document plus extensions.
+type Status struct {
+	ID         string         `json:"id"`
+	Role       string         `json:"role"`
+	Leader     string         `json:"leader"`
+	Epoch      uint64         `json:"epoch"`
+	CommitLSN  uint64         `json:"commit_lsn"`
+	AppliedLSN uint64         `json:"applied_lsn"`
+	LastLSN    uint64         `json:"last_lsn"`
+	FirstLSN   uint64         `json:"first_lsn"`
+	SyncPolicy string         `json:"sync_policy"`
+	Ack        string         `json:"ack"`
+	Fallback   string         `json:"sync_fallback"`
+	SyncSet    []string       `json:"sync_set"`
+	Members    []MemberStatus `json:"members"`
+
+	// State is this node's replication state: leading, streaming,
+	// catching-up, snapshotting, connecting, removed, waiting-for-leader.
+	State          string        `json:"state"`
+	Reason         string        `json:"reason,omitempty"`
+	FallbackActive bool          `json:"fallback_active"`
+	Events         []StatusEvent `json:"events,omitempty"`
+	Controller     string        `json:"controller,omitempty"`
+	LagSeconds     float64       `json:"lag_seconds"`
+	ApplyDelay     string        `json:"apply_delay,omitempty"`
+	RolledBack     uint64        `json:"rolled_back_entries,omitempty"`
+	Snapshot       *SnapshotInfo `json:"snapshot,omitempty"`
+
+	RESP      string  `json:"resp,omitempty"`
+	HTTP      string  `json:"http,omitempty"`
+	Peer      string  `json:"peer,omitempty"`
+	UptimeSec float64 `json:"uptime_seconds"`
+	Token     string  `json:"token"`
+}
+
+// SnapshotInfo shows an in-progress or last snapshot install.
+type SnapshotInfo struct {
+	LSN   uint64 `json:"lsn"`
+	Bytes uint64 `json:"bytes"`
+}
+
+// StatusEvent is a replication event (sync promotion, fallback …).
+type StatusEvent struct {
+	Time     time.Time `json:"time"`
+	Kind     string    `json:"kind"`
+	Follower string    `json:"follower,omitempty"`
+	Message  string    `json:"message"`
+}
+
+// MemberStatus describes another node as this node knows it.
+type MemberStatus struct {
+	ID          string  `json:"id"`
+	Role        string  `json:"role"`
+	Sync        bool    `json:"sync"`
+	Healthy     bool    `json:"healthy"`
+	MatchLSN    uint64  `json:"match_lsn"`
+	ReceivedLSN uint64  `json:"received_lsn"`
+	DurableLSN  uint64  `json:"durable_lsn"`
+	AppliedLSN  uint64  `json:"applied_lsn"`
+	LagEntries  uint64  `json:"lag_entries"`
+	LagBytes    uint64  `json:"lag_bytes"`
+	LagSeconds  float64 `json:"lag_seconds"`
+	State       string  `json:"state,omitempty"`
+	// Reason says why the follower last needed a snapshot or rolled back.
+	Reason        string `json:"reason,omitempty"`
+	SnapshotBytes uint64 `json:"snapshot_bytes,omitempty"`
+	// ViewAgeSeconds is set on a follower's status: the row is the
+	// leader's view of that member, relayed on the log stream this long ago.
+	ViewAgeSeconds float64 `json:"view_age_seconds,omitempty"`
+	RESP           string  `json:"resp,omitempty"`
+	HTTP           string  `json:"http,omitempty"`
+	Peer           string  `json:"peer,omitempty"`
+}
