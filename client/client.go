@@ -84,7 +84,7 @@ func (c *Client) observe(tok string) {
 
 // newer reports whether token a is after b: the later epoch, then the
 // higher LSN (a lower-epoch token with a higher LSN names a suffix that the
-// later epoch discarded; see replication.Token.After).
+// later epoch discarded; see engine.Token.After).
 func newer(a, b string) bool {
 	if b == "" {
 		return true

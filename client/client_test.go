@@ -12,8 +12,8 @@ import (
 
 	"github.com/replicant-db/replicant/client"
 	"github.com/replicant-db/replicant/internal/api/httpapi"
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/node"
-	"github.com/replicant-db/replicant/internal/replication"
 )
 
 // startNode opens a real one-node cluster and serves its HTTP API on a
@@ -59,9 +59,9 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func parseToken(t *testing.T, s string) replication.Token {
+func parseToken(t *testing.T, s string) engine.Token {
 	t.Helper()
-	tok, err := replication.ParseToken(s)
+	tok, err := engine.ParseToken(s)
 	if err != nil {
 		t.Fatalf("client token %q: %v", s, err)
 	}
@@ -185,7 +185,7 @@ func TestTokenRises(t *testing.T) {
 	if tok := c.Token(); tok != "" {
 		t.Fatalf("a new client has token %q, want none", tok)
 	}
-	var prev replication.Token
+	var prev engine.Token
 	for i := range 3 {
 		if err := c.Put(ctx, "k", []byte{byte(i)}, 0); err != nil {
 			t.Fatal(err)

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replicant-db/replicant/internal/replication"
+	"github.com/replicant-db/replicant/internal/engine"
 )
 
 // httpDo sends one request and returns status, body and Replicant-Token.
@@ -64,8 +64,8 @@ func TestReadGuaranteesOnADelayedFollower(t *testing.T) {
 	t.Logf("session read waited %s for the delayed follower", time.Since(start).Round(time.Millisecond))
 	// Monotonic reads: the token a read returns is never older than the
 	// one it was given.
-	wt, err1 := replication.ParseToken(tok)
-	rt, err2 := replication.ParseToken(rtok)
+	wt, err1 := engine.ParseToken(tok)
+	rt, err2 := engine.ParseToken(rtok)
 	if err1 != nil || err2 != nil || rt.LSN < wt.LSN {
 		t.Fatalf("read returned token %q, not at least the write's %q", rtok, tok)
 	}

@@ -3,11 +3,10 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/replicant-db/replicant/internal/replication"
 )
 
 // Defaults of the Contract's limits.
@@ -22,19 +21,19 @@ type Engine interface {
 	// Write runs fn as one command on the mode's write path and returns
 	// once its outcome (a write, a no-op or fn's error) is final, with the
 	// token of the state it depends on. A node that does not take writes
-	// returns a *replication.NotLeaderError.
-	Write(ctx context.Context, fn func(*replication.Txn) error) (replication.Token, error)
+	// returns a *NotLeaderError.
+	Write(ctx context.Context, fn func(Txn) error) (Token, error)
 	// Read returns a reader at the freshest state c allows, no older than
 	// floor.
-	Read(ctx context.Context, c replication.Consistency, floor replication.Token) (*replication.Reader, error)
+	Read(ctx context.Context, c Consistency, floor Token) (Reader, error)
 	// Token is the token of the node's current read state.
-	Token() replication.Token
+	Token() Token
 	// IsLeader reports whether this node takes writes now.
 	IsLeader() bool
 	// WaitReplicas waits until want replicas acknowledged lsn durably, or
 	// ctx ends, and returns how many have (Redis's WAIT).
 	WaitReplicas(ctx context.Context, lsn uint64, want int) (int, error)
-	// CheckKey and CheckValue return a *replication.LimitError above the
+	// CheckKey and CheckValue return a *LimitError above the
 	// configured limits.
 	CheckKey(key []byte) error
 	CheckValue(size int) error
@@ -89,3 +88,84 @@ var (
 	// leader.
 	ErrSwitchover = errors.New("planned switchover in progress; retry on the new leader")
 )
+
+// NotLeaderError is returned for writes (and linearizable reads) sent to a
+// node that is not the leader. The fields say where the leader is, if known.
+type NotLeaderError struct {
+	LeaderID   string
+	LeaderRESP string
+	LeaderHTTP string
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.LeaderID == "" {
+		return "not the leader; leader unknown"
+	}
+	return fmt.Sprintf("not the leader; leader=%s resp=%s", e.LeaderID, e.LeaderRESP)
+}
+
+// LimitError reports a key or value above the configured limits.
+type LimitError struct {
+	What  string // "key" or "value"
+	Size  int
+	Limit int
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("%s too large (%d bytes > max %d)", e.What, e.Size, e.Limit)
+}
+
+// Data-path error kinds.
+var (
+	// ErrStale: a read cannot be served at the requested freshness within
+	// its timeout.
+	ErrStale = errors.New("replica too stale")
+	// ErrLostWrite: a token names a write this node's history replaced.
+	ErrLostWrite = errors.New("token names a write lost in a failover")
+	// ErrLoading: a restarted node cannot yet prove its readable state is
+	// at least as new as what it served or acknowledged before it stopped;
+	// clients retry, as on Redis's -LOADING.
+	ErrLoading = errors.New("LOADING")
+	// ErrSyncUnavailable: a write timed out because the commit policy could
+	// not be satisfied (fallback "block").
+	ErrSyncUnavailable = errors.New("not enough synchronous followers")
+	// ErrDiskFull: the node refuses writes because its disk is full or
+	// failing; reads go on.
+	ErrDiskFull = errors.New("disk refuses writes")
+)
+
+// Version is one value as a command sees it.
+type Version struct {
+	LSN      uint64 // where it was written (its version)
+	Value    []byte
+	ExpireAt int64 // Unix ms, 0 = never
+	Deleted  bool
+}
+
+// Expired tells whether the version is past its expiry at nowMs.
+func (v Version) Expired(nowMs int64) bool { return v.ExpireAt != 0 && v.ExpireAt <= nowMs }
+
+// Txn is what a write command's closure runs against: the newest state,
+// its own writes included, and the operations it records.
+type Txn interface {
+	Get(key []byte) (Version, bool, error)
+	Set(key, value []byte, expireAtMs int64)
+	Del(key []byte)
+	FlushAll()
+	// NowMs is the command's clock (every expiry decision uses it, so the
+	// log records absolute expiry times).
+	NowMs() int64
+}
+
+// Reader reads one consistent state.
+type Reader interface {
+	// Get returns key's live, unexpired version.
+	Get(key []byte) (Version, bool, error)
+	// Scan calls fn for live, unexpired keys from start in key order until
+	// fn returns false.
+	Scan(start []byte, fn func(key []byte, v Version) bool) error
+	// Token is the token of the state read.
+	Token() Token
+	// NowMs is the clock expiry is judged at.
+	NowMs() int64
+}

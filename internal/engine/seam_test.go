@@ -10,9 +10,9 @@ import (
 )
 
 // The client APIs reach a node only through Engine: none of their
-// (non-test) files imports the node package, so a replication mode's
-// internals stay behind the seam.
-func TestAPIsDoNotImportTheNode(t *testing.T) {
+// (non-test) files imports the node, a replication mode or the storage, so
+// a mode's internals stay behind the seam.
+func TestAPIsImportOnlyTheEngine(t *testing.T) {
 	files, err := filepath.Glob("../api/*/*.go")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no API files found: %v", err)
@@ -28,8 +28,10 @@ func TestAPIsDoNotImportTheNode(t *testing.T) {
 		}
 		for _, imp := range ast.Imports {
 			path, _ := strconv.Unquote(imp.Path.Value)
-			if strings.HasSuffix(path, "/internal/node") {
-				t.Errorf("%s imports %s; the APIs must use engine.Engine", f, path)
+			for _, banned := range []string{"/internal/node", "/internal/replication", "/internal/storage", "/internal/control"} {
+				if strings.HasSuffix(path, banned) {
+					t.Errorf("%s imports %s; the APIs must use package engine", f, path)
+				}
 			}
 		}
 	}

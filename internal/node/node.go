@@ -271,7 +271,7 @@ func (n *Node) currentLeader() *replication.Leader {
 func (n *Node) notLeaderErr() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	e := &replication.NotLeaderError{LeaderID: n.state.Leader}
+	e := &engine.NotLeaderError{LeaderID: n.state.Leader}
 	if m, ok := n.state.Member(n.state.Leader); ok {
 		e.LeaderRESP, e.LeaderHTTP = m.RESPAddr, m.HTTPAddr
 	}
@@ -279,24 +279,24 @@ func (n *Node) notLeaderErr() error {
 }
 
 // Write runs fn on the leader's write path and returns the token of the
-// committed result; on a follower it returns *replication.NotLeaderError.
-func (n *Node) Write(ctx context.Context, fn func(*replication.Txn) error) (replication.Token, error) {
+// committed result; on a follower it returns *engine.NotLeaderError.
+func (n *Node) Write(ctx context.Context, fn func(engine.Txn) error) (engine.Token, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
 	defer cancel()
 	l, err := n.awaitLeader(ctx)
 	if err != nil {
-		return replication.Token{}, err
+		return engine.Token{}, err
 	}
 	n.admit.RLock()
 	defer n.admit.RUnlock()
 	if err := n.checkSwitching(); err != nil {
-		return replication.Token{}, err
+		return engine.Token{}, err
 	}
 	if err := n.awaitLease(ctx, l.Epoch()); err != nil {
-		return replication.Token{}, err
+		return engine.Token{}, err
 	}
 	start := time.Now()
-	tok, err := l.Propose(ctx, fn)
+	tok, err := l.Propose(ctx, func(tx *replication.Txn) error { return fn(tx) })
 	n.metrics.writeLatency.Observe(time.Since(start).Seconds())
 	if errors.Is(err, replication.ErrStopped) {
 		// The leader stepped down while the write was in flight. Its entry
@@ -305,12 +305,17 @@ func (n *Node) Write(ctx context.Context, fn func(*replication.Txn) error) (repl
 		// "nothing happened" and may retry).
 		return tok, fmt.Errorf("%w: leadership changed during the write; it may or may not have committed; %v", engine.ErrOutcomeUnknown, n.notLeaderErr())
 	}
+	var de *storage.DiskError
+	if errors.As(err, &de) {
+		// The APIs answer this kind as Redis (MISCONF) and HTTP (507) do.
+		return tok, fmt.Errorf("%w: %w", engine.ErrDiskFull, err)
+	}
 	var cmdErr *replication.CommandError
 	if (err == nil || errors.As(err, &cmdErr)) && !n.leaseValid(l.Epoch()) {
 		// Committed, but a leader without a lease may already have been
 		// replaced: acknowledging could promise a write the new leader
 		// lacks.
-		return replication.Token{}, fmt.Errorf("%w (the write may or may not survive)", engine.ErrLeaseExpired)
+		return engine.Token{}, fmt.Errorf("%w (the write may or may not survive)", engine.ErrLeaseExpired)
 	}
 	return tok, err
 }
@@ -319,7 +324,7 @@ func (n *Node) Write(ctx context.Context, fn func(*replication.Txn) error) (repl
 // this node is the appointed leader but has not taken the role yet (start,
 // re-appointment after a restart), it waits for one until ctx ends instead
 // of failing at once; when another node leads it returns a
-// *replication.NotLeaderError naming it.
+// *engine.NotLeaderError naming it.
 func (n *Node) awaitLeader(ctx context.Context) (*replication.Leader, error) {
 	for {
 		n.mu.Lock()
@@ -361,7 +366,7 @@ func (n *Node) awaitInherited(ctx context.Context, l *replication.Leader) error 
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-deadline.C:
-			return fmt.Errorf("%w: this new leader has not yet committed the log it inherited (commit LSN %d); retry", replication.ErrStale, l.Writer().CommitLSN())
+			return fmt.Errorf("%w: this new leader has not yet committed the log it inherited (commit LSN %d); retry", engine.ErrStale, l.Writer().CommitLSN())
 		case <-changed:
 		}
 	}
@@ -397,7 +402,7 @@ func (n *Node) awaitLease(ctx context.Context, epoch uint64) error {
 // WaitReplicas waits until at least want followers have acknowledged lsn
 // durably, or ctx ends, and returns how many have (Redis's WAIT). It wakes
 // on acknowledgements, not by polling. A node that does not lead returns a
-// *replication.NotLeaderError.
+// *engine.NotLeaderError.
 func (n *Node) WaitReplicas(ctx context.Context, lsn uint64, want int) (int, error) {
 	l := n.currentLeader()
 	if l == nil {
@@ -430,18 +435,18 @@ func (n *Node) WaitReplicas(ctx context.Context, lsn uint64, want int) (int, err
 	}
 }
 
-// CheckKey returns a *replication.LimitError if key is too large.
+// CheckKey returns a *engine.LimitError if key is too large.
 func (n *Node) CheckKey(key []byte) error {
 	if len(key) > n.cfg.MaxKeySize {
-		return &replication.LimitError{What: "key", Size: len(key), Limit: n.cfg.MaxKeySize}
+		return &engine.LimitError{What: "key", Size: len(key), Limit: n.cfg.MaxKeySize}
 	}
 	return nil
 }
 
-// CheckValue returns a *replication.LimitError if value is too large.
+// CheckValue returns a *engine.LimitError if value is too large.
 func (n *Node) CheckValue(size int) error {
 	if size > n.cfg.MaxValueSize {
-		return &replication.LimitError{What: "value", Size: size, Limit: n.cfg.MaxValueSize}
+		return &engine.LimitError{What: "value", Size: size, Limit: n.cfg.MaxValueSize}
 	}
 	return nil
 }
@@ -469,10 +474,10 @@ func (n *Node) readPositionRole() (lsn uint64, changed, role <-chan struct{}, is
 
 // Read returns a reader at the freshest state this node may show for the
 // consistency level, no older than floor (the session token).
-func (n *Node) Read(ctx context.Context, c replication.Consistency, floor replication.Token) (*replication.Reader, error) {
+func (n *Node) Read(ctx context.Context, c engine.Consistency, floor engine.Token) (engine.Reader, error) {
 	lsn, changed, roleCh, isLeader := n.readPositionRole()
 	at := replication.ReadPosition{Leader: isLeader, Appointed: n.appointedHere()}
-	if c.Level == replication.LevelBounded && !isLeader {
+	if c.Level == engine.LevelBounded && !isLeader {
 		at.LagSeconds = n.lagSeconds()
 	}
 	route, err := replication.AdmitRead(c, at)
@@ -503,9 +508,9 @@ func (n *Node) Read(ctx context.Context, c replication.Consistency, floor replic
 	for {
 		switch replication.StandingOf(n.store.EpochHistory(), lsn, floor) {
 		case replication.FloorReached:
-			return &replication.Reader{Store: n.store, LSN: lsn, Epoch: n.store.EpochAt(lsn), NowMs: time.Now().UnixMilli()}, nil
+			return &replication.Reader{Store: n.store, LSN: lsn, Epoch: n.store.EpochAt(lsn), ClockMs: time.Now().UnixMilli()}, nil
 		case replication.FloorLost:
-			return nil, fmt.Errorf("%w: token %s names a write this node's history replaced with a later epoch (it is at %s)", replication.ErrLostWrite, floor, replication.Token{Epoch: n.store.EpochAt(lsn), LSN: lsn})
+			return nil, fmt.Errorf("%w: token %s names a write this node's history replaced with a later epoch (it is at %s)", engine.ErrLostWrite, floor, engine.Token{Epoch: n.store.EpochAt(lsn), LSN: lsn})
 		}
 		// Wait for this node to reach the token.
 		if deadline == nil {
@@ -517,7 +522,7 @@ func (n *Node) Read(ctx context.Context, c replication.Consistency, floor replic
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-deadline:
-			return nil, fmt.Errorf("%w: token %s not reached within %s (this node is at %d:%d)", replication.ErrStale, floor, n.cfg.ReadTimeout, n.store.EpochAt(lsn), lsn)
+			return nil, fmt.Errorf("%w: token %s not reached within %s (this node is at %d:%d)", engine.ErrStale, floor, n.cfg.ReadTimeout, n.store.EpochAt(lsn), lsn)
 		case <-changed:
 		case <-roleCh:
 		}
@@ -548,14 +553,14 @@ func (n *Node) checkReadable(lsn uint64) error {
 		return engine.ErrRemoved
 	}
 	if fo != nil && fo.f.Status().State == replication.FollowerSnapshotting {
-		return fmt.Errorf("%w: installing a snapshot from the leader", replication.ErrLoading)
+		return fmt.Errorf("%w: installing a snapshot from the leader", engine.ErrLoading)
 	}
 	if n.loaded.Load() {
 		return nil
 	}
 	floor := replication.RestartFloor(n.bootLast, n.store.State().LastLSN)
 	if lsn < floor {
-		return fmt.Errorf("%w: this node restarted and is catching up: it can read at LSN %d but may have served up to LSN %d before", replication.ErrLoading, lsn, floor)
+		return fmt.Errorf("%w: this node restarted and is catching up: it can read at LSN %d but may have served up to LSN %d before", engine.ErrLoading, lsn, floor)
 	}
 	n.loaded.Store(true)
 	return nil
@@ -595,9 +600,9 @@ func (n *Node) lagSeconds() float64 {
 const caughtUpSilence = time.Second
 
 // Token returns the token of the node's current read state.
-func (n *Node) Token() replication.Token {
+func (n *Node) Token() engine.Token {
 	lsn, _, _ := n.readPosition()
-	return replication.Token{Epoch: n.store.EpochAt(lsn), LSN: lsn}
+	return engine.Token{Epoch: n.store.EpochAt(lsn), LSN: lsn}
 }
 
 // Ready reports whether the node can serve: the leader always; a follower
@@ -668,7 +673,7 @@ func (n *Node) expireOnce(ctx context.Context, limit int) (bool, error) {
 		return false, err
 	}
 	deleted := 0
-	_, err = n.Write(ctx, func(tx *replication.Txn) error {
+	_, err = n.Write(ctx, func(tx engine.Txn) error {
 		deleted = 0
 		for _, r := range recs {
 			// Only the version the record names, and only if it is still

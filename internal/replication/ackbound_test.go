@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/grpc/metadata"
 
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/policy"
 	"github.com/replicant-db/replicant/internal/storage"
 	"github.com/replicant-db/replicant/internal/transport/pb"
@@ -204,12 +205,12 @@ func TestFakeFollowerAckingMaxLSNCommitsNothing(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
-			if _, err := l.Propose(ctx, boundPut("b")); !errors.Is(err, ErrSyncUnavailable) {
-				t.Fatalf("write after the fake ack: got %v, want ErrSyncUnavailable", err)
+			if _, err := l.Propose(ctx, boundPut("b")); !errors.Is(err, engine.ErrSyncUnavailable) {
+				t.Fatalf("write after the fake ack: got %v, want engine.ErrSyncUnavailable", err)
 			}
 			if pending != nil {
-				if err := <-pending; !errors.Is(err, ErrSyncUnavailable) {
-					t.Fatalf("write sent to the fake follower: got %v, want ErrSyncUnavailable", err)
+				if err := <-pending; !errors.Is(err, engine.ErrSyncUnavailable) {
+					t.Fatalf("write sent to the fake follower: got %v, want engine.ErrSyncUnavailable", err)
 				}
 			}
 			if ended == nil {

@@ -1,17 +1,11 @@
 package replication
 
 import (
-	"errors"
 	"fmt"
 
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/storage"
 )
-
-// ErrLoading is returned (wrapped) while a restarted node cannot yet prove
-// that its readable state is at least as new as what it served or
-// acknowledged before it stopped. Clients retry, as they do on Redis's
-// -LOADING.
-var ErrLoading = errors.New("LOADING")
 
 // FloorStanding is how a node's readable state relates to a session floor.
 type FloorStanding uint8
@@ -49,7 +43,7 @@ func (s FloorStanding) String() string {
 // Only epochs that start at or below readLSN count as evidence of a loss:
 // entries above the read LSN are not committed yet and could themselves be
 // rolled back.
-func StandingOf(h []storage.EpochStart, readLSN uint64, t Token) FloorStanding {
+func StandingOf(h []storage.EpochStart, readLSN uint64, t engine.Token) FloorStanding {
 	if t.LSN == 0 {
 		return FloorReached
 	}
@@ -124,18 +118,18 @@ type ReadPosition struct {
 //     leader is never behind itself;
 //   - session and eventual: local; the session floor is judged afterwards
 //     (StandingOf), at every level.
-func AdmitRead(c Consistency, at ReadPosition) (ReadRoute, error) {
+func AdmitRead(c engine.Consistency, at ReadPosition) (ReadRoute, error) {
 	switch c.Level {
-	case LevelDefault:
+	case engine.LevelDefault:
 		if at.Leader || at.Appointed {
 			return RouteLeader, nil
 		}
 		return RouteLocal, nil
-	case LevelLinearizable:
+	case engine.LevelLinearizable:
 		return RouteLeader, nil
-	case LevelBounded:
+	case engine.LevelBounded:
 		if !at.Leader && at.LagSeconds*1000 > float64(c.MaxLagMs) {
-			return RouteLocal, fmt.Errorf("%w: this replica lags %.3fs, more than the %dms bound", ErrStale, at.LagSeconds, c.MaxLagMs)
+			return RouteLocal, fmt.Errorf("%w: this replica lags %.3fs, more than the %dms bound", engine.ErrStale, at.LagSeconds, c.MaxLagMs)
 		}
 	}
 	return RouteLocal, nil

@@ -6,6 +6,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/storage"
 )
 
@@ -17,25 +18,25 @@ func TestStandingOf(t *testing.T) {
 		name    string
 		h       []storage.EpochStart
 		readLSN uint64
-		tok     Token
+		tok     engine.Token
 		want    FloorStanding
 	}{
-		{"no floor", h, 5, Token{}, FloorReached},
-		{"same epoch reached", h, 98800, Token{7, 98727}, FloorReached},
-		{"older epoch kept below the new one", h, 98800, Token{6, 98600}, FloorReached},
-		{"not yet applied", h, 98720, Token{7, 98727}, FloorAhead},
+		{"no floor", h, 5, engine.Token{}, FloorReached},
+		{"same epoch reached", h, 98800, engine.Token{7, 98727}, FloorReached},
+		{"older epoch kept below the new one", h, 98800, engine.Token{6, 98600}, FloorReached},
+		{"not yet applied", h, 98720, engine.Token{7, 98727}, FloorAhead},
 		// The case: the doomed 6:98736 on a node whose committed
 		// history has epoch 7 from 98700.
-		{"doomed suffix of an old leader", h, 98800, Token{6, 98736}, FloorLost},
-		{"doomed even before reaching its LSN", h, 98710, Token{6, 98736}, FloorLost},
+		{"doomed suffix of an old leader", h, 98800, engine.Token{6, 98736}, FloorLost},
+		{"doomed even before reaching its LSN", h, 98710, engine.Token{6, 98736}, FloorLost},
 		// Epoch 7 from 98700 is above the read LSN: not committed here yet,
 		// so it is no evidence of a loss.
-		{"newer epoch not committed yet", h, 98650, Token{6, 98736}, FloorAhead},
+		{"newer epoch not committed yet", h, 98650, engine.Token{6, 98736}, FloorAhead},
 		// The partitioned old leader of epoch 6 holds its own entry at
 		// 98727: it must roll back before it may serve 7:98727.
-		{"old leader holds a divergent entry", []storage.EpochStart{{Epoch: 6, FirstLSN: 1}}, 98736, Token{7, 98727}, FloorAhead},
-		{"token from an epoch never seen, beyond the log", []storage.EpochStart{{Epoch: 6, FirstLSN: 1}}, 100, Token{9, 200}, FloorAhead},
-		{"empty history", nil, 0, Token{1, 1}, FloorAhead},
+		{"old leader holds a divergent entry", []storage.EpochStart{{Epoch: 6, FirstLSN: 1}}, 98736, engine.Token{7, 98727}, FloorAhead},
+		{"token from an epoch never seen, beyond the log", []storage.EpochStart{{Epoch: 6, FirstLSN: 1}}, 100, engine.Token{9, 200}, FloorAhead},
+		{"empty history", nil, 0, engine.Token{1, 1}, FloorAhead},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := StandingOf(tc.h, tc.readLSN, tc.tok); got != tc.want {
@@ -47,14 +48,14 @@ func TestStandingOf(t *testing.T) {
 
 func TestTokenAfter(t *testing.T) {
 	for _, tc := range []struct {
-		a, b Token
+		a, b engine.Token
 		want bool
 	}{
-		{Token{7, 98727}, Token{6, 98736}, true},
-		{Token{6, 98736}, Token{7, 98727}, false},
-		{Token{7, 10}, Token{7, 9}, true},
-		{Token{7, 10}, Token{7, 10}, false},
-		{Token{1, 1}, Token{}, true},
+		{engine.Token{7, 98727}, engine.Token{6, 98736}, true},
+		{engine.Token{6, 98736}, engine.Token{7, 98727}, false},
+		{engine.Token{7, 10}, engine.Token{7, 9}, true},
+		{engine.Token{7, 10}, engine.Token{7, 10}, false},
+		{engine.Token{1, 1}, engine.Token{}, true},
 	} {
 		if got := tc.a.After(tc.b); got != tc.want {
 			t.Errorf("%s.After(%s) = %v, want %v", tc.a, tc.b, got, tc.want)
@@ -80,7 +81,7 @@ func TestStandingOfReachedInOwnHistory(t *testing.T) {
 		}
 		last := lsn + 50
 		at := rapid.Uint64Range(1, last).Draw(t, "at")
-		tok := Token{Epoch: epochAt(h, at), LSN: at}
+		tok := engine.Token{Epoch: epochAt(h, at), LSN: at}
 		read := rapid.Uint64Range(0, last).Draw(t, "read")
 		got := StandingOf(h, read, tok)
 		switch {
@@ -112,24 +113,24 @@ func TestAdmitRead(t *testing.T) {
 	lagging := ReadPosition{LagSeconds: 2}
 	for _, tc := range []struct {
 		name  string
-		c     Consistency
+		c     engine.Consistency
 		at    ReadPosition
 		route ReadRoute
 		stale bool
 	}{
-		{"default on the leader is linearizable", Consistency{}, leader, RouteLeader, false},
-		{"default on an appointed node waits for its role", Consistency{}, appointed, RouteLeader, false},
-		{"default on a replica is eventual", Consistency{}, lagging, RouteLocal, false},
-		{"linearizable anywhere needs the leader", Consistency{Level: LevelLinearizable}, fresh, RouteLeader, false},
-		{"bounded within the bound", Consistency{Level: LevelBounded, MaxLagMs: 100}, fresh, RouteLocal, false},
-		{"bounded beyond the bound", Consistency{Level: LevelBounded, MaxLagMs: 100}, lagging, RouteLocal, true},
-		{"bounded on the leader", Consistency{Level: LevelBounded, MaxLagMs: 0}, leader, RouteLocal, false},
-		{"session is local", Consistency{Level: LevelSession}, lagging, RouteLocal, false},
-		{"eventual is local", Consistency{Level: LevelEventual}, leader, RouteLocal, false},
+		{"default on the leader is linearizable", engine.Consistency{}, leader, RouteLeader, false},
+		{"default on an appointed node waits for its role", engine.Consistency{}, appointed, RouteLeader, false},
+		{"default on a replica is eventual", engine.Consistency{}, lagging, RouteLocal, false},
+		{"linearizable anywhere needs the leader", engine.Consistency{Level: engine.LevelLinearizable}, fresh, RouteLeader, false},
+		{"bounded within the bound", engine.Consistency{Level: engine.LevelBounded, MaxLagMs: 100}, fresh, RouteLocal, false},
+		{"bounded beyond the bound", engine.Consistency{Level: engine.LevelBounded, MaxLagMs: 100}, lagging, RouteLocal, true},
+		{"bounded on the leader", engine.Consistency{Level: engine.LevelBounded, MaxLagMs: 0}, leader, RouteLocal, false},
+		{"session is local", engine.Consistency{Level: engine.LevelSession}, lagging, RouteLocal, false},
+		{"eventual is local", engine.Consistency{Level: engine.LevelEventual}, leader, RouteLocal, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			route, err := AdmitRead(tc.c, tc.at)
-			if route != tc.route || errors.Is(err, ErrStale) != tc.stale || (err != nil) != tc.stale {
+			if route != tc.route || errors.Is(err, engine.ErrStale) != tc.stale || (err != nil) != tc.stale {
 				t.Fatalf("AdmitRead = %v, %v; want route %v, stale %v", route, err, tc.route, tc.stale)
 			}
 		})

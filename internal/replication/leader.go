@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc/peer"
 
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/policy"
 	"github.com/replicant-db/replicant/internal/storage"
 	"github.com/replicant-db/replicant/internal/transport/pb"
@@ -24,10 +25,6 @@ type ControlPlane interface {
 	// CompareAndSetSyncSet stores set if the sync set is still from.
 	CompareAndSetSyncSet(ctx context.Context, epoch uint64, from, set []string) error
 }
-
-// ErrSyncUnavailable is returned (wrapped) when a write timed out because the
-// commit policy could not be satisfied (fallback "block").
-var ErrSyncUnavailable = errors.New("not enough synchronous followers")
 
 // LeaderConfig configures the leader's replication driver.
 type LeaderConfig struct {
@@ -164,14 +161,14 @@ func (l *Leader) Close() {
 
 // Propose runs fn on the write path. A write that times out while the
 // policy cannot be met says why.
-func (l *Leader) Propose(ctx context.Context, fn func(*Txn) error) (Token, error) {
+func (l *Leader) Propose(ctx context.Context, fn func(*Txn) error) (engine.Token, error) {
 	tok, err := l.writer.Propose(ctx, fn)
 	if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
 		l.mu.Lock()
 		blocked, why := l.core.Blocked()
 		l.mu.Unlock()
 		if blocked {
-			return tok, fmt.Errorf("%w: %s (the write may still commit once followers return)", ErrSyncUnavailable, why)
+			return tok, fmt.Errorf("%w: %s (the write may still commit once followers return)", engine.ErrSyncUnavailable, why)
 		}
 	}
 	return tok, err

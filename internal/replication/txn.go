@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/storage"
 )
 
@@ -38,7 +39,7 @@ type Txn struct {
 func (t *Txn) NowMs() int64 { return t.nowMs }
 
 // Get returns key's live, unexpired value.
-func (t *Txn) Get(key []byte) (storage.Version, bool, error) {
+func (t *Txn) Get(key []byte) (engine.Version, bool, error) {
 	v, ok, hit := t.own.get(key)
 	if !hit {
 		v, ok, hit = t.group.get(key)
@@ -47,13 +48,20 @@ func (t *Txn) Get(key []byte) (storage.Version, bool, error) {
 		var err error
 		v, ok, err = t.store.Get(key, storage.Latest)
 		if err != nil {
-			return storage.Version{}, false, err
+			return engine.Version{}, false, err
 		}
 	}
 	if !ok || v.Expired(t.nowMs) {
-		return storage.Version{}, false, nil
+		return engine.Version{}, false, nil
 	}
-	return v, true, nil
+	return asVersion(v), true, nil
+}
+
+var _ engine.Txn = (*Txn)(nil)
+
+// asVersion is a stored version as commands see it.
+func asVersion(v storage.Version) engine.Version {
+	return engine.Version{LSN: v.LSN, Value: v.Value, ExpireAt: v.ExpireAt, Deleted: v.Deleted}
 }
 
 // Set stores value under key; expireAtMs 0 means no expiry.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/storage"
 )
 
@@ -193,12 +194,12 @@ func TestTxnViewMatchesCommittedState(t *testing.T) {
 				t.Fatalf("the write path saw %q, want %q", got, tt.want)
 			}
 			last := res[len(res)-1].tok
-			r := &Reader{Store: s, LSN: w.CommitLSN(), Epoch: s.EpochAt(w.CommitLSN()), NowMs: testNowMs}
+			r := &Reader{Store: s, LSN: w.CommitLSN(), Epoch: s.EpochAt(w.CommitLSN()), ClockMs: testNowMs}
 			if r.LSN < last.LSN {
 				t.Fatalf("commit LSN %d below the batch's token %v", r.LSN, last)
 			}
 			var got []string
-			if err := r.Scan(nil, func(k []byte, v storage.Version) bool {
+			if err := r.Scan(nil, func(k []byte, v engine.Version) bool {
 				got = append(got, fmt.Sprintf("%s=%s", k, v.Value))
 				return true
 			}); err != nil {

@@ -9,22 +9,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/storage"
 )
 
 // ErrStopped is returned to proposals when the write path shuts down.
 var ErrStopped = errors.New("replication: write path stopped")
-
-// LimitError reports a key or value above the configured maximum.
-type LimitError struct {
-	What  string // "key" or "value"
-	Size  int
-	Limit int
-}
-
-func (e *LimitError) Error() string {
-	return fmt.Sprintf("%s too large (%d bytes > max %d)", e.What, e.Size, e.Limit)
-}
 
 // BatchStats describes one group-commit batch, for metrics.
 type BatchStats struct {
@@ -148,14 +138,14 @@ func (w *Writer) Epoch() uint64 { return w.cfg.Epoch }
 // Propose runs fn on the write path and waits until its effects (and every
 // state it read) are committed. It returns the token of that state. If ctx
 // ends first the write may still commit later.
-func (w *Writer) Propose(ctx context.Context, fn func(*Txn) error) (Token, error) {
+func (w *Writer) Propose(ctx context.Context, fn func(*Txn) error) (engine.Token, error) {
 	p := &proposal{fn: fn, done: make(chan error, 1)}
 	select {
 	case w.props <- p:
 	case <-w.stop:
-		return Token{}, ErrStopped
+		return engine.Token{}, ErrStopped
 	case <-ctx.Done():
-		return Token{}, ctx.Err()
+		return engine.Token{}, ctx.Err()
 	}
 	var err error
 	select {
@@ -170,15 +160,15 @@ func (w *Writer) Propose(ctx context.Context, fn func(*Txn) error) (Token, error
 			err = ErrStopped
 		}
 	case <-ctx.Done():
-		return Token{}, ctx.Err()
+		return engine.Token{}, ctx.Err()
 	}
 	if err != nil {
 		if p.fnErr != nil && err == p.fnErr {
-			return Token{Epoch: p.epoch, LSN: p.waitLSN}, &CommandError{Err: err}
+			return engine.Token{Epoch: p.epoch, LSN: p.waitLSN}, &CommandError{Err: err}
 		}
-		return Token{}, err
+		return engine.Token{}, err
 	}
-	return Token{Epoch: p.epoch, LSN: p.waitLSN}, nil
+	return engine.Token{Epoch: p.epoch, LSN: p.waitLSN}, nil
 }
 
 // Close stops accepting proposals, lets in-flight batches finish, and fails

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/storage"
 	"github.com/replicant-db/replicant/internal/storage/faultfs"
 )
@@ -108,7 +109,7 @@ func TestWriterRecoversAfterLogFailure(t *testing.T) {
 	}
 	fs.FailWAL.Store(false)
 	deadline := time.Now().Add(waitTimeout)
-	var tok Token
+	var tok engine.Token
 	for {
 		tok, err = w.Propose(ctxT(t), setKey("c", "3"))
 		if err == nil {

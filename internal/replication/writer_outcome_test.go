@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/replicant-db/replicant/internal/engine"
 )
 
 // A command that fails on state not yet committed is answered only once
@@ -28,7 +30,7 @@ func TestFailedCommandWaitsForTheStateItRead(t *testing.T) {
 
 	errNotInt := errors.New("ERR value is not an integer or out of range")
 	type answer struct {
-		tok Token
+		tok engine.Token
 		err error
 	}
 	second := make(chan answer, 1)

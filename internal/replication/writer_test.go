@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/storage"
 )
 
@@ -111,7 +112,7 @@ func (g *gate) open(t testing.TB) {
 }
 
 type result struct {
-	tok Token
+	tok engine.Token
 	err error
 }
 
@@ -199,7 +200,7 @@ func TestConcurrentIncrementsLoseNothing(t *testing.T) {
 			// Queue every worker's first increment behind a gate, so at
 			// least one batch holds many entries however fast fsync is.
 			g := holdSequencer(t, w)
-			toks := make([][]Token, tt.workers)
+			toks := make([][]engine.Token, tt.workers)
 			errs := make(chan error, tt.workers)
 			var wg sync.WaitGroup
 			for i := range tt.workers {
@@ -341,21 +342,21 @@ func TestNoOpProposal(t *testing.T) {
 	noop := func(*Txn) error { return nil }
 
 	tok, err := w.Propose(ctxT(t), noop)
-	if err != nil || tok != (Token{}) {
+	if err != nil || tok != (engine.Token{}) {
 		t.Fatalf("no-op on an empty log = %v, %v; want the zero token", tok, err)
 	}
 	res := proposeInOneBatch(t, w,
 		func(tx *Txn) error { tx.Set([]byte("k"), []byte("v"), 0); return nil },
 		noop,
 	)
-	if res[1].err != nil || res[1].tok != (Token{Epoch: 5, LSN: 1}) {
+	if res[1].err != nil || res[1].tok != (engine.Token{Epoch: 5, LSN: 1}) {
 		t.Fatalf("no-op after a write in its batch = %+v, want 5:1", res[1])
 	}
 	if w.CommitLSN() < 1 {
 		t.Fatalf("no-op returned before the write it follows committed (commit %d)", w.CommitLSN())
 	}
 	tok, err = w.Propose(ctxT(t), noop)
-	if err != nil || tok != (Token{Epoch: 5, LSN: 1}) {
+	if err != nil || tok != (engine.Token{Epoch: 5, LSN: 1}) {
 		t.Fatalf("no-op = %v, %v; want 5:1", tok, err)
 	}
 	if st := s.State(); st.LastLSN != 1 {
@@ -390,11 +391,11 @@ func TestWriterResumesAfterRestart(t *testing.T) {
 	if w.CommitLSN() != 3 {
 		t.Fatalf("CommitLSN after restart = %d, want 3", w.CommitLSN())
 	}
-	if tok, err := w.Propose(ctxT(t), func(*Txn) error { return nil }); err != nil || tok != (Token{Epoch: 2, LSN: 3}) {
+	if tok, err := w.Propose(ctxT(t), func(*Txn) error { return nil }); err != nil || tok != (engine.Token{Epoch: 2, LSN: 3}) {
 		t.Fatalf("no-op after restart = %v, %v; want 2:3", tok, err)
 	}
 	tok, err := w.Propose(ctxT(t), increment("n"))
-	if err != nil || tok != (Token{Epoch: 3, LSN: 4}) {
+	if err != nil || tok != (engine.Token{Epoch: 3, LSN: 4}) {
 		t.Fatalf("write after restart = %v, %v; want 3:4", tok, err)
 	}
 	if got := counterValue(t, s, "n", storage.Latest); got != 4 {

@@ -18,8 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/replicant-db/replicant/internal/engine"
-	"github.com/replicant-db/replicant/internal/replication"
-	"github.com/replicant-db/replicant/internal/storage"
 )
 
 // Header names of the Contract.
@@ -163,7 +161,7 @@ func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-func (s *Server) setToken(w http.ResponseWriter, t replication.Token) {
+func (s *Server) setToken(w http.ResponseWriter, t engine.Token) {
 	w.Header().Set(HeaderToken, t.String())
 }
 
@@ -185,14 +183,14 @@ func (s *Server) record(cmd string, start time.Time, err error) {
 }
 
 // readParams parses the consistency and token headers.
-func readParams(r *http.Request) (replication.Consistency, replication.Token, error) {
-	c, err := replication.ParseConsistency(r.Header.Get(HeaderConsistency))
+func readParams(r *http.Request) (engine.Consistency, engine.Token, error) {
+	c, err := engine.ParseConsistency(r.Header.Get(HeaderConsistency))
 	if err != nil {
-		return c, replication.Token{}, err
+		return c, engine.Token{}, err
 	}
-	var floor replication.Token
+	var floor engine.Token
 	if t := r.Header.Get(HeaderToken); t != "" {
-		if floor, err = replication.ParseToken(t); err != nil {
+		if floor, err = engine.ParseToken(t); err != nil {
 			return c, floor, err
 		}
 	}
@@ -275,7 +273,7 @@ func (s *Server) putKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("value too large (more than max %d bytes)", limit))
 		return
 	}
-	tok, err := s.b.Write(r.Context(), func(tx *replication.Txn) error {
+	tok, err := s.b.Write(r.Context(), func(tx engine.Txn) error {
 		var exp int64
 		if ttl > 0 {
 			exp = tx.NowMs() + ttl.Milliseconds()
@@ -296,7 +294,7 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	key := kvKey(r)
 	existed := false
-	tok, err := s.b.Write(r.Context(), func(tx *replication.Txn) error {
+	tok, err := s.b.Write(r.Context(), func(tx engine.Txn) error {
 		_, ok, err := tx.Get(key)
 		if err != nil {
 			return err
@@ -321,7 +319,7 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) writeOpError(w http.ResponseWriter, r *http.Request, err error) {
-	var nl *replication.NotLeaderError
+	var nl *engine.NotLeaderError
 	switch {
 	case errors.As(err, &nl):
 		if nl.LeaderHTTP == "" {
@@ -331,21 +329,20 @@ func (s *Server) writeOpError(w http.ResponseWriter, r *http.Request, err error)
 		u := url.URL{Scheme: "http", Host: nl.LeaderHTTP, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
 		w.Header().Set("Location", u.String())
 		writeError(w, http.StatusTemporaryRedirect, err)
-	case errors.Is(err, replication.ErrStale), errors.Is(err, replication.ErrSyncUnavailable), errors.Is(err, engine.ErrLeaseExpired),
-		errors.Is(err, replication.ErrLoading), errors.Is(err, engine.ErrRemoved):
+	case errors.Is(err, engine.ErrStale), errors.Is(err, engine.ErrSyncUnavailable), errors.Is(err, engine.ErrLeaseExpired),
+		errors.Is(err, engine.ErrLoading), errors.Is(err, engine.ErrRemoved):
 		writeError(w, http.StatusServiceUnavailable, err)
-	case errors.Is(err, replication.ErrLostWrite):
+	case errors.Is(err, engine.ErrLostWrite):
 		writeError(w, http.StatusGone, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusGatewayTimeout, err)
 	default:
-		var le *replication.LimitError
+		var le *engine.LimitError
 		if errors.As(err, &le) {
 			writeError(w, http.StatusRequestEntityTooLarge, err)
 			return
 		}
-		var de *storage.DiskError
-		if errors.As(err, &de) {
+		if errors.Is(err, engine.ErrDiskFull) {
 			// WebDAV's code for "the server cannot store this": clients and
 			// proxies tell it from a crash (500), and it is retryable.
 			writeError(w, http.StatusInsufficientStorage, err)
@@ -426,7 +423,7 @@ func (s *Server) failover(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	if err := s.b.Switchover(ctx, req.To); err != nil {
-		var nl *replication.NotLeaderError
+		var nl *engine.NotLeaderError
 		if errors.As(err, &nl) {
 			s.writeOpError(w, r, err)
 			return

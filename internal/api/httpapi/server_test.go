@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/node"
-	"github.com/replicant-db/replicant/internal/replication"
 )
 
 // testMaxValue is small so the limit tests stay fast; 1 MiB is still far
@@ -78,7 +78,7 @@ type result struct {
 	code   int
 	header http.Header
 	body   []byte
-	token  replication.Token
+	token  engine.Token
 }
 
 // noRedirect lets tests see 3xx answers instead of following them.
@@ -111,7 +111,7 @@ func (e *testEnv) do(t *testing.T, method, path string, body io.Reader, hdr map[
 	if raw == "" {
 		t.Fatalf("%s %s: %d answer has no %s header", method, path, resp.StatusCode, HeaderToken)
 	}
-	tok, err := replication.ParseToken(raw)
+	tok, err := engine.ParseToken(raw)
 	if err != nil {
 		t.Fatalf("%s %s: %d answer has bad %s %q: %v", method, path, resp.StatusCode, HeaderToken, raw, err)
 	}
@@ -131,7 +131,7 @@ func (e *testEnv) put(t *testing.T, path string, value []byte) result {
 // tell which key bytes a request path really named.
 func (e *testEnv) readKey(t *testing.T, key string) ([]byte, bool) {
 	t.Helper()
-	rd, err := e.n.Read(context.Background(), replication.Consistency{}, replication.Token{})
+	rd, err := e.n.Read(context.Background(), engine.Consistency{}, engine.Token{})
 	if err != nil {
 		t.Fatalf("node read: %v", err)
 	}
@@ -143,7 +143,7 @@ func (e *testEnv) readKey(t *testing.T, key string) ([]byte, bool) {
 }
 
 // before reports whether a is older than b (by LSN, then epoch).
-func before(a, b replication.Token) bool {
+func before(a, b engine.Token) bool {
 	return a.LSN < b.LSN || (a.LSN == b.LSN && a.Epoch < b.Epoch)
 }
 
@@ -354,11 +354,11 @@ func TestTokensAndSessionReads(t *testing.T) {
 		// The LSN exists here under a later epoch: the token's older-epoch
 		// write was replaced in a failover, and the read must say so
 		// rather than go back in time.
-		{"replaced epoch", session(replication.Token{Epoch: w2.token.Epoch - 1, LSN: w2.token.LSN}.String()), 410, "", "epoch"},
+		{"replaced epoch", session(engine.Token{Epoch: w2.token.Epoch - 1, LSN: w2.token.LSN}.String()), 410, "", "epoch"},
 		// A token of an epoch this node never saw: this node may be the
 		// stale one (a cut-off old leader), so it cannot call the write
 		// lost; it waits and fails as not reached.
-		{"unseen epoch", session(replication.Token{Epoch: w2.token.Epoch + 5, LSN: w2.token.LSN}.String()), 503, "", "not reached"},
+		{"unseen epoch", session(engine.Token{Epoch: w2.token.Epoch + 5, LSN: w2.token.LSN}.String()), 503, "", "not reached"},
 		{"malformed token", session("12"), 400, "", "token"},
 		{"non-numeric token", session("a:b"), 400, "", "token"},
 		{"unknown consistency", map[string]string{HeaderConsistency: "psychic"}, 400, "", "consistency"},

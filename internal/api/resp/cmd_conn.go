@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/replicant-db/replicant/internal/replication"
+	"github.com/replicant-db/replicant/internal/engine"
 )
 
 // redisVersion is the Redis version replicant reports to clients.
@@ -167,10 +167,10 @@ func (s *Server) cmdReset(c *client, _ [][]byte) {
 	c.proto = 2
 	c.name = ""
 	c.authed = s.b.Settings().RequirePass == ""
-	c.cons = replication.Consistency{}
-	c.token = replication.Token{}
-	c.floor = replication.Token{}
-	c.lastWrite = replication.Token{}
+	c.cons = engine.Consistency{}
+	c.token = engine.Token{}
+	c.floor = engine.Token{}
+	c.lastWrite = engine.Token{}
 	c.simple("RESET")
 }
 

@@ -7,13 +7,12 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/replicant-db/replicant/internal/replication"
-	"github.com/replicant-db/replicant/internal/storage"
+	"github.com/replicant-db/replicant/internal/engine"
 )
 
 func (s *Server) cmdDel(c *client, args [][]byte) {
 	n := int64(0)
-	if c.write(func(tx kv) error {
+	if c.write(func(tx engine.Txn) error {
 		n = 0
 		for _, k := range args[1:] {
 			_, ok, err := tx.Get(k)
@@ -85,7 +84,7 @@ func (s *Server) cmdRenameNX(c *client, args [][]byte) {
 // not (RENAMENX), or -1 after answering an error.
 func (s *Server) rename(c *client, src, dst []byte, nx bool) int64 {
 	res := int64(0)
-	if !c.write(func(tx kv) error {
+	if !c.write(func(tx engine.Txn) error {
 		res = 0
 		v, ok, err := tx.Get(src)
 		if err != nil {
@@ -143,7 +142,7 @@ func (s *Server) cmdCopy(c *client, args [][]byte) {
 		return
 	}
 	res := int64(0)
-	if c.write(func(tx kv) error {
+	if c.write(func(tx engine.Txn) error {
 		res = 0
 		v, ok, err := tx.Get(src)
 		if err != nil || !ok {
@@ -212,7 +211,7 @@ func (s *Server) cmdExpire(c *client, args [][]byte) {
 	}
 	key := args[1]
 	res := int64(0)
-	if c.write(func(tx kv) error {
+	if c.write(func(tx engine.Txn) error {
 		res = 0
 		at := when
 		if relative {
@@ -265,7 +264,7 @@ func (s *Server) cmdTTL(c *client, args [][]byte) {
 	case name == "pexpiretime":
 		c.int(v.ExpireAt)
 	default:
-		ms := max(v.ExpireAt-r.NowMs, 0)
+		ms := max(v.ExpireAt-r.NowMs(), 0)
 		if name == "ttl" {
 			c.int((ms + 500) / 1000)
 		} else {
@@ -277,7 +276,7 @@ func (s *Server) cmdTTL(c *client, args [][]byte) {
 func (s *Server) cmdPersist(c *client, args [][]byte) {
 	key := args[1]
 	res := int64(0)
-	if c.write(func(tx kv) error {
+	if c.write(func(tx engine.Txn) error {
 		res = 0
 		v, ok, err := tx.Get(key)
 		if err != nil || !ok || v.ExpireAt == 0 {
@@ -346,7 +345,7 @@ func (s *Server) cmdScan(c *client, args [][]byte) {
 	var keys [][]byte
 	var last []byte
 	examined, more := int64(0), false
-	err = r.Scan(start, func(k []byte, _ storage.Version) bool {
+	err = r.Scan(start, func(k []byte, _ engine.Version) bool {
 		if start != nil && bytes.Equal(k, start) {
 			return true
 		}
@@ -385,7 +384,7 @@ func (s *Server) cmdKeys(c *client, args [][]byte) {
 		return
 	}
 	var keys [][]byte
-	err := r.Scan(nil, func(k []byte, _ storage.Version) bool {
+	err := r.Scan(nil, func(k []byte, _ engine.Version) bool {
 		if all || globMatch(pattern, k) {
 			keys = append(keys, append([]byte(nil), k...))
 		}
@@ -413,7 +412,7 @@ func (s *Server) cmdRandomKey(c *client, _ [][]byte) {
 		probe[i] = byte(rand.Uint32())
 	}
 	var key []byte
-	first := func(k []byte, _ storage.Version) bool {
+	first := func(k []byte, _ engine.Version) bool {
 		key = append([]byte(nil), k...)
 		return false
 	}
@@ -432,8 +431,8 @@ func (s *Server) cmdRandomKey(c *client, _ [][]byte) {
 }
 
 // countKeys counts live keys and those with an expiry.
-func countKeys(r *replication.Reader) (keys, expires int64, err error) {
-	err = r.Scan(nil, func(_ []byte, v storage.Version) bool {
+func countKeys(r engine.Reader) (keys, expires int64, err error) {
+	err = r.Scan(nil, func(_ []byte, v engine.Version) bool {
 		keys++
 		if v.ExpireAt != 0 {
 			expires++
@@ -464,13 +463,13 @@ func (s *Server) cmdFlush(c *client, args [][]byte) {
 	}
 	// An empty database needs no entry: answer from the committed state,
 	// as the dry run of any other no-op write does.
-	r, err := c.s.b.Read(c.ctx, replication.Consistency{Level: replication.LevelLinearizable}, replication.Token{})
+	r, err := c.s.b.Read(c.ctx, engine.Consistency{Level: engine.LevelLinearizable}, engine.Token{})
 	if err != nil {
 		c.backendErr(err)
 		return
 	}
 	empty := true
-	if err := r.Scan(nil, func([]byte, storage.Version) bool { empty = false; return false }); err != nil {
+	if err := r.Scan(nil, func([]byte, engine.Version) bool { empty = false; return false }); err != nil {
 		c.backendErr(err)
 		return
 	}
@@ -479,7 +478,7 @@ func (s *Server) cmdFlush(c *client, args [][]byte) {
 		c.ok()
 		return
 	}
-	if c.write(func(tx kv) error {
+	if c.write(func(tx engine.Txn) error {
 		tx.FlushAll()
 		return nil
 	}) {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/replicant-db/replicant/internal/engine"
-	"github.com/replicant-db/replicant/internal/replication"
 )
 
 // splitAddr splits host:port; a missing or bad port is 0.
@@ -114,7 +113,7 @@ func (s *Server) cmdInfo(c *client, args [][]byte) {
 		// Local state, whatever the connection's consistency: INFO must
 		// answer on any node.
 		var keys, expires int64
-		r, err := s.b.Read(c.ctx, replication.Consistency{Level: replication.LevelEventual}, replication.Token{})
+		r, err := s.b.Read(c.ctx, engine.Consistency{Level: engine.LevelEventual}, engine.Token{})
 		if err == nil {
 			keys, expires, err = countKeys(r)
 		}
@@ -310,7 +309,7 @@ func (s *Server) cmdConfig(c *client, args [][]byte) {
 func (s *Server) cmdToken(c *client, _ [][]byte) { c.bulkString(c.token.String()) }
 
 func (s *Server) cmdSession(c *client, args [][]byte) {
-	t, err := replication.ParseToken(string(args[1]))
+	t, err := engine.ParseToken(string(args[1]))
 	if err != nil {
 		c.err("ERR " + err.Error())
 		return
@@ -329,7 +328,7 @@ func (s *Server) cmdConsistency(c *client, args [][]byte) {
 	for i, a := range args[1:] {
 		parts[i] = string(a)
 	}
-	cons, err := replication.ParseConsistency(strings.Join(parts, " "))
+	cons, err := engine.ParseConsistency(strings.Join(parts, " "))
 	if err != nil {
 		c.err("ERR " + err.Error())
 		return

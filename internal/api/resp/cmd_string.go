@@ -4,6 +4,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/replicant-db/replicant/internal/engine"
 )
 
 // maxStringLen is Redis's proto-max-bulk-len, the largest string SETRANGE
@@ -133,7 +135,7 @@ func (s *Server) set(c *client, key, val []byte, o setOpts, cmd string) (did boo
 			c.backendErr(err)
 			return false, nil, false, false
 		}
-		ok = c.writeBlind(func(tx kv) {
+		ok = c.writeBlind(func(tx engine.Txn) {
 			at, _ := o.expireAt(tx.NowMs(), cmd)
 			if at != 0 && at <= tx.NowMs() {
 				tx.Del(key)
@@ -143,7 +145,7 @@ func (s *Server) set(c *client, key, val []byte, o setOpts, cmd string) (did boo
 		})
 		return ok, nil, false, ok
 	}
-	ok = c.write(func(tx kv) error {
+	ok = c.write(func(tx engine.Txn) error {
 		did, old, found = false, nil, false
 		at, err := o.expireAt(tx.NowMs(), cmd)
 		if err != nil {
@@ -229,7 +231,7 @@ func (s *Server) cmdGetDel(c *client, args [][]byte) {
 	key := args[1]
 	var old []byte
 	var found bool
-	if !c.write(func(tx kv) error {
+	if !c.write(func(tx engine.Txn) error {
 		v, ok, err := tx.Get(key)
 		if err != nil {
 			return err
@@ -262,7 +264,7 @@ func (s *Server) cmdGetEx(c *client, args [][]byte) {
 	key := args[1]
 	var val []byte
 	var found bool
-	if !c.write(func(tx kv) error {
+	if !c.write(func(tx engine.Txn) error {
 		val, found = nil, false
 		at, err := o.expireAt(tx.NowMs(), "getex")
 		if err != nil {
@@ -336,7 +338,7 @@ func (s *Server) cmdMSet(c *client, args [][]byte) {
 	if !s.msetArgs(c, args, "mset") {
 		return
 	}
-	if c.write(func(tx kv) error {
+	if c.write(func(tx engine.Txn) error {
 		for i := 1; i < len(args); i += 2 {
 			tx.Set(args[i], args[i+1], 0)
 		}
@@ -351,7 +353,7 @@ func (s *Server) cmdMSetNX(c *client, args [][]byte) {
 		return
 	}
 	did := false
-	if c.write(func(tx kv) error {
+	if c.write(func(tx engine.Txn) error {
 		did = false
 		for i := 1; i < len(args); i += 2 {
 			_, exists, err := tx.Get(args[i])
@@ -397,7 +399,7 @@ func (s *Server) cmdDecrBy(c *client, args [][]byte) {
 // incrBy adds delta to key's integer value, keeping its expiry.
 func (s *Server) incrBy(c *client, key []byte, delta int64) {
 	var res int64
-	if c.write(func(tx kv) error {
+	if c.write(func(tx engine.Txn) error {
 		v, found, err := tx.Get(key)
 		if err != nil {
 			return err
@@ -424,7 +426,7 @@ func (s *Server) incrBy(c *client, key []byte, delta int64) {
 func (s *Server) cmdIncrByFloat(c *client, args [][]byte) {
 	key, incr := args[1], args[2]
 	var res string
-	if c.write(func(tx kv) error {
+	if c.write(func(tx engine.Txn) error {
 		v, found, err := tx.Get(key)
 		if err != nil {
 			return err
@@ -447,7 +449,7 @@ func (s *Server) cmdIncrByFloat(c *client, args [][]byte) {
 func (s *Server) cmdAppend(c *client, args [][]byte) {
 	key, add := args[1], args[2]
 	var n int
-	if c.write(func(tx kv) error {
+	if c.write(func(tx engine.Txn) error {
 		v, found, err := tx.Get(key)
 		if err != nil {
 			return err
@@ -538,7 +540,7 @@ func (s *Server) cmdSetRange(c *client, args [][]byte) {
 		return
 	}
 	var n int64
-	if c.write(func(tx kv) error {
+	if c.write(func(tx engine.Txn) error {
 		v, _, err := tx.Get(key)
 		if err != nil {
 			return err

@@ -10,8 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/replicant-db/replicant/internal/engine"
-	"github.com/replicant-db/replicant/internal/replication"
-	"github.com/replicant-db/replicant/internal/storage"
 )
 
 // replyError is an error reply decided inside a write closure; its text is
@@ -55,8 +53,8 @@ func (c *client) arityErr(name string) {
 // backendErr answers an error returned by the backend or a write closure.
 func (c *client) backendErr(err error) {
 	var re replyError
-	var nl *replication.NotLeaderError
-	var le *replication.LimitError
+	var nl *engine.NotLeaderError
+	var le *engine.LimitError
 	switch {
 	case errors.As(err, &re):
 		c.err(string(re))
@@ -68,15 +66,15 @@ func (c *client) backendErr(err error) {
 		}
 	case errors.As(err, &le):
 		c.err("ERR " + le.Error())
-	case errors.Is(err, replication.ErrLoading):
+	case errors.Is(err, engine.ErrLoading):
 		// Redis's own error for a server still loading its data set.
 		c.err(strings.Replace(err.Error(), "LOADING: ", "LOADING ", 1))
-	case errors.Is(err, replication.ErrStale):
+	case errors.Is(err, engine.ErrStale):
 		c.err("TRYAGAIN " + err.Error())
-	case errors.As(err, new(*storage.DiskError)):
+	case errors.Is(err, engine.ErrDiskFull):
 		// Redis answers writes it cannot persist with MISCONF.
 		c.err("MISCONF " + err.Error())
-	case errors.Is(err, replication.ErrLostWrite):
+	case errors.Is(err, engine.ErrLostWrite):
 		c.err("ERR " + err.Error())
 	default:
 		c.err("ERR " + err.Error())
@@ -134,20 +132,20 @@ func (c *client) verbatim(s string) {
 }
 
 // observe raises the connection's token to t (later epoch first: see
-// replication.Token.After).
-func (c *client) observe(t replication.Token) { c.token = c.token.Later(t) }
+// engine.Token.After).
+func (c *client) observe(t engine.Token) { c.token = c.token.Later(t) }
 
 // read opens a reader at the connection's consistency (and, for session
 // consistency, no older than its token). On failure it has answered.
-func (c *client) read() (*replication.Reader, bool) {
+func (c *client) read() (engine.Reader, bool) {
 	// REPLICANT.SESSION's floor binds every read on the connection; the
 	// tokens the connection observed itself bind session reads.
 	floor := c.floor
-	if c.cons.Level == replication.LevelSession {
+	if c.cons.Level == engine.LevelSession {
 		floor = floor.Later(c.token)
 	}
 	r, err := c.s.b.Read(c.ctx, c.cons, floor)
-	var nl *replication.NotLeaderError
+	var nl *engine.NotLeaderError
 	if errors.As(err, &nl) {
 		// Only linearizable reads need the leader.
 		c.errorf("ERR linearizable reads are served by the leader (leader=%s resp=%s); use REPLICANT.CONSISTENCY session, bounded or eventual to read from this replica", nl.LeaderID, nl.LeaderRESP)

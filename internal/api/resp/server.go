@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/replicant-db/replicant/internal/engine"
-	"github.com/replicant-db/replicant/internal/replication"
 )
 
 // Server serves the Redis protocol for one engine.Engine.
@@ -168,10 +167,10 @@ type client struct {
 	quit    bool
 	failed  bool // the current command replied with an error
 
-	cons      replication.Consistency
-	token     replication.Token // newest state this connection observed
-	floor     replication.Token // set by REPLICANT.SESSION: every read honours it
-	lastWrite replication.Token // token of this connection's last write
+	cons      engine.Consistency
+	token     engine.Token // newest state this connection observed
+	floor     engine.Token // set by REPLICANT.SESSION: every read honours it
+	lastWrite engine.Token // token of this connection's last write
 }
 
 // handle runs one command. serveConn calls it in order for each

@@ -17,7 +17,6 @@ import (
 
 	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/node"
-	"github.com/replicant-db/replicant/internal/replication"
 	"github.com/replicant-db/replicant/internal/storage"
 )
 
@@ -454,9 +453,9 @@ type fakeBackend struct {
 	status   *engine.Status
 }
 
-func (f *fakeBackend) Write(ctx context.Context, fn func(*replication.Txn) error) (replication.Token, error) {
+func (f *fakeBackend) Write(ctx context.Context, fn func(engine.Txn) error) (engine.Token, error) {
 	if f.writeErr != nil {
-		return replication.Token{}, f.writeErr
+		return engine.Token{}, f.writeErr
 	}
 	return f.Node.Write(ctx, fn)
 }
@@ -486,8 +485,8 @@ func (f *fakeBackend) WaitReplicas(ctx context.Context, lsn uint64, want int) (i
 	return n, nil
 }
 
-func (f *fakeBackend) Read(ctx context.Context, c replication.Consistency, floor replication.Token) (*replication.Reader, error) {
-	if f.readErr != nil && c.Level == replication.LevelLinearizable {
+func (f *fakeBackend) Read(ctx context.Context, c engine.Consistency, floor engine.Token) (engine.Reader, error) {
+	if f.readErr != nil && c.Level == engine.LevelLinearizable {
 		return nil, f.readErr
 	}
 	return f.Node.Read(ctx, c, floor)
@@ -514,7 +513,7 @@ func startFake(t *testing.T, f func(n *node.Node) *fakeBackend) string {
 // TestReadOnly: a follower's NotLeaderError becomes Redis's READONLY reply
 // naming the leader.
 func TestReadOnly(t *testing.T) {
-	nl := &replication.NotLeaderError{LeaderID: "n1", LeaderRESP: "127.0.0.1:6381"}
+	nl := &engine.NotLeaderError{LeaderID: "n1", LeaderRESP: "127.0.0.1:6381"}
 	addr := startFake(t, func(n *node.Node) *fakeBackend {
 		return &fakeBackend{Node: n, writeErr: nl, readErr: nl}
 	})
@@ -534,7 +533,7 @@ func TestReadOnly(t *testing.T) {
 		t.Errorf("eventual GET: %q", got)
 	}
 	unknown := startFake(t, func(n *node.Node) *fakeBackend {
-		return &fakeBackend{Node: n, writeErr: &replication.NotLeaderError{}}
+		return &fakeBackend{Node: n, writeErr: &engine.NotLeaderError{}}
 	})
 	if got := dialRaw(t, unknown).do("SET", "k", "v"); got != "-READONLY You can't write against a read only replica. leader unknown\r\n" {
 		t.Errorf("leader unknown: %q", got)
@@ -811,7 +810,7 @@ func TestTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	parsed, err := replication.ParseToken(tok)
+	parsed, err := engine.ParseToken(tok)
 	if err != nil || parsed.LSN == 0 || parsed != ts.n.Token() {
 		t.Fatalf("token after SET: %q (node %s) %v", tok, ts.n.Token(), err)
 	}

@@ -1,22 +1,8 @@
 package resp
 
 import (
-	"github.com/replicant-db/replicant/internal/replication"
-	"github.com/replicant-db/replicant/internal/storage"
+	"github.com/replicant-db/replicant/internal/engine"
 )
-
-// kv is what a write command's closure runs against: *replication.Txn on
-// the leader's write path (an interface so that command code names only
-// what it uses).
-type kv interface {
-	Get(key []byte) (storage.Version, bool, error)
-	Set(key, value []byte, expireAtMs int64)
-	Del(key []byte)
-	FlushAll()
-	NowMs() int64
-}
-
-var _ kv = (*replication.Txn)(nil)
 
 // write runs fn as one write command on the leader's write path. On
 // failure it has answered; on success the caller writes the reply fn
@@ -28,8 +14,8 @@ var _ kv = (*replication.Txn)(nil)
 // answer comes only once every state it read is committed (the writer holds
 // no-ops and failures back until then), so every reply depends on committed
 // state, and only a command that writes appends an entry.
-func (c *client) write(fn func(tx kv) error) bool {
-	t, err := c.s.b.Write(c.ctx, func(tx *replication.Txn) error { return fn(tx) })
+func (c *client) write(fn func(tx engine.Txn) error) bool {
+	t, err := c.s.b.Write(c.ctx, func(tx engine.Txn) error { return fn(tx) })
 	if !t.IsZero() {
 		c.observeWrite(t)
 	}
@@ -41,7 +27,7 @@ func (c *client) write(fn func(tx kv) error) bool {
 }
 
 // observeWrite records the token of a write's outcome.
-func (c *client) observeWrite(t replication.Token) {
+func (c *client) observeWrite(t engine.Token) {
 	c.observe(t)
 	c.lastWrite = c.lastWrite.Later(t)
 }
@@ -49,8 +35,8 @@ func (c *client) observeWrite(t replication.Token) {
 // writeBlind runs fn, which reads nothing and always writes, straight on
 // the write path: with nothing to read there is no outcome a dry run could
 // decide, so it is skipped (the hot path of plain SET).
-func (c *client) writeBlind(fn func(tx kv)) bool {
-	t, err := c.s.b.Write(c.ctx, func(tx *replication.Txn) error {
+func (c *client) writeBlind(fn func(tx engine.Txn)) bool {
+	t, err := c.s.b.Write(c.ctx, func(tx engine.Txn) error {
 		fn(tx)
 		return nil
 	})
