@@ -22,21 +22,21 @@ func TestStandingOf(t *testing.T) {
 		want    FloorStanding
 	}{
 		{"no floor", h, 5, engine.Token{}, FloorReached},
-		{"same epoch reached", h, 98800, engine.Token{7, 98727}, FloorReached},
-		{"older epoch kept below the new one", h, 98800, engine.Token{6, 98600}, FloorReached},
-		{"not yet applied", h, 98720, engine.Token{7, 98727}, FloorAhead},
+		{"same epoch reached", h, 98800, engine.Token{Epoch: 7, LSN: 98727}, FloorReached},
+		{"older epoch kept below the new one", h, 98800, engine.Token{Epoch: 6, LSN: 98600}, FloorReached},
+		{"not yet applied", h, 98720, engine.Token{Epoch: 7, LSN: 98727}, FloorAhead},
 		// The case: the doomed 6:98736 on a node whose committed
 		// history has epoch 7 from 98700.
-		{"doomed suffix of an old leader", h, 98800, engine.Token{6, 98736}, FloorLost},
-		{"doomed even before reaching its LSN", h, 98710, engine.Token{6, 98736}, FloorLost},
+		{"doomed suffix of an old leader", h, 98800, engine.Token{Epoch: 6, LSN: 98736}, FloorLost},
+		{"doomed even before reaching its LSN", h, 98710, engine.Token{Epoch: 6, LSN: 98736}, FloorLost},
 		// Epoch 7 from 98700 is above the read LSN: not committed here yet,
 		// so it is no evidence of a loss.
-		{"newer epoch not committed yet", h, 98650, engine.Token{6, 98736}, FloorAhead},
+		{"newer epoch not committed yet", h, 98650, engine.Token{Epoch: 6, LSN: 98736}, FloorAhead},
 		// The partitioned old leader of epoch 6 holds its own entry at
 		// 98727: it must roll back before it may serve 7:98727.
-		{"old leader holds a divergent entry", []storage.EpochStart{{Epoch: 6, FirstLSN: 1}}, 98736, engine.Token{7, 98727}, FloorAhead},
-		{"token from an epoch never seen, beyond the log", []storage.EpochStart{{Epoch: 6, FirstLSN: 1}}, 100, engine.Token{9, 200}, FloorAhead},
-		{"empty history", nil, 0, engine.Token{1, 1}, FloorAhead},
+		{"old leader holds a divergent entry", []storage.EpochStart{{Epoch: 6, FirstLSN: 1}}, 98736, engine.Token{Epoch: 7, LSN: 98727}, FloorAhead},
+		{"token from an epoch never seen, beyond the log", []storage.EpochStart{{Epoch: 6, FirstLSN: 1}}, 100, engine.Token{Epoch: 9, LSN: 200}, FloorAhead},
+		{"empty history", nil, 0, engine.Token{Epoch: 1, LSN: 1}, FloorAhead},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := StandingOf(tc.h, tc.readLSN, tc.tok); got != tc.want {
@@ -51,11 +51,11 @@ func TestTokenAfter(t *testing.T) {
 		a, b engine.Token
 		want bool
 	}{
-		{engine.Token{7, 98727}, engine.Token{6, 98736}, true},
-		{engine.Token{6, 98736}, engine.Token{7, 98727}, false},
-		{engine.Token{7, 10}, engine.Token{7, 9}, true},
-		{engine.Token{7, 10}, engine.Token{7, 10}, false},
-		{engine.Token{1, 1}, engine.Token{}, true},
+		{engine.Token{Epoch: 7, LSN: 98727}, engine.Token{Epoch: 6, LSN: 98736}, true},
+		{engine.Token{Epoch: 6, LSN: 98736}, engine.Token{Epoch: 7, LSN: 98727}, false},
+		{engine.Token{Epoch: 7, LSN: 10}, engine.Token{Epoch: 7, LSN: 9}, true},
+		{engine.Token{Epoch: 7, LSN: 10}, engine.Token{Epoch: 7, LSN: 10}, false},
+		{engine.Token{Epoch: 1, LSN: 1}, engine.Token{}, true},
 	} {
 		if got := tc.a.After(tc.b); got != tc.want {
 			t.Errorf("%s.After(%s) = %v, want %v", tc.a, tc.b, got, tc.want)
