@@ -296,7 +296,7 @@ func (n *Node) Write(ctx context.Context, fn func(engine.Txn) error) (engine.Tok
 		return engine.Token{}, err
 	}
 	start := time.Now()
-	tok, err := l.Propose(ctx, func(tx *replication.Txn) error { return fn(tx) })
+	tok, err := l.Propose(ctx, fn)
 	n.metrics.writeLatency.Observe(time.Since(start).Seconds())
 	if errors.Is(err, replication.ErrStopped) {
 		// The leader stepped down while the write was in flight. Its entry

@@ -134,8 +134,8 @@ func boundEventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func boundPut(key string) func(*Txn) error {
-	return func(tx *Txn) error {
+func boundPut(key string) func(engine.Txn) error {
+	return func(tx engine.Txn) error {
 		tx.Set([]byte(key), []byte("v"), 0)
 		return nil
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/replicant-db/replicant/internal/engine"
 )
 
 // A follower behind entries written before this leader started (so outside
@@ -16,7 +18,7 @@ func TestLagBytesCoversEntriesFromBeforeTheLeader(t *testing.T) {
 	w := startWriter(t, s, WriterConfig{})
 	ctx := context.Background()
 	for i := range 200 {
-		if _, err := w.Propose(ctx, func(tx *Txn) error {
+		if _, err := w.Propose(ctx, func(tx engine.Txn) error {
 			v := make([]byte, 100)
 			_, _ = rand.Read(v) // incompressible, like real values
 			tx.Set([]byte(fmt.Sprintf("k%03d", i)), v, 0)

@@ -161,7 +161,7 @@ func (l *Leader) Close() {
 
 // Propose runs fn on the write path. A write that times out while the
 // policy cannot be met says why.
-func (l *Leader) Propose(ctx context.Context, fn func(*Txn) error) (engine.Token, error) {
+func (l *Leader) Propose(ctx context.Context, fn func(engine.Txn) error) (engine.Token, error) {
 	tok, err := l.writer.Propose(ctx, fn)
 	if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
 		l.mu.Lock()

@@ -22,7 +22,7 @@ func seedStore(t *testing.T) *storage.Store {
 	s := openStore(t)
 	w := NewWriter(WriterConfig{Store: s, Epoch: 1, Now: fixedClock})
 	defer w.Close()
-	_, err := w.Propose(ctxT(t), func(tx *Txn) error {
+	_, err := w.Propose(ctxT(t), func(tx engine.Txn) error {
 		tx.Set([]byte("a"), []byte("1"), 0)
 		tx.Set([]byte("b"), []byte("2"), 0)
 		tx.Set([]byte("e"), []byte("old"), testNowMs-1)
@@ -143,38 +143,38 @@ func TestTxnCopiesArguments(t *testing.T) {
 // view to the store's multi-version reads, FLUSH inside entries included.
 func TestTxnViewMatchesCommittedState(t *testing.T) {
 	keys := []string{"a", "b", "c", "d", "e", "f"}
-	set := func(k, v string) func(*Txn) error {
-		return func(tx *Txn) error { tx.Set([]byte(k), []byte(v), 0); return nil }
+	set := func(k, v string) func(engine.Txn) error {
+		return func(tx engine.Txn) error { tx.Set([]byte(k), []byte(v), 0); return nil }
 	}
 	tests := []struct {
 		name  string
-		batch []func(*Txn) error
+		batch []func(engine.Txn) error
 		want  string
 	}{
-		{"plain writes", []func(*Txn) error{set("c", "3"), set("a", "9")}, "a=9 b=2 c=3 f=new"},
+		{"plain writes", []func(engine.Txn) error{set("c", "3"), set("a", "9")}, "a=9 b=2 c=3 f=new"},
 		{"flush then set in one entry",
-			[]func(*Txn) error{func(tx *Txn) error { tx.FlushAll(); tx.Set([]byte("c"), []byte("3"), 0); return nil }},
+			[]func(engine.Txn) error{func(tx engine.Txn) error { tx.FlushAll(); tx.Set([]byte("c"), []byte("3"), 0); return nil }},
 			"c=3"},
 		{"set then flush in one entry",
-			[]func(*Txn) error{func(tx *Txn) error { tx.Set([]byte("c"), []byte("3"), 0); tx.FlushAll(); return nil }},
+			[]func(engine.Txn) error{func(tx engine.Txn) error { tx.Set([]byte("c"), []byte("3"), 0); tx.FlushAll(); return nil }},
 			""},
 		{"flush then set in later entry of the batch",
-			[]func(*Txn) error{func(tx *Txn) error { tx.FlushAll(); return nil }, set("d", "4")},
+			[]func(engine.Txn) error{func(tx engine.Txn) error { tx.FlushAll(); return nil }, set("d", "4")},
 			"d=4"},
 		{"delete and re-set",
-			[]func(*Txn) error{func(tx *Txn) error { tx.Del([]byte("a")); return nil }, set("a", "again")},
+			[]func(engine.Txn) error{func(tx engine.Txn) error { tx.Del([]byte("a")); return nil }, set("a", "again")},
 			"a=again b=2 f=new"},
 		{"set with expiry in the past",
-			[]func(*Txn) error{func(tx *Txn) error { tx.Set([]byte("c"), []byte("x"), tx.NowMs()-1); return nil }},
+			[]func(engine.Txn) error{func(tx engine.Txn) error { tx.Set([]byte("c"), []byte("x"), tx.NowMs()-1); return nil }},
 			"a=1 b=2 f=new"},
-		{"increment twice in one batch", []func(*Txn) error{increment("n"), increment("n")}, "a=1 b=2 f=new n=2"},
+		{"increment twice in one batch", []func(engine.Txn) error{increment("n"), increment("n")}, "a=1 b=2 f=new n=2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := seedStore(t)
 			w := startWriter(t, s, WriterConfig{Now: fixedClock})
 			var view []string
-			observe := func(tx *Txn) error {
+			observe := func(tx engine.Txn) error {
 				for _, k := range append(keys, "n") {
 					if v, ok, err := tx.Get([]byte(k)); err != nil {
 						return err

@@ -47,7 +47,7 @@ type WriterConfig struct {
 }
 
 type proposal struct {
-	fn      func(*Txn) error
+	fn      func(engine.Txn) error
 	done    chan error
 	waitLSN uint64
 	epoch   uint64
@@ -138,7 +138,7 @@ func (w *Writer) Epoch() uint64 { return w.cfg.Epoch }
 // Propose runs fn on the write path and waits until its effects (and every
 // state it read) are committed. It returns the token of that state. If ctx
 // ends first the write may still commit later.
-func (w *Writer) Propose(ctx context.Context, fn func(*Txn) error) (engine.Token, error) {
+func (w *Writer) Propose(ctx context.Context, fn func(engine.Txn) error) (engine.Token, error) {
 	p := &proposal{fn: fn, done: make(chan error, 1)}
 	select {
 	case w.props <- p:

@@ -23,8 +23,8 @@ func openFaultyStore(t *testing.T, minFree int64) (*storage.Store, *faultfs.FS) 
 	return s, fs
 }
 
-func setKey(k, v string) func(*Txn) error {
-	return func(tx *Txn) error { tx.Set([]byte(k), []byte(v), 0); return nil }
+func setKey(k, v string) func(engine.Txn) error {
+	return func(tx engine.Txn) error { tx.Set([]byte(k), []byte(v), 0); return nil }
 }
 
 func wantDiskFullErr(t *testing.T, err error, phrase string) {

@@ -20,7 +20,7 @@ func TestFailedCommandWaitsForTheStateItRead(t *testing.T) {
 	ctx := ctxT(t)
 	first := make(chan error, 1)
 	go func() {
-		_, err := w.Propose(ctx, func(tx *Txn) error {
+		_, err := w.Propose(ctx, func(tx engine.Txn) error {
 			tx.Set([]byte("k"), []byte("not a number"), 0)
 			return nil
 		})
@@ -35,7 +35,7 @@ func TestFailedCommandWaitsForTheStateItRead(t *testing.T) {
 	}
 	second := make(chan answer, 1)
 	go func() {
-		tok, err := w.Propose(ctx, func(tx *Txn) error {
+		tok, err := w.Propose(ctx, func(tx engine.Txn) error {
 			v, ok, err := tx.Get([]byte("k"))
 			if err != nil || !ok || string(v.Value) != "not a number" {
 				return errors.New("the command did not see the uncommitted write")
@@ -62,7 +62,7 @@ func TestFailedCommandWaitsForTheStateItRead(t *testing.T) {
 	if last := s.State().LastLSN; last != 1 {
 		t.Fatalf("a failed command appended an entry: last LSN %d", last)
 	}
-	if _, err := w.Propose(context.Background(), func(tx *Txn) error {
+	if _, err := w.Propose(context.Background(), func(tx engine.Txn) error {
 		v, _, _ := tx.Get([]byte("k"))
 		if string(v.Value) != "not a number" {
 			return errors.New("the failed command's write leaked")

@@ -71,7 +71,7 @@ func holdSequencer(t testing.TB, w *Writer) *gate {
 	t.Helper()
 	g := &gate{w: w, entered: make(chan struct{}), release: make(chan struct{}), done: make(chan error, 1)}
 	go func() {
-		_, err := w.Propose(context.Background(), func(*Txn) error {
+		_, err := w.Propose(context.Background(), func(engine.Txn) error {
 			close(g.entered)
 			<-g.release
 			return nil
@@ -118,7 +118,7 @@ type result struct {
 
 // proposeInOneBatch queues fns, in order, behind a gate and releases them
 // together, so they run as one batch in exactly this order.
-func proposeInOneBatch(t testing.TB, w *Writer, fns ...func(*Txn) error) []result {
+func proposeInOneBatch(t testing.TB, w *Writer, fns ...func(engine.Txn) error) []result {
 	t.Helper()
 	g := holdSequencer(t, w)
 	res := make([]result, len(fns))
@@ -154,8 +154,8 @@ func counterValue(t testing.TB, s *storage.Store, key string, at uint64) int {
 }
 
 // increment is a read-modify-write proposal, like INCR.
-func increment(key string) func(*Txn) error {
-	return func(tx *Txn) error {
+func increment(key string) func(engine.Txn) error {
+	return func(tx engine.Txn) error {
 		v, ok, err := tx.Get([]byte(key))
 		if err != nil {
 			return err
@@ -294,12 +294,12 @@ func TestFailedProposalWritesNothing(t *testing.T) {
 	errBoom := errors.New("boom")
 	var sawBad bool
 	res := proposeInOneBatch(t, w,
-		func(tx *Txn) error {
+		func(tx engine.Txn) error {
 			tx.Set([]byte("bad"), []byte("1"), 0)
 			tx.FlushAll()
 			return errBoom
 		},
-		func(tx *Txn) error {
+		func(tx engine.Txn) error {
 			_, sawBad, _ = tx.Get([]byte("bad"))
 			tx.Set([]byte("good"), []byte("1"), 0)
 			return nil
@@ -325,7 +325,7 @@ func TestFailedProposalWritesNothing(t *testing.T) {
 		t.Fatalf("entry 1 = %+v, want only the good write", e)
 	}
 	// Alone in its batch, too.
-	if _, err := w.Propose(ctxT(t), func(tx *Txn) error { tx.Del([]byte("good")); return errBoom }); !errors.Is(err, errBoom) {
+	if _, err := w.Propose(ctxT(t), func(tx engine.Txn) error { tx.Del([]byte("good")); return errBoom }); !errors.Is(err, errBoom) {
 		t.Fatalf("Propose = %v", err)
 	}
 	if st := s.State(); st.LastLSN != 1 {
@@ -339,14 +339,14 @@ func TestFailedProposalWritesNothing(t *testing.T) {
 func TestNoOpProposal(t *testing.T) {
 	s := openStore(t)
 	w := startWriter(t, s, WriterConfig{Epoch: 5})
-	noop := func(*Txn) error { return nil }
+	noop := func(engine.Txn) error { return nil }
 
 	tok, err := w.Propose(ctxT(t), noop)
 	if err != nil || tok != (engine.Token{}) {
 		t.Fatalf("no-op on an empty log = %v, %v; want the zero token", tok, err)
 	}
 	res := proposeInOneBatch(t, w,
-		func(tx *Txn) error { tx.Set([]byte("k"), []byte("v"), 0); return nil },
+		func(tx engine.Txn) error { tx.Set([]byte("k"), []byte("v"), 0); return nil },
 		noop,
 	)
 	if res[1].err != nil || res[1].tok != (engine.Token{Epoch: 5, LSN: 1}) {
@@ -391,7 +391,7 @@ func TestWriterResumesAfterRestart(t *testing.T) {
 	if w.CommitLSN() != 3 {
 		t.Fatalf("CommitLSN after restart = %d, want 3", w.CommitLSN())
 	}
-	if tok, err := w.Propose(ctxT(t), func(*Txn) error { return nil }); err != nil || tok != (engine.Token{Epoch: 2, LSN: 3}) {
+	if tok, err := w.Propose(ctxT(t), func(engine.Txn) error { return nil }); err != nil || tok != (engine.Token{Epoch: 2, LSN: 3}) {
 		t.Fatalf("no-op after restart = %v, %v; want 2:3", tok, err)
 	}
 	tok, err := w.Propose(ctxT(t), increment("n"))
@@ -444,7 +444,7 @@ func TestCloseFailsWaitingProposals(t *testing.T) {
 		errs := make(chan error, n)
 		for i := range n {
 			go func() {
-				_, err := w.Propose(ctxT(t), func(tx *Txn) error {
+				_, err := w.Propose(ctxT(t), func(tx engine.Txn) error {
 					tx.Set(fmt.Appendf(nil, "k%d", i), []byte("v"), 0)
 					return nil
 				})
@@ -543,7 +543,7 @@ func TestAppendFailureAnswersEveryWaiter(t *testing.T) {
 	}
 	g := holdSequencer(t, w)
 	res := make(chan result, 2)
-	propose := func(fn func(*Txn) error) {
+	propose := func(fn func(engine.Txn) error) {
 		go func() {
 			tok, err := w.Propose(ctxT(t), fn)
 			res <- result{tok, err}
@@ -553,9 +553,9 @@ func TestAppendFailureAnswersEveryWaiter(t *testing.T) {
 	// batch has been committed, so that it joins the waiters after the last
 	// commit advance: only the failed batch can answer it.
 	gateCommitted := make(chan struct{})
-	propose(func(*Txn) error { <-gateCommitted; return nil })
+	propose(func(engine.Txn) error { <-gateCommitted; return nil })
 	waitQueued(t, w, 1)
-	propose(func(tx *Txn) error { tx.Set([]byte("x"), []byte("1"), 0); return nil })
+	propose(func(tx engine.Txn) error { tx.Set([]byte("x"), []byte("1"), 0); return nil })
 	waitQueued(t, w, 2)
 	// Make the next append fail, as a full or broken disk would.
 	if err := s.Close(); err != nil {
@@ -583,7 +583,7 @@ func TestAppendFailureAnswersEveryWaiter(t *testing.T) {
 	if okCount != 1 || failCount != 1 {
 		t.Fatalf("%d succeeded, %d failed; want 1 and 1", okCount, failCount)
 	}
-	if _, err := w.Propose(ctxT(t), func(*Txn) error { return nil }); err == nil {
+	if _, err := w.Propose(ctxT(t), func(engine.Txn) error { return nil }); err == nil {
 		t.Fatal("write path accepted a proposal after an append failure")
 	}
 }
@@ -628,7 +628,7 @@ func BenchmarkWriterParallel(b *testing.B) {
 				key := fmt.Appendf(nil, "bench:%d", id.Add(1))
 				ctx := context.Background()
 				for pb.Next() {
-					if _, err := w.Propose(ctx, func(tx *Txn) error { tx.Set(key, value, 0); return nil }); err != nil {
+					if _, err := w.Propose(ctx, func(tx engine.Txn) error { tx.Set(key, value, 0); return nil }); err != nil {
 						b.Error(err)
 						return
 					}
