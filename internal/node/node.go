@@ -454,30 +454,43 @@ func (n *Node) CheckValue(size int) error {
 // readPosition returns the LSN reads may use now and a channel closed when
 // it may have moved.
 func (n *Node) readPosition() (lsn uint64, changed <-chan struct{}, isLeader bool) {
-	lsn, changed, _, isLeader = n.readPositionRole()
-	return lsn, changed, isLeader
+	v := n.readView()
+	return v.lsn, v.changed, v.leader
 }
 
-// readPositionRole is readPosition plus a channel closed when the role
-// changes: the old role's changed channel is never closed again.
-func (n *Node) readPositionRole() (lsn uint64, changed, role <-chan struct{}, isLeader bool) {
+// readView is what a read needs to know of the node, taken under one lock.
+type readView struct {
+	lsn       uint64          // the LSN reads may use now
+	changed   <-chan struct{} // closed when lsn may have moved
+	role      <-chan struct{} // closed when the role changes (the old role's changed never is again)
+	leader    bool            // runs the leader role
+	appointed bool            // the control plane names this node the leader
+	removed   bool
+	follower  *replication.Follower
+}
+
+func (n *Node) readView() readView {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	v := readView{role: n.roleCh, appointed: n.state.Leader == n.cfg.ID, removed: n.removed}
 	switch {
 	case n.leader != nil:
-		return n.leader.Writer().CommitLSN(), n.leader.Changed(), n.roleCh, true
+		v.lsn, v.changed, v.leader = n.leader.Writer().CommitLSN(), n.leader.Changed(), true
 	case n.follower != nil:
-		return n.follower.f.ReadLSN(), n.follower.f.Changed(), n.roleCh, false
+		v.lsn, v.changed, v.follower = n.follower.f.ReadLSN(), n.follower.f.Changed(), n.follower.f
+	default:
+		st := n.store.State()
+		v.lsn, v.changed = min(st.CommitLSN, st.AppliedLSN), n.roleCh
 	}
-	return min(n.store.State().CommitLSN, n.store.State().AppliedLSN), n.roleCh, n.roleCh, false
+	return v
 }
 
 // Read returns a reader at the freshest state this node may show for the
 // consistency level, no older than floor (the session token).
 func (n *Node) Read(ctx context.Context, c engine.Consistency, floor engine.Token) (engine.Reader, error) {
-	lsn, changed, roleCh, isLeader := n.readPositionRole()
-	at := replication.ReadPosition{Leader: isLeader, Appointed: n.appointedHere()}
-	if c.Level == engine.LevelBounded && !isLeader {
+	v := n.readView()
+	at := replication.ReadPosition{Leader: v.leader, Appointed: v.appointed}
+	if c.Level == engine.LevelBounded && !v.leader {
 		at.LagSeconds = n.lagSeconds()
 	}
 	route, err := replication.AdmitRead(c, at)
@@ -499,18 +512,22 @@ func (n *Node) Read(ctx context.Context, c engine.Consistency, floor engine.Toke
 			return nil, err
 		}
 		// The commit LSN may have moved while waiting.
-		lsn, changed, roleCh, _ = n.readPositionRole()
+		v = n.readView()
 	}
-	if err := n.checkReadable(lsn); err != nil {
+	if err := n.checkReadable(v); err != nil {
 		return nil, err
 	}
 	var deadline <-chan time.Time
 	for {
-		switch replication.StandingOf(n.store.EpochHistory(), lsn, floor) {
+		standing := replication.FloorReached
+		if floor.LSN != 0 { // most reads carry no floor: no history copy for them
+			standing = replication.StandingOf(n.store.EpochHistory(), v.lsn, floor)
+		}
+		switch standing {
 		case replication.FloorReached:
-			return &replication.Reader{Store: n.store, LSN: lsn, Epoch: n.store.EpochAt(lsn), ClockMs: time.Now().UnixMilli()}, nil
+			return &replication.Reader{Store: n.store, LSN: v.lsn, Epoch: n.store.EpochAt(v.lsn), ClockMs: time.Now().UnixMilli()}, nil
 		case replication.FloorLost:
-			return nil, fmt.Errorf("%w: token %s names a write this node's history replaced with a later epoch (it is at %s)", engine.ErrLostWrite, floor, engine.Token{Epoch: n.store.EpochAt(lsn), LSN: lsn})
+			return nil, fmt.Errorf("%w: token %s names a write this node's history replaced with a later epoch (it is at %s)", engine.ErrLostWrite, floor, engine.Token{Epoch: n.store.EpochAt(v.lsn), LSN: v.lsn})
 		}
 		// Wait for this node to reach the token.
 		if deadline == nil {
@@ -522,45 +539,34 @@ func (n *Node) Read(ctx context.Context, c engine.Consistency, floor engine.Toke
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-deadline:
-			return nil, fmt.Errorf("%w: token %s not reached within %s (this node is at %d:%d)", engine.ErrStale, floor, n.cfg.ReadTimeout, n.store.EpochAt(lsn), lsn)
-		case <-changed:
-		case <-roleCh:
+			return nil, fmt.Errorf("%w: token %s not reached within %s (this node is at %d:%d)", engine.ErrStale, floor, n.cfg.ReadTimeout, n.store.EpochAt(v.lsn), v.lsn)
+		case <-v.changed:
+		case <-v.role:
 		}
-		lsn, changed, roleCh, _ = n.readPositionRole()
-		if err := n.checkReadable(lsn); err != nil {
+		v = n.readView()
+		if err := n.checkReadable(v); err != nil {
 			return nil, err
 		}
 	}
-}
-
-// appointedHere reports whether the control plane names this node the
-// leader (whether or not it has taken the role yet).
-func (n *Node) appointedHere() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.state.Leader == n.cfg.ID
 }
 
 // checkReadable refuses reads at lsn on a removed node, while a snapshot is
 // being installed, and after a restart until lsn reaches the restart floor
 // (DESIGN.md: a starting node answers -LOADING until it has applied its
 // durable log; it never serves a read older than a write it acknowledged).
-func (n *Node) checkReadable(lsn uint64) error {
-	n.mu.Lock()
-	removed, fo := n.removed, n.follower
-	n.mu.Unlock()
-	if removed {
+func (n *Node) checkReadable(v readView) error {
+	if v.removed {
 		return engine.ErrRemoved
 	}
-	if fo != nil && fo.f.Status().State == replication.FollowerSnapshotting {
+	if v.follower != nil && v.follower.State() == replication.FollowerSnapshotting {
 		return fmt.Errorf("%w: installing a snapshot from the leader", engine.ErrLoading)
 	}
 	if n.loaded.Load() {
 		return nil
 	}
 	floor := replication.RestartFloor(n.bootLast, n.store.State().LastLSN)
-	if lsn < floor {
-		return fmt.Errorf("%w: this node restarted and is catching up: it can read at LSN %d but may have served up to LSN %d before", engine.ErrLoading, lsn, floor)
+	if v.lsn < floor {
+		return fmt.Errorf("%w: this node restarted and is catching up: it can read at LSN %d but may have served up to LSN %d before", engine.ErrLoading, v.lsn, floor)
 	}
 	n.loaded.Store(true)
 	return nil
@@ -622,8 +628,7 @@ func (n *Node) Ready() error {
 		if st.State != replication.FollowerStreaming {
 			return fmt.Errorf("follower is %s %s", st.State, st.Reason)
 		}
-		lsn, _, _ := n.readPosition()
-		return n.checkReadable(lsn)
+		return n.checkReadable(n.readView())
 	}
 	return errors.New("no leader known yet")
 }

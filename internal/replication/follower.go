@@ -152,6 +152,13 @@ func (f *Follower) Status() FollowerStatus {
 	return s
 }
 
+// State is the follower's session state (Status without the copy).
+func (f *Follower) State() FollowerState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.st.State
+}
+
 // Changed is closed when the read LSN may have moved.
 func (f *Follower) Changed() <-chan struct{} {
 	f.mu.Lock()
