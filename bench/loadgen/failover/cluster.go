@@ -98,6 +98,16 @@ func (c *cluster) node(id string) *node {
 	return nil
 }
 
+// startAll starts every node of a fresh cluster.
+func (c *cluster) startAll() error {
+	for _, n := range c.nodes {
+		if err := c.start(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // start launches n's process, appending to its log file (a restart keeps
 // the earlier output next to the new one).
 func (c *cluster) start(n *node) error {

@@ -87,10 +87,8 @@ func runKillRounds(ctx context.Context, c config, bin, dir string, logf func(str
 		return res, err
 	}
 	defer cl.stopAll()
-	for _, n := range cl.nodes {
-		if err := cl.start(n); err != nil {
-			return res, err
-		}
+	if err := cl.startAll(); err != nil {
+		return res, err
 	}
 	logf("kill rounds: 3 nodes started in %s (sync %q, default timeouts); waiting for n1 to lead", dir, c.sync)
 	if _, err := cl.waitReady(ctx, "n1", c.readyTimeout); err != nil {

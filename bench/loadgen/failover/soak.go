@@ -62,10 +62,8 @@ func runSoak(ctx context.Context, c config, bin, dir string, logf func(string, .
 		return res, err
 	}
 	defer cl.stopAll()
-	for _, n := range cl.nodes {
-		if err := cl.start(n); err != nil {
-			return res, err
-		}
+	if err := cl.startAll(); err != nil {
+		return res, err
 	}
 	logf("soak: 3 fresh nodes started in %s (sync %q, default timeouts); waiting for n1 to lead", dir, c.sync)
 	rs, err := cl.waitReady(ctx, "n1", c.readyTimeout)
