@@ -139,6 +139,62 @@ func TestRestartedNodeNeverReadsBackInTime(t *testing.T) {
 	}
 }
 
+// A leader restarted while the rest of its cluster is down cannot re-take
+// leadership (no quorum), so it cannot learn what was committed: it must not
+// serve the commit LSN it happened to have on disk (which lags what it
+// acknowledged by a batch), only -LOADING, until the cluster is back.
+func TestRestartedLeaderWithoutQuorumServesNothingOld(t *testing.T) {
+	c := newCluster(t, 3, "--sync", "async")
+	n1 := c.node("n1")
+	keys := []string{"a", "b", "c", "d"}
+	ctx, cancel := context.WithCancel(context.Background())
+	var load registerLoad
+	wg := load.run(ctx, t, n1.RESP, keys)
+	time.Sleep(500 * time.Millisecond)
+	n1.kill()
+	cancel()
+	wg.Wait()
+	acked := load.snapshot()
+	c.node("n2").kill()
+	c.node("n3").kill()
+	n1.startNoWait()
+	// Read for a while: nothing older than acknowledged may come back.
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	// Eventual reads: local state, no leader needed (a linearizable read
+	// would wait for the leader role, which cannot come without a quorum).
+	r := redis.NewClient(&redis.Options{Addr: n1.RESP, MaxRetries: -1, DialTimeout: 100 * time.Millisecond,
+		OnConnect: func(ctx context.Context, cn *redis.Conn) error {
+			return cn.Do(ctx, "REPLICANT.CONSISTENCY", "eventual").Err()
+		}})
+	defer r.Close()
+	var loading, served int
+	for time.Now().Before(deadline) {
+		for _, k := range keys {
+			s, err := r.Do(context.Background(), "GET", k).Text()
+			switch {
+			case err != nil && strings.HasPrefix(err.Error(), "LOADING"):
+				loading++
+			case err == redis.Nil || err == nil:
+				served++
+				if v, _ := strconv.ParseInt(s, 10, 64); v < acked[k] {
+					t.Fatalf("restarted leader without quorum served %s=%d, below the acknowledged %d", k, v, acked[k])
+				}
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if loading == 0 {
+		t.Fatalf("the restarted leader never answered -LOADING (%d reads served)", served)
+	}
+	// With the cluster back it catches up and serves what it acknowledged.
+	c.node("n2").startNoWait()
+	c.node("n3").startNoWait()
+	bad, _ := readBackInTime(t, n1, acked, 5)
+	if len(bad) > 0 {
+		t.Fatalf("after the cluster returned: %v", bad[:min(5, len(bad))])
+	}
+}
+
 // Writes sent to a brand-new node while it bootstraps (no leader appointed
 // yet) wait for it to lead instead of failing with READONLY.
 func TestWritesWaitForALeaderAtStartup(t *testing.T) {
