@@ -14,6 +14,11 @@ var (
 	ErrCompacted = errors.New("wal: entries compacted away")
 	// ErrClosed is returned by every method of a closed Log.
 	ErrClosed = errors.New("wal: log is closed")
+	// ErrUnknownFormat is wrapped by the error Open returns for a segment
+	// file that does not start with the header of the format this package
+	// reads (another version, or the headerless format of earlier, never
+	// released builds). Open leaves such a file untouched.
+	ErrUnknownFormat = errors.New("wal: segment file is not in a format this version reads")
 )
 
 // CorruptionError reports a segment whose contents are not a valid log: a

@@ -192,8 +192,11 @@ func segmentFiles(t testing.TB, fs vfs.FS, dir string) []string {
 // frameOffsets decodes a segment image into the offsets of its frames.
 func frameOffsets(t testing.TB, b []byte) []int {
 	t.Helper()
+	if len(b) < segHeaderSize {
+		t.Fatalf("segment of %d bytes has no header", len(b))
+	}
 	var offs []int
-	for off := 0; off < len(b); {
+	for off := segHeaderSize; off < len(b); {
 		if len(b)-off < headerSize {
 			t.Fatalf("partial header at %d", off)
 		}

@@ -15,8 +15,13 @@ import (
 )
 
 const (
-	// headerSize is the fixed part of a frame: length, CRC, LSN.
-	headerSize = 16
+	// segHeaderSize is the segment header: magic and format version.
+	segHeaderSize = 12
+	// formatVersion is the only segment format this package reads and writes.
+	formatVersion = 1
+	// headerSize is the fixed part of a frame: length, CRC, LSN, synced
+	// offset.
+	headerSize = 24
 	// indexStride is how many entries apart the sparse index records an
 	// offset. 32 keeps the index at a quarter of a byte per entry while a
 	// lookup scans at most 31 frames, which for typical entries is a few
@@ -40,6 +45,29 @@ var maxPayload int64 = MaxPayload
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// segMagic opens every segment. Its fourth byte, 'L' (0x4c), is above the
+// highest value (0x40) the fourth byte of a frame's length can take, so a
+// file that starts with a frame, as segments of the unreleased headerless
+// format did, can never pass for a segment.
+var segMagic = [8]byte{'R', 'E', 'P', 'L', 'W', 'A', 'L', '\n'}
+
+// appendSegHeader encodes the segment header onto buf.
+func appendSegHeader(buf []byte) []byte {
+	buf = append(buf, segMagic[:]...)
+	return binary.LittleEndian.AppendUint32(buf, formatVersion)
+}
+
+// checkSegHeader verifies a complete segment header.
+func checkSegHeader(h []byte) error {
+	if [8]byte(h[:8]) != segMagic {
+		return fmt.Errorf("%w: it starts with % x, not the segment magic %q (written by an older, unreleased format or not a segment at all)", ErrUnknownFormat, h, segMagic[:])
+	}
+	if v := binary.LittleEndian.Uint32(h[8:]); v != formatVersion {
+		return fmt.Errorf("%w: format version %d, this build reads version %d", ErrUnknownFormat, v, formatVersion)
+	}
+	return nil
+}
+
 func segmentName(first uint64) string {
 	return fmt.Sprintf("%016x%s", first, segmentSuffix)
 }
@@ -58,12 +86,15 @@ func parseSegmentName(name string) (uint64, bool) {
 	return v, true
 }
 
-// appendFrame encodes one frame onto buf.
-func appendFrame(buf []byte, lsn uint64, payload []byte) []byte {
+// appendFrame encodes one frame onto buf. synced is how much of the
+// segment file was known to be durable when the frame was written; see the
+// package documentation.
+func appendFrame(buf []byte, lsn uint64, synced int64, payload []byte) []byte {
 	start := len(buf)
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(payload)))
 	buf = binary.LittleEndian.AppendUint32(buf, 0) // CRC, filled below
 	buf = binary.LittleEndian.AppendUint64(buf, lsn)
+	buf = binary.LittleEndian.AppendUint64(buf, uint64(synced))
 	buf = append(buf, payload...)
 	crc := crc32.Checksum(buf[start+8:], castagnoli)
 	binary.LittleEndian.PutUint32(buf[start+4:], crc)
@@ -104,9 +135,14 @@ type segment struct {
 	name  string
 
 	last  uint64  // first-1 when empty
-	size  int64   // bytes of whole, published frames
+	size  int64   // bytes of the header and the whole, published frames
 	index []int64 // index[k] is the offset of entry first+k*indexStride
 	file  *segFile
+
+	// synced is how many bytes of the file are known to be durable, which
+	// every frame written records. It only changes with Log.syncMu held (or
+	// before the segment is published) and is read by the writer without it.
+	synced atomic.Int64
 }
 
 func (s *segment) empty() bool { return s.last < s.first }
@@ -150,6 +186,12 @@ const (
 // wrongLSN describes an intact frame found where another LSN belongs.
 func wrongLSN(got, want uint64) error {
 	return frameError(fmt.Sprintf("frame holds LSN %d where %d was expected", got, want))
+}
+
+// syncedBeyondFrame describes an intact frame claiming that the file was
+// synced past the frame's own start, which no writer can have known.
+func syncedBeyondFrame(synced uint64, off int64) error {
+	return frameError(fmt.Sprintf("frame claims the file was synced up to offset %d, beyond its own offset %d", synced, off))
 }
 
 func isFrameError(err error) bool {
@@ -227,32 +269,53 @@ func (fr *frameReader) ensure(n int) error {
 	return nil
 }
 
+// frame is a decoded frame.
+type frame struct {
+	lsn     uint64
+	synced  uint64 // the synced offset the frame records
+	payload []byte
+}
+
+// decodeFrame checks the checksum of the whole frame b (header and payload,
+// length already validated) and decodes it; payload aliases b.
+func decodeFrame(b []byte) (frame, bool) {
+	if crc32.Checksum(b[8:], castagnoli) != binary.LittleEndian.Uint32(b[4:]) {
+		return frame{}, false
+	}
+	return frame{
+		lsn:     binary.LittleEndian.Uint64(b[8:]),
+		synced:  binary.LittleEndian.Uint64(b[16:]),
+		payload: b[headerSize:len(b):len(b)],
+	}, true
+}
+
 // next decodes the frame at pos. It returns io.EOF exactly at end, a
 // frameError for a frame that is cut short, too long or fails its checksum,
-// or an I/O error. payload aliases the reader's buffer.
-func (fr *frameReader) next() (lsn uint64, payload []byte, err error) {
+// or an I/O error. The payload aliases the reader's buffer.
+func (fr *frameReader) next() (frame, error) {
 	if fr.pos() >= fr.end {
-		return 0, nil, io.EOF
+		return frame{}, io.EOF
 	}
 	if err := fr.ensure(headerSize); err != nil {
-		return 0, nil, err
+		return frame{}, err
 	}
 	n := int64(binary.LittleEndian.Uint32(fr.buf[fr.r:]))
 	if n > maxPayload {
-		return 0, nil, errLongFrame
+		return frame{}, errLongFrame
 	}
 	if fr.pos()+headerSize+n > fr.end {
-		return 0, nil, errShortFrame
+		return frame{}, errShortFrame
 	}
 	if err := fr.ensure(headerSize + int(n)); err != nil {
-		return 0, nil, err
+		return frame{}, err
 	}
-	h := fr.buf[fr.r : fr.r+headerSize+int(n)]
-	if crc32.Checksum(h[8:], castagnoli) != binary.LittleEndian.Uint32(h[4:]) {
-		return 0, nil, errChecksum
+	b := fr.buf[fr.r : fr.r+headerSize+int(n)]
+	fm, ok := decodeFrame(b)
+	if !ok {
+		return frame{}, errChecksum
 	}
-	fr.r += len(h)
-	return binary.LittleEndian.Uint64(h[8:]), h[headerSize:len(h):len(h)], nil
+	fr.r += len(b)
+	return fm, nil
 }
 
 // scanResult is what recovery learns from reading a segment front to back.
@@ -261,21 +324,23 @@ type scanResult struct {
 	validEnd int64   // offset just past the valid prefix
 	index    []int64 // sparse index of the valid prefix
 	bad      error   // why the frame at validEnd is invalid; nil if the file ends cleanly
-	// wrongLSN is set when the frame at validEnd is intact but carries an
-	// unexpected LSN, which a torn write cannot produce.
-	wrongLSN bool
+	// intact is set when the frame at validEnd passes its checksum but does
+	// not fit where it is (an unexpected LSN, or a synced offset beyond
+	// itself), which a torn write cannot produce.
+	intact bool
 }
 
 // scanSegment reads every frame of a segment of the given size whose first
-// LSN is first. Only I/O errors are returned as err; invalid frames end the
-// scan and are reported in the result.
+// LSN is first, from just after the segment header. Only I/O errors are
+// returned as err; invalid frames end the scan and are reported in the
+// result.
 func scanSegment(f vfs.File, first uint64, size int64) (scanResult, error) {
 	res := scanResult{last: first - 1}
-	fr := getReader(f, 0, size)
+	fr := getReader(f, segHeaderSize, size)
 	defer putReader(fr)
 	for {
 		off := fr.pos()
-		lsn, _, err := fr.next()
+		fm, err := fr.next()
 		switch {
 		case err == io.EOF:
 			res.validEnd = off
@@ -285,66 +350,109 @@ func scanSegment(f vfs.File, first uint64, size int64) (scanResult, error) {
 			return res, nil
 		case err != nil:
 			return res, err
-		case lsn != res.last+1:
-			res.validEnd, res.wrongLSN = off, true
-			res.bad = wrongLSN(lsn, res.last+1)
+		case fm.lsn != res.last+1:
+			res.validEnd, res.intact = off, true
+			res.bad = wrongLSN(fm.lsn, res.last+1)
+			return res, nil
+		case fm.synced > uint64(off):
+			res.validEnd, res.intact = off, true
+			res.bad = syncedBeyondFrame(fm.synced, off)
 			return res, nil
 		}
-		if (lsn-first)%indexStride == 0 {
+		if (fm.lsn-first)%indexStride == 0 {
 			res.index = append(res.index, off)
 		}
-		res.last = lsn
+		res.last = fm.lsn
 	}
 }
 
-// findLaterFrame looks byte by byte from start+1 for an intact frame whose
-// LSN is above expected, the LSN of the invalid frame at start. Finding one
-// means the bad bytes sit before entries that were written after them, so
-// they are not the tail of a torn write.
-func findLaterFrame(f vfs.File, start, size int64, expected uint64) (found bool, off int64, lsn uint64, err error) {
-	const window = 1 << 20
-	buf := make([]byte, window+headerSize)
-	var payload []byte
-	for base := start + 1; base+headerSize <= size; base += window {
-		n := int(min(int64(len(buf)), size-base))
-		if m, err := f.ReadAt(buf[:n], base); m < n {
-			if err == nil {
-				err = io.ErrUnexpectedEOF
-			}
-			return false, 0, 0, err
+// pastDamage is what recovery finds in the last segment after a bad frame.
+type pastDamage struct {
+	// frames counts the intact frames found after the bad one with LSNs
+	// above the one expected there, the highest of which is lastLSN.
+	frames  int
+	lastLSN uint64
+	// vouched is set when one of them, at vouchOff with vouchLSN, records
+	// that the file had been synced up to vouchSynced, past the bad frame:
+	// the damaged bytes were durable before, so it is not a torn write.
+	vouched     bool
+	vouchOff    int64
+	vouchLSN    uint64
+	vouchSynced uint64
+}
+
+// scanPastDamage looks byte by byte from start+1 to size for intact frames
+// whose LSN is above expected, the LSN of the invalid frame at start,
+// stopping at the first one that vouches for the bytes at start having
+// been synced. It skips over the frames it finds, so that a payload that
+// happens to hold a frame's encoding is not taken for one.
+func scanPastDamage(f vfs.File, start, size int64, expected uint64) (pastDamage, error) {
+	var d pastDamage
+	w := fileWindow{f: f, end: size}
+	for pos := start + 1; pos+headerSize <= size; {
+		h, err := w.bytes(pos, headerSize)
+		if err != nil {
+			return d, err
 		}
-		for i := 0; i < window && i+headerSize <= n; i++ {
-			pos := base + int64(i)
-			length := int64(binary.LittleEndian.Uint32(buf[i:]))
-			cand := binary.LittleEndian.Uint64(buf[i+8:])
-			// Cheap filters first, so that scanning megabytes of garbage
-			// does not checksum at every byte: the frames expected..cand-1
-			// would need at least headerSize bytes each before pos.
-			if cand <= expected || cand-expected > uint64(pos-start)/headerSize ||
-				length > maxPayload || pos+headerSize+length > size {
-				continue
-			}
-			var body []byte
-			if i+headerSize+int(length) <= n {
-				body = buf[i+8 : i+headerSize+int(length)]
-			} else {
-				if int64(cap(payload)) < 8+length {
-					payload = make([]byte, 8+length)
-				}
-				body = payload[:8+length]
-				if m, err := f.ReadAt(body, pos+8); m < len(body) {
-					if err == nil {
-						err = io.ErrUnexpectedEOF
-					}
-					return false, 0, 0, err
-				}
-			}
-			if crc32.Checksum(body, castagnoli) == binary.LittleEndian.Uint32(buf[i+4:]) {
-				return true, pos, cand, nil
-			}
+		length := int64(binary.LittleEndian.Uint32(h))
+		lsn := binary.LittleEndian.Uint64(h[8:])
+		// Cheap filters first, so that scanning megabytes of garbage does
+		// not checksum at every byte: the frames expected..lsn-1 would need
+		// at least headerSize bytes each between start and pos.
+		if lsn <= expected || lsn-expected > uint64(pos-start)/headerSize ||
+			length > maxPayload || pos+headerSize+length > size {
+			pos++
+			continue
 		}
+		b, err := w.bytes(pos, headerSize+int(length))
+		if err != nil {
+			return d, err
+		}
+		fm, ok := decodeFrame(b)
+		if !ok {
+			pos++
+			continue
+		}
+		d.frames++
+		d.lastLSN = max(d.lastLSN, fm.lsn)
+		if fm.synced > uint64(start) {
+			d.vouched, d.vouchOff, d.vouchLSN, d.vouchSynced = true, pos, fm.lsn, fm.synced
+			return d, nil
+		}
+		pos += int64(len(b))
 	}
-	return false, 0, 0, nil
+	return d, nil
+}
+
+// fileWindow serves byte ranges of a file through a buffer refilled by
+// ReadAt, for scans that move forward a byte at a time.
+type fileWindow struct {
+	f   vfs.File
+	end int64
+	off int64 // file offset of buf[0]
+	buf []byte
+}
+
+// bytes returns the n bytes at pos, which must lie within end. The result
+// is valid until the next call.
+func (w *fileWindow) bytes(pos int64, n int) ([]byte, error) {
+	if pos >= w.off && pos+int64(n) <= w.off+int64(len(w.buf)) {
+		return w.buf[pos-w.off:][:n], nil
+	}
+	m := int(min(max(int64(n), 1<<20), w.end-pos))
+	if cap(w.buf) < m {
+		w.buf = make([]byte, m)
+	}
+	w.buf = w.buf[:m]
+	if k, err := w.f.ReadAt(w.buf, pos); k < m {
+		w.buf = w.buf[:0]
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	w.off = pos
+	return w.buf[:n], nil
 }
 
 // truncateFile cuts the file at path (open as f) to size and makes that

@@ -3,6 +3,7 @@ package wal
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"slices"
@@ -154,11 +155,39 @@ func (l *Log) recover() error {
 		}
 		seg := &segment{first: first, path: path, name: name, file: newSegFile(f)}
 		l.segs = append(l.segs, seg)
+		isLast := i == len(firsts)-1
 		st, err := f.Stat()
 		if err != nil {
 			return fmt.Errorf("wal: stat %s: %w", path, err)
 		}
 		size := st.Size()
+		hdr := make([]byte, min(size, segHeaderSize))
+		if m, err := f.ReadAt(hdr, 0); m < len(hdr) {
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("wal: read %s: %w", path, err)
+		}
+		if size < segHeaderSize || (size == segHeaderSize && checkSegHeader(hdr) != nil && tornHeader(hdr)) {
+			// createSegment syncs the header before the segment is used, and
+			// creates the next segment only after this one is complete.
+			if !isLast {
+				return corrupt(0, first, errors.New("segment is shorter than its header, or the header was never written"))
+			}
+			// The crash interrupted the creation of this segment: it never
+			// held an entry. Create it again.
+			l.logger.Warn("wal: rewriting the segment whose creation a crash interrupted", "segment", path, "size", size)
+			seg.file.unref()
+			l.segs = l.segs[:i]
+			if seg, err = l.createSegment(first); err != nil {
+				return err
+			}
+			l.segs = append(l.segs, seg)
+			continue
+		}
+		if err := checkSegHeader(hdr); err != nil {
+			return fmt.Errorf("wal: open %s: %w", path, err)
+		}
 		res, err := scanSegment(f, first, size)
 		if err != nil {
 			return fmt.Errorf("wal: read %s: %w", path, err)
@@ -167,19 +196,27 @@ func (l *Log) recover() error {
 		if res.bad == nil {
 			continue
 		}
-		if i < len(firsts)-1 || res.wrongLSN {
+		if !isLast || res.intact {
 			return corrupt(res.validEnd, res.last+1, res.bad)
 		}
-		found, off, lsn, err := findLaterFrame(f, res.validEnd, size, res.last+1)
+		// A bad frame in the last segment. A crash can only damage bytes
+		// that were not synced yet, so it is a torn write unless a later
+		// frame records that the file had been synced past it.
+		d, err := scanPastDamage(f, res.validEnd, size, res.last+1)
 		if err != nil {
 			return fmt.Errorf("wal: read %s: %w", path, err)
 		}
-		if found {
-			return corrupt(res.validEnd, res.last+1, fmt.Errorf("%w, yet an intact frame for LSN %d follows at offset %d", res.bad, lsn, off))
+		if d.vouched {
+			return corrupt(res.validEnd, res.last+1, fmt.Errorf(
+				"%w, but the intact frame for LSN %d at offset %d records that the file had been synced up to offset %d, so these bytes were durable and are damaged",
+				res.bad, d.vouchLSN, d.vouchOff, d.vouchSynced))
 		}
-		l.logger.Warn("wal: truncating the torn tail of the last segment",
-			"segment", path, "offset", res.validEnd, "dropped_bytes", size-res.validEnd,
-			"last_lsn", res.last, "reason", res.bad.Error())
+		args := []any{"segment", path, "offset", res.validEnd, "dropped_bytes", size - res.validEnd,
+			"dropped_intact_entries", d.frames, "last_lsn", res.last, "reason", res.bad.Error()}
+		if d.frames > 0 {
+			args = append(args, "highest_dropped_lsn", d.lastLSN)
+		}
+		l.logger.Warn("wal: truncating the unsynced tail of the last segment at its first bad frame", args...)
 		nf, err := truncateFile(l.fs, l.dir, path, f, res.validEnd)
 		if err != nil {
 			return err
@@ -199,6 +236,9 @@ func (l *Log) recover() error {
 	if err := syncDir(l.fs, l.dir); err != nil {
 		return err
 	}
+	for _, s := range l.segs {
+		s.synced.Store(s.size)
+	}
 	l.first.Store(l.segs[0].first)
 	l.last.Store(active.last)
 	l.synced.Store(active.last)
@@ -207,9 +247,10 @@ func (l *Log) recover() error {
 	return nil
 }
 
-// createSegment creates an empty segment named first and fsyncs the
-// directory, so the segment (and the LSN its name promises) survives a crash
-// before anything is written to it.
+// createSegment creates an empty segment named first (replacing a file of
+// that name), writes its header and fsyncs it and the directory, so the
+// segment (and the LSN its name promises) survives a crash before anything
+// is written to it.
 func (l *Log) createSegment(first uint64) (*segment, error) {
 	name := segmentName(first)
 	path := l.fs.PathJoin(l.dir, name)
@@ -217,11 +258,21 @@ func (l *Log) createSegment(first uint64) (*segment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wal: create %s: %w", path, err)
 	}
+	if _, err := f.WriteAt(appendSegHeader(nil), 0); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("wal: write %s: %w", path, err)
+	}
+	if err := f.SyncData(); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("wal: sync %s: %w", path, err)
+	}
 	if err := syncDir(l.fs, l.dir); err != nil {
 		_ = f.Close()
 		return nil, err
 	}
-	return &segment{first: first, last: first - 1, path: path, name: name, file: newSegFile(f)}, nil
+	seg := &segment{first: first, last: first - 1, path: path, name: name, size: segHeaderSize, file: newSegFile(f)}
+	seg.synced.Store(segHeaderSize)
+	return seg, nil
 }
 
 // FirstLSN is the first LSN held, LastLSN()+1 when the log is empty.
@@ -285,12 +336,16 @@ func (l *Log) AppendBatch(first uint64, payloads [][]byte) error {
 	}
 	buf := slices.Grow(l.buf[:0], total)
 	idx := l.idx[:0]
+	// Every frame records how much of the file was durable before it was
+	// written, which is how recovery tells a torn write from damage to
+	// synced data. A Sync finishing meanwhile only makes it an underestimate.
+	synced := seg.synced.Load()
 	for i, p := range payloads {
 		lsn := first + uint64(i)
 		if (lsn-seg.first)%indexStride == 0 {
 			idx = append(idx, seg.size+int64(len(buf)))
 		}
-		buf = appendFrame(buf, lsn, p)
+		buf = appendFrame(buf, lsn, synced, p)
 	}
 	if _, err := seg.file.f.WriteAt(buf, seg.size); err != nil {
 		return l.fail(fmt.Errorf("wal: write %s: %w", seg.path, err))
@@ -321,6 +376,7 @@ func (l *Log) rotate(old *segment) (*segment, error) {
 			return nil, l.fail(fmt.Errorf("wal: sync %s: %w", old.path, err))
 		}
 		l.synced.Store(old.last)
+		old.synced.Store(old.size)
 	}
 	seg, err := l.createSegment(old.last + 1)
 	if err != nil {
@@ -358,7 +414,7 @@ func (l *Log) Sync() error {
 func (l *Log) syncActive() error {
 	l.mu.Lock()
 	seg := l.segs[len(l.segs)-1]
-	sf, upto := seg.file, seg.last
+	sf, upto, size := seg.file, seg.last, seg.size
 	sf.ref()
 	l.mu.Unlock()
 	err := sf.f.SyncData()
@@ -368,6 +424,9 @@ func (l *Log) syncActive() error {
 	}
 	if upto > l.synced.Load() {
 		l.synced.Store(upto)
+	}
+	if size > seg.synced.Load() {
+		seg.synced.Store(size)
 	}
 	return nil
 }
@@ -406,24 +465,24 @@ func (l *Log) Read(from, to uint64, maxBytes int, fn func(lsn uint64, payload []
 		stop := false
 		for next <= end {
 			off = fr.pos()
-			got, payload, ferr := fr.next()
-			if ferr == nil && got != next {
-				ferr = wrongLSN(got, next)
+			fm, ferr := fr.next()
+			if ferr == nil && fm.lsn != next {
+				ferr = wrongLSN(fm.lsn, next)
 			}
 			if ferr != nil {
 				err = l.readError(seg, off, next, gen, ferr)
 				break
 			}
 			if next >= lsn {
-				if maxBytes > 0 && delivered && total+len(payload) > maxBytes {
+				if maxBytes > 0 && delivered && total+len(fm.payload) > maxBytes {
 					stop = true
 					break
 				}
-				if err = fn(next, payload); err != nil {
+				if err = fn(next, fm.payload); err != nil {
 					break
 				}
 				delivered = true
-				total += len(payload)
+				total += len(fm.payload)
 			}
 			next++
 			off = fr.pos()
@@ -654,6 +713,7 @@ func (l *Log) TruncateBack(lsn uint64) error {
 	}
 	// truncateFile synced the whole kept prefix of this segment, and the
 	// earlier segments were synced when they were rotated.
+	seg.synced.Store(off)
 	l.synced.Store(lsn)
 	return nil
 }
@@ -668,9 +728,9 @@ func (l *Log) offsetOf(seg *segment, lsn uint64) (int64, error) {
 	fr := getReader(seg.file.f, off, seg.size)
 	defer putReader(fr)
 	for next < lsn {
-		got, _, err := fr.next()
-		if err == nil && got != next {
-			err = wrongLSN(got, next)
+		fm, err := fr.next()
+		if err == nil && fm.lsn != next {
+			err = wrongLSN(fm.lsn, next)
 		}
 		if err != nil {
 			return 0, &CorruptionError{Dir: l.dir, Segment: seg.name, Offset: fr.pos(), LSN: next, Err: err}
@@ -752,3 +812,20 @@ func (l *Log) Close() error {
 }
 
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+
+// tornHeader reports whether h, a header's worth of bytes, is what a crash
+// during the header's first write can leave: a prefix of the header, then
+// zeros.
+func tornHeader(h []byte) bool {
+	want := appendSegHeader(nil)
+	k := 0
+	for k < len(h) && h[k] == want[k] {
+		k++
+	}
+	for _, c := range h[k:] {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -144,7 +144,7 @@ func TestPayloadLimit(t *testing.T) {
 	// its checksum is right: as the tail of the last segment it is dropped.
 	path := "/wal/" + segmentName(1)
 	img := readFile(t, fs, path)
-	long := appendFrame(nil, 2, make([]byte, 101))
+	long := appendFrame(nil, 2, int64(len(img)), make([]byte, 101))
 	writeFile(t, fs, path, append(img, long...))
 	l = mustOpen(t, fs, "/wal", 0)
 	checkPositions(t, l, 1, 1)
@@ -390,13 +390,13 @@ func TestTruncateBack(t *testing.T) {
 // layout (3-entry batches of payloadFor into 400-byte segments), computed by
 // replaying the rotation rule.
 func segFirst(lsn uint64) uint64 {
-	first, size := uint64(1), 0
+	first, size := uint64(1), segHeaderSize
 	for b := uint64(1); b <= 300; b += 3 {
 		if size >= 400 {
 			if b > lsn {
 				return first
 			}
-			first, size = b, 0
+			first, size = b, segHeaderSize
 		}
 		for x := b; x < b+3; x++ {
 			size += headerSize + len(payloadFor(x, 0))
