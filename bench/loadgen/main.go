@@ -49,6 +49,7 @@ type config struct {
 	timeout   time.Duration
 	lagURL    string
 	lagEvery  time.Duration
+	rate      float64
 }
 
 // writer sends one write and returns when it is acknowledged.
@@ -113,6 +114,7 @@ func main() {
 	flag.DurationVar(&c.timeout, "op-timeout", 30*time.Second, "timeout of one write")
 	flag.StringVar(&c.lagURL, "lag-url", "", "replicant leader status URL (http://HOST:PORT/v1/status) to sample follower lag from during the run")
 	flag.DurationVar(&c.lagEvery, "lag-every", 100*time.Millisecond, "lag sampling interval")
+	flag.Float64Var(&c.rate, "rate", 0, "total writes per second to aim for, spread evenly over the clients (0: as fast as replies come)")
 	flag.Parse()
 	if header {
 		fmt.Println(csvHeader)
@@ -180,7 +182,24 @@ func run(c config) (result, error) {
 			val := make([]byte, c.valueSize)
 			rnd := newRand(uint64(i)*0x9E3779B97F4A7C15 + uint64(start.UnixNano()))
 			lat := make([]time.Duration, 0, 4096)
+			// -rate: each client sends on its own schedule, offset from the
+			// others, and waits when it is ahead of it (never bursts to
+			// catch up: a slow reply just delays the schedule).
+			var interval time.Duration
+			due := start
+			if c.rate > 0 {
+				interval = time.Duration(float64(c.clients) / c.rate * float64(time.Second))
+				due = start.Add(interval * time.Duration(i) / time.Duration(c.clients))
+			}
 			for ctx.Err() == nil {
+				if interval > 0 {
+					if d := time.Until(due); d > 0 {
+						time.Sleep(d)
+					}
+					if due = due.Add(interval); due.Before(time.Now()) {
+						due = time.Now()
+					}
+				}
 				n := next.Add(1) - 1
 				if c.total > 0 && n >= c.total {
 					break

@@ -194,7 +194,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: --sync-fallback: %w", err)
 	}
 	log := cfg.Logger.With("node", cfg.ID)
-	st, err := storage.Open(filepath.Join(cfg.DataDir, "store"), storage.Options{Logger: log})
+	st, err := storage.Open(filepath.Join(cfg.DataDir, "store"), storage.Options{Logger: log, ApplyDelay: cfg.ApplyDelay})
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}

@@ -23,8 +23,8 @@ type StartPlan struct {
 // a pure function.
 //
 //   - A follower with an empty log joins from a snapshot when the leader has
-//     applied anything (its log may no longer start at LSN 1, and a snapshot
-//     is cheaper than replaying history).
+//     committed anything (its log may no longer start at LSN 1, and a
+//     snapshot is cheaper than replaying history).
 //   - A follower whose agreeing prefix ends below the leader's log start
 //     (retention) needs a snapshot too, and is told why.
 //   - Otherwise the stream starts after the common prefix, and a follower
@@ -36,7 +36,11 @@ func PlanStart(fe []storage.EpochStart, fl uint64, le []storage.EpochStart, st s
 	switch {
 	case fl == 0 && st.AppliedLSN > 0 && st.FirstLSN > 1:
 		p.NeedSnapshot, p.Reason = true, fmt.Sprintf("new follower: log starts at %d", st.FirstLSN)
-	case fl == 0 && st.AppliedLSN > 0:
+	case fl == 0 && st.AppliedLSN > 0 && st.CommitLSN > 0:
+		// Only once something is committed: a snapshot is taken at the
+		// commit LSN, and one at LSN 0 would leave the follower as new as
+		// before, asking again forever (seen after a switchover whose
+		// first entry waited for this very follower).
 		p.NeedSnapshot, p.Reason = true, "new follower: initial snapshot"
 	case common+1 < st.FirstLSN:
 		p.NeedSnapshot = true

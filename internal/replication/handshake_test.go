@@ -26,6 +26,7 @@ func TestPlanStart(t *testing.T) {
 	}{
 		{"new follower of an empty leader streams from 1", nil, 0, storage.State{FirstLSN: 1}, StartPlan{FromLSN: 1}},
 		{"new follower gets a snapshot", nil, 0, full, StartPlan{NeedSnapshot: true, Reason: "new follower: initial snapshot"}},
+		{"new follower of a leader with nothing committed streams from 1", nil, 0, storage.State{FirstLSN: 1, LastLSN: 1, AppliedLSN: 1}, StartPlan{FromLSN: 1}},
 		{"new follower after retention", nil, 0, retained, StartPlan{NeedSnapshot: true, Reason: "new follower: log starts at 60"}},
 		{"caught-up follower", leader, 100, full, StartPlan{Common: 100, FromLSN: 101}},
 		{"behind in the same epoch", leader, 90, full, StartPlan{Common: 90, FromLSN: 91}},

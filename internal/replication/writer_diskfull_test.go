@@ -81,8 +81,8 @@ func TestWriterRefusesOnFullDisk(t *testing.T) {
 	}
 }
 
-// TestWriterRecoversAfterLogFailure: when the store's log write fails (the
-// disk filled between its check and the write), the write in flight is
+// TestWriterRecoversAfterLogFailure: when the store's log sync fails (the
+// disk filled between its check and the write-back), the write in flight is
 // reported as not acknowledged, later writes are refused quickly, reads go
 // on, and once the disk works again writes succeed without a restart;
 // the write whose sync failed was kept by the store and is committed with
@@ -93,7 +93,7 @@ func TestWriterRecoversAfterLogFailure(t *testing.T) {
 	if _, err := w.Propose(ctxT(t), setKey("a", "1")); err != nil {
 		t.Fatal(err)
 	}
-	fs.FailWAL.Store(true)
+	fs.FailWALSync.Store(true)
 	_, err := w.Propose(ctxT(t), setKey("a", "2"))
 	wantDiskFullErr(t, err, "may or may not be applied")
 	for range 3 {
@@ -107,7 +107,7 @@ func TestWriterRecoversAfterLogFailure(t *testing.T) {
 	if got := readCommitted(t, s, w, "a"); got != "1" {
 		t.Fatalf("read while failing = %q, want 1", got)
 	}
-	fs.FailWAL.Store(false)
+	fs.FailWALSync.Store(false)
 	deadline := time.Now().Add(waitTimeout)
 	var tok engine.Token
 	for {
@@ -128,5 +128,41 @@ func TestWriterRecoversAfterLogFailure(t *testing.T) {
 	}
 	if got := readCommitted(t, s, w, "c"); got != "3" {
 		t.Fatalf("c = %q after recovery, want 3", got)
+	}
+}
+
+// TestWriterRefusesWhenLogWriteFails: a log write that fails outright
+// appended nothing: the write is refused (not "may or may not"), and once
+// the disk works again the next write takes the same LSN.
+func TestWriterRefusesWhenLogWriteFails(t *testing.T) {
+	s, fs := openFaultyStore(t, -1)
+	w := startWriter(t, s, WriterConfig{})
+	if _, err := w.Propose(ctxT(t), setKey("a", "1")); err != nil {
+		t.Fatal(err)
+	}
+	fs.FailWAL.Store(true)
+	_, err := w.Propose(ctxT(t), setKey("a", "2"))
+	wantDiskFullErr(t, err, "write refused")
+	if got := readCommitted(t, s, w, "a"); got != "1" {
+		t.Fatalf("read while failing = %q, want 1", got)
+	}
+	fs.FailWAL.Store(false)
+	deadline := time.Now().Add(waitTimeout)
+	var tok engine.Token
+	for {
+		tok, err = w.Propose(ctxT(t), setKey("a", "3"))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("writes did not resume: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if tok.LSN != 2 {
+		t.Fatalf("resumed write at LSN %d, want 2 (the refused write left nothing)", tok.LSN)
+	}
+	if got := readCommitted(t, s, w, "a"); got != "3" {
+		t.Fatalf("a = %q after recovery, want 3", got)
 	}
 }

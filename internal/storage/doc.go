@@ -1,19 +1,32 @@
-// Package storage is replicant's durable state: the replication log and the
-// multi-version key-value data derived from it, both in one Pebble database.
+// Package storage is replicant's durable state: the replication log, in
+// its own segment files (package wal), and the multi-version key-value
+// data derived from it, in Pebble.
 //
-// Layout (first byte of every Pebble key is its family):
+// Pebble layout (first byte of every Pebble key is its family):
 //
-//	0x01 BE64(lsn)                         -> encoded Entry (the replication log)
 //	0x02 esc(key) 0x00 0x01 BE64(^lsn)     -> encoded Version (user data)
 //	0x03 name                              -> node metadata
 //	0x04 BE64(expireAt) BE64(lsn) esc(key) -> "" (expiry index)
 //	0x05 BE64(lsn)                         -> "" (FLUSHALL markers)
 //
+// (0x01 held the log in older directories; Open moves it to the files.)
+//
+// The log is the only thing fsynced on the write path. Pebble runs without
+// its own write-ahead log: its writes are derived from the log and become
+// durable when Pebble flushes a memtable, which persists a prefix of the
+// batches applied, in order. Open replays the log above Pebble's durable
+// applied LSN. So one entry costs one write and one shared fsync, and the
+// memtable holds only versions.
+//
 // Invariants:
-//   - An entry's log record and its versions are written in the same Pebble
-//     batch when the entry is applied together with its append; a follower
-//     may append first and apply later, but never applies what it has not
-//     appended.
+//   - An entry is in the log before its versions are in Pebble. A crash can
+//     leave Pebble with versions of entries whose records never reached
+//     the disk (never acknowledged): Open drops them (dropAbove).
+//   - Pebble's durable applied LSN is never below the log's first entry
+//     minus one: retention flushes Pebble before deleting a segment.
+//   - When history is rewritten (suffix truncation, snapshot install),
+//     Pebble is flushed before the log changes, and the "installing" mark
+//     makes a crash in the middle start the install over.
 //   - Versions are ordered newest first within a key (^lsn), so the newest
 //     version at or below a read LSN is found with one SeekGE.
 //   - A version with LSN v is visible at read LSN r iff v <= r, no newer
@@ -21,13 +34,14 @@
 //   - Log entries are contiguous from FirstLSN to LastLSN. Prefix truncation
 //     raises FirstLSN; suffix truncation lowers LastLSN and removes the
 //     versions, expiry entries and flush markers the dropped entries wrote.
-//   - Every log record carries a CRC-32C; a mismatch is reported as a
-//     *CorruptionError naming the directory and LSN, never skipped.
+//   - Every log record carries a CRC-32C (and so does its frame in the
+//     segment file); a mismatch is reported as a *CorruptionError naming
+//     the directory and LSN, never skipped.
 //   - GC(floor) only removes versions that no read at an LSN >= floor can
-//     observe.
-//   - No write reaches Pebble after one failed on the disk (Pebble cannot
-//     continue from that): the store refuses writes until Recover has
-//     reopened the database and restored every entry it had appended, so
-//     an LSN once shown never changes contents. Writes that would eat into
-//     the free-space reserve are refused before Pebble sees them.
+//     observe; the floor is recorded before the first deletion.
+//   - No entry is appended after a log write or fsync failed: the store
+//     refuses writes until Recover has reopened the log files and restored
+//     every entry it had appended, so an LSN once shown never changes
+//     contents. Writes that would eat into the free-space reserve are
+//     refused before they reach the disk.
 package storage

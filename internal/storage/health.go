@@ -13,6 +13,9 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/record"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/replicant-db/replicant/internal/storage/logrec"
+	"github.com/replicant-db/replicant/internal/storage/wal"
 )
 
 // This file is how the store lives with a full or failing disk and with
@@ -229,17 +232,15 @@ func (s *Store) Recover() error {
 	return err
 }
 
-// reopen replaces a database whose log failed with a fresh instance and
-// restores the entries the old one held only in memory.
+// reopen replaces a log that failed with a fresh instance of the same
+// files and restores the entries the old one held only in memory. Pebble
+// stays open: it never writes a log of its own, so a failed log file
+// cannot have wedged it.
 func (s *Store) reopen() error {
-	// Pebble replays its log into a table when it opens: check for room for
-	// that, the restored suffix and the reserve before closing the old
-	// instance, which is what reads are served from until then.
-	wal := s.walBytes()
-	if err := s.admit("reopen", int(wal), grows); err != nil {
+	if err := s.admit("reopen", s.saved.bytes(), grows); err != nil {
 		return err
 	}
-	// Long reads stop at their next key once draining is set, but one may
+	// Long reads stop at their next entry once draining is set, but one may
 	// sit in a callback (a snapshot chunk waiting on a slow follower).
 	// Poll instead of Lock: a waiting Lock would stall every new reader
 	// behind that one.
@@ -262,62 +263,32 @@ func (s *Store) reopen() error {
 	mem := loaded{st: s.st, epochs: s.epochs, flushes: s.flushes, gcFloor: s.gcFloor}
 	durable := s.durable
 	s.mu.RUnlock()
-	if s.db != nil && s.saved == nil {
+	if s.saved == nil {
 		saved, err := s.captureSuffix(durable, mem.st.LastLSN)
 		if err != nil {
 			return err
 		}
 		s.saved = saved
 	}
-	if err := s.admit("reopen", int(wal)+s.saved.bytes(), grows); err != nil {
+	if err := s.admit("reopen", s.saved.bytes(), grows); err != nil {
 		return err
 	}
-	s.closeInstance()
-	db, ev, err := s.openPebble()
+	nw, err := s.openWAL()
 	if err != nil {
-		// The store has no database until a later attempt succeeds: reads
-		// fail with this error rather than show less than they did.
 		return err
 	}
-	s.db, s.ev = db, ev
-	if applied, err := s.restore(mem, durable); err != nil {
-		if !applied {
-			// The instance shows less than readers have seen: drop it.
-			s.closeInstance()
-		}
+	if err := s.restore(nw, mem, durable); err != nil {
+		_ = nw.Close()
 		return err
 	}
+	old := s.wal
+	s.wal = nw
+	_ = old.Close()
 	s.saved = nil
 	return nil
 }
 
-// walBytes is the size of Pebble's log files: about what replaying them
-// writes when the database is opened.
-func (s *Store) walBytes() int64 {
-	var n int64
-	for _, path := range s.walFiles() {
-		if fi, err := s.fs.Stat(path); err == nil {
-			n += fi.Size()
-		}
-	}
-	return n
-}
-
-func (s *Store) walFiles() []string {
-	names, err := s.fs.List(s.dir)
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, name := range names {
-		if strings.HasSuffix(name, ".log") {
-			out = append(out, s.fs.PathJoin(s.dir, name))
-		}
-	}
-	return out
-}
-
-// savedEntry is one raw log record kept in memory while the database is
+// savedEntry is one raw log record kept in memory while the log is
 // reopened.
 type savedEntry struct {
 	lsn uint64
@@ -335,89 +306,95 @@ func (ss savedSuffix) bytes() int {
 }
 
 // captureSuffix copies the log records above the last LSN known durable
-// out of the failing instance (its memtable still holds them). A record
-// missing there (a truncation whose own sync failed) ends the suffix.
+// out of the failing log (its files' pages in memory still hold them). A
+// record that cannot be read back ends the suffix.
 // The caller holds dbmu exclusively.
 func (s *Store) captureSuffix(durable, last uint64) (savedSuffix, error) {
 	out := savedSuffix{}
 	if last <= durable {
 		return out, nil
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: logKey(durable + 1), UpperBound: logKey(last + 1)})
-	if err != nil {
-		return nil, s.readErr(err)
-	}
-	defer it.Close()
 	want := durable + 1
-	for it.First(); it.Valid(); it.Next() {
-		lsn := binaryLSN(it.Key())
+	_ = s.wal.Read(durable+1, last, 0, func(lsn uint64, raw []byte) error {
 		if lsn != want {
-			break
+			return errStop
 		}
-		if _, err := s.decodeAt(it.Key(), it.Value()); err != nil {
-			return nil, err
+		if _, err := logrec.DecodeEntry(raw); err != nil {
+			return errStop
 		}
-		out = append(out, savedEntry{lsn: lsn, raw: append([]byte(nil), it.Value()...)})
+		out = append(out, savedEntry{lsn: lsn, raw: append([]byte(nil), raw...)})
 		want++
-	}
-	if err := it.Error(); err != nil {
-		return nil, s.readErr(err)
-	}
+		return nil
+	})
 	return out, nil
 }
 
-// restore brings a freshly opened instance up to the state this process
-// had shown (mem): it appends the saved records the disk lost and rewrites
-// the versions and positions that were written without sync, in one
-// batch, and makes it durable. applied reports that the instance shows
-// that state (the batch reached the memtable) even if its sync failed.
-// The caller holds dbmu exclusively.
-func (s *Store) restore(mem loaded, durable uint64) (applied bool, err error) {
-	disk, err := s.load()
-	if err != nil {
-		return false, err
+var errStop = errors.New("stop")
+
+// restore brings a freshly opened log (w) up to what this process had
+// shown (mem): it checks that what survived is what was appended, appends
+// the saved records the disk lost, syncs, and drops from Pebble what the
+// log could not get back. The caller holds dbmu exclusively.
+func (s *Store) restore(w *wal.Log, mem loaded, durable uint64) error {
+	last := w.LastLSN()
+	if last < durable {
+		return s.corrupt(&CorruptionError{Dir: s.dir, LSN: last + 1,
+			Err: fmt.Errorf("log ends at %d after reopening, but entries up to %d were synced", last, durable)})
 	}
-	if disk.st.LastLSN < durable {
-		return false, s.corrupt(&CorruptionError{Dir: s.dir, LSN: disk.st.LastLSN + 1,
-			Err: fmt.Errorf("log ends at %d after reopening, but entries up to %d were synced", disk.st.LastLSN, durable)})
+	if last > mem.st.LastLSN {
+		// Whole records of a batch whose write was reported failed: never
+		// appended as far as anyone knows.
+		if err := w.TruncateBack(mem.st.LastLSN); err != nil {
+			return &DiskError{Dir: s.dir, Op: "reopen", Err: err}
+		}
+		last = mem.st.LastLSN
 	}
-	if disk.st.LastLSN > mem.st.LastLSN {
-		return false, s.corrupt(&CorruptionError{Dir: s.dir, LSN: mem.st.LastLSN + 1,
-			Err: fmt.Errorf("log ends at %d after reopening, beyond the %d this process appended", disk.st.LastLSN, mem.st.LastLSN)})
-	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	next := disk.st.LastLSN + 1
-	saved := map[uint64][]byte{}
+	var tail [][]byte
+	next := last + 1
 	for _, e := range s.saved {
-		saved[e.lsn] = e.raw
-		if e.lsn < next {
+		if e.lsn <= last {
 			// What survived on disk must be what was appended.
-			v, closer, err := s.db.Get(logKey(e.lsn))
+			same := false
+			err := w.Read(e.lsn, e.lsn, 0, func(_ uint64, raw []byte) error {
+				same = string(raw) == string(e.raw)
+				return nil
+			})
 			if err != nil {
-				return false, s.readErr(err)
+				return fmt.Errorf("storage: reopen: %w", err)
 			}
-			same := string(v) == string(e.raw)
-			_ = closer.Close()
 			if !same {
-				return false, s.corrupt(&CorruptionError{Dir: s.dir, LSN: e.lsn, Err: errors.New("record differs from the one appended before reopening")})
+				return s.corrupt(&CorruptionError{Dir: s.dir, LSN: e.lsn, Err: errors.New("record differs from the one appended before reopening")})
 			}
 			continue
 		}
 		if e.lsn != next {
 			break
 		}
-		_ = b.Set(logKey(e.lsn), e.raw, nil)
+		tail = append(tail, e.raw)
 		next++
 	}
+	if len(tail) > 0 {
+		if err := w.AppendBatch(last+1, tail); err != nil {
+			return &DiskError{Dir: s.dir, Op: "restore after reopening", Err: err}
+		}
+	}
+	if err := w.Sync(); err != nil {
+		return &DiskError{Dir: s.dir, Op: "restore after reopening", Err: err}
+	}
 	target := mem
-	if last := next - 1; last < mem.st.LastLSN {
-		// Only a follower gets here (a suffix truncation whose sync failed):
-		// it learns the rest from its leader again.
-		target.st.LastLSN = last
-		target.st.AppliedLSN = min(target.st.AppliedLSN, last)
-		target.st.CommitLSN = min(target.st.CommitLSN, last)
-		for len(target.epochs) > 0 && target.epochs[len(target.epochs)-1].FirstLSN > last {
+	if l := next - 1; l < mem.st.LastLSN {
+		// Only a follower gets here (entries it had received were lost
+		// with the failed writes): it learns the rest from its leader
+		// again. Pebble must forget their versions first.
+		if target.st.AppliedLSN > l {
+			if err := s.dropAbove(l); err != nil {
+				return err
+			}
+		}
+		target.st.LastLSN = l
+		target.st.AppliedLSN = min(target.st.AppliedLSN, l)
+		target.st.CommitLSN = min(target.st.CommitLSN, l)
+		for len(target.epochs) > 0 && target.epochs[len(target.epochs)-1].FirstLSN > l {
 			target.epochs = target.epochs[:len(target.epochs)-1]
 		}
 		target.st.LastEpoch = 0
@@ -432,57 +409,12 @@ func (s *Store) restore(mem loaded, durable uint64) (applied bool, err error) {
 		}
 		target.flushes = fl
 	}
-	target.st.FirstLSN = disk.st.FirstLSN
-	target.gcFloor = disk.gcFloor
-	if target.st.AppliedLSN > disk.st.AppliedLSN {
-		// Versions written without sync are derived from the log again.
-		var flushes []uint64
-		for lsn := disk.st.AppliedLSN + 1; lsn <= target.st.AppliedLSN; lsn++ {
-			raw, ok := saved[lsn]
-			if !ok {
-				v, closer, err := s.db.Get(logKey(lsn))
-				if err != nil {
-					return false, s.readErr(err)
-				}
-				raw = append([]byte(nil), v...)
-				_ = closer.Close()
-			}
-			e, err := s.decodeAt(logKey(lsn), raw)
-			if err != nil {
-				return false, err
-			}
-			flushes = s.writeVersions(b, &e, flushes)
-		}
-		_ = b.Set(metaKey("applied_lsn"), u64(target.st.AppliedLSN), nil)
-	}
-	if target.st.CommitLSN > disk.st.CommitLSN {
-		_ = b.Set(metaKey("commit_lsn"), u64(target.st.CommitLSN), nil)
-	}
-	if string(encodeEpochs(target.epochs)) != string(encodeEpochs(disk.epochs)) {
-		_ = b.Set(metaKey("epochs"), encodeEpochs(target.epochs), nil)
-	}
-	var seq uint64
-	if !b.Empty() {
-		// Not gated: the store stays degraded until this is durable.
-		if seq, err = s.apply("restore after reopening", b, true, false); err != nil {
-			return false, err
-		}
-	}
+	target.st.FirstLSN = max(target.st.FirstLSN, w.FirstLSN())
 	s.mu.Lock()
 	s.st, s.epochs, s.flushes, s.gcFloor = target.st, target.epochs, target.flushes, target.gcFloor
-	s.durable = min(durable, target.st.LastLSN)
+	s.durable = target.st.LastLSN
 	s.mu.Unlock()
-	if seq != 0 {
-		err := b.SyncWait()
-		s.pendings.Add(-1)
-		if err != nil {
-			// The instance shows everything (the batch is in its memtable)
-			// and serves reads; the saved records stay for the next try.
-			return true, s.degrade("restore after reopening", err)
-		}
-	}
-	s.syncedAll()
-	return true, nil
+	return nil
 }
 
 // --- fatal errors ---
@@ -589,6 +521,18 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	}
 	p.s.parked.Store(true)
 	err := fmt.Errorf("storage: pebble stopped in %s: %s", p.s.dir, oneLine(fmt.Errorf(format, args...)))
+	for _, a := range args {
+		if cause, ok := a.(error); ok && isDiskErr(cause) {
+			// Usually a full disk at start (the MANIFEST of a reopened
+			// database): say so, as an early refusal would.
+			op := "write"
+			if p.ev.opening.Load() {
+				op = "open"
+			}
+			err = &DiskError{Dir: p.s.dir, Op: op, Err: causeError{msg: "pebble: " + oneLine(fmt.Errorf(format, args...)), cause: cause}}
+			break
+		}
+	}
 	if path := p.ev.corruptPath(); path != "" {
 		err = &CorruptionError{Dir: p.s.dir, Path: path, Err: errors.New(oneLine(fmt.Errorf(format, args...)))}
 	}
@@ -599,13 +543,23 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	select {}
 }
 
+// causeError is a message that unwraps to the error it describes.
+type causeError struct {
+	msg   string
+	cause error
+}
+
+func (e causeError) Error() string { return e.msg }
+func (e causeError) Unwrap() error { return e.cause }
+
 // dbEvents is one Pebble instance's event hooks.
 type dbEvents struct {
 	s         *Store
 	closing   chan struct{} // closed before the instance is closed: ends backoff sleeps
 	closeOnce sync.Once
 	bgFails   atomic.Int32 // background errors since the last successful flush or compaction
-	opening   atomic.Bool  // pebble.Open has not returned yet
+	lastBgErr atomic.Pointer[error]
+	opening   atomic.Bool // pebble.Open has not returned yet
 	openFail  chan error
 	corrupt   atomic.Pointer[string]
 
@@ -674,6 +628,7 @@ func (ev *dbEvents) backgroundError(err error) {
 		// says it all; no line here.
 		ev.fail(&DiskError{Dir: ev.s.dir, Op: "open (replaying the write-ahead log)", Err: err})
 	}
+	ev.lastBgErr.Store(&err)
 	n := ev.bgFails.Add(1)
 	if !opening {
 		if ok, sup := ev.s.logs.allow("background:"+oneLine(err), time.Now()); ok {
@@ -704,10 +659,14 @@ func (s *Store) openPebble() (*pebble.DB, *dbEvents, error) {
 		EventListener: ev.listener(),
 		// Fewer, larger L0 flushes under write-heavy load.
 		MemTableSize: 64 << 20,
-		// WAL sync chunks let a replay tell a torn tail from a corrupt
-		// record (without them Pebble silently drops the rest of the log at
-		// the first bad record), and v6 tables checksum their footer.
-		// Opening an older directory upgrades it, one way.
+		// Pebble keeps no log of its own: every write it gets is derived
+		// from the replication log, which the store fsyncs itself and
+		// replays into Pebble after a crash (see doc.go). One fsync per
+		// group commit instead of two logs, and no write of each record
+		// into the memtable and its tables.
+		DisableWAL: true,
+		// v6 tables checksum their footer. Opening an older directory
+		// upgrades it, one way (its old write-ahead log is replayed once).
 		FormatMajorVersion: pebble.FormatTableFormatV6,
 	}
 	for i := range opts.Levels {
@@ -770,7 +729,7 @@ func (s *Store) openErr(ev *dbEvents, err error) error {
 		if path == "" && (errors.Is(err, record.ErrInvalidChunk) || errors.Is(err, record.ErrZeroedChunk)) {
 			// A bad write-ahead-log record: Pebble does not say which file,
 			// but there is usually only one.
-			if logs := s.walFiles(); len(logs) == 1 {
+			if logs := s.pebbleLogs(); len(logs) == 1 {
 				path = logs[0]
 			}
 		}
@@ -780,6 +739,22 @@ func (s *Store) openErr(ev *dbEvents, err error) error {
 		return &DiskError{Dir: s.dir, Op: "open", Err: err}
 	}
 	return fmt.Errorf("storage: open %s: %w", s.dir, err)
+}
+
+// pebbleLogs lists Pebble's own write-ahead log files: only a directory
+// from before the log had its own files has one, replayed once at open.
+func (s *Store) pebbleLogs() []string {
+	names, err := s.fs.List(s.dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, name := range names {
+		if strings.HasSuffix(name, ".log") {
+			out = append(out, s.fs.PathJoin(s.dir, name))
+		}
+	}
+	return out
 }
 
 func isDiskErr(err error) bool {

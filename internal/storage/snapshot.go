@@ -35,8 +35,15 @@ func (s *Store) BeginInstall() error {
 	if err := s.admit("begin snapshot install", b.Len(), shrinks); err != nil {
 		return err
 	}
-	if err := s.applySync("begin snapshot install", b, true); err != nil {
+	if err := s.apply("begin snapshot install", b, true); err != nil {
 		return fmt.Errorf("storage: begin snapshot install: %w", err)
+	}
+	if err := s.flushPebble("begin snapshot install"); err != nil {
+		return s.degrade("begin snapshot install", err)
+	}
+	// The mark is durable: a crash from here on wipes again.
+	if err := s.wal.Reset(1); err != nil {
+		return s.walErr("begin snapshot install", err)
 	}
 	s.mu.Lock()
 	s.durable = 0
@@ -68,7 +75,7 @@ func (s *Store) InstallChunk(lsn uint64, kvs []KV) error {
 	if err := s.admit("snapshot install", b.Len(), grows); err != nil {
 		return err
 	}
-	if _, err := s.apply("snapshot install", b, false, true); err != nil {
+	if err := s.apply("snapshot install", b, true); err != nil {
 		return fmt.Errorf("storage: install chunk: %w", err)
 	}
 	return nil
@@ -98,7 +105,12 @@ func (s *Store) FinishInstall(lsn uint64, epochs []EpochStart) error {
 	if err := s.admit("finish snapshot install", b.Len(), shrinks); err != nil {
 		return err
 	}
-	if err := s.applySync("finish snapshot install", b, true); err != nil {
+	// The log continues after the snapshot before the mark goes: a crash
+	// in between still finds the mark and starts over.
+	if err := s.wal.Reset(lsn + 1); err != nil {
+		return s.walErr("finish snapshot install", err)
+	}
+	if err := s.applyDurable("finish snapshot install", b); err != nil {
 		return fmt.Errorf("storage: finish snapshot install: %w", err)
 	}
 	lastEpoch := uint64(0)
@@ -126,14 +138,20 @@ func (s *Store) recoverInstall() error {
 	defer b.Close()
 	wipeData(b)
 	_ = b.Delete(metaKey("installing"), nil)
-	if err := s.applySync("wipe interrupted install", b, false); err != nil {
+	// The log first: once the mark is gone, an empty store must not sit
+	// beside a log that starts after LSN 1.
+	if err := s.wal.Reset(1); err != nil {
+		return fmt.Errorf("storage: wipe interrupted install: %w", err)
+	}
+	if err := s.applyDurable("wipe interrupted install", b); err != nil {
 		return fmt.Errorf("storage: wipe interrupted install: %w", err)
 	}
 	return nil
 }
 
-// wipeData deletes the log, versions, expiry index, flush markers and the
-// positions; metadata of upper layers (PutMeta) survives.
+// wipeData deletes versions, expiry index, flush markers, the positions
+// and any log left in Pebble by an older layout; metadata of upper layers
+// (PutMeta) survives. The log files are reset separately.
 func wipeData(b *pebble.Batch) {
 	_ = b.DeleteRange([]byte{famLog}, []byte{famMeta}, nil)
 	_ = b.DeleteRange([]byte{famExpiry}, []byte{famFlush + 1}, nil)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/replicant-db/replicant/internal/storage/wal"
 )
 
 // Latest reads the newest version regardless of commit state. Only the
@@ -87,10 +90,19 @@ type Options struct {
 	// MinFreeBytes is the disk space writes leave free (see admit); 0 picks
 	// 1/32 of the file system, at most 64 MiB; negative disables the check.
 	MinFreeBytes int64
-	// FS is the file system Pebble uses; nil is the operating system's.
-	// Tests inject failures through it.
+	// FS is the file system Pebble and the log use; nil is the operating
+	// system's. Tests inject failures through it.
 	FS vfs.FS
+	// SegmentBytes is the size at which the log starts a new segment file
+	// (0: 64 MiB). Retention deletes whole segments.
+	SegmentBytes int64
+	// ApplyDelay is the node's --apply-delay: after a crash, Open writes
+	// the versions of logged entries again only for entries at least this
+	// old, as the delayed replica would have (the rest it applies itself).
+	ApplyDelay time.Duration
 }
+
+const defaultSegmentBytes = 64 << 20
 
 // Store is the node's durable state. Append and ApplyUpTo belong to one
 // writer at a time (the leader's sequencer, or the follower's receive and
@@ -115,14 +127,16 @@ type Store struct {
 	// draining is set while someone waits for dbmu exclusively, so long
 	// reads (scans, GC) stop early instead of holding everyone up.
 	draining atomic.Bool
+	// wal is the replication log (own segment files); Pebble holds only
+	// what is derived from it, written without Pebble's own write-ahead
+	// log (see doc.go). Replaced, like db, only under dbmu exclusively.
+	wal          *wal.Log
+	segmentBytes int64
+	applyDelay   time.Duration
 	// wmu serialises commits together with the degraded check: once a log
-	// write failed, no commit may reach that Pebble instance (see watchFS).
-	wmu       sync.Mutex
-	commitSeq uint64 // under wmu
-	// syncedSeq and nosyncSeq (under mu) tell whether a commit made without
-	// sync is not yet durable.
-	syncedSeq, nosyncSeq uint64
-	cmu                  sync.Mutex // serialises SetCommitLSN
+	// write failed, no commit may follow until Recover (see watchFS).
+	wmu sync.Mutex
+	cmu sync.Mutex // serialises SetCommitLSN
 
 	mu      sync.RWMutex
 	st      State
@@ -171,38 +185,123 @@ func Open(dir string, o Options) (*Store, error) {
 	if o.FS == nil {
 		o.FS = vfs.Default
 	}
-	s := &Store{dir: dir, log: o.Logger, cacheBytes: o.CacheBytes, minFree: o.MinFreeBytes, fatalCh: make(chan struct{})}
-	s.fs = &watchFS{FS: o.FS, s: s}
-	// Pebble creates an instance's first log file before it upgrades the
-	// directory's format, so a new (or older) directory gets a log without
-	// the sync chunks that reveal a corrupt record: reopen it once.
-	desc, _ := pebble.Peek(dir, o.FS)
-	oldFormat := desc == nil || !desc.Exists || desc.FormatMajorVersion < pebble.FormatWALSyncChunks
-	db, ev, err := s.openPebble()
-	if err == nil && oldFormat {
-		ev.close()
-		if err = db.Close(); err != nil {
-			err = s.openErr(ev, err)
-		} else {
-			db, ev, err = s.openPebble()
-		}
+	if o.SegmentBytes <= 0 {
+		o.SegmentBytes = defaultSegmentBytes
 	}
+	s := &Store{dir: dir, log: o.Logger, cacheBytes: o.CacheBytes, minFree: o.MinFreeBytes, fatalCh: make(chan struct{}),
+		segmentBytes: o.SegmentBytes, applyDelay: o.ApplyDelay}
+	s.fs = &watchFS{FS: o.FS, s: s}
+	db, ev, err := s.openPebble()
 	if err != nil {
 		return nil, err
 	}
 	s.db, s.ev = db, ev
-	l, err := s.load()
-	if err != nil {
+	fail := func(err error) (*Store, error) {
 		s.closed.Store(true)
 		s.closeInstance()
+		if s.wal != nil {
+			_ = s.wal.Close()
+		}
 		return nil, err
 	}
+	if s.wal, err = s.openWAL(); err != nil {
+		return fail(err)
+	}
+	if err := s.migrateLog(); err != nil {
+		return fail(err)
+	}
+	l, err := s.load()
+	if err != nil {
+		return fail(err)
+	}
 	s.st, s.epochs, s.flushes, s.gcFloor = l.st, l.epochs, l.flushes, l.gcFloor
-	// Opening replays Pebble's log into a synced table: all of it is durable.
+	// The log was synced up to its end when it was opened.
 	s.durable = l.st.LastLSN
 	s.log.Info("storage recovered", "dir", s.dir, "first_lsn", l.st.FirstLSN, "last_lsn", l.st.LastLSN,
-		"applied_lsn", l.st.AppliedLSN, "commit_lsn", l.st.CommitLSN, "last_epoch", l.st.LastEpoch)
+		"applied_lsn", l.st.AppliedLSN, "commit_lsn", l.st.CommitLSN, "last_epoch", l.st.LastEpoch,
+		"replayed", l.replayed)
 	return s, nil
+}
+
+// openWAL opens the replication log's segment files.
+func (s *Store) openWAL() (*wal.Log, error) {
+	w, err := wal.Open(s.fs.PathJoin(s.dir, "wal"), wal.Options{FS: s.fs, SegmentBytes: s.segmentBytes, Logger: s.log})
+	if err == nil {
+		return w, nil
+	}
+	if ferr := s.fatalError(); ferr != nil {
+		return nil, ferr
+	}
+	var wce *wal.CorruptionError
+	if errors.As(err, &wce) {
+		return nil, s.corrupt(&CorruptionError{Dir: s.dir, Path: filepath.Join(wce.Dir, wce.Segment), LSN: wce.LSN, Err: err})
+	}
+	if isDiskErr(err) {
+		return nil, &DiskError{Dir: s.dir, Op: "open log", Err: err}
+	}
+	return nil, fmt.Errorf("storage: open log in %s: %w", s.dir, err)
+}
+
+// migrateLog moves a log kept as Pebble keys (the layout before the log
+// had its own files) into the segment files, then deletes the keys. A
+// crash in between repeats the whole move: the keys stay until the copy
+// is synced.
+func (s *Store) migrateLog() error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{famLog}, UpperBound: []byte{famLog + 1}})
+	if err != nil {
+		return s.readErr(err)
+	}
+	defer it.Close()
+	if !it.First() {
+		return s.readErr(it.Error())
+	}
+	first := binaryLSN(it.Key())
+	if err := s.wal.Reset(first); err != nil {
+		return s.walErr("migrate log", err)
+	}
+	var payloads [][]byte
+	size, next, n := 0, first, 0
+	flush := func() error {
+		if len(payloads) == 0 {
+			return nil
+		}
+		if err := s.wal.AppendBatch(next, payloads); err != nil {
+			return s.walErr("migrate log", err)
+		}
+		next += uint64(len(payloads))
+		payloads, size = payloads[:0], 0
+		return nil
+	}
+	for ; it.Valid(); it.Next() {
+		if _, err := s.decodeAt(binaryLSN(it.Key()), it.Value()); err != nil {
+			return err
+		}
+		if binaryLSN(it.Key()) != next+uint64(len(payloads)) {
+			return s.corrupt(&CorruptionError{Dir: s.dir, LSN: next + uint64(len(payloads)), Err: errors.New("entry missing from log")})
+		}
+		payloads = append(payloads, append([]byte(nil), it.Value()...))
+		size += len(it.Value())
+		n++
+		if size >= 4<<20 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := firstErr(it.Error(), flush()); err != nil {
+		return err
+	}
+	if err := s.wal.Sync(); err != nil {
+		return s.walErr("migrate log", err)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.DeleteRange([]byte{famLog}, []byte{famLog + 1}, nil)
+	if err := s.applyDurable("migrate log", b); err != nil {
+		return err
+	}
+	s.log.Info("storage: moved the replication log out of Pebble into its own files", "dir", s.dir, "entries", n)
+	return nil
 }
 
 // reader holds the database shared for a read; done releases it.
@@ -247,27 +346,24 @@ func (s *Store) writer() (done func(), err error) {
 	return s.reader()
 }
 
-// apply hands b to Pebble: without sync, or with sync and the fsync left
-// to b.SyncWait (Pebble merges concurrent fsyncs). With gate it first
-// refuses when the store is stopped or degraded — under wmu, so that no
-// commit follows a failed log write on the same instance. A failed commit
-// surfaces from Pebble as a Fatalf (commitPanic) and degrades the store.
-// The caller holds dbmu.
-func (s *Store) apply(op string, b *pebble.Batch, sync, gate bool) (seq uint64, err error) {
+// apply hands b to Pebble's memtable. Pebble runs without its own
+// write-ahead log: what it holds is derived from the replication log and
+// becomes durable when Pebble flushes, in commit order (a flush persists a
+// prefix of the batches applied). With gate it first refuses when the
+// store is stopped or degraded — under wmu, so that no commit follows a
+// failed log write. The caller holds dbmu.
+func (s *Store) apply(op string, b *pebble.Batch, gate bool) (err error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if gate {
 		if err := s.fatalError(); err != nil {
-			return 0, err
+			return err
 		}
 		if s.degraded.Load() {
 			if err := s.refusal(); err != nil {
-				return 0, err
+				return err
 			}
 		}
-	}
-	if sync {
-		s.pendings.Add(1)
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -277,57 +373,71 @@ func (s *Store) apply(op string, b *pebble.Batch, sync, gate bool) (seq uint64, 
 			}
 			err = s.degrade(op, cp.err)
 		}
-		if err != nil && sync {
-			s.pendings.Add(-1)
-		}
 	}()
-	if sync {
-		err = s.db.ApplyNoSyncWait(b, pebble.Sync)
-	} else {
-		err = s.db.Apply(b, pebble.NoSync)
+	if err := s.db.Apply(b, pebble.NoSync); err != nil {
+		return fmt.Errorf("storage: %s: %w", op, err)
 	}
-	if err != nil {
-		return 0, fmt.Errorf("storage: %s: %w", op, err)
-	}
-	s.commitSeq++
-	seq = s.commitSeq
-	if !sync {
-		s.mu.Lock()
-		s.nosyncSeq = seq
-		s.mu.Unlock()
-	}
-	return seq, nil
-}
-
-// applySync applies b and waits until it is durable.
-func (s *Store) applySync(op string, b *pebble.Batch, gate bool) error {
-	seq, err := s.apply(op, b, true, gate)
-	if err != nil {
-		return err
-	}
-	err = b.SyncWait()
-	s.pendings.Add(-1)
-	if err != nil {
-		return s.degrade(op, err)
-	}
-	s.markSynced(seq, 0)
 	return nil
 }
 
-// markSynced records that the commit seq and everything before it are
-// durable, and with it the log up to last.
-func (s *Store) markSynced(seq, last uint64) {
-	s.mu.Lock()
-	s.syncedSeq = max(s.syncedSeq, seq)
-	s.durable = max(s.durable, min(last, s.st.LastLSN))
-	s.mu.Unlock()
+// applyDurable applies b and flushes Pebble's memtables, so that b and
+// everything applied before it survive a crash. For the rare writes whose
+// order against the log files matters (truncation, snapshot install): a
+// flush costs a table write.
+func (s *Store) applyDurable(op string, b *pebble.Batch) error {
+	if err := s.apply(op, b, false); err != nil {
+		return err
+	}
+	return s.flushPebble(op)
 }
 
-// syncedAll records that everything written so far is durable.
-func (s *Store) syncedAll() {
+// flushPebble waits for Pebble to flush its memtables. Pebble retries a
+// failed flush forever, so a flush that fails (a full disk) is reported
+// as a DiskError once it has failed a few times instead of blocking the
+// caller; Pebble goes on retrying in the background.
+func (s *Store) flushPebble(op string) error { return s.flushPebbleDB(s.db, s.ev, op) }
+
+func (s *Store) flushPebbleDB(db *pebble.DB, ev *dbEvents, op string) error {
+	flushed, err := db.AsyncFlush()
+	if err != nil {
+		if isDiskErr(err) {
+			return &DiskError{Dir: s.dir, Op: op, Err: err}
+		}
+		return fmt.Errorf("storage: %s: flush: %w", op, err)
+	}
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-flushed:
+			return nil
+		case <-t.C:
+			// bgFails counts failures since the last flush or compaction
+			// that succeeded.
+			if ev.bgFails.Load() >= 3 {
+				err := errors.New("Pebble's flush keeps failing (see the log for why)")
+				if e := ev.lastBgErr.Load(); e != nil {
+					err = fmt.Errorf("flush keeps failing: %w", *e)
+				}
+				return &DiskError{Dir: s.dir, Op: op, Err: err}
+			}
+		}
+	}
+}
+
+// walErr turns a failed log write or sync into the store's error: the log
+// refuses writes from then on, and so does the store until Recover.
+func (s *Store) walErr(op string, err error) error {
+	if errors.Is(err, wal.ErrClosed) {
+		return ErrClosed
+	}
+	return s.degrade(op, err)
+}
+
+// markSynced records that the log is durable up to last.
+func (s *Store) markSynced(last uint64) {
 	s.mu.Lock()
-	s.syncedSeq = max(s.syncedSeq, s.nosyncSeq)
-	s.durable = s.st.LastLSN
+	s.durable = max(s.durable, min(last, s.st.LastLSN))
 	s.mu.Unlock()
 }
 
@@ -352,10 +462,11 @@ func binaryLSN(k []byte) uint64 { return binary.BigEndian.Uint64(k[1:]) }
 
 // loaded is the store's state as read from a database instance.
 type loaded struct {
-	st      State
-	epochs  []EpochStart
-	flushes []uint64
-	gcFloor uint64
+	st       State
+	epochs   []EpochStart
+	flushes  []uint64
+	gcFloor  uint64
+	replayed uint64 // entries whose versions were written again
 }
 
 // load reads the positions from the current instance (finishing the wipe
@@ -388,32 +499,33 @@ func (s *Store) load() (loaded, error) {
 			return l, s.corrupt(&CorruptionError{Dir: s.dir, Err: fmt.Errorf("epoch history: %w", err)})
 		}
 	}
-	st := State{FirstLSN: floor + 1, LastLSN: floor, AppliedLSN: applied, CommitLSN: commit}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{famLog}, UpperBound: []byte{famLog + 1}})
-	if err != nil {
-		return l, s.readErr(err)
+	first, last := s.wal.FirstLSN(), s.wal.LastLSN()
+	st := State{FirstLSN: first, LastLSN: last, AppliedLSN: applied, CommitLSN: commit}
+	// The log keeps whole segments; the floor retention recorded hides the
+	// entries below it that a segment still holds.
+	if floor >= first && floor <= last {
+		st.FirstLSN = floor + 1
 	}
-	if it.Last() {
-		e, err := s.decodeAt(it.Key(), it.Value())
-		if err != nil {
-			_ = it.Close()
+	if applied > last {
+		// Pebble flushed versions of entries whose log records never
+		// reached the disk (written to the memtable before their fsync,
+		// then a crash): never acknowledged, so they go.
+		if err := s.dropAbove(last); err != nil {
 			return l, err
 		}
-		st.LastLSN, st.LastEpoch = e.LSN, e.Epoch
-		it.First()
-		st.FirstLSN = binaryLSN(it.Key())
-	} else if len(l.epochs) > 0 {
-		st.LastEpoch = l.epochs[len(l.epochs)-1].Epoch
+		applied, st.AppliedLSN = last, last
 	}
-	if err := firstErr(it.Error(), it.Close()); err != nil {
-		return l, s.readErr(err)
+	if applied+1 < first {
+		return l, s.corrupt(&CorruptionError{Dir: s.dir, LSN: applied + 1,
+			Err: fmt.Errorf("the data is at LSN %d but the log starts at %d", applied, first)})
 	}
-	if st.AppliedLSN > st.LastLSN {
-		st.LastLSN = st.AppliedLSN // a snapshot was installed with an empty log
+	// Pebble's epoch history is as durable as its applied LSN; the rest is
+	// read off the log below.
+	recorded := len(l.epochs)
+	for len(l.epochs) > 0 && l.epochs[len(l.epochs)-1].FirstLSN > applied {
+		l.epochs = l.epochs[:len(l.epochs)-1]
 	}
-	if st.CommitLSN > st.LastLSN {
-		st.CommitLSN = st.LastLSN
-	}
+	trimmed := len(l.epochs) != recorded
 	fit, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{famFlush}, UpperBound: []byte{famFlush + 1}})
 	if err != nil {
 		return l, s.readErr(err)
@@ -424,8 +536,173 @@ func (s *Store) load() (loaded, error) {
 	if err := firstErr(fit.Error(), fit.Close()); err != nil {
 		return l, s.readErr(err)
 	}
+	if err := s.replay(&l, &st); err != nil {
+		return l, err
+	}
+	if last >= first && st.AppliedLSN >= last {
+		// The replay read nothing: check the newest record, whose loss
+		// would otherwise go unseen until a follower asks for it.
+		found := false
+		err := s.wal.Read(last, last, 0, func(lsn uint64, raw []byte) error {
+			found = true
+			_, err := s.decodeAt(lsn, raw)
+			return err
+		})
+		if err != nil {
+			return l, s.walReadErr(err)
+		}
+		if !found {
+			return l, s.corrupt(&CorruptionError{Dir: s.dir, LSN: last, Err: errors.New("entry missing from log")})
+		}
+	}
+	if len(l.epochs) > 0 {
+		st.LastEpoch = l.epochs[len(l.epochs)-1].Epoch
+	}
+	// Positions beyond the recovered log (its unsynced tail was lost in a
+	// crash) would describe entries that no longer exist, and new entries
+	// will reuse those LSNs: a recorded commit LSN or retention floor there
+	// would later claim them. Record the corrected ones durably.
+	fix := s.db.NewBatch()
+	defer fix.Close()
+	if st.CommitLSN > st.LastLSN {
+		st.CommitLSN = st.LastLSN
+		_ = fix.Set(metaKey("commit_lsn"), u64(st.CommitLSN), nil)
+	}
+	if floor > last {
+		_ = fix.Set(metaKey("log_floor"), u64(st.FirstLSN-1), nil)
+	}
+	if trimmed {
+		// Epoch starts of lost entries: the LSNs may come back with other
+		// epochs.
+		_ = fix.Set(metaKey("epochs"), encodeEpochs(l.epochs), nil)
+	}
+	if !fix.Empty() {
+		if err := s.applyDurable("correct positions after a crash", fix); err != nil {
+			return l, err
+		}
+	}
 	l.st = st
 	return l, nil
+}
+
+// replay writes the versions of the log entries above the applied LSN
+// again (Pebble lost them with its memtable in a crash) and rebuilds the
+// epoch history from those entries. A delayed replica applies only the
+// entries it would have by now.
+func (s *Store) replay(l *loaded, st *State) error {
+	if st.AppliedLSN >= st.LastLSN {
+		return nil
+	}
+	lastEpoch := uint64(0)
+	if len(l.epochs) > 0 {
+		lastEpoch = l.epochs[len(l.epochs)-1].Epoch
+	}
+	cutoff := int64(math.MaxInt64)
+	if s.applyDelay > 0 {
+		cutoff = time.Now().Add(-s.applyDelay).UnixNano()
+	}
+	epochsBefore := len(l.epochs)
+	b := s.db.NewBatch()
+	defer func() { _ = b.Close() }()
+	applying := true
+	applied := st.AppliedLSN
+	commitBatch := func() error {
+		if applied > st.AppliedLSN {
+			_ = b.Set(metaKey("applied_lsn"), u64(applied), nil)
+		}
+		if len(l.epochs) != epochsBefore {
+			_ = b.Set(metaKey("epochs"), encodeEpochs(l.epochs), nil)
+			epochsBefore = len(l.epochs)
+		}
+		if b.Empty() {
+			return nil
+		}
+		if err := s.apply("replay log", b, false); err != nil {
+			return err
+		}
+		st.AppliedLSN = applied
+		b.Reset()
+		return nil
+	}
+	want := st.AppliedLSN + 1
+	err := s.wal.Read(st.AppliedLSN+1, st.LastLSN, 0, func(lsn uint64, raw []byte) error {
+		if lsn != want {
+			return s.corrupt(&CorruptionError{Dir: s.dir, LSN: want, Err: fmt.Errorf("log holds LSN %d where %d belongs", lsn, want)})
+		}
+		want++
+		e, err := s.decodeAt(lsn, raw)
+		if err != nil {
+			return err
+		}
+		if e.Epoch != lastEpoch || len(l.epochs) == 0 {
+			l.epochs = append(l.epochs, EpochStart{Epoch: e.Epoch, FirstLSN: e.LSN})
+			lastEpoch = e.Epoch
+		}
+		if applying && e.Time > cutoff {
+			applying = false // this and later entries wait for the replica's delay
+		}
+		if applying {
+			l.flushes = s.writeVersions(b, &e, l.flushes)
+			applied = e.LSN
+			if b.Len() >= 16<<20 {
+				return commitBatch()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return s.walReadErr(err)
+	}
+	if want <= st.LastLSN {
+		return s.corrupt(&CorruptionError{Dir: s.dir, LSN: want, Err: errors.New("entry missing from log")})
+	}
+	l.replayed = applied - min(applied, st.AppliedLSN)
+	return commitBatch()
+}
+
+// dropAbove deletes every version, expiry record and flush marker written
+// by an entry above lsn, by scanning them (their log records are gone),
+// and makes that durable before the log grows past lsn again.
+func (s *Store) dropAbove(lsn uint64) error {
+	b := s.db.NewBatch()
+	defer func() { _ = b.Close() }()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{famVersion}, UpperBound: []byte{famFlush + 1}})
+	if err != nil {
+		return s.readErr(err)
+	}
+	n := 0
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		var at uint64
+		switch k[0] {
+		case famVersion:
+			_, v, ok := parseVersionKey(k)
+			if !ok {
+				_ = it.Close()
+				return s.corrupt(&CorruptionError{Dir: s.dir, Err: fmt.Errorf("bad version key %x", k)})
+			}
+			at = v
+		case famExpiry:
+			if len(k) < 17 {
+				continue
+			}
+			at = binary.BigEndian.Uint64(k[9:17])
+		case famFlush:
+			at = binaryLSN(k)
+		default:
+			continue
+		}
+		if at > lsn {
+			_ = b.Delete(k, nil)
+			n++
+		}
+	}
+	if err := firstErr(it.Error(), it.Close()); err != nil {
+		return s.readErr(err)
+	}
+	_ = b.Set(metaKey("applied_lsn"), u64(lsn), nil)
+	s.log.Warn("storage: dropped data of log entries lost in a crash (never acknowledged)", "dir", s.dir, "above_lsn", lsn, "records", n)
+	return s.applyDurable("drop lost entries", b)
 }
 
 func firstErr(errs ...error) error {
@@ -437,8 +714,7 @@ func firstErr(errs ...error) error {
 	return nil
 }
 
-func (s *Store) decodeAt(k, v []byte) (Entry, error) {
-	lsn := binary.BigEndian.Uint64(k[1:])
+func (s *Store) decodeAt(lsn uint64, v []byte) (Entry, error) {
 	e, err := DecodeEntry(v)
 	if err != nil {
 		return e, s.corrupt(&CorruptionError{Dir: s.dir, LSN: lsn, Err: err})
@@ -477,6 +753,11 @@ func (s *Store) Close() error {
 	s.draining.Store(true)
 	s.dbmu.Lock()
 	defer s.dbmu.Unlock()
+	var werr error
+	if s.wal != nil {
+		werr = s.wal.Close()
+		s.wal = nil
+	}
 	db, ev := s.db, s.ev
 	s.db, s.ev = nil, nil
 	if db == nil {
@@ -488,7 +769,15 @@ func (s *Store) Close() error {
 		// closing could hang; the process is on its way out anyway.
 		return nil
 	}
-	err := db.Close()
+	if !s.degraded.Load() && s.fatalError() == nil {
+		// Not needed for durability (the next Open replays the log), but
+		// it saves that replay. A flush that keeps failing (a full disk)
+		// is given up: the replay covers it.
+		if err := s.flushPebbleDB(db, ev, "close"); err != nil {
+			s.log.Warn("storage: flush at close failed; the next start replays the log", "dir", s.dir, "err", oneLine(err))
+		}
+	}
+	err := firstErr(db.Close(), werr)
 	if err != nil && s.degraded.Load() {
 		s.log.Warn("storage: closed after a disk error; writes not synced before it are not durable (none was acknowledged)",
 			"dir", s.dir, "err", oneLine(err))
@@ -500,8 +789,8 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Flush writes the memtable out to tables (Pebble's Flush), e.g. so that
-// table statistics such as EstimateLogBytes cover recent writes.
+// Flush writes the memtable out to tables (Pebble's Flush): the data
+// written so far no longer needs replaying from the log after a crash.
 func (s *Store) Flush() error {
 	done, err := s.reader()
 	if err != nil {
@@ -514,9 +803,8 @@ func (s *Store) Flush() error {
 	return nil
 }
 
-// EstimateLogBytes estimates the on-disk bytes of the log entries in
-// [from, to] from Pebble's table statistics (entries still in the memtable
-// count as 0). For status only: cheap, approximate.
+// EstimateLogBytes estimates the bytes of the log entries in [from, to]
+// from the log's index. For status only: cheap, approximate.
 func (s *Store) EstimateLogBytes(from, to uint64) (uint64, error) {
 	if from > to {
 		return 0, nil
@@ -526,11 +814,7 @@ func (s *Store) EstimateLogBytes(from, to uint64) (uint64, error) {
 		return 0, err
 	}
 	defer done()
-	n, err := s.db.EstimateDiskUsage(logKey(from), logKey(to+1))
-	if err != nil {
-		return 0, fmt.Errorf("storage: estimate log bytes: %w", err)
-	}
-	return n, nil
+	return s.wal.SizeBetween(from, to), nil
 }
 
 // GetMeta returns a metadata value or nil.
@@ -568,7 +852,10 @@ func (s *Store) PutMeta(name string, value []byte) error {
 	if err := s.admit("meta "+name, b.Len(), grows); err != nil {
 		return err
 	}
-	if err := s.applySync("meta "+name, b, true); err != nil {
+	if err := s.apply("meta "+name, b, true); err != nil {
+		return fmt.Errorf("storage: write meta %s: %w", name, err)
+	}
+	if err := s.flushPebble("meta " + name); err != nil {
 		return fmt.Errorf("storage: write meta %s: %w", name, err)
 	}
 	return nil
@@ -613,44 +900,40 @@ type AppendOptions struct {
 // Pending is an appended batch whose fsync may still be in flight.
 type Pending struct {
 	s    *Store
-	b    *pebble.Batch
+	w    *wal.Log
 	sync bool
-	seq  uint64
 	last uint64 // the batch's last LSN
+	done bool
 }
 
-// Wait blocks until the batch is durable (if it was synced) and releases it.
-// It must be called exactly once. A failed fsync is a *DiskError and
-// degrades the store: the batch may or may not be durable.
+// Wait blocks until the batch is durable (if it was synced). It must be
+// called exactly once. Concurrent Waits share one fsync (group commit). A
+// failed fsync is a *DiskError and degrades the store: the batch may or
+// may not be durable.
 func (p *Pending) Wait() error {
-	if p.b == nil {
+	if p.w == nil || p.done {
 		return nil
 	}
-	var err error
-	if p.sync {
-		err = p.b.SyncWait()
+	p.done = true
+	if !p.sync {
+		return nil
 	}
-	cerr := p.b.Close()
-	p.b = nil
-	if p.sync {
-		// Only now may Recover reopen the database (it waits for every
-		// Pending): record the failure first.
-		defer p.s.pendings.Add(-1)
-		if err != nil {
-			return p.s.degrade("sync", err)
+	// Only now may Recover reopen the log (it waits for every Pending):
+	// record the failure first.
+	defer p.s.pendings.Add(-1)
+	if p.w.SyncedLSN() < p.last {
+		if err := p.w.Sync(); err != nil {
+			return p.s.walErr("sync", err)
 		}
-		p.s.markSynced(p.seq, p.last)
 	}
-	if cerr != nil {
-		return fmt.Errorf("storage: sync: %w", cerr)
-	}
+	p.s.markSynced(p.last)
 	return nil
 }
 
-// Append adds entries at LastLSN+1… in one atomic batch. With Sync the batch
-// is visible on return and durable once Pending.Wait returns, so the caller
-// can prepare the next batch while this one is fsynced (pipelined group
-// commit; Pebble merges concurrent fsyncs).
+// Append adds entries at LastLSN+1… to the log, in one write. With Apply
+// their versions go to Pebble's memtable right after. With Sync the
+// entries are visible on return and durable once Pending.Wait returns, so
+// the caller can prepare the next batch while this one is fsynced.
 func (s *Store) Append(entries []Entry, o AppendOptions) (*Pending, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
@@ -669,60 +952,103 @@ func (s *Store) Append(entries []Entry, o AppendOptions) (*Pending, error) {
 	if o.Apply && st.AppliedLSN != st.LastLSN {
 		return nil, fmt.Errorf("storage: append with apply while applied %d < last %d", st.AppliedLSN, st.LastLSN)
 	}
-	// Size the batch up front: each entry is written twice (the log record
-	// and, when applied, its versions). A batch that grows by doubling
-	// copies a 16 MiB value several times on the one write goroutine and
-	// allocates gigabytes under large-value load (measured: PING stalls of
-	// up to 245 ms beside 16 MiB SETs).
-	size := 64
+	// One buffer for every record, sized up front: growing by doubling
+	// copies a 16 MiB value several times on the one write goroutine
+	// (measured: PING stalls of up to 245 ms beside 16 MiB SETs).
+	size := 0
 	for i := range entries {
-		size += 2*entries[i].EncodedSize() + 64
+		size += entries[i].EncodedSize()
 	}
-	b := s.db.NewBatchWithSize(size)
-	var buf []byte
+	buf := make([]byte, 0, size)
+	payloads := make([][]byte, len(entries))
 	newEpochs := epochs
-	var newFlushes []uint64
 	prevEpoch := st.LastEpoch
 	for i := range entries {
 		e := &entries[i]
 		if e.LSN != st.LastLSN+1+uint64(i) {
-			_ = b.Close()
 			return nil, fmt.Errorf("%w: got LSN %d, want %d", ErrNotContiguous, e.LSN, st.LastLSN+1+uint64(i))
 		}
 		if e.Epoch < prevEpoch {
-			_ = b.Close()
 			return nil, fmt.Errorf("storage: entry %d has epoch %d below previous epoch %d", e.LSN, e.Epoch, prevEpoch)
 		}
 		if e.Epoch > prevEpoch || len(newEpochs) == 0 {
 			newEpochs = append(append([]EpochStart(nil), newEpochs...), EpochStart{Epoch: e.Epoch, FirstLSN: e.LSN})
 			prevEpoch = e.Epoch
 		}
-		buf = AppendEntry(buf[:0], e)
-		_ = b.Set(logKey(e.LSN), buf, nil)
-		if o.Apply {
-			newFlushes = s.writeVersions(b, e, newFlushes)
-		}
+		n := len(buf)
+		buf = AppendEntry(buf, e)
+		payloads[i] = buf[n:len(buf):len(buf)]
 	}
 	last := entries[len(entries)-1]
-	if len(newEpochs) != len(epochs) {
-		_ = b.Set(metaKey("epochs"), encodeEpochs(newEpochs), nil)
-	}
-	if o.Apply {
-		_ = b.Set(metaKey("applied_lsn"), u64(last.LSN), nil)
-	}
 	commit := st.CommitLSN
 	if o.CommitLSN > commit {
 		commit = min(o.CommitLSN, last.LSN)
-		_ = b.Set(metaKey("commit_lsn"), u64(commit), nil)
 	}
-	if err := s.admit("append", b.Len(), grows); err != nil {
-		_ = b.Close()
+	// Versions take about as much room as the records: admit both.
+	need := len(buf)
+	if o.Apply {
+		need *= 2
+	}
+	if err := s.admit("append", need, grows); err != nil {
 		return nil, err
 	}
-	seq, err := s.apply("append", b, o.Sync, true)
+	s.wmu.Lock()
+	if err := s.fatalError(); err != nil {
+		s.wmu.Unlock()
+		return nil, err
+	}
+	if s.degraded.Load() {
+		if err := s.refusal(); err != nil {
+			s.wmu.Unlock()
+			return nil, err
+		}
+	}
+	err = s.wal.AppendBatch(entries[0].LSN, payloads)
+	s.wmu.Unlock()
 	if err != nil {
+		// The log did not take the batch (a failed write leaves at most a
+		// torn tail, cut off when the log is reopened): nothing was
+		// appended, and nothing is until Recover.
+		de := s.walErr("append", err)
+		var d *DiskError
+		if errors.As(de, &d) {
+			r := *d
+			r.Refused = true
+			return nil, &r
+		}
+		return nil, de
+	}
+	if o.Apply || len(newEpochs) != len(epochs) || commit > st.CommitLSN {
+		b := s.db.NewBatchWithSize(size + 256)
+		var newFlushes []uint64
+		if o.Apply {
+			for i := range entries {
+				newFlushes = s.writeVersions(b, &entries[i], newFlushes)
+			}
+			_ = b.Set(metaKey("applied_lsn"), u64(last.LSN), nil)
+		}
+		if len(newEpochs) != len(epochs) {
+			_ = b.Set(metaKey("epochs"), encodeEpochs(newEpochs), nil)
+		}
+		if commit > st.CommitLSN {
+			_ = b.Set(metaKey("commit_lsn"), u64(commit), nil)
+		}
+		err := s.apply("append", b, false)
 		_ = b.Close()
-		return nil, err
+		if err != nil {
+			// The entries are in the log but their versions are not: keep
+			// the log position true and stop writes until Recover.
+			s.mu.Lock()
+			s.st.LastLSN, s.st.LastEpoch = last.LSN, last.Epoch
+			s.epochs = newEpochs
+			s.mu.Unlock()
+			return nil, s.degrade("append", err)
+		}
+		if len(newFlushes) > 0 {
+			s.mu.Lock()
+			s.flushes = append(append([]uint64(nil), s.flushes...), newFlushes...)
+			s.mu.Unlock()
+		}
 	}
 	s.mu.Lock()
 	s.st.LastLSN, s.st.LastEpoch = last.LSN, last.Epoch
@@ -731,11 +1057,11 @@ func (s *Store) Append(entries []Entry, o AppendOptions) (*Pending, error) {
 	}
 	s.st.CommitLSN = max(s.st.CommitLSN, commit)
 	s.epochs = newEpochs
-	if len(newFlushes) > 0 {
-		s.flushes = append(append([]uint64(nil), s.flushes...), newFlushes...)
-	}
 	s.mu.Unlock()
-	return &Pending{s: s, b: b, sync: o.Sync, seq: seq, last: last.LSN}, nil
+	if o.Sync {
+		s.pendings.Add(1)
+	}
+	return &Pending{s: s, w: s.wal, sync: o.Sync, last: last.LSN}, nil
 }
 
 func (s *Store) writeVersions(b *pebble.Batch, e *Entry, flushes []uint64) []uint64 {
@@ -793,7 +1119,7 @@ func (s *Store) ApplyUpTo(lsn uint64) error {
 	if err := s.admit("apply", b.Len(), grows); err != nil {
 		return err
 	}
-	if _, err := s.apply("apply", b, false, true); err != nil {
+	if err := s.apply("apply", b, true); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -828,7 +1154,7 @@ func (s *Store) SetCommitLSN(lsn uint64) error {
 	if err := s.admit("commit LSN", b.Len(), shrinks); err != nil {
 		return err
 	}
-	if _, err := s.apply("commit LSN", b, false, true); err != nil {
+	if err := s.apply("commit LSN", b, true); err != nil {
 		return fmt.Errorf("storage: record commit LSN: %w", err)
 	}
 	s.mu.Lock()
@@ -853,29 +1179,18 @@ func (s *Store) Sync() error {
 	defer done()
 	s.mu.RLock()
 	last := s.st.LastLSN
-	clean := s.durable >= last && s.syncedSeq >= s.nosyncSeq
+	clean := s.durable >= last
 	s.mu.RUnlock()
 	if clean {
 		// Nothing to make durable: no write at all, which matters on a
-		// full disk (shutdown, a failover candidate's position).
+		// full disk (shutdown, a failover candidate's position). Pebble's
+		// own writes need no sync: they are derived from the log.
 		return nil
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	_ = b.LogData(nil, nil)
-	if err := s.admit("sync", b.Len(), shrinks); err != nil {
-		return err
+	if err := s.wal.Sync(); err != nil {
+		return s.walErr("sync", err)
 	}
-	seq, err := s.apply("sync", b, true, true)
-	if err != nil {
-		return err
-	}
-	err = b.SyncWait()
-	s.pendings.Add(-1)
-	if err != nil {
-		return s.degrade("sync", err)
-	}
-	s.markSynced(seq, last)
+	s.markSynced(last)
 	return nil
 }
 
@@ -892,7 +1207,7 @@ func (s *Store) ReadLog(from, to uint64, maxBytes int, fn func(Entry) error) err
 
 func (s *Store) readLog(from, to uint64, maxBytes int, fn func(Entry) error) error {
 	return s.readLogRaw(from, to, maxBytes, func(lsn uint64, raw []byte) error {
-		e, err := s.decodeAt(logKey(lsn), raw)
+		e, err := s.decodeAt(lsn, raw)
 		if err != nil {
 			return err
 		}
@@ -1092,8 +1407,7 @@ func (s *Store) DropExpiring(recs []ExpiredKey) error {
 	if err := s.admit("expiry index", b.Len(), shrinks); err != nil {
 		return err
 	}
-	_, err = s.apply("expiry index", b, false, true)
-	return err
+	return s.apply("expiry index", b, true)
 }
 
 // TruncatePrefix drops log entries up to and including lsn (retention).
@@ -1115,17 +1429,30 @@ func (s *Store) TruncatePrefix(lsn uint64) error {
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	_ = b.DeleteRange(logKey(0), logKey(lsn+1), nil)
 	_ = b.Set(metaKey("log_floor"), u64(lsn), nil)
 	if err := s.admit("truncate prefix", b.Len(), shrinks); err != nil {
 		return err
 	}
-	if err := s.applySync("truncate prefix", b, true); err != nil {
+	if err := s.apply("truncate prefix", b, true); err != nil {
 		return fmt.Errorf("storage: truncate prefix: %w", err)
 	}
 	s.mu.Lock()
 	s.st.FirstLSN = lsn + 1
 	s.mu.Unlock()
+	// The log drops whole segments. Before one goes, Pebble must hold the
+	// versions of its entries durably (a crash would otherwise have
+	// nothing to replay them from): flush first, and only once at least a
+	// segment's worth lies below the floor, so that retention, which runs
+	// every second, rarely costs a flush.
+	if s.wal.SizeBetween(s.wal.FirstLSN(), lsn) < uint64(s.segmentBytes) {
+		return nil
+	}
+	if err := s.flushPebble("truncate prefix"); err != nil {
+		return err
+	}
+	if err := s.wal.TruncateFront(lsn); err != nil {
+		return s.walErr("truncate prefix", err)
+	}
 	return nil
 }
 
@@ -1164,7 +1491,6 @@ func (s *Store) TruncateSuffix(lsn uint64) ([]Entry, error) {
 	b := s.db.NewBatch()
 	defer b.Close()
 	for _, e := range removed {
-		_ = b.Delete(logKey(e.LSN), nil)
 		if e.LSN > st.AppliedLSN {
 			continue
 		}
@@ -1198,8 +1524,18 @@ func (s *Store) TruncateSuffix(lsn uint64) ([]Entry, error) {
 	if err := s.admit("truncate suffix", b.Len(), shrinks); err != nil {
 		return nil, err
 	}
-	if err := s.applySync("truncate suffix", b, true); err != nil {
+	// Pebble forgets the suffix durably before the log does: a crash in
+	// between replays the suffix, and the leader has it cut again; the
+	// other order could leave the suffix's versions in Pebble under LSNs
+	// the log reuses for different entries.
+	if err := s.apply("truncate suffix", b, true); err != nil {
 		return nil, fmt.Errorf("storage: truncate suffix: %w", err)
+	}
+	if err := s.flushPebble("truncate suffix"); err != nil {
+		return nil, s.degrade("truncate suffix", err)
+	}
+	if err := s.wal.TruncateBack(lsn); err != nil {
+		return nil, s.walErr("truncate suffix", err)
 	}
 	s.mu.Lock()
 	// The sync covered everything before it: the log up to lsn is durable.
@@ -1231,18 +1567,25 @@ func (s *Store) GC(floor uint64) (int, error) {
 	defer done()
 	s.maint.Lock()
 	defer s.maint.Unlock()
-	floor = min(floor, s.State().AppliedLSN)
+	// Only up to the durable log: a deletion justified by an entry a crash
+	// could still lose (Pebble may flush the deletion first) would show
+	// reads at the LSNs below that entry less than was there.
+	s.mu.RLock()
+	floor = min(floor, s.st.AppliedLSN, s.durable)
+	s.mu.RUnlock()
 	s.mu.RLock()
 	prev := s.gcFloor
 	s.mu.RUnlock()
 	if floor > prev {
-		// Durable before the first deletion: a rollback below a floor whose
+		// Recorded before the first deletion: a rollback below a floor whose
 		// history is (even partly) gone must be refused after a crash too.
 		fb := s.db.NewBatch()
 		_ = fb.Set(metaKey("gc_floor"), u64(floor), nil)
+		// Pebble flushes batches in order, so the floor is durable before
+		// any deletion that follows it.
 		err := s.admit("gc", fb.Len(), shrinks)
 		if err == nil {
-			err = s.applySync("gc floor", fb, true)
+			err = s.apply("gc floor", fb, true)
 		}
 		_ = fb.Close()
 		if err != nil {
@@ -1320,7 +1663,7 @@ func (s *Store) gcApply(b *pebble.Batch) error {
 	if err := s.admit("gc", b.Len(), shrinks); err != nil {
 		return err
 	}
-	if _, err := s.apply("gc", b, false, true); err != nil {
+	if err := s.apply("gc", b, true); err != nil {
 		return fmt.Errorf("storage: gc: %w", err)
 	}
 	return nil
@@ -1349,48 +1692,40 @@ func (s *Store) readLogRaw(from, to uint64, maxBytes int, fn func(lsn uint64, ra
 	if from < st.FirstLSN {
 		return fmt.Errorf("%w: want %d, log starts at %d", ErrCompacted, from, st.FirstLSN)
 	}
-	// Nothing exists beyond LastLSN; clamping also keeps logKey(to+1) from
-	// wrapping to logKey(0) when to is math.MaxUint64 ("to the end").
 	if to = min(to, st.LastLSN); from > to {
 		return nil
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: logKey(from), UpperBound: logKey(to + 1)})
-	if err != nil {
-		return s.readErr(err)
-	}
-	defer it.Close()
-	want, total := from, 0
-	for it.First(); it.Valid(); it.Next() {
+	want := from
+	err := s.wal.Read(from, to, maxBytes, func(lsn uint64, raw []byte) error {
 		if s.draining.Load() {
 			return ErrReopening
 		}
-		if lsn := binaryLSN(it.Key()); lsn != want {
-			if st := s.State(); want < st.FirstLSN {
-				// A prefix truncation ran between reading the state and
-				// opening the iterator.
-				return fmt.Errorf("%w: want %d, log starts at %d", ErrCompacted, want, st.FirstLSN)
-			}
-			return s.corrupt(&CorruptionError{Dir: s.dir, LSN: want, Err: errors.New("entry missing from log")})
+		if lsn != want {
+			return s.corrupt(&CorruptionError{Dir: s.dir, LSN: want, Err: fmt.Errorf("log holds LSN %d where %d belongs", lsn, want)})
 		}
-		if err := fn(want, it.Value()); err != nil {
-			return err
-		}
-		total += len(it.Value())
 		want++
-		if maxBytes > 0 && total >= maxBytes {
-			return nil
+		return fn(lsn, raw)
+	})
+	if err != nil {
+		if errors.Is(err, wal.ErrCompacted) {
+			return fmt.Errorf("%w: want %d, log starts at %d", ErrCompacted, want, s.State().FirstLSN)
 		}
+		return s.walReadErr(err)
 	}
-	if err := it.Error(); err != nil {
-		return s.readErr(err)
-	}
-	if st := s.State(); want <= to && want <= st.LastLSN {
-		// The log should hold want: either a prefix truncation raced with
-		// us, or the record is missing.
-		if want < st.FirstLSN {
-			return fmt.Errorf("%w: want %d, log starts at %d", ErrCompacted, want, st.FirstLSN)
-		}
+	if want <= to && want <= s.State().LastLSN && maxBytes <= 0 {
 		return s.corrupt(&CorruptionError{Dir: s.dir, LSN: want, Err: errors.New("entry missing from log")})
 	}
 	return nil
+}
+
+// walReadErr maps an error from reading the log files.
+func (s *Store) walReadErr(err error) error {
+	var wce *wal.CorruptionError
+	switch {
+	case errors.Is(err, wal.ErrClosed):
+		return ErrClosed
+	case errors.As(err, &wce):
+		return s.corrupt(&CorruptionError{Dir: s.dir, Path: filepath.Join(wce.Dir, wce.Segment), LSN: wce.LSN, Err: err})
+	}
+	return err
 }

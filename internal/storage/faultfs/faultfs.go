@@ -17,6 +17,9 @@ type FS struct {
 	vfs.FS
 	// FailWAL makes writes and syncs of *.log files fail with ENOSPC.
 	FailWAL atomic.Bool
+	// FailWALSync makes only syncs of *.log files fail (the write reached
+	// the page cache; the disk refused to make it durable).
+	FailWALSync atomic.Bool
 	// FailWALCreate makes creating a *.log file fail with ENOSPC.
 	FailWALCreate atomic.Bool
 	// FailTables makes writes and syncs of *.sst files fail with ENOSPC.
@@ -54,7 +57,7 @@ func (f *FS) wrap(name string, file vfs.File, err error) (vfs.File, error) {
 	}
 	switch {
 	case strings.HasSuffix(name, ".log"):
-		return &faultFile{File: file, fail: &f.FailWAL, name: name}, nil
+		return &faultFile{File: file, fail: &f.FailWAL, failSync: &f.FailWALSync, name: name}, nil
 	case strings.HasSuffix(name, ".sst"):
 		return &faultFile{File: file, fail: &f.FailTables, name: name, count: &f.TableFailures}, nil
 	}
@@ -94,9 +97,10 @@ func enospc(op, name string) error {
 
 type faultFile struct {
 	vfs.File
-	fail  *atomic.Bool
-	count *atomic.Int64
-	name  string
+	fail     *atomic.Bool
+	failSync *atomic.Bool // nil: syncs fail with fail only
+	count    *atomic.Int64
+	name     string
 }
 
 func (f *faultFile) failed(op string) error {
@@ -123,22 +127,29 @@ func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
 	return f.File.WriteAt(p, off)
 }
 
+func (f *faultFile) syncFailed() error {
+	if f.failSync != nil && f.failSync.Load() {
+		return enospc("sync", f.name)
+	}
+	return f.failed("sync")
+}
+
 func (f *faultFile) Sync() error {
-	if err := f.failed("sync"); err != nil {
+	if err := f.syncFailed(); err != nil {
 		return err
 	}
 	return f.File.Sync()
 }
 
 func (f *faultFile) SyncData() error {
-	if err := f.failed("sync"); err != nil {
+	if err := f.syncFailed(); err != nil {
 		return err
 	}
 	return f.File.SyncData()
 }
 
 func (f *faultFile) SyncTo(length int64) (bool, error) {
-	if err := f.failed("sync"); err != nil {
+	if err := f.syncFailed(); err != nil {
 		return false, err
 	}
 	return f.File.SyncTo(length)
