@@ -167,8 +167,12 @@ section_keys() {
   redis-cli -p 17381 del __bench_ready >/dev/null
   t0=$SECONDS
   j=$(timeout 1800 bin/loadgen -format json -target resp -addrs "$(r_resp 1)" -clients 64 -seq -total "$KEYS" \
-    -value-size $VALUE_SIZE -duration 1800s)
+    -value-size $VALUE_SIZE -duration 1800s) || true
   secs=$((SECONDS - t0))
+  if [ "$(jq -r '.ops // 0' <<<"$j")" != "$KEYS" ]; then
+    echo "replicant load stopped: $(jq -c '{ops, errors, first_error}' <<<"$j" 2>/dev/null || echo "$j")" >&2
+    tail -5 "$BENCH_WORK/n1.log" >&2
+  fi
   sleep 5 # let a flush or compaction settle
   rss=$(rss_kib "$rpid")
   dir=$(du -sk "$BENCH_WORK/n1" | cut -f1)
@@ -179,7 +183,7 @@ section_keys() {
   start_redis 1 everysec ""
   t0=$SECONDS
   timeout 1800 bin/loadgen -format json -target resp -addrs 127.0.0.1:17791 -clients 64 -seq -total "$KEYS" \
-    -value-size $VALUE_SIZE -duration 1800s >/dev/null
+    -value-size $VALUE_SIZE -duration 1800s >/dev/null || echo "redis load failed" >&2
   rsecs=$((SECONDS - t0))
   aof=$(du -sk "$BENCH_WORK/redis1" | cut -f1)
   echo "redis: loaded in ${rsecs}s, RSS $(( $(rss_kib "${BENCH_PIDS[-1]}") / 1024 )) MiB, AOF dir $((aof / 1024)) MiB"

@@ -53,6 +53,18 @@ type Engine interface {
 	Switchover(ctx context.Context, to string) error
 }
 
+// AsyncWriter is implemented by engines that can queue a write without
+// waiting for it. WriteAsync does what Write does, but returns once fn is
+// queued, with a function that waits for the outcome (call it exactly
+// once). Writes queued one after another by one goroutine are applied and
+// logged in that order, so a connection can pipeline its writes and still
+// answer them in order. It returns nil when it cannot queue without
+// waiting for something that may wait for the caller's queued writes (a
+// switchover): the caller answers those first, then uses Write.
+type AsyncWriter interface {
+	WriteAsync(ctx context.Context, fn func(Txn) error) func() (Token, error)
+}
+
 // Settings are a node's settings that the APIs show or enforce.
 type Settings struct {
 	ID           string

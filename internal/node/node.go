@@ -281,43 +281,89 @@ func (n *Node) notLeaderErr() error {
 // Write runs fn on the leader's write path and returns the token of the
 // committed result; on a follower it returns *engine.NotLeaderError.
 func (n *Node) Write(ctx context.Context, fn func(engine.Txn) error) (engine.Token, error) {
+	return n.write(ctx, fn, false)()
+}
+
+// WriteAsync queues fn on the leader's write path and returns a function
+// that waits for its outcome, as Write does (engine.AsyncWriter). Writes
+// queued one after another by one goroutine are logged in that order. It
+// returns nil when a switchover is pausing writes: the caller, which may
+// hold earlier queued writes that the switchover waits for, must answer
+// those first and then use Write.
+func (n *Node) WriteAsync(ctx context.Context, fn func(engine.Txn) error) func() (engine.Token, error) {
+	return n.write(ctx, fn, true)
+}
+
+func (n *Node) write(ctx context.Context, fn func(engine.Txn) error, async bool) func() (engine.Token, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
-	defer cancel()
+	failed := func(err error) func() (engine.Token, error) {
+		cancel()
+		return func() (engine.Token, error) { return engine.Token{}, err }
+	}
 	l, err := n.awaitLeader(ctx)
 	if err != nil {
-		return engine.Token{}, err
+		return failed(err)
 	}
-	n.admit.RLock()
-	defer n.admit.RUnlock()
+	// Held until the outcome is known: a switchover waits for the writes
+	// in flight. A caller with queued writes must not wait for it behind
+	// a switchover that waits for those writes.
+	if async {
+		if !n.admit.TryRLock() {
+			cancel()
+			return nil
+		}
+	} else {
+		n.admit.RLock()
+	}
 	if err := n.checkSwitching(); err != nil {
-		return engine.Token{}, err
+		n.admit.RUnlock()
+		return failed(err)
 	}
 	if err := n.awaitLease(ctx, l.Epoch()); err != nil {
-		return engine.Token{}, err
+		n.admit.RUnlock()
+		return failed(err)
 	}
 	start := time.Now()
-	tok, err := l.Propose(ctx, fn)
-	n.metrics.writeLatency.Observe(time.Since(start).Seconds())
+	wait, err := l.Submit(ctx, fn)
+	if err != nil {
+		n.admit.RUnlock()
+		return failed(n.writeOutcome(l, err))
+	}
+	return func() (engine.Token, error) {
+		defer cancel()
+		defer n.admit.RUnlock()
+		tok, err := wait(ctx)
+		n.metrics.writeLatency.Observe(time.Since(start).Seconds())
+		err = n.writeOutcome(l, err)
+		if errors.Is(err, engine.ErrLeaseExpired) {
+			tok = engine.Token{} // no token for a write that may not survive
+		}
+		return tok, err
+	}
+}
+
+// writeOutcome turns the write path's result into what the APIs answer.
+func (n *Node) writeOutcome(l *replication.Leader, err error) error {
 	if errors.Is(err, replication.ErrStopped) {
 		// The leader stepped down while the write was in flight. Its entry
 		// may already be on followers and commit under the next leader, so
 		// this must not read as "not the leader" (which clients take as
 		// "nothing happened" and may retry).
-		return tok, fmt.Errorf("%w: leadership changed during the write; it may or may not have committed; %v", engine.ErrOutcomeUnknown, n.notLeaderErr())
+		return fmt.Errorf("%w: leadership changed during the write; it may or may not have committed; %v", engine.ErrOutcomeUnknown, n.notLeaderErr())
 	}
 	var de *storage.DiskError
 	if errors.As(err, &de) {
 		// The APIs answer this kind as Redis (MISCONF) and HTTP (507) do.
-		return tok, fmt.Errorf("%w: %w", engine.ErrDiskFull, err)
+		return fmt.Errorf("%w: %w", engine.ErrDiskFull, err)
 	}
 	var cmdErr *replication.CommandError
 	if (err == nil || errors.As(err, &cmdErr)) && !n.leaseValid(l.Epoch()) {
 		// Committed, but a leader without a lease may already have been
 		// replaced: acknowledging could promise a write the new leader
 		// lacks.
-		return engine.Token{}, fmt.Errorf("%w (the write may or may not survive)", engine.ErrLeaseExpired)
+		return fmt.Errorf("%w (the write may or may not survive)", engine.ErrLeaseExpired)
 	}
-	return tok, err
+	return err
 }
 
 // awaitLeader returns this node's leader role. While no leader is known, or

@@ -162,16 +162,38 @@ func (l *Leader) Close() {
 // Propose runs fn on the write path. A write that times out while the
 // policy cannot be met says why.
 func (l *Leader) Propose(ctx context.Context, fn func(engine.Txn) error) (engine.Token, error) {
-	tok, err := l.writer.Propose(ctx, fn)
+	wait, err := l.Submit(ctx, fn)
+	if err != nil {
+		return engine.Token{}, err
+	}
+	return wait(ctx)
+}
+
+// Submit queues fn without waiting for it (see Writer.Submit); the
+// function it returns waits as Propose does.
+func (l *Leader) Submit(ctx context.Context, fn func(engine.Txn) error) (func(context.Context) (engine.Token, error), error) {
+	wait, err := l.writer.Submit(ctx, fn)
+	if err != nil {
+		return nil, l.explain(err)
+	}
+	return func(ctx context.Context) (engine.Token, error) {
+		tok, err := wait(ctx)
+		return tok, l.explain(err)
+	}, nil
+}
+
+// explain turns a write that timed out while the sync policy blocks
+// commits into ErrSyncUnavailable, saying why.
+func (l *Leader) explain(err error) error {
 	if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
 		l.mu.Lock()
 		blocked, why := l.core.Blocked()
 		l.mu.Unlock()
 		if blocked {
-			return tok, fmt.Errorf("%w: %s (the write may still commit once followers return)", engine.ErrSyncUnavailable, why)
+			return fmt.Errorf("%w: %s (the write may still commit once followers return)", engine.ErrSyncUnavailable, why)
 		}
 	}
-	return tok, err
+	return err
 }
 
 func (l *Leader) notify() {

@@ -139,14 +139,30 @@ func (w *Writer) Epoch() uint64 { return w.cfg.Epoch }
 // state it read) are committed. It returns the token of that state. If ctx
 // ends first the write may still commit later.
 func (w *Writer) Propose(ctx context.Context, fn func(engine.Txn) error) (engine.Token, error) {
+	wait, err := w.Submit(ctx, fn)
+	if err != nil {
+		return engine.Token{}, err
+	}
+	return wait(ctx)
+}
+
+// Submit queues fn on the write path and returns at once with a function
+// that waits for its outcome as Propose does. Proposals submitted one after
+// another by one goroutine run, and are logged, in that order: a pipelining
+// client's writes keep their order without waiting for each other.
+func (w *Writer) Submit(ctx context.Context, fn func(engine.Txn) error) (func(context.Context) (engine.Token, error), error) {
 	p := &proposal{fn: fn, done: make(chan error, 1)}
 	select {
 	case w.props <- p:
 	case <-w.stop:
-		return engine.Token{}, ErrStopped
+		return nil, ErrStopped
 	case <-ctx.Done():
-		return engine.Token{}, ctx.Err()
+		return nil, ctx.Err()
 	}
+	return func(ctx context.Context) (engine.Token, error) { return w.await(ctx, p) }, nil
+}
+
+func (w *Writer) await(ctx context.Context, p *proposal) (engine.Token, error) {
 	var err error
 	select {
 	case err = <-p.done:

@@ -132,19 +132,30 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, lim limits, needAut
 	if a := nc.LocalAddr(); a != nil {
 		c.laddr = a.String()
 	}
-	c.rd = newCmdReader(nc, lim, s.cfg.Budget, s.cfg.timeouts(), cn.flush)
+	// Before every read that may block, the replies of pipelined writes
+	// (see pipeline.go) are waited for and sent.
+	c.rd = newCmdReader(nc, lim, s.cfg.Budget, s.cfg.timeouts(), func() error {
+		c.drain()
+		return cn.flush()
+	})
 	defer c.rd.release()
 	for !c.quit && !cn.closed {
 		args, err := c.rd.next(ctx, !c.authed)
 		if err != nil {
+			c.drain()
 			if s.readFailed(c, err) {
 				continue
 			}
 			break
 		}
+		if s.pipelineSet(c, args) {
+			continue
+		}
+		c.drain()
 		s.handle(c, args)
 		c.rd.release()
 	}
+	c.drain()
 	_ = cn.Close()
 }
 

@@ -170,6 +170,10 @@ func (rd *cmdReader) next(ctx context.Context, unauth bool) ([][]byte, error) {
 	}
 }
 
+// buffered reports whether input beyond the command just read is already
+// here (the client is pipelining).
+func (rd *cmdReader) buffered() bool { return rd.r < rd.w }
+
 // release returns the current command's budget.
 func (rd *cmdReader) release() {
 	rd.budget.Release(rd.held)

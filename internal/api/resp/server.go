@@ -171,6 +171,8 @@ type client struct {
 	token     engine.Token // newest state this connection observed
 	floor     engine.Token // set by REPLICANT.SESSION: every read honours it
 	lastWrite engine.Token // token of this connection's last write
+
+	pending []pipelined // queued pipelined writes, answered by drain
 }
 
 // handle runs one command. serveConn calls it in order for each

@@ -460,6 +460,13 @@ func (f *fakeBackend) Write(ctx context.Context, fn func(engine.Txn) error) (eng
 	return f.Node.Write(ctx, fn)
 }
 
+func (f *fakeBackend) WriteAsync(ctx context.Context, fn func(engine.Txn) error) func() (engine.Token, error) {
+	if err := f.writeErr; err != nil {
+		return func() (engine.Token, error) { return engine.Token{}, err }
+	}
+	return f.Node.WriteAsync(ctx, fn)
+}
+
 // IsLeader and WaitReplicas answer from the faked status, when there is one:
 // its members' match LSNs stand for the followers' acknowledgements.
 func (f *fakeBackend) IsLeader() bool {
