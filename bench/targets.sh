@@ -16,8 +16,9 @@
 #            replicas (appendfsync always) vs etcd 3.4 (3 members), 64
 #            clients; the same cluster switched to async; one client FIRST 1
 #            p50; follower lag p99 at half the 64-client throughput
-#   keys     KEYS keys of 64 bytes loaded into one node and into Redis: RSS,
-#            data directory vs AOF size, load time
+#   keys     KEYS keys of 64 bytes loaded into one node and into Redis (64
+#            clients, pipelines of 32 SETs): RSS, data directory vs AOF size,
+#            load time
 #   join     snapshot join throughput (bench/join.sh, JOIN_MB of data)
 # Every raw number goes to $OUT (CSV: section,name,round,system,value,unit).
 set -euo pipefail
@@ -166,7 +167,7 @@ section_keys() {
   wait_until 30 sh -c "[ \"\$(redis-cli -p 17381 set __bench_ready 1)\" = OK ]" || return 1
   redis-cli -p 17381 del __bench_ready >/dev/null
   t0=$SECONDS
-  j=$(timeout 1800 bin/loadgen -format json -target resp -addrs "$(r_resp 1)" -clients 64 -seq -total "$KEYS" \
+  j=$(timeout 1800 bin/loadgen -format json -target resp -addrs "$(r_resp 1)" -clients 64 -pipeline 32 -seq -total "$KEYS" \
     -value-size $VALUE_SIZE -duration 1800s) || true
   secs=$((SECONDS - t0))
   if [ "$(jq -r '.ops // 0' <<<"$j")" != "$KEYS" ]; then
@@ -178,11 +179,10 @@ section_keys() {
   dir=$(du -sk "$BENCH_WORK/n1" | cut -f1)
   echo "replicant: loaded $(jq .ops <<<"$j") keys in ${secs}s ($(jq .ops_per_s <<<"$j")/s), RSS $((rss / 1024)) MiB, data dir $((dir / 1024)) MiB, dbsize $(redis-cli -p 17381 dbsize)"
   bench_stop_all
-  # Redis: the same keys; the AOF holds the same commands whatever the fsync
-  # policy, so load with everysec to keep the run short.
-  start_redis 1 everysec ""
+  # Redis: the same keys, the same pipelined client, appendfsync always.
+  start_redis 1 always ""
   t0=$SECONDS
-  timeout 1800 bin/loadgen -format json -target resp -addrs 127.0.0.1:17791 -clients 64 -seq -total "$KEYS" \
+  timeout 1800 bin/loadgen -format json -target resp -addrs 127.0.0.1:17791 -clients 64 -pipeline 32 -seq -total "$KEYS" \
     -value-size $VALUE_SIZE -duration 1800s >/dev/null || echo "redis load failed" >&2
   rsecs=$((SECONDS - t0))
   aof=$(du -sk "$BENCH_WORK/redis1" | cut -f1)

@@ -50,6 +50,7 @@ type config struct {
 	lagURL    string
 	lagEvery  time.Duration
 	rate      float64
+	pipeline  int
 }
 
 // writer sends one write and returns when it is acknowledged.
@@ -114,6 +115,7 @@ func main() {
 	flag.DurationVar(&c.timeout, "op-timeout", 30*time.Second, "timeout of one write")
 	flag.StringVar(&c.lagURL, "lag-url", "", "replicant leader status URL (http://HOST:PORT/v1/status) to sample follower lag from during the run")
 	flag.DurationVar(&c.lagEvery, "lag-every", 100*time.Millisecond, "lag sampling interval")
+	flag.IntVar(&c.pipeline, "pipeline", 1, "resp: writes each client sends per round trip (a pipeline; latency is the round trip's, counted once per write)")
 	flag.Float64Var(&c.rate, "rate", 0, "total writes per second to aim for, spread evenly over the clients (0: as fast as replies come)")
 	flag.Parse()
 	if header {
@@ -191,7 +193,47 @@ func run(c config) (result, error) {
 				interval = time.Duration(float64(c.clients) / c.rate * float64(time.Second))
 				due = start.Add(interval * time.Duration(i) / time.Duration(c.clients))
 			}
-			for ctx.Err() == nil {
+			batch := max(1, c.pipeline)
+			pw, pipelining := w.(*respWriter)
+			pipelining = pipelining && batch > 1
+			for pipelining && ctx.Err() == nil {
+				n := next.Add(int64(batch)) - int64(batch)
+				if c.total > 0 && n >= c.total {
+					break
+				}
+				m := batch
+				if c.total > 0 && n+int64(m) > c.total {
+					m = int(c.total - n)
+				}
+				keys := make([]string, m)
+				for j := range keys {
+					if c.seq {
+						keys[j] = fmt.Sprintf("%s%012d", c.prefix, n+int64(j))
+					} else {
+						keys[j] = fmt.Sprintf("%s%012d", c.prefix, rnd.next()%uint64(c.keyspace))
+					}
+				}
+				_, _ = rand.Read(val)
+				octx, ocancel := context.WithTimeout(context.Background(), c.timeout)
+				t0 := time.Now()
+				err := pw.writeMany(octx, keys, val)
+				d := time.Since(t0)
+				ocancel()
+				if err != nil {
+					if errs.Add(1) == 1 {
+						firstErr.Store(err.Error())
+					}
+					if c.seq {
+						cancel()
+					}
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				for range m {
+					lat = append(lat, d)
+				}
+			}
+			for !pipelining && ctx.Err() == nil {
 				if interval > 0 {
 					if d := time.Until(due); d > 0 {
 						time.Sleep(d)
@@ -396,6 +438,25 @@ func (w *respWriter) write(ctx context.Context, key string, val []byte) error {
 		}
 		if n < int64(w.wait) {
 			return errors.New("WAIT returned fewer replicas than asked")
+		}
+	}
+	return nil
+}
+
+// writeMany sends one SET per key in one pipeline (one round trip).
+func (w *respWriter) writeMany(ctx context.Context, keys []string, val []byte) error {
+	cmds, err := w.conn.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.Set(ctx, k, val, 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			return err
 		}
 	}
 	return nil
