@@ -73,11 +73,13 @@ rbrun() {
 
 section_single() {
   echo "=== single node: replicant vs Redis appendfsync always ($ROUNDS rounds)"
+  rm -rf "$BENCH_WORK"/n[1-4] "$BENCH_WORK"/redis[1-4]
   start_replicant 1 --log-level warn
   local rpid=${BENCH_PIDS[-1]}
   start_redis 1 always ""
   local dpid=${BENCH_PIDS[-1]}
-  wait_until 30 sh -c "[ \"\$(redis-cli -p 17381 set __bench_ready 1)\" = OK ]" || { echo "replicant never accepted a write" >&2; return 1; }
+  wait_until 30 sh -c "[ \"\$(redis-cli -p 17381 set __bench_ready 1)\" = OK ]" ||
+    { echo "replicant never accepted a write" >&2; bench_stop_all; return 0; }
   local r sys port pid set p16 get cpu s_r=() p_r=() g_r=() cpu_r=() cpu_d=()
   for r in $(seq "$ROUNDS"); do
     local order="replicant redis"
@@ -115,9 +117,11 @@ lg() { timeout 120 bin/loadgen -format json -value-size $VALUE_SIZE "$@" 2>/dev/
 
 section_cluster() {
   echo "=== three nodes: replicant FIRST 1 (*) / async vs Redis primary + 2 replicas (always) vs etcd ($ROUNDS rounds)"
-  start_replicant_cluster 'FIRST 1 (*)' durable || return 1
-  start_redis_cluster always || return 1
-  start_etcd_cluster || return 1
+  if ! start_replicant_cluster 'FIRST 1 (*)' durable || ! start_redis_cluster always || ! start_etcd_cluster; then
+    echo "a cluster did not start; skipping the cluster section" >&2
+    bench_stop_all
+    return 0
+  fi
   local leader; leader=$(etcd_leader)
   local dur=8s r j f a d e one lag fr=() er=() ar=() ones=() lags=()
   timeout 60 bin/loadgen -duration 2s -clients 16 -target resp -addrs "$(r_resp 1)" >/dev/null || true
@@ -162,9 +166,11 @@ rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 
 section_keys() {
   echo "=== $KEYS keys of $VALUE_SIZE bytes: memory and disk"
+  rm -rf "$BENCH_WORK"/n[1-4] "$BENCH_WORK"/redis[1-4] # fresh: not the cluster section's n1
   start_replicant 1 --log-level warn
   local rpid=${BENCH_PIDS[-1]} t0 j secs rss dir aof rsecs
-  wait_until 30 sh -c "[ \"\$(redis-cli -p 17381 set __bench_ready 1)\" = OK ]" || return 1
+  wait_until 30 sh -c "[ \"\$(redis-cli -p 17381 set __bench_ready 1)\" = OK ]" ||
+    { echo "replicant never accepted a write; log:" >&2; tail -5 "$BENCH_WORK/n1.log" >&2; bench_stop_all; return 0; }
   redis-cli -p 17381 del __bench_ready >/dev/null
   t0=$SECONDS
   j=$(timeout 1800 bin/loadgen -format json -target resp -addrs "$(r_resp 1)" -clients 64 -pipeline 32 -seq -total "$KEYS" \
