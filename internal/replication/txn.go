@@ -1,6 +1,8 @@
 package replication
 
 import (
+	"bytes"
+
 	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/storage"
 )
@@ -29,10 +31,20 @@ func (l *layer) get(key []byte) (storage.Version, bool, bool) {
 type Txn struct {
 	store *storage.Store
 	group *layer // earlier proposals of this batch
-	own   layer  // this proposal
 	ops   []storage.Op
 	nowMs int64
+	// The proposal's own writes are read back from ops: most proposals
+	// write one key, and a map per proposal was a measurable share of the
+	// write path's allocations. A proposal with many ops (a DEL or MSET of
+	// thousands of keys reads each key first) gets an index instead of
+	// quadratic scans.
+	idx     map[string]int // key -> position in ops[:idxUpTo], after flushAt
+	idxUpTo int
+	flushAt int // 1 + position of the last FLUSH in ops[:idxUpTo]; 0 if none
 }
+
+// indexFrom is how many unindexed ops a lookup scans before indexing.
+const indexFrom = 16
 
 // NowMs is the leader's clock for this proposal, in Unix milliseconds. Use it
 // for every expiry decision so the entry is self-consistent.
@@ -40,7 +52,7 @@ func (t *Txn) NowMs() int64 { return t.nowMs }
 
 // Get returns key's live, unexpired value.
 func (t *Txn) Get(key []byte) (engine.Version, bool, error) {
-	v, ok, hit := t.own.get(key)
+	v, ok, hit := t.own(key)
 	if !hit {
 		v, ok, hit = t.group.get(key)
 	}
@@ -57,6 +69,55 @@ func (t *Txn) Get(key []byte) (engine.Version, bool, error) {
 	return asVersion(v), true, nil
 }
 
+// own looks key up in this proposal's writes: (version, live, decided).
+func (t *Txn) own(key []byte) (storage.Version, bool, bool) {
+	if len(t.ops)-t.idxUpTo > indexFrom {
+		t.index()
+	}
+	for i := len(t.ops) - 1; i >= t.idxUpTo; i-- {
+		if v, ok, hit := opVersion(&t.ops[i], key); hit {
+			return v, ok, true
+		}
+	}
+	if i, found := t.idx[string(key)]; found {
+		v, ok, _ := opVersion(&t.ops[i], key)
+		return v, ok, true
+	}
+	if t.flushAt > 0 {
+		return storage.Version{}, false, true
+	}
+	return storage.Version{}, false, false
+}
+
+func (t *Txn) index() {
+	if t.idx == nil {
+		t.idx = make(map[string]int, len(t.ops))
+	}
+	for i := t.idxUpTo; i < len(t.ops); i++ {
+		op := &t.ops[i]
+		if op.Kind == storage.OpFlush {
+			clear(t.idx)
+			t.flushAt = i + 1
+			continue
+		}
+		t.idx[string(op.Key)] = i
+	}
+	t.idxUpTo = len(t.ops)
+}
+
+// opVersion is what op says about key: (version, live, decided).
+func opVersion(op *storage.Op, key []byte) (storage.Version, bool, bool) {
+	switch {
+	case op.Kind == storage.OpFlush:
+		return storage.Version{}, false, true
+	case !bytes.Equal(op.Key, key):
+		return storage.Version{}, false, false
+	case op.Kind == storage.OpDel:
+		return storage.Version{Deleted: true}, false, true
+	}
+	return storage.Version{Value: op.Value, ExpireAt: op.ExpireAt}, true, true
+}
+
 var _ engine.Txn = (*Txn)(nil)
 
 // asVersion is a stored version as commands see it.
@@ -69,7 +130,6 @@ func (t *Txn) Set(key, value []byte, expireAtMs int64) {
 	k := append([]byte(nil), key...)
 	v := append([]byte{}, value...)
 	t.ops = append(t.ops, storage.Op{Kind: storage.OpSet, Key: k, Value: v, ExpireAt: expireAtMs})
-	t.own.vals[string(k)] = storage.Version{Value: v, ExpireAt: expireAtMs}
 }
 
 // Del removes key (a no-op in the log if it is already absent is the
@@ -77,21 +137,26 @@ func (t *Txn) Set(key, value []byte, expireAtMs int64) {
 func (t *Txn) Del(key []byte) {
 	k := append([]byte(nil), key...)
 	t.ops = append(t.ops, storage.Op{Kind: storage.OpDel, Key: k})
-	t.own.vals[string(k)] = storage.Version{Deleted: true}
 }
 
 // FlushAll removes every key.
 func (t *Txn) FlushAll() {
 	t.ops = append(t.ops, storage.Op{Kind: storage.OpFlush})
-	t.own = layer{vals: map[string]storage.Version{}, flushed: true}
 }
 
+// mergeInto adds this proposal's writes to the batch's layer, for the
+// proposals after it.
 func (t *Txn) mergeInto(g *layer) {
-	if t.own.flushed {
-		g.vals = map[string]storage.Version{}
-		g.flushed = true
-	}
-	for k, v := range t.own.vals {
-		g.vals[k] = v
+	for i := range t.ops {
+		op := &t.ops[i]
+		switch op.Kind {
+		case storage.OpFlush:
+			g.vals = map[string]storage.Version{}
+			g.flushed = true
+		case storage.OpDel:
+			g.vals[string(op.Key)] = storage.Version{Deleted: true}
+		default:
+			g.vals[string(op.Key)] = storage.Version{Value: op.Value, ExpireAt: op.ExpireAt}
+		}
 	}
 }

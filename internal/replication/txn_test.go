@@ -9,6 +9,7 @@ import (
 
 	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/storage"
+	"pgregory.net/rapid"
 )
 
 const testNowMs = 1_000_000
@@ -36,7 +37,7 @@ func seedStore(t *testing.T) *storage.Store {
 }
 
 func newTxn(s *storage.Store, group *layer) *Txn {
-	return &Txn{store: s, group: group, own: layer{vals: map[string]storage.Version{}}, nowMs: testNowMs}
+	return &Txn{store: s, group: group, nowMs: testNowMs}
 }
 
 func txnGet(t *testing.T, tx *Txn, key string) string {
@@ -219,4 +220,66 @@ func TestTxnViewMatchesCommittedState(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTxnOwnWritesMatchModel: a proposal's reads of its own writes — by a
+// backwards scan of a few ops, through the index once there are many, and
+// across FLUSHes — always match a plain map, and so does what it merges
+// into its batch's layer.
+func TestTxnOwnWritesMatchModel(t *testing.T) {
+	s := seedStore(t)
+	keys := []string{"a", "b", "c", "d", "e"}
+	rapid.Check(t, func(rt *rapid.T) {
+		tx := newTxn(s, &layer{vals: map[string]storage.Version{}})
+		model := map[string]string{} // live keys after the proposal's writes
+		flushed := false
+		n := rapid.IntRange(0, 80).Draw(rt, "ops")
+		for range n {
+			k := rapid.SampledFrom(keys).Draw(rt, "key")
+			switch rapid.IntRange(0, 9).Draw(rt, "op") {
+			case 0:
+				tx.FlushAll()
+				clear(model)
+				flushed = true
+			case 1, 2:
+				tx.Del([]byte(k))
+				delete(model, k)
+				model[k+"/deleted"] = "1"
+			case 3, 4, 5:
+				v := rapid.StringMatching(`[a-z]{1,3}`).Draw(rt, "value")
+				tx.Set([]byte(k), []byte(v), 0)
+				model[k] = v
+				delete(model, k+"/deleted")
+			default:
+				want, ok := model[k]
+				_, deleted := model[k+"/deleted"]
+				got, gok, err := tx.Get([]byte(k))
+				if err != nil {
+					rt.Fatal(err)
+				}
+				switch {
+				case ok && (!gok || string(got.Value) != want):
+					rt.Fatalf("Get(%s) = %q/%v, want %q", k, got.Value, gok, want)
+				case !ok && (deleted || flushed) && gok:
+					rt.Fatalf("Get(%s) = %q, want nothing (deleted or flushed in this proposal)", k, got.Value)
+				}
+			}
+		}
+		g := &layer{vals: map[string]storage.Version{}}
+		tx.mergeInto(g)
+		if g.flushed != flushed {
+			rt.Fatalf("merged flushed = %v, want %v", g.flushed, flushed)
+		}
+		for _, k := range keys {
+			v, live, hit := g.get([]byte(k))
+			want, ok := model[k]
+			_, deleted := model[k+"/deleted"]
+			switch {
+			case ok && (!live || string(v.Value) != want):
+				rt.Fatalf("merged %s = %q/%v, want %q", k, v.Value, live, want)
+			case !ok && (deleted || flushed) && (live || !hit):
+				rt.Fatalf("merged %s = %q live=%v hit=%v, want a decided miss", k, v.Value, live, hit)
+			}
+		}
+	})
 }
