@@ -344,6 +344,14 @@ func (n *Node) write(ctx context.Context, fn func(engine.Txn) error, async bool)
 
 // writeOutcome turns the write path's result into what the APIs answer.
 func (n *Node) writeOutcome(l *replication.Leader, err error) error {
+	if err == nil {
+		// The common case, without the errors.As probes below (each
+		// allocates its target).
+		if !n.leaseValid(l.Epoch()) {
+			return fmt.Errorf("%w (the write may or may not survive)", engine.ErrLeaseExpired)
+		}
+		return nil
+	}
 	if errors.Is(err, replication.ErrStopped) {
 		// The leader stepped down while the write was in flight. Its entry
 		// may already be on followers and commit under the next leader, so

@@ -300,7 +300,7 @@ func (w *Writer) runBatch(batch []*proposal) (f inflight, ok bool) {
 	}
 	st := w.cfg.Store.State()
 	next := st.LastLSN + 1
-	group := &layer{vals: map[string]storage.Version{}}
+	group := &layer{vals: make(map[string]storage.Version, len(batch))}
 	var entries []storage.Entry
 	var waiting []*proposal
 	bytes := 0

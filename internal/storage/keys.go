@@ -117,13 +117,24 @@ const (
 )
 
 func encodeVersion(op *Op) []byte {
+	return appendVersion(make([]byte, 0, 1+binary.MaxVarintLen64+len(op.Value)), op)
+}
+
+// appendVersion appends op's version encoding to dst.
+func appendVersion(dst []byte, op *Op) []byte {
 	if op.Kind == OpDel {
-		return []byte{verTombstone}
+		return append(dst, verTombstone)
 	}
-	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(op.Value))
-	b = append(b, verValue)
-	b = binary.AppendVarint(b, op.ExpireAt)
-	return append(b, op.Value...)
+	dst = append(dst, verValue)
+	dst = binary.AppendVarint(dst, op.ExpireAt)
+	return append(dst, op.Value...)
+}
+
+// appendVersionKey appends key's version key at lsn to dst.
+func appendVersionKey(dst, key []byte, lsn uint64) []byte {
+	dst = append(dst, famVersion)
+	dst = appendEscaped(dst, key)
+	return binary.BigEndian.AppendUint64(dst, ^lsn)
 }
 
 func decodeVersion(b []byte) (v Version, ok bool) {

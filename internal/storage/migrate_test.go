@@ -21,7 +21,7 @@ func TestMigratesLogFromPebble(t *testing.T) {
 	for i := range entries {
 		e := &entries[i]
 		_ = b.Set(logKey(e.LSN), AppendEntry(nil, e), nil)
-		(&Store{}).writeVersions(b, e, nil)
+		(&Store{}).writeVersions(b, e, nil, &versionScratch{})
 	}
 	_ = b.Set(metaKey("log_floor"), u64(3), nil)
 	_ = b.Set(metaKey("applied_lsn"), u64(6), nil)

@@ -605,6 +605,7 @@ func (s *Store) replay(l *loaded, st *State) error {
 	b := s.db.NewBatch()
 	defer func() { _ = b.Close() }()
 	applying := true
+	var vs versionScratch
 	applied := st.AppliedLSN
 	commitBatch := func() error {
 		if applied > st.AppliedLSN {
@@ -642,7 +643,7 @@ func (s *Store) replay(l *loaded, st *State) error {
 			applying = false // this and later entries wait for the replica's delay
 		}
 		if applying {
-			l.flushes = s.writeVersions(b, &e, l.flushes)
+			l.flushes = s.writeVersions(b, &e, l.flushes, &vs)
 			applied = e.LSN
 			if b.Len() >= 16<<20 {
 				return commitBatch()
@@ -1021,9 +1022,10 @@ func (s *Store) Append(entries []Entry, o AppendOptions) (*Pending, error) {
 	if o.Apply || len(newEpochs) != len(epochs) || commit > st.CommitLSN {
 		b := s.db.NewBatchWithSize(size + 256)
 		var newFlushes []uint64
+		var vs versionScratch
 		if o.Apply {
 			for i := range entries {
-				newFlushes = s.writeVersions(b, &entries[i], newFlushes)
+				newFlushes = s.writeVersions(b, &entries[i], newFlushes, &vs)
 			}
 			_ = b.Set(metaKey("applied_lsn"), u64(last.LSN), nil)
 		}
@@ -1064,7 +1066,12 @@ func (s *Store) Append(entries []Entry, o AppendOptions) (*Pending, error) {
 	return &Pending{s: s, w: s.wal, sync: o.Sync, last: last.LSN}, nil
 }
 
-func (s *Store) writeVersions(b *pebble.Batch, e *Entry, flushes []uint64) []uint64 {
+// versionScratch is one caller's buffer for encoding versions: Pebble
+// copies key and value into the batch, so one buffer serves every version
+// of a batch instead of two allocations each.
+type versionScratch struct{ buf []byte }
+
+func (s *Store) writeVersions(b *pebble.Batch, e *Entry, flushes []uint64, vs *versionScratch) []uint64 {
 	// Ops apply in order. A FLUSH marker at LSN f hides versions below f,
 	// not the versions written at f itself, so ops after the entry's last
 	// FLUSH stay visible and ops before it must not be written at all.
@@ -1081,7 +1088,18 @@ func (s *Store) writeVersions(b *pebble.Batch, e *Entry, flushes []uint64) []uin
 			_ = b.Set(flushKey(e.LSN), nil, nil)
 			flushes = append(flushes, e.LSN)
 		default:
-			_ = b.Set(versionKey(op.Key, e.LSN), encodeVersion(op), nil)
+			// Key (escaping at most doubles it) and value, in one buffer.
+			need := 1 + 2*len(op.Key) + 2 + 8 + 1 + binary.MaxVarintLen64 + len(op.Value)
+			buf := vs.buf
+			if cap(buf) < need {
+				buf = make([]byte, 0, need)
+				if need <= 64<<10 {
+					vs.buf = buf
+				}
+			}
+			kb := appendVersionKey(buf[:0], op.Key, e.LSN)
+			vb := appendVersion(kb[len(kb):len(kb)], op)
+			_ = b.Set(kb, vb, nil)
 			if op.Kind == OpSet && op.ExpireAt != 0 {
 				_ = b.Set(expiryKey(op.ExpireAt, e.LSN, op.Key), nil, nil)
 			}
@@ -1108,8 +1126,9 @@ func (s *Store) ApplyUpTo(lsn uint64) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	var flushes []uint64
+	var vs versionScratch
 	err = s.readLog(st.AppliedLSN+1, lsn, 0, func(e Entry) error {
-		flushes = s.writeVersions(b, &e, flushes)
+		flushes = s.writeVersions(b, &e, flushes, &vs)
 		return nil
 	})
 	if err != nil {
