@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -73,20 +74,58 @@ type proc struct {
 // freeAddrs reserves n distinct loopback addresses.
 func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	var lns []net.Listener
+	ports.mu.Lock()
+	defer ports.mu.Unlock()
+	if ports.used == nil {
+		ports.used = map[int]bool{}
+		ports.lo, ports.hi = portRange()
+		ports.next = ports.lo + rand.IntN(ports.hi-ports.lo)
+	}
 	var out []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	for tries := 0; len(out) < n; tries++ {
+		if tries > ports.hi-ports.lo {
+			t.Fatalf("no free port in %d-%d", ports.lo, ports.hi)
 		}
-		lns = append(lns, ln)
+		p := ports.next
+		if ports.next++; ports.next >= ports.hi {
+			ports.next = ports.lo
+		}
+		if ports.used[p] {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue // taken by someone else
+		}
+		ln.Close()
+		ports.used[p] = true
 		out = append(out, ln.Addr().String())
 	}
-	for _, ln := range lns {
-		ln.Close()
-	}
 	return out
+}
+
+// ports hands out each test port once per test run, from below the
+// kernel's ephemeral range: a port taken from that range (listen on :0,
+// close, start the server later) could meanwhile become the source port
+// of some outgoing connection — the other nodes of a starting cluster dial
+// each other — and the server's bind would fail ("address already in use",
+// seen in CI).
+var ports struct {
+	mu           sync.Mutex
+	used         map[int]bool
+	lo, hi, next int
+}
+
+// portRange is [10000, start of the ephemeral range), at least 5000 wide.
+func portRange() (lo, hi int) {
+	lo, hi = 10000, 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var a, z int
+		if _, err := fmt.Sscan(string(b), &a, &z); err == nil && a-lo >= 5000 {
+			hi = a
+		}
+	}
+	return lo, hi
 }
 
 // newProc prepares a node with fresh addresses and data dir; extra flags are
