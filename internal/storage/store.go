@@ -1460,10 +1460,11 @@ func (s *Store) TruncatePrefix(lsn uint64) error {
 	s.mu.Unlock()
 	// The log drops whole segments. Before one goes, Pebble must hold the
 	// versions of its entries durably (a crash would otherwise have
-	// nothing to replay them from): flush first, and only once at least a
-	// segment's worth lies below the floor, so that retention, which runs
-	// every second, rarely costs a flush.
-	if s.wal.SizeBetween(s.wal.FirstLSN(), lsn) < uint64(s.segmentBytes) {
+	// nothing to replay them from): flush first, and only once two
+	// segments' worth lie below the floor — so that the oldest segment is
+	// surely whole below it (a segment may overrun its size by a batch)
+	// and retention, which runs every second, rarely costs a flush.
+	if s.wal.SizeBetween(s.wal.FirstLSN(), lsn) < 2*uint64(s.segmentBytes) {
 		return nil
 	}
 	if err := s.flushPebble("truncate prefix"); err != nil {
