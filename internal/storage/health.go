@@ -264,11 +264,7 @@ func (s *Store) reopen() error {
 	durable := s.durable
 	s.mu.RUnlock()
 	if s.saved == nil {
-		saved, err := s.captureSuffix(durable, mem.st.LastLSN)
-		if err != nil {
-			return err
-		}
-		s.saved = saved
+		s.saved = s.captureSuffix(durable, mem.st.LastLSN)
 	}
 	if err := s.admit("reopen", s.saved.bytes(), grows); err != nil {
 		return err
@@ -309,10 +305,10 @@ func (ss savedSuffix) bytes() int {
 // out of the failing log (its files' pages in memory still hold them). A
 // record that cannot be read back ends the suffix.
 // The caller holds dbmu exclusively.
-func (s *Store) captureSuffix(durable, last uint64) (savedSuffix, error) {
+func (s *Store) captureSuffix(durable, last uint64) savedSuffix {
 	out := savedSuffix{}
 	if last <= durable {
-		return out, nil
+		return out
 	}
 	want := durable + 1
 	_ = s.wal.Read(durable+1, last, 0, func(lsn uint64, raw []byte) error {
@@ -326,7 +322,7 @@ func (s *Store) captureSuffix(durable, last uint64) (savedSuffix, error) {
 		want++
 		return nil
 	})
-	return out, nil
+	return out
 }
 
 var errStop = errors.New("stop")

@@ -356,13 +356,8 @@ func (s *Store) apply(op string, b *pebble.Batch, gate bool) (err error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if gate {
-		if err := s.fatalError(); err != nil {
+		if err := s.gateLocked(); err != nil {
 			return err
-		}
-		if s.degraded.Load() {
-			if err := s.refusal(); err != nil {
-				return err
-			}
 		}
 	}
 	defer func() {
@@ -376,6 +371,19 @@ func (s *Store) apply(op string, b *pebble.Batch, gate bool) (err error) {
 	}()
 	if err := s.db.Apply(b, pebble.NoSync); err != nil {
 		return fmt.Errorf("storage: %s: %w", op, err)
+	}
+	return nil
+}
+
+// gateLocked refuses a write when the store is stopped by a fatal error or
+// degraded by a failed write. The caller holds wmu, so that no write slips
+// in after a failure.
+func (s *Store) gateLocked() error {
+	if err := s.fatalError(); err != nil {
+		return err
+	}
+	if s.degraded.Load() {
+		return s.refusal()
 	}
 	return nil
 }
@@ -994,15 +1002,9 @@ func (s *Store) Append(entries []Entry, o AppendOptions) (*Pending, error) {
 		return nil, err
 	}
 	s.wmu.Lock()
-	if err := s.fatalError(); err != nil {
+	if err := s.gateLocked(); err != nil {
 		s.wmu.Unlock()
 		return nil, err
-	}
-	if s.degraded.Load() {
-		if err := s.refusal(); err != nil {
-			s.wmu.Unlock()
-			return nil, err
-		}
 	}
 	err = s.wal.AppendBatch(entries[0].LSN, payloads)
 	s.wmu.Unlock()

@@ -66,6 +66,7 @@ func (s *Server) pipelineSet(c *client, args [][]byte) bool {
 		return false
 	}
 	s.cmdsTotal.Add(1)
+	s.pipelined.Add(1)
 	c.lastAt, c.lastCmd = start, "set"
 	c.pending = append(c.pending, pipelined{wait: wait, start: start, held: held})
 	return true

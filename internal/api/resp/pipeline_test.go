@@ -53,6 +53,11 @@ func TestPipelinedWrites(t *testing.T) {
 	if n := ts.s.cmdsTotal.Load(); n < uint64(len(want)) {
 		t.Fatalf("commands counted %d, want at least %d", n, len(want))
 	}
+	// The replies alone would also be right one command at a time: check
+	// that the SETs really were queued without waiting.
+	if n := ts.s.pipelined.Load(); n < 100 {
+		t.Fatalf("%d SETs took the pipelined path, want most of the 303", n)
+	}
 }
 
 // TestPipelineAnswersBeforeWaitingForInput: a client that sends writes and

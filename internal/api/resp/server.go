@@ -31,6 +31,7 @@ type Server struct {
 	clients      atomic.Int64
 	connsTotal   atomic.Uint64
 	cmdsTotal    atomic.Uint64
+	pipelined    atomic.Uint64 // SETs queued without waiting (pipeline.go)
 	// panics counts handler panics that were recovered (always a bug).
 	panics atomic.Uint64
 	// rejectedConns counts connections refused at MaxClients.
