@@ -4,7 +4,9 @@ import "time"
 
 // Status is the Contract's /v1/status document plus extensions.
 type Status struct {
-	ID         string         `json:"id"`
+	ID string `json:"id"`
+	// Mode is the cluster's replication mode (ModeSingleLeader, …).
+	Mode       string         `json:"mode"`
 	Role       string         `json:"role"`
 	Leader     string         `json:"leader"`
 	Epoch      uint64         `json:"epoch"`
@@ -35,6 +37,12 @@ type Status struct {
 	Peer      string  `json:"peer,omitempty"`
 	UptimeSec float64 `json:"uptime_seconds"`
 	Token     string  `json:"token"`
+
+	// Multi-leader mode: this node's site, its incoming links, and how
+	// many conflicts it resolved by last-writer-wins.
+	Site      string       `json:"site,omitempty"`
+	Links     []LinkStatus `json:"links,omitempty"`
+	Conflicts uint64       `json:"conflicts,omitempty"`
 }
 
 // SnapshotInfo shows an in-progress or last snapshot install.

@@ -5,20 +5,37 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/replicant-db/replicant/internal/crdt"
 )
 
-// Token names a point in the replicated history: the epoch of the entry at
-// LSN, and LSN. A read carrying a token must observe state at least that new.
+// Token names a point in the replicated history. A read carrying a token
+// must observe state at least that new.
+//
+// In single-leader mode it is EPOCH:LSN: the epoch of the entry at LSN,
+// and LSN. In multi-leader mode it is a vector of per-site positions
+// ("eu:120,us:98", Vector set, Epoch and LSN zero): for each site, the
+// highest LSN of that site's own writes the state includes. The two forms
+// never mix in one cluster; site names start with a letter, so the text
+// of one never parses as the other.
 type Token struct {
 	Epoch uint64
 	LSN   uint64
+	// Vector is the canonical text of a multi-leader token (crdt.Vector's
+	// text form), kept as text so that Token stays comparable.
+	Vector string
 }
 
-// String renders the token as EPOCH:LSN.
-func (t Token) String() string { return fmt.Sprintf("%d:%d", t.Epoch, t.LSN) }
+// String renders the token as EPOCH:LSN, or as its vector.
+func (t Token) String() string {
+	if t.Vector != "" {
+		return t.Vector
+	}
+	return fmt.Sprintf("%d:%d", t.Epoch, t.LSN)
+}
 
 // IsZero reports whether t is the empty token.
-func (t Token) IsZero() bool { return t.Epoch == 0 && t.LSN == 0 }
+func (t Token) IsZero() bool { return t.Epoch == 0 && t.LSN == 0 && t.Vector == "" }
 
 // After reports whether t names a later point of the history than u: the
 // later epoch wins, then the higher LSN. Epoch first because one leader
@@ -27,13 +44,18 @@ func (t Token) IsZero() bool { return t.Epoch == 0 && t.LSN == 0 }
 // LSN, and when the LSNs disagree (7:98727 against 6:98736) the lower epoch
 // names a suffix the later epoch discarded. A session floor is the After-
 // maximum of the tokens it saw, so a doomed write of an old leader never
-// outranks a newer acknowledged one.
+// outranks a newer acknowledged one. Vector tokens are not ordered by
+// After (see Later).
 func (t Token) After(u Token) bool {
 	return t.Epoch > u.Epoch || (t.Epoch == u.Epoch && t.LSN > u.LSN)
 }
 
-// Later returns the later of t and u (see After).
+// Later returns the later of t and u (see After). For vector tokens it is
+// their merge (each site's maximum), which covers both.
 func (t Token) Later(u Token) Token {
+	if t.Vector != "" || u.Vector != "" {
+		return Token{Vector: mergeVectors(t.Vector, u.Vector)}
+	}
 	if u.After(t) {
 		return u
 	}
@@ -43,11 +65,19 @@ func (t Token) Later(u Token) Token {
 // ErrBadToken is returned (wrapped) for tokens that do not parse.
 var ErrBadToken = errors.New("invalid token")
 
-// ParseToken parses EPOCH:LSN.
+// ParseToken parses EPOCH:LSN or a vector token ("eu:120,us:98").
 func ParseToken(s string) (Token, error) {
-	ep, lsn, ok := strings.Cut(strings.TrimSpace(s), ":")
+	s = strings.TrimSpace(s)
+	ep, lsn, ok := strings.Cut(s, ":")
 	if !ok {
-		return Token{}, fmt.Errorf("%w %q: want EPOCH:LSN", ErrBadToken, s)
+		return Token{}, fmt.Errorf("%w %q: want EPOCH:LSN or SITE:LSN,…", ErrBadToken, s)
+	}
+	if ep != "" && (ep[0] < '0' || ep[0] > '9') {
+		v, err := crdt.ParseVector(s)
+		if err != nil {
+			return Token{}, fmt.Errorf("%w %q: %v", ErrBadToken, s, err)
+		}
+		return Token{Vector: v.String()}, nil
 	}
 	e, err1 := strconv.ParseUint(ep, 10, 64)
 	l, err2 := strconv.ParseUint(lsn, 10, 64)
@@ -55,6 +85,32 @@ func ParseToken(s string) (Token, error) {
 		return Token{}, fmt.Errorf("%w %q: want EPOCH:LSN with decimal numbers", ErrBadToken, s)
 	}
 	return Token{Epoch: e, LSN: l}, nil
+}
+
+// VectorToken returns the token of a vector of per-site positions.
+func VectorToken(v crdt.Vector) Token {
+	if v.IsEmpty() {
+		return Token{}
+	}
+	return Token{Vector: v.String()}
+}
+
+// Positions returns a vector token's per-site positions (empty for an
+// EPOCH:LSN token).
+func (t Token) Positions() crdt.Vector {
+	if t.Vector == "" {
+		return crdt.Vector{}
+	}
+	v, err := crdt.ParseVector(t.Vector)
+	if err != nil { // only ParseToken and VectorToken fill Vector
+		return crdt.Vector{}
+	}
+	return v
+}
+
+func mergeVectors(a, b string) string {
+	va, vb := Token{Vector: a}.Positions(), Token{Vector: b}.Positions()
+	return va.Merge(vb).String()
 }
 
 // Consistency is a read consistency level.

@@ -40,6 +40,14 @@ type Config struct {
 	// Join is a peer address of a running cluster to join as a follower.
 	Join string
 
+	// Mode is the replication mode (engine.ModeSingleLeader when empty,
+	// or engine.ModeMultiLeader). It is recorded when the data directory
+	// is first used; a restart with another mode is refused.
+	Mode string
+	// Site names this node's site in multi-leader mode (required there;
+	// a letter, then letters, digits, '-', '_' or '.').
+	Site string
+
 	SyncPolicy   string // initial commit policy (bootstrap only)
 	Ack          string // initial ack level (bootstrap only)
 	SyncFallback string // initial fallback (bootstrap only)

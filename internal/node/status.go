@@ -23,7 +23,7 @@ func (n *Node) Status() engine.Status {
 	readLSN, _, _ := n.readPosition()
 	var progress map[string]engine.MemberStatus
 	s := engine.Status{
-		ID: n.cfg.ID, Role: "follower", Leader: cs.Leader, Epoch: cs.Epoch,
+		ID: n.cfg.ID, Mode: engine.ModeSingleLeader, Role: "follower", Leader: cs.Leader, Epoch: cs.Epoch,
 		CommitLSN: readLSN, AppliedLSN: st.AppliedLSN, LastLSN: st.LastLSN, FirstLSN: st.FirstLSN,
 		SyncPolicy: cs.Policy.String(), Ack: cs.Ack.String(), Fallback: cs.Fallback.String(), SyncSet: append([]string{}, cs.SyncSet...),
 		Members: []engine.MemberStatus{}, Controller: n.control.ControllerID(),

@@ -1,0 +1,111 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Replication modes, as --mode names them and /v1/status shows them.
+const (
+	ModeSingleLeader = "single-leader"
+	ModeMultiLeader  = "multi-leader"
+	ModeLeaderless   = "leaderless"
+)
+
+// Sites is implemented by engines in multi-leader mode: the links that
+// make this site pull other sites' logs, and the conflicts resolved here.
+// The APIs serve /v1/links and /v1/conflicts from it; an engine without it
+// answers those with "not in multi-leader mode".
+type Sites interface {
+	// Links lists this site's incoming links (the sites it pulls from).
+	Links(ctx context.Context) ([]LinkStatus, error)
+	// AddLink makes this site pull from the site that owns peer (a peer
+	// address of any of its nodes) and returns the new link. Adding a
+	// link to a site already linked updates its address.
+	AddLink(ctx context.Context, peer string) (LinkStatus, error)
+	// RemoveLink stops pulling from site; *UnknownLinkError if there is
+	// no such link.
+	RemoveLink(ctx context.Context, site string) error
+	// Conflicts returns up to limit recorded conflicts, newest first.
+	Conflicts(ctx context.Context, limit int) ([]Conflict, error)
+}
+
+// LinkStatus is one incoming link as /v1/status and /v1/links show it.
+type LinkStatus struct {
+	// Site is the remote site this site pulls from.
+	Site string `json:"site"`
+	// Peers are the remote site's peer addresses this link knows.
+	Peers []string `json:"peers,omitempty"`
+	// State: connecting, streaming, broken, idle (not the site leader,
+	// which is the only node that runs links).
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+	// Connected is the remote node this link streams from now.
+	Connected string `json:"connected,omitempty"`
+	// LagEntries is how many committed remote log entries are not yet
+	// applied here; LagSeconds how old the oldest of them is.
+	LagEntries uint64  `json:"lag_entries"`
+	LagSeconds float64 `json:"lag_seconds"`
+	// AppliedOriginLSN is the highest LSN of entries written at Site that
+	// this site has applied.
+	AppliedOriginLSN uint64 `json:"applied_origin_lsn"`
+	// RemoteLSN is the position in the remote site's log this link has
+	// read up to (where it resumes).
+	RemoteLSN uint64 `json:"remote_lsn"`
+}
+
+// Conflict is one concurrent write that lost to another by last-writer-wins.
+type Conflict struct {
+	Key string `json:"key"`
+	// Site is where this conflict was observed (the site answering).
+	Site   string        `json:"site"`
+	Winner ConflictWrite `json:"winner"`
+	Loser  ConflictWrite `json:"loser"`
+	// ResolvedMs is when this site resolved it, Unix milliseconds.
+	ResolvedMs int64 `json:"resolved_ms"`
+}
+
+// ConflictWrite is one side of a conflict.
+type ConflictWrite struct {
+	Site string `json:"site"`
+	// HLC is the write's hybrid logical clock timestamp ("wallms,logical");
+	// WallMs its physical part, Unix milliseconds.
+	HLC     string `json:"hlc"`
+	WallMs  int64  `json:"wall_ms"`
+	Value   string `json:"value"`
+	Deleted bool   `json:"deleted,omitempty"`
+}
+
+// UnknownLinkError: RemoveLink named a site with no link.
+type UnknownLinkError struct{ Site string }
+
+func (e *UnknownLinkError) Error() string { return fmt.Sprintf("no link from site %q", e.Site) }
+
+// UnsupportedError: a command that this mode cannot run without letting
+// replicas diverge; it is refused, and nothing is written.
+type UnsupportedError struct {
+	Command string
+	Mode    string
+	Why     string
+}
+
+func (e *UnsupportedError) Error() string {
+	return fmt.Sprintf("%s is not supported in %s mode: %s", e.Command, e.Mode, e.Why)
+}
+
+// Errors a CounterTxn returns, which the APIs answer as Redis does.
+var (
+	ErrNotInteger = errors.New("value is not an integer or out of range")
+	ErrOverflow   = errors.New("increment or decrement would overflow")
+)
+
+// CounterTxn is implemented by the Txn of modes where concurrent
+// increments must all count (multi-leader, leaderless): the counter
+// commands (INCR, INCRBY, DECR, DECRBY) call IncrBy instead of reading,
+// adding and setting, so that the mode can record the increment itself
+// rather than the resulting value. It returns the new value, or an error
+// wrapping ErrNotInteger or ErrOverflow.
+type CounterTxn interface {
+	IncrBy(key []byte, delta int64) (int64, error)
+}
