@@ -52,6 +52,11 @@ func NewWithConfig(b engine.Engine, log *slog.Logger, cfg Config) *Server {
 	mux.HandleFunc("PUT /v1/config", s.auth(s.putConfig))
 	mux.HandleFunc("DELETE /v1/members/{id}", s.auth(s.removeMember))
 	mux.HandleFunc("POST /v1/failover", s.auth(s.failover))
+	// Multi-leader mode (links.go); other modes answer 409.
+	mux.HandleFunc("GET /v1/links", s.auth(s.listLinks))
+	mux.HandleFunc("POST /v1/links", s.auth(s.addLink))
+	mux.HandleFunc("DELETE /v1/links/{site}", s.auth(s.removeLink))
+	mux.HandleFunc("GET /v1/conflicts", s.auth(s.conflicts))
 	// Profiling, as Go services usually offer it (behind --requirepass).
 	mux.HandleFunc("GET /debug/pprof/", s.auth(pprof.Index))
 	mux.HandleFunc("GET /debug/pprof/profile", s.auth(pprof.Profile))
