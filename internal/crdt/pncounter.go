@@ -427,3 +427,19 @@ func (a u128) String() string {
 	}
 	return a.setBig(new(big.Int)).String()
 }
+
+// Len is how many replicas have ever changed the counter (0 for a counter
+// nobody touched, which need not be stored).
+func (c PNCounter) Len() int { return len(c.e) }
+
+// Active reports whether some delta of c is not yet reset: a counter that
+// a DEL reset and nobody incremented since is inactive, whatever its
+// history, so a deleted key stays deleted.
+func (c PNCounter) Active() bool {
+	for _, e := range c.e {
+		if e.rinc.less(e.inc) || e.rdec.less(e.dec) {
+			return true
+		}
+	}
+	return false
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/replicant-db/replicant/internal/control"
 	"github.com/replicant-db/replicant/internal/engine"
+	"github.com/replicant-db/replicant/internal/multileader"
 	"github.com/replicant-db/replicant/internal/policy"
 	"github.com/replicant-db/replicant/internal/replication"
 	"github.com/replicant-db/replicant/internal/storage"
@@ -130,6 +131,8 @@ type Node struct {
 	metrics *Metrics
 	started time.Time
 
+	// ml is the multi-leader engine in that mode, nil otherwise.
+	ml      *multileader.Engine
 	control *control.Group
 	pool    *transport.Pool
 	sender  *transport.RaftSender
@@ -188,6 +191,20 @@ func Open(cfg Config) (*Node, error) {
 		return nil, errors.New("node: --data is required")
 	}
 	cfg.setDefaults()
+	switch cfg.Mode {
+	case "", engine.ModeSingleLeader:
+		if cfg.Site != "" {
+			return nil, errors.New("node: --site applies to multi-leader mode only")
+		}
+	case engine.ModeMultiLeader:
+		if err := multileader.ValidSite(cfg.Site); err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+	case engine.ModeLeaderless:
+		return nil, errors.New("node: leaderless mode is not available yet")
+	default:
+		return nil, fmt.Errorf("node: unknown --mode %q (want single-leader or multi-leader)", cfg.Mode)
+	}
 	if p, err := policy.ParseCommit(cfg.SyncPolicy); err != nil {
 		return nil, fmt.Errorf("node: --sync: %w", err)
 	} else if len(cfg.InitialCluster) > 0 {
@@ -210,6 +227,18 @@ func Open(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: log, store: st, started: time.Now(), roleCh: make(chan struct{}), stateCh: make(chan struct{}), ctx: ctx, cancel: cancel,
 		renewNow: make(chan struct{}, 1)}
 	n.metrics = newMetrics(n)
+	if err := n.checkMode(); err != nil {
+		cancel()
+		_ = st.Close()
+		return nil, err
+	}
+	if cfg.Mode == engine.ModeMultiLeader {
+		if n.ml, err = multileader.New(multileader.Config{Site: cfg.Site, Node: n, Logger: log, ReadTimeout: cfg.ReadTimeout}); err != nil {
+			cancel()
+			_ = st.Close()
+			return nil, fmt.Errorf("node: %w", err)
+		}
+	}
 	if err := n.startCluster(); err != nil {
 		cancel()
 		n.stopCluster()
@@ -224,6 +253,10 @@ func Open(cfg Config) (*Node, error) {
 	go n.expireLoop()
 	go n.gcLoop()
 	go n.retentionLoop()
+	if n.ml != nil {
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); n.ml.Run(n.ctx) }()
+	}
 	log.Info("node started", "data", cfg.DataDir, "last_lsn", st.State().LastLSN, "peer", n.peerLn.Addr().String())
 	return n, nil
 }

@@ -33,6 +33,7 @@ type Txn struct {
 	group *layer // earlier proposals of this batch
 	ops   []storage.Op
 	nowMs int64
+	lsn   uint64 // the LSN this proposal's entry gets if it writes
 	// The proposal's own writes are read back from ops: most proposals
 	// write one key, and a map per proposal was a measurable share of the
 	// write path's allocations. A proposal with many ops (a DEL or MSET of
@@ -49,6 +50,11 @@ const indexFrom = 16
 // NowMs is the leader's clock for this proposal, in Unix milliseconds. Use it
 // for every expiry decision so the entry is self-consistent.
 func (t *Txn) NowMs() int64 { return t.nowMs }
+
+// LSN is the LSN this proposal's entry gets if it writes anything: a mode
+// that records its own writes' positions in the same entry (multi-leader's
+// origins) needs it before the entry exists.
+func (t *Txn) LSN() uint64 { return t.lsn }
 
 // Get returns key's live, unexpired value.
 func (t *Txn) Get(key []byte) (engine.Version, bool, error) {

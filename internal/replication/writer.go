@@ -306,7 +306,7 @@ func (w *Writer) runBatch(batch []*proposal) (f inflight, ok bool) {
 	bytes := 0
 	for _, p := range batch {
 		now := w.cfg.Now()
-		tx := &Txn{store: w.cfg.Store, group: group, nowMs: now.UnixMilli()}
+		tx := &Txn{store: w.cfg.Store, group: group, nowMs: now.UnixMilli(), lsn: next}
 		if err := p.fn(tx); err != nil {
 			// Its writes are dropped; like a no-op, the failure depends
 			// on what it read.

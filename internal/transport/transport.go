@@ -31,6 +31,8 @@ type Handler interface {
 	HandleSnapshot(req *pb.SnapshotRequest, stream pb.Peer_SnapshotServer) error
 	HandleJoin(ctx context.Context, req *pb.JoinRequest) (*pb.JoinResponse, error)
 	HandlePosition(ctx context.Context, req *pb.PositionRequest) (*pb.PositionResponse, error)
+	HandleChanges(req *pb.ChangesRequest, stream pb.Peer_ChangesServer) error
+	HandleSiteInfo(ctx context.Context, req *pb.SiteInfoRequest) (*pb.SiteInfoResponse, error)
 }
 
 // MaxMessageBytes returns the gRPC message limit for a value limit: one
@@ -120,6 +122,16 @@ func (s *Server) Join(ctx context.Context, req *pb.JoinRequest) (*pb.JoinRespons
 // Position implements pb.PeerServer.
 func (s *Server) Position(ctx context.Context, req *pb.PositionRequest) (*pb.PositionResponse, error) {
 	return s.h.HandlePosition(ctx, req)
+}
+
+// Changes implements pb.PeerServer.
+func (s *Server) Changes(req *pb.ChangesRequest, stream pb.Peer_ChangesServer) error {
+	return s.h.HandleChanges(req, stream)
+}
+
+// SiteInfo implements pb.PeerServer.
+func (s *Server) SiteInfo(ctx context.Context, req *pb.SiteInfoRequest) (*pb.SiteInfoResponse, error) {
+	return s.h.HandleSiteInfo(ctx, req)
 }
 
 // Pool holds one client connection per peer address.

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -159,4 +160,12 @@ func TestPeerSecretGuardsEveryRPC(t *testing.T) {
 	if n := h.calls.Load(); n != int64(methods) {
 		t.Fatalf("with the secret %d handler calls ran, want %d (one per RPC)", n, methods)
 	}
+}
+
+func (f *fakeHandler) HandleChanges(*pb.ChangesRequest, pb.Peer_ChangesServer) error {
+	return errors.New("not a multi-leader site")
+}
+
+func (f *fakeHandler) HandleSiteInfo(context.Context, *pb.SiteInfoRequest) (*pb.SiteInfoResponse, error) {
+	return nil, errors.New("not a multi-leader site")
 }

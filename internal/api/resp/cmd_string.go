@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"errors"
 	"math"
 	"strings"
 	"time"
@@ -400,6 +401,19 @@ func (s *Server) cmdDecrBy(c *client, args [][]byte) {
 func (s *Server) incrBy(c *client, key []byte, delta int64) {
 	var res int64
 	if c.write(func(tx engine.Txn) error {
+		if ct, ok := tx.(engine.CounterTxn); ok {
+			// The mode counts increments itself (a PN-counter), so that
+			// concurrent INCRs on different sites all count.
+			n, err := ct.IncrBy(key, delta)
+			switch {
+			case errors.Is(err, engine.ErrNotInteger):
+				return replyError(msgNotInt)
+			case errors.Is(err, engine.ErrOverflow):
+				return replyError(msgOverflow)
+			}
+			res = n
+			return err
+		}
 		v, found, err := tx.Get(key)
 		if err != nil {
 			return err

@@ -23,6 +23,254 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ChangesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The pulling site; entries whose only origin it is are not sent back.
+	Site string `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	// The first LSN of this site's log the caller wants.
+	FromLsn       uint64 `protobuf:"varint,2,opt,name=from_lsn,json=fromLsn,proto3" json:"from_lsn,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangesRequest) Reset() {
+	*x = ChangesRequest{}
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangesRequest) ProtoMessage() {}
+
+func (x *ChangesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangesRequest.ProtoReflect.Descriptor instead.
+func (*ChangesRequest) Descriptor() ([]byte, []int) {
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ChangesRequest) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *ChangesRequest) GetFromLsn() uint64 {
+	if x != nil {
+		return x.FromLsn
+	}
+	return 0
+}
+
+// ChangesBatch: committed entries (each encoded as in the log), and where
+// the server's scan stands.
+type ChangesBatch struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Site    string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	Entries [][]byte               `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	// The server's commit LSN and the creation time (Unix ns) of that entry.
+	CommitLsn  uint64 `protobuf:"varint,3,opt,name=commit_lsn,json=commitLsn,proto3" json:"commit_lsn,omitempty"`
+	CommitTime int64  `protobuf:"varint,4,opt,name=commit_time,json=commitTime,proto3" json:"commit_time,omitempty"`
+	// Every entry up to scanned_lsn was sent or skipped: the caller resumes
+	// after it.
+	ScannedLsn    uint64 `protobuf:"varint,5,opt,name=scanned_lsn,json=scannedLsn,proto3" json:"scanned_lsn,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangesBatch) Reset() {
+	*x = ChangesBatch{}
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangesBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangesBatch) ProtoMessage() {}
+
+func (x *ChangesBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangesBatch.ProtoReflect.Descriptor instead.
+func (*ChangesBatch) Descriptor() ([]byte, []int) {
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ChangesBatch) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *ChangesBatch) GetEntries() [][]byte {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *ChangesBatch) GetCommitLsn() uint64 {
+	if x != nil {
+		return x.CommitLsn
+	}
+	return 0
+}
+
+func (x *ChangesBatch) GetCommitTime() int64 {
+	if x != nil {
+		return x.CommitTime
+	}
+	return 0
+}
+
+func (x *ChangesBatch) GetScannedLsn() uint64 {
+	if x != nil {
+		return x.ScannedLsn
+	}
+	return 0
+}
+
+type SiteInfoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SiteInfoRequest) Reset() {
+	*x = SiteInfoRequest{}
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SiteInfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SiteInfoRequest) ProtoMessage() {}
+
+func (x *SiteInfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SiteInfoRequest.ProtoReflect.Descriptor instead.
+func (*SiteInfoRequest) Descriptor() ([]byte, []int) {
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{2}
+}
+
+type SiteInfoResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Site   string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	Mode   string                 `protobuf:"bytes,2,opt,name=mode,proto3" json:"mode,omitempty"`
+	Node   string                 `protobuf:"bytes,3,opt,name=node,proto3" json:"node,omitempty"`
+	Leader bool                   `protobuf:"varint,4,opt,name=leader,proto3" json:"leader,omitempty"`
+	// Peer addresses of the site's nodes, its leader first.
+	Peers         []string `protobuf:"bytes,5,rep,name=peers,proto3" json:"peers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SiteInfoResponse) Reset() {
+	*x = SiteInfoResponse{}
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SiteInfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SiteInfoResponse) ProtoMessage() {}
+
+func (x *SiteInfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SiteInfoResponse.ProtoReflect.Descriptor instead.
+func (*SiteInfoResponse) Descriptor() ([]byte, []int) {
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SiteInfoResponse) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *SiteInfoResponse) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *SiteInfoResponse) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *SiteInfoResponse) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
+func (x *SiteInfoResponse) GetPeers() []string {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
 type PositionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The epoch the controller is replacing.
@@ -33,7 +281,7 @@ type PositionRequest struct {
 
 func (x *PositionRequest) Reset() {
 	*x = PositionRequest{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[0]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -45,7 +293,7 @@ func (x *PositionRequest) String() string {
 func (*PositionRequest) ProtoMessage() {}
 
 func (x *PositionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[0]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -58,7 +306,7 @@ func (x *PositionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PositionRequest.ProtoReflect.Descriptor instead.
 func (*PositionRequest) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{0}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PositionRequest) GetEpoch() uint64 {
@@ -80,7 +328,7 @@ type PositionResponse struct {
 
 func (x *PositionResponse) Reset() {
 	*x = PositionResponse{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[1]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -92,7 +340,7 @@ func (x *PositionResponse) String() string {
 func (*PositionResponse) ProtoMessage() {}
 
 func (x *PositionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[1]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -105,7 +353,7 @@ func (x *PositionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PositionResponse.ProtoReflect.Descriptor instead.
 func (*PositionResponse) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{1}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PositionResponse) GetId() string {
@@ -137,7 +385,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[2]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -149,7 +397,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[2]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -162,7 +410,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{2}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{6}
 }
 
 type RaftBatch struct {
@@ -174,7 +422,7 @@ type RaftBatch struct {
 
 func (x *RaftBatch) Reset() {
 	*x = RaftBatch{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[3]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -186,7 +434,7 @@ func (x *RaftBatch) String() string {
 func (*RaftBatch) ProtoMessage() {}
 
 func (x *RaftBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[3]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -199,7 +447,7 @@ func (x *RaftBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftBatch.ProtoReflect.Descriptor instead.
 func (*RaftBatch) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{3}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RaftBatch) GetMessages() [][]byte {
@@ -219,7 +467,7 @@ type EpochStart struct {
 
 func (x *EpochStart) Reset() {
 	*x = EpochStart{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[4]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -231,7 +479,7 @@ func (x *EpochStart) String() string {
 func (*EpochStart) ProtoMessage() {}
 
 func (x *EpochStart) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[4]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -244,7 +492,7 @@ func (x *EpochStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EpochStart.ProtoReflect.Descriptor instead.
 func (*EpochStart) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{4}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *EpochStart) GetEpoch() uint64 {
@@ -279,7 +527,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[5]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -291,7 +539,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[5]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -304,7 +552,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{5}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Hello) GetFollowerId() string {
@@ -360,7 +608,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[6]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -372,7 +620,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[6]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -385,7 +633,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{6}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Ack) GetReceived() uint64 {
@@ -422,7 +670,7 @@ type FollowerMsg struct {
 
 func (x *FollowerMsg) Reset() {
 	*x = FollowerMsg{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[7]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +682,7 @@ func (x *FollowerMsg) String() string {
 func (*FollowerMsg) ProtoMessage() {}
 
 func (x *FollowerMsg) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[7]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +695,7 @@ func (x *FollowerMsg) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowerMsg.ProtoReflect.Descriptor instead.
 func (*FollowerMsg) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{7}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FollowerMsg) GetMsg() isFollowerMsg_Msg {
@@ -508,7 +756,7 @@ type Start struct {
 
 func (x *Start) Reset() {
 	*x = Start{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[8]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -520,7 +768,7 @@ func (x *Start) String() string {
 func (*Start) ProtoMessage() {}
 
 func (x *Start) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[8]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -533,7 +781,7 @@ func (x *Start) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Start.ProtoReflect.Descriptor instead.
 func (*Start) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{8}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Start) GetEpoch() uint64 {
@@ -596,7 +844,7 @@ type Entries struct {
 
 func (x *Entries) Reset() {
 	*x = Entries{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[9]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -608,7 +856,7 @@ func (x *Entries) String() string {
 func (*Entries) ProtoMessage() {}
 
 func (x *Entries) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[9]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -621,7 +869,7 @@ func (x *Entries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Entries.ProtoReflect.Descriptor instead.
 func (*Entries) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{9}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Entries) GetEntries() [][]byte {
@@ -653,7 +901,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[10]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +913,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[10]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +926,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{10}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Heartbeat) GetCommitLsn() uint64 {
@@ -735,7 +983,7 @@ type FollowerProgress struct {
 
 func (x *FollowerProgress) Reset() {
 	*x = FollowerProgress{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -747,7 +995,7 @@ func (x *FollowerProgress) String() string {
 func (*FollowerProgress) ProtoMessage() {}
 
 func (x *FollowerProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -760,7 +1008,7 @@ func (x *FollowerProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowerProgress.ProtoReflect.Descriptor instead.
 func (*FollowerProgress) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{11}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FollowerProgress) GetId() string {
@@ -847,7 +1095,7 @@ type LeaderMsg struct {
 
 func (x *LeaderMsg) Reset() {
 	*x = LeaderMsg{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +1107,7 @@ func (x *LeaderMsg) String() string {
 func (*LeaderMsg) ProtoMessage() {}
 
 func (x *LeaderMsg) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +1120,7 @@ func (x *LeaderMsg) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderMsg.ProtoReflect.Descriptor instead.
 func (*LeaderMsg) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{12}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LeaderMsg) GetMsg() isLeaderMsg_Msg {
@@ -941,7 +1189,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -953,7 +1201,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -966,7 +1214,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{13}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SnapshotRequest) GetFollowerId() string {
@@ -994,7 +1242,7 @@ type KV struct {
 
 func (x *KV) Reset() {
 	*x = KV{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1006,7 +1254,7 @@ func (x *KV) String() string {
 func (*KV) ProtoMessage() {}
 
 func (x *KV) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1019,7 +1267,7 @@ func (x *KV) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KV.ProtoReflect.Descriptor instead.
 func (*KV) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{14}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *KV) GetKey() []byte {
@@ -1057,7 +1305,7 @@ type SnapshotDone struct {
 
 func (x *SnapshotDone) Reset() {
 	*x = SnapshotDone{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1069,7 +1317,7 @@ func (x *SnapshotDone) String() string {
 func (*SnapshotDone) ProtoMessage() {}
 
 func (x *SnapshotDone) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1082,7 +1330,7 @@ func (x *SnapshotDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotDone.ProtoReflect.Descriptor instead.
 func (*SnapshotDone) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{15}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SnapshotDone) GetLsn() uint64 {
@@ -1133,7 +1381,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1393,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1406,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{16}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SnapshotChunk) GetPairs() []*KV {
@@ -1201,7 +1449,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[17]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1461,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[17]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1474,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{17}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *JoinRequest) GetId() string {
@@ -1269,7 +1517,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[18]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1281,7 +1529,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[18]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1294,7 +1542,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{18}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Member) GetId() string {
@@ -1334,7 +1582,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[19]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +1594,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[19]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +1607,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{19}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *JoinResponse) GetMembers() []*Member {
@@ -1373,7 +1621,26 @@ var File_internal_transport_pb_peer_proto protoreflect.FileDescriptor
 
 const file_internal_transport_pb_peer_proto_rawDesc = "" +
 	"\n" +
-	" internal/transport/pb/peer.proto\x12\x16replicant.transport.v1\"'\n" +
+	" internal/transport/pb/peer.proto\x12\x16replicant.transport.v1\"?\n" +
+	"\x0eChangesRequest\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12\x19\n" +
+	"\bfrom_lsn\x18\x02 \x01(\x04R\afromLsn\"\x9d\x01\n" +
+	"\fChangesBatch\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12\x18\n" +
+	"\aentries\x18\x02 \x03(\fR\aentries\x12\x1d\n" +
+	"\n" +
+	"commit_lsn\x18\x03 \x01(\x04R\tcommitLsn\x12\x1f\n" +
+	"\vcommit_time\x18\x04 \x01(\x03R\n" +
+	"commitTime\x12\x1f\n" +
+	"\vscanned_lsn\x18\x05 \x01(\x04R\n" +
+	"scannedLsn\"\x11\n" +
+	"\x0fSiteInfoRequest\"|\n" +
+	"\x10SiteInfoResponse\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12\x12\n" +
+	"\x04mode\x18\x02 \x01(\tR\x04mode\x12\x12\n" +
+	"\x04node\x18\x03 \x01(\tR\x04node\x12\x16\n" +
+	"\x06leader\x18\x04 \x01(\bR\x06leader\x12\x14\n" +
+	"\x05peers\x18\x05 \x03(\tR\x05peers\"'\n" +
 	"\x0fPositionRequest\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\"\\\n" +
 	"\x10PositionResponse\x12\x0e\n" +
@@ -1475,13 +1742,15 @@ const file_internal_transport_pb_peer_proto_rawDesc = "" +
 	"\tresp_addr\x18\x03 \x01(\tR\brespAddr\x12\x1b\n" +
 	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\"H\n" +
 	"\fJoinResponse\x128\n" +
-	"\amembers\x18\x01 \x03(\v2\x1e.replicant.transport.v1.MemberR\amembers2\xb9\x03\n" +
+	"\amembers\x18\x01 \x03(\v2\x1e.replicant.transport.v1.MemberR\amembers2\xf3\x04\n" +
 	"\x04Peer\x12H\n" +
 	"\x04Raft\x12!.replicant.transport.v1.RaftBatch\x1a\x1d.replicant.transport.v1.Empty\x12W\n" +
 	"\tReplicate\x12#.replicant.transport.v1.FollowerMsg\x1a!.replicant.transport.v1.LeaderMsg(\x010\x01\x12\\\n" +
 	"\bSnapshot\x12'.replicant.transport.v1.SnapshotRequest\x1a%.replicant.transport.v1.SnapshotChunk0\x01\x12Q\n" +
 	"\x04Join\x12#.replicant.transport.v1.JoinRequest\x1a$.replicant.transport.v1.JoinResponse\x12]\n" +
-	"\bPosition\x12'.replicant.transport.v1.PositionRequest\x1a(.replicant.transport.v1.PositionResponseB9Z7github.com/replicant-db/replicant/internal/transport/pbb\x06proto3"
+	"\bPosition\x12'.replicant.transport.v1.PositionRequest\x1a(.replicant.transport.v1.PositionResponse\x12Y\n" +
+	"\aChanges\x12&.replicant.transport.v1.ChangesRequest\x1a$.replicant.transport.v1.ChangesBatch0\x01\x12]\n" +
+	"\bSiteInfo\x12'.replicant.transport.v1.SiteInfoRequest\x1a(.replicant.transport.v1.SiteInfoResponseB9Z7github.com/replicant-db/replicant/internal/transport/pbb\x06proto3"
 
 var (
 	file_internal_transport_pb_peer_proto_rawDescOnce sync.Once
@@ -1495,53 +1764,61 @@ func file_internal_transport_pb_peer_proto_rawDescGZIP() []byte {
 	return file_internal_transport_pb_peer_proto_rawDescData
 }
 
-var file_internal_transport_pb_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_internal_transport_pb_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_internal_transport_pb_peer_proto_goTypes = []any{
-	(*PositionRequest)(nil),  // 0: replicant.transport.v1.PositionRequest
-	(*PositionResponse)(nil), // 1: replicant.transport.v1.PositionResponse
-	(*Empty)(nil),            // 2: replicant.transport.v1.Empty
-	(*RaftBatch)(nil),        // 3: replicant.transport.v1.RaftBatch
-	(*EpochStart)(nil),       // 4: replicant.transport.v1.EpochStart
-	(*Hello)(nil),            // 5: replicant.transport.v1.Hello
-	(*Ack)(nil),              // 6: replicant.transport.v1.Ack
-	(*FollowerMsg)(nil),      // 7: replicant.transport.v1.FollowerMsg
-	(*Start)(nil),            // 8: replicant.transport.v1.Start
-	(*Entries)(nil),          // 9: replicant.transport.v1.Entries
-	(*Heartbeat)(nil),        // 10: replicant.transport.v1.Heartbeat
-	(*FollowerProgress)(nil), // 11: replicant.transport.v1.FollowerProgress
-	(*LeaderMsg)(nil),        // 12: replicant.transport.v1.LeaderMsg
-	(*SnapshotRequest)(nil),  // 13: replicant.transport.v1.SnapshotRequest
-	(*KV)(nil),               // 14: replicant.transport.v1.KV
-	(*SnapshotDone)(nil),     // 15: replicant.transport.v1.SnapshotDone
-	(*SnapshotChunk)(nil),    // 16: replicant.transport.v1.SnapshotChunk
-	(*JoinRequest)(nil),      // 17: replicant.transport.v1.JoinRequest
-	(*Member)(nil),           // 18: replicant.transport.v1.Member
-	(*JoinResponse)(nil),     // 19: replicant.transport.v1.JoinResponse
+	(*ChangesRequest)(nil),   // 0: replicant.transport.v1.ChangesRequest
+	(*ChangesBatch)(nil),     // 1: replicant.transport.v1.ChangesBatch
+	(*SiteInfoRequest)(nil),  // 2: replicant.transport.v1.SiteInfoRequest
+	(*SiteInfoResponse)(nil), // 3: replicant.transport.v1.SiteInfoResponse
+	(*PositionRequest)(nil),  // 4: replicant.transport.v1.PositionRequest
+	(*PositionResponse)(nil), // 5: replicant.transport.v1.PositionResponse
+	(*Empty)(nil),            // 6: replicant.transport.v1.Empty
+	(*RaftBatch)(nil),        // 7: replicant.transport.v1.RaftBatch
+	(*EpochStart)(nil),       // 8: replicant.transport.v1.EpochStart
+	(*Hello)(nil),            // 9: replicant.transport.v1.Hello
+	(*Ack)(nil),              // 10: replicant.transport.v1.Ack
+	(*FollowerMsg)(nil),      // 11: replicant.transport.v1.FollowerMsg
+	(*Start)(nil),            // 12: replicant.transport.v1.Start
+	(*Entries)(nil),          // 13: replicant.transport.v1.Entries
+	(*Heartbeat)(nil),        // 14: replicant.transport.v1.Heartbeat
+	(*FollowerProgress)(nil), // 15: replicant.transport.v1.FollowerProgress
+	(*LeaderMsg)(nil),        // 16: replicant.transport.v1.LeaderMsg
+	(*SnapshotRequest)(nil),  // 17: replicant.transport.v1.SnapshotRequest
+	(*KV)(nil),               // 18: replicant.transport.v1.KV
+	(*SnapshotDone)(nil),     // 19: replicant.transport.v1.SnapshotDone
+	(*SnapshotChunk)(nil),    // 20: replicant.transport.v1.SnapshotChunk
+	(*JoinRequest)(nil),      // 21: replicant.transport.v1.JoinRequest
+	(*Member)(nil),           // 22: replicant.transport.v1.Member
+	(*JoinResponse)(nil),     // 23: replicant.transport.v1.JoinResponse
 }
 var file_internal_transport_pb_peer_proto_depIdxs = []int32{
-	4,  // 0: replicant.transport.v1.Hello.epochs:type_name -> replicant.transport.v1.EpochStart
-	5,  // 1: replicant.transport.v1.FollowerMsg.hello:type_name -> replicant.transport.v1.Hello
-	6,  // 2: replicant.transport.v1.FollowerMsg.ack:type_name -> replicant.transport.v1.Ack
-	11, // 3: replicant.transport.v1.Heartbeat.followers:type_name -> replicant.transport.v1.FollowerProgress
-	8,  // 4: replicant.transport.v1.LeaderMsg.start:type_name -> replicant.transport.v1.Start
-	9,  // 5: replicant.transport.v1.LeaderMsg.entries:type_name -> replicant.transport.v1.Entries
-	10, // 6: replicant.transport.v1.LeaderMsg.heartbeat:type_name -> replicant.transport.v1.Heartbeat
-	4,  // 7: replicant.transport.v1.SnapshotDone.epochs:type_name -> replicant.transport.v1.EpochStart
-	14, // 8: replicant.transport.v1.SnapshotChunk.pairs:type_name -> replicant.transport.v1.KV
-	15, // 9: replicant.transport.v1.SnapshotChunk.done:type_name -> replicant.transport.v1.SnapshotDone
-	18, // 10: replicant.transport.v1.JoinResponse.members:type_name -> replicant.transport.v1.Member
-	3,  // 11: replicant.transport.v1.Peer.Raft:input_type -> replicant.transport.v1.RaftBatch
-	7,  // 12: replicant.transport.v1.Peer.Replicate:input_type -> replicant.transport.v1.FollowerMsg
-	13, // 13: replicant.transport.v1.Peer.Snapshot:input_type -> replicant.transport.v1.SnapshotRequest
-	17, // 14: replicant.transport.v1.Peer.Join:input_type -> replicant.transport.v1.JoinRequest
-	0,  // 15: replicant.transport.v1.Peer.Position:input_type -> replicant.transport.v1.PositionRequest
-	2,  // 16: replicant.transport.v1.Peer.Raft:output_type -> replicant.transport.v1.Empty
-	12, // 17: replicant.transport.v1.Peer.Replicate:output_type -> replicant.transport.v1.LeaderMsg
-	16, // 18: replicant.transport.v1.Peer.Snapshot:output_type -> replicant.transport.v1.SnapshotChunk
-	19, // 19: replicant.transport.v1.Peer.Join:output_type -> replicant.transport.v1.JoinResponse
-	1,  // 20: replicant.transport.v1.Peer.Position:output_type -> replicant.transport.v1.PositionResponse
-	16, // [16:21] is the sub-list for method output_type
-	11, // [11:16] is the sub-list for method input_type
+	8,  // 0: replicant.transport.v1.Hello.epochs:type_name -> replicant.transport.v1.EpochStart
+	9,  // 1: replicant.transport.v1.FollowerMsg.hello:type_name -> replicant.transport.v1.Hello
+	10, // 2: replicant.transport.v1.FollowerMsg.ack:type_name -> replicant.transport.v1.Ack
+	15, // 3: replicant.transport.v1.Heartbeat.followers:type_name -> replicant.transport.v1.FollowerProgress
+	12, // 4: replicant.transport.v1.LeaderMsg.start:type_name -> replicant.transport.v1.Start
+	13, // 5: replicant.transport.v1.LeaderMsg.entries:type_name -> replicant.transport.v1.Entries
+	14, // 6: replicant.transport.v1.LeaderMsg.heartbeat:type_name -> replicant.transport.v1.Heartbeat
+	8,  // 7: replicant.transport.v1.SnapshotDone.epochs:type_name -> replicant.transport.v1.EpochStart
+	18, // 8: replicant.transport.v1.SnapshotChunk.pairs:type_name -> replicant.transport.v1.KV
+	19, // 9: replicant.transport.v1.SnapshotChunk.done:type_name -> replicant.transport.v1.SnapshotDone
+	22, // 10: replicant.transport.v1.JoinResponse.members:type_name -> replicant.transport.v1.Member
+	7,  // 11: replicant.transport.v1.Peer.Raft:input_type -> replicant.transport.v1.RaftBatch
+	11, // 12: replicant.transport.v1.Peer.Replicate:input_type -> replicant.transport.v1.FollowerMsg
+	17, // 13: replicant.transport.v1.Peer.Snapshot:input_type -> replicant.transport.v1.SnapshotRequest
+	21, // 14: replicant.transport.v1.Peer.Join:input_type -> replicant.transport.v1.JoinRequest
+	4,  // 15: replicant.transport.v1.Peer.Position:input_type -> replicant.transport.v1.PositionRequest
+	0,  // 16: replicant.transport.v1.Peer.Changes:input_type -> replicant.transport.v1.ChangesRequest
+	2,  // 17: replicant.transport.v1.Peer.SiteInfo:input_type -> replicant.transport.v1.SiteInfoRequest
+	6,  // 18: replicant.transport.v1.Peer.Raft:output_type -> replicant.transport.v1.Empty
+	16, // 19: replicant.transport.v1.Peer.Replicate:output_type -> replicant.transport.v1.LeaderMsg
+	20, // 20: replicant.transport.v1.Peer.Snapshot:output_type -> replicant.transport.v1.SnapshotChunk
+	23, // 21: replicant.transport.v1.Peer.Join:output_type -> replicant.transport.v1.JoinResponse
+	5,  // 22: replicant.transport.v1.Peer.Position:output_type -> replicant.transport.v1.PositionResponse
+	1,  // 23: replicant.transport.v1.Peer.Changes:output_type -> replicant.transport.v1.ChangesBatch
+	3,  // 24: replicant.transport.v1.Peer.SiteInfo:output_type -> replicant.transport.v1.SiteInfoResponse
+	18, // [18:25] is the sub-list for method output_type
+	11, // [11:18] is the sub-list for method input_type
 	11, // [11:11] is the sub-list for extension type_name
 	11, // [11:11] is the sub-list for extension extendee
 	0,  // [0:11] is the sub-list for field type_name
@@ -1552,11 +1829,11 @@ func file_internal_transport_pb_peer_proto_init() {
 	if File_internal_transport_pb_peer_proto != nil {
 		return
 	}
-	file_internal_transport_pb_peer_proto_msgTypes[7].OneofWrappers = []any{
+	file_internal_transport_pb_peer_proto_msgTypes[11].OneofWrappers = []any{
 		(*FollowerMsg_Hello)(nil),
 		(*FollowerMsg_Ack)(nil),
 	}
-	file_internal_transport_pb_peer_proto_msgTypes[12].OneofWrappers = []any{
+	file_internal_transport_pb_peer_proto_msgTypes[16].OneofWrappers = []any{
 		(*LeaderMsg_Start)(nil),
 		(*LeaderMsg_Entries)(nil),
 		(*LeaderMsg_Heartbeat)(nil),
@@ -1567,7 +1844,7 @@ func file_internal_transport_pb_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_transport_pb_peer_proto_rawDesc), len(file_internal_transport_pb_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,8 @@ const (
 	Peer_Snapshot_FullMethodName  = "/replicant.transport.v1.Peer/Snapshot"
 	Peer_Join_FullMethodName      = "/replicant.transport.v1.Peer/Join"
 	Peer_Position_FullMethodName  = "/replicant.transport.v1.Peer/Position"
+	Peer_Changes_FullMethodName   = "/replicant.transport.v1.Peer/Changes"
+	Peer_SiteInfo_FullMethodName  = "/replicant.transport.v1.Peer/SiteInfo"
 )
 
 // PeerClient is the client API for Peer service.
@@ -43,6 +45,12 @@ type PeerClient interface {
 	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*JoinResponse, error)
 	// Position reports a failover candidate's durable log position.
 	Position(ctx context.Context, in *PositionRequest, opts ...grpc.CallOption) (*PositionResponse, error)
+	// Changes streams a multi-leader site's committed log to another site
+	// (a link), from a position in this site's log, skipping entries that
+	// carry no replicated write and entries that came from the caller.
+	Changes(ctx context.Context, in *ChangesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ChangesBatch], error)
+	// SiteInfo names the multi-leader site this node belongs to.
+	SiteInfo(ctx context.Context, in *SiteInfoRequest, opts ...grpc.CallOption) (*SiteInfoResponse, error)
 }
 
 type peerClient struct {
@@ -115,6 +123,35 @@ func (c *peerClient) Position(ctx context.Context, in *PositionRequest, opts ...
 	return out, nil
 }
 
+func (c *peerClient) Changes(ctx context.Context, in *ChangesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ChangesBatch], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Peer_ServiceDesc.Streams[2], Peer_Changes_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ChangesRequest, ChangesBatch]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_ChangesClient = grpc.ServerStreamingClient[ChangesBatch]
+
+func (c *peerClient) SiteInfo(ctx context.Context, in *SiteInfoRequest, opts ...grpc.CallOption) (*SiteInfoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SiteInfoResponse)
+	err := c.cc.Invoke(ctx, Peer_SiteInfo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -130,6 +167,12 @@ type PeerServer interface {
 	Join(context.Context, *JoinRequest) (*JoinResponse, error)
 	// Position reports a failover candidate's durable log position.
 	Position(context.Context, *PositionRequest) (*PositionResponse, error)
+	// Changes streams a multi-leader site's committed log to another site
+	// (a link), from a position in this site's log, skipping entries that
+	// carry no replicated write and entries that came from the caller.
+	Changes(*ChangesRequest, grpc.ServerStreamingServer[ChangesBatch]) error
+	// SiteInfo names the multi-leader site this node belongs to.
+	SiteInfo(context.Context, *SiteInfoRequest) (*SiteInfoResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -154,6 +197,12 @@ func (UnimplementedPeerServer) Join(context.Context, *JoinRequest) (*JoinRespons
 }
 func (UnimplementedPeerServer) Position(context.Context, *PositionRequest) (*PositionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Position not implemented")
+}
+func (UnimplementedPeerServer) Changes(*ChangesRequest, grpc.ServerStreamingServer[ChangesBatch]) error {
+	return status.Error(codes.Unimplemented, "method Changes not implemented")
+}
+func (UnimplementedPeerServer) SiteInfo(context.Context, *SiteInfoRequest) (*SiteInfoResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SiteInfo not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -248,6 +297,35 @@ func _Peer_Position_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Changes_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ChangesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PeerServer).Changes(m, &grpc.GenericServerStream[ChangesRequest, ChangesBatch]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_ChangesServer = grpc.ServerStreamingServer[ChangesBatch]
+
+func _Peer_SiteInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SiteInfoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).SiteInfo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_SiteInfo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).SiteInfo(ctx, req.(*SiteInfoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -267,6 +345,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Position",
 			Handler:    _Peer_Position_Handler,
 		},
+		{
+			MethodName: "SiteInfo",
+			Handler:    _Peer_SiteInfo_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -278,6 +360,11 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Snapshot",
 			Handler:       _Peer_Snapshot_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Changes",
+			Handler:       _Peer_Changes_Handler,
 			ServerStreams: true,
 		},
 	},

@@ -1,0 +1,452 @@
+package multileader
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/replicant-db/replicant/internal/crdt"
+	"github.com/replicant-db/replicant/internal/engine"
+	"github.com/replicant-db/replicant/internal/storage"
+	"github.com/replicant-db/replicant/internal/transport/pb"
+)
+
+// linkSet runs one driver per configured link while this node leads its
+// site (only the site leader writes, so only it can apply what a link
+// brings); a follower runs none.
+type linkSet struct {
+	e      *Engine
+	wakeCh chan struct{}
+
+	mu      sync.Mutex
+	drivers map[string]*driver
+}
+
+func newLinkSet(e *Engine) *linkSet {
+	return &linkSet{e: e, wakeCh: make(chan struct{}, 1), drivers: map[string]*driver{}}
+}
+
+func (s *linkSet) wake() {
+	select {
+	case s.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (s *linkSet) run(ctx context.Context) {
+	defer s.stopAll()
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		s.reconcile(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wakeCh:
+		case <-t.C:
+		}
+	}
+}
+
+// reconcile starts and stops drivers to match the links in the site's
+// state, or stops them all when this node does not lead the site.
+func (s *linkSet) reconcile(ctx context.Context) {
+	want := map[string]linkConfig{}
+	if s.e.node.IsLeader() {
+		r, err := s.e.node.Read(ctx, engine.Consistency{Level: engine.LevelEventual}, engine.Token{})
+		if err == nil {
+			want, err = readLinks(r)
+		}
+		if err != nil {
+			s.e.log.Warn("reading link settings", "err", err)
+			return
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for site, d := range s.drivers {
+		if c, ok := want[site]; !ok || !samePeers(c.Peers, d.peers) {
+			d.stop()
+			delete(s.drivers, site)
+		}
+	}
+	for site, c := range want {
+		if _, ok := s.drivers[site]; !ok {
+			d := newDriver(s.e, site, c.Peers)
+			s.drivers[site] = d
+			go d.run(ctx)
+		}
+	}
+}
+
+func samePeers(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *linkSet) stopAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for site, d := range s.drivers {
+		d.stop()
+		delete(s.drivers, site)
+	}
+}
+
+// status is a link's live state; a link without a driver is idle.
+func (s *linkSet) status(site string) engine.LinkStatus {
+	s.mu.Lock()
+	d := s.drivers[site]
+	s.mu.Unlock()
+	if d == nil {
+		return engine.LinkStatus{State: "idle", Reason: "links run on the site leader"}
+	}
+	return d.status()
+}
+
+// driver pulls one remote site's committed log and applies it here.
+type driver struct {
+	e      *Engine
+	site   string
+	peers  []string
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu        sync.Mutex
+	state     string
+	reason    string
+	connected string
+	cursor    uint64 // remote LSN scanned up to
+	commit    uint64 // the remote's commit LSN, last heard
+	lagSec    float64
+}
+
+func newDriver(e *Engine, site string, peers []string) *driver {
+	return &driver{e: e, site: site, peers: peers, done: make(chan struct{}), state: "connecting"}
+}
+
+func (d *driver) stop() {
+	if d.cancel != nil {
+		d.cancel()
+	}
+}
+
+func (d *driver) status() engine.LinkStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	lag := uint64(0)
+	if d.commit > d.cursor {
+		lag = d.commit - d.cursor
+	}
+	return engine.LinkStatus{State: d.state, Reason: d.reason, Connected: d.connected,
+		LagEntries: lag, LagSeconds: d.lagSec, RemoteLSN: d.cursor}
+}
+
+func (d *driver) set(state, reason, connected string) {
+	d.mu.Lock()
+	d.state, d.reason, d.connected = state, reason, connected
+	d.mu.Unlock()
+}
+
+func (d *driver) run(parent context.Context) {
+	ctx, cancel := context.WithCancel(parent)
+	d.mu.Lock()
+	d.cancel = cancel
+	d.mu.Unlock()
+	defer close(d.done)
+	defer cancel()
+	backoff := 100 * time.Millisecond
+	for i := 0; ctx.Err() == nil; i++ {
+		peer := d.peers[i%len(d.peers)]
+		err := d.stream(ctx, peer)
+		if ctx.Err() != nil {
+			return
+		}
+		d.set("connecting", err.Error(), "")
+		d.e.log.Debug("link stream ended", "from_site", d.site, "peer", peer, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// errBroken: the remote log no longer holds where this link stands.
+var errBroken = errors.New("link broken")
+
+// stream pulls from one remote node until the stream fails.
+func (d *driver) stream(ctx context.Context, peer string) error {
+	start, err := d.resumeAt(ctx)
+	if err != nil {
+		return err
+	}
+	cl, err := d.e.node.PeerClient(peer)
+	if err != nil {
+		return err
+	}
+	st, err := cl.Changes(ctx, &pb.ChangesRequest{Site: d.e.site, FromLsn: start})
+	if err != nil {
+		return err
+	}
+	for {
+		b, err := st.Recv()
+		if err == io.EOF {
+			return errors.New("remote ended the stream")
+		}
+		if err != nil {
+			return err
+		}
+		if b.Site != d.site {
+			return fmt.Errorf("%s belongs to site %q, not %q", peer, b.Site, d.site)
+		}
+		d.set("streaming", "", peer)
+		if err := d.apply(ctx, b); err != nil {
+			return err
+		}
+	}
+}
+
+// resumeAt is the first remote LSN to ask for: after the durable cursor,
+// or after what this driver already scanned if that is further (entries
+// it skipped as already applied are not worth a write).
+func (d *driver) resumeAt(ctx context.Context) (uint64, error) {
+	r, err := d.e.node.Read(ctx, engine.Consistency{Level: engine.LevelEventual}, engine.Token{})
+	if err != nil {
+		return 0, err
+	}
+	v, ok, err := r.Get(cursorKey(d.site))
+	if err != nil {
+		return 0, err
+	}
+	var c uint64
+	if ok {
+		c = parseU64(v.Value)
+	}
+	d.mu.Lock()
+	c = max(c, d.cursor)
+	d.cursor = c
+	d.mu.Unlock()
+	return c + 1, nil
+}
+
+// apply writes one batch from the remote site as one entry of this site.
+func (d *driver) apply(ctx context.Context, b *pb.ChangesBatch) error {
+	entries := make([]storage.Entry, 0, len(b.Entries))
+	for i, raw := range b.Entries {
+		en, err := storage.DecodeEntry(raw)
+		if err != nil {
+			return fmt.Errorf("entry %d of a batch from site %s: %w", i, d.site, err)
+		}
+		entries = append(entries, en)
+	}
+	if len(entries) > 0 {
+		now := time.Now()
+		if _, err := d.e.rawWrite(ctx, func(tx lsnTxn) error {
+			return d.e.applyRemote(tx, d.site, entries, b.ScannedLsn, now.UnixMilli())
+		}); err != nil {
+			return fmt.Errorf("applying entries from site %s: %w", d.site, err)
+		}
+	}
+	d.mu.Lock()
+	d.cursor = max(d.cursor, b.ScannedLsn)
+	d.commit = b.CommitLsn
+	if d.cursor >= d.commit {
+		d.lagSec = 0
+	} else if len(entries) > 0 {
+		d.lagSec = max(0, float64(b.CommitTime-entries[len(entries)-1].Time)/1e9)
+	}
+	d.mu.Unlock()
+	return nil
+}
+
+// origin is one (site, LSN) an entry carries.
+type origin struct {
+	site string
+	lsn  uint64
+}
+
+// originsOf lists the origins an entry records: the sites whose writes
+// it carries, each with the highest own-write LSN it brings.
+func originsOf(e *storage.Entry) []origin {
+	var out []origin
+	for i := range e.Ops {
+		op := &e.Ops[i]
+		if op.Kind != storage.OpSet {
+			continue
+		}
+		if kind, name, ok := parseInternal(op.Key); ok && kind == kindOrigin {
+			out = append(out, origin{site: name, lsn: parseU64(op.Value)})
+		}
+	}
+	return out
+}
+
+// applyRemote merges entries pulled from site `from` into this site's
+// state, in one transaction: every record merges with the local one
+// (a join, so an entry that arrives twice, by two paths, changes nothing
+// the second time), origin positions rise, conflicts are recorded, and
+// the link's cursor moves to scanned.
+func (e *Engine) applyRemote(tx lsnTxn, from string, entries []storage.Entry, scanned uint64, nowMs int64) error {
+	pos := map[string]uint64{}
+	posOf := func(site string) (uint64, error) {
+		if p, ok := pos[site]; ok {
+			return p, nil
+		}
+		v, ok, err := tx.Get(originKey(site))
+		if err != nil {
+			return 0, err
+		}
+		var p uint64
+		if ok {
+			p = parseU64(v.Value)
+		}
+		pos[site] = p
+		return p, nil
+	}
+	var conflicts []engine.Conflict
+	for i := range entries {
+		en := &entries[i]
+		origins := originsOf(en)
+		fresh := false
+		for _, o := range origins {
+			p, err := posOf(o.site)
+			if err != nil {
+				return err
+			}
+			if o.lsn > p && o.site != e.site && crdt.ValidID(o.site) == nil {
+				fresh = true
+			}
+		}
+		if !fresh {
+			continue
+		}
+		for j := range en.Ops {
+			op := &en.Ops[j]
+			if op.Kind != storage.OpSet || IsReserved(op.Key) {
+				continue // deletes are local housekeeping; reserved keys are the remote's own state
+			}
+			remote, err := DecodeRecord(op.Value)
+			if err != nil {
+				return fmt.Errorf("multileader: record of key %q from site %s (its LSN %d): %w", op.Key, from, en.LSN, err)
+			}
+			t := &txn{e: e, tx: tx}
+			local, err := t.record(op.Key)
+			if err != nil {
+				return err
+			}
+			merged, c := Merge(local, remote)
+			e.observe(remote.Reg.Stamp.Time, nowMs)
+			if !merged.Equal(local) {
+				tx.Set(op.Key, AppendRecord(nil, merged), 0)
+			}
+			if c != nil {
+				conflicts = append(conflicts, engine.Conflict{Key: string(op.Key), Site: e.site, ResolvedMs: nowMs,
+					Winner: conflictWrite(c.Winner), Loser: conflictWrite(c.Loser)})
+			}
+		}
+		for _, o := range origins {
+			if o.site == e.site || crdt.ValidID(o.site) != nil || o.lsn <= pos[o.site] {
+				continue
+			}
+			pos[o.site] = o.lsn
+			tx.Set(originKey(o.site), formatU64(o.lsn), 0)
+		}
+	}
+	if len(conflicts) > 0 {
+		var n uint64
+		if v, ok, err := tx.Get(internalKey(keyConflicts, "")); err != nil {
+			return err
+		} else if ok {
+			n = parseU64(v.Value)
+		}
+		for _, c := range conflicts {
+			n++
+			b, err := json.Marshal(c)
+			if err != nil {
+				return err
+			}
+			tx.Set(conflictKey(n), b, 0)
+		}
+		tx.Set(internalKey(keyConflicts, ""), formatU64(n), 0)
+	}
+	tx.Set(cursorKey(from), formatU64(scanned), 0)
+	return nil
+}
+
+func conflictWrite(r Register) engine.ConflictWrite {
+	return engine.ConflictWrite{Site: r.Stamp.Site, HLC: r.Stamp.Time.String(), WallMs: r.Stamp.Time.WallMs,
+		Value: string(r.Value), Deleted: r.Deleted}
+}
+
+// maxBatchBytes bounds one batch a link server sends.
+const maxBatchBytes = 1 << 20
+
+// ServeChanges streams this site's committed log to a pulling site, from
+// req.FromLsn on: entries that carry replicated writes, except those
+// whose only origin is the caller (they would go straight back).
+func (e *Engine) ServeChanges(req *pb.ChangesRequest, stream pb.Peer_ChangesServer) error {
+	ctx := stream.Context()
+	from := max(req.FromLsn, 1)
+	heartbeat := time.NewTicker(time.Second)
+	defer heartbeat.Stop()
+	for ctx.Err() == nil {
+		changed := e.node.Changed()
+		first, commit := e.node.LogBounds()
+		if from < first && from <= commit {
+			return fmt.Errorf("%w: site %s's log starts at LSN %d, the link asks for %d (raise --log-retention, or remove and re-add the link after copying the data)", errBroken, e.site, first, from)
+		}
+		if from <= commit {
+			b := &pb.ChangesBatch{Site: e.site, ScannedLsn: from - 1}
+			size := 0
+			c, err := e.node.ReadCommitted(from, maxBatchBytes, func(en storage.Entry) error {
+				b.ScannedLsn = en.LSN
+				b.CommitTime = en.Time
+				origins := originsOf(&en)
+				ship := false
+				for _, o := range origins {
+					if o.site != req.Site {
+						ship = true
+					}
+				}
+				if ship {
+					raw := storage.AppendEntry(nil, &en)
+					size += len(raw)
+					b.Entries = append(b.Entries, raw)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			b.CommitLsn = c
+			if err := stream.Send(b); err != nil {
+				return err
+			}
+			from = b.ScannedLsn + 1
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-changed:
+		case <-heartbeat.C:
+			if err := stream.Send(&pb.ChangesBatch{Site: e.site, CommitLsn: commit, ScannedLsn: from - 1}); err != nil {
+				return err
+			}
+		case <-time.After(100 * time.Millisecond): // the role may change without closing changed
+		}
+	}
+	return ctx.Err()
+}

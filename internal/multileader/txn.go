@@ -1,0 +1,164 @@
+package multileader
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/replicant-db/replicant/internal/crdt"
+	"github.com/replicant-db/replicant/internal/engine"
+)
+
+// lsnTxn is the site's write transaction as the single-leader writer
+// gives it: it knows the LSN its entry will get.
+type lsnTxn interface {
+	engine.Txn
+	LSN() uint64
+}
+
+// txn is what a client command runs against in multi-leader mode. Reads
+// decode records; every write becomes a new record stamped by the site's
+// hybrid logical clock, and the entry records the site's own position
+// (origin key) so that other sites can say how far they applied it.
+type txn struct {
+	e     *Engine
+	tx    lsnTxn
+	wrote bool
+	err   error
+}
+
+var (
+	_ engine.Txn        = (*txn)(nil)
+	_ engine.CounterTxn = (*txn)(nil)
+)
+
+func (t *txn) NowMs() int64 { return t.tx.NowMs() }
+
+// record returns key's stored record (the zero record if none).
+func (t *txn) record(key []byte) (Record, error) {
+	v, ok, err := t.tx.Get(key)
+	if err != nil || !ok {
+		return Record{}, err
+	}
+	r, err := DecodeRecord(v.Value)
+	if err != nil {
+		return Record{}, fmt.Errorf("multileader: key %q: %w", key, err)
+	}
+	return r, nil
+}
+
+// Get returns key's live value as a command sees it.
+func (t *txn) Get(key []byte) (engine.Version, bool, error) {
+	if IsReserved(key) {
+		return engine.Version{}, false, nil
+	}
+	v, ok, err := t.tx.Get(key)
+	if err != nil || !ok {
+		return engine.Version{}, false, err
+	}
+	r, err := DecodeRecord(v.Value)
+	if err != nil {
+		return engine.Version{}, false, fmt.Errorf("multileader: key %q: %w", key, err)
+	}
+	if !r.Live(t.NowMs()) {
+		return engine.Version{}, false, nil
+	}
+	return engine.Version{LSN: v.LSN, Value: r.Value(), ExpireAt: r.Reg.ExpireAt}, true, nil
+}
+
+// stamp issues the write's timestamp, after every stamp the key has seen:
+// the clock takes in the stored record's stamp first, so a local write
+// always supersedes what it replaces even if that came from a site whose
+// clock runs ahead.
+func (t *txn) stamp(prev crdt.Stamp) crdt.Stamp {
+	return crdt.Stamp{Time: t.e.clockAfter(prev.Time, t.NowMs()), Site: t.e.site}
+}
+
+func (t *txn) reserved(key []byte) bool {
+	if IsReserved(key) && t.err == nil {
+		t.err = &engine.UnsupportedError{Command: "writing a key that starts with \\x00replicant\\x00", Mode: engine.ModeMultiLeader,
+			Why: "that prefix holds the site's replication state"}
+	}
+	return IsReserved(key)
+}
+
+func (t *txn) put(key []byte, r Record) {
+	t.tx.Set(key, AppendRecord(nil, r), 0)
+	t.wrote = true
+}
+
+// Set writes value (expiry is kept in the record, not by the store, so
+// an expired key keeps its stamp and a late concurrent write cannot
+// resurrect an older value on one site but not another).
+func (t *txn) Set(key, value []byte, expireAtMs int64) {
+	if t.err != nil || t.reserved(key) {
+		return
+	}
+	cur, err := t.record(key)
+	if err != nil {
+		t.err = err
+		return
+	}
+	t.put(key, cur.Set(t.stamp(cur.Reg.Stamp), append([]byte(nil), value...), expireAtMs))
+}
+
+// Del writes a tombstone: deletes must win over older writes arriving late.
+func (t *txn) Del(key []byte) {
+	if t.err != nil || t.reserved(key) {
+		return
+	}
+	cur, err := t.record(key)
+	if err != nil {
+		t.err = err
+		return
+	}
+	if cur.Reg.Stamp.Time.IsZero() && cur.Counter.Len() == 0 {
+		return // never written here: nothing to delete
+	}
+	t.put(key, cur.Del(t.stamp(cur.Reg.Stamp)))
+}
+
+// FlushAll is refused: a convergent flush would have to delete, on every
+// site, exactly the writes the flushing site had seen, which a per-key
+// record cannot express without scanning every key into the entry.
+func (t *txn) FlushAll() {
+	if t.err == nil {
+		t.err = &engine.UnsupportedError{Command: "FLUSHALL/FLUSHDB", Mode: engine.ModeMultiLeader,
+			Why: "a flush cannot be merged with concurrent writes on other sites; delete keys instead"}
+	}
+}
+
+// IncrBy adds delta to key's counter under this site's id.
+func (t *txn) IncrBy(key []byte, delta int64) (int64, error) {
+	if t.err != nil {
+		return 0, t.err
+	}
+	if t.reserved(key) {
+		return 0, t.err
+	}
+	cur, err := t.record(key)
+	if err != nil {
+		return 0, err
+	}
+	next, res, err := cur.IncrBy(t.e.site, t.stamp(cur.Reg.Stamp), delta, t.NowMs())
+	switch {
+	case errors.Is(err, ErrNotInteger):
+		return 0, engine.ErrNotInteger
+	case errors.Is(err, ErrOverflow):
+		return 0, engine.ErrOverflow
+	case err != nil:
+		return 0, err
+	}
+	t.put(key, next)
+	return res, nil
+}
+
+// finish records the site's own position in the entry, if it writes.
+func (t *txn) finish() error {
+	if t.err != nil {
+		return t.err
+	}
+	if t.wrote {
+		t.tx.Set(originKey(t.e.site), formatU64(t.tx.LSN()), 0)
+	}
+	return nil
+}
