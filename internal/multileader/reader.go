@@ -66,7 +66,9 @@ type corruptError struct {
 	err error
 }
 
-func (e *corruptError) Error() string { return "multileader: key " + string(e.key) + ": " + e.err.Error() }
+func (e *corruptError) Error() string {
+	return "multileader: key " + string(e.key) + ": " + e.err.Error()
+}
 func (e *corruptError) Unwrap() error { return e.err }
 
 // positions reads the per-origin positions stored in a state.

@@ -275,4 +275,3 @@ func decodeStamp(b []byte) (crdt.Stamp, []byte, error) {
 	s.Time, s.Site = t, string(b[n:n+int(l)])
 	return s, b[n+int(l):], nil
 }
-
