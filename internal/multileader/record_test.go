@@ -1,0 +1,216 @@
+package multileader
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/replicant-db/replicant/internal/crdt"
+)
+
+// simSite is one site's copy of a single key, with its own clock.
+type simSite struct {
+	name  string
+	clock *crdt.Clock
+	rec   Record
+	phys  int64
+}
+
+func (s *simSite) stamp() crdt.Stamp {
+	s.phys += 1
+	t, _ := s.clock.Update(s.rec.Reg.Stamp.Time, s.phys)
+	return crdt.Stamp{Time: t, Site: s.name}
+}
+
+// history draws a run of local writes and pairwise merges over three sites
+// and returns the sites and every reachable record it saw.
+func history(t *rapid.T, withSets bool) ([]*simSite, []Record, int64) {
+	sites := []*simSite{{name: "eu", clock: crdt.NewClock(0)}, {name: "us", clock: crdt.NewClock(0)}, {name: "ap", clock: crdt.NewClock(0)}}
+	// Clocks start apart: sites disagree about physical time.
+	for i, s := range sites {
+		s.phys = int64(i) * rapid.Int64Range(0, 50).Draw(t, "skew")
+	}
+	var seen []Record
+	var incs int64
+	n := rapid.IntRange(1, 40).Draw(t, "steps")
+	for i := 0; i < n; i++ {
+		s := sites[rapid.IntRange(0, 2).Draw(t, "site")]
+		ops := []string{"incr", "merge"}
+		if withSets {
+			ops = append(ops, "set", "del")
+		}
+		switch rapid.SampledFrom(ops).Draw(t, "op") {
+		case "set":
+			s.rec = s.rec.Set(s.stamp(), []byte(strconv.Itoa(rapid.IntRange(0, 9).Draw(t, "v"))), 0)
+		case "del":
+			s.rec = s.rec.Del(s.stamp())
+		case "incr":
+			d := rapid.Int64Range(-5, 5).Draw(t, "delta")
+			next, _, err := s.rec.IncrBy(s.name, s.stamp(), d, 0)
+			if err == nil {
+				s.rec = next
+				incs += d
+			}
+		case "merge":
+			o := sites[rapid.IntRange(0, 2).Draw(t, "from")]
+			s.rec, _ = Merge(s.rec, o.rec)
+			s.clock.Restore(o.rec.Reg.Stamp.Time)
+		}
+		seen = append(seen, s.rec)
+	}
+	return sites, seen, incs
+}
+
+// Merge is a join over every record a history can reach: commutative,
+// associative and idempotent, so sites converge whatever order and however
+// often they exchange records.
+func TestMergeIsAJoin(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		_, seen, _ := history(t, true)
+		pick := func(l string) Record { return seen[rapid.IntRange(0, len(seen)-1).Draw(t, l)] }
+		a, b, c := pick("a"), pick("b"), pick("c")
+		ab, _ := Merge(a, b)
+		ba, _ := Merge(b, a)
+		if !ab.Equal(ba) {
+			t.Fatalf("not commutative:\n%+v\n%+v", ab, ba)
+		}
+		aa, _ := Merge(a, a)
+		if !aa.Equal(a) {
+			t.Fatalf("not idempotent: %+v", aa)
+		}
+		abc1, _ := Merge(ab, c)
+		bc, _ := Merge(b, c)
+		abc2, _ := Merge(a, bc)
+		if !abc1.Equal(abc2) {
+			t.Fatalf("not associative:\n%+v\n%+v", abc1, abc2)
+		}
+	})
+}
+
+// After everyone has merged everyone, every site holds the same record,
+// and with only increments its value is the sum of every increment made.
+func TestSitesConvergeAndCountEveryIncrement(t *testing.T) {
+	for _, withSets := range []bool{false, true} {
+		t.Run(fmt.Sprint("sets=", withSets), func(t *testing.T) {
+			rapid.Check(t, func(t *rapid.T) {
+				sites, _, incs := history(t, withSets)
+				for round := 0; round < 2; round++ {
+					for _, a := range sites {
+						for _, b := range sites {
+							a.rec, _ = Merge(a.rec, b.rec)
+						}
+					}
+				}
+				for _, s := range sites[1:] {
+					if !s.rec.Equal(sites[0].rec) {
+						t.Fatalf("%s and %s differ:\n%+v\n%+v", s.name, sites[0].name, s.rec, sites[0].rec)
+					}
+				}
+				if !withSets {
+					want := strconv.FormatInt(incs, 10)
+					got := string(sites[0].rec.Value())
+					if !sites[0].rec.Live(0) {
+						got = "0" // increments summing to 0 still make a live key
+					}
+					if got != want {
+						t.Fatalf("value %s, increments sum to %s", got, want)
+					}
+				}
+			})
+		})
+	}
+}
+
+func TestRecordEncodingRoundTrips(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		_, seen, _ := history(t, true)
+		for _, r := range seen {
+			b := AppendRecord(nil, r)
+			got, err := DecodeRecord(b)
+			if err != nil {
+				t.Fatalf("decode %x: %v", b, err)
+			}
+			if !got.Equal(r) {
+				t.Fatalf("round trip: %+v became %+v", r, got)
+			}
+			if !bytes.Equal(AppendRecord(nil, got), b) {
+				t.Fatal("re-encoding differs")
+			}
+		}
+	})
+}
+
+func FuzzDecodeRecord(f *testing.F) {
+	r := Record{}.Set(crdt.Stamp{Time: crdt.Timestamp{WallMs: 5}, Site: "eu"}, []byte("v"), 9)
+	r, _, _ = r.IncrBy("us", crdt.Stamp{Time: crdt.Timestamp{WallMs: 6}, Site: "us"}, 3, 0)
+	f.Add(AppendRecord(nil, r))
+	f.Add([]byte{recordTag, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := DecodeRecord(b) // must not panic
+		if err != nil {
+			return
+		}
+		_ = r.Value()
+		if !bytes.Equal(AppendRecord(nil, r), b) {
+			t.Fatalf("accepted non-canonical %x", b)
+		}
+	})
+}
+
+func st(ms int64, site string) crdt.Stamp {
+	return crdt.Stamp{Time: crdt.Timestamp{WallMs: ms}, Site: site}
+}
+
+// A conflict is two writes neither of which replaced the other knowingly;
+// a write that saw the value it replaces is not one.
+func TestMergeReportsConcurrentWritesOnly(t *testing.T) {
+	base := Record{}.Set(st(10, "eu"), []byte("a"), 0)
+	succ := base.Set(st(20, "us"), []byte("b"), 0)          // us saw base
+	conc := Record{}.Set(st(15, "ap"), []byte("c"), 0)      // ap did not
+	concLater := Record{}.Set(st(30, "ap"), []byte("d"), 0) // nor here
+	for _, tc := range []struct {
+		name          string
+		local, remote Record
+		winner        string
+		conflict      bool
+	}{
+		{"successor arrives", base, succ, "b", false},
+		{"ancestor arrives late", succ, base, "b", false},
+		{"same write twice", base, base, "a", false},
+		{"concurrent, remote older", base.Set(st(40, "eu"), []byte("e"), 0), conc, "e", true},
+		{"concurrent, remote newer", base, concLater, "d", true},
+		{"never written here", Record{}, conc, "c", false},
+		{"delete wins over older", base, base.Del(st(50, "us")), "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, c := Merge(tc.local, tc.remote)
+			if (c != nil) != tc.conflict {
+				t.Fatalf("conflict = %+v, want %v", c, tc.conflict)
+			}
+			v := ""
+			if got.Live(0) {
+				v = string(got.Value())
+			}
+			if v != tc.winner {
+				t.Fatalf("value %q, want %q", v, tc.winner)
+			}
+		})
+	}
+}
+
+// INCR concurrent with a DEL on another site survives it; the increments
+// the DEL saw do not.
+func TestIncrementConcurrentWithDeleteSurvives(t *testing.T) {
+	eu, _, _ := Record{}.IncrBy("eu", st(1, "eu"), 5, 0) // c = 5 everywhere
+	us := eu
+	eu = eu.Del(st(10, "eu"))                      // eu deletes what it saw (5)
+	us, _, _ = us.IncrBy("us", st(11, "us"), 2, 0) // us adds 2 concurrently
+	a, _ := Merge(eu, us)
+	b, _ := Merge(us, eu)
+	if !a.Equal(b) || string(a.Value()) != "2" || !a.Live(0) {
+		t.Fatalf("merged %q live=%v (and %q), want 2", a.Value(), a.Live(0), b.Value())
+	}
+}
