@@ -51,10 +51,17 @@ func (t Token) After(u Token) bool {
 }
 
 // Later returns the later of t and u (see After). For vector tokens it is
-// their merge (each site's maximum), which covers both.
+// their merge (each site's maximum), which covers both. A multi-leader
+// write's token also carries the site's EPOCH:LSN of the write, which
+// String does not show and ParseToken does not restore: it only serves
+// the connection that wrote (WAIT).
 func (t Token) Later(u Token) Token {
 	if t.Vector != "" || u.Vector != "" {
-		return Token{Vector: mergeVectors(t.Vector, u.Vector)}
+		// The EPOCH:LSN part, kept beside the vector, is the position in
+		// this site's own log (what WAIT waits for).
+		site := Token{Epoch: t.Epoch, LSN: t.LSN}.Later(Token{Epoch: u.Epoch, LSN: u.LSN})
+		site.Vector = mergeVectors(t.Vector, u.Vector)
+		return site
 	}
 	if u.After(t) {
 		return u
