@@ -130,6 +130,7 @@ type driver struct {
 	cursor    uint64 // remote LSN scanned up to
 	commit    uint64 // the remote's commit LSN, last heard
 	lagSec    float64
+	persisted time.Time // when the cursor was last written (driver goroutine only)
 }
 
 func newDriver(e *Engine, site string, peers []string) *driver {
@@ -252,24 +253,49 @@ func (d *driver) apply(ctx context.Context, b *pb.ChangesBatch) error {
 		}
 		entries = append(entries, en)
 	}
-	if len(entries) > 0 {
-		now := time.Now()
+	now := time.Now()
+	if len(entries) > 0 && (d.fresh(ctx, entries) || now.Sub(d.persisted) > time.Second) {
 		if _, err := d.e.rawWrite(ctx, func(tx lsnTxn) error {
 			return d.e.applyRemote(tx, d.site, entries, b.ScannedLsn, now.UnixMilli())
 		}); err != nil {
 			return fmt.Errorf("applying entries from site %s: %w", d.site, err)
 		}
+		d.persisted = now
 	}
 	d.mu.Lock()
 	d.cursor = max(d.cursor, b.ScannedLsn)
 	d.commit = b.CommitLsn
-	if d.cursor >= d.commit {
+	switch {
+	case d.cursor >= d.commit:
 		d.lagSec = 0
-	} else if len(entries) > 0 {
-		d.lagSec = max(0, float64(b.CommitTime-entries[len(entries)-1].Time)/1e9)
+	case len(entries) > 0:
+		// Behind: how old the newest entry applied is.
+		d.lagSec = max(0, now.Sub(time.Unix(0, entries[len(entries)-1].Time)).Seconds())
 	}
 	d.mu.Unlock()
 	return nil
+}
+
+// fresh reports whether some entry may carry writes this site has not
+// applied. Entries that reached this site by another link already (in an
+// all-to-all topology every site forwards every other's writes) need no
+// write here, except now and then to move the durable cursor. The check
+// reads committed positions, which only lag the ones the write path
+// would see, so a false "fresh" costs a write and a false "stale" cannot
+// happen.
+func (d *driver) fresh(ctx context.Context, entries []storage.Entry) bool {
+	pos, err := d.e.positions(ctx)
+	if err != nil {
+		return true
+	}
+	for i := range entries {
+		for _, o := range originsOf(&entries[i]) {
+			if o.site != d.e.site && o.lsn > pos.Get(o.site) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // origin is one (site, LSN) an entry carries.
