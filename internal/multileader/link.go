@@ -185,6 +185,9 @@ func (d *driver) run(parent context.Context) {
 	}
 }
 
+// silentStream is how long a link waits for a batch or heartbeat.
+const silentStream = 3 * time.Second
+
 // errBroken: the remote log no longer holds where this link stands.
 var errBroken = errors.New("link broken")
 
@@ -198,7 +201,15 @@ func (d *driver) stream(ctx context.Context, peer string) error {
 	if err != nil {
 		return err
 	}
-	st, err := cl.Changes(ctx, &pb.ChangesRequest{Site: d.e.site, FromLsn: start})
+	// The server sends at least a heartbeat every second. A stream that
+	// stays silent much longer is on a dead path (a partition drops
+	// packets without closing anything); give up on it rather than wait
+	// for TCP or gRPC keepalives to notice.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watchdog := time.AfterFunc(silentStream, cancel)
+	defer watchdog.Stop()
+	st, err := cl.Changes(sctx, &pb.ChangesRequest{Site: d.e.site, FromLsn: start})
 	if err != nil {
 		return err
 	}
@@ -208,8 +219,12 @@ func (d *driver) stream(ctx context.Context, peer string) error {
 			return errors.New("remote ended the stream")
 		}
 		if err != nil {
+			if ctx.Err() == nil && sctx.Err() != nil {
+				return fmt.Errorf("no word from %s for %v", peer, silentStream)
+			}
 			return err
 		}
+		watchdog.Reset(silentStream)
 		if b.Site != d.site {
 			return fmt.Errorf("%s belongs to site %q, not %q", peer, b.Site, d.site)
 		}
