@@ -31,6 +31,28 @@ type Status struct {
 	Peer           string   `json:"peer"`
 	UptimeSec      float64  `json:"uptime_seconds"`
 	Token          string   `json:"token"`
+
+	// Mode is the cluster's replication mode: single-leader,
+	// multi-leader or leaderless.
+	Mode string `json:"mode"`
+	// Multi-leader mode: the node's site, the links it pulls from and
+	// how many conflicts it resolved.
+	Site      string `json:"site,omitempty"`
+	Links     []Link `json:"links,omitempty"`
+	Conflicts uint64 `json:"conflicts,omitempty"`
+}
+
+// Link is one site another site pulls from (multi-leader mode).
+type Link struct {
+	Site             string   `json:"site"`
+	Peers            []string `json:"peers"`
+	State            string   `json:"state"`
+	Reason           string   `json:"reason"`
+	Connected        string   `json:"connected"`
+	LagEntries       uint64   `json:"lag_entries"`
+	LagSeconds       float64  `json:"lag_seconds"`
+	AppliedOriginLSN uint64   `json:"applied_origin_lsn"`
+	RemoteLSN        uint64   `json:"remote_lsn"`
 }
 
 // Member is one other node as the answering node sees it.
