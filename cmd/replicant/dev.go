@@ -20,19 +20,25 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/replicant-db/replicant/client"
+	"github.com/replicant-db/replicant/internal/engine"
 )
 
 type devNode struct {
 	id, resp, http, peer, data, logPath string
-	cmd                                 *exec.Cmd
-	done                                chan error
-	tail                                *tailWriter
+	// site is the node's site in multi-leader mode ("" otherwise).
+	site string
+	// args are the arguments of its `replicant server`.
+	args []string
+	cmd  *exec.Cmd
+	done chan error
+	tail *tailWriter
 }
 
 // devConfig is one `replicant dev` run.
 type devConfig struct {
 	nodes             int
 	data, syncPolicy  string
+	mode              string
 	extra             []string
 	respBase          int // node i listens on respBase+i, httpBase+i, peerBase+i
 	httpBase          int
@@ -42,15 +48,19 @@ type devConfig struct {
 	startupTimeout    time.Duration
 	stopTimeout       time.Duration
 	tailLinesOnReport int
+	// linkTimeout bounds the tries of each link of a multi-leader run: a
+	// node takes writes (and link changes) only once it leads its site,
+	// shortly after it answers /healthz.
+	linkTimeout time.Duration
 }
 
 // defaultDevConfig has the Contract's ports: node i on 638i, 808i, 908i.
 func defaultDevConfig() devConfig {
 	return devConfig{
-		nodes: 3, data: ".replicant-dev",
+		nodes: 3, data: ".replicant-dev", mode: engine.ModeSingleLeader,
 		respBase: 6380, httpBase: 8080, peerBase: 9080,
 		startupTimeout: 15 * time.Second, stopTimeout: 10 * time.Second,
-		tailLinesOnReport: 5,
+		tailLinesOnReport: 5, linkTimeout: 10 * time.Second,
 	}
 }
 
@@ -61,38 +71,88 @@ func newDevCmd() *cobra.Command {
 		Short: "Start a local cluster of real replicant server processes",
 		Long: `dev starts --nodes replicant server processes on this machine: node i (n1, n2, ...)
 listens on RESP 127.0.0.1:638i, HTTP 127.0.0.1:808i and peer 127.0.0.1:908i.
-Ctrl-C stops them all. Data is kept in --data, so a second run resumes.`,
+Ctrl-C stops them all. Data is kept in --data, so a second run resumes.
+
+With --mode multi-leader each node is a one-node site (eu, us, ap, sa, af,
+oc, me, then site8, site9), and dev links every site to every other.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.out = cmd.OutOrStdout()
 			return runDev(cmd.Context(), cfg)
 		},
 	}
-	cmd.Flags().IntVar(&cfg.nodes, "nodes", cfg.nodes, "number of nodes (1-9)")
+	cmd.Flags().IntVar(&cfg.nodes, "nodes", cfg.nodes, "number of nodes (1-9); with --mode multi-leader, of one-node sites")
+	cmd.Flags().StringVar(&cfg.mode, "mode", cfg.mode, "replication mode: single-leader | multi-leader")
 	cmd.Flags().StringVar(&cfg.syncPolicy, "sync", "", "commit policy (default 'FIRST 1 (*)': the first healthy follower synchronous, the others asynchronous)")
 	cmd.Flags().StringVar(&cfg.data, "data", cfg.data, "directory holding one data directory per node")
 	cmd.Flags().StringArrayVar(&cfg.extra, "server-flag", nil, "extra flag passed to every server, e.g. --server-flag=--requirepass=s3cret")
 	return cmd
 }
 
-func runDev(ctx context.Context, cfg devConfig) error {
+// devSiteNames name the sites of a multi-leader run, in node order; nodes
+// beyond the list get site8, site9.
+var devSiteNames = []string{"eu", "us", "ap", "sa", "af", "oc", "me"}
+
+func devSiteName(i int) string {
+	if i <= len(devSiteNames) {
+		return devSiteNames[i-1]
+	}
+	return fmt.Sprintf("site%d", i)
+}
+
+// devPlan is what a dev run starts.
+type devPlan struct {
+	nodes []*devNode
+	// syncPolicy is the single-leader cluster's commit policy.
+	syncPolicy string
+	// password is what the nodes require (from --server-flag or the
+	// environment), which dev needs to link the sites.
+	password string
+	// notes are said before anything starts.
+	notes []string
+}
+
+// planDev checks cfg and lays out the nodes with their server arguments;
+// it starts nothing.
+func planDev(cfg devConfig) (*devPlan, error) {
 	n := cfg.nodes
 	if n < 1 || n > 9 {
-		return fmt.Errorf("--nodes %d: want 1 to 9", n)
+		return nil, fmt.Errorf("--nodes %d: want 1 to 9", n)
 	}
-	syncPolicy := cfg.syncPolicy
-	if syncPolicy == "" {
-		syncPolicy = "async"
-		if n > 1 {
-			// The list names every member, the leader included (which never
-			// counts itself), so the policy keeps a synchronous follower
-			// after any failover.
-			syncPolicy = "FIRST 1 (*)"
+	if cfg.mode == "" {
+		cfg.mode = engine.ModeSingleLeader
+	}
+	if err := checkMode(cfg.mode); err != nil {
+		return nil, err
+	}
+	sf, err := parseServerFlags(cfg.extra)
+	if err != nil {
+		return nil, err
+	}
+	p := &devPlan{}
+	multi := cfg.mode == engine.ModeMultiLeader
+	if multi {
+		// The nodes read the same flags and environment.
+		sec, err := resolveSecrets(sf, os.Getenv)
+		if err != nil {
+			return nil, fmt.Errorf("--server-flag: %w", err)
+		}
+		p.password = sec.requirePass
+		if cfg.syncPolicy != "" {
+			p.notes = append(p.notes, "--sync is ignored with --mode multi-leader: each site is one node, with no follower to acknowledge")
+		}
+	} else {
+		p.syncPolicy = cfg.syncPolicy
+		if p.syncPolicy == "" {
+			p.syncPolicy = "async"
+			if n > 1 {
+				// The list names every member, the leader included (which
+				// never counts itself), so the policy keeps a synchronous
+				// follower after any failover.
+				p.syncPolicy = "FIRST 1 (*)"
+			}
 		}
 	}
-	// Several goroutines report on the nodes; one line at a time.
-	out := &lockedWriter{w: cfg.out}
-	var ns []*devNode
 	for i := 1; i <= n; i++ {
 		d := &devNode{
 			id:   fmt.Sprintf("n%d", i),
@@ -101,9 +161,66 @@ func runDev(ctx context.Context, cfg devConfig) error {
 			peer: fmt.Sprintf("127.0.0.1:%d", cfg.peerBase+i),
 			tail: &tailWriter{max: 200},
 		}
-		d.data = filepath.Join(cfg.data, d.id)
-		d.logPath = filepath.Join(cfg.data, d.id+".log")
-		ns = append(ns, d)
+		dir := d.id
+		if multi {
+			d.site = devSiteName(i)
+			// A node records its mode in its data directory and refuses
+			// another; naming the site keeps a multi-leader run from
+			// reusing a single-leader run's n1 (and says which site the
+			// directory holds).
+			dir = d.id + "-" + d.site
+		}
+		d.data = filepath.Join(cfg.data, dir)
+		d.logPath = filepath.Join(cfg.data, dir+".log")
+		p.nodes = append(p.nodes, d)
+	}
+	var initial []string
+	for _, d := range p.nodes {
+		initial = append(initial, d.id+"="+d.peer)
+	}
+	for _, d := range p.nodes {
+		d.args = []string{"server", "--id", d.id, "--data", d.data, "--resp", d.resp, "--http", d.http, "--peer", d.peer}
+		if multi {
+			// No --initial-cluster: each site is a one-node cluster.
+			d.args = append(d.args, "--mode", cfg.mode, "--site", d.site)
+		} else {
+			d.args = append(d.args, "--initial-cluster", strings.Join(initial, ","), "--sync", p.syncPolicy)
+		}
+		d.args = append(d.args, cfg.extra...)
+	}
+	return p, nil
+}
+
+// parseServerFlags parses dev's --server-flag values as the server will,
+// so that a mistake is reported before anything starts and dev learns the
+// password the nodes require. The mode and the sites are dev's to set.
+func parseServerFlags(extra []string) (serverFlags, error) {
+	var f serverFlags
+	cmd := &cobra.Command{Use: "server"}
+	f.register(cmd)
+	fl := cmd.Flags()
+	if err := fl.Parse(extra); err != nil {
+		return f, fmt.Errorf("--server-flag: %w", err)
+	}
+	for _, name := range []string{"mode", "site"} {
+		if fl.Changed(name) {
+			return f, fmt.Errorf("--server-flag --%s: dev sets --%s itself; use dev's --mode", name, name)
+		}
+	}
+	return f, nil
+}
+
+func runDev(ctx context.Context, cfg devConfig) error {
+	plan, err := planDev(cfg)
+	if err != nil {
+		return err
+	}
+	ns := plan.nodes
+	multi := cfg.mode == engine.ModeMultiLeader
+	// Several goroutines report on the nodes; one line at a time.
+	out := &lockedWriter{w: cfg.out}
+	for _, note := range plan.notes {
+		fmt.Fprintln(out, "note:", note)
 	}
 	// Before starting anything: a node that cannot listen dies with the
 	// reason in its log only, and a port held by an earlier cluster's node
@@ -124,10 +241,6 @@ func runDev(ctx context.Context, cfg devConfig) error {
 	}
 	if err := os.MkdirAll(cfg.data, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", cfg.data, err)
-	}
-	var initial []string
-	for _, d := range ns {
-		initial = append(initial, d.id+"="+d.peer)
 	}
 	stopAll := func() {
 		for _, d := range ns {
@@ -153,10 +266,7 @@ func runDev(ctx context.Context, cfg devConfig) error {
 			stopAll()
 			return fmt.Errorf("open %s: %w", d.logPath, err)
 		}
-		args := []string{"server", "--id", d.id, "--data", d.data, "--resp", d.resp, "--http", d.http, "--peer", d.peer,
-			"--initial-cluster", strings.Join(initial, ","), "--sync", syncPolicy}
-		args = append(args, cfg.extra...)
-		d.cmd = exec.Command(exe, args...)
+		d.cmd = exec.Command(exe, d.args...)
 		// The log file gets everything; the tail keeps the last lines to
 		// say why the node exited. One writer for both streams keeps their
 		// order (exec then copies them through one pipe).
@@ -197,18 +307,31 @@ func runDev(ctx context.Context, cfg devConfig) error {
 			}
 		}
 	}
-	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tPID\tRESP\tHTTP\tPEER\tDATA\tLOG")
-	for _, d := range ns {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", d.id, d.cmd.Process.Pid, d.resp, d.http, d.peer, d.data, d.logPath)
+	if multi {
+		if err := linkSites(ctx, ns, plan.password, cfg.linkTimeout); err != nil {
+			stopAll()
+			return err
+		}
 	}
-	_ = tw.Flush()
-	fmt.Fprintf(out, "\nCommit policy: %s (applies when the cluster is first created)\n", syncPolicy)
+	printDevNodes(out, ns, multi)
+	if multi {
+		fmt.Fprintf(out, "\nSites: %s, each one node, linked all-to-all (%d links)\n", siteList(ns), len(ns)*(len(ns)-1))
+	} else {
+		fmt.Fprintf(out, "\nCommit policy: %s (applies when the cluster is first created)\n", plan.syncPolicy)
+	}
 	fmt.Fprintf(out, "Dashboard: http://%s/\nTry:       redis-cli -p %s set hello world\n", ns[0].http, portOf(ns[0].resp))
-	if n > 1 {
-		fmt.Fprintf(out, "           redis-cli -p %s get hello        # read it on n2\n", portOf(ns[1].resp))
+	if len(ns) > 1 {
+		where := "n2"
+		if multi {
+			where = ns[1].site + ", once the link has brought it"
+		}
+		fmt.Fprintf(out, "           redis-cli -p %s get hello        # read it on %s\n", portOf(ns[1].resp), where)
 	}
-	fmt.Fprintf(out, "           go run ./cmd/replicant status --addr %s\nCtrl-C stops the cluster.\n", ns[0].http)
+	fmt.Fprintf(out, "           go run ./cmd/replicant status --addr %s\n", ns[0].http)
+	if multi {
+		fmt.Fprintf(out, "           go run ./cmd/replicant link list --addr %s\n", ns[0].http)
+	}
+	fmt.Fprintln(out, "Ctrl-C stops the cluster.")
 	// A node that dies (say, killed to watch a failover) leaves the others
 	// running; say why it died and how to bring it back.
 	for _, d := range ns {
@@ -225,6 +348,77 @@ func runDev(ctx context.Context, cfg devConfig) error {
 	fmt.Fprintln(out, "\nstopping…")
 	stopAll()
 	return nil
+}
+
+// printDevNodes prints the node table; a multi-leader run adds the site.
+func printDevNodes(w io.Writer, ns []*devNode, multi bool) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	if multi {
+		fmt.Fprintln(tw, "NODE\tSITE\tPID\tRESP\tHTTP\tPEER\tDATA\tLOG")
+	} else {
+		fmt.Fprintln(tw, "NODE\tPID\tRESP\tHTTP\tPEER\tDATA\tLOG")
+	}
+	for _, d := range ns {
+		site := ""
+		if multi {
+			site = d.site + "\t"
+		}
+		fmt.Fprintf(tw, "%s\t%s%d\t%s\t%s\t%s\t%s\t%s\n", d.id, site, d.cmd.Process.Pid, d.resp, d.http, d.peer, d.data, d.logPath)
+	}
+	_ = tw.Flush()
+}
+
+func siteList(ns []*devNode) string {
+	var sites []string
+	for _, d := range ns {
+		sites = append(sites, d.site)
+	}
+	return strings.Join(sites, ", ")
+}
+
+// linkSites links every site to every other through the HTTP API: on each
+// node, one link from each other site (six for three sites).
+func linkSites(ctx context.Context, ns []*devNode, password string, timeout time.Duration) error {
+	for _, x := range ns {
+		for _, y := range ns {
+			if x == y {
+				continue
+			}
+			if err := addLinkRetrying(ctx, x.http, y.peer, password, timeout); err != nil {
+				return fmt.Errorf("link site %s to %s (POST http://%s/v1/links {\"peer\":%q}): %w; see %s",
+					x.site, y.site, x.http, y.peer, err, x.logPath)
+			}
+		}
+	}
+	return nil
+}
+
+// addLinkRetrying adds a link on the node at httpAddr, retrying for up to
+// timeout: a node answers /healthz before it leads its site, and until
+// then a link change fails (no leader yet, 503) or cannot reach the other
+// site's node. A refusal that retrying cannot change (a bad request, the
+// wrong password, a node in another mode) ends it at once.
+func addLinkRetrying(parent context.Context, httpAddr, peer, password string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	defer cancel()
+	for {
+		err := callNode(ctx, httpAddr, password, http.MethodPost, "/v1/links", map[string]string{"peer": peer}, nil)
+		if err == nil {
+			return nil
+		}
+		var se *client.StatusError
+		if errors.As(err, &se) && se.Code >= 400 && se.Code < 500 && se.Code != http.StatusRequestTimeout && se.Code != http.StatusTooManyRequests {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			if perr := parent.Err(); perr != nil {
+				return perr // Ctrl-C: not the link's fault
+			}
+			return fmt.Errorf("still failing after %s: %w", timeout, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 func portOf(addr string) string {

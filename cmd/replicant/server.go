@@ -18,11 +18,13 @@ import (
 	"github.com/replicant-db/replicant/internal/api/resp"
 	"github.com/replicant-db/replicant/internal/control"
 	"github.com/replicant-db/replicant/internal/engine"
+	"github.com/replicant-db/replicant/internal/multileader"
 	"github.com/replicant-db/replicant/internal/node"
 )
 
 type serverFlags struct {
 	id, data            string
+	mode, site          string
 	respAddr, httpAddr  string
 	peerAddr            string
 	initialCluster      string
@@ -59,8 +61,17 @@ func newServerCmd() *cobra.Command {
 			return runServer(cmd.Context(), f)
 		},
 	}
+	f.register(cmd)
+	return cmd
+}
+
+// register defines the server's flags on cmd. dev parses its --server-flag
+// values with them too, to learn the password its nodes require.
+func (f *serverFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.id, "id", "n1", "node id, unique in the cluster")
+	fl.StringVar(&f.mode, "mode", engine.ModeSingleLeader, "replication mode, chosen when the cluster is created: single-leader | multi-leader")
+	fl.StringVar(&f.site, "site", "", "with --mode multi-leader: this node's site, e.g. eu (an ASCII letter first; no spaces, ',' or ':'); the nodes of one site share --initial-cluster")
 	fl.StringVar(&f.data, "data", "", "data directory (default ./data/<id>)")
 	fl.StringVar(&f.respAddr, "resp", "127.0.0.1:6381", "Redis protocol listen address")
 	fl.StringVar(&f.httpAddr, "http", "127.0.0.1:8081", "HTTP API listen address")
@@ -90,7 +101,6 @@ func newServerCmd() *cobra.Command {
 	fl.DurationVar(&f.clientReadTimeout, "client-read-timeout", resp.DefaultCommandTimeout, "a RESP command or HTTP body, once started, must arrive within this; 0: never")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug|info|warn|error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text|json")
-	return cmd
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {
@@ -118,6 +128,12 @@ func runServer(ctx context.Context, f serverFlags) error {
 	}
 	if f.maxKey <= 0 || f.maxValue <= 0 {
 		return errors.New("--max-key-size and --max-value-size must be positive")
+	}
+	if f.mode == "" {
+		f.mode = engine.ModeSingleLeader // as node.Config reads it
+	}
+	if err := checkModeSite(f.mode, f.site); err != nil {
+		return err
 	}
 	initial, err := parseInitialCluster(f.initialCluster)
 	if err != nil {
@@ -151,7 +167,7 @@ func runServer(ctx context.Context, f serverFlags) error {
 	warnUnauthenticated(log, os.Stderr, sec, []listenerFlag{
 		{"--resp", f.respAddr, respLn.Addr()}, {"--http", f.httpAddr, httpLn.Addr()}, {"--peer", f.peerAddr, peerLn.Addr()}})
 	n, err := node.Open(node.Config{
-		ID: f.id, DataDir: f.data,
+		ID: f.id, DataDir: f.data, Mode: f.mode, Site: f.site,
 		RESPAddr: respLn.Addr().String(), HTTPAddr: httpLn.Addr().String(), PeerAddr: peerLn.Addr().String(),
 		PeerListener:   peerLn,
 		InitialCluster: initial, Join: f.join,
@@ -171,9 +187,9 @@ func runServer(ctx context.Context, f serverFlags) error {
 	defer cancel()
 	// One budget for the request bytes both APIs hold in memory.
 	buf := budget.New(f.maxRequestBuffer, f.requestBufferWait)
-	rs := resp.NewWithConfig(n, log, resp.Config{MaxClients: noneIfZero(f.maxClients), IdleTimeout: f.idleTimeout,
+	rs := resp.NewWithConfig(n.Engine(), log, resp.Config{MaxClients: noneIfZero(f.maxClients), IdleTimeout: f.idleTimeout,
 		AuthTimeout: noneIfZero(f.authTimeout), CommandTimeout: noneIfZero(f.clientReadTimeout), Budget: buf})
-	hs := httpapi.NewWithConfig(n, log, httpapi.Config{MaxConns: noneIfZero(f.maxClients),
+	hs := httpapi.NewWithConfig(n.Engine(), log, httpapi.Config{MaxConns: noneIfZero(f.maxClients),
 		BodyTimeout: noneIfZero(f.clientReadTimeout), Budget: buf})
 	errc := make(chan error, 2)
 	go func() { errc <- rs.Serve(ctx, respLn) }()
@@ -204,6 +220,44 @@ func runServer(ctx context.Context, f serverFlags) error {
 	}
 	log.Info("stopped cleanly")
 	return runErr
+}
+
+// checkMode refuses a --mode this binary cannot run, naming the ones it can.
+func checkMode(mode string) error {
+	switch mode {
+	case engine.ModeSingleLeader, engine.ModeMultiLeader:
+		return nil
+	case engine.ModeLeaderless:
+		return errors.New("--mode leaderless: leaderless mode is not available yet")
+	}
+	return fmt.Errorf("invalid --mode %q: want %s or %s", mode, engine.ModeSingleLeader, engine.ModeMultiLeader)
+}
+
+// checkModeSite checks --mode and --site together: a multi-leader node
+// must name its site, and a site means nothing in single-leader mode.
+func checkModeSite(mode, site string) error {
+	if err := checkMode(mode); err != nil {
+		return err
+	}
+	switch {
+	case mode == engine.ModeMultiLeader && site == "":
+		return errors.New("--mode multi-leader needs --site NAME: the site (region) this node belongs to, e.g. --site eu")
+	case mode != engine.ModeMultiLeader && site != "":
+		return fmt.Errorf("--site is only for --mode multi-leader (this node runs %s)", mode)
+	case mode == engine.ModeMultiLeader:
+		return checkSiteName(site)
+	}
+	return nil
+}
+
+// checkSiteName applies the engine's rule for site names (an id a vector
+// token can carry, starting with a letter so that "eu:12" never reads as
+// EPOCH:LSN) before anything listens.
+func checkSiteName(site string) error {
+	if err := multileader.ValidSite(site); err != nil {
+		return fmt.Errorf("invalid --site: %w", err)
+	}
+	return nil
 }
 
 // parseInitialCluster parses id=peeraddr,id=peeraddr.

@@ -3,10 +3,15 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/replicant-db/replicant/client"
+	"github.com/replicant-db/replicant/internal/engine"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -17,8 +22,8 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show a node's view of the cluster",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := cf.client().Status(cmd.Context())
-			if err != nil {
+			var st statusDoc
+			if err := cf.call(cmd.Context(), http.MethodGet, "/v1/status", nil, &st); err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
@@ -27,7 +32,11 @@ func newStatusCmd() *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
 			}
-			fmt.Fprintf(out, "node %s: %s, %s (leader %s), epoch %d\n", st.ID, st.Role, st.State, st.Leader, st.Epoch)
+			mode := st.Mode
+			if mode == "" {
+				mode = engine.ModeSingleLeader // nodes from before modes existed
+			}
+			fmt.Fprintf(out, "node %s: %s, %s (leader %s), epoch %d, %s mode\n", st.ID, st.Role, st.State, st.Leader, st.Epoch, mode)
 			fmt.Fprintf(out, "policy: sync=%q ack=%s fallback=%s sync set=%v", st.SyncPolicy, st.Ack, st.Fallback, st.SyncSet)
 			if st.FallbackActive {
 				fmt.Fprint(out, "  ** FALLBACK TO ASYNC ACTIVE **")
@@ -40,6 +49,11 @@ func newStatusCmd() *cobra.Command {
 				fmt.Fprintf(out, "replica lag: %.3fs\n", st.LagSeconds)
 			}
 			fmt.Fprintf(out, "LSN: first %d, last %d, commit %d, applied %d; token %s\n", st.FirstLSN, st.LastLSN, st.CommitLSN, st.AppliedLSN, st.Token)
+			if mode == engine.ModeMultiLeader {
+				if err := printSite(out, &st); err != nil {
+					return err
+				}
+			}
 			if len(st.Members) == 0 {
 				return nil
 			}
@@ -78,4 +92,25 @@ func newStatusCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw status JSON")
 	cf.register(cmd)
 	return cmd
+}
+
+// statusDoc is /v1/status as `status` reads it: what the client package
+// knows, plus the fields of the replication modes.
+type statusDoc struct {
+	client.Status
+	Mode string `json:"mode"`
+	// Multi-leader mode.
+	Site      string              `json:"site,omitempty"`
+	Links     []engine.LinkStatus `json:"links,omitempty"`
+	Conflicts uint64              `json:"conflicts,omitempty"`
+}
+
+// printSite shows a multi-leader node's site, its links and how many
+// conflicts it resolved.
+func printSite(out io.Writer, st *statusDoc) error {
+	fmt.Fprintf(out, "site %s: %d links, %d conflicts resolved by last-writer-wins\n", st.Site, len(st.Links), st.Conflicts)
+	if len(st.Links) == 0 {
+		return nil
+	}
+	return printLinks(out, st.Links)
 }
