@@ -17,13 +17,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/replicant-db/replicant/client"
-	"github.com/replicant-db/replicant/internal/engine"
 )
 
 // linkList is GET /v1/links's answer (and `link list --json`).
 type linkList struct {
-	Site  string              `json:"site"`
-	Links []engine.LinkStatus `json:"links"`
+	Site  string        `json:"site"`
+	Links []client.Link `json:"links"`
 }
 
 func newLinkCmd() *cobra.Command {
@@ -54,11 +53,11 @@ func newLinkAddCmd() *cobra.Command {
 			if _, _, err := net.SplitHostPort(peer); err != nil {
 				return &usageError{cmd: cmd, err: fmt.Errorf("invalid --peer %q: want HOST:PORT: %w", peer, err)}
 			}
-			var ls engine.LinkStatus
+			var ls client.Link
 			if err := cf.call(cmd.Context(), http.MethodPost, "/v1/links", map[string]string{"peer": peer}, &ls); err != nil {
 				return err
 			}
-			return printLinks(cmd.OutOrStdout(), []engine.LinkStatus{ls})
+			return printLinks(cmd.OutOrStdout(), []client.Link{ls})
 		},
 	}
 	cmd.Flags().StringVar(&peer, "peer", "", "peer address of any node of the other site")
@@ -113,7 +112,7 @@ func newLinkListCmd() *cobra.Command {
 }
 
 // printLinks prints links as `link list` and `status` show them.
-func printLinks(w io.Writer, links []engine.LinkStatus) error {
+func printLinks(w io.Writer, links []client.Link) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SITE\tSTATE\tCONNECTED\tLAG_ENTRIES\tLAG_SECONDS\tAPPLIED_ORIGIN_LSN\tREMOTE_LSN\tREASON")
 	for _, l := range links {
@@ -125,9 +124,8 @@ func printLinks(w io.Writer, links []engine.LinkStatus) error {
 
 // call sends one request to the node at --addr and decodes its JSON answer
 // into out (nil: the answer is not read). It serves the routes the client
-// package has no method for (links, and the status fields of the modes);
-// it sends the password as the client package does and reports a refusal
-// as the same *client.StatusError.
+// package has no method for (links); it sends the password as the client
+// package does and reports a refusal as the same *client.StatusError.
 func (c *clientFlags) call(ctx context.Context, method, path string, in, out any) error {
 	return callNode(ctx, c.addr, c.password, method, path, in, out)
 }

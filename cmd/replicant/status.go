@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"strconv"
 	"text/tabwriter"
 
@@ -22,8 +21,8 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show a node's view of the cluster",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var st statusDoc
-			if err := cf.call(cmd.Context(), http.MethodGet, "/v1/status", nil, &st); err != nil {
+			st, err := cf.client().Status(cmd.Context())
+			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
@@ -50,7 +49,7 @@ func newStatusCmd() *cobra.Command {
 			}
 			fmt.Fprintf(out, "LSN: first %d, last %d, commit %d, applied %d; token %s\n", st.FirstLSN, st.LastLSN, st.CommitLSN, st.AppliedLSN, st.Token)
 			if mode == engine.ModeMultiLeader {
-				if err := printSite(out, &st); err != nil {
+				if err := printSite(out, st); err != nil {
 					return err
 				}
 			}
@@ -94,20 +93,9 @@ func newStatusCmd() *cobra.Command {
 	return cmd
 }
 
-// statusDoc is /v1/status as `status` reads it: what the client package
-// knows, plus the fields of the replication modes.
-type statusDoc struct {
-	client.Status
-	Mode string `json:"mode"`
-	// Multi-leader mode.
-	Site      string              `json:"site,omitempty"`
-	Links     []engine.LinkStatus `json:"links,omitempty"`
-	Conflicts uint64              `json:"conflicts,omitempty"`
-}
-
 // printSite shows a multi-leader node's site, its links and how many
 // conflicts it resolved.
-func printSite(out io.Writer, st *statusDoc) error {
+func printSite(out io.Writer, st *client.Status) error {
 	fmt.Fprintf(out, "site %s: %d links, %d conflicts resolved by last-writer-wins\n", st.Site, len(st.Links), st.Conflicts)
 	if len(st.Links) == 0 {
 		return nil
