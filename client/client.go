@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/replicant-db/replicant/internal/engine"
 )
 
 // ErrNotFound is returned by Get and Delete for a missing key.
@@ -77,26 +79,24 @@ func (c *Client) observe(tok string) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if newer(tok, c.token) {
-		c.token = tok
-	}
+	c.token = laterToken(c.token, tok)
 }
 
-// newer reports whether token a is after b: the later epoch, then the
-// higher LSN (a lower-epoch token with a higher LSN names a suffix that the
-// later epoch discarded; see engine.Token.After).
-func newer(a, b string) bool {
-	if b == "" {
-		return true
+// laterToken is the session floor after seeing tok: in single-leader mode
+// the later of two EPOCH:LSN tokens (the later epoch, then the higher LSN:
+// a lower-epoch token with a higher LSN names a suffix that the later
+// epoch discarded), in multi-leader mode the merge of two vectors
+// (eu:120,us:98), which covers both. See engine.Token.Later.
+func laterToken(cur, tok string) string {
+	t, err := engine.ParseToken(tok)
+	if err != nil {
+		return cur // not a token: keep what we have
 	}
-	var ae, al, be, bl uint64
-	if _, err := fmt.Sscanf(a, "%d:%d", &ae, &al); err != nil {
-		return false
+	c, err := engine.ParseToken(cur)
+	if cur == "" || err != nil {
+		return t.String()
 	}
-	if _, err := fmt.Sscanf(b, "%d:%d", &be, &bl); err != nil {
-		return true
-	}
-	return ae > be || (ae == be && al > bl)
+	return c.Later(t).String()
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body []byte) (*http.Response, []byte, error) {
