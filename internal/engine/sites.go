@@ -77,6 +77,11 @@ type ConflictWrite struct {
 	Deleted bool   `json:"deleted,omitempty"`
 }
 
+// ErrInvalid is wrapped by refusals of a request that can never succeed
+// as given (a link to the site itself, or to a node of another mode); the
+// HTTP API answers 400.
+var ErrInvalid = errors.New("invalid request")
+
 // UnknownLinkError: RemoveLink named a site with no link.
 type UnknownLinkError struct{ Site string }
 

@@ -10,6 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/replicant-db/replicant/internal/crdt"
 	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/storage"
@@ -304,13 +307,16 @@ func (e *Engine) AddLink(ctx context.Context, peer string) (engine.LinkStatus, e
 	defer cancel()
 	info, err := cl.SiteInfo(ictx, &pb.SiteInfoRequest{})
 	if err != nil {
+		if status.Code(err) == codes.FailedPrecondition {
+			return engine.LinkStatus{}, fmt.Errorf("%w: link to %s: %s", engine.ErrInvalid, peer, status.Convert(err).Message())
+		}
 		return engine.LinkStatus{}, fmt.Errorf("link to %s: asking it for its site: %w", peer, err)
 	}
 	if info.Mode != engine.ModeMultiLeader || ValidSite(info.Site) != nil {
-		return engine.LinkStatus{}, fmt.Errorf("link to %s: it runs %s mode with site %q, not a multi-leader site", peer, info.Mode, info.Site)
+		return engine.LinkStatus{}, fmt.Errorf("%w: link to %s: it runs %s mode with site %q, not a multi-leader site", engine.ErrInvalid, peer, info.Mode, info.Site)
 	}
 	if info.Site == e.site {
-		return engine.LinkStatus{}, fmt.Errorf("link to %s: that node belongs to this site (%s)", peer, e.site)
+		return engine.LinkStatus{}, fmt.Errorf("%w: link to %s: that node belongs to this site (%s)", engine.ErrInvalid, peer, e.site)
 	}
 	cfg := linkConfig{Peers: []string{peer}}
 	for _, p := range info.Peers {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"testing"
 	"time"
@@ -105,4 +106,20 @@ func TestMultiLeaderSitesConverge(t *testing.T) {
 		}
 	}
 	t.Logf("winner %s; status %+v", want, sites[0].Engine().Status().Links)
+}
+
+// A link to the site itself, or to a node that is not a multi-leader site,
+// is refused as invalid (HTTP 400), not retried as a transient failure.
+func TestAddLinkRefusesItselfAndOtherModes(t *testing.T) {
+	eu := openSite(t, "n1", "eu")
+	single := openLeader(t)
+	sites := eu.Engine().(engine.Sites)
+	for _, peer := range []string{eu.PeerAddr(), single.PeerAddr()} {
+		if _, err := sites.AddLink(context.Background(), peer); !errors.Is(err, engine.ErrInvalid) {
+			t.Errorf("AddLink(%s) = %v, want ErrInvalid", peer, err)
+		}
+	}
+	if err := sites.RemoveLink(context.Background(), "us"); !errors.As(err, new(*engine.UnknownLinkError)) {
+		t.Errorf("RemoveLink(us) = %v, want UnknownLinkError", err)
+	}
 }

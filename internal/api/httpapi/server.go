@@ -339,6 +339,8 @@ func (s *Server) writeOpError(w http.ResponseWriter, r *http.Request, err error)
 		writeError(w, http.StatusServiceUnavailable, err)
 	case errors.Is(err, engine.ErrLostWrite):
 		writeError(w, http.StatusGone, err)
+	case errors.Is(err, engine.ErrInvalid), errors.As(err, new(*engine.UnsupportedError)):
+		writeError(w, http.StatusBadRequest, err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusGatewayTimeout, err)
 	default:
