@@ -82,6 +82,11 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{Engine: cfg.Node, node: cfg.Node, site: cfg.Site, log: cfg.Logger.With("site", cfg.Site),
 		readTimeout: cfg.ReadTimeout, clock: crdt.NewClock(0)}
 	e.links = newLinkSet(e)
+	if m := cfg.Node.Metrics(); m != nil && m.Registry != nil {
+		if err := m.Registry.Register(newCollector(e)); err != nil {
+			return nil, fmt.Errorf("multileader: metrics: %w", err)
+		}
+	}
 	return e, nil
 }
 
@@ -235,7 +240,7 @@ func (e *Engine) Token() engine.Token {
 func (e *Engine) Status() engine.Status {
 	st := e.node.Status()
 	st.Mode, st.Site = engine.ModeMultiLeader, e.site
-	st.Token = e.Token().String()
+	st.Token = e.Token().Vector // "" before any write: not the "0:0" of EPOCH:LSN
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	st.Links, _ = e.Links(ctx)

@@ -106,6 +106,19 @@ func TestMultiLeaderSitesConverge(t *testing.T) {
 		}
 	}
 	t.Logf("winner %s; status %+v", want, sites[0].Engine().Status().Links)
+	mfs, err := sites[0].Metrics().Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, mf := range mfs {
+		found[mf.GetName()] = true
+	}
+	for _, name := range []string{"replicant_conflicts_total", "replicant_link_lag_entries", "replicant_link_lag_seconds", "replicant_link_streaming"} {
+		if !found[name] {
+			t.Errorf("metric %s missing", name)
+		}
+	}
 }
 
 // A link to the site itself, or to a node that is not a multi-leader site,
