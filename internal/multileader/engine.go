@@ -61,6 +61,10 @@ type Engine struct {
 	clock   *crdt.Clock
 
 	links *linkSet
+
+	posMu sync.Mutex
+	posAt engine.Token // the state pos was read at
+	pos   crdt.Vector  // immutable
 }
 
 var (
@@ -195,7 +199,7 @@ func (e *Engine) Read(ctx context.Context, c engine.Consistency, floor engine.To
 		if err != nil {
 			return nil, err
 		}
-		pos, err := positions(r)
+		pos, err := e.positionsAt(r)
 		if err != nil {
 			return nil, err
 		}
@@ -218,13 +222,35 @@ func (e *Engine) Read(ctx context.Context, c engine.Consistency, floor engine.To
 	}
 }
 
+// positionsAt returns the positions of the state r reads. A state at an
+// LSN never changes, so the last answer is kept for reads at the same LSN
+// and epoch (most reads of a busy site between two commits).
+func (e *Engine) positionsAt(r engine.Reader) (crdt.Vector, error) {
+	at := r.Token() // EPOCH:LSN: after a rollback an LSN may hold other writes
+	e.posMu.Lock()
+	if at.LSN != 0 && at == e.posAt {
+		pos := e.pos
+		e.posMu.Unlock()
+		return pos, nil
+	}
+	e.posMu.Unlock()
+	pos, err := positions(r)
+	if err != nil {
+		return pos, err
+	}
+	e.posMu.Lock()
+	e.posAt, e.pos = at, pos
+	e.posMu.Unlock()
+	return pos, nil
+}
+
 // positions reads this site's current per-origin positions.
 func (e *Engine) positions(ctx context.Context) (crdt.Vector, error) {
 	r, err := e.node.Read(ctx, engine.Consistency{Level: engine.LevelEventual}, engine.Token{})
 	if err != nil {
 		return crdt.Vector{}, err
 	}
-	return positions(r)
+	return e.positionsAt(r)
 }
 
 // Token is the vector of what this site has applied.
