@@ -9,6 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/replicant-db/replicant/internal/crdt"
 	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/storage"
@@ -77,8 +80,10 @@ func (s *linkSet) reconcile(ctx context.Context) {
 	for site, c := range want {
 		if _, ok := s.drivers[site]; !ok {
 			d := newDriver(s.e, site, c.Peers)
+			dctx, cancel := context.WithCancel(ctx)
+			d.cancel = cancel // set before the goroutine starts: stop may come at once
 			s.drivers[site] = d
-			go d.run(ctx)
+			go d.run(dctx)
 		}
 	}
 }
@@ -137,11 +142,7 @@ func newDriver(e *Engine, site string, peers []string) *driver {
 	return &driver{e: e, site: site, peers: peers, done: make(chan struct{}), state: "connecting"}
 }
 
-func (d *driver) stop() {
-	if d.cancel != nil {
-		d.cancel()
-	}
-}
+func (d *driver) stop() { d.cancel() }
 
 func (d *driver) status() engine.LinkStatus {
 	d.mu.Lock()
@@ -160,13 +161,9 @@ func (d *driver) set(state, reason, connected string) {
 	d.mu.Unlock()
 }
 
-func (d *driver) run(parent context.Context) {
-	ctx, cancel := context.WithCancel(parent)
-	d.mu.Lock()
-	d.cancel = cancel
-	d.mu.Unlock()
+func (d *driver) run(ctx context.Context) {
 	defer close(d.done)
-	defer cancel()
+	defer d.cancel()
 	backoff := 100 * time.Millisecond
 	for i := 0; ctx.Err() == nil; i++ {
 		peer := d.peers[i%len(d.peers)]
@@ -174,7 +171,11 @@ func (d *driver) run(parent context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		d.set("connecting", err.Error(), "")
+		state := "connecting"
+		if status.Code(err) == codes.OutOfRange {
+			state = "broken" // the remote no longer has what this link needs
+		}
+		d.set(state, err.Error(), "")
 		d.e.log.Debug("link stream ended", "from_site", d.site, "peer", peer, "err", err)
 		select {
 		case <-ctx.Done():
@@ -187,9 +188,6 @@ func (d *driver) run(parent context.Context) {
 
 // silentStream is how long a link waits for a batch or heartbeat.
 const silentStream = 3 * time.Second
-
-// errBroken: the remote log no longer holds where this link stands.
-var errBroken = errors.New("link broken")
 
 // stream pulls from one remote node until the stream fails.
 func (d *driver) stream(ctx context.Context, peer string) error {
@@ -447,7 +445,7 @@ func (e *Engine) ServeChanges(req *pb.ChangesRequest, stream pb.Peer_ChangesServ
 		changed := e.node.Changed()
 		first, commit := e.node.LogBounds()
 		if from < first && from <= commit {
-			return fmt.Errorf("%w: site %s's log starts at LSN %d, the link asks for %d (raise --log-retention, or remove and re-add the link after copying the data)", errBroken, e.site, first, from)
+			return status.Errorf(codes.OutOfRange, "link broken: site %s's log starts at LSN %d, the link asks for %d (raise --log-retention on %s; the data this site missed must be copied by hand)", e.site, first, from, e.site)
 		}
 		if from <= commit {
 			b := &pb.ChangesBatch{Site: e.site, ScannedLsn: from - 1}
