@@ -733,8 +733,10 @@ func TestMultiLeaderSiteFailoverKeepsLinks(t *testing.T) {
 	vals := converged("the live nodes of both sites converge", nodes, func(sts map[string]*mltStatus) (bool, string) {
 		// us's link streams from a live eu node; eu's new leader runs
 		// eu's link and streams from us.
+		// The link follows eu's leader (it asks a node of eu which
+		// node leads, then streams from that one).
 		lu, le := sts[us.ID].link("eu"), sts[newLeaderID].link("us")
-		ok := lu != nil && lu.State == "streaming" && lu.Connected != killed.Peer && lu.LagEntries == 0 &&
+		ok := lu != nil && lu.State == "streaming" && lu.Connected == newLeader.Peer && lu.LagEntries == 0 &&
 			le != nil && le.State == "streaming" && le.LagEntries == 0
 		return ok, fmt.Sprintf("us link<-eu %+v; eu (%s) link<-us %+v", lu, newLeaderID, le)
 	})

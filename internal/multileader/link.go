@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -164,12 +165,22 @@ func (d *driver) set(state, reason, connected string) {
 func (d *driver) run(ctx context.Context) {
 	defer close(d.done)
 	defer d.cancel()
-	backoff := 100 * time.Millisecond
+	const firstBackoff = 100 * time.Millisecond
+	backoff := firstBackoff
+	known := slices.Clone(d.peers)
 	for i := 0; ctx.Err() == nil; i++ {
-		peer := d.peers[i%len(d.peers)]
-		err := d.stream(ctx, peer)
+		peer, learned := d.locate(ctx, known[i%len(known)])
+		for _, p := range learned {
+			if !slices.Contains(known, p) {
+				known = append(known, p) // nodes the remote site gained since the link was added
+			}
+		}
+		delivered, err := d.stream(ctx, peer)
 		if ctx.Err() != nil {
 			return
+		}
+		if delivered {
+			backoff = firstBackoff // a stream that worked ends a run of failures
 		}
 		state := "connecting"
 		if status.Code(err) == codes.OutOfRange {
@@ -186,18 +197,36 @@ func (d *driver) run(ctx context.Context) {
 	}
 }
 
+// locate asks a node of the remote site for its site's nodes, leader
+// first, and returns the node to stream from: the remote leader when
+// known (the freshest committed log; any node could serve it), else peer.
+func (d *driver) locate(ctx context.Context, peer string) (string, []string) {
+	cl, err := d.e.node.PeerClient(peer)
+	if err != nil {
+		return peer, nil
+	}
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := cl.SiteInfo(ictx, &pb.SiteInfoRequest{})
+	if err != nil || info.Site != d.site || len(info.Peers) == 0 {
+		return peer, nil
+	}
+	return info.Peers[0], info.Peers
+}
+
 // silentStream is how long a link waits for a batch or heartbeat.
 const silentStream = 3 * time.Second
 
-// stream pulls from one remote node until the stream fails.
-func (d *driver) stream(ctx context.Context, peer string) error {
+// stream pulls from one remote node until the stream fails; delivered
+// says whether any batch arrived.
+func (d *driver) stream(ctx context.Context, peer string) (delivered bool, err error) {
 	start, err := d.resumeAt(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	cl, err := d.e.node.PeerClient(peer)
 	if err != nil {
-		return err
+		return false, err
 	}
 	// The server sends at least a heartbeat every second. A stream that
 	// stays silent much longer is on a dead path (a partition drops
@@ -209,26 +238,27 @@ func (d *driver) stream(ctx context.Context, peer string) error {
 	defer watchdog.Stop()
 	st, err := cl.Changes(sctx, &pb.ChangesRequest{Site: d.e.site, FromLsn: start})
 	if err != nil {
-		return err
+		return false, err
 	}
 	for {
 		b, err := st.Recv()
 		if err == io.EOF {
-			return errors.New("remote ended the stream")
+			return delivered, errors.New("remote ended the stream")
 		}
 		if err != nil {
 			if ctx.Err() == nil && sctx.Err() != nil {
-				return fmt.Errorf("no word from %s for %v", peer, silentStream)
+				return delivered, fmt.Errorf("no word from %s for %v", peer, silentStream)
 			}
-			return err
+			return delivered, err
 		}
+		delivered = true
 		watchdog.Reset(silentStream)
 		if b.Site != d.site {
-			return fmt.Errorf("%s belongs to site %q, not %q", peer, b.Site, d.site)
+			return delivered, fmt.Errorf("%s belongs to site %q, not %q", peer, b.Site, d.site)
 		}
 		d.set("streaming", "", peer)
 		if err := d.apply(ctx, b); err != nil {
-			return err
+			return delivered, err
 		}
 	}
 }
