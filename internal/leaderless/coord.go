@@ -214,7 +214,7 @@ type tally struct {
 	err     error // set when outcome becomes Failed
 }
 
-func newTally(op string, q Quorum, need, targets int) tally {
+func tallyStart(op string, q Quorum, need, targets int) tally {
 	t := tally{op: op, n: q.N, need: need, targets: max(targets, 0), ok: map[string]struct{}{}, failed: map[string]string{}}
 	if err := q.Validate(); err != nil {
 		t.outcome, t.err = Failed, err
@@ -280,7 +280,7 @@ type WriteTally struct {
 // durably until it hands it over). Fewer targets than W fail at once; an
 // invalid q fails at once with q's Validate error.
 func NewWriteTally(q Quorum, targets int) *WriteTally {
-	return &WriteTally{t: newTally("write", q, q.W, targets)}
+	return &WriteTally{t: tallyStart("write", q, q.W, targets)}
 }
 
 // Ack records that node stored the write durably (the coordinator's own
@@ -316,7 +316,7 @@ type ReadTally struct {
 // targets than R fail at once; an invalid q fails at once with q's
 // Validate error.
 func NewReadTally(q Quorum, targets int) *ReadTally {
-	return &ReadTally{t: newTally("read", q, q.R, targets), replies: map[string]crdt.Siblings{}}
+	return &ReadTally{t: tallyStart("read", q, q.R, targets), replies: map[string]crdt.Siblings{}}
 }
 
 // Reply records node's stored siblings for the key: the zero Siblings
