@@ -74,15 +74,20 @@ listens on RESP 127.0.0.1:638i, HTTP 127.0.0.1:808i and peer 127.0.0.1:908i.
 Ctrl-C stops them all. Data is kept in --data, so a second run resumes.
 
 With --mode multi-leader each node is a one-node site (eu, us, ap, sa, af,
-oc, me, then site8, site9), and dev links every site to every other.`,
+oc, me, then site8, site9), and dev links every site to every other.
+With --mode leaderless it starts five nodes (N=3): any node takes reads and
+writes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.out = cmd.OutOrStdout()
+			if cfg.mode == engine.ModeLeaderless && !cmd.Flags().Changed("nodes") {
+				cfg.nodes = 5 // the Contract's leaderless dev cluster: five nodes, N=3
+			}
 			return runDev(cmd.Context(), cfg)
 		},
 	}
-	cmd.Flags().IntVar(&cfg.nodes, "nodes", cfg.nodes, "number of nodes (1-9); with --mode multi-leader, of one-node sites")
-	cmd.Flags().StringVar(&cfg.mode, "mode", cfg.mode, "replication mode: single-leader | multi-leader")
+	cmd.Flags().IntVar(&cfg.nodes, "nodes", cfg.nodes, "number of nodes (1-9; default 3, 5 with --mode leaderless); with --mode multi-leader, of one-node sites")
+	cmd.Flags().StringVar(&cfg.mode, "mode", cfg.mode, "replication mode: single-leader | multi-leader | leaderless")
 	cmd.Flags().StringVar(&cfg.syncPolicy, "sync", "", "commit policy (default 'FIRST 1 (*)': the first healthy follower synchronous, the others asynchronous)")
 	cmd.Flags().StringVar(&cfg.data, "data", cfg.data, "directory holding one data directory per node")
 	cmd.Flags().StringArrayVar(&cfg.extra, "server-flag", nil, "extra flag passed to every server, e.g. --server-flag=--requirepass=s3cret")
@@ -131,7 +136,12 @@ func planDev(cfg devConfig) (*devPlan, error) {
 	}
 	p := &devPlan{}
 	multi := cfg.mode == engine.ModeMultiLeader
-	if multi {
+	leaderless := cfg.mode == engine.ModeLeaderless
+	if leaderless {
+		if cfg.syncPolicy != "" {
+			p.notes = append(p.notes, "--sync is ignored with --mode leaderless: W and R are chosen per request (REPLICANT.QUORUM)")
+		}
+	} else if multi {
 		// The nodes read the same flags and environment.
 		sec, err := resolveSecrets(sf, os.Getenv)
 		if err != nil {
@@ -170,6 +180,9 @@ func planDev(cfg devConfig) (*devPlan, error) {
 			// directory holds).
 			dir = d.id + "-" + d.site
 		}
+		if leaderless {
+			dir = d.id + "-leaderless" // not a single-leader run's n1 (a node keeps its mode)
+		}
 		d.data = filepath.Join(cfg.data, dir)
 		d.logPath = filepath.Join(cfg.data, dir+".log")
 		p.nodes = append(p.nodes, d)
@@ -180,10 +193,14 @@ func planDev(cfg devConfig) (*devPlan, error) {
 	}
 	for _, d := range p.nodes {
 		d.args = []string{"server", "--id", d.id, "--data", d.data, "--resp", d.resp, "--http", d.http, "--peer", d.peer}
-		if multi {
+		switch {
+		case multi:
 			// No --initial-cluster: each site is a one-node cluster.
 			d.args = append(d.args, "--mode", cfg.mode, "--site", d.site)
-		} else {
+		case leaderless:
+			// One control plane for the ring's membership; no leader.
+			d.args = append(d.args, "--initial-cluster", strings.Join(initial, ","), "--mode", cfg.mode)
+		default:
 			d.args = append(d.args, "--initial-cluster", strings.Join(initial, ","), "--sync", p.syncPolicy)
 		}
 		d.args = append(d.args, cfg.extra...)
@@ -314,9 +331,13 @@ func runDev(ctx context.Context, cfg devConfig) error {
 		}
 	}
 	printDevNodes(out, ns, multi)
-	if multi {
+	switch {
+	case multi:
 		fmt.Fprintf(out, "\nSites: %s, each one node, linked all-to-all (%d links)\n", siteList(ns), len(ns)*(len(ns)-1))
-	} else {
+	case cfg.mode == engine.ModeLeaderless:
+		fmt.Fprintf(out, "\nLeaderless: %d nodes, every key on 3 of them (N=3); any node takes reads and writes.\n"+
+			"Quorums per connection: redis-cli then REPLICANT.QUORUM 2 2 (W R; one|quorum|all|number)\n", len(ns))
+	default:
 		fmt.Fprintf(out, "\nCommit policy: %s (applies when the cluster is first created)\n", plan.syncPolicy)
 	}
 	fmt.Fprintf(out, "Dashboard: http://%s/\nTry:       redis-cli -p %s set hello world\n", ns[0].http, portOf(ns[0].resp))

@@ -30,8 +30,9 @@ func TestCheckModeSite(t *testing.T) {
 		{"multi-leader", "eu", ""},
 		{"multi-leader", "eu-west.1_a", ""},
 		{"multi-leader", "Eu", ""},
-		{"leaderless", "", "leaderless mode is not available yet"},
-		{"multi", "eu", `invalid --mode "multi": want single-leader or multi-leader`},
+		{"leaderless", "", ""},
+		{"leaderless", "eu", "--site is only for --mode multi-leader"},
+		{"multi", "eu", `invalid --mode "multi": want single-leader, multi-leader or leaderless`},
 		{"", "", `invalid --mode ""`},
 		{"Single-Leader", "", "invalid --mode"},
 		{"multi-leader", "", "--mode multi-leader needs --site NAME"},
@@ -70,8 +71,7 @@ func TestServerModeFlagsRefused(t *testing.T) {
 		args    []string
 		errPart string
 	}{
-		{"leaderless", []string{"--mode", "leaderless"}, "leaderless mode is not available yet"},
-		{"unknown mode", []string{"--mode", "paxos"}, "want single-leader or multi-leader"},
+		{"unknown mode", []string{"--mode", "paxos"}, "want single-leader, multi-leader or leaderless"},
 		{"multi without site", []string{"--mode", "multi-leader"}, "needs --site"},
 		{"site without multi", []string{"--site", "eu"}, "only for --mode multi-leader"},
 		{"digit site", []string{"--mode", "multi-leader", "--site", "9"}, `invalid --site: site "9" must start with a letter`},
@@ -379,8 +379,12 @@ func TestPlanDev(t *testing.T) {
 		}), wantArgs: [][]string{
 			append(withData(nodeArgs(1), "d/n1-eu"), "--mode", "multi-leader", "--site", "eu", "--requirepass", "s3cret"),
 		}, wantPass: "s3cret"},
-		{name: "leaderless", cfg: cfg(func(c *devConfig) { c.mode = "leaderless" }), errPart: "leaderless mode is not available yet"},
-		{name: "unknown mode", cfg: cfg(func(c *devConfig) { c.mode = "raft" }), errPart: "want single-leader or multi-leader"},
+		{name: "leaderless", cfg: cfg(func(c *devConfig) { c.mode, c.nodes = engine.ModeLeaderless, 2 }),
+			wantArgs: [][]string{
+				append(withData(nodeArgs(1), "d/n1-leaderless"), "--initial-cluster", "n1=127.0.0.1:9081,n2=127.0.0.1:9082", "--mode", "leaderless"),
+				append(withData(nodeArgs(2), "d/n2-leaderless"), "--initial-cluster", "n1=127.0.0.1:9081,n2=127.0.0.1:9082", "--mode", "leaderless"),
+			}},
+		{name: "unknown mode", cfg: cfg(func(c *devConfig) { c.mode = "raft" }), errPart: "want single-leader, multi-leader or leaderless"},
 		{name: "too many nodes", cfg: cfg(func(c *devConfig) { c.nodes = 10 }), errPart: "want 1 to 9"},
 		{name: "server-flag sets the mode", cfg: cfg(func(c *devConfig) { c.extra = []string{"--mode=multi-leader"} }),
 			errPart: "dev sets --mode itself"},
@@ -435,7 +439,6 @@ func TestPlanDev(t *testing.T) {
 // dev refuses a mode it cannot start before it starts anything.
 func TestDevModeRefused(t *testing.T) {
 	for _, tc := range []struct{ mode, errPart string }{
-		{"leaderless", "--mode leaderless: leaderless mode is not available yet"},
 		{"multi", `invalid --mode "multi"`},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {

@@ -25,6 +25,7 @@ import (
 type serverFlags struct {
 	id, data            string
 	mode, site          string
+	replicas            int
 	respAddr, httpAddr  string
 	peerAddr            string
 	initialCluster      string
@@ -70,7 +71,8 @@ func newServerCmd() *cobra.Command {
 func (f *serverFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.id, "id", "n1", "node id, unique in the cluster")
-	fl.StringVar(&f.mode, "mode", engine.ModeSingleLeader, "replication mode, chosen when the cluster is created: single-leader | multi-leader")
+	fl.StringVar(&f.mode, "mode", engine.ModeSingleLeader, "replication mode, chosen when the cluster is created: single-leader | multi-leader | leaderless")
+	fl.IntVar(&f.replicas, "replicas", 3, "with --mode leaderless: N, how many nodes hold each key")
 	fl.StringVar(&f.site, "site", "", "with --mode multi-leader: this node's site, e.g. eu (an ASCII letter first; no spaces, ',' or ':'); the nodes of one site share --initial-cluster")
 	fl.StringVar(&f.data, "data", "", "data directory (default ./data/<id>)")
 	fl.StringVar(&f.respAddr, "resp", "127.0.0.1:6381", "Redis protocol listen address")
@@ -167,7 +169,7 @@ func runServer(ctx context.Context, f serverFlags) error {
 	warnUnauthenticated(log, os.Stderr, sec, []listenerFlag{
 		{"--resp", f.respAddr, respLn.Addr()}, {"--http", f.httpAddr, httpLn.Addr()}, {"--peer", f.peerAddr, peerLn.Addr()}})
 	n, err := node.Open(node.Config{
-		ID: f.id, DataDir: f.data, Mode: f.mode, Site: f.site,
+		ID: f.id, DataDir: f.data, Mode: f.mode, Site: f.site, Replicas: f.replicas,
 		RESPAddr: respLn.Addr().String(), HTTPAddr: httpLn.Addr().String(), PeerAddr: peerLn.Addr().String(),
 		PeerListener:   peerLn,
 		InitialCluster: initial, Join: f.join,
@@ -225,12 +227,10 @@ func runServer(ctx context.Context, f serverFlags) error {
 // checkMode refuses a --mode this binary cannot run, naming the ones it can.
 func checkMode(mode string) error {
 	switch mode {
-	case engine.ModeSingleLeader, engine.ModeMultiLeader:
+	case engine.ModeSingleLeader, engine.ModeMultiLeader, engine.ModeLeaderless:
 		return nil
-	case engine.ModeLeaderless:
-		return errors.New("--mode leaderless: leaderless mode is not available yet")
 	}
-	return fmt.Errorf("invalid --mode %q: want %s or %s", mode, engine.ModeSingleLeader, engine.ModeMultiLeader)
+	return fmt.Errorf("invalid --mode %q: want %s, %s or %s", mode, engine.ModeSingleLeader, engine.ModeMultiLeader, engine.ModeLeaderless)
 }
 
 // checkModeSite checks --mode and --site together: a multi-leader node

@@ -77,6 +77,10 @@ type ConflictWrite struct {
 	Deleted bool   `json:"deleted,omitempty"`
 }
 
+// ErrNoQuorum: a leaderless read or write reached fewer replicas than its
+// quorum. Its message starts with NOQUORUM and says how many it reached.
+var ErrNoQuorum = errors.New("NOQUORUM")
+
 // ErrInvalid is wrapped by refusals of a request that can never succeed
 // as given (a link to the site itself, or to a node of another mode); the
 // HTTP API answers 400.
@@ -113,4 +117,52 @@ var (
 // wrapping ErrNotInteger or ErrOverflow.
 type CounterTxn interface {
 	IncrBy(key []byte, delta int64) (int64, error)
+}
+
+// QuorumSetting is a leaderless request's W and R as a client chose them
+// (REPLICANT.QUORUM, Replicant-W / Replicant-R): "one", "quorum", "all" or
+// a number; empty means the default (a majority of N).
+type QuorumSetting struct{ W, R string }
+
+type quorumKey struct{}
+type causalKey struct{}
+
+// WithQuorum returns ctx carrying a request's quorum setting.
+func WithQuorum(ctx context.Context, q QuorumSetting) context.Context {
+	return context.WithValue(ctx, quorumKey{}, q)
+}
+
+// QuorumFrom returns the quorum setting ctx carries.
+func QuorumFrom(ctx context.Context) QuorumSetting {
+	q, _ := ctx.Value(quorumKey{}).(QuorumSetting)
+	return q
+}
+
+// WithCausalContext returns ctx carrying the causal context a leaderless
+// write supersedes (REPLICANT.CONTEXT, Replicant-Context).
+func WithCausalContext(ctx context.Context, c string) context.Context {
+	return context.WithValue(ctx, causalKey{}, c)
+}
+
+// CausalContextFrom returns the causal context ctx carries, if any.
+func CausalContextFrom(ctx context.Context) (string, bool) {
+	c, ok := ctx.Value(causalKey{}).(string)
+	return c, ok
+}
+
+// SiblingReader is implemented by engines whose keys can hold concurrent
+// values (leaderless): the causal context of key and its live values.
+type SiblingReader interface {
+	Siblings(ctx context.Context, key []byte) (causal string, values [][]byte, err error)
+}
+
+// RingMember is one node's place on a leaderless ring, in /v1/status.
+type RingMember struct {
+	ID string `json:"id"`
+	// Share is the fraction of the hash space this node holds as one of
+	// the N replicas; Primary the fraction it holds first.
+	Share   float64 `json:"share"`
+	Primary float64 `json:"primary"`
+	Ranges  int     `json:"ranges"`
+	Healthy bool    `json:"healthy"`
 }

@@ -43,6 +43,10 @@ type Status struct {
 	Site      string       `json:"site,omitempty"`
 	Links     []LinkStatus `json:"links,omitempty"`
 	Conflicts uint64       `json:"conflicts,omitempty"`
+
+	// Leaderless mode: N and the ring (every node, its share and health).
+	Replicas int          `json:"replicas,omitempty"`
+	Ring     []RingMember `json:"ring,omitempty"`
 }
 
 // SnapshotInfo shows an in-progress or last snapshot install.

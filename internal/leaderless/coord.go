@@ -33,6 +33,7 @@ import (
 	"unicode"
 
 	"github.com/replicant-db/replicant/internal/crdt"
+	"github.com/replicant-db/replicant/internal/engine"
 )
 
 // Quorum is a request's replication factor and its write and read quorums.
@@ -157,6 +158,10 @@ type NoQuorumError struct {
 // must not take NOQUORUM to mean "not written". The causes follow in
 // parentheses, sorted by node, with line breaks turned into spaces so that
 // the reply stays one protocol line.
+// Is makes a NoQuorumError an engine.ErrNoQuorum, which the APIs answer
+// as -NOQUORUM (RESP) and 503 (HTTP) without knowing this package.
+func (e *NoQuorumError) Is(target error) bool { return target == engine.ErrNoQuorum }
+
 func (e *NoQuorumError) Error() string {
 	var b strings.Builder
 	b.WriteString("NOQUORUM ")

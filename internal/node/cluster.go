@@ -59,7 +59,7 @@ func (n *Node) startCluster() error {
 		// Raft elects a new controller within 10-20 ticks; it must be
 		// quicker than a failover, which a dead controller+leader waits for.
 		TickInterval: min(100*time.Millisecond, n.cfg.FailoverTimeout/20),
-		Duties:       []control.Duty{(&failoverDuty{n: n}).run},
+		Duties:       n.duties(),
 	})
 	if err != nil {
 		return fmt.Errorf("node: control plane: %w", err)
@@ -238,6 +238,13 @@ func (n *Node) reconcile(st control.State) {
 		// Wake those waiting for a leader (awaitLeader): they may now be
 		// told where it is.
 		n.roleChangedLocked()
+	}
+	if n.ll != nil {
+		// Leaderless: the control plane holds the ring's membership only;
+		// no node leads the data.
+		n.mu.Unlock()
+		n.ll.MembershipChanged()
+		return
 	}
 	act := decideRole(prev, st, n.cfg.ID, n.bootEpoch, n.runningLocked(), n.removed)
 	switch act {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/replicant-db/replicant/internal/control"
 	"github.com/replicant-db/replicant/internal/engine"
+	"github.com/replicant-db/replicant/internal/leaderless"
 	"github.com/replicant-db/replicant/internal/multileader"
 	"github.com/replicant-db/replicant/internal/policy"
 	"github.com/replicant-db/replicant/internal/replication"
@@ -45,6 +46,8 @@ type Config struct {
 	// or engine.ModeMultiLeader). It is recorded when the data directory
 	// is first used; a restart with another mode is refused.
 	Mode string
+	// Replicas is leaderless mode's N: how many nodes hold each key.
+	Replicas int
 	// Site names this node's site in multi-leader mode (required there;
 	// a letter, then letters, digits, '-', '_' or '.').
 	Site string
@@ -132,7 +135,11 @@ type Node struct {
 	started time.Time
 
 	// ml is the multi-leader engine in that mode, nil otherwise.
-	ml      *multileader.Engine
+	ml *multileader.Engine
+	// ll and local are leaderless mode's engine and this node's own
+	// writer (no data roles run in that mode), nil otherwise.
+	ll      *leaderless.Engine
+	local   *replication.Writer
 	control *control.Group
 	pool    *transport.Pool
 	sender  *transport.RaftSender
@@ -201,9 +208,11 @@ func Open(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("node: %w", err)
 		}
 	case engine.ModeLeaderless:
-		return nil, errors.New("node: leaderless mode is not available yet")
+		if cfg.Site != "" {
+			return nil, errors.New("node: --site applies to multi-leader mode only")
+		}
 	default:
-		return nil, fmt.Errorf("node: unknown --mode %q (want single-leader or multi-leader)", cfg.Mode)
+		return nil, fmt.Errorf("node: unknown --mode %q (want single-leader, multi-leader or leaderless)", cfg.Mode)
 	}
 	if p, err := policy.ParseCommit(cfg.SyncPolicy); err != nil {
 		return nil, fmt.Errorf("node: --sync: %w", err)
@@ -239,6 +248,15 @@ func Open(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("node: %w", err)
 		}
 	}
+	if cfg.Mode == engine.ModeLeaderless {
+		n.startLocal()
+		if n.ll, err = leaderless.New(leaderless.Config{Node: n, Replicas: cfg.Replicas, Logger: log}); err != nil {
+			n.local.Close()
+			cancel()
+			_ = st.Close()
+			return nil, fmt.Errorf("node: %w", err)
+		}
+	}
 	if err := n.startCluster(); err != nil {
 		cancel()
 		n.stopCluster()
@@ -257,6 +275,10 @@ func Open(cfg Config) (*Node, error) {
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); n.ml.Run(n.ctx) }()
 	}
+	if n.ll != nil {
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); n.ll.Run(n.ctx) }()
+	}
 	log.Info("node started", "data", cfg.DataDir, "last_lsn", st.State().LastLSN, "peer", n.peerLn.Addr().String())
 	return n, nil
 }
@@ -269,6 +291,9 @@ func (n *Node) Close() error {
 	n.mu.Unlock()
 	old.close(n)
 	n.wg.Wait()
+	if n.local != nil {
+		n.local.Close()
+	}
 	n.stopCluster()
 	if err := n.store.Sync(); err != nil {
 		n.log.Warn("final sync", "err", err)

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/replicant-db/replicant/internal/control"
 	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/storage"
 	"github.com/replicant-db/replicant/internal/transport/pb"
@@ -39,10 +40,22 @@ func (n *Node) mode() string {
 // Engine is the engine the client APIs serve from: the multi-leader
 // engine in that mode, the node itself in single-leader mode.
 func (n *Node) Engine() engine.Engine {
-	if n.ml != nil {
+	switch {
+	case n.ml != nil:
 		return n.ml
+	case n.ll != nil:
+		return n.ll
 	}
 	return n
+}
+
+// duties are the controller's background duties: failover of the data
+// leader, except in leaderless mode, which has none.
+func (n *Node) duties() []control.Duty {
+	if n.cfg.Mode == engine.ModeLeaderless {
+		return nil
+	}
+	return []control.Duty{(&failoverDuty{n: n}).run}
 }
 
 // checkMode records the mode of a new data directory and refuses to run

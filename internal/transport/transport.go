@@ -33,6 +33,7 @@ type Handler interface {
 	HandlePosition(ctx context.Context, req *pb.PositionRequest) (*pb.PositionResponse, error)
 	HandleChanges(req *pb.ChangesRequest, stream pb.Peer_ChangesServer) error
 	HandleSiteInfo(ctx context.Context, req *pb.SiteInfoRequest) (*pb.SiteInfoResponse, error)
+	HandleReplica(ctx context.Context, req *pb.ReplicaRequest) (*pb.ReplicaResponse, error)
 }
 
 // MaxMessageBytes returns the gRPC message limit for a value limit: one
@@ -132,6 +133,11 @@ func (s *Server) Changes(req *pb.ChangesRequest, stream pb.Peer_ChangesServer) e
 // SiteInfo implements pb.PeerServer.
 func (s *Server) SiteInfo(ctx context.Context, req *pb.SiteInfoRequest) (*pb.SiteInfoResponse, error) {
 	return s.h.HandleSiteInfo(ctx, req)
+}
+
+// Replica implements pb.PeerServer.
+func (s *Server) Replica(ctx context.Context, req *pb.ReplicaRequest) (*pb.ReplicaResponse, error) {
+	return s.h.HandleReplica(ctx, req)
 }
 
 // Pool holds one client connection per peer address.

@@ -169,3 +169,7 @@ func (f *fakeHandler) HandleChanges(*pb.ChangesRequest, pb.Peer_ChangesServer) e
 func (f *fakeHandler) HandleSiteInfo(context.Context, *pb.SiteInfoRequest) (*pb.SiteInfoResponse, error) {
 	return nil, errors.New("not a multi-leader site")
 }
+
+func (f *fakeHandler) HandleReplica(context.Context, *pb.ReplicaRequest) (*pb.ReplicaResponse, error) {
+	return nil, errors.New("not a leaderless node")
+}

@@ -335,7 +335,7 @@ func (s *Server) writeOpError(w http.ResponseWriter, r *http.Request, err error)
 		w.Header().Set("Location", u.String())
 		writeError(w, http.StatusTemporaryRedirect, err)
 	case errors.Is(err, engine.ErrStale), errors.Is(err, engine.ErrSyncUnavailable), errors.Is(err, engine.ErrLeaseExpired),
-		errors.Is(err, engine.ErrLoading), errors.Is(err, engine.ErrRemoved):
+		errors.Is(err, engine.ErrLoading), errors.Is(err, engine.ErrRemoved), errors.Is(err, engine.ErrNoQuorum):
 		writeError(w, http.StatusServiceUnavailable, err)
 	case errors.Is(err, engine.ErrLostWrite):
 		writeError(w, http.StatusGone, err)

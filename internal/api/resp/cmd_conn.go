@@ -171,6 +171,7 @@ func (s *Server) cmdReset(c *client, _ [][]byte) {
 	c.token = engine.Token{}
 	c.floor = engine.Token{}
 	c.lastWrite = engine.Token{}
+	c.ctx, c.causal = c.base, ""
 	c.simple("RESET")
 }
 

@@ -133,6 +133,9 @@ func (s *Server) commandTable() map[string]*command {
 		{"replicant.session", 2, "fast", 0, 0, 0, "replicant", "0.1.0", "Raises this connection's token floor for session reads.", s.cmdSession},
 		{"replicant.consistency", -1, "fast", 0, 0, 0, "replicant", "0.1.0", "Gets or sets this connection's read consistency.", s.cmdConsistency},
 		{"replicant.status", 1, "", 0, 0, 0, "replicant", "0.1.0", "Returns the node's status as JSON.", s.cmdStatus},
+		{"replicant.quorum", 3, "fast", 0, 0, 0, "replicant", "0.2.0", "Sets this connection's leaderless write and read quorums (W R).", s.cmdQuorum},
+		{"replicant.siblings", 2, "readonly", 1, 1, 1, "replicant", "0.2.0", "Returns a leaderless key's causal context and sibling values.", s.cmdSiblings},
+		{"replicant.context", 2, "fast", 0, 0, 0, "replicant", "0.2.0", "The next write supersedes what this causal context saw (leaderless).", s.cmdContext},
 	}
 	m := make(map[string]*command, len(defs))
 	for _, d := range defs {

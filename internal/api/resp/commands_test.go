@@ -434,7 +434,7 @@ func commandGroups() map[string][]step {
 			own(st("replicant.consistency linearizable", "OK")),
 			own(st("replicant.consistency bogus", `(error) ERR unknown consistency "bogus" (want linearizable, session, eventual or bounded:<duration>)`)),
 			own(st("replicant.session 1:0", "OK")),
-			own(st("replicant.session x", `(error) ERR invalid token "x": want EPOCH:LSN`)),
+			own(st("replicant.session x", `(error) ERR invalid token "x": want EPOCH:LSN or SITE:LSN,…`)),
 			own(st("replicant.session", arity("replicant.session"))),
 			// A floor far ahead binds every later read on the connection;
 			// TestSessionFloorBindsEveryRead covers that on a connection of

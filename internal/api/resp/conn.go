@@ -119,7 +119,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, lim limits, needAut
 	defer cancel()
 	cn := &conn{nc: nc}
 	c := &client{
-		s: s, conn: cn, ctx: ctx, cancel: cancel,
+		s: s, conn: cn, ctx: ctx, base: ctx, cancel: cancel,
 		id:      s.nextClientID.Add(1),
 		created: time.Now(),
 		proto:   2,

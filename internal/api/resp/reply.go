@@ -76,6 +76,8 @@ func (c *client) backendErr(err error) {
 		c.err("MISCONF " + err.Error())
 	case errors.Is(err, engine.ErrLostWrite):
 		c.err("ERR " + err.Error())
+	case errors.Is(err, engine.ErrNoQuorum):
+		c.err(err.Error()) // "NOQUORUM write stored on 1 of 3 replicas, …"
 	default:
 		c.err("ERR " + err.Error())
 	}

@@ -149,11 +149,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // client is one connection's state. It is only touched by the connection's
 // own goroutine (redcon runs one per connection).
 type client struct {
-	s       *Server
-	conn    *conn
-	rd      *cmdReader
-	ctx     context.Context
-	cancel  context.CancelFunc
+	s    *Server
+	conn *conn
+	rd   *cmdReader
+	// ctx is the connection's context, carrying its leaderless quorum
+	// (REPLICANT.QUORUM) when one is set; base is it without.
+	ctx    context.Context
+	base   context.Context
+	cancel context.CancelFunc
+	// causal is the context the next write supersedes (REPLICANT.CONTEXT).
+	causal  string
 	id      uint64
 	addr    string
 	laddr   string

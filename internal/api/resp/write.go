@@ -1,6 +1,8 @@
 package resp
 
 import (
+	"context"
+
 	"github.com/replicant-db/replicant/internal/engine"
 )
 
@@ -15,7 +17,7 @@ import (
 // no-ops and failures back until then), so every reply depends on committed
 // state, and only a command that writes appends an entry.
 func (c *client) write(fn func(tx engine.Txn) error) bool {
-	t, err := c.s.b.Write(c.ctx, func(tx engine.Txn) error { return fn(tx) })
+	t, err := c.s.b.Write(c.writeCtx(), func(tx engine.Txn) error { return fn(tx) })
 	if !t.IsZero() {
 		c.observeWrite(t)
 	}
@@ -24,6 +26,17 @@ func (c *client) write(fn func(tx engine.Txn) error) bool {
 		return false
 	}
 	return true
+}
+
+// writeCtx is the context of the next write: the connection's, with the
+// causal context REPLICANT.CONTEXT set for this one write (leaderless).
+func (c *client) writeCtx() context.Context {
+	if c.causal == "" {
+		return c.ctx
+	}
+	ctx := engine.WithCausalContext(c.ctx, c.causal)
+	c.causal = ""
+	return ctx
 }
 
 // observeWrite records the token of a write's outcome.
@@ -36,7 +49,7 @@ func (c *client) observeWrite(t engine.Token) {
 // the write path: with nothing to read there is no outcome a dry run could
 // decide, so it is skipped (the hot path of plain SET).
 func (c *client) writeBlind(fn func(tx engine.Txn)) bool {
-	t, err := c.s.b.Write(c.ctx, func(tx engine.Txn) error {
+	t, err := c.s.b.Write(c.writeCtx(), func(tx engine.Txn) error {
 		fn(tx)
 		return nil
 	})

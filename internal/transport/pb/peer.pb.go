@@ -23,6 +23,238 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ReplicaRequest_Op int32
+
+const (
+	ReplicaRequest_FETCH ReplicaRequest_Op = 0
+	// STORE merges state into the replica's state of key, durably.
+	ReplicaRequest_STORE ReplicaRequest_Op = 1
+	// UPDATE makes the replica coordinate a write of key under its own
+	// id (its dots): merge state (what the coordinator read), then write
+	// value (or a tombstone) superseding context, durably.
+	ReplicaRequest_UPDATE ReplicaRequest_Op = 2
+	// INCR adds delta to key's counter under the replica's own id.
+	ReplicaRequest_INCR ReplicaRequest_Op = 3
+)
+
+// Enum value maps for ReplicaRequest_Op.
+var (
+	ReplicaRequest_Op_name = map[int32]string{
+		0: "FETCH",
+		1: "STORE",
+		2: "UPDATE",
+		3: "INCR",
+	}
+	ReplicaRequest_Op_value = map[string]int32{
+		"FETCH":  0,
+		"STORE":  1,
+		"UPDATE": 2,
+		"INCR":   3,
+	}
+)
+
+func (x ReplicaRequest_Op) Enum() *ReplicaRequest_Op {
+	p := new(ReplicaRequest_Op)
+	*p = x
+	return p
+}
+
+func (x ReplicaRequest_Op) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReplicaRequest_Op) Descriptor() protoreflect.EnumDescriptor {
+	return file_internal_transport_pb_peer_proto_enumTypes[0].Descriptor()
+}
+
+func (ReplicaRequest_Op) Type() protoreflect.EnumType {
+	return &file_internal_transport_pb_peer_proto_enumTypes[0]
+}
+
+func (x ReplicaRequest_Op) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReplicaRequest_Op.Descriptor instead.
+func (ReplicaRequest_Op) EnumDescriptor() ([]byte, []int) {
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{0, 0}
+}
+
+type ReplicaRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Op    ReplicaRequest_Op      `protobuf:"varint,1,opt,name=op,proto3,enum=replicant.transport.v1.ReplicaRequest_Op" json:"op,omitempty"`
+	Key   []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// The key's state (a leaderless record), for STORE and UPDATE.
+	State []byte `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	// The coordinator, for the replica's logs and metrics.
+	From string `protobuf:"bytes,4,opt,name=from,proto3" json:"from,omitempty"`
+	// UPDATE: the write.
+	Value    []byte `protobuf:"bytes,5,opt,name=value,proto3" json:"value,omitempty"`
+	Deleted  bool   `protobuf:"varint,6,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	ExpireAt int64  `protobuf:"varint,7,opt,name=expire_at,json=expireAt,proto3" json:"expire_at,omitempty"`
+	// UPDATE: the causal context the write supersedes (crdt vector text).
+	Context string `protobuf:"bytes,8,opt,name=context,proto3" json:"context,omitempty"`
+	// INCR: the delta.
+	Delta         int64 `protobuf:"varint,9,opt,name=delta,proto3" json:"delta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaRequest) Reset() {
+	*x = ReplicaRequest{}
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaRequest) ProtoMessage() {}
+
+func (x *ReplicaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaRequest.ProtoReflect.Descriptor instead.
+func (*ReplicaRequest) Descriptor() ([]byte, []int) {
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ReplicaRequest) GetOp() ReplicaRequest_Op {
+	if x != nil {
+		return x.Op
+	}
+	return ReplicaRequest_FETCH
+}
+
+func (x *ReplicaRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *ReplicaRequest) GetState() []byte {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+func (x *ReplicaRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *ReplicaRequest) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *ReplicaRequest) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
+func (x *ReplicaRequest) GetExpireAt() int64 {
+	if x != nil {
+		return x.ExpireAt
+	}
+	return 0
+}
+
+func (x *ReplicaRequest) GetContext() string {
+	if x != nil {
+		return x.Context
+	}
+	return ""
+}
+
+func (x *ReplicaRequest) GetDelta() int64 {
+	if x != nil {
+		return x.Delta
+	}
+	return 0
+}
+
+type ReplicaResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The replica's state of key after the operation (empty if none).
+	State []byte `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	// INCR: the counter's value after it; or why the value is refused.
+	Result        int64  `protobuf:"varint,2,opt,name=result,proto3" json:"result,omitempty"`
+	Refusal       string `protobuf:"bytes,3,opt,name=refusal,proto3" json:"refusal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplicaResponse) Reset() {
+	*x = ReplicaResponse{}
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplicaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplicaResponse) ProtoMessage() {}
+
+func (x *ReplicaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplicaResponse.ProtoReflect.Descriptor instead.
+func (*ReplicaResponse) Descriptor() ([]byte, []int) {
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ReplicaResponse) GetState() []byte {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+func (x *ReplicaResponse) GetResult() int64 {
+	if x != nil {
+		return x.Result
+	}
+	return 0
+}
+
+func (x *ReplicaResponse) GetRefusal() string {
+	if x != nil {
+		return x.Refusal
+	}
+	return ""
+}
+
 type ChangesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The pulling site; entries whose only origin it is are not sent back.
@@ -35,7 +267,7 @@ type ChangesRequest struct {
 
 func (x *ChangesRequest) Reset() {
 	*x = ChangesRequest{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[0]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -47,7 +279,7 @@ func (x *ChangesRequest) String() string {
 func (*ChangesRequest) ProtoMessage() {}
 
 func (x *ChangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[0]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -60,7 +292,7 @@ func (x *ChangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangesRequest.ProtoReflect.Descriptor instead.
 func (*ChangesRequest) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{0}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ChangesRequest) GetSite() string {
@@ -95,7 +327,7 @@ type ChangesBatch struct {
 
 func (x *ChangesBatch) Reset() {
 	*x = ChangesBatch{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[1]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -107,7 +339,7 @@ func (x *ChangesBatch) String() string {
 func (*ChangesBatch) ProtoMessage() {}
 
 func (x *ChangesBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[1]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -120,7 +352,7 @@ func (x *ChangesBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangesBatch.ProtoReflect.Descriptor instead.
 func (*ChangesBatch) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{1}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ChangesBatch) GetSite() string {
@@ -166,7 +398,7 @@ type SiteInfoRequest struct {
 
 func (x *SiteInfoRequest) Reset() {
 	*x = SiteInfoRequest{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[2]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -178,7 +410,7 @@ func (x *SiteInfoRequest) String() string {
 func (*SiteInfoRequest) ProtoMessage() {}
 
 func (x *SiteInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[2]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -191,7 +423,7 @@ func (x *SiteInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteInfoRequest.ProtoReflect.Descriptor instead.
 func (*SiteInfoRequest) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{2}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{4}
 }
 
 type SiteInfoResponse struct {
@@ -208,7 +440,7 @@ type SiteInfoResponse struct {
 
 func (x *SiteInfoResponse) Reset() {
 	*x = SiteInfoResponse{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[3]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -220,7 +452,7 @@ func (x *SiteInfoResponse) String() string {
 func (*SiteInfoResponse) ProtoMessage() {}
 
 func (x *SiteInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[3]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -233,7 +465,7 @@ func (x *SiteInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteInfoResponse.ProtoReflect.Descriptor instead.
 func (*SiteInfoResponse) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{3}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SiteInfoResponse) GetSite() string {
@@ -281,7 +513,7 @@ type PositionRequest struct {
 
 func (x *PositionRequest) Reset() {
 	*x = PositionRequest{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[4]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -293,7 +525,7 @@ func (x *PositionRequest) String() string {
 func (*PositionRequest) ProtoMessage() {}
 
 func (x *PositionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[4]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -306,7 +538,7 @@ func (x *PositionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PositionRequest.ProtoReflect.Descriptor instead.
 func (*PositionRequest) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{4}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PositionRequest) GetEpoch() uint64 {
@@ -328,7 +560,7 @@ type PositionResponse struct {
 
 func (x *PositionResponse) Reset() {
 	*x = PositionResponse{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[5]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -340,7 +572,7 @@ func (x *PositionResponse) String() string {
 func (*PositionResponse) ProtoMessage() {}
 
 func (x *PositionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[5]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -353,7 +585,7 @@ func (x *PositionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PositionResponse.ProtoReflect.Descriptor instead.
 func (*PositionResponse) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{5}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PositionResponse) GetId() string {
@@ -385,7 +617,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[6]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -397,7 +629,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[6]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -410,7 +642,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{6}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{8}
 }
 
 type RaftBatch struct {
@@ -422,7 +654,7 @@ type RaftBatch struct {
 
 func (x *RaftBatch) Reset() {
 	*x = RaftBatch{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[7]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +666,7 @@ func (x *RaftBatch) String() string {
 func (*RaftBatch) ProtoMessage() {}
 
 func (x *RaftBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[7]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +679,7 @@ func (x *RaftBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftBatch.ProtoReflect.Descriptor instead.
 func (*RaftBatch) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{7}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RaftBatch) GetMessages() [][]byte {
@@ -467,7 +699,7 @@ type EpochStart struct {
 
 func (x *EpochStart) Reset() {
 	*x = EpochStart{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[8]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -479,7 +711,7 @@ func (x *EpochStart) String() string {
 func (*EpochStart) ProtoMessage() {}
 
 func (x *EpochStart) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[8]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -492,7 +724,7 @@ func (x *EpochStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EpochStart.ProtoReflect.Descriptor instead.
 func (*EpochStart) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{8}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *EpochStart) GetEpoch() uint64 {
@@ -527,7 +759,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[9]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -539,7 +771,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[9]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -552,7 +784,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{9}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Hello) GetFollowerId() string {
@@ -608,7 +840,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[10]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -620,7 +852,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[10]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -633,7 +865,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{10}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Ack) GetReceived() uint64 {
@@ -670,7 +902,7 @@ type FollowerMsg struct {
 
 func (x *FollowerMsg) Reset() {
 	*x = FollowerMsg{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -682,7 +914,7 @@ func (x *FollowerMsg) String() string {
 func (*FollowerMsg) ProtoMessage() {}
 
 func (x *FollowerMsg) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -695,7 +927,7 @@ func (x *FollowerMsg) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowerMsg.ProtoReflect.Descriptor instead.
 func (*FollowerMsg) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{11}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *FollowerMsg) GetMsg() isFollowerMsg_Msg {
@@ -756,7 +988,7 @@ type Start struct {
 
 func (x *Start) Reset() {
 	*x = Start{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +1000,7 @@ func (x *Start) String() string {
 func (*Start) ProtoMessage() {}
 
 func (x *Start) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,7 +1013,7 @@ func (x *Start) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Start.ProtoReflect.Descriptor instead.
 func (*Start) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{12}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Start) GetEpoch() uint64 {
@@ -844,7 +1076,7 @@ type Entries struct {
 
 func (x *Entries) Reset() {
 	*x = Entries{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -856,7 +1088,7 @@ func (x *Entries) String() string {
 func (*Entries) ProtoMessage() {}
 
 func (x *Entries) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -869,7 +1101,7 @@ func (x *Entries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Entries.ProtoReflect.Descriptor instead.
 func (*Entries) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{13}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Entries) GetEntries() [][]byte {
@@ -901,7 +1133,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +1145,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,7 +1158,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{14}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Heartbeat) GetCommitLsn() uint64 {
@@ -983,7 +1215,7 @@ type FollowerProgress struct {
 
 func (x *FollowerProgress) Reset() {
 	*x = FollowerProgress{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -995,7 +1227,7 @@ func (x *FollowerProgress) String() string {
 func (*FollowerProgress) ProtoMessage() {}
 
 func (x *FollowerProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1008,7 +1240,7 @@ func (x *FollowerProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowerProgress.ProtoReflect.Descriptor instead.
 func (*FollowerProgress) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{15}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FollowerProgress) GetId() string {
@@ -1095,7 +1327,7 @@ type LeaderMsg struct {
 
 func (x *LeaderMsg) Reset() {
 	*x = LeaderMsg{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1339,7 @@ func (x *LeaderMsg) String() string {
 func (*LeaderMsg) ProtoMessage() {}
 
 func (x *LeaderMsg) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1352,7 @@ func (x *LeaderMsg) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderMsg.ProtoReflect.Descriptor instead.
 func (*LeaderMsg) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{16}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LeaderMsg) GetMsg() isLeaderMsg_Msg {
@@ -1189,7 +1421,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[17]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1201,7 +1433,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[17]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1214,7 +1446,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{17}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SnapshotRequest) GetFollowerId() string {
@@ -1242,7 +1474,7 @@ type KV struct {
 
 func (x *KV) Reset() {
 	*x = KV{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[18]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1254,7 +1486,7 @@ func (x *KV) String() string {
 func (*KV) ProtoMessage() {}
 
 func (x *KV) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[18]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1267,7 +1499,7 @@ func (x *KV) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KV.ProtoReflect.Descriptor instead.
 func (*KV) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{18}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *KV) GetKey() []byte {
@@ -1305,7 +1537,7 @@ type SnapshotDone struct {
 
 func (x *SnapshotDone) Reset() {
 	*x = SnapshotDone{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[19]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1317,7 +1549,7 @@ func (x *SnapshotDone) String() string {
 func (*SnapshotDone) ProtoMessage() {}
 
 func (x *SnapshotDone) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[19]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1330,7 +1562,7 @@ func (x *SnapshotDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotDone.ProtoReflect.Descriptor instead.
 func (*SnapshotDone) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{19}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SnapshotDone) GetLsn() uint64 {
@@ -1381,7 +1613,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[20]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1393,7 +1625,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[20]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1406,7 +1638,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{20}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SnapshotChunk) GetPairs() []*KV {
@@ -1449,7 +1681,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[21]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +1693,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[21]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1474,7 +1706,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{21}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *JoinRequest) GetId() string {
@@ -1517,7 +1749,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[22]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +1761,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[22]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +1774,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{22}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Member) GetId() string {
@@ -1582,7 +1814,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[23]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1594,7 +1826,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[23]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1607,7 +1839,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{23}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *JoinResponse) GetMembers() []*Member {
@@ -1621,7 +1853,27 @@ var File_internal_transport_pb_peer_proto protoreflect.FileDescriptor
 
 const file_internal_transport_pb_peer_proto_rawDesc = "" +
 	"\n" +
-	" internal/transport/pb/peer.proto\x12\x16replicant.transport.v1\"?\n" +
+	" internal/transport/pb/peer.proto\x12\x16replicant.transport.v1\"\xb6\x02\n" +
+	"\x0eReplicaRequest\x129\n" +
+	"\x02op\x18\x01 \x01(\x0e2).replicant.transport.v1.ReplicaRequest.OpR\x02op\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\fR\x05state\x12\x12\n" +
+	"\x04from\x18\x04 \x01(\tR\x04from\x12\x14\n" +
+	"\x05value\x18\x05 \x01(\fR\x05value\x12\x18\n" +
+	"\adeleted\x18\x06 \x01(\bR\adeleted\x12\x1b\n" +
+	"\texpire_at\x18\a \x01(\x03R\bexpireAt\x12\x18\n" +
+	"\acontext\x18\b \x01(\tR\acontext\x12\x14\n" +
+	"\x05delta\x18\t \x01(\x03R\x05delta\"0\n" +
+	"\x02Op\x12\t\n" +
+	"\x05FETCH\x10\x00\x12\t\n" +
+	"\x05STORE\x10\x01\x12\n" +
+	"\n" +
+	"\x06UPDATE\x10\x02\x12\b\n" +
+	"\x04INCR\x10\x03\"Y\n" +
+	"\x0fReplicaResponse\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\fR\x05state\x12\x16\n" +
+	"\x06result\x18\x02 \x01(\x03R\x06result\x12\x18\n" +
+	"\arefusal\x18\x03 \x01(\tR\arefusal\"?\n" +
 	"\x0eChangesRequest\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x19\n" +
 	"\bfrom_lsn\x18\x02 \x01(\x04R\afromLsn\"\x9d\x01\n" +
@@ -1742,7 +1994,7 @@ const file_internal_transport_pb_peer_proto_rawDesc = "" +
 	"\tresp_addr\x18\x03 \x01(\tR\brespAddr\x12\x1b\n" +
 	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\"H\n" +
 	"\fJoinResponse\x128\n" +
-	"\amembers\x18\x01 \x03(\v2\x1e.replicant.transport.v1.MemberR\amembers2\xf3\x04\n" +
+	"\amembers\x18\x01 \x03(\v2\x1e.replicant.transport.v1.MemberR\amembers2\xcf\x05\n" +
 	"\x04Peer\x12H\n" +
 	"\x04Raft\x12!.replicant.transport.v1.RaftBatch\x1a\x1d.replicant.transport.v1.Empty\x12W\n" +
 	"\tReplicate\x12#.replicant.transport.v1.FollowerMsg\x1a!.replicant.transport.v1.LeaderMsg(\x010\x01\x12\\\n" +
@@ -1750,7 +2002,8 @@ const file_internal_transport_pb_peer_proto_rawDesc = "" +
 	"\x04Join\x12#.replicant.transport.v1.JoinRequest\x1a$.replicant.transport.v1.JoinResponse\x12]\n" +
 	"\bPosition\x12'.replicant.transport.v1.PositionRequest\x1a(.replicant.transport.v1.PositionResponse\x12Y\n" +
 	"\aChanges\x12&.replicant.transport.v1.ChangesRequest\x1a$.replicant.transport.v1.ChangesBatch0\x01\x12]\n" +
-	"\bSiteInfo\x12'.replicant.transport.v1.SiteInfoRequest\x1a(.replicant.transport.v1.SiteInfoResponseB9Z7github.com/replicant-db/replicant/internal/transport/pbb\x06proto3"
+	"\bSiteInfo\x12'.replicant.transport.v1.SiteInfoRequest\x1a(.replicant.transport.v1.SiteInfoResponse\x12Z\n" +
+	"\aReplica\x12&.replicant.transport.v1.ReplicaRequest\x1a'.replicant.transport.v1.ReplicaResponseB9Z7github.com/replicant-db/replicant/internal/transport/pbb\x06proto3"
 
 var (
 	file_internal_transport_pb_peer_proto_rawDescOnce sync.Once
@@ -1764,64 +2017,71 @@ func file_internal_transport_pb_peer_proto_rawDescGZIP() []byte {
 	return file_internal_transport_pb_peer_proto_rawDescData
 }
 
-var file_internal_transport_pb_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_internal_transport_pb_peer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_internal_transport_pb_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_internal_transport_pb_peer_proto_goTypes = []any{
-	(*ChangesRequest)(nil),   // 0: replicant.transport.v1.ChangesRequest
-	(*ChangesBatch)(nil),     // 1: replicant.transport.v1.ChangesBatch
-	(*SiteInfoRequest)(nil),  // 2: replicant.transport.v1.SiteInfoRequest
-	(*SiteInfoResponse)(nil), // 3: replicant.transport.v1.SiteInfoResponse
-	(*PositionRequest)(nil),  // 4: replicant.transport.v1.PositionRequest
-	(*PositionResponse)(nil), // 5: replicant.transport.v1.PositionResponse
-	(*Empty)(nil),            // 6: replicant.transport.v1.Empty
-	(*RaftBatch)(nil),        // 7: replicant.transport.v1.RaftBatch
-	(*EpochStart)(nil),       // 8: replicant.transport.v1.EpochStart
-	(*Hello)(nil),            // 9: replicant.transport.v1.Hello
-	(*Ack)(nil),              // 10: replicant.transport.v1.Ack
-	(*FollowerMsg)(nil),      // 11: replicant.transport.v1.FollowerMsg
-	(*Start)(nil),            // 12: replicant.transport.v1.Start
-	(*Entries)(nil),          // 13: replicant.transport.v1.Entries
-	(*Heartbeat)(nil),        // 14: replicant.transport.v1.Heartbeat
-	(*FollowerProgress)(nil), // 15: replicant.transport.v1.FollowerProgress
-	(*LeaderMsg)(nil),        // 16: replicant.transport.v1.LeaderMsg
-	(*SnapshotRequest)(nil),  // 17: replicant.transport.v1.SnapshotRequest
-	(*KV)(nil),               // 18: replicant.transport.v1.KV
-	(*SnapshotDone)(nil),     // 19: replicant.transport.v1.SnapshotDone
-	(*SnapshotChunk)(nil),    // 20: replicant.transport.v1.SnapshotChunk
-	(*JoinRequest)(nil),      // 21: replicant.transport.v1.JoinRequest
-	(*Member)(nil),           // 22: replicant.transport.v1.Member
-	(*JoinResponse)(nil),     // 23: replicant.transport.v1.JoinResponse
+	(ReplicaRequest_Op)(0),   // 0: replicant.transport.v1.ReplicaRequest.Op
+	(*ReplicaRequest)(nil),   // 1: replicant.transport.v1.ReplicaRequest
+	(*ReplicaResponse)(nil),  // 2: replicant.transport.v1.ReplicaResponse
+	(*ChangesRequest)(nil),   // 3: replicant.transport.v1.ChangesRequest
+	(*ChangesBatch)(nil),     // 4: replicant.transport.v1.ChangesBatch
+	(*SiteInfoRequest)(nil),  // 5: replicant.transport.v1.SiteInfoRequest
+	(*SiteInfoResponse)(nil), // 6: replicant.transport.v1.SiteInfoResponse
+	(*PositionRequest)(nil),  // 7: replicant.transport.v1.PositionRequest
+	(*PositionResponse)(nil), // 8: replicant.transport.v1.PositionResponse
+	(*Empty)(nil),            // 9: replicant.transport.v1.Empty
+	(*RaftBatch)(nil),        // 10: replicant.transport.v1.RaftBatch
+	(*EpochStart)(nil),       // 11: replicant.transport.v1.EpochStart
+	(*Hello)(nil),            // 12: replicant.transport.v1.Hello
+	(*Ack)(nil),              // 13: replicant.transport.v1.Ack
+	(*FollowerMsg)(nil),      // 14: replicant.transport.v1.FollowerMsg
+	(*Start)(nil),            // 15: replicant.transport.v1.Start
+	(*Entries)(nil),          // 16: replicant.transport.v1.Entries
+	(*Heartbeat)(nil),        // 17: replicant.transport.v1.Heartbeat
+	(*FollowerProgress)(nil), // 18: replicant.transport.v1.FollowerProgress
+	(*LeaderMsg)(nil),        // 19: replicant.transport.v1.LeaderMsg
+	(*SnapshotRequest)(nil),  // 20: replicant.transport.v1.SnapshotRequest
+	(*KV)(nil),               // 21: replicant.transport.v1.KV
+	(*SnapshotDone)(nil),     // 22: replicant.transport.v1.SnapshotDone
+	(*SnapshotChunk)(nil),    // 23: replicant.transport.v1.SnapshotChunk
+	(*JoinRequest)(nil),      // 24: replicant.transport.v1.JoinRequest
+	(*Member)(nil),           // 25: replicant.transport.v1.Member
+	(*JoinResponse)(nil),     // 26: replicant.transport.v1.JoinResponse
 }
 var file_internal_transport_pb_peer_proto_depIdxs = []int32{
-	8,  // 0: replicant.transport.v1.Hello.epochs:type_name -> replicant.transport.v1.EpochStart
-	9,  // 1: replicant.transport.v1.FollowerMsg.hello:type_name -> replicant.transport.v1.Hello
-	10, // 2: replicant.transport.v1.FollowerMsg.ack:type_name -> replicant.transport.v1.Ack
-	15, // 3: replicant.transport.v1.Heartbeat.followers:type_name -> replicant.transport.v1.FollowerProgress
-	12, // 4: replicant.transport.v1.LeaderMsg.start:type_name -> replicant.transport.v1.Start
-	13, // 5: replicant.transport.v1.LeaderMsg.entries:type_name -> replicant.transport.v1.Entries
-	14, // 6: replicant.transport.v1.LeaderMsg.heartbeat:type_name -> replicant.transport.v1.Heartbeat
-	8,  // 7: replicant.transport.v1.SnapshotDone.epochs:type_name -> replicant.transport.v1.EpochStart
-	18, // 8: replicant.transport.v1.SnapshotChunk.pairs:type_name -> replicant.transport.v1.KV
-	19, // 9: replicant.transport.v1.SnapshotChunk.done:type_name -> replicant.transport.v1.SnapshotDone
-	22, // 10: replicant.transport.v1.JoinResponse.members:type_name -> replicant.transport.v1.Member
-	7,  // 11: replicant.transport.v1.Peer.Raft:input_type -> replicant.transport.v1.RaftBatch
-	11, // 12: replicant.transport.v1.Peer.Replicate:input_type -> replicant.transport.v1.FollowerMsg
-	17, // 13: replicant.transport.v1.Peer.Snapshot:input_type -> replicant.transport.v1.SnapshotRequest
-	21, // 14: replicant.transport.v1.Peer.Join:input_type -> replicant.transport.v1.JoinRequest
-	4,  // 15: replicant.transport.v1.Peer.Position:input_type -> replicant.transport.v1.PositionRequest
-	0,  // 16: replicant.transport.v1.Peer.Changes:input_type -> replicant.transport.v1.ChangesRequest
-	2,  // 17: replicant.transport.v1.Peer.SiteInfo:input_type -> replicant.transport.v1.SiteInfoRequest
-	6,  // 18: replicant.transport.v1.Peer.Raft:output_type -> replicant.transport.v1.Empty
-	16, // 19: replicant.transport.v1.Peer.Replicate:output_type -> replicant.transport.v1.LeaderMsg
-	20, // 20: replicant.transport.v1.Peer.Snapshot:output_type -> replicant.transport.v1.SnapshotChunk
-	23, // 21: replicant.transport.v1.Peer.Join:output_type -> replicant.transport.v1.JoinResponse
-	5,  // 22: replicant.transport.v1.Peer.Position:output_type -> replicant.transport.v1.PositionResponse
-	1,  // 23: replicant.transport.v1.Peer.Changes:output_type -> replicant.transport.v1.ChangesBatch
-	3,  // 24: replicant.transport.v1.Peer.SiteInfo:output_type -> replicant.transport.v1.SiteInfoResponse
-	18, // [18:25] is the sub-list for method output_type
-	11, // [11:18] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	0,  // 0: replicant.transport.v1.ReplicaRequest.op:type_name -> replicant.transport.v1.ReplicaRequest.Op
+	11, // 1: replicant.transport.v1.Hello.epochs:type_name -> replicant.transport.v1.EpochStart
+	12, // 2: replicant.transport.v1.FollowerMsg.hello:type_name -> replicant.transport.v1.Hello
+	13, // 3: replicant.transport.v1.FollowerMsg.ack:type_name -> replicant.transport.v1.Ack
+	18, // 4: replicant.transport.v1.Heartbeat.followers:type_name -> replicant.transport.v1.FollowerProgress
+	15, // 5: replicant.transport.v1.LeaderMsg.start:type_name -> replicant.transport.v1.Start
+	16, // 6: replicant.transport.v1.LeaderMsg.entries:type_name -> replicant.transport.v1.Entries
+	17, // 7: replicant.transport.v1.LeaderMsg.heartbeat:type_name -> replicant.transport.v1.Heartbeat
+	11, // 8: replicant.transport.v1.SnapshotDone.epochs:type_name -> replicant.transport.v1.EpochStart
+	21, // 9: replicant.transport.v1.SnapshotChunk.pairs:type_name -> replicant.transport.v1.KV
+	22, // 10: replicant.transport.v1.SnapshotChunk.done:type_name -> replicant.transport.v1.SnapshotDone
+	25, // 11: replicant.transport.v1.JoinResponse.members:type_name -> replicant.transport.v1.Member
+	10, // 12: replicant.transport.v1.Peer.Raft:input_type -> replicant.transport.v1.RaftBatch
+	14, // 13: replicant.transport.v1.Peer.Replicate:input_type -> replicant.transport.v1.FollowerMsg
+	20, // 14: replicant.transport.v1.Peer.Snapshot:input_type -> replicant.transport.v1.SnapshotRequest
+	24, // 15: replicant.transport.v1.Peer.Join:input_type -> replicant.transport.v1.JoinRequest
+	7,  // 16: replicant.transport.v1.Peer.Position:input_type -> replicant.transport.v1.PositionRequest
+	3,  // 17: replicant.transport.v1.Peer.Changes:input_type -> replicant.transport.v1.ChangesRequest
+	5,  // 18: replicant.transport.v1.Peer.SiteInfo:input_type -> replicant.transport.v1.SiteInfoRequest
+	1,  // 19: replicant.transport.v1.Peer.Replica:input_type -> replicant.transport.v1.ReplicaRequest
+	9,  // 20: replicant.transport.v1.Peer.Raft:output_type -> replicant.transport.v1.Empty
+	19, // 21: replicant.transport.v1.Peer.Replicate:output_type -> replicant.transport.v1.LeaderMsg
+	23, // 22: replicant.transport.v1.Peer.Snapshot:output_type -> replicant.transport.v1.SnapshotChunk
+	26, // 23: replicant.transport.v1.Peer.Join:output_type -> replicant.transport.v1.JoinResponse
+	8,  // 24: replicant.transport.v1.Peer.Position:output_type -> replicant.transport.v1.PositionResponse
+	4,  // 25: replicant.transport.v1.Peer.Changes:output_type -> replicant.transport.v1.ChangesBatch
+	6,  // 26: replicant.transport.v1.Peer.SiteInfo:output_type -> replicant.transport.v1.SiteInfoResponse
+	2,  // 27: replicant.transport.v1.Peer.Replica:output_type -> replicant.transport.v1.ReplicaResponse
+	20, // [20:28] is the sub-list for method output_type
+	12, // [12:20] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_internal_transport_pb_peer_proto_init() }
@@ -1829,11 +2089,11 @@ func file_internal_transport_pb_peer_proto_init() {
 	if File_internal_transport_pb_peer_proto != nil {
 		return
 	}
-	file_internal_transport_pb_peer_proto_msgTypes[11].OneofWrappers = []any{
+	file_internal_transport_pb_peer_proto_msgTypes[13].OneofWrappers = []any{
 		(*FollowerMsg_Hello)(nil),
 		(*FollowerMsg_Ack)(nil),
 	}
-	file_internal_transport_pb_peer_proto_msgTypes[16].OneofWrappers = []any{
+	file_internal_transport_pb_peer_proto_msgTypes[18].OneofWrappers = []any{
 		(*LeaderMsg_Start)(nil),
 		(*LeaderMsg_Entries)(nil),
 		(*LeaderMsg_Heartbeat)(nil),
@@ -1843,13 +2103,14 @@ func file_internal_transport_pb_peer_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_transport_pb_peer_proto_rawDesc), len(file_internal_transport_pb_peer_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   24,
+			NumEnums:      1,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_internal_transport_pb_peer_proto_goTypes,
 		DependencyIndexes: file_internal_transport_pb_peer_proto_depIdxs,
+		EnumInfos:         file_internal_transport_pb_peer_proto_enumTypes,
 		MessageInfos:      file_internal_transport_pb_peer_proto_msgTypes,
 	}.Build()
 	File_internal_transport_pb_peer_proto = out.File

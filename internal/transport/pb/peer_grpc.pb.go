@@ -28,6 +28,7 @@ const (
 	Peer_Position_FullMethodName  = "/replicant.transport.v1.Peer/Position"
 	Peer_Changes_FullMethodName   = "/replicant.transport.v1.Peer/Changes"
 	Peer_SiteInfo_FullMethodName  = "/replicant.transport.v1.Peer/SiteInfo"
+	Peer_Replica_FullMethodName   = "/replicant.transport.v1.Peer/Replica"
 )
 
 // PeerClient is the client API for Peer service.
@@ -51,6 +52,9 @@ type PeerClient interface {
 	Changes(ctx context.Context, in *ChangesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ChangesBatch], error)
 	// SiteInfo names the multi-leader site this node belongs to.
 	SiteInfo(ctx context.Context, in *SiteInfoRequest, opts ...grpc.CallOption) (*SiteInfoResponse, error)
+	// Replica stores or fetches one key's state on a leaderless replica
+	// (the coordinator's fan-out).
+	Replica(ctx context.Context, in *ReplicaRequest, opts ...grpc.CallOption) (*ReplicaResponse, error)
 }
 
 type peerClient struct {
@@ -152,6 +156,16 @@ func (c *peerClient) SiteInfo(ctx context.Context, in *SiteInfoRequest, opts ...
 	return out, nil
 }
 
+func (c *peerClient) Replica(ctx context.Context, in *ReplicaRequest, opts ...grpc.CallOption) (*ReplicaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplicaResponse)
+	err := c.cc.Invoke(ctx, Peer_Replica_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -173,6 +187,9 @@ type PeerServer interface {
 	Changes(*ChangesRequest, grpc.ServerStreamingServer[ChangesBatch]) error
 	// SiteInfo names the multi-leader site this node belongs to.
 	SiteInfo(context.Context, *SiteInfoRequest) (*SiteInfoResponse, error)
+	// Replica stores or fetches one key's state on a leaderless replica
+	// (the coordinator's fan-out).
+	Replica(context.Context, *ReplicaRequest) (*ReplicaResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -203,6 +220,9 @@ func (UnimplementedPeerServer) Changes(*ChangesRequest, grpc.ServerStreamingServ
 }
 func (UnimplementedPeerServer) SiteInfo(context.Context, *SiteInfoRequest) (*SiteInfoResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SiteInfo not implemented")
+}
+func (UnimplementedPeerServer) Replica(context.Context, *ReplicaRequest) (*ReplicaResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Replica not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -326,6 +346,24 @@ func _Peer_SiteInfo_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Replica_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplicaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Replica(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Replica_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Replica(ctx, req.(*ReplicaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -348,6 +386,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SiteInfo",
 			Handler:    _Peer_SiteInfo_Handler,
+		},
+		{
+			MethodName: "Replica",
+			Handler:    _Peer_Replica_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

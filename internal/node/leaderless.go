@@ -1,0 +1,71 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/replicant-db/replicant/internal/engine"
+	"github.com/replicant-db/replicant/internal/replication"
+	"github.com/replicant-db/replicant/internal/transport/pb"
+)
+
+// In leaderless mode a node has no data role: the control plane keeps the
+// membership (the ring), and every node writes its own log through a local
+// writer that commits at its own fsync. The leaderless engine coordinates
+// quorums across nodes on top of that.
+
+// startLocal starts the local writer of leaderless mode. Its entries carry
+// epoch 1: the log has one writer for its whole life.
+func (n *Node) startLocal() {
+	n.local = replication.NewWriter(replication.WriterConfig{Store: n.store, Epoch: 1, Logger: n.log.With("role", "replica")})
+}
+
+// LocalWrite runs fn as one durable entry of this node's own log.
+func (n *Node) LocalWrite(ctx context.Context, fn func(engine.Txn) error) (engine.Token, error) {
+	if n.local == nil {
+		return engine.Token{}, status.Error(codes.FailedPrecondition, "not a leaderless node")
+	}
+	return n.local.Propose(ctx, fn)
+}
+
+// LocalRead reads this node's own committed state.
+func (n *Node) LocalRead() engine.Reader {
+	lsn := n.store.State().CommitLSN
+	if n.local != nil {
+		lsn = n.local.CommitLSN()
+	}
+	return &replication.Reader{Store: n.store, LSN: lsn, Epoch: n.store.EpochAt(lsn), ClockMs: time.Now().UnixMilli()}
+}
+
+// Peers are the cluster's members as id → peer address, from the control
+// plane (the ring's membership).
+func (n *Node) Peers() map[string]string {
+	n.mu.Lock()
+	st := n.state
+	n.mu.Unlock()
+	out := make(map[string]string, len(st.Members))
+	for _, m := range st.Members {
+		out[m.ID] = m.PeerAddr
+	}
+	return out
+}
+
+// MemberAddrs returns a member's client addresses (RESP, HTTP).
+func (n *Node) MemberAddrs(id string) (resp, http string) {
+	n.mu.Lock()
+	st := n.state
+	n.mu.Unlock()
+	m, _ := st.Member(id)
+	return m.RESPAddr, m.HTTPAddr
+}
+
+// HandleReplica serves a leaderless coordinator's store or fetch.
+func (n *Node) HandleReplica(ctx context.Context, req *pb.ReplicaRequest) (*pb.ReplicaResponse, error) {
+	if n.ll == nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "node %s runs %s mode, not leaderless", n.cfg.ID, n.mode())
+	}
+	return n.ll.HandleReplica(ctx, req)
+}
