@@ -404,13 +404,16 @@ func (e *Engine) Write(ctx context.Context, fn func(engine.Txn) error) (engine.T
 		return engine.Token{}, t.err
 	}
 	for _, w := range t.writes {
+		// The write supersedes what the command read just before it, or,
+		// when the client names a context (REPLICANT.CONTEXT), exactly
+		// what that context saw: writes it did not see stay as siblings.
 		causal := t.reads[string(w.key)].Sibs.Context()
 		if c, ok := engine.CausalContextFrom(ctx); ok {
 			v, err := crdt.ParseVector(c)
 			if err != nil {
 				return engine.Token{}, fmt.Errorf("%w: REPLICANT.CONTEXT %q: %v", engine.ErrInvalid, c, err)
 			}
-			causal = causal.Merge(v)
+			causal = v
 		}
 		req := &pb.ReplicaRequest{Op: pb.ReplicaRequest_UPDATE, State: AppendState(nil, t.reads[string(w.key)]),
 			Value: w.value, Deleted: w.deleted, ExpireAt: w.expireAt, Context: causal.String()}
