@@ -136,6 +136,7 @@ const kvPrefix = "/v1/kv/"
 func kvKey(r *http.Request) []byte { return []byte(strings.TrimPrefix(r.URL.Path, kvPrefix)) }
 
 func (s *Server) kv(w http.ResponseWriter, r *http.Request) {
+	r = withQuorumHeaders(r)
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		s.auth(s.getKey)(w, r)
@@ -150,6 +151,25 @@ func (s *Server) kv(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) authH(h http.Handler) http.Handler { return s.auth(h.ServeHTTP) }
+
+// withQuorumHeaders carries a leaderless request's Replicant-W,
+// Replicant-R and Replicant-Context headers into its context (other modes
+// ignore them).
+func withQuorumHeaders(r *http.Request) *http.Request {
+	q := engine.QuorumSetting{W: r.Header.Get("Replicant-W"), R: r.Header.Get("Replicant-R")}
+	c, hasCtx := r.Header["Replicant-Context"]
+	if q == (engine.QuorumSetting{}) && !hasCtx {
+		return r
+	}
+	ctx := r.Context()
+	if q != (engine.QuorumSetting{}) {
+		ctx = engine.WithQuorum(ctx, q)
+	}
+	if hasCtx && len(c) > 0 {
+		ctx = engine.WithCausalContext(ctx, c[0])
+	}
+	return r.WithContext(ctx)
+}
 
 func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -209,6 +229,29 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
+	}
+	if sr, ok := s.b.(engine.SiblingReader); ok {
+		// Leaderless: concurrent writes are siblings. More than one
+		// answers 300 Multiple Choices with all of them and the context
+		// a write resolving them sends back (Replicant-Context).
+		causal, vals, err := sr.Siblings(r.Context(), key)
+		if err != nil {
+			s.record("get", start, err)
+			s.writeOpError(w, r, err)
+			return
+		}
+		w.Header().Set("Replicant-Context", causal)
+		if len(vals) > 1 {
+			s.record("get", start, nil)
+			sibs := make([]string, len(vals))
+			for i, v := range vals {
+				sibs[i] = string(v)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusMultipleChoices)
+			_ = json.NewEncoder(w).Encode(map[string]any{"context": causal, "siblings": sibs})
+			return
+		}
 	}
 	rd, err := s.b.Read(r.Context(), c, floor)
 	if err != nil {
