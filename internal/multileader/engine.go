@@ -62,6 +62,9 @@ type Engine struct {
 
 	links *linkSet
 
+	knowMu sync.Mutex
+	know   map[string]crdt.Vector // what other sites reported they applied
+
 	posMu sync.Mutex
 	posAt engine.Token // the state pos was read at
 	pos   crdt.Vector  // immutable
@@ -84,7 +87,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.ReadTimeout = 5 * time.Second
 	}
 	e := &Engine{Engine: cfg.Node, node: cfg.Node, site: cfg.Site, log: cfg.Logger.With("site", cfg.Site),
-		readTimeout: cfg.ReadTimeout, clock: crdt.NewClock(0)}
+		readTimeout: cfg.ReadTimeout, clock: crdt.NewClock(0), know: map[string]crdt.Vector{}}
 	e.links = newLinkSet(e)
 	if m := cfg.Node.Metrics(); m != nil && m.Registry != nil {
 		if err := m.Registry.Register(newCollector(e)); err != nil {
@@ -113,7 +116,12 @@ func ValidSite(site string) error {
 func (e *Engine) Site() string { return e.site }
 
 // Run runs the links until ctx ends.
-func (e *Engine) Run(ctx context.Context) { e.links.run(ctx) }
+func (e *Engine) Run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { defer close(done); e.gcLoop(ctx) }()
+	e.links.run(ctx)
+	<-done
+}
 
 // clockAfter returns a timestamp after prev and after every timestamp the
 // clock issued, near physMs.

@@ -18,6 +18,7 @@ const (
 	kindCursor   = "cursor\x00"   // + site: the link's position in site's log
 	kindLink     = "link\x00"     // + site: the link's settings (JSON)
 	kindConflict = "conflict\x00" // + 16 hex digits: one conflict (JSON)
+	kindTomb     = "tomb\x00"     // + user key: the key may hold a collectable tombstone
 	keyConflicts = "conflicts"    // how many conflicts were ever recorded
 )
 
@@ -34,6 +35,7 @@ func internalKey(kind, name string) []byte {
 func originKey(site string) []byte { return internalKey(kindOrigin, site) }
 func cursorKey(site string) []byte { return internalKey(kindCursor, site) }
 func linkKey(site string) []byte   { return internalKey(kindLink, site) }
+func tombKey(key []byte) []byte    { return internalKey(kindTomb, string(key)) }
 
 // conflictSlots bounds the conflict log: the newest this many are kept.
 const conflictSlots = 1000

@@ -305,6 +305,7 @@ func (d *driver) apply(ctx context.Context, b *pb.ChangesBatch) error {
 		}
 		d.persisted = now
 	}
+	d.e.learn(b.Knowledge)
 	d.mu.Lock()
 	d.cursor = max(d.cursor, b.ScannedLsn)
 	d.commit = b.CommitLsn
@@ -416,10 +417,27 @@ func (e *Engine) applyRemote(tx lsnTxn, from string, entries []storage.Entry, sc
 			if err != nil {
 				return err
 			}
+			if local.Reg.Stamp.Time.IsZero() && local.Counter.Len() == 0 && remote.Reg.OriginLSN > 0 {
+				// The key is absent here. If this site already applied the
+				// write this record carries, the key was a tombstone that
+				// was collected (gc.go), and this is an old copy riding in
+				// a batch with fresh entries: merging it would bring back
+				// what the tombstone deleted.
+				p, err := posOf(remote.Reg.Stamp.Site)
+				if err != nil {
+					return err
+				}
+				if p >= remote.Reg.OriginLSN {
+					continue
+				}
+			}
 			merged, c := Merge(local, remote)
 			e.observe(remote.Reg.Stamp.Time, nowMs)
 			if !merged.Equal(local) {
 				tx.Set(op.Key, AppendRecord(nil, merged), 0)
+				if merged.Reg.Deleted && (!local.Reg.Deleted || local.Reg.Stamp != merged.Reg.Stamp) {
+					tx.Set(tombKey(op.Key), nil, 0)
+				}
 			}
 			if c != nil {
 				conflicts = append(conflicts, engine.Conflict{Key: string(op.Key), Site: e.site, ResolvedMs: nowMs,
@@ -501,6 +519,7 @@ func (e *Engine) ServeChanges(req *pb.ChangesRequest, stream pb.Peer_ChangesServ
 				return err
 			}
 			b.CommitLsn = c
+			b.Knowledge = e.knowledgeNow(ctx)
 			if err := stream.Send(b); err != nil {
 				return err
 			}
@@ -511,7 +530,7 @@ func (e *Engine) ServeChanges(req *pb.ChangesRequest, stream pb.Peer_ChangesServ
 		case <-ctx.Done():
 		case <-changed:
 		case <-heartbeat.C:
-			if err := stream.Send(&pb.ChangesBatch{Site: e.site, CommitLsn: commit, ScannedLsn: from - 1}); err != nil {
+			if err := stream.Send(&pb.ChangesBatch{Site: e.site, CommitLsn: commit, ScannedLsn: from - 1, Knowledge: e.knowledgeNow(ctx)}); err != nil {
 				return err
 			}
 		case <-time.After(100 * time.Millisecond): // the role may change without closing changed

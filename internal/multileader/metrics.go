@@ -16,6 +16,7 @@ type collector struct {
 	lagEnt    *prometheus.Desc
 	lagSec    *prometheus.Desc
 	up        *prometheus.Desc
+	tombs     *prometheus.Desc
 }
 
 func newCollector(e *Engine) *collector {
@@ -28,6 +29,8 @@ func newCollector(e *Engine) *collector {
 			"Age of the newest entry applied from a linked site while behind, 0 when caught up (site leader only).", []string{"site"}, nil),
 		up: prometheus.NewDesc("replicant_link_streaming",
 			"1 when the link streams from the remote site, 0 otherwise.", []string{"site"}, nil),
+		tombs: prometheus.NewDesc("replicant_tombstones",
+			"Deleted keys whose tombstone is kept until every site has applied the delete.", nil, nil),
 	}
 }
 
@@ -36,6 +39,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.lagEnt
 	ch <- c.lagSec
 	ch <- c.up
+	ch <- c.tombs
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -43,6 +47,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	if n, err := c.e.conflictCount(ctx); err == nil {
 		ch <- prometheus.MustNewConstMetric(c.conflicts, prometheus.CounterValue, float64(n))
+	}
+	if n, err := c.e.Tombstones(ctx); err == nil {
+		ch <- prometheus.MustNewConstMetric(c.tombs, prometheus.GaugeValue, float64(n))
 	}
 	links, err := c.e.Links(ctx)
 	if err != nil {

@@ -29,10 +29,14 @@ type Register struct {
 	// Prev is the stamp of the register this write replaced on its
 	// origin site: a write whose Prev is the stamp a site holds is that
 	// value's successor, not a conflict.
-	Prev     crdt.Stamp
-	Deleted  bool
-	Value    []byte
-	ExpireAt int64 // Unix ms; 0 = never
+	Prev crdt.Stamp
+	// OriginLSN is the LSN of the entry that wrote this register on its
+	// origin site (Stamp.Site): a site may drop a tombstone once every
+	// site has applied its origin up to there (see gc.go).
+	OriginLSN uint64
+	Deleted   bool
+	Value     []byte
+	ExpireAt  int64 // Unix ms; 0 = never
 }
 
 // Live reports whether the record holds a value at nowMs: a register that
@@ -170,7 +174,7 @@ func Merge(local, remote Record) (Record, *Conflict) {
 
 // Equal reports whether two records are the same state.
 func (r Record) Equal(o Record) bool {
-	return r.Reg.Stamp == o.Reg.Stamp && r.Reg.Prev == o.Reg.Prev && r.Reg.Deleted == o.Reg.Deleted &&
+	return r.Reg.Stamp == o.Reg.Stamp && r.Reg.Prev == o.Reg.Prev && r.Reg.OriginLSN == o.Reg.OriginLSN && r.Reg.Deleted == o.Reg.Deleted &&
 		r.Reg.ExpireAt == o.Reg.ExpireAt && bytes.Equal(r.Reg.Value, o.Reg.Value) && r.Counter.Equal(o.Counter)
 }
 
@@ -178,9 +182,9 @@ func (r Record) Equal(o Record) bool {
 //
 //	flags (bit 0 deleted, bit 1 counter present)
 //	stamp, prev: timestamp (crdt's 12 bytes), site (uvarint length, bytes)
-//	expireAt (varint), value (uvarint length, bytes)
+//	origin LSN (uvarint), expireAt (varint), value (uvarint length, bytes)
 //	counter (crdt encoding, to the end) if present
-const recordTag = 0xA1
+const recordTag = 0xA2 // 0xA1 had no origin LSN (never released)
 
 const (
 	flagDeleted = 1 << 0
@@ -203,6 +207,7 @@ func AppendRecord(b []byte, r Record) []byte {
 	b = append(b, recordTag, flags)
 	b = appendStamp(b, r.Reg.Stamp)
 	b = appendStamp(b, r.Reg.Prev)
+	b = binary.AppendUvarint(b, r.Reg.OriginLSN)
 	b = binary.AppendVarint(b, r.Reg.ExpireAt)
 	b = binary.AppendUvarint(b, uint64(len(r.Reg.Value)))
 	b = append(b, r.Reg.Value...)
@@ -236,6 +241,12 @@ func DecodeRecord(b []byte) (Record, error) {
 	if r.Reg.Prev, b, err = decodeStamp(b); err != nil {
 		return r, err
 	}
+	olsn, n := binary.Uvarint(b)
+	if n <= 0 || (n > 1 && b[n-1] == 0) {
+		return r, fmt.Errorf("%w: origin LSN", ErrMalformed)
+	}
+	r.Reg.OriginLSN = olsn
+	b = b[n:]
 	exp, n := binary.Varint(b)
 	if n <= 0 {
 		return r, fmt.Errorf("%w: expiry", ErrMalformed)

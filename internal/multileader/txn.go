@@ -98,7 +98,9 @@ func (t *txn) Set(key, value []byte, expireAtMs int64) {
 		t.err = err
 		return
 	}
-	t.put(key, cur.Set(t.stamp(cur.Reg.Stamp), append([]byte(nil), value...), expireAtMs))
+	next := cur.Set(t.stamp(cur.Reg.Stamp), append([]byte(nil), value...), expireAtMs)
+	next.Reg.OriginLSN = t.tx.LSN()
+	t.put(key, next)
 }
 
 // Del writes a tombstone: deletes must win over older writes arriving late.
@@ -114,7 +116,10 @@ func (t *txn) Del(key []byte) {
 	if cur.Reg.Stamp.Time.IsZero() && cur.Counter.Len() == 0 {
 		return // never written here: nothing to delete
 	}
-	t.put(key, cur.Del(t.stamp(cur.Reg.Stamp)))
+	next := cur.Del(t.stamp(cur.Reg.Stamp))
+	next.Reg.OriginLSN = t.tx.LSN()
+	t.put(key, next)
+	t.tx.Set(tombKey(key), nil, 0) // collected once every site has it (gc.go)
 }
 
 // FlushAll is refused: a convergent flush would have to delete, on every
@@ -140,6 +145,9 @@ func (t *txn) IncrBy(key []byte, delta int64) (int64, error) {
 		return 0, err
 	}
 	next, res, err := cur.IncrBy(t.e.site, t.stamp(cur.Reg.Stamp), delta, t.NowMs())
+	if err == nil && next.Reg.Stamp != cur.Reg.Stamp {
+		next.Reg.OriginLSN = t.tx.LSN() // an expired key was deleted first
+	}
 	switch {
 	case errors.Is(err, ErrNotInteger):
 		return 0, engine.ErrNotInteger

@@ -136,3 +136,77 @@ func TestAddLinkRefusesItselfAndOtherModes(t *testing.T) {
 		t.Errorf("RemoveLink(us) = %v, want UnknownLinkError", err)
 	}
 }
+
+// A DEL's tombstone is collected on every site once every site has it, and
+// not while a site that has not applied it is cut off.
+func TestMultiLeaderTombstonesCollectedOnceEverySiteHasThem(t *testing.T) {
+	sites := []*Node{openSite(t, "n1", "eu"), openSite(t, "n2", "us"), openSite(t, "n3", "ap")}
+	ctx := context.Background()
+	link := func(a, b *Node) {
+		if _, err := a.Engine().(engine.Sites).AddLink(ctx, b.PeerAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// eu and us linked both ways; ap is not linked yet.
+	link(sites[0], sites[1])
+	link(sites[1], sites[0])
+	mlSet(t, sites[0].Engine(), "k", "v")
+	if _, err := sites[0].Engine().Write(ctx, func(tx engine.Txn) error { tx.Del([]byte("k")); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	tombs := func(n *Node) int {
+		c, err := n.ml.Tombstones(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	// eu and us know nothing of ap's positions yet, but ap is not a site
+	// they know of either: they may collect. Link ap to make it known
+	// first, then cut it off from eu's log.
+	link(sites[2], sites[1]) // ap pulls us only
+	link(sites[1], sites[2]) // us pulls ap: us and eu learn ap exists
+	link(sites[0], sites[2])
+	deadline := time.Now().Add(30 * time.Second)
+	for tombs(sites[0]) > 0 || tombs(sites[1]) > 0 || tombs(sites[2]) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("tombstones not collected: eu %d us %d ap %d", tombs(sites[0]), tombs(sites[1]), tombs(sites[2]))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, s := range sites {
+		if _, ok := mlGet(t, s.Engine(), "k", engine.Token{}); ok {
+			t.Fatalf("site %s shows k after collection", s.ml.Site())
+		}
+	}
+
+	// Now cut ap off entirely and delete on eu: nobody may collect, since
+	// ap has not applied the tombstone.
+	for _, pair := range [][2]int{{2, 1}, {1, 2}, {0, 2}} {
+		if err := sites[pair[0]].Engine().(engine.Sites).RemoveLink(ctx, sites[pair[1]].ml.Site()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mlSet(t, sites[0].Engine(), "k2", "v")
+	if _, err := sites[0].Engine().Write(ctx, func(tx engine.Txn) error { tx.Del([]byte("k2")); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * gcRoundsForTest) // several collection rounds pass
+	if tombs(sites[0]) == 0 {
+		t.Fatal("eu collected a tombstone that ap has not applied")
+	}
+	// ap comes back: the tombstone reaches it, then goes everywhere.
+	link(sites[2], sites[0])
+	link(sites[0], sites[2])
+	link(sites[1], sites[2])
+	deadline = time.Now().Add(30 * time.Second)
+	for tombs(sites[0]) > 0 || tombs(sites[1]) > 0 || tombs(sites[2]) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("tombstones not collected after healing: eu %d us %d ap %d", tombs(sites[0]), tombs(sites[1]), tombs(sites[2]))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// gcRoundsForTest is one collection round (multileader's gcInterval).
+const gcRoundsForTest = 2 * time.Second

@@ -320,7 +320,10 @@ type ChangesBatch struct {
 	CommitTime int64  `protobuf:"varint,4,opt,name=commit_time,json=commitTime,proto3" json:"commit_time,omitempty"`
 	// Every entry up to scanned_lsn was sent or skipped: the caller resumes
 	// after it.
-	ScannedLsn    uint64 `protobuf:"varint,5,opt,name=scanned_lsn,json=scannedLsn,proto3" json:"scanned_lsn,omitempty"`
+	ScannedLsn uint64 `protobuf:"varint,5,opt,name=scanned_lsn,json=scannedLsn,proto3" json:"scanned_lsn,omitempty"`
+	// What the server knows each site has applied (its own positions and
+	// those it heard from others), for tombstone collection.
+	Knowledge     []*SiteVector `protobuf:"bytes,6,rep,name=knowledge,proto3" json:"knowledge,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -390,6 +393,66 @@ func (x *ChangesBatch) GetScannedLsn() uint64 {
 	return 0
 }
 
+func (x *ChangesBatch) GetKnowledge() []*SiteVector {
+	if x != nil {
+		return x.Knowledge
+	}
+	return nil
+}
+
+type SiteVector struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Site  string                 `protobuf:"bytes,1,opt,name=site,proto3" json:"site,omitempty"`
+	// Per-origin positions, as a vector token ("eu:120,us:98").
+	Vector        string `protobuf:"bytes,2,opt,name=vector,proto3" json:"vector,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SiteVector) Reset() {
+	*x = SiteVector{}
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SiteVector) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SiteVector) ProtoMessage() {}
+
+func (x *SiteVector) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SiteVector.ProtoReflect.Descriptor instead.
+func (*SiteVector) Descriptor() ([]byte, []int) {
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SiteVector) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *SiteVector) GetVector() string {
+	if x != nil {
+		return x.Vector
+	}
+	return ""
+}
+
 type SiteInfoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -398,7 +461,7 @@ type SiteInfoRequest struct {
 
 func (x *SiteInfoRequest) Reset() {
 	*x = SiteInfoRequest{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[4]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -410,7 +473,7 @@ func (x *SiteInfoRequest) String() string {
 func (*SiteInfoRequest) ProtoMessage() {}
 
 func (x *SiteInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[4]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -423,7 +486,7 @@ func (x *SiteInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteInfoRequest.ProtoReflect.Descriptor instead.
 func (*SiteInfoRequest) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{4}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{5}
 }
 
 type SiteInfoResponse struct {
@@ -440,7 +503,7 @@ type SiteInfoResponse struct {
 
 func (x *SiteInfoResponse) Reset() {
 	*x = SiteInfoResponse{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[5]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -452,7 +515,7 @@ func (x *SiteInfoResponse) String() string {
 func (*SiteInfoResponse) ProtoMessage() {}
 
 func (x *SiteInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[5]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -465,7 +528,7 @@ func (x *SiteInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteInfoResponse.ProtoReflect.Descriptor instead.
 func (*SiteInfoResponse) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{5}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SiteInfoResponse) GetSite() string {
@@ -513,7 +576,7 @@ type PositionRequest struct {
 
 func (x *PositionRequest) Reset() {
 	*x = PositionRequest{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[6]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -525,7 +588,7 @@ func (x *PositionRequest) String() string {
 func (*PositionRequest) ProtoMessage() {}
 
 func (x *PositionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[6]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -538,7 +601,7 @@ func (x *PositionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PositionRequest.ProtoReflect.Descriptor instead.
 func (*PositionRequest) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{6}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PositionRequest) GetEpoch() uint64 {
@@ -560,7 +623,7 @@ type PositionResponse struct {
 
 func (x *PositionResponse) Reset() {
 	*x = PositionResponse{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[7]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +635,7 @@ func (x *PositionResponse) String() string {
 func (*PositionResponse) ProtoMessage() {}
 
 func (x *PositionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[7]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +648,7 @@ func (x *PositionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PositionResponse.ProtoReflect.Descriptor instead.
 func (*PositionResponse) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{7}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PositionResponse) GetId() string {
@@ -617,7 +680,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[8]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -629,7 +692,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[8]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -642,7 +705,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{8}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{9}
 }
 
 type RaftBatch struct {
@@ -654,7 +717,7 @@ type RaftBatch struct {
 
 func (x *RaftBatch) Reset() {
 	*x = RaftBatch{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[9]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -666,7 +729,7 @@ func (x *RaftBatch) String() string {
 func (*RaftBatch) ProtoMessage() {}
 
 func (x *RaftBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[9]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -679,7 +742,7 @@ func (x *RaftBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftBatch.ProtoReflect.Descriptor instead.
 func (*RaftBatch) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{9}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RaftBatch) GetMessages() [][]byte {
@@ -699,7 +762,7 @@ type EpochStart struct {
 
 func (x *EpochStart) Reset() {
 	*x = EpochStart{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[10]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +774,7 @@ func (x *EpochStart) String() string {
 func (*EpochStart) ProtoMessage() {}
 
 func (x *EpochStart) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[10]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +787,7 @@ func (x *EpochStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EpochStart.ProtoReflect.Descriptor instead.
 func (*EpochStart) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{10}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *EpochStart) GetEpoch() uint64 {
@@ -759,7 +822,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -771,7 +834,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -784,7 +847,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{11}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Hello) GetFollowerId() string {
@@ -840,7 +903,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -852,7 +915,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -865,7 +928,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{12}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Ack) GetReceived() uint64 {
@@ -902,7 +965,7 @@ type FollowerMsg struct {
 
 func (x *FollowerMsg) Reset() {
 	*x = FollowerMsg{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -914,7 +977,7 @@ func (x *FollowerMsg) String() string {
 func (*FollowerMsg) ProtoMessage() {}
 
 func (x *FollowerMsg) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -927,7 +990,7 @@ func (x *FollowerMsg) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowerMsg.ProtoReflect.Descriptor instead.
 func (*FollowerMsg) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{13}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *FollowerMsg) GetMsg() isFollowerMsg_Msg {
@@ -988,7 +1051,7 @@ type Start struct {
 
 func (x *Start) Reset() {
 	*x = Start{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1063,7 @@ func (x *Start) String() string {
 func (*Start) ProtoMessage() {}
 
 func (x *Start) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1076,7 @@ func (x *Start) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Start.ProtoReflect.Descriptor instead.
 func (*Start) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{14}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Start) GetEpoch() uint64 {
@@ -1076,7 +1139,7 @@ type Entries struct {
 
 func (x *Entries) Reset() {
 	*x = Entries{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1088,7 +1151,7 @@ func (x *Entries) String() string {
 func (*Entries) ProtoMessage() {}
 
 func (x *Entries) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1101,7 +1164,7 @@ func (x *Entries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Entries.ProtoReflect.Descriptor instead.
 func (*Entries) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{15}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Entries) GetEntries() [][]byte {
@@ -1133,7 +1196,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1208,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1221,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{16}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Heartbeat) GetCommitLsn() uint64 {
@@ -1215,7 +1278,7 @@ type FollowerProgress struct {
 
 func (x *FollowerProgress) Reset() {
 	*x = FollowerProgress{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[17]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1290,7 @@ func (x *FollowerProgress) String() string {
 func (*FollowerProgress) ProtoMessage() {}
 
 func (x *FollowerProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[17]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1303,7 @@ func (x *FollowerProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowerProgress.ProtoReflect.Descriptor instead.
 func (*FollowerProgress) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{17}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *FollowerProgress) GetId() string {
@@ -1327,7 +1390,7 @@ type LeaderMsg struct {
 
 func (x *LeaderMsg) Reset() {
 	*x = LeaderMsg{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[18]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1402,7 @@ func (x *LeaderMsg) String() string {
 func (*LeaderMsg) ProtoMessage() {}
 
 func (x *LeaderMsg) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[18]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1415,7 @@ func (x *LeaderMsg) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderMsg.ProtoReflect.Descriptor instead.
 func (*LeaderMsg) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{18}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LeaderMsg) GetMsg() isLeaderMsg_Msg {
@@ -1421,7 +1484,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[19]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1433,7 +1496,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[19]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1446,7 +1509,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{19}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SnapshotRequest) GetFollowerId() string {
@@ -1474,7 +1537,7 @@ type KV struct {
 
 func (x *KV) Reset() {
 	*x = KV{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[20]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1486,7 +1549,7 @@ func (x *KV) String() string {
 func (*KV) ProtoMessage() {}
 
 func (x *KV) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[20]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1499,7 +1562,7 @@ func (x *KV) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KV.ProtoReflect.Descriptor instead.
 func (*KV) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{20}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *KV) GetKey() []byte {
@@ -1537,7 +1600,7 @@ type SnapshotDone struct {
 
 func (x *SnapshotDone) Reset() {
 	*x = SnapshotDone{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[21]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1549,7 +1612,7 @@ func (x *SnapshotDone) String() string {
 func (*SnapshotDone) ProtoMessage() {}
 
 func (x *SnapshotDone) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[21]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1562,7 +1625,7 @@ func (x *SnapshotDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotDone.ProtoReflect.Descriptor instead.
 func (*SnapshotDone) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{21}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SnapshotDone) GetLsn() uint64 {
@@ -1613,7 +1676,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[22]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1625,7 +1688,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[22]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1638,7 +1701,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{22}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SnapshotChunk) GetPairs() []*KV {
@@ -1681,7 +1744,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[23]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1693,7 +1756,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[23]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1706,7 +1769,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{23}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *JoinRequest) GetId() string {
@@ -1749,7 +1812,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[24]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1761,7 +1824,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[24]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1774,7 +1837,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{24}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Member) GetId() string {
@@ -1814,7 +1877,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[25]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1826,7 +1889,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[25]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1839,7 +1902,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{25}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *JoinResponse) GetMembers() []*Member {
@@ -1876,7 +1939,7 @@ const file_internal_transport_pb_peer_proto_rawDesc = "" +
 	"\arefusal\x18\x03 \x01(\tR\arefusal\"?\n" +
 	"\x0eChangesRequest\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x19\n" +
-	"\bfrom_lsn\x18\x02 \x01(\x04R\afromLsn\"\x9d\x01\n" +
+	"\bfrom_lsn\x18\x02 \x01(\x04R\afromLsn\"\xdf\x01\n" +
 	"\fChangesBatch\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x18\n" +
 	"\aentries\x18\x02 \x03(\fR\aentries\x12\x1d\n" +
@@ -1885,7 +1948,12 @@ const file_internal_transport_pb_peer_proto_rawDesc = "" +
 	"\vcommit_time\x18\x04 \x01(\x03R\n" +
 	"commitTime\x12\x1f\n" +
 	"\vscanned_lsn\x18\x05 \x01(\x04R\n" +
-	"scannedLsn\"\x11\n" +
+	"scannedLsn\x12@\n" +
+	"\tknowledge\x18\x06 \x03(\v2\".replicant.transport.v1.SiteVectorR\tknowledge\"8\n" +
+	"\n" +
+	"SiteVector\x12\x12\n" +
+	"\x04site\x18\x01 \x01(\tR\x04site\x12\x16\n" +
+	"\x06vector\x18\x02 \x01(\tR\x06vector\"\x11\n" +
 	"\x0fSiteInfoRequest\"|\n" +
 	"\x10SiteInfoResponse\x12\x12\n" +
 	"\x04site\x18\x01 \x01(\tR\x04site\x12\x12\n" +
@@ -2018,70 +2086,72 @@ func file_internal_transport_pb_peer_proto_rawDescGZIP() []byte {
 }
 
 var file_internal_transport_pb_peer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_internal_transport_pb_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_internal_transport_pb_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_internal_transport_pb_peer_proto_goTypes = []any{
 	(ReplicaRequest_Op)(0),   // 0: replicant.transport.v1.ReplicaRequest.Op
 	(*ReplicaRequest)(nil),   // 1: replicant.transport.v1.ReplicaRequest
 	(*ReplicaResponse)(nil),  // 2: replicant.transport.v1.ReplicaResponse
 	(*ChangesRequest)(nil),   // 3: replicant.transport.v1.ChangesRequest
 	(*ChangesBatch)(nil),     // 4: replicant.transport.v1.ChangesBatch
-	(*SiteInfoRequest)(nil),  // 5: replicant.transport.v1.SiteInfoRequest
-	(*SiteInfoResponse)(nil), // 6: replicant.transport.v1.SiteInfoResponse
-	(*PositionRequest)(nil),  // 7: replicant.transport.v1.PositionRequest
-	(*PositionResponse)(nil), // 8: replicant.transport.v1.PositionResponse
-	(*Empty)(nil),            // 9: replicant.transport.v1.Empty
-	(*RaftBatch)(nil),        // 10: replicant.transport.v1.RaftBatch
-	(*EpochStart)(nil),       // 11: replicant.transport.v1.EpochStart
-	(*Hello)(nil),            // 12: replicant.transport.v1.Hello
-	(*Ack)(nil),              // 13: replicant.transport.v1.Ack
-	(*FollowerMsg)(nil),      // 14: replicant.transport.v1.FollowerMsg
-	(*Start)(nil),            // 15: replicant.transport.v1.Start
-	(*Entries)(nil),          // 16: replicant.transport.v1.Entries
-	(*Heartbeat)(nil),        // 17: replicant.transport.v1.Heartbeat
-	(*FollowerProgress)(nil), // 18: replicant.transport.v1.FollowerProgress
-	(*LeaderMsg)(nil),        // 19: replicant.transport.v1.LeaderMsg
-	(*SnapshotRequest)(nil),  // 20: replicant.transport.v1.SnapshotRequest
-	(*KV)(nil),               // 21: replicant.transport.v1.KV
-	(*SnapshotDone)(nil),     // 22: replicant.transport.v1.SnapshotDone
-	(*SnapshotChunk)(nil),    // 23: replicant.transport.v1.SnapshotChunk
-	(*JoinRequest)(nil),      // 24: replicant.transport.v1.JoinRequest
-	(*Member)(nil),           // 25: replicant.transport.v1.Member
-	(*JoinResponse)(nil),     // 26: replicant.transport.v1.JoinResponse
+	(*SiteVector)(nil),       // 5: replicant.transport.v1.SiteVector
+	(*SiteInfoRequest)(nil),  // 6: replicant.transport.v1.SiteInfoRequest
+	(*SiteInfoResponse)(nil), // 7: replicant.transport.v1.SiteInfoResponse
+	(*PositionRequest)(nil),  // 8: replicant.transport.v1.PositionRequest
+	(*PositionResponse)(nil), // 9: replicant.transport.v1.PositionResponse
+	(*Empty)(nil),            // 10: replicant.transport.v1.Empty
+	(*RaftBatch)(nil),        // 11: replicant.transport.v1.RaftBatch
+	(*EpochStart)(nil),       // 12: replicant.transport.v1.EpochStart
+	(*Hello)(nil),            // 13: replicant.transport.v1.Hello
+	(*Ack)(nil),              // 14: replicant.transport.v1.Ack
+	(*FollowerMsg)(nil),      // 15: replicant.transport.v1.FollowerMsg
+	(*Start)(nil),            // 16: replicant.transport.v1.Start
+	(*Entries)(nil),          // 17: replicant.transport.v1.Entries
+	(*Heartbeat)(nil),        // 18: replicant.transport.v1.Heartbeat
+	(*FollowerProgress)(nil), // 19: replicant.transport.v1.FollowerProgress
+	(*LeaderMsg)(nil),        // 20: replicant.transport.v1.LeaderMsg
+	(*SnapshotRequest)(nil),  // 21: replicant.transport.v1.SnapshotRequest
+	(*KV)(nil),               // 22: replicant.transport.v1.KV
+	(*SnapshotDone)(nil),     // 23: replicant.transport.v1.SnapshotDone
+	(*SnapshotChunk)(nil),    // 24: replicant.transport.v1.SnapshotChunk
+	(*JoinRequest)(nil),      // 25: replicant.transport.v1.JoinRequest
+	(*Member)(nil),           // 26: replicant.transport.v1.Member
+	(*JoinResponse)(nil),     // 27: replicant.transport.v1.JoinResponse
 }
 var file_internal_transport_pb_peer_proto_depIdxs = []int32{
 	0,  // 0: replicant.transport.v1.ReplicaRequest.op:type_name -> replicant.transport.v1.ReplicaRequest.Op
-	11, // 1: replicant.transport.v1.Hello.epochs:type_name -> replicant.transport.v1.EpochStart
-	12, // 2: replicant.transport.v1.FollowerMsg.hello:type_name -> replicant.transport.v1.Hello
-	13, // 3: replicant.transport.v1.FollowerMsg.ack:type_name -> replicant.transport.v1.Ack
-	18, // 4: replicant.transport.v1.Heartbeat.followers:type_name -> replicant.transport.v1.FollowerProgress
-	15, // 5: replicant.transport.v1.LeaderMsg.start:type_name -> replicant.transport.v1.Start
-	16, // 6: replicant.transport.v1.LeaderMsg.entries:type_name -> replicant.transport.v1.Entries
-	17, // 7: replicant.transport.v1.LeaderMsg.heartbeat:type_name -> replicant.transport.v1.Heartbeat
-	11, // 8: replicant.transport.v1.SnapshotDone.epochs:type_name -> replicant.transport.v1.EpochStart
-	21, // 9: replicant.transport.v1.SnapshotChunk.pairs:type_name -> replicant.transport.v1.KV
-	22, // 10: replicant.transport.v1.SnapshotChunk.done:type_name -> replicant.transport.v1.SnapshotDone
-	25, // 11: replicant.transport.v1.JoinResponse.members:type_name -> replicant.transport.v1.Member
-	10, // 12: replicant.transport.v1.Peer.Raft:input_type -> replicant.transport.v1.RaftBatch
-	14, // 13: replicant.transport.v1.Peer.Replicate:input_type -> replicant.transport.v1.FollowerMsg
-	20, // 14: replicant.transport.v1.Peer.Snapshot:input_type -> replicant.transport.v1.SnapshotRequest
-	24, // 15: replicant.transport.v1.Peer.Join:input_type -> replicant.transport.v1.JoinRequest
-	7,  // 16: replicant.transport.v1.Peer.Position:input_type -> replicant.transport.v1.PositionRequest
-	3,  // 17: replicant.transport.v1.Peer.Changes:input_type -> replicant.transport.v1.ChangesRequest
-	5,  // 18: replicant.transport.v1.Peer.SiteInfo:input_type -> replicant.transport.v1.SiteInfoRequest
-	1,  // 19: replicant.transport.v1.Peer.Replica:input_type -> replicant.transport.v1.ReplicaRequest
-	9,  // 20: replicant.transport.v1.Peer.Raft:output_type -> replicant.transport.v1.Empty
-	19, // 21: replicant.transport.v1.Peer.Replicate:output_type -> replicant.transport.v1.LeaderMsg
-	23, // 22: replicant.transport.v1.Peer.Snapshot:output_type -> replicant.transport.v1.SnapshotChunk
-	26, // 23: replicant.transport.v1.Peer.Join:output_type -> replicant.transport.v1.JoinResponse
-	8,  // 24: replicant.transport.v1.Peer.Position:output_type -> replicant.transport.v1.PositionResponse
-	4,  // 25: replicant.transport.v1.Peer.Changes:output_type -> replicant.transport.v1.ChangesBatch
-	6,  // 26: replicant.transport.v1.Peer.SiteInfo:output_type -> replicant.transport.v1.SiteInfoResponse
-	2,  // 27: replicant.transport.v1.Peer.Replica:output_type -> replicant.transport.v1.ReplicaResponse
-	20, // [20:28] is the sub-list for method output_type
-	12, // [12:20] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	5,  // 1: replicant.transport.v1.ChangesBatch.knowledge:type_name -> replicant.transport.v1.SiteVector
+	12, // 2: replicant.transport.v1.Hello.epochs:type_name -> replicant.transport.v1.EpochStart
+	13, // 3: replicant.transport.v1.FollowerMsg.hello:type_name -> replicant.transport.v1.Hello
+	14, // 4: replicant.transport.v1.FollowerMsg.ack:type_name -> replicant.transport.v1.Ack
+	19, // 5: replicant.transport.v1.Heartbeat.followers:type_name -> replicant.transport.v1.FollowerProgress
+	16, // 6: replicant.transport.v1.LeaderMsg.start:type_name -> replicant.transport.v1.Start
+	17, // 7: replicant.transport.v1.LeaderMsg.entries:type_name -> replicant.transport.v1.Entries
+	18, // 8: replicant.transport.v1.LeaderMsg.heartbeat:type_name -> replicant.transport.v1.Heartbeat
+	12, // 9: replicant.transport.v1.SnapshotDone.epochs:type_name -> replicant.transport.v1.EpochStart
+	22, // 10: replicant.transport.v1.SnapshotChunk.pairs:type_name -> replicant.transport.v1.KV
+	23, // 11: replicant.transport.v1.SnapshotChunk.done:type_name -> replicant.transport.v1.SnapshotDone
+	26, // 12: replicant.transport.v1.JoinResponse.members:type_name -> replicant.transport.v1.Member
+	11, // 13: replicant.transport.v1.Peer.Raft:input_type -> replicant.transport.v1.RaftBatch
+	15, // 14: replicant.transport.v1.Peer.Replicate:input_type -> replicant.transport.v1.FollowerMsg
+	21, // 15: replicant.transport.v1.Peer.Snapshot:input_type -> replicant.transport.v1.SnapshotRequest
+	25, // 16: replicant.transport.v1.Peer.Join:input_type -> replicant.transport.v1.JoinRequest
+	8,  // 17: replicant.transport.v1.Peer.Position:input_type -> replicant.transport.v1.PositionRequest
+	3,  // 18: replicant.transport.v1.Peer.Changes:input_type -> replicant.transport.v1.ChangesRequest
+	6,  // 19: replicant.transport.v1.Peer.SiteInfo:input_type -> replicant.transport.v1.SiteInfoRequest
+	1,  // 20: replicant.transport.v1.Peer.Replica:input_type -> replicant.transport.v1.ReplicaRequest
+	10, // 21: replicant.transport.v1.Peer.Raft:output_type -> replicant.transport.v1.Empty
+	20, // 22: replicant.transport.v1.Peer.Replicate:output_type -> replicant.transport.v1.LeaderMsg
+	24, // 23: replicant.transport.v1.Peer.Snapshot:output_type -> replicant.transport.v1.SnapshotChunk
+	27, // 24: replicant.transport.v1.Peer.Join:output_type -> replicant.transport.v1.JoinResponse
+	9,  // 25: replicant.transport.v1.Peer.Position:output_type -> replicant.transport.v1.PositionResponse
+	4,  // 26: replicant.transport.v1.Peer.Changes:output_type -> replicant.transport.v1.ChangesBatch
+	7,  // 27: replicant.transport.v1.Peer.SiteInfo:output_type -> replicant.transport.v1.SiteInfoResponse
+	2,  // 28: replicant.transport.v1.Peer.Replica:output_type -> replicant.transport.v1.ReplicaResponse
+	21, // [21:29] is the sub-list for method output_type
+	13, // [13:21] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_internal_transport_pb_peer_proto_init() }
@@ -2089,11 +2159,11 @@ func file_internal_transport_pb_peer_proto_init() {
 	if File_internal_transport_pb_peer_proto != nil {
 		return
 	}
-	file_internal_transport_pb_peer_proto_msgTypes[13].OneofWrappers = []any{
+	file_internal_transport_pb_peer_proto_msgTypes[14].OneofWrappers = []any{
 		(*FollowerMsg_Hello)(nil),
 		(*FollowerMsg_Ack)(nil),
 	}
-	file_internal_transport_pb_peer_proto_msgTypes[18].OneofWrappers = []any{
+	file_internal_transport_pb_peer_proto_msgTypes[19].OneofWrappers = []any{
 		(*LeaderMsg_Start)(nil),
 		(*LeaderMsg_Entries)(nil),
 		(*LeaderMsg_Heartbeat)(nil),
@@ -2104,7 +2174,7 @@ func file_internal_transport_pb_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_transport_pb_peer_proto_rawDesc), len(file_internal_transport_pb_peer_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
