@@ -101,6 +101,13 @@ func everyRPC(ctx context.Context, c pb.PeerClient) map[string]error {
 	}
 	_, out["Join"] = c.Join(ctx, &pb.JoinRequest{})
 	_, out["Position"] = c.Position(ctx, &pb.PositionRequest{})
+	if st, err := c.Changes(ctx, &pb.ChangesRequest{Site: "us"}); err != nil {
+		out["Changes"] = err
+	} else {
+		_, out["Changes"] = st.Recv()
+	}
+	_, out["SiteInfo"] = c.SiteInfo(ctx, &pb.SiteInfoRequest{})
+	_, out["Replica"] = c.Replica(ctx, &pb.ReplicaRequest{})
 	return out
 }
 
@@ -163,13 +170,16 @@ func TestPeerSecretGuardsEveryRPC(t *testing.T) {
 }
 
 func (f *fakeHandler) HandleChanges(*pb.ChangesRequest, pb.Peer_ChangesServer) error {
+	f.calls.Add(1)
 	return errors.New("not a multi-leader site")
 }
 
 func (f *fakeHandler) HandleSiteInfo(context.Context, *pb.SiteInfoRequest) (*pb.SiteInfoResponse, error) {
+	f.calls.Add(1)
 	return nil, errors.New("not a multi-leader site")
 }
 
 func (f *fakeHandler) HandleReplica(context.Context, *pb.ReplicaRequest) (*pb.ReplicaResponse, error) {
+	f.calls.Add(1)
 	return nil, errors.New("not a leaderless node")
 }
