@@ -38,11 +38,22 @@ type Config struct {
 	Logger   *slog.Logger
 	// Timeout bounds one replica call (default 2 s).
 	Timeout time.Duration
+	// SloppyQuorum lets a write that cannot reach W of a key's replicas
+	// count stand-ins (the next nodes on the ring), which keep a hint and
+	// hand the write over when the replica returns.
+	SloppyQuorum bool
+	// AntiEntropyInterval is how often each range is compared with its
+	// other replicas (default 30 s).
+	AntiEntropyInterval time.Duration
+	// TombstoneGrace is how long a delete's tombstone is kept (default
+	// 10 min): a replica that returns within it cannot resurrect the key.
+	TombstoneGrace time.Duration
 }
 
 // Engine is leaderless mode's engine.Engine: every node coordinates reads
 // and writes over the N replicas of each key.
 type Engine struct {
+	cfg     Config
 	node    Node
 	n       int
 	log     *slog.Logger
@@ -84,7 +95,13 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 2 * time.Second
 	}
-	e := &Engine{node: cfg.Node, n: cfg.Replicas, log: cfg.Logger, timeout: cfg.Timeout, started: time.Now(),
+	if cfg.AntiEntropyInterval <= 0 {
+		cfg.AntiEntropyInterval = 30 * time.Second
+	}
+	if cfg.TombstoneGrace <= 0 {
+		cfg.TombstoneGrace = 10 * time.Minute
+	}
+	e := &Engine{cfg: cfg, node: cfg.Node, n: cfg.Replicas, log: cfg.Logger, timeout: cfg.Timeout, started: time.Now(),
 		health: map[string]*peerHealth{}, clock: crdt.NewClock(0)}
 	r, err := NewRing(nil, DefaultVNodes)
 	if err != nil {

@@ -69,3 +69,11 @@ func (n *Node) HandleReplica(ctx context.Context, req *pb.ReplicaRequest) (*pb.R
 	}
 	return n.ll.HandleReplica(ctx, req)
 }
+
+// HandleAntiEntropy serves another leaderless replica comparing a range.
+func (n *Node) HandleAntiEntropy(ctx context.Context, req *pb.AntiEntropyRequest) (*pb.AntiEntropyResponse, error) {
+	if n.ll == nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "node %s runs %s mode, not leaderless", n.cfg.ID, n.mode())
+	}
+	return n.ll.HandleAntiEntropy(ctx, req)
+}

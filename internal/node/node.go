@@ -46,8 +46,12 @@ type Config struct {
 	// or engine.ModeMultiLeader). It is recorded when the data directory
 	// is first used; a restart with another mode is refused.
 	Mode string
-	// Replicas is leaderless mode's N: how many nodes hold each key.
-	Replicas int
+	// Leaderless mode: N (how many nodes hold each key), sloppy quorum,
+	// anti-entropy interval and tombstone grace (see leaderless.Config).
+	Replicas            int
+	SloppyQuorum        bool
+	AntiEntropyInterval time.Duration
+	TombstoneGrace      time.Duration
 	// Site names this node's site in multi-leader mode (required there;
 	// a letter, then letters, digits, '-', '_' or '.').
 	Site string
@@ -250,7 +254,8 @@ func Open(cfg Config) (*Node, error) {
 	}
 	if cfg.Mode == engine.ModeLeaderless {
 		n.startLocal()
-		if n.ll, err = leaderless.New(leaderless.Config{Node: n, Replicas: cfg.Replicas, Logger: log}); err != nil {
+		if n.ll, err = leaderless.New(leaderless.Config{Node: n, Replicas: cfg.Replicas, Logger: log,
+			SloppyQuorum: cfg.SloppyQuorum, AntiEntropyInterval: cfg.AntiEntropyInterval, TombstoneGrace: cfg.TombstoneGrace}); err != nil {
 			n.local.Close()
 			cancel()
 			_ = st.Close()

@@ -34,6 +34,7 @@ type Handler interface {
 	HandleChanges(req *pb.ChangesRequest, stream pb.Peer_ChangesServer) error
 	HandleSiteInfo(ctx context.Context, req *pb.SiteInfoRequest) (*pb.SiteInfoResponse, error)
 	HandleReplica(ctx context.Context, req *pb.ReplicaRequest) (*pb.ReplicaResponse, error)
+	HandleAntiEntropy(ctx context.Context, req *pb.AntiEntropyRequest) (*pb.AntiEntropyResponse, error)
 }
 
 // MaxMessageBytes returns the gRPC message limit for a value limit: one
@@ -138,6 +139,11 @@ func (s *Server) SiteInfo(ctx context.Context, req *pb.SiteInfoRequest) (*pb.Sit
 // Replica implements pb.PeerServer.
 func (s *Server) Replica(ctx context.Context, req *pb.ReplicaRequest) (*pb.ReplicaResponse, error) {
 	return s.h.HandleReplica(ctx, req)
+}
+
+// AntiEntropy implements pb.PeerServer.
+func (s *Server) AntiEntropy(ctx context.Context, req *pb.AntiEntropyRequest) (*pb.AntiEntropyResponse, error) {
+	return s.h.HandleAntiEntropy(ctx, req)
 }
 
 // Pool holds one client connection per peer address.

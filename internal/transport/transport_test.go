@@ -108,6 +108,7 @@ func everyRPC(ctx context.Context, c pb.PeerClient) map[string]error {
 	}
 	_, out["SiteInfo"] = c.SiteInfo(ctx, &pb.SiteInfoRequest{})
 	_, out["Replica"] = c.Replica(ctx, &pb.ReplicaRequest{})
+	_, out["AntiEntropy"] = c.AntiEntropy(ctx, &pb.AntiEntropyRequest{})
 	return out
 }
 
@@ -180,6 +181,11 @@ func (f *fakeHandler) HandleSiteInfo(context.Context, *pb.SiteInfoRequest) (*pb.
 }
 
 func (f *fakeHandler) HandleReplica(context.Context, *pb.ReplicaRequest) (*pb.ReplicaResponse, error) {
+	f.calls.Add(1)
+	return nil, errors.New("not a leaderless node")
+}
+
+func (f *fakeHandler) HandleAntiEntropy(context.Context, *pb.AntiEntropyRequest) (*pb.AntiEntropyResponse, error) {
 	f.calls.Add(1)
 	return nil, errors.New("not a leaderless node")
 }

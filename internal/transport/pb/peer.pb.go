@@ -23,6 +23,52 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type AntiEntropyRequest_Op int32
+
+const (
+	AntiEntropyRequest_TREE    AntiEntropyRequest_Op = 0
+	AntiEntropyRequest_ENTRIES AntiEntropyRequest_Op = 1
+)
+
+// Enum value maps for AntiEntropyRequest_Op.
+var (
+	AntiEntropyRequest_Op_name = map[int32]string{
+		0: "TREE",
+		1: "ENTRIES",
+	}
+	AntiEntropyRequest_Op_value = map[string]int32{
+		"TREE":    0,
+		"ENTRIES": 1,
+	}
+)
+
+func (x AntiEntropyRequest_Op) Enum() *AntiEntropyRequest_Op {
+	p := new(AntiEntropyRequest_Op)
+	*p = x
+	return p
+}
+
+func (x AntiEntropyRequest_Op) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AntiEntropyRequest_Op) Descriptor() protoreflect.EnumDescriptor {
+	return file_internal_transport_pb_peer_proto_enumTypes[0].Descriptor()
+}
+
+func (AntiEntropyRequest_Op) Type() protoreflect.EnumType {
+	return &file_internal_transport_pb_peer_proto_enumTypes[0]
+}
+
+func (x AntiEntropyRequest_Op) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AntiEntropyRequest_Op.Descriptor instead.
+func (AntiEntropyRequest_Op) EnumDescriptor() ([]byte, []int) {
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{0, 0}
+}
+
 type ReplicaRequest_Op int32
 
 const (
@@ -64,11 +110,11 @@ func (x ReplicaRequest_Op) String() string {
 }
 
 func (ReplicaRequest_Op) Descriptor() protoreflect.EnumDescriptor {
-	return file_internal_transport_pb_peer_proto_enumTypes[0].Descriptor()
+	return file_internal_transport_pb_peer_proto_enumTypes[1].Descriptor()
 }
 
 func (ReplicaRequest_Op) Type() protoreflect.EnumType {
-	return &file_internal_transport_pb_peer_proto_enumTypes[0]
+	return &file_internal_transport_pb_peer_proto_enumTypes[1]
 }
 
 func (x ReplicaRequest_Op) Number() protoreflect.EnumNumber {
@@ -77,7 +123,148 @@ func (x ReplicaRequest_Op) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ReplicaRequest_Op.Descriptor instead.
 func (ReplicaRequest_Op) EnumDescriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{0, 0}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{2, 0}
+}
+
+type AntiEntropyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Op    AntiEntropyRequest_Op  `protobuf:"varint,1,opt,name=op,proto3,enum=replicant.transport.v1.AntiEntropyRequest_Op" json:"op,omitempty"`
+	// The arc of the hash space (start, end], as internal/leaderless Range.
+	Start uint64 `protobuf:"varint,2,opt,name=start,proto3" json:"start,omitempty"`
+	End   uint64 `protobuf:"varint,3,opt,name=end,proto3" json:"end,omitempty"`
+	// TREE: how many leaves the arc is cut into; ENTRIES: which leaf.
+	Leaves uint32 `protobuf:"varint,4,opt,name=leaves,proto3" json:"leaves,omitempty"`
+	Leaf   uint32 `protobuf:"varint,5,opt,name=leaf,proto3" json:"leaf,omitempty"`
+	// The asking node, for logs.
+	From          string `protobuf:"bytes,6,opt,name=from,proto3" json:"from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AntiEntropyRequest) Reset() {
+	*x = AntiEntropyRequest{}
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AntiEntropyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AntiEntropyRequest) ProtoMessage() {}
+
+func (x *AntiEntropyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AntiEntropyRequest.ProtoReflect.Descriptor instead.
+func (*AntiEntropyRequest) Descriptor() ([]byte, []int) {
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *AntiEntropyRequest) GetOp() AntiEntropyRequest_Op {
+	if x != nil {
+		return x.Op
+	}
+	return AntiEntropyRequest_TREE
+}
+
+func (x *AntiEntropyRequest) GetStart() uint64 {
+	if x != nil {
+		return x.Start
+	}
+	return 0
+}
+
+func (x *AntiEntropyRequest) GetEnd() uint64 {
+	if x != nil {
+		return x.End
+	}
+	return 0
+}
+
+func (x *AntiEntropyRequest) GetLeaves() uint32 {
+	if x != nil {
+		return x.Leaves
+	}
+	return 0
+}
+
+func (x *AntiEntropyRequest) GetLeaf() uint32 {
+	if x != nil {
+		return x.Leaf
+	}
+	return 0
+}
+
+func (x *AntiEntropyRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+type AntiEntropyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// TREE: one hash per leaf, in order.
+	Hashes [][]byte `protobuf:"bytes,1,rep,name=hashes,proto3" json:"hashes,omitempty"`
+	// ENTRIES: the leaf's keys with their states.
+	Entries       []*KV `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AntiEntropyResponse) Reset() {
+	*x = AntiEntropyResponse{}
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AntiEntropyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AntiEntropyResponse) ProtoMessage() {}
+
+func (x *AntiEntropyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AntiEntropyResponse.ProtoReflect.Descriptor instead.
+func (*AntiEntropyResponse) Descriptor() ([]byte, []int) {
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AntiEntropyResponse) GetHashes() [][]byte {
+	if x != nil {
+		return x.Hashes
+	}
+	return nil
+}
+
+func (x *AntiEntropyResponse) GetEntries() []*KV {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
 }
 
 type ReplicaRequest struct {
@@ -95,14 +282,18 @@ type ReplicaRequest struct {
 	// UPDATE: the causal context the write supersedes (crdt vector text).
 	Context string `protobuf:"bytes,8,opt,name=context,proto3" json:"context,omitempty"`
 	// INCR: the delta.
-	Delta         int64 `protobuf:"varint,9,opt,name=delta,proto3" json:"delta,omitempty"`
+	Delta int64 `protobuf:"varint,9,opt,name=delta,proto3" json:"delta,omitempty"`
+	// STORE with hint_for set: the receiver is a stand-in (sloppy quorum)
+	// and keeps the state as a hint for that node, to hand over when it
+	// returns, instead of in its own data.
+	HintFor       string `protobuf:"bytes,10,opt,name=hint_for,json=hintFor,proto3" json:"hint_for,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReplicaRequest) Reset() {
 	*x = ReplicaRequest{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[0]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -114,7 +305,7 @@ func (x *ReplicaRequest) String() string {
 func (*ReplicaRequest) ProtoMessage() {}
 
 func (x *ReplicaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[0]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -127,7 +318,7 @@ func (x *ReplicaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaRequest.ProtoReflect.Descriptor instead.
 func (*ReplicaRequest) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{0}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ReplicaRequest) GetOp() ReplicaRequest_Op {
@@ -193,6 +384,13 @@ func (x *ReplicaRequest) GetDelta() int64 {
 	return 0
 }
 
+func (x *ReplicaRequest) GetHintFor() string {
+	if x != nil {
+		return x.HintFor
+	}
+	return ""
+}
+
 type ReplicaResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The replica's state of key after the operation (empty if none).
@@ -206,7 +404,7 @@ type ReplicaResponse struct {
 
 func (x *ReplicaResponse) Reset() {
 	*x = ReplicaResponse{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[1]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -218,7 +416,7 @@ func (x *ReplicaResponse) String() string {
 func (*ReplicaResponse) ProtoMessage() {}
 
 func (x *ReplicaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[1]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -231,7 +429,7 @@ func (x *ReplicaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaResponse.ProtoReflect.Descriptor instead.
 func (*ReplicaResponse) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{1}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ReplicaResponse) GetState() []byte {
@@ -267,7 +465,7 @@ type ChangesRequest struct {
 
 func (x *ChangesRequest) Reset() {
 	*x = ChangesRequest{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[2]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -279,7 +477,7 @@ func (x *ChangesRequest) String() string {
 func (*ChangesRequest) ProtoMessage() {}
 
 func (x *ChangesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[2]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -292,7 +490,7 @@ func (x *ChangesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangesRequest.ProtoReflect.Descriptor instead.
 func (*ChangesRequest) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{2}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ChangesRequest) GetSite() string {
@@ -330,7 +528,7 @@ type ChangesBatch struct {
 
 func (x *ChangesBatch) Reset() {
 	*x = ChangesBatch{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[3]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -342,7 +540,7 @@ func (x *ChangesBatch) String() string {
 func (*ChangesBatch) ProtoMessage() {}
 
 func (x *ChangesBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[3]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -355,7 +553,7 @@ func (x *ChangesBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangesBatch.ProtoReflect.Descriptor instead.
 func (*ChangesBatch) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{3}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ChangesBatch) GetSite() string {
@@ -411,7 +609,7 @@ type SiteVector struct {
 
 func (x *SiteVector) Reset() {
 	*x = SiteVector{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[4]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -423,7 +621,7 @@ func (x *SiteVector) String() string {
 func (*SiteVector) ProtoMessage() {}
 
 func (x *SiteVector) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[4]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -436,7 +634,7 @@ func (x *SiteVector) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteVector.ProtoReflect.Descriptor instead.
 func (*SiteVector) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{4}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SiteVector) GetSite() string {
@@ -461,7 +659,7 @@ type SiteInfoRequest struct {
 
 func (x *SiteInfoRequest) Reset() {
 	*x = SiteInfoRequest{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[5]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -473,7 +671,7 @@ func (x *SiteInfoRequest) String() string {
 func (*SiteInfoRequest) ProtoMessage() {}
 
 func (x *SiteInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[5]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -486,7 +684,7 @@ func (x *SiteInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteInfoRequest.ProtoReflect.Descriptor instead.
 func (*SiteInfoRequest) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{5}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{7}
 }
 
 type SiteInfoResponse struct {
@@ -503,7 +701,7 @@ type SiteInfoResponse struct {
 
 func (x *SiteInfoResponse) Reset() {
 	*x = SiteInfoResponse{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[6]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -515,7 +713,7 @@ func (x *SiteInfoResponse) String() string {
 func (*SiteInfoResponse) ProtoMessage() {}
 
 func (x *SiteInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[6]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -528,7 +726,7 @@ func (x *SiteInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SiteInfoResponse.ProtoReflect.Descriptor instead.
 func (*SiteInfoResponse) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{6}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SiteInfoResponse) GetSite() string {
@@ -576,7 +774,7 @@ type PositionRequest struct {
 
 func (x *PositionRequest) Reset() {
 	*x = PositionRequest{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[7]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +786,7 @@ func (x *PositionRequest) String() string {
 func (*PositionRequest) ProtoMessage() {}
 
 func (x *PositionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[7]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +799,7 @@ func (x *PositionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PositionRequest.ProtoReflect.Descriptor instead.
 func (*PositionRequest) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{7}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PositionRequest) GetEpoch() uint64 {
@@ -623,7 +821,7 @@ type PositionResponse struct {
 
 func (x *PositionResponse) Reset() {
 	*x = PositionResponse{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[8]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -635,7 +833,7 @@ func (x *PositionResponse) String() string {
 func (*PositionResponse) ProtoMessage() {}
 
 func (x *PositionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[8]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -648,7 +846,7 @@ func (x *PositionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PositionResponse.ProtoReflect.Descriptor instead.
 func (*PositionResponse) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{8}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PositionResponse) GetId() string {
@@ -680,7 +878,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[9]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -692,7 +890,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[9]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -705,7 +903,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{9}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{11}
 }
 
 type RaftBatch struct {
@@ -717,7 +915,7 @@ type RaftBatch struct {
 
 func (x *RaftBatch) Reset() {
 	*x = RaftBatch{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[10]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -729,7 +927,7 @@ func (x *RaftBatch) String() string {
 func (*RaftBatch) ProtoMessage() {}
 
 func (x *RaftBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[10]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -742,7 +940,7 @@ func (x *RaftBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftBatch.ProtoReflect.Descriptor instead.
 func (*RaftBatch) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{10}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RaftBatch) GetMessages() [][]byte {
@@ -762,7 +960,7 @@ type EpochStart struct {
 
 func (x *EpochStart) Reset() {
 	*x = EpochStart{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +972,7 @@ func (x *EpochStart) String() string {
 func (*EpochStart) ProtoMessage() {}
 
 func (x *EpochStart) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[11]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +985,7 @@ func (x *EpochStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EpochStart.ProtoReflect.Descriptor instead.
 func (*EpochStart) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{11}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *EpochStart) GetEpoch() uint64 {
@@ -822,7 +1020,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -834,7 +1032,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[12]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -847,7 +1045,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{12}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Hello) GetFollowerId() string {
@@ -903,7 +1101,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -915,7 +1113,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[13]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -928,7 +1126,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{13}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Ack) GetReceived() uint64 {
@@ -965,7 +1163,7 @@ type FollowerMsg struct {
 
 func (x *FollowerMsg) Reset() {
 	*x = FollowerMsg{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1175,7 @@ func (x *FollowerMsg) String() string {
 func (*FollowerMsg) ProtoMessage() {}
 
 func (x *FollowerMsg) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[14]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1188,7 @@ func (x *FollowerMsg) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowerMsg.ProtoReflect.Descriptor instead.
 func (*FollowerMsg) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{14}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FollowerMsg) GetMsg() isFollowerMsg_Msg {
@@ -1051,7 +1249,7 @@ type Start struct {
 
 func (x *Start) Reset() {
 	*x = Start{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1261,7 @@ func (x *Start) String() string {
 func (*Start) ProtoMessage() {}
 
 func (x *Start) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[15]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1274,7 @@ func (x *Start) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Start.ProtoReflect.Descriptor instead.
 func (*Start) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{15}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Start) GetEpoch() uint64 {
@@ -1139,7 +1337,7 @@ type Entries struct {
 
 func (x *Entries) Reset() {
 	*x = Entries{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1349,7 @@ func (x *Entries) String() string {
 func (*Entries) ProtoMessage() {}
 
 func (x *Entries) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[16]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1362,7 @@ func (x *Entries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Entries.ProtoReflect.Descriptor instead.
 func (*Entries) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{16}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Entries) GetEntries() [][]byte {
@@ -1196,7 +1394,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[17]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1208,7 +1406,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[17]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1221,7 +1419,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{17}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Heartbeat) GetCommitLsn() uint64 {
@@ -1278,7 +1476,7 @@ type FollowerProgress struct {
 
 func (x *FollowerProgress) Reset() {
 	*x = FollowerProgress{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[18]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1290,7 +1488,7 @@ func (x *FollowerProgress) String() string {
 func (*FollowerProgress) ProtoMessage() {}
 
 func (x *FollowerProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[18]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1303,7 +1501,7 @@ func (x *FollowerProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowerProgress.ProtoReflect.Descriptor instead.
 func (*FollowerProgress) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{18}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *FollowerProgress) GetId() string {
@@ -1390,7 +1588,7 @@ type LeaderMsg struct {
 
 func (x *LeaderMsg) Reset() {
 	*x = LeaderMsg{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[19]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1402,7 +1600,7 @@ func (x *LeaderMsg) String() string {
 func (*LeaderMsg) ProtoMessage() {}
 
 func (x *LeaderMsg) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[19]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1415,7 +1613,7 @@ func (x *LeaderMsg) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaderMsg.ProtoReflect.Descriptor instead.
 func (*LeaderMsg) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{19}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LeaderMsg) GetMsg() isLeaderMsg_Msg {
@@ -1484,7 +1682,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[20]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1694,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[20]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1707,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{20}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SnapshotRequest) GetFollowerId() string {
@@ -1537,7 +1735,7 @@ type KV struct {
 
 func (x *KV) Reset() {
 	*x = KV{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[21]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1549,7 +1747,7 @@ func (x *KV) String() string {
 func (*KV) ProtoMessage() {}
 
 func (x *KV) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[21]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1562,7 +1760,7 @@ func (x *KV) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KV.ProtoReflect.Descriptor instead.
 func (*KV) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{21}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *KV) GetKey() []byte {
@@ -1600,7 +1798,7 @@ type SnapshotDone struct {
 
 func (x *SnapshotDone) Reset() {
 	*x = SnapshotDone{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[22]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1810,7 @@ func (x *SnapshotDone) String() string {
 func (*SnapshotDone) ProtoMessage() {}
 
 func (x *SnapshotDone) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[22]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1823,7 @@ func (x *SnapshotDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotDone.ProtoReflect.Descriptor instead.
 func (*SnapshotDone) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{22}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SnapshotDone) GetLsn() uint64 {
@@ -1676,7 +1874,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[23]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1688,7 +1886,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[23]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1701,7 +1899,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{23}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SnapshotChunk) GetPairs() []*KV {
@@ -1744,7 +1942,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[24]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1756,7 +1954,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[24]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1769,7 +1967,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{24}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *JoinRequest) GetId() string {
@@ -1812,7 +2010,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[25]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1824,7 +2022,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[25]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1837,7 +2035,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{25}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Member) GetId() string {
@@ -1877,7 +2075,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[26]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1889,7 +2087,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_transport_pb_peer_proto_msgTypes[26]
+	mi := &file_internal_transport_pb_peer_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1902,7 +2100,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{26}
+	return file_internal_transport_pb_peer_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *JoinResponse) GetMembers() []*Member {
@@ -1916,7 +2114,20 @@ var File_internal_transport_pb_peer_proto protoreflect.FileDescriptor
 
 const file_internal_transport_pb_peer_proto_rawDesc = "" +
 	"\n" +
-	" internal/transport/pb/peer.proto\x12\x16replicant.transport.v1\"\xb6\x02\n" +
+	" internal/transport/pb/peer.proto\x12\x16replicant.transport.v1\"\xd8\x01\n" +
+	"\x12AntiEntropyRequest\x12=\n" +
+	"\x02op\x18\x01 \x01(\x0e2-.replicant.transport.v1.AntiEntropyRequest.OpR\x02op\x12\x14\n" +
+	"\x05start\x18\x02 \x01(\x04R\x05start\x12\x10\n" +
+	"\x03end\x18\x03 \x01(\x04R\x03end\x12\x16\n" +
+	"\x06leaves\x18\x04 \x01(\rR\x06leaves\x12\x12\n" +
+	"\x04leaf\x18\x05 \x01(\rR\x04leaf\x12\x12\n" +
+	"\x04from\x18\x06 \x01(\tR\x04from\"\x1b\n" +
+	"\x02Op\x12\b\n" +
+	"\x04TREE\x10\x00\x12\v\n" +
+	"\aENTRIES\x10\x01\"c\n" +
+	"\x13AntiEntropyResponse\x12\x16\n" +
+	"\x06hashes\x18\x01 \x03(\fR\x06hashes\x124\n" +
+	"\aentries\x18\x02 \x03(\v2\x1a.replicant.transport.v1.KVR\aentries\"\xd1\x02\n" +
 	"\x0eReplicaRequest\x129\n" +
 	"\x02op\x18\x01 \x01(\x0e2).replicant.transport.v1.ReplicaRequest.OpR\x02op\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
@@ -1926,7 +2137,9 @@ const file_internal_transport_pb_peer_proto_rawDesc = "" +
 	"\adeleted\x18\x06 \x01(\bR\adeleted\x12\x1b\n" +
 	"\texpire_at\x18\a \x01(\x03R\bexpireAt\x12\x18\n" +
 	"\acontext\x18\b \x01(\tR\acontext\x12\x14\n" +
-	"\x05delta\x18\t \x01(\x03R\x05delta\"0\n" +
+	"\x05delta\x18\t \x01(\x03R\x05delta\x12\x19\n" +
+	"\bhint_for\x18\n" +
+	" \x01(\tR\ahintFor\"0\n" +
 	"\x02Op\x12\t\n" +
 	"\x05FETCH\x10\x00\x12\t\n" +
 	"\x05STORE\x10\x01\x12\n" +
@@ -2062,7 +2275,7 @@ const file_internal_transport_pb_peer_proto_rawDesc = "" +
 	"\tresp_addr\x18\x03 \x01(\tR\brespAddr\x12\x1b\n" +
 	"\thttp_addr\x18\x04 \x01(\tR\bhttpAddr\"H\n" +
 	"\fJoinResponse\x128\n" +
-	"\amembers\x18\x01 \x03(\v2\x1e.replicant.transport.v1.MemberR\amembers2\xcf\x05\n" +
+	"\amembers\x18\x01 \x03(\v2\x1e.replicant.transport.v1.MemberR\amembers2\xb7\x06\n" +
 	"\x04Peer\x12H\n" +
 	"\x04Raft\x12!.replicant.transport.v1.RaftBatch\x1a\x1d.replicant.transport.v1.Empty\x12W\n" +
 	"\tReplicate\x12#.replicant.transport.v1.FollowerMsg\x1a!.replicant.transport.v1.LeaderMsg(\x010\x01\x12\\\n" +
@@ -2071,7 +2284,8 @@ const file_internal_transport_pb_peer_proto_rawDesc = "" +
 	"\bPosition\x12'.replicant.transport.v1.PositionRequest\x1a(.replicant.transport.v1.PositionResponse\x12Y\n" +
 	"\aChanges\x12&.replicant.transport.v1.ChangesRequest\x1a$.replicant.transport.v1.ChangesBatch0\x01\x12]\n" +
 	"\bSiteInfo\x12'.replicant.transport.v1.SiteInfoRequest\x1a(.replicant.transport.v1.SiteInfoResponse\x12Z\n" +
-	"\aReplica\x12&.replicant.transport.v1.ReplicaRequest\x1a'.replicant.transport.v1.ReplicaResponseB9Z7github.com/replicant-db/replicant/internal/transport/pbb\x06proto3"
+	"\aReplica\x12&.replicant.transport.v1.ReplicaRequest\x1a'.replicant.transport.v1.ReplicaResponse\x12f\n" +
+	"\vAntiEntropy\x12*.replicant.transport.v1.AntiEntropyRequest\x1a+.replicant.transport.v1.AntiEntropyResponseB9Z7github.com/replicant-db/replicant/internal/transport/pbb\x06proto3"
 
 var (
 	file_internal_transport_pb_peer_proto_rawDescOnce sync.Once
@@ -2085,73 +2299,80 @@ func file_internal_transport_pb_peer_proto_rawDescGZIP() []byte {
 	return file_internal_transport_pb_peer_proto_rawDescData
 }
 
-var file_internal_transport_pb_peer_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_internal_transport_pb_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_internal_transport_pb_peer_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_internal_transport_pb_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_internal_transport_pb_peer_proto_goTypes = []any{
-	(ReplicaRequest_Op)(0),   // 0: replicant.transport.v1.ReplicaRequest.Op
-	(*ReplicaRequest)(nil),   // 1: replicant.transport.v1.ReplicaRequest
-	(*ReplicaResponse)(nil),  // 2: replicant.transport.v1.ReplicaResponse
-	(*ChangesRequest)(nil),   // 3: replicant.transport.v1.ChangesRequest
-	(*ChangesBatch)(nil),     // 4: replicant.transport.v1.ChangesBatch
-	(*SiteVector)(nil),       // 5: replicant.transport.v1.SiteVector
-	(*SiteInfoRequest)(nil),  // 6: replicant.transport.v1.SiteInfoRequest
-	(*SiteInfoResponse)(nil), // 7: replicant.transport.v1.SiteInfoResponse
-	(*PositionRequest)(nil),  // 8: replicant.transport.v1.PositionRequest
-	(*PositionResponse)(nil), // 9: replicant.transport.v1.PositionResponse
-	(*Empty)(nil),            // 10: replicant.transport.v1.Empty
-	(*RaftBatch)(nil),        // 11: replicant.transport.v1.RaftBatch
-	(*EpochStart)(nil),       // 12: replicant.transport.v1.EpochStart
-	(*Hello)(nil),            // 13: replicant.transport.v1.Hello
-	(*Ack)(nil),              // 14: replicant.transport.v1.Ack
-	(*FollowerMsg)(nil),      // 15: replicant.transport.v1.FollowerMsg
-	(*Start)(nil),            // 16: replicant.transport.v1.Start
-	(*Entries)(nil),          // 17: replicant.transport.v1.Entries
-	(*Heartbeat)(nil),        // 18: replicant.transport.v1.Heartbeat
-	(*FollowerProgress)(nil), // 19: replicant.transport.v1.FollowerProgress
-	(*LeaderMsg)(nil),        // 20: replicant.transport.v1.LeaderMsg
-	(*SnapshotRequest)(nil),  // 21: replicant.transport.v1.SnapshotRequest
-	(*KV)(nil),               // 22: replicant.transport.v1.KV
-	(*SnapshotDone)(nil),     // 23: replicant.transport.v1.SnapshotDone
-	(*SnapshotChunk)(nil),    // 24: replicant.transport.v1.SnapshotChunk
-	(*JoinRequest)(nil),      // 25: replicant.transport.v1.JoinRequest
-	(*Member)(nil),           // 26: replicant.transport.v1.Member
-	(*JoinResponse)(nil),     // 27: replicant.transport.v1.JoinResponse
+	(AntiEntropyRequest_Op)(0),  // 0: replicant.transport.v1.AntiEntropyRequest.Op
+	(ReplicaRequest_Op)(0),      // 1: replicant.transport.v1.ReplicaRequest.Op
+	(*AntiEntropyRequest)(nil),  // 2: replicant.transport.v1.AntiEntropyRequest
+	(*AntiEntropyResponse)(nil), // 3: replicant.transport.v1.AntiEntropyResponse
+	(*ReplicaRequest)(nil),      // 4: replicant.transport.v1.ReplicaRequest
+	(*ReplicaResponse)(nil),     // 5: replicant.transport.v1.ReplicaResponse
+	(*ChangesRequest)(nil),      // 6: replicant.transport.v1.ChangesRequest
+	(*ChangesBatch)(nil),        // 7: replicant.transport.v1.ChangesBatch
+	(*SiteVector)(nil),          // 8: replicant.transport.v1.SiteVector
+	(*SiteInfoRequest)(nil),     // 9: replicant.transport.v1.SiteInfoRequest
+	(*SiteInfoResponse)(nil),    // 10: replicant.transport.v1.SiteInfoResponse
+	(*PositionRequest)(nil),     // 11: replicant.transport.v1.PositionRequest
+	(*PositionResponse)(nil),    // 12: replicant.transport.v1.PositionResponse
+	(*Empty)(nil),               // 13: replicant.transport.v1.Empty
+	(*RaftBatch)(nil),           // 14: replicant.transport.v1.RaftBatch
+	(*EpochStart)(nil),          // 15: replicant.transport.v1.EpochStart
+	(*Hello)(nil),               // 16: replicant.transport.v1.Hello
+	(*Ack)(nil),                 // 17: replicant.transport.v1.Ack
+	(*FollowerMsg)(nil),         // 18: replicant.transport.v1.FollowerMsg
+	(*Start)(nil),               // 19: replicant.transport.v1.Start
+	(*Entries)(nil),             // 20: replicant.transport.v1.Entries
+	(*Heartbeat)(nil),           // 21: replicant.transport.v1.Heartbeat
+	(*FollowerProgress)(nil),    // 22: replicant.transport.v1.FollowerProgress
+	(*LeaderMsg)(nil),           // 23: replicant.transport.v1.LeaderMsg
+	(*SnapshotRequest)(nil),     // 24: replicant.transport.v1.SnapshotRequest
+	(*KV)(nil),                  // 25: replicant.transport.v1.KV
+	(*SnapshotDone)(nil),        // 26: replicant.transport.v1.SnapshotDone
+	(*SnapshotChunk)(nil),       // 27: replicant.transport.v1.SnapshotChunk
+	(*JoinRequest)(nil),         // 28: replicant.transport.v1.JoinRequest
+	(*Member)(nil),              // 29: replicant.transport.v1.Member
+	(*JoinResponse)(nil),        // 30: replicant.transport.v1.JoinResponse
 }
 var file_internal_transport_pb_peer_proto_depIdxs = []int32{
-	0,  // 0: replicant.transport.v1.ReplicaRequest.op:type_name -> replicant.transport.v1.ReplicaRequest.Op
-	5,  // 1: replicant.transport.v1.ChangesBatch.knowledge:type_name -> replicant.transport.v1.SiteVector
-	12, // 2: replicant.transport.v1.Hello.epochs:type_name -> replicant.transport.v1.EpochStart
-	13, // 3: replicant.transport.v1.FollowerMsg.hello:type_name -> replicant.transport.v1.Hello
-	14, // 4: replicant.transport.v1.FollowerMsg.ack:type_name -> replicant.transport.v1.Ack
-	19, // 5: replicant.transport.v1.Heartbeat.followers:type_name -> replicant.transport.v1.FollowerProgress
-	16, // 6: replicant.transport.v1.LeaderMsg.start:type_name -> replicant.transport.v1.Start
-	17, // 7: replicant.transport.v1.LeaderMsg.entries:type_name -> replicant.transport.v1.Entries
-	18, // 8: replicant.transport.v1.LeaderMsg.heartbeat:type_name -> replicant.transport.v1.Heartbeat
-	12, // 9: replicant.transport.v1.SnapshotDone.epochs:type_name -> replicant.transport.v1.EpochStart
-	22, // 10: replicant.transport.v1.SnapshotChunk.pairs:type_name -> replicant.transport.v1.KV
-	23, // 11: replicant.transport.v1.SnapshotChunk.done:type_name -> replicant.transport.v1.SnapshotDone
-	26, // 12: replicant.transport.v1.JoinResponse.members:type_name -> replicant.transport.v1.Member
-	11, // 13: replicant.transport.v1.Peer.Raft:input_type -> replicant.transport.v1.RaftBatch
-	15, // 14: replicant.transport.v1.Peer.Replicate:input_type -> replicant.transport.v1.FollowerMsg
-	21, // 15: replicant.transport.v1.Peer.Snapshot:input_type -> replicant.transport.v1.SnapshotRequest
-	25, // 16: replicant.transport.v1.Peer.Join:input_type -> replicant.transport.v1.JoinRequest
-	8,  // 17: replicant.transport.v1.Peer.Position:input_type -> replicant.transport.v1.PositionRequest
-	3,  // 18: replicant.transport.v1.Peer.Changes:input_type -> replicant.transport.v1.ChangesRequest
-	6,  // 19: replicant.transport.v1.Peer.SiteInfo:input_type -> replicant.transport.v1.SiteInfoRequest
-	1,  // 20: replicant.transport.v1.Peer.Replica:input_type -> replicant.transport.v1.ReplicaRequest
-	10, // 21: replicant.transport.v1.Peer.Raft:output_type -> replicant.transport.v1.Empty
-	20, // 22: replicant.transport.v1.Peer.Replicate:output_type -> replicant.transport.v1.LeaderMsg
-	24, // 23: replicant.transport.v1.Peer.Snapshot:output_type -> replicant.transport.v1.SnapshotChunk
-	27, // 24: replicant.transport.v1.Peer.Join:output_type -> replicant.transport.v1.JoinResponse
-	9,  // 25: replicant.transport.v1.Peer.Position:output_type -> replicant.transport.v1.PositionResponse
-	4,  // 26: replicant.transport.v1.Peer.Changes:output_type -> replicant.transport.v1.ChangesBatch
-	7,  // 27: replicant.transport.v1.Peer.SiteInfo:output_type -> replicant.transport.v1.SiteInfoResponse
-	2,  // 28: replicant.transport.v1.Peer.Replica:output_type -> replicant.transport.v1.ReplicaResponse
-	21, // [21:29] is the sub-list for method output_type
-	13, // [13:21] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	0,  // 0: replicant.transport.v1.AntiEntropyRequest.op:type_name -> replicant.transport.v1.AntiEntropyRequest.Op
+	25, // 1: replicant.transport.v1.AntiEntropyResponse.entries:type_name -> replicant.transport.v1.KV
+	1,  // 2: replicant.transport.v1.ReplicaRequest.op:type_name -> replicant.transport.v1.ReplicaRequest.Op
+	8,  // 3: replicant.transport.v1.ChangesBatch.knowledge:type_name -> replicant.transport.v1.SiteVector
+	15, // 4: replicant.transport.v1.Hello.epochs:type_name -> replicant.transport.v1.EpochStart
+	16, // 5: replicant.transport.v1.FollowerMsg.hello:type_name -> replicant.transport.v1.Hello
+	17, // 6: replicant.transport.v1.FollowerMsg.ack:type_name -> replicant.transport.v1.Ack
+	22, // 7: replicant.transport.v1.Heartbeat.followers:type_name -> replicant.transport.v1.FollowerProgress
+	19, // 8: replicant.transport.v1.LeaderMsg.start:type_name -> replicant.transport.v1.Start
+	20, // 9: replicant.transport.v1.LeaderMsg.entries:type_name -> replicant.transport.v1.Entries
+	21, // 10: replicant.transport.v1.LeaderMsg.heartbeat:type_name -> replicant.transport.v1.Heartbeat
+	15, // 11: replicant.transport.v1.SnapshotDone.epochs:type_name -> replicant.transport.v1.EpochStart
+	25, // 12: replicant.transport.v1.SnapshotChunk.pairs:type_name -> replicant.transport.v1.KV
+	26, // 13: replicant.transport.v1.SnapshotChunk.done:type_name -> replicant.transport.v1.SnapshotDone
+	29, // 14: replicant.transport.v1.JoinResponse.members:type_name -> replicant.transport.v1.Member
+	14, // 15: replicant.transport.v1.Peer.Raft:input_type -> replicant.transport.v1.RaftBatch
+	18, // 16: replicant.transport.v1.Peer.Replicate:input_type -> replicant.transport.v1.FollowerMsg
+	24, // 17: replicant.transport.v1.Peer.Snapshot:input_type -> replicant.transport.v1.SnapshotRequest
+	28, // 18: replicant.transport.v1.Peer.Join:input_type -> replicant.transport.v1.JoinRequest
+	11, // 19: replicant.transport.v1.Peer.Position:input_type -> replicant.transport.v1.PositionRequest
+	6,  // 20: replicant.transport.v1.Peer.Changes:input_type -> replicant.transport.v1.ChangesRequest
+	9,  // 21: replicant.transport.v1.Peer.SiteInfo:input_type -> replicant.transport.v1.SiteInfoRequest
+	4,  // 22: replicant.transport.v1.Peer.Replica:input_type -> replicant.transport.v1.ReplicaRequest
+	2,  // 23: replicant.transport.v1.Peer.AntiEntropy:input_type -> replicant.transport.v1.AntiEntropyRequest
+	13, // 24: replicant.transport.v1.Peer.Raft:output_type -> replicant.transport.v1.Empty
+	23, // 25: replicant.transport.v1.Peer.Replicate:output_type -> replicant.transport.v1.LeaderMsg
+	27, // 26: replicant.transport.v1.Peer.Snapshot:output_type -> replicant.transport.v1.SnapshotChunk
+	30, // 27: replicant.transport.v1.Peer.Join:output_type -> replicant.transport.v1.JoinResponse
+	12, // 28: replicant.transport.v1.Peer.Position:output_type -> replicant.transport.v1.PositionResponse
+	7,  // 29: replicant.transport.v1.Peer.Changes:output_type -> replicant.transport.v1.ChangesBatch
+	10, // 30: replicant.transport.v1.Peer.SiteInfo:output_type -> replicant.transport.v1.SiteInfoResponse
+	5,  // 31: replicant.transport.v1.Peer.Replica:output_type -> replicant.transport.v1.ReplicaResponse
+	3,  // 32: replicant.transport.v1.Peer.AntiEntropy:output_type -> replicant.transport.v1.AntiEntropyResponse
+	24, // [24:33] is the sub-list for method output_type
+	15, // [15:24] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_internal_transport_pb_peer_proto_init() }
@@ -2159,11 +2380,11 @@ func file_internal_transport_pb_peer_proto_init() {
 	if File_internal_transport_pb_peer_proto != nil {
 		return
 	}
-	file_internal_transport_pb_peer_proto_msgTypes[14].OneofWrappers = []any{
+	file_internal_transport_pb_peer_proto_msgTypes[16].OneofWrappers = []any{
 		(*FollowerMsg_Hello)(nil),
 		(*FollowerMsg_Ack)(nil),
 	}
-	file_internal_transport_pb_peer_proto_msgTypes[19].OneofWrappers = []any{
+	file_internal_transport_pb_peer_proto_msgTypes[21].OneofWrappers = []any{
 		(*LeaderMsg_Start)(nil),
 		(*LeaderMsg_Entries)(nil),
 		(*LeaderMsg_Heartbeat)(nil),
@@ -2173,8 +2394,8 @@ func file_internal_transport_pb_peer_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_transport_pb_peer_proto_rawDesc), len(file_internal_transport_pb_peer_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   27,
+			NumEnums:      2,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,14 +21,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Peer_Raft_FullMethodName      = "/replicant.transport.v1.Peer/Raft"
-	Peer_Replicate_FullMethodName = "/replicant.transport.v1.Peer/Replicate"
-	Peer_Snapshot_FullMethodName  = "/replicant.transport.v1.Peer/Snapshot"
-	Peer_Join_FullMethodName      = "/replicant.transport.v1.Peer/Join"
-	Peer_Position_FullMethodName  = "/replicant.transport.v1.Peer/Position"
-	Peer_Changes_FullMethodName   = "/replicant.transport.v1.Peer/Changes"
-	Peer_SiteInfo_FullMethodName  = "/replicant.transport.v1.Peer/SiteInfo"
-	Peer_Replica_FullMethodName   = "/replicant.transport.v1.Peer/Replica"
+	Peer_Raft_FullMethodName        = "/replicant.transport.v1.Peer/Raft"
+	Peer_Replicate_FullMethodName   = "/replicant.transport.v1.Peer/Replicate"
+	Peer_Snapshot_FullMethodName    = "/replicant.transport.v1.Peer/Snapshot"
+	Peer_Join_FullMethodName        = "/replicant.transport.v1.Peer/Join"
+	Peer_Position_FullMethodName    = "/replicant.transport.v1.Peer/Position"
+	Peer_Changes_FullMethodName     = "/replicant.transport.v1.Peer/Changes"
+	Peer_SiteInfo_FullMethodName    = "/replicant.transport.v1.Peer/SiteInfo"
+	Peer_Replica_FullMethodName     = "/replicant.transport.v1.Peer/Replica"
+	Peer_AntiEntropy_FullMethodName = "/replicant.transport.v1.Peer/AntiEntropy"
 )
 
 // PeerClient is the client API for Peer service.
@@ -55,6 +56,10 @@ type PeerClient interface {
 	// Replica stores or fetches one key's state on a leaderless replica
 	// (the coordinator's fan-out).
 	Replica(ctx context.Context, in *ReplicaRequest, opts ...grpc.CallOption) (*ReplicaResponse, error)
+	// AntiEntropy compares a key range between two leaderless replicas:
+	// TREE returns the hashes of the range's leaves, ENTRIES the keys and
+	// states of one leaf.
+	AntiEntropy(ctx context.Context, in *AntiEntropyRequest, opts ...grpc.CallOption) (*AntiEntropyResponse, error)
 }
 
 type peerClient struct {
@@ -166,6 +171,16 @@ func (c *peerClient) Replica(ctx context.Context, in *ReplicaRequest, opts ...gr
 	return out, nil
 }
 
+func (c *peerClient) AntiEntropy(ctx context.Context, in *AntiEntropyRequest, opts ...grpc.CallOption) (*AntiEntropyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AntiEntropyResponse)
+	err := c.cc.Invoke(ctx, Peer_AntiEntropy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -190,6 +205,10 @@ type PeerServer interface {
 	// Replica stores or fetches one key's state on a leaderless replica
 	// (the coordinator's fan-out).
 	Replica(context.Context, *ReplicaRequest) (*ReplicaResponse, error)
+	// AntiEntropy compares a key range between two leaderless replicas:
+	// TREE returns the hashes of the range's leaves, ENTRIES the keys and
+	// states of one leaf.
+	AntiEntropy(context.Context, *AntiEntropyRequest) (*AntiEntropyResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -223,6 +242,9 @@ func (UnimplementedPeerServer) SiteInfo(context.Context, *SiteInfoRequest) (*Sit
 }
 func (UnimplementedPeerServer) Replica(context.Context, *ReplicaRequest) (*ReplicaResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Replica not implemented")
+}
+func (UnimplementedPeerServer) AntiEntropy(context.Context, *AntiEntropyRequest) (*AntiEntropyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AntiEntropy not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -364,6 +386,24 @@ func _Peer_Replica_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_AntiEntropy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AntiEntropyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).AntiEntropy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_AntiEntropy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).AntiEntropy(ctx, req.(*AntiEntropyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -390,6 +430,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Replica",
 			Handler:    _Peer_Replica_Handler,
+		},
+		{
+			MethodName: "AntiEntropy",
+			Handler:    _Peer_AntiEntropy_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
