@@ -134,8 +134,18 @@ func (e *Engine) currentRing() *Ring {
 	return e.ring
 }
 
-// Run probes every member's health once a second until ctx ends.
+// Run runs the background work until ctx ends: health probes, tombstone
+// collection.
 func (e *Engine) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() { defer wg.Done(); e.tombstoneLoop(ctx) }()
+	e.probeLoop(ctx)
+}
+
+// probeLoop probes every member's health once a second until ctx ends.
+func (e *Engine) probeLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {

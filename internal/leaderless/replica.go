@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -113,6 +114,12 @@ func (e *Engine) change(ctx context.Context, key []byte, f func(State) (State, e
 			return err
 		}
 		out = next
+		if cur.IsZero() && collectable(next, time.Now().UnixMilli(), e.cfg.TombstoneGrace) {
+			// Tombstones past their grace arriving for a key this replica
+			// does not hold: it collected them already (or never needs
+			// them); storing them back would only undo the collection.
+			return nil
+		}
 		if !next.Equal(cur) {
 			tx.Set(key, AppendState(nil, next), 0)
 		}

@@ -1,0 +1,99 @@
+package leaderless
+
+import (
+	"context"
+	"time"
+
+	"github.com/replicant-db/replicant/internal/engine"
+)
+
+// Tombstones. A DEL is a tombstone sibling, ordered against concurrent
+// writes and replicated like one. A replica drops a key whose state holds
+// only tombstones older than --tombstone-grace (and no live increments):
+// by then every replica that was reachable has it (writes, read repair,
+// anti-entropy, hints). A replica that comes back after more than the
+// grace may bring the deleted value back, as in Cassandra's gc_grace: the
+// grace must exceed the longest outage a replica may return from.
+
+// collectable reports whether a state is only tombstones older than the
+// grace at nowMs.
+func collectable(s State, nowMs int64, grace time.Duration) bool {
+	if s.Counter.Active() || s.Sibs.Len() == 0 {
+		return false
+	}
+	limit := nowMs - grace.Milliseconds()
+	for _, x := range s.Sibs.Values() {
+		if !x.Deleted || x.Time.WallMs > limit {
+			return false
+		}
+	}
+	return true
+}
+
+// tombstoneBatch bounds one collection entry.
+const tombstoneBatch = 512
+
+// tombstoneLoop drops collectable keys from this node's store.
+func (e *Engine) tombstoneLoop(ctx context.Context) {
+	every := min(max(e.cfg.TombstoneGrace/10, 100*time.Millisecond), time.Minute)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := e.collectTombstones(ctx); err != nil {
+			e.log.Warn("tombstone collection", "err", err)
+		} else if n > 0 {
+			e.log.Debug("tombstones collected", "keys", n)
+		}
+	}
+}
+
+// collectTombstones scans the local store and drops what is collectable.
+func (e *Engine) collectTombstones(ctx context.Context) (int, error) {
+	now := time.Now().UnixMilli()
+	var keys [][]byte
+	err := e.node.LocalRead().Scan(nil, func(key []byte, v engine.Version) bool {
+		if isReserved(key) {
+			return true
+		}
+		st, err := DecodeState(v.Value)
+		if err == nil && collectable(st, now, e.cfg.TombstoneGrace) {
+			keys = append(keys, append([]byte(nil), key...))
+		}
+		return len(keys) < tombstoneBatch
+	})
+	if err != nil || len(keys) == 0 {
+		return 0, err
+	}
+	dropped := 0
+	_, err = e.node.LocalWrite(ctx, func(tx engine.Txn) error {
+		dropped = 0
+		for _, k := range keys {
+			v, ok, err := tx.Get(k)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			if st, err := DecodeState(v.Value); err == nil && collectable(st, now, e.cfg.TombstoneGrace) {
+				tx.Del(k)
+				dropped++
+			}
+		}
+		return nil
+	})
+	return dropped, err
+}
+
+// reservedPrefix starts the keys leaderless mode keeps for itself (hints):
+// a zero byte and "replicant".
+var reservedPrefix = []byte("\x00replicant\x00")
+
+func isReserved(key []byte) bool {
+	return len(key) >= len(reservedPrefix) && string(key[:len(reservedPrefix)]) == string(reservedPrefix)
+}
