@@ -68,6 +68,26 @@ func newLeaderless(t *testing.T, n int, flags ...string) *llCluster {
 	return c
 }
 
+// waitAllHealthy waits until every node sees every other healthy (after a
+// restart, peers reconnect with backoff).
+func (c *llCluster) waitAllHealthy() {
+	c.t.Helper()
+	waitFor(c.t, "every node sees every other healthy", 30*time.Second, func() bool {
+		for _, p := range c.nodes {
+			st, err := p.status()
+			if err != nil || len(st.Members) != len(c.nodes)-1 {
+				return false
+			}
+			for _, m := range st.Members {
+				if !m.Healthy {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
 func (c *llCluster) node(id string) *proc {
 	for _, p := range c.nodes {
 		if p.ID == id {
@@ -296,4 +316,76 @@ func TestLeaderlessSiblingsAndCounters(t *testing.T) {
 	if failed.Load() != 0 {
 		t.Logf("%d increments failed", failed.Load())
 	}
+}
+
+// TestLeaderlessDeletesDoNotResurrect: a replica that missed a DEL and
+// returns within --tombstone-grace does not bring the value back; after
+// the grace, no node holds the key any more.
+func TestLeaderlessDeletesDoNotResurrect(t *testing.T) {
+	c := newLeaderless(t, 5, "--tombstone-grace", "3s")
+	ctx := ctxT(t, 90*time.Second)
+	key := "gone"
+	reps, others := c.replicasOf(key)
+	all := quorumConn(t, others[0], "all", "all")
+	if err := all.Set(ctx, key, "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// reps[2] misses the delete.
+	reps[2].stop()
+	w2 := quorumConn(t, others[0], "2", "2")
+	if n, err := w2.Del(ctx, key).Result(); err != nil || n != 1 {
+		t.Fatalf("DEL = %d, %v", n, err)
+	}
+	reps[2].start()
+	c.waitAllHealthy()
+	// It still holds "v"; a read asking every replica merges the tombstone
+	// in and repairs it, never answering "v".
+	rall := quorumConn(t, others[1], "one", "all")
+	for i := 0; i < 5; i++ {
+		if v, err := rall.Get(ctx, key).Result(); err != redis.Nil {
+			t.Fatalf("GET after DEL with a returning replica = %q, %v; want nil", v, err)
+		}
+	}
+	// The replicas hold the tombstone (replicant_tombstones counts keys
+	// held only as tombstones)…
+	waitFor(t, "the three replicas hold the tombstone", 20*time.Second, func() bool {
+		for _, p := range reps {
+			if metricValue(p, "replicant_tombstones") < 1 {
+				return false
+			}
+		}
+		return true
+	})
+	// …and after the grace every replica has dropped it.
+	waitFor(t, "no node holds the tombstone after the grace", 30*time.Second, func() bool {
+		for _, p := range c.nodes {
+			if metricValue(p, "replicant_tombstones") != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if v, err := rall.Get(ctx, key).Result(); err != redis.Nil {
+		t.Fatalf("GET after collection = %q, %v", v, err)
+	}
+}
+
+// metricValue scrapes one unlabelled series from a node's /metrics (-1 if
+// absent or unreadable).
+func metricValue(p *proc, name string) float64 {
+	resp, err := http.Get("http://" + p.HTTP + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			var v float64
+			if _, err := fmt.Sscan(rest, &v); err == nil {
+				return v
+			}
+		}
+	}
+	return -1
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/replicant-db/replicant/internal/crdt"
@@ -66,6 +67,8 @@ type Engine struct {
 
 	clockMu sync.Mutex
 	clock   *crdt.Clock
+
+	tombstonesHeld atomic.Int64 // keys held only as tombstones, as of the last scan
 }
 
 type peerHealth struct {
@@ -108,6 +111,11 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.ring = r
+	if m := cfg.Node.Metrics(); m != nil && m.Registry != nil {
+		if err := m.Registry.Register(e.tombstoneCollector()); err != nil {
+			return nil, fmt.Errorf("leaderless: metrics: %w", err)
+		}
+	}
 	return e, nil
 }
 

@@ -2,7 +2,10 @@ package leaderless
 
 import (
 	"context"
+	"math"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/replicant-db/replicant/internal/engine"
 )
@@ -52,22 +55,35 @@ func (e *Engine) tombstoneLoop(ctx context.Context) {
 	}
 }
 
-// collectTombstones scans the local store and drops what is collectable.
+// collectTombstones scans the local store and drops what is collectable;
+// it also counts the keys that hold only tombstones (the gauge
+// replicant_tombstones).
 func (e *Engine) collectTombstones(ctx context.Context) (int, error) {
 	now := time.Now().UnixMilli()
 	var keys [][]byte
+	held := int64(0)
 	err := e.node.LocalRead().Scan(nil, func(key []byte, v engine.Version) bool {
 		if isReserved(key) {
 			return true
 		}
 		st, err := DecodeState(v.Value)
-		if err == nil && collectable(st, now, e.cfg.TombstoneGrace) {
+		if err != nil {
+			return true
+		}
+		if collectable(st, math.MaxInt64/2, 0) { // only tombstones, whatever their age
+			held++
+		}
+		if len(keys) < tombstoneBatch && collectable(st, now, e.cfg.TombstoneGrace) {
 			keys = append(keys, append([]byte(nil), key...))
 		}
-		return len(keys) < tombstoneBatch
+		return true
 	})
-	if err != nil || len(keys) == 0 {
+	if err != nil {
 		return 0, err
+	}
+	e.tombstonesHeld.Store(held - int64(len(keys)))
+	if len(keys) == 0 {
+		return 0, nil
 	}
 	dropped := 0
 	_, err = e.node.LocalWrite(ctx, func(tx engine.Txn) error {
@@ -87,7 +103,17 @@ func (e *Engine) collectTombstones(ctx context.Context) (int, error) {
 		}
 		return nil
 	})
+	if err != nil {
+		e.tombstonesHeld.Store(held)
+	}
 	return dropped, err
+}
+
+// tombstoneCollector exports replicant_tombstones.
+func (e *Engine) tombstoneCollector() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "replicant_tombstones",
+		Help: "Keys this replica holds only as tombstones (kept for --tombstone-grace)."},
+		func() float64 { return float64(e.tombstonesHeld.Load()) })
 }
 
 // reservedPrefix starts the keys leaderless mode keeps for itself (hints):
