@@ -51,6 +51,9 @@ type config struct {
 	lagEvery  time.Duration
 	rate      float64
 	pipeline  int
+	spread    bool   // resp: client i connects to addrs[i % len(addrs)]
+	initCmd   string // resp: a command each connection sends once first
+	op        string // resp: set | get
 }
 
 // writer sends one write and returns when it is acknowledged.
@@ -117,6 +120,9 @@ func main() {
 	flag.DurationVar(&c.lagEvery, "lag-every", 100*time.Millisecond, "lag sampling interval")
 	flag.IntVar(&c.pipeline, "pipeline", 1, "resp: writes each client sends per round trip (a pipeline; latency is the round trip's, counted once per write)")
 	flag.Float64Var(&c.rate, "rate", 0, "total writes per second to aim for, spread evenly over the clients (0: as fast as replies come)")
+	flag.BoolVar(&c.spread, "spread", false, "resp: spread the clients over every address (leaderless, multi-leader) instead of the first")
+	flag.StringVar(&c.initCmd, "init", "", "resp: a command every connection sends once before the load, e.g. 'REPLICANT.QUORUM 2 2'")
+	flag.StringVar(&c.op, "op", "set", "resp: set | get (GET of random keys; a missing key counts as done)")
 	flag.Parse()
 	if header {
 		fmt.Println(csvHeader)
@@ -126,6 +132,10 @@ func main() {
 		if a = strings.TrimSpace(a); a != "" {
 			c.addrs = append(c.addrs, a)
 		}
+	}
+	if c.op != "set" && c.op != "get" {
+		fmt.Fprintf(os.Stderr, "loadgen: -op %q: want set or get\n", c.op)
+		os.Exit(2)
 	}
 	if len(c.addrs) == 0 || c.clients < 1 || c.valueSize < 0 || c.keyspace < 1 {
 		fmt.Fprintln(os.Stderr, "loadgen: need -addrs, -clients >= 1, -value-size >= 0, -keyspace >= 1")
@@ -371,8 +381,12 @@ func connect(c config) ([]writer, error) {
 	switch c.target {
 	case "resp":
 		ws := make([]writer, 0, c.clients)
-		for range c.clients {
-			w, err := newRESP(ctx, c.addrs[0], c.wait)
+		for i := range c.clients {
+			addr := c.addrs[0]
+			if c.spread {
+				addr = c.addrs[i%len(c.addrs)]
+			}
+			w, err := newRESP(ctx, addr, c)
 			if err != nil {
 				for _, w := range ws {
 					w.close()
@@ -411,9 +425,10 @@ type respWriter struct {
 	rdb  *redis.Client
 	conn *redis.Conn
 	wait int
+	get  bool
 }
 
-func newRESP(ctx context.Context, addr string, wait int) (*respWriter, error) {
+func newRESP(ctx context.Context, addr string, c config) (*respWriter, error) {
 	rdb := redis.NewClient(&redis.Options{
 		Addr: addr, PoolSize: 1, MaxRetries: -1, Protocol: 2,
 		ReadTimeout: -1, WriteTimeout: -1, DisableIdentity: true,
@@ -424,10 +439,27 @@ func newRESP(ctx context.Context, addr string, wait int) (*respWriter, error) {
 		rdb.Close()
 		return nil, fmt.Errorf("resp %s: %w", addr, err)
 	}
-	return &respWriter{rdb: rdb, conn: conn, wait: wait}, nil
+	if c.initCmd != "" {
+		var args []any
+		for _, f := range strings.Fields(c.initCmd) {
+			args = append(args, f)
+		}
+		if err := conn.Do(ctx, args...).Err(); err != nil {
+			conn.Close()
+			rdb.Close()
+			return nil, fmt.Errorf("resp %s: -init %q: %w", addr, c.initCmd, err)
+		}
+	}
+	return &respWriter{rdb: rdb, conn: conn, wait: c.wait, get: c.op == "get"}, nil
 }
 
 func (w *respWriter) write(ctx context.Context, key string, val []byte) error {
+	if w.get {
+		if err := w.conn.Get(ctx, key).Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		return nil
+	}
 	if err := w.conn.Set(ctx, key, val, 0).Err(); err != nil {
 		return err
 	}
