@@ -86,4 +86,8 @@ type MemberStatus struct {
 	RESP           string  `json:"resp,omitempty"`
 	HTTP           string  `json:"http,omitempty"`
 	Peer           string  `json:"peer,omitempty"`
+	// HintsPending (leaderless mode, set for every member there) is how
+	// many hints the answering node keeps for this member, to hand over
+	// when it is reachable.
+	HintsPending *uint64 `json:"hints_pending,omitempty"`
 }

@@ -49,6 +49,9 @@ type Config struct {
 	// TombstoneGrace is how long a delete's tombstone is kept (default
 	// 10 min): a replica that returns within it cannot resurrect the key.
 	TombstoneGrace time.Duration
+	// HintMaxAge is how long a stand-in keeps a hint it could not hand
+	// over (default 3 h); older hints are dropped.
+	HintMaxAge time.Duration
 }
 
 // Engine is leaderless mode's engine.Engine: every node coordinates reads
@@ -69,6 +72,8 @@ type Engine struct {
 	clock   *crdt.Clock
 
 	tombstonesHeld atomic.Int64 // keys held only as tombstones, as of the last scan
+
+	hints hintStore // the hints this node keeps as a stand-in (hints.go)
 }
 
 type peerHealth struct {
@@ -104,6 +109,9 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.TombstoneGrace <= 0 {
 		cfg.TombstoneGrace = 10 * time.Minute
 	}
+	if cfg.HintMaxAge <= 0 {
+		cfg.HintMaxAge = 3 * time.Hour
+	}
 	e := &Engine{cfg: cfg, node: cfg.Node, n: cfg.Replicas, log: cfg.Logger, timeout: cfg.Timeout, started: time.Now(),
 		health: map[string]*peerHealth{}, clock: crdt.NewClock(0)}
 	r, err := NewRing(nil, DefaultVNodes)
@@ -113,6 +121,9 @@ func New(cfg Config) (*Engine, error) {
 	e.ring = r
 	if m := cfg.Node.Metrics(); m != nil && m.Registry != nil {
 		if err := m.Registry.Register(e.tombstoneCollector()); err != nil {
+			return nil, fmt.Errorf("leaderless: metrics: %w", err)
+		}
+		if err := m.Registry.Register(&hintCollector{e: e}); err != nil {
 			return nil, fmt.Errorf("leaderless: metrics: %w", err)
 		}
 	}
@@ -149,6 +160,8 @@ func (e *Engine) Run(ctx context.Context) {
 	defer wg.Wait()
 	wg.Add(1)
 	go func() { defer wg.Done(); e.tombstoneLoop(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); e.hintLoop(ctx) }()
 	e.probeLoop(ctx)
 }
 
@@ -341,11 +354,17 @@ func (e *Engine) repair(key []byte, states map[string]State) {
 // from its own durable state, so no dot is ever issued twice), then stores
 // the result on the other replicas until W have it.
 func (e *Engine) writeKey(ctx context.Context, key []byte, q Quorum, req *pb.ReplicaRequest) (*pb.ReplicaResponse, error) {
+	if e.cfg.SloppyQuorum {
+		return e.writeSloppy(ctx, key, q, req) // stand-ins for replicas that fail: hints.go
+	}
 	targets := e.currentRing().Preference(key, e.n)
 	if len(targets) == 0 {
 		return nil, errors.New("leaderless: the ring has no members yet")
 	}
 	tally := NewWriteTally(q, len(targets))
+	if tally.Outcome() == Failed {
+		return nil, tally.Err() // fewer replicas than W: write nowhere
+	}
 	var first *pb.ReplicaResponse
 	var rest []string
 	// The coordinating replica: this node if it is one, else the first
@@ -471,6 +490,9 @@ func (e *Engine) Read(ctx context.Context, c engine.Consistency, floor engine.To
 // Siblings returns key's causal context and live sibling values, from a
 // quorum read.
 func (e *Engine) Siblings(ctx context.Context, key []byte) (string, [][]byte, error) {
+	if isReserved(key) {
+		return "", nil, nil // the node's own bookkeeping, never a user key
+	}
 	q, err := e.quorum(ctx)
 	if err != nil {
 		return "", nil, err
@@ -547,7 +569,8 @@ func (e *Engine) Status() engine.Status {
 			continue
 		}
 		resp, http := e.node.MemberAddrs(id)
-		ms := engine.MemberStatus{ID: id, Role: "replica", Healthy: healthy(id), RESP: resp, HTTP: http, Peer: e.node.Peers()[id]}
+		ms := engine.MemberStatus{ID: id, Role: "replica", Healthy: healthy(id), RESP: resp, HTTP: http, Peer: e.node.Peers()[id],
+			HintsPending: e.hints.pendingFor(id)}
 		if h := e.health[id]; h != nil && h.lastFail.After(h.lastOK) {
 			ms.Reason = h.err
 		}

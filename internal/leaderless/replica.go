@@ -24,6 +24,9 @@ func (e *Engine) HandleReplica(ctx context.Context, req *pb.ReplicaRequest) (*pb
 	if req.GetOp() != pb.ReplicaRequest_FETCH && len(key) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "replica: empty key")
 	}
+	if isReserved(key) {
+		return nil, status.Error(codes.InvalidArgument, "replica: keys that start with \\x00replicant\\x00 are reserved")
+	}
 	switch req.GetOp() {
 	case pb.ReplicaRequest_FETCH:
 		if len(key) == 0 {
@@ -41,6 +44,9 @@ func (e *Engine) HandleReplica(ctx context.Context, req *pb.ReplicaRequest) (*pb
 		in, err := DecodeState(req.GetState())
 		if err != nil {
 			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		if target := req.GetHintFor(); target != "" {
+			return e.storeHint(ctx, target, key, in) // a stand-in (sloppy quorum): hints.go
 		}
 		out, err := e.change(ctx, key, func(cur State) (State, error) { return cur.Merge(in), nil })
 		if err != nil {

@@ -50,6 +50,9 @@ func (t *txn) state(key []byte) (State, error) {
 }
 
 func (t *txn) Get(key []byte) (engine.Version, bool, error) {
+	if isReserved(key) {
+		return engine.Version{}, false, nil // the node's own bookkeeping, never a user key
+	}
 	for i := len(t.writes) - 1; i >= 0; i-- { // the command's own writes first
 		if w := t.writes[i]; string(w.key) == string(key) {
 			if w.deleted {
@@ -75,6 +78,9 @@ func (t *txn) prepare(key []byte) bool {
 	if t.err != nil {
 		return false
 	}
+	if t.reserved(key) {
+		return false
+	}
 	if _, err := t.state(key); err != nil {
 		t.err = err
 		return false
@@ -94,6 +100,18 @@ func (t *txn) Del(key []byte) {
 	}
 }
 
+// reserved refuses a write of a key in the reserved prefix.
+func (t *txn) reserved(key []byte) bool {
+	if !isReserved(key) {
+		return false
+	}
+	if t.err == nil {
+		t.err = &engine.UnsupportedError{Command: "writing a key that starts with \\x00replicant\\x00", Mode: engine.ModeLeaderless,
+			Why: "that prefix holds the node's own state (hints)"}
+	}
+	return true
+}
+
 func (t *txn) FlushAll() {
 	if t.err == nil {
 		t.err = &engine.UnsupportedError{Command: "FLUSHALL/FLUSHDB", Mode: engine.ModeLeaderless,
@@ -105,7 +123,7 @@ func (t *txn) FlushAll() {
 // has one writer, with durable state, so no increment is lost), then
 // stores the result on the others.
 func (t *txn) IncrBy(key []byte, delta int64) (int64, error) {
-	if t.err != nil {
+	if t.err != nil || t.reserved(key) {
 		return 0, t.err
 	}
 	resp, err := t.e.writeKey(t.ctx, key, t.q, &pb.ReplicaRequest{Op: pb.ReplicaRequest_INCR, Delta: delta})
