@@ -195,6 +195,9 @@ func (n *htNode) Settings() engine.Settings { return engine.Settings{ID: n.id} }
 func (n *htNode) CheckKey([]byte) error     { return nil }
 func (n *htNode) CheckValue(int) error      { return nil }
 func (n *htNode) Metrics() *engine.Metrics  { return nil }
+func (n *htNode) RemoveMember(context.Context, string) error {
+	return errors.New("membership changes are not part of this test")
+}
 
 // holds reports whether the node stores key in its own data.
 func (n *htNode) holds(key string) bool {
