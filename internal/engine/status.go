@@ -90,4 +90,7 @@ type MemberStatus struct {
 	// many hints the answering node keeps for this member, to hand over
 	// when it is reachable.
 	HintsPending *uint64 `json:"hints_pending,omitempty"`
+	// LastAntiEntropy (leaderless mode) is when the answering node last
+	// completed an anti-entropy comparison with this member (RFC 3339).
+	LastAntiEntropy string `json:"last_anti_entropy,omitempty"`
 }

@@ -72,6 +72,7 @@ type Engine struct {
 	clock   *crdt.Clock
 
 	tombstonesHeld atomic.Int64 // keys held only as tombstones, as of the last scan
+	ae             antiEntropy  // anti-entropy state (antientropy.go)
 
 	hints hintStore // the hints this node keeps as a stand-in (hints.go)
 }
@@ -160,6 +161,8 @@ func (e *Engine) Run(ctx context.Context) {
 	defer wg.Wait()
 	wg.Add(1)
 	go func() { defer wg.Done(); e.tombstoneLoop(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); e.antiEntropyLoop(ctx) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); e.hintLoop(ctx) }()
 	e.probeLoop(ctx)
@@ -571,6 +574,7 @@ func (e *Engine) Status() engine.Status {
 		resp, http := e.node.MemberAddrs(id)
 		ms := engine.MemberStatus{ID: id, Role: "replica", Healthy: healthy(id), RESP: resp, HTTP: http, Peer: e.node.Peers()[id],
 			HintsPending: e.hints.pendingFor(id)}
+		ms.LastAntiEntropy = e.ae.lastWith(id)
 		if h := e.health[id]; h != nil && h.lastFail.After(h.lastOK) {
 			ms.Reason = h.err
 		}
