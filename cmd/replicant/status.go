@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -34,6 +35,9 @@ func newStatusCmd() *cobra.Command {
 			mode := st.Mode
 			if mode == "" {
 				mode = engine.ModeSingleLeader // nodes from before modes existed
+			}
+			if mode == engine.ModeLeaderless {
+				return printLeaderless(out, st)
 			}
 			fmt.Fprintf(out, "node %s: %s, %s (leader %s), epoch %d, %s mode\n", st.ID, st.Role, st.State, st.Leader, st.Epoch, mode)
 			fmt.Fprintf(out, "policy: sync=%q ack=%s fallback=%s sync set=%v", st.SyncPolicy, st.Ack, st.Fallback, st.SyncSet)
@@ -101,4 +105,40 @@ func printSite(out io.Writer, st *client.Status) error {
 		return nil
 	}
 	return printLinks(out, st.Links)
+}
+
+// printLeaderless shows a leaderless node: N, the ring (each node's share
+// of the keys, its health, the hints kept for it and the last anti-entropy
+// comparison with it) and any data movement after a membership change.
+func printLeaderless(out io.Writer, st *client.Status) error {
+	fmt.Fprintf(out, "node %s: %s, %s, leaderless mode (N=%d); log LSN %d\n", st.ID, st.Role, st.State, st.Replicas, st.LastLSN)
+	members := map[string]client.Member{}
+	for _, m := range st.Members {
+		members[m.ID] = m
+	}
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tSHARE\tFIRST\tARCS\tHEALTHY\tHINTS\tLAST ANTI-ENTROPY\tREASON")
+	for _, r := range st.Ring {
+		m := members[r.ID]
+		hints, ae := "-", "-"
+		if m.HintsPending != nil {
+			hints = strconv.FormatUint(*m.HintsPending, 10)
+		}
+		if m.LastAntiEntropy != "" {
+			ae = m.LastAntiEntropy
+		}
+		id := r.ID
+		if id == st.ID {
+			id += " (this node)"
+		}
+		fmt.Fprintf(tw, "%s\t%.1f%%\t%.1f%%\t%d\t%v\t%s\t%s\t%s\n", id, 100*r.Share, 100*r.Primary, r.Ranges, r.Healthy, hints, ae, m.Reason)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if rb := st.Rebalance; rb != nil {
+		fmt.Fprintf(out, "data movement (%s): %s, %d keys scanned, %d moved, %d failed, since %s\n",
+			strings.Join(rb.Members, ","), rb.State, rb.Scanned, rb.Moved, rb.Failed, rb.Started)
+	}
+	return nil
 }
