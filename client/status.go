@@ -40,6 +40,33 @@ type Status struct {
 	Site      string `json:"site,omitempty"`
 	Links     []Link `json:"links,omitempty"`
 	Conflicts uint64 `json:"conflicts,omitempty"`
+
+	// Leaderless mode: N, the ring, and the progress of moving keys after
+	// the membership changed.
+	Replicas  int          `json:"replicas,omitempty"`
+	Ring      []RingMember `json:"ring,omitempty"`
+	Rebalance *Rebalance   `json:"rebalance,omitempty"`
+}
+
+// RingMember is one node's place on a leaderless ring.
+type RingMember struct {
+	ID      string  `json:"id"`
+	Share   float64 `json:"share"`
+	Primary float64 `json:"primary"`
+	Ranges  int     `json:"ranges"`
+	Healthy bool    `json:"healthy"`
+}
+
+// Rebalance is a leaderless node's progress moving keys to new replicas.
+type Rebalance struct {
+	State    string   `json:"state"`
+	Members  []string `json:"members"`
+	Scanned  uint64   `json:"keys_scanned"`
+	Moved    uint64   `json:"keys_moved"`
+	Failed   uint64   `json:"keys_failed"`
+	Started  string   `json:"started"`
+	Finished string   `json:"finished"`
+	Error    string   `json:"error"`
 }
 
 // Link is one site another site pulls from (multi-leader mode).
@@ -77,6 +104,10 @@ type Member struct {
 	// ViewAgeSeconds, on a follower's status, is how old the leader's
 	// relayed view of this member is (0 on the leader's own status).
 	ViewAgeSeconds float64 `json:"view_age_seconds,omitempty"`
+	// Leaderless mode: the hints the answering node keeps for this member
+	// and when it last compared key ranges with it (anti-entropy).
+	HintsPending    *uint64 `json:"hints_pending,omitempty"`
+	LastAntiEntropy string  `json:"last_anti_entropy,omitempty"`
 }
 
 // Event is a replication event reported by the leader.
