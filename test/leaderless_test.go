@@ -389,3 +389,104 @@ func metricValue(p *proc, name string) float64 {
 	}
 	return -1
 }
+
+// ringOf is the ring of the given node ids, as every node computes it.
+func ringOf(t *testing.T, ids ...string) *leaderless.Ring {
+	t.Helper()
+	r, err := leaderless.NewRing(ids, leaderless.DefaultVNodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// holds reports whether node p stores key itself (KEYS on a leaderless
+// node lists the keys it holds).
+func holds(ctx context.Context, p *proc, key string) bool {
+	keys, err := p.redis().Keys(ctx, key).Result()
+	return err == nil && len(keys) == 1
+}
+
+// TestLeaderlessJoinAndLeaveMoveData: a sixth node that joins receives
+// every key it is now a replica of, with progress in status; a node that
+// is removed through itself first hands its keys to their new replicas.
+func TestLeaderlessJoinAndLeaveMoveData(t *testing.T) {
+	c := newLeaderless(t, 5)
+	ctx := ctxT(t, 120*time.Second)
+	all := quorumConn(t, c.nodes[0], "all", "all")
+	var keys []string
+	for i := 0; i < 300; i++ {
+		k := fmt.Sprintf("m%03d", i)
+		if err := all.Set(ctx, k, k, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	n6 := newProc(t, "n6", "--mode", "leaderless", "--join", c.nodes[0].Peer)
+	n6.start()
+	nodes := append(append([]*proc(nil), c.nodes...), n6)
+	waitFor(t, "every node's ring has six members", 30*time.Second, func() bool {
+		for _, p := range nodes {
+			st, err := p.status()
+			if err != nil || len(st.Ring) != 6 {
+				return false
+			}
+		}
+		return true
+	})
+	six := ringOf(t, "n1", "n2", "n3", "n4", "n5", "n6")
+	var owned []string
+	for _, k := range keys {
+		if six.Owns("n6", []byte(k), 3) {
+			owned = append(owned, k)
+		}
+	}
+	if len(owned) == 0 {
+		t.Fatal("n6 owns none of 300 keys: the ring is broken")
+	}
+	waitFor(t, fmt.Sprintf("n6 holds the %d keys it is a replica of", len(owned)), 30*time.Second, func() bool {
+		for _, k := range owned {
+			if !holds(ctx, n6, k) {
+				return false
+			}
+		}
+		return true
+	})
+	moved := uint64(0)
+	for _, p := range c.nodes {
+		if st, err := p.status(); err == nil && st.Rebalance != nil {
+			moved += st.Rebalance.Moved
+		}
+	}
+	if moved < uint64(len(owned)) {
+		t.Errorf("the old nodes report %d keys moved, want at least the %d n6 now holds", moved, len(owned))
+	}
+	t.Logf("n6 owns %d of %d keys; %d moved", len(owned), len(keys), moved)
+
+	// n5 leaves: asked through itself, it hands its keys over first.
+	req, _ := http.NewRequest(http.MethodDelete, "http://"+c.nodes[4].HTTP+"/v1/members/n5", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("remove n5 through itself: %d %s", resp.StatusCode, b)
+	}
+	c.nodes[4].stop()
+	rest := []*proc{c.nodes[0], c.nodes[1], c.nodes[2], c.nodes[3], n6}
+	five := ringOf(t, "n1", "n2", "n3", "n4", "n6")
+	waitFor(t, "every key is held by its three replicas without n5", 30*time.Second, func() bool {
+		for _, k := range keys {
+			for _, id := range five.Preference([]byte(k), 3) {
+				for _, p := range rest {
+					if p.ID == id && !holds(ctx, p, k) {
+						return false
+					}
+				}
+			}
+		}
+		return true
+	})
+}

@@ -62,6 +62,17 @@ type Config struct {
 	// Duties run after the built-in one (appoint the first data leader) on
 	// every controller tick.
 	Duties []Duty
+	// NoDataLeader leaves out the built-in duty: the cluster's data has no
+	// leader (leaderless mode), so the state keeps Leader empty and any
+	// member can be removed.
+	NoDataLeader bool
+}
+
+func builtinDuties(cfg Config) []Duty {
+	if cfg.NoDataLeader {
+		return cfg.Duties
+	}
+	return append([]Duty{appointFirstLeader}, cfg.Duties...)
 }
 
 const (
@@ -285,7 +296,7 @@ func newGroup(cfg Config, log *slog.Logger, w *wal, recs []walRecord) (*Group, e
 		tick:      cfg.TickInterval,
 		resend:    2 * electionTicks * cfg.TickInterval,
 		snapEvery: cfg.SnapshotEntries,
-		duties:    append([]Duty{appointFirstLeader}, cfg.Duties...),
+		duties:    builtinDuties(cfg),
 		ms:        rp.storage,
 		wal:       w,
 		sm:        newMachine(),

@@ -45,8 +45,9 @@ type Status struct {
 	Conflicts uint64       `json:"conflicts,omitempty"`
 
 	// Leaderless mode: N and the ring (every node, its share and health).
-	Replicas int          `json:"replicas,omitempty"`
-	Ring     []RingMember `json:"ring,omitempty"`
+	Replicas  int              `json:"replicas,omitempty"`
+	Ring      []RingMember     `json:"ring,omitempty"`
+	Rebalance *RebalanceStatus `json:"rebalance,omitempty"`
 }
 
 // SnapshotInfo shows an in-progress or last snapshot install.
@@ -93,4 +94,18 @@ type MemberStatus struct {
 	// LastAntiEntropy (leaderless mode) is when the answering node last
 	// completed an anti-entropy comparison with this member (RFC 3339).
 	LastAntiEntropy string `json:"last_anti_entropy,omitempty"`
+}
+
+// RebalanceStatus is a leaderless node's progress moving keys after the
+// membership changed (or before it leaves).
+type RebalanceStatus struct {
+	// State: moving, done, done-with-failures, interrupted, leaving, left.
+	State    string   `json:"state"`
+	Members  []string `json:"members"`
+	Scanned  uint64   `json:"keys_scanned"`
+	Moved    uint64   `json:"keys_moved"`
+	Failed   uint64   `json:"keys_failed"`
+	Started  string   `json:"started"`
+	Finished string   `json:"finished,omitempty"`
+	Error    string   `json:"error,omitempty"`
 }

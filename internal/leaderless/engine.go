@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,8 @@ type Node interface {
 	CheckKey(key []byte) error
 	CheckValue(size int) error
 	Metrics() *engine.Metrics
+	// RemoveMember takes a member out of the control plane.
+	RemoveMember(ctx context.Context, id string) error
 }
 
 // Config configures the engine.
@@ -74,6 +77,12 @@ type Engine struct {
 	tombstonesHeld atomic.Int64 // keys held only as tombstones, as of the last scan
 	ae             antiEntropy  // anti-entropy state (antientropy.go)
 
+	// handoff moves keys to new replicas when the membership changes;
+	// base is the context it runs in (ended by Run's end).
+	handoff    handoffState
+	base       context.Context
+	baseCancel context.CancelFunc
+
 	hints hintStore // the hints this node keeps as a stand-in (hints.go)
 }
 
@@ -113,6 +122,9 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.HintMaxAge <= 0 {
 		cfg.HintMaxAge = 3 * time.Hour
 	}
+	// A hint older than the tombstone grace could hand over a value whose
+	// delete the replicas have already forgotten: it would come back.
+	cfg.HintMaxAge = min(cfg.HintMaxAge, cfg.TombstoneGrace)
 	e := &Engine{cfg: cfg, node: cfg.Node, n: cfg.Replicas, log: cfg.Logger, timeout: cfg.Timeout, started: time.Now(),
 		health: map[string]*peerHealth{}, clock: crdt.NewClock(0)}
 	r, err := NewRing(nil, DefaultVNodes)
@@ -120,6 +132,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.ring = r
+	e.base, e.baseCancel = context.WithCancel(context.Background())
 	if m := cfg.Node.Metrics(); m != nil && m.Registry != nil {
 		if err := m.Registry.Register(e.tombstoneCollector()); err != nil {
 			return nil, fmt.Errorf("leaderless: metrics: %w", err)
@@ -144,8 +157,15 @@ func (e *Engine) MembershipChanged() {
 		return
 	}
 	e.mu.Lock()
+	old := e.ring
 	e.ring = r
 	e.mu.Unlock()
+	if len(old.Members()) > 0 && !slices.Equal(old.Members(), r.Members()) {
+		// Not the first membership this node learns (at start-up):
+		// keys move to the nodes that became their replicas.
+		e.log.Info("ring changed: moving keys to their new replicas", "from", old.Members(), "to", r.Members())
+		e.startHandoff(e.base, old, r)
+	}
 }
 
 func (e *Engine) currentRing() *Ring {
@@ -159,6 +179,7 @@ func (e *Engine) currentRing() *Ring {
 func (e *Engine) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer e.baseCancel() // stops a handoff in flight
 	wg.Add(1)
 	go func() { defer wg.Done(); e.tombstoneLoop(ctx) }()
 	wg.Add(1)
@@ -532,8 +553,16 @@ func (e *Engine) Ready() error {
 	}
 	return nil
 }
-func (e *Engine) RemoveMember(context.Context, string) error {
-	return &engine.UnsupportedError{Command: "member remove", Mode: engine.ModeLeaderless, Why: "moving a leaving node's ranges to the others is not built yet"}
+
+// RemoveMember takes id out of the ring. Sent to the leaving node itself,
+// it first moves its keys to the replicas they have without it; sent to
+// another node (a dead one), the remaining replicas copy their keys to the
+// new replicas once the ring changes.
+func (e *Engine) RemoveMember(ctx context.Context, id string) error {
+	if id == e.node.ID() {
+		return e.leave(ctx)
+	}
+	return e.node.RemoveMember(ctx, id)
 }
 func (e *Engine) SetPolicy(context.Context, string, string, string) error {
 	return &engine.UnsupportedError{Command: "config set", Mode: engine.ModeLeaderless, Why: "commit is chosen per request with W and R (REPLICANT.QUORUM)"}
@@ -553,7 +582,7 @@ func (e *Engine) Status() engine.Status {
 	s := engine.Status{ID: e.node.ID(), Mode: engine.ModeLeaderless, Role: "replica", State: "serving",
 		CommitLSN: st.Token().LSN, AppliedLSN: st.Token().LSN, LastLSN: st.Token().LSN, Replicas: e.n,
 		RESP: set.RESPAddr, HTTP: set.HTTPAddr, Members: []engine.MemberStatus{},
-		UptimeSec: time.Since(e.started).Seconds()}
+		UptimeSec: time.Since(e.started).Seconds(), Rebalance: e.handoff.get()}
 	ring := e.currentRing()
 	now := time.Now()
 	e.mu.Lock()

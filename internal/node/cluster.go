@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/replicant-db/replicant/internal/control"
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/policy"
 	"github.com/replicant-db/replicant/internal/replication"
 	"github.com/replicant-db/replicant/internal/transport"
@@ -60,6 +61,7 @@ func (n *Node) startCluster() error {
 		// quicker than a failover, which a dead controller+leader waits for.
 		TickInterval: min(100*time.Millisecond, n.cfg.FailoverTimeout/20),
 		Duties:       n.duties(),
+		NoDataLeader: n.cfg.Mode == engine.ModeLeaderless,
 	})
 	if err != nil {
 		return fmt.Errorf("node: control plane: %w", err)
