@@ -93,8 +93,9 @@ var (
 	aeSubLeaves       = 64      // leaves of a leaf's arc refused as too large
 	aeMaxDepth        = 10      // 64^11 > 2^64: deeper arcs have a single position
 	aeMaxEntries      = 4 << 20 // bytes of one ENTRIES answer (more: ResourceExhausted)
-	aeLeafWorkers     = 4       // leaves repaired at a time
-	aeKeyWorkers      = 32      // keys merged or stored at a time
+	aeCallTimeout     = 30 * time.Second
+	aeLeafWorkers     = 4  // leaves repaired at a time
+	aeKeyWorkers      = 32 // keys merged or stored at a time
 )
 
 // antiEntropy is the engine's anti-entropy state.
@@ -472,7 +473,9 @@ func aeLeavesFor(keys, depth int) int {
 
 func (c *aeComparison) rpc(ctx context.Context, req *pb.AntiEntropyRequest) (*pb.AntiEntropyResponse, error) {
 	req.From = c.e.node.ID()
-	cctx, cancel := context.WithTimeout(ctx, c.e.timeout)
+	// A tree or a leaf of a large store takes the peer a scan to answer:
+	// the replica-call timeout (2 s) would fail every round on it.
+	cctx, cancel := context.WithTimeout(ctx, max(c.e.timeout, aeCallTimeout))
 	defer cancel()
 	return c.cl.AntiEntropy(cctx, req)
 }
@@ -570,6 +573,7 @@ func (c *aeComparison) repairLeaf(ctx context.Context, local []MerkleEntry, thei
 	self := c.e.node.ID()
 	rd := c.e.node.LocalRead()
 	listed := make(map[string]bool, len(theirs))
+	var pulls []aePull
 	var wg sync.WaitGroup
 	var errMu sync.Mutex
 	var first error
@@ -610,7 +614,25 @@ func (c *aeComparison) repairLeaf(ctx context.Context, local []MerkleEntry, thei
 		if ok && bytes.Equal(cur.Value, v) {
 			continue // equal since the snapshot
 		}
-		run(func() error { return c.pull(ctx, k, v, ok) })
+		pulls = append(pulls, aePull{key: k, enc: v, held: ok})
+	}
+	// The merges go in batches, one local log entry each: one fsync per
+	// batch rather than per key.
+	for len(pulls) > 0 && first == nil {
+		n := min(len(pulls), aePullBatch)
+		batch := pulls[:n]
+		pulls = pulls[n:]
+		outs, err := c.pullBatch(ctx, batch)
+		if err != nil {
+			first = err
+			break
+		}
+		for i, out := range outs {
+			if out != nil {
+				k, enc := batch[i].key, out
+				run(func() error { return c.store(ctx, k, enc) })
+			}
+		}
 	}
 	for _, en := range local {
 		if !listed[string(en.Key)] {
@@ -624,35 +646,72 @@ func (c *aeComparison) repairLeaf(ctx context.Context, local []MerkleEntry, thei
 	return first
 }
 
-// pull merges the peer's state of k into this node's, then stores the
-// merge on the peer if it holds more than the peer's.
-func (c *aeComparison) pull(ctx context.Context, k, enc []byte, held bool) error {
-	theirs, err := DecodeState(enc)
-	if err != nil {
-		c.e.log.Warn("anti-entropy: a peer's state does not decode", "peer", c.peer, "key", string(k), "err", err)
-		return nil
-	}
+// aePull is one key whose peer state differs from this node's.
+type aePull struct {
+	key, enc []byte
+	held     bool
+}
+
+// aePullBatch is how many keys one local entry merges.
+const aePullBatch = 256
+
+// pullBatch merges the peer's states of a batch of keys into this node's
+// in one local entry, and returns for each key the merged state to store
+// back on the peer (nil when the peer already holds at least as much).
+func (c *aeComparison) pullBatch(ctx context.Context, batch []aePull) ([][]byte, error) {
 	now := time.Now().UnixMilli()
-	if !held && collectable(theirs, now, c.e.cfg.TombstoneGrace) {
-		return nil // tombstones past their grace: the peer drops them too
+	theirs := make([]State, len(batch))
+	skip := make([]bool, len(batch))
+	for i, p := range batch {
+		st, err := DecodeState(p.enc)
+		if err != nil {
+			c.e.log.Warn("anti-entropy: a peer's state does not decode", "peer", c.peer, "key", string(p.key), "err", err)
+			skip[i] = true
+			continue
+		}
+		if !p.held && collectable(st, now, c.e.cfg.TombstoneGrace) {
+			skip[i] = true // tombstones past their grace: the peer drops them too
+			continue
+		}
+		theirs[i] = st
 	}
-	changed := false
-	out, err := c.e.change(ctx, k, func(cur State) (State, error) {
-		next := cur.Merge(theirs)
-		changed = !next.Equal(cur)
-		return next, nil
+	outs := make([][]byte, len(batch))
+	changed := make([]bool, len(batch))
+	_, err := c.e.node.LocalWrite(ctx, func(tx engine.Txn) error {
+		for i, p := range batch {
+			outs[i], changed[i] = nil, false
+			if skip[i] {
+				continue
+			}
+			var cur State
+			if v, ok, err := tx.Get(p.key); err != nil {
+				return err
+			} else if ok {
+				if cur, err = DecodeState(v.Value); err != nil {
+					return fmt.Errorf("leaderless: stored state of %q: %w", p.key, err)
+				}
+			}
+			next := cur.Merge(theirs[i])
+			if !next.Equal(cur) {
+				tx.Set(p.key, AppendState(nil, next), 0)
+				changed[i] = true
+			}
+			if !next.Equal(theirs[i]) && !collectable(next, now, c.e.cfg.TombstoneGrace) {
+				outs[i] = AppendState(nil, next)
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if changed {
-		c.res.pulled.Add(1)
-		c.res.repairedKey(k)
+	for i, p := range batch {
+		if changed[i] {
+			c.res.pulled.Add(1)
+			c.res.repairedKey(p.key)
+		}
 	}
-	if out.Equal(theirs) || collectable(out, now, c.e.cfg.TombstoneGrace) {
-		return nil
-	}
-	return c.store(ctx, k, AppendState(nil, out))
+	return outs, nil
 }
 
 // push stores this node's state of k on the peer, which did not list it.
