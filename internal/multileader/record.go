@@ -247,13 +247,15 @@ func DecodeRecord(b []byte) (Record, error) {
 	}
 	r.Reg.OriginLSN = olsn
 	b = b[n:]
+	// Varints must be minimal (no 0x80 0x00 padding): one encoding per
+	// record, so that equal records have equal bytes.
 	exp, n := binary.Varint(b)
-	if n <= 0 {
+	if n <= 0 || (n > 1 && b[n-1] == 0) {
 		return r, fmt.Errorf("%w: expiry", ErrMalformed)
 	}
 	b = b[n:]
 	l, n := binary.Uvarint(b)
-	if n <= 0 || l > uint64(len(b)-n) {
+	if n <= 0 || (n > 1 && b[n-1] == 0) || l > uint64(len(b)-n) {
 		return r, fmt.Errorf("%w: value length", ErrMalformed)
 	}
 	r.Reg.ExpireAt, r.Reg.Deleted = exp, flags&flagDeleted != 0
@@ -280,7 +282,7 @@ func decodeStamp(b []byte) (crdt.Stamp, []byte, error) {
 	}
 	b = b[crdt.TimestampSize:]
 	l, n := binary.Uvarint(b)
-	if n <= 0 || l > crdt.MaxIDLen || l > uint64(len(b)-n) {
+	if n <= 0 || (n > 1 && b[n-1] == 0) || l > crdt.MaxIDLen || l > uint64(len(b)-n) {
 		return s, nil, fmt.Errorf("%w: site length", ErrMalformed)
 	}
 	s.Time, s.Site = t, string(b[n:n+int(l)])
