@@ -25,7 +25,7 @@ type llOp struct {
 // TestLeaderlessReadsSeeAcknowledgedWrites: with W=2, R=2 (W+R > N=3) and
 // no sloppy quorum, a read that starts after a write was acknowledged
 // returns that write or a newer one, while nodes are killed, restarted
-// and paused one at a time. Each key has one writer writing 1, 2, 3…, so
+// paused and partitioned one at a time. Each key has one writer writing 1, 2, 3…, so
 // "newer" is "a larger number"; writes that failed may still appear (the
 // Contract says so), so only acknowledged ones bound the reads.
 func TestLeaderlessReadsSeeAcknowledgedWrites(t *testing.T) {
@@ -90,19 +90,29 @@ func TestLeaderlessReadsSeeAcknowledgedWrites(t *testing.T) {
 		}(r)
 	}
 	// The nemesis: one fault at a time, so every key keeps two of its
-	// three replicas.
+	// three replicas: kill -9 and restart, SIGSTOP and SIGCONT, and (when
+	// root) a partition: every packet to or from the node's peer port is
+	// dropped, so no other node reaches it as a replica.
+	cutter := newLinkCutter(t)
 	rng := rand.New(rand.NewPCG(3, 3))
-	for round := 0; round < 6; round++ {
+	for round := 0; round < 9; round++ {
 		time.Sleep(400 * time.Millisecond)
 		p := c.nodes[rng.IntN(len(c.nodes))]
-		if round%2 == 0 {
+		switch round % 3 {
+		case 0:
 			p.kill()
 			time.Sleep(500 * time.Millisecond)
 			p.start()
-		} else {
+		case 1:
 			_ = p.cmd.Process.Signal(syscall.SIGSTOP)
 			time.Sleep(700 * time.Millisecond)
 			_ = p.cmd.Process.Signal(syscall.SIGCONT)
+		case 2:
+			if cutter != nil {
+				cutter.set(p, true)
+				time.Sleep(700 * time.Millisecond)
+				cutter.set(p, false)
+			}
 		}
 	}
 	time.Sleep(300 * time.Millisecond)
