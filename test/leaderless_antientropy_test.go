@@ -26,7 +26,7 @@ func TestLeaderlessAntiEntropy(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("REPLICANT_AE_KEYS")); err == nil && v > 0 {
 		keys = v
 	}
-	c := newLeaderless(t, 5, "--anti-entropy-interval", "1s")
+	c := newLeaderless(t, 5, "--anti-entropy-interval", "1s", "--read-repair=false")
 	ctx := ctxT(t, 120*time.Second)
 	victim := c.nodes[2]
 	var live []*proc

@@ -196,3 +196,46 @@ func TestLeaderlessR1ReadsCanBeStaleThenConverge(t *testing.T) {
 		return err == nil && v == "v2"
 	})
 }
+
+// TestLeaderlessReadRepairCanBeTurnedOff: with --read-repair=false a read
+// that sees a stale replica leaves it stale (anti-entropy, here an hour
+// away, would repair it).
+func TestLeaderlessReadRepairCanBeTurnedOff(t *testing.T) {
+	c := newLeaderless(t, 5, "--read-repair=false", "--anti-entropy-interval", "1h")
+	ctx := ctxT(t, 60*time.Second)
+	key := "norepair"
+	reps, others := c.replicasOf(key)
+	all := quorumConn(t, others[0], "all", "all")
+	if err := all.Set(ctx, key, "v1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	x := reps[2]
+	x.kill()
+	if err := quorumConn(t, reps[0], "1", "1").Set(ctx, key, "v2", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	x.start()
+	c.waitAllHealthy()
+	// Reads that ask every replica see v2 and x's stale v1 — and repair
+	// nothing.
+	rall := quorumConn(t, x, "1", "all")
+	for i := 0; i < 3; i++ {
+		if v, err := rall.Get(ctx, key).Result(); err != nil || v != "v2" {
+			t.Fatalf("R=all = %q, %v", v, err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // what a repair would have needed
+	r1 := quorumConn(t, x, "1", "1")
+	for _, p := range reps[:2] {
+		if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := r1.Get(ctx, key).Result()
+	for _, p := range reps[:2] {
+		_ = p.cmd.Process.Signal(syscall.SIGCONT)
+	}
+	if err != nil || v != "v1" {
+		t.Fatalf("x alone answers %q, %v; want the unrepaired v1", v, err)
+	}
+}

@@ -27,6 +27,7 @@ type serverFlags struct {
 	mode, site          string
 	replicas            int
 	sloppyQuorum        bool
+	readRepair          bool
 	antiEntropyInterval time.Duration
 	tombstoneGrace      time.Duration
 	respAddr, httpAddr  string
@@ -76,6 +77,7 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.id, "id", "n1", "node id, unique in the cluster")
 	fl.StringVar(&f.mode, "mode", engine.ModeSingleLeader, "replication mode, chosen when the cluster is created: single-leader | multi-leader | leaderless")
 	fl.IntVar(&f.replicas, "replicas", 3, "with --mode leaderless: N, how many nodes hold each key")
+	fl.BoolVar(&f.readRepair, "read-repair", true, "with --mode leaderless: after a read, write the merged value to replicas that answered with less")
 	fl.BoolVar(&f.sloppyQuorum, "sloppy-quorum", false, "with --mode leaderless: a write that cannot reach W replicas counts stand-ins that keep a hint (hinted handoff)")
 	fl.DurationVar(&f.antiEntropyInterval, "anti-entropy-interval", 30*time.Second, "with --mode leaderless: how often each key range is compared with its other replicas")
 	fl.DurationVar(&f.tombstoneGrace, "tombstone-grace", 10*time.Minute, "with --mode leaderless: how long a delete's tombstone is kept")
@@ -176,7 +178,7 @@ func runServer(ctx context.Context, f serverFlags) error {
 		{"--resp", f.respAddr, respLn.Addr()}, {"--http", f.httpAddr, httpLn.Addr()}, {"--peer", f.peerAddr, peerLn.Addr()}})
 	n, err := node.Open(node.Config{
 		ID: f.id, DataDir: f.data, Mode: f.mode, Site: f.site, Replicas: f.replicas,
-		SloppyQuorum: f.sloppyQuorum, AntiEntropyInterval: f.antiEntropyInterval, TombstoneGrace: f.tombstoneGrace,
+		SloppyQuorum: f.sloppyQuorum, NoReadRepair: !f.readRepair, AntiEntropyInterval: f.antiEntropyInterval, TombstoneGrace: f.tombstoneGrace,
 		RESPAddr: respLn.Addr().String(), HTTPAddr: httpLn.Addr().String(), PeerAddr: peerLn.Addr().String(),
 		PeerListener:   peerLn,
 		InitialCluster: initial, Join: f.join,

@@ -49,6 +49,9 @@ type Config struct {
 	// AntiEntropyInterval is how often each range is compared with its
 	// other replicas (default 30 s).
 	AntiEntropyInterval time.Duration
+	// NoReadRepair turns read repair off (--read-repair=false): stale
+	// replicas then catch up only through anti-entropy and hints.
+	NoReadRepair bool
 	// TombstoneGrace is how long a delete's tombstone is kept (default
 	// 10 min): a replica that returns within it cannot resurrect the key.
 	TombstoneGrace time.Duration
@@ -314,7 +317,9 @@ func (e *Engine) readKey(ctx context.Context, key []byte, q Quorum) (State, erro
 					states[a.id] = a.st
 				}
 			}
-			e.repair(key, states)
+			if !e.cfg.NoReadRepair {
+				e.repair(key, states)
+			}
 		}(got)
 	}
 	for got < len(targets) {

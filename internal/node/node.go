@@ -50,6 +50,7 @@ type Config struct {
 	// anti-entropy interval and tombstone grace (see leaderless.Config).
 	Replicas            int
 	SloppyQuorum        bool
+	NoReadRepair        bool
 	AntiEntropyInterval time.Duration
 	TombstoneGrace      time.Duration
 	// Site names this node's site in multi-leader mode (required there;
@@ -255,7 +256,7 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.Mode == engine.ModeLeaderless {
 		n.startLocal()
 		if n.ll, err = leaderless.New(leaderless.Config{Node: n, Replicas: cfg.Replicas, Logger: log,
-			SloppyQuorum: cfg.SloppyQuorum, AntiEntropyInterval: cfg.AntiEntropyInterval, TombstoneGrace: cfg.TombstoneGrace}); err != nil {
+			SloppyQuorum: cfg.SloppyQuorum, NoReadRepair: cfg.NoReadRepair, AntiEntropyInterval: cfg.AntiEntropyInterval, TombstoneGrace: cfg.TombstoneGrace}); err != nil {
 			n.local.Close()
 			cancel()
 			_ = st.Close()
