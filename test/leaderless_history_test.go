@@ -178,15 +178,7 @@ func TestLeaderlessR1ReadsCanBeStaleThenConverge(t *testing.T) {
 	// With the two up-to-date replicas paused, an R=1 read through x can
 	// only be answered by x itself: stale, and the client cannot tell.
 	r1 := quorumConn(t, x, "1", "1")
-	for _, p := range reps[:2] {
-		if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
-	}
-	v, err := r1.Get(ctx, key).Result()
-	for _, p := range reps[:2] {
-		_ = p.cmd.Process.Signal(syscall.SIGCONT)
-	}
+	v, err := whilePaused(t, reps[:2], func() (string, error) { return r1.Get(ctx, key).Result() })
 	if err != nil || v != "v1" {
 		t.Fatalf("R=1 read through the replica that missed the write = %q, %v; want the stale v1", v, err)
 	}
@@ -226,16 +218,24 @@ func TestLeaderlessReadRepairCanBeTurnedOff(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond) // what a repair would have needed
 	r1 := quorumConn(t, x, "1", "1")
-	for _, p := range reps[:2] {
+	v, err := whilePaused(t, reps[:2], func() (string, error) { return r1.Get(ctx, key).Result() })
+	if err != nil || v != "v1" {
+		t.Fatalf("x alone answers %q, %v; want the unrepaired v1", v, err)
+	}
+}
+
+// whilePaused runs f with ps stopped (SIGSTOP), then resumes them.
+func whilePaused(t *testing.T, ps []*proc, f func() (string, error)) (string, error) {
+	t.Helper()
+	for _, p := range ps {
 		if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
 	}
-	v, err := r1.Get(ctx, key).Result()
-	for _, p := range reps[:2] {
-		_ = p.cmd.Process.Signal(syscall.SIGCONT)
-	}
-	if err != nil || v != "v1" {
-		t.Fatalf("x alone answers %q, %v; want the unrepaired v1", v, err)
-	}
+	defer func() {
+		for _, p := range ps {
+			_ = p.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+	return f()
 }
