@@ -139,9 +139,10 @@ func (e *Engine) change(ctx context.Context, key []byte, f func(State) (State, e
 func sharesOf(r *Ring, n int) (share, primary map[string]float64, ranges map[string]int) {
 	share, primary, ranges = map[string]float64{}, map[string]float64{}, map[string]int{}
 	total := new(big.Float).SetInt(new(big.Int).Lsh(big.NewInt(1), 64))
-	for _, rg := range r.Ranges(n) {
+	arcs := r.Ranges(n)
+	for _, rg := range arcs {
 		l := rg.End - rg.Start // modulo 2^64: the wrap-around arc too
-		if l == 0 && len(r.Ranges(n)) == 1 {
+		if l == 0 && len(arcs) == 1 {
 			l = ^uint64(0) // one arc is the whole ring
 		}
 		f, _ := new(big.Float).Quo(new(big.Float).SetUint64(l), total).Float64()

@@ -136,7 +136,7 @@ func (e *Engine) clockAfter(prev crdt.Timestamp, physMs int64) crdt.Timestamp {
 }
 
 // observe takes a remote stamp into the clock.
-func (e *Engine) observe(t crdt.Timestamp, physMs int64) {
+func (e *Engine) observe(t crdt.Timestamp) {
 	e.clockMu.Lock()
 	defer e.clockMu.Unlock()
 	e.clock.Restore(t)

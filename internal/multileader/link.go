@@ -432,7 +432,7 @@ func (e *Engine) applyRemote(tx lsnTxn, from string, entries []storage.Entry, sc
 				}
 			}
 			merged, c := Merge(local, remote)
-			e.observe(remote.Reg.Stamp.Time, nowMs)
+			e.observe(remote.Reg.Stamp.Time)
 			if !merged.Equal(local) {
 				tx.Set(op.Key, AppendRecord(nil, merged), 0)
 				if merged.Reg.Deleted && (!local.Reg.Deleted || local.Reg.Stamp != merged.Reg.Stamp) {

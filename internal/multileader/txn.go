@@ -98,7 +98,8 @@ func (t *txn) Set(key, value []byte, expireAtMs int64) {
 		t.err = err
 		return
 	}
-	next := cur.Set(t.stamp(cur.Reg.Stamp), append([]byte(nil), value...), expireAtMs)
+	// No copy of value: the record only lives to be encoded, which copies.
+	next := cur.Set(t.stamp(cur.Reg.Stamp), value, expireAtMs)
 	next.Reg.OriginLSN = t.tx.LSN()
 	t.put(key, next)
 }
