@@ -287,6 +287,15 @@ func TestLeaderlessSiblingsAndCounters(t *testing.T) {
 		t.Fatalf("SIBLINGS after the resolving write = %q, %v", after, err)
 	}
 
+	// One command writing a key twice keeps its last write, not two
+	// siblings of its own making.
+	if err := a.MSet(ctx, "d", "first", "d", "last").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := a.Do(ctx, "REPLICANT.SIBLINGS", "d").StringSlice(); err != nil || len(d) != 2 || d[1] != "last" {
+		t.Fatalf("SIBLINGS after MSET d first d last = %q, %v; want one value, last", d, err)
+	}
+
 	// INCR from many clients on every node.
 	var wg sync.WaitGroup
 	var acked, failed atomic.Int64

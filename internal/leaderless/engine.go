@@ -154,6 +154,10 @@ func (e *Engine) MembershipChanged() {
 	for id := range peers {
 		ids = append(ids, id)
 	}
+	slices.Sort(ids)
+	if slices.Equal(ids, e.currentRing().Members()) {
+		return // a control-plane change that is not a membership change
+	}
 	r, err := NewRing(ids, DefaultVNodes)
 	if err != nil {
 		e.log.Error("ring", "members", ids, "err", err)

@@ -51,7 +51,13 @@ func (e *Engine) startHandoff(ctx context.Context, old, next *Ring) {
 	h := &e.handoff
 	h.mu.Lock()
 	if h.cancel != nil {
+		// The old handoff must stop before this one's status is set: its
+		// last update would otherwise mark this one interrupted.
 		h.cancel()
+		prev := h.finished
+		h.mu.Unlock()
+		<-prev
+		h.mu.Lock()
 	}
 	hctx, cancel := context.WithCancel(ctx)
 	h.cancel = cancel

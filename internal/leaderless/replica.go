@@ -71,7 +71,9 @@ func (e *Engine) HandleReplica(ctx context.Context, req *pb.ReplicaRequest) (*pb
 				return cur, err
 			}
 			// A SET or DEL resets the increments it has seen.
-			cur.Counter = cur.Counter.Reset(cur.Counter)
+			// Only the increments the write's read saw (in), not those this
+			// replica holds that the client never read.
+			cur.Counter = cur.Counter.Reset(in.Counter)
 			cur.Sibs = sibs
 			return cur, nil
 		})

@@ -90,14 +90,27 @@ func (t *txn) prepare(key []byte) bool {
 
 func (t *txn) Set(key, value []byte, expireAtMs int64) {
 	if t.prepare(key) {
-		t.writes = append(t.writes, write{key: append([]byte(nil), key...), value: append([]byte(nil), value...), expireAt: expireAtMs})
+		t.record(write{key: append([]byte(nil), key...), value: append([]byte(nil), value...), expireAt: expireAtMs})
 	}
 }
 
 func (t *txn) Del(key []byte) {
 	if t.prepare(key) {
-		t.writes = append(t.writes, write{key: append([]byte(nil), key...), deleted: true})
+		t.record(write{key: append([]byte(nil), key...), deleted: true})
 	}
+}
+
+// record keeps the command's last write of each key only: two writes of
+// one key (MSET k a k b) sent with the same read context would become
+// siblings of each other.
+func (t *txn) record(w write) {
+	for i := range t.writes {
+		if string(t.writes[i].key) == string(w.key) {
+			t.writes[i] = w
+			return
+		}
+	}
+	t.writes = append(t.writes, w)
 }
 
 // reserved refuses a write of a key in the reserved prefix.
