@@ -159,7 +159,7 @@ func TestLeaderlessReadsSeeAcknowledgedWrites(t *testing.T) {
 // replica that is down; an R=1 read answered by that replica alone is
 // stale — and read repair then brings the replica up to date.
 func TestLeaderlessR1ReadsCanBeStaleThenConverge(t *testing.T) {
-	c := newLeaderless(t, 5)
+	c := newLeaderless(t, 5, "--anti-entropy-interval", "1h") // convergence must come from read repair
 	ctx := ctxT(t, 60*time.Second)
 	key := "stale"
 	reps, others := c.replicasOf(key)

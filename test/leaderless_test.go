@@ -129,7 +129,7 @@ func quorumConn(t *testing.T, p *proc, w, r string) *redis.Conn {
 // many replicas stored them, W=1 writes succeed, and a returning replica
 // gets the value by read repair.
 func TestLeaderlessQuorums(t *testing.T) {
-	c := newLeaderless(t, 5)
+	c := newLeaderless(t, 5, "--anti-entropy-interval", "1h") // repair must come from reads (handoff), not anti-entropy
 	ctx := ctxT(t, 60*time.Second)
 	key := "qk"
 	reps, others := c.replicasOf(key)
@@ -331,7 +331,7 @@ func TestLeaderlessSiblingsAndCounters(t *testing.T) {
 // returns within --tombstone-grace does not bring the value back; after
 // the grace, no node holds the key any more.
 func TestLeaderlessDeletesDoNotResurrect(t *testing.T) {
-	c := newLeaderless(t, 5, "--tombstone-grace", "3s")
+	c := newLeaderless(t, 5, "--tombstone-grace", "3s", "--anti-entropy-interval", "1h")
 	ctx := ctxT(t, 90*time.Second)
 	key := "gone"
 	reps, others := c.replicasOf(key)
@@ -347,6 +347,9 @@ func TestLeaderlessDeletesDoNotResurrect(t *testing.T) {
 	}
 	reps[2].start()
 	c.waitAllHealthy()
+	if n := metricValue(reps[2], "replicant_tombstones"); n != 0 {
+		t.Fatalf("%s holds %v tombstones before any read: it did not miss the DEL, so nothing is tested", reps[2].ID, n)
+	}
 	// It still holds "v"; a read asking every replica merges the tombstone
 	// in and repairs it, never answering "v".
 	rall := quorumConn(t, others[1], "one", "all")
@@ -420,7 +423,7 @@ func holds(ctx context.Context, p *proc, key string) bool {
 // every key it is now a replica of, with progress in status; a node that
 // is removed through itself first hands its keys to their new replicas.
 func TestLeaderlessJoinAndLeaveMoveData(t *testing.T) {
-	c := newLeaderless(t, 5)
+	c := newLeaderless(t, 5, "--anti-entropy-interval", "1h") // repair must come from reads (handoff), not anti-entropy
 	ctx := ctxT(t, 120*time.Second)
 	all := quorumConn(t, c.nodes[0], "all", "all")
 	var keys []string

@@ -161,6 +161,9 @@ func TestMultiLeaderTombstonesCollectedOnceEverySiteHasThem(t *testing.T) {
 		}
 		return c
 	}
+	if tombs(sites[0]) == 0 {
+		t.Fatal("the DEL left no tombstone on eu: nothing to collect, nothing tested")
+	}
 	// eu and us know nothing of ap's positions yet, but ap is not a site
 	// they know of either: they may collect. Link ap to make it known
 	// first, then cut it off from eu's log.
@@ -191,9 +194,16 @@ func TestMultiLeaderTombstonesCollectedOnceEverySiteHasThem(t *testing.T) {
 	if _, err := sites[0].Engine().Write(ctx, func(tx engine.Txn) error { tx.Del([]byte("k2")); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * gcRoundsForTest) // several collection rounds pass
-	if tombs(sites[0]) == 0 {
-		t.Fatal("eu collected a tombstone that ap has not applied")
+	deadline = time.Now().Add(10 * time.Second)
+	for tombs(sites[1]) == 0 { // us holds it too once its link brings it
+		if time.Now().After(deadline) {
+			t.Fatal("the tombstone never reached us")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(3 * gcRoundsForTest) // several collection rounds pass: nothing may happen
+	if tombs(sites[0]) == 0 || tombs(sites[1]) == 0 {
+		t.Fatalf("a tombstone ap has not applied was collected: eu %d us %d", tombs(sites[0]), tombs(sites[1]))
 	}
 	// ap comes back: the tombstone reaches it, then goes everywhere.
 	link(sites[2], sites[0])
