@@ -428,7 +428,13 @@ func (e *Engine) applyRemote(tx lsnTxn, from string, entries []storage.Entry, sc
 					return err
 				}
 				if p >= remote.Reg.OriginLSN {
-					continue
+					if !remote.Counter.Active() {
+						continue
+					}
+					// An increment made after the delete rides on the
+					// old register: keep the increments, drop the
+					// register (an INCR does not restamp it).
+					remote.Reg = Register{}
 				}
 			}
 			merged, c := Merge(local, remote)
