@@ -71,13 +71,22 @@ func (s *linkSet) reconcile(ctx context.Context) {
 		}
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	var stopped []*driver
 	for site, d := range s.drivers {
-		if c, ok := want[site]; !ok || !samePeers(c.Peers, d.peers) {
-			d.stop()
+		if c, ok := want[site]; !ok || !slices.Equal(c.Peers, d.peers) {
+			d.cancel()
+			stopped = append(stopped, d)
 			delete(s.drivers, site)
 		}
 	}
+	s.mu.Unlock()
+	// A replaced driver finishes before its successor starts: two drivers
+	// of one link would write its cursor over each other.
+	for _, d := range stopped {
+		<-d.done
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for site, c := range want {
 		if _, ok := s.drivers[site]; !ok {
 			d := newDriver(s.e, site, c.Peers)
@@ -89,24 +98,18 @@ func (s *linkSet) reconcile(ctx context.Context) {
 	}
 }
 
-func samePeers(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
+// stopAll stops every driver and waits for them, so that nothing writes
+// through the node once Run has returned.
 func (s *linkSet) stopAll() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for site, d := range s.drivers {
-		d.stop()
-		delete(s.drivers, site)
+	drivers := s.drivers
+	s.drivers = map[string]*driver{}
+	s.mu.Unlock()
+	for _, d := range drivers {
+		d.cancel()
+	}
+	for _, d := range drivers {
+		<-d.done
 	}
 }
 
@@ -142,8 +145,6 @@ type driver struct {
 func newDriver(e *Engine, site string, peers []string) *driver {
 	return &driver{e: e, site: site, peers: peers, done: make(chan struct{}), state: "connecting"}
 }
-
-func (d *driver) stop() { d.cancel() }
 
 func (d *driver) status() engine.LinkStatus {
 	d.mu.Lock()
@@ -475,7 +476,12 @@ func (e *Engine) applyRemote(tx lsnTxn, from string, entries []storage.Entry, sc
 		}
 		tx.Set(internalKey(keyConflicts, ""), formatU64(n), 0)
 	}
-	tx.Set(cursorKey(from), formatU64(scanned), 0)
+	// The cursor only moves forward.
+	if v, ok, err := tx.Get(cursorKey(from)); err != nil {
+		return err
+	} else if !ok || parseU64(v.Value) < scanned {
+		tx.Set(cursorKey(from), formatU64(scanned), 0)
+	}
 	return nil
 }
 
