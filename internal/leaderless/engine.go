@@ -283,7 +283,11 @@ func (e *Engine) call(ctx context.Context, id string, req *pb.ReplicaRequest) (*
 // returns once R answered; the remaining answers are awaited in the
 // background, and every replica whose answer lacks part of the merge gets
 // it (read repair).
-func (e *Engine) readKey(ctx context.Context, key []byte, q Quorum) (State, error) {
+//
+// repair is false for the reads a write command makes before writing: the
+// write's fan-out stores the merge on every replica anyway, and repairing
+// too would store it twice.
+func (e *Engine) readKey(ctx context.Context, key []byte, q Quorum, repair bool) (State, error) {
 	targets := e.currentRing().Preference(key, e.n)
 	if len(targets) == 0 {
 		return State{}, errors.New("leaderless: the ring has no members yet")
@@ -321,7 +325,7 @@ func (e *Engine) readKey(ctx context.Context, key []byte, q Quorum) (State, erro
 					states[a.id] = a.st
 				}
 			}
-			if !e.cfg.NoReadRepair {
+			if repair && !e.cfg.NoReadRepair {
 				e.repair(key, states)
 			}
 		}(got)
@@ -530,7 +534,7 @@ func (e *Engine) Siblings(ctx context.Context, key []byte) (string, [][]byte, er
 	if err != nil {
 		return "", nil, err
 	}
-	st, err := e.readKey(ctx, key, q)
+	st, err := e.readKey(ctx, key, q, true)
 	if err != nil {
 		return "", nil, err
 	}

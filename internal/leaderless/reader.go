@@ -24,7 +24,7 @@ func (r *reader) Get(key []byte) (engine.Version, bool, error) {
 	if isReserved(key) {
 		return engine.Version{}, false, nil // the node's own bookkeeping, never a user key
 	}
-	st, err := r.e.readKey(r.ctx, key, r.q)
+	st, err := r.e.readKey(r.ctx, key, r.q, true)
 	if err != nil {
 		return engine.Version{}, false, err
 	}

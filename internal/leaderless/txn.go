@@ -41,7 +41,7 @@ func (t *txn) state(key []byte) (State, error) {
 	if st, ok := t.reads[string(key)]; ok {
 		return st, nil
 	}
-	st, err := t.e.readKey(t.ctx, key, t.q)
+	st, err := t.e.readKey(t.ctx, key, t.q, false)
 	if err != nil {
 		return st, err
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/replicant-db/replicant/internal/crdt"
+	"github.com/replicant-db/replicant/internal/engine"
 )
 
 // Record is what multi-leader mode stores under a user key: a
@@ -104,12 +105,6 @@ func (r Record) Del(stamp crdt.Stamp) Record {
 	}
 }
 
-// ErrNotInteger and ErrOverflow are IncrBy's refusals.
-var (
-	ErrNotInteger = errors.New("value is not an integer or out of range")
-	ErrOverflow   = errors.New("increment or decrement would overflow")
-)
-
 // IncrBy is a local INCRBY by site at nowMs: the delta goes into the
 // counter under site, so increments on other sites all count. An expired
 // record is first deleted at stamp (Redis starts an expired key from 0).
@@ -121,25 +116,25 @@ func (r Record) IncrBy(site string, stamp crdt.Stamp, delta int64, nowMs int64) 
 	if r.regLive() {
 		n, err := strconv.ParseInt(string(r.Reg.Value), 10, 64)
 		if err != nil {
-			return r, 0, ErrNotInteger
+			return r, 0, engine.ErrNotInteger
 		}
 		base = n
 	}
 	c, err := r.Counter.Value()
 	if err != nil {
-		return r, 0, ErrNotInteger
+		return r, 0, engine.ErrNotInteger
 	}
 	cur, ok := addInt(base, c)
 	if !ok {
-		return r, 0, ErrNotInteger
+		return r, 0, engine.ErrNotInteger
 	}
 	res, ok := addInt(cur, delta)
 	if !ok {
-		return r, 0, ErrOverflow
+		return r, 0, engine.ErrOverflow
 	}
 	ctr, err := r.Counter.Increment(site, delta)
 	if err != nil {
-		return r, 0, ErrOverflow
+		return r, 0, engine.ErrOverflow
 	}
 	r.Counter = ctr
 	return r, res, nil

@@ -1,7 +1,6 @@
 package multileader
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/replicant-db/replicant/internal/crdt"
@@ -149,13 +148,8 @@ func (t *txn) IncrBy(key []byte, delta int64) (int64, error) {
 	if err == nil && next.Reg.Stamp != cur.Reg.Stamp {
 		next.Reg.OriginLSN = t.tx.LSN() // an expired key was deleted first
 	}
-	switch {
-	case errors.Is(err, ErrNotInteger):
-		return 0, engine.ErrNotInteger
-	case errors.Is(err, ErrOverflow):
-		return 0, engine.ErrOverflow
-	case err != nil:
-		return 0, err
+	if err != nil {
+		return 0, err // engine.ErrNotInteger or ErrOverflow, as the APIs answer them
 	}
 	t.put(key, next)
 	return res, nil
