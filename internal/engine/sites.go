@@ -18,6 +18,8 @@ const (
 // The APIs serve /v1/links and /v1/conflicts from it; an engine without it
 // answers those with "not in multi-leader mode".
 type Sites interface {
+	// Site is this node's site.
+	Site() string
 	// Links lists this site's incoming links (the sites it pulls from).
 	Links(ctx context.Context) ([]LinkStatus, error)
 	// AddLink makes this site pull from the site that owns peer (a peer

@@ -65,7 +65,7 @@ func (s *Server) listLinks(w http.ResponseWriter, r *http.Request) {
 	if links == nil {
 		links = []engine.LinkStatus{} // tools iterate it; null would break them
 	}
-	writeJSON(w, http.StatusOK, linkList{Site: s.b.Status().Site, Links: links})
+	writeJSON(w, http.StatusOK, linkList{Site: ss.Site(), Links: links})
 }
 
 func (s *Server) addLink(w http.ResponseWriter, r *http.Request) {
@@ -132,7 +132,7 @@ func (s *Server) conflicts(w http.ResponseWriter, r *http.Request) {
 	if cs == nil {
 		cs = []engine.Conflict{}
 	}
-	writeJSON(w, http.StatusOK, conflictList{Site: s.b.Status().Site, Conflicts: cs})
+	writeJSON(w, http.StatusOK, conflictList{Site: ss.Site(), Conflicts: cs})
 }
 
 // writeLinkError answers a failed link change: an unknown link is 404,

@@ -58,6 +58,8 @@ type fakeSites struct {
 	gotLimit int
 }
 
+func (f *fakeSites) Site() string { return f.st.Site }
+
 func (f *fakeSites) Links(context.Context) ([]engine.LinkStatus, error) { return f.links, f.err }
 
 func (f *fakeSites) AddLink(_ context.Context, peer string) (engine.LinkStatus, error) {
