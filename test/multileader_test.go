@@ -425,6 +425,9 @@ func TestMultiLeaderCountersAndSessionAcrossSites(t *testing.T) {
 	}
 
 	// Read-your-writes across sites: a write on eu, its token taken to us.
+	// us stops pulling eu first, so the session read must wait for the
+	// token rather than find the write already there.
+	removeLink(t, sites[1], "eu")
 	conn := eu.Conn()
 	defer conn.Close()
 	if err := conn.Set(ctx, "moved", "v1", 0).Err(); err != nil {
@@ -434,14 +437,28 @@ func TestMultiLeaderCountersAndSessionAcrossSites(t *testing.T) {
 	if err != nil || !strings.Contains(tok, "eu:") {
 		t.Fatalf("token %q, %v: want a vector naming eu", tok, err)
 	}
-	usConn := us.Conn()
+	session := func() *redis.Conn {
+		c := us.Conn()
+		if err := c.Do(ctx, "REPLICANT.SESSION", tok).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Do(ctx, "REPLICANT.CONSISTENCY", "session").Err(); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	early := session()
+	short, cancelShort := context.WithTimeout(ctx, time.Second)
+	v, err := early.Get(short, "moved").Result()
+	cancelShort()
+	early.Close()
+	if err == nil || errors.Is(err, redis.Nil) {
+		// A value or a nil answer both mean the read did not wait.
+		t.Fatalf("us answered %q, %v with eu's token %s while not pulling eu: the session read did not wait", v, err, tok)
+	}
+	addLink(t, sites[1], sites[0])
+	usConn := session()
 	defer usConn.Close()
-	if err := usConn.Do(ctx, "REPLICANT.SESSION", tok).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := usConn.Do(ctx, "REPLICANT.CONSISTENCY", "session").Err(); err != nil {
-		t.Fatal(err)
-	}
 	if v, err := usConn.Get(ctx, "moved").Result(); err != nil || v != "v1" {
 		t.Fatalf("us with eu's token %s reads %q, %v", tok, v, err)
 	}
