@@ -486,6 +486,11 @@ func TestLeaderlessJoinAndLeaveMoveData(t *testing.T) {
 	if resp.StatusCode/100 != 2 {
 		t.Fatalf("remove n5 through itself: %d %s", resp.StatusCode, b)
 	}
+	// n5 itself handed its keys over before it left (anti-entropy is an
+	// hour away, and this is what makes the move not depend on the others).
+	if st, err := c.nodes[4].status(); err != nil || st.Rebalance == nil || st.Rebalance.State != "left" || st.Rebalance.Moved == 0 {
+		t.Fatalf("n5's status after leaving: %+v, %v; want rebalance left with keys moved", st.Rebalance, err)
+	}
 	c.nodes[4].stop()
 	rest := []*proc{c.nodes[0], c.nodes[1], c.nodes[2], c.nodes[3], n6}
 	five := ringOf(t, "n1", "n2", "n3", "n4", "n6")
