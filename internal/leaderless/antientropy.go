@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,14 +67,12 @@ import (
 // drive a comparison too). A comparison runs at most 4 leaves and 32 key
 // repairs at a time.
 //
-// Trees are built from a snapshot of the local store: every key (except
-// the node's reserved keys, such as hints) with its ring position and the
-// SHA-256 of its state, sorted by position. The snapshot is reused while
-// the store is unchanged, or for up to a quarter of the interval
-// (0.1–5 s) while it changes, so a round's requests from several peers
-// scan the store once. A stale snapshot only costs extra ENTRIES (a
-// difference that is not one any more) or defers a repair to the next
-// round: repairs always use current states.
+// Trees come from the anti-entropy index (aeindex.go), which follows the
+// node's own log and keeps per owner set and segment the XOR of the
+// entry hashes: the top tree of a comparison costs no key reads, a leaf's
+// keys are found without a scan, and the store is scanned only when the
+// index is first built (or the log no longer reaches back to it).
+// Repairs always use current states read from the store.
 //
 // The driver records, per peer, when the last comparison completed and
 // how many keys it repaired (MemberStatus.LastAntiEntropy), and exports
@@ -100,16 +97,7 @@ var (
 
 // antiEntropy is the engine's anti-entropy state.
 type antiEntropy struct {
-	snapMu sync.Mutex
-	snap   *aeSnapshot
-
-	// served caches, per asking peer, the leaves of the last tree it
-	// asked for: a comparison then asks for many leaves of that tree, and
-	// finding each leaf's keys again (and rebuilding the snapshot of a
-	// store that changes meanwhile) made each answer a scan of the whole
-	// store — minutes for a tree of 4 096 leaves over 60 000 keys.
-	servedMu sync.Mutex
-	served   map[string]*aeServed
+	ix aeIndex // the trees' data (aeindex.go)
 
 	leafLim, keyLim aeLimiter
 
@@ -120,42 +108,20 @@ type antiEntropy struct {
 	rounds, pulled, pushed, by atomic.Uint64
 }
 
-// aeServed is the bucketed shared entries of one tree a peer asked for.
-type aeServed struct {
-	snap    *aeSnapshot
-	arc     Range
-	leaves  int
-	buckets [][]MerkleEntry
-	at      time.Time
-}
-
-// aeServedMaxAge bounds how long a peer's cached tree answers its leaf
-// requests. The entries only say where keys are: an answer reads each
-// key's state fresh, and a key added since is found by the next round.
-const aeServedMaxAge = 30 * time.Second
-
-// servedLeaf returns the shared entries of one leaf of the tree peer from
-// asked for, from the cache when it matches.
-func (e *Engine) servedLeaf(ctx context.Context, from string, arc Range, leaves, leaf int) ([]MerkleEntry, error) {
-	e.ae.servedMu.Lock()
-	c := e.ae.served[from]
-	e.ae.servedMu.Unlock()
-	if c != nil && c.arc.Start == arc.Start && c.arc.End == arc.End && c.leaves == leaves && time.Since(c.at) < aeServedMaxAge {
-		return c.buckets[leaf], nil
+// withIndex runs fn on the anti-entropy index brought up to date with the
+// local store and the current ring.
+func (e *Engine) withIndex(ctx context.Context, fn func(ix *aeIndex)) error {
+	ix := &e.ae.ix
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if err := ix.catchUp(ctx, e.node); err != nil {
+		return fmt.Errorf("anti-entropy index: %w", err)
 	}
-	snap, err := e.aeSnapshot(ctx)
-	if err != nil {
-		return nil, err
+	ix.setRing(e.currentRing(), e.n)
+	if fn != nil {
+		fn(ix)
 	}
-	mine := snap.shared(e.currentRing(), e.n, arc, e.node.ID(), from)
-	c = &aeServed{snap: snap, arc: arc, leaves: leaves, buckets: bucketEntries(arc, leaves, mine), at: time.Now()}
-	e.ae.servedMu.Lock()
-	if e.ae.served == nil {
-		e.ae.served = map[string]*aeServed{}
-	}
-	e.ae.served[from] = c
-	e.ae.servedMu.Unlock()
-	return c.buckets[leaf], nil
+	return nil
 }
 
 // aePeer is the outcome of the last completed comparison with a peer.
@@ -184,113 +150,6 @@ func (a *antiEntropy) record(peer string, p aePeer) {
 	a.peers[peer] = p
 }
 
-// aeSnapshot is the local store as the trees see it: every key with its
-// ring position and state digest, sorted by position, then key.
-type aeSnapshot struct {
-	lsn     uint64
-	built   time.Time
-	entries []MerkleEntry
-}
-
-// aeSnapshotMaxAge is how long a snapshot of a changing store is reused.
-func (e *Engine) aeSnapshotMaxAge() time.Duration {
-	return min(max(e.cfg.AntiEntropyInterval/4, 100*time.Millisecond), 5*time.Second)
-}
-
-// aeSnapshot returns a snapshot of the local store, reusing the last one
-// while the store is unchanged or the snapshot is recent.
-func (e *Engine) aeSnapshot(ctx context.Context) (*aeSnapshot, error) {
-	e.ae.snapMu.Lock()
-	defer e.ae.snapMu.Unlock()
-	rd := e.node.LocalRead()
-	lsn := rd.Token().LSN
-	if s := e.ae.snap; s != nil && (s.lsn == lsn || time.Since(s.built) < e.aeSnapshotMaxAge()) {
-		return s, nil
-	}
-	s := &aeSnapshot{lsn: lsn, built: time.Now()}
-	var err error
-	scanErr := rd.Scan(nil, func(key []byte, v engine.Version) bool {
-		if isReserved(key) {
-			return true
-		}
-		if len(s.entries)%1024 == 0 && ctx.Err() != nil {
-			err = ctx.Err()
-			return false
-		}
-		s.entries = append(s.entries, NewMerkleEntry(bytes.Clone(key), v.Value))
-		return true
-	})
-	if err == nil {
-		err = scanErr
-	}
-	if err != nil {
-		return nil, err
-	}
-	slices.SortFunc(s.entries, func(a, b MerkleEntry) int {
-		if a.Pos != b.Pos {
-			if a.Pos < b.Pos {
-				return -1
-			}
-			return 1
-		}
-		return bytes.Compare(a.Key, b.Key)
-	})
-	e.ae.snap = s
-	return s, nil
-}
-
-// shared returns the snapshot's entries in arc that both a and b (when
-// not empty) replicate on ring r with n replicas.
-func (s *aeSnapshot) shared(r *Ring, n int, arc Range, a, b string) []MerkleEntry {
-	owns := pairOwner(r, n, a, b)
-	var out []MerkleEntry
-	add := func(part []MerkleEntry) {
-		for _, en := range part {
-			if owns(en.Pos) {
-				out = append(out, en)
-			}
-		}
-	}
-	// First entry above position h.
-	above := func(h uint64) int {
-		return sort.Search(len(s.entries), func(i int) bool { return s.entries[i].Pos > h })
-	}
-	switch {
-	case arc.Start == arc.End:
-		add(s.entries)
-	case arc.Start < arc.End:
-		add(s.entries[above(arc.Start):above(arc.End)])
-	default: // wraps through 2^64-1 and 0
-		add(s.entries[above(arc.Start):])
-		add(s.entries[:above(arc.End)])
-	}
-	return out
-}
-
-// pairOwner returns whether a position's n replicas on r include a and
-// (when not empty) b.
-func pairOwner(r *Ring, n int, a, b string) func(pos uint64) bool {
-	none := func(uint64) bool { return false }
-	if r == nil || len(r.hashes) == 0 || n < 1 {
-		return none
-	}
-	ia, ok := slices.BinarySearch(r.members, a)
-	if !ok {
-		return none
-	}
-	ib := -1
-	if b != "" {
-		if ib, ok = slices.BinarySearch(r.members, b); !ok {
-			return none
-		}
-	}
-	return func(pos uint64) bool {
-		var small [8]int32
-		idx := r.walk(small[:0], r.pointAt(pos), n)
-		return slices.Contains(idx, int32(ia)) && (ib < 0 || slices.Contains(idx, int32(ib)))
-	}
-}
-
 // HandleAntiEntropy serves another replica comparing with this one: TREE
 // answers the leaf hashes of the arc's keys that both replicate, ENTRIES
 // the keys and current states of one leaf.
@@ -302,17 +161,14 @@ func (e *Engine) HandleAntiEntropy(ctx context.Context, req *pb.AntiEntropyReque
 	arc := Range{Start: req.GetStart(), End: req.GetEnd()}
 	switch req.GetOp() {
 	case pb.AntiEntropyRequest_TREE:
-		// A tree starts a comparison: its leaves are found afresh.
-		e.ae.servedMu.Lock()
-		delete(e.ae.served, req.GetFrom())
-		e.ae.servedMu.Unlock()
-		snap, err := e.aeSnapshot(ctx)
-		if err != nil {
+		var hashes []Digest
+		if err := e.withIndex(ctx, func(ix *aeIndex) {
+			hashes = ix.leafHashes(arc, leaves, e.node.ID(), req.GetFrom())
+		}); err != nil {
 			return nil, err
 		}
-		mine := snap.shared(e.currentRing(), e.n, arc, e.node.ID(), req.GetFrom())
 		resp := &pb.AntiEntropyResponse{Hashes: make([][]byte, leaves)}
-		for i, h := range LeafHashes(arc, leaves, mine) {
+		for i, h := range hashes {
 			resp.Hashes[i] = bytes.Clone(h[:])
 		}
 		return resp, nil
@@ -321,7 +177,7 @@ func (e *Engine) HandleAntiEntropy(ctx context.Context, req *pb.AntiEntropyReque
 		if leaf >= leaves {
 			return nil, status.Errorf(codes.InvalidArgument, "anti-entropy: leaf %d of %d", leaf, leaves)
 		}
-		mine, err := e.servedLeaf(ctx, req.GetFrom(), arc, leaves, leaf)
+		mine, err := e.leafEntries(ctx, arc, leaves, leaf, req.GetFrom())
 		if err != nil {
 			return nil, err
 		}
@@ -334,7 +190,7 @@ func (e *Engine) HandleAntiEntropy(ctx context.Context, req *pb.AntiEntropyReque
 				return nil, err
 			}
 			if !ok {
-				continue // dropped since the snapshot
+				continue // deleted since
 			}
 			size += len(en.Key) + len(v.Value)
 			if size > aeMaxEntries && len(resp.Entries) > 0 {
@@ -347,8 +203,22 @@ func (e *Engine) HandleAntiEntropy(ctx context.Context, req *pb.AntiEntropyReque
 	return nil, status.Errorf(codes.InvalidArgument, "anti-entropy: unknown op %v", req.GetOp())
 }
 
+// leafEntries returns the index's keys of one leaf of arc that this node
+// and peer both replicate.
+func (e *Engine) leafEntries(ctx context.Context, arc Range, leaves, leaf int, peer string) ([]MerkleEntry, error) {
+	sub, ok := LeafArc(arc, leaves, leaf)
+	if !ok {
+		return nil, nil // a leaf without positions
+	}
+	var out []MerkleEntry
+	err := e.withIndex(ctx, func(ix *aeIndex) { out = ix.entries(sub, e.node.ID(), peer) })
+	return out, err
+}
+
 // antiEntropyLoop compares this node's ranges with their other replicas
-// every interval (jittered) until ctx ends.
+// every interval (jittered) until ctx ends, and keeps the index up to
+// date in between (once a second), so that bringing it up to date before
+// a comparison replays a short log.
 func (e *Engine) antiEntropyLoop(ctx context.Context) {
 	e.ae.registerOnce.Do(func() {
 		if m := e.node.Metrics(); m != nil && m.Registry != nil {
@@ -359,10 +229,17 @@ func (e *Engine) antiEntropyLoop(ctx context.Context) {
 	})
 	t := time.NewTimer(aeJitter(e.cfg.AntiEntropyInterval))
 	defer t.Stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-tick.C:
+			if err := e.withIndex(ctx, nil); err != nil && ctx.Err() == nil {
+				e.log.Warn("anti-entropy: indexing the local store", "err", err)
+			}
+			continue
 		case <-t.C:
 		}
 		e.antiEntropyRound(ctx)
@@ -385,13 +262,6 @@ func (e *Engine) antiEntropyRound(ctx context.Context) {
 	if len(peers) == 0 {
 		return
 	}
-	snap, err := e.aeSnapshot(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			e.log.Warn("anti-entropy: scanning the local store", "err", err)
-		}
-		return
-	}
 	for _, p := range peers {
 		if ctx.Err() != nil {
 			return
@@ -400,7 +270,7 @@ func (e *Engine) antiEntropyRound(ctx context.Context) {
 			continue
 		}
 		start := time.Now()
-		res, err := e.compareWith(ctx, ring, snap, p)
+		res, err := e.compareWith(ctx, ring, p)
 		if err != nil {
 			if ctx.Err() == nil {
 				e.log.Warn("anti-entropy comparison failed", "peer", p, "err", err, "repaired", res.repaired())
@@ -470,7 +340,6 @@ func (r *aeResult) repaired() int {
 type aeComparison struct {
 	e    *Engine
 	ring *Ring
-	snap *aeSnapshot
 	peer string
 	cl   pb.PeerClient
 	res  *aeResult
@@ -479,7 +348,7 @@ type aeComparison struct {
 
 // compareWith compares every key this node and peer both replicate and
 // repairs both sides.
-func (e *Engine) compareWith(ctx context.Context, ring *Ring, snap *aeSnapshot, peer string) (*aeResult, error) {
+func (e *Engine) compareWith(ctx context.Context, ring *Ring, peer string) (*aeResult, error) {
 	res := &aeResult{}
 	addr := e.node.Peers()[peer]
 	if addr == "" {
@@ -489,23 +358,30 @@ func (e *Engine) compareWith(ctx context.Context, ring *Ring, snap *aeSnapshot, 
 	if err != nil {
 		return res, err
 	}
-	c := &aeComparison{e: e, ring: ring, snap: snap, peer: peer, cl: cl, res: res, keys: make(chan struct{}, aeKeyWorkers)}
+	c := &aeComparison{e: e, ring: ring, peer: peer, cl: cl, res: res, keys: make(chan struct{}, aeKeyWorkers)}
 	defer func() {
 		e.ae.pulled.Add(res.pulled.Load())
 		e.ae.pushed.Add(res.pushed.Load())
 		e.ae.by.Add(res.bytes.Load())
 	}()
-	whole := Range{} // Start == End: the whole circle
-	local := snap.shared(ring, e.n, whole, e.node.ID(), peer)
+	whole := Range{} // Start == End == 0: the whole circle
+	var root Digest
+	var keys int
+	if err := e.withIndex(ctx, func(ix *aeIndex) {
+		root = ix.leafHashes(whole, 1, e.node.ID(), peer)[0]
+		keys = ix.count(e.node.ID(), peer)
+	}); err != nil {
+		return res, err
+	}
 	// The root alone first: equal in the common case.
 	theirs, err := c.tree(ctx, whole, 1)
 	if err != nil {
 		return res, err
 	}
-	if theirs[0] == LeafHashes(whole, 1, local)[0] {
+	if theirs[0] == root {
 		return res, nil
 	}
-	return res, c.syncArc(ctx, whole, local, aeLeavesFor(len(local), 0), 0)
+	return res, c.syncArc(ctx, whole, aeLeavesFor(keys, 0), 0)
 }
 
 // aeLeavesFor is the tree size for keys local keys: the power of two at
@@ -551,11 +427,14 @@ func (c *aeComparison) tree(ctx context.Context, arc Range, leaves int) ([]Diges
 	return out, nil
 }
 
-// syncArc compares arc (local: this node's shared entries in it) in leaves
-// leaves and repairs the leaves that differ.
-func (c *aeComparison) syncArc(ctx context.Context, arc Range, local []MerkleEntry, leaves, depth int) error {
-	buckets := bucketEntries(arc, leaves, local)
-	mine := NewMerkleTree(leafHashesOf(arc, leaves, buckets))
+// syncArc compares arc in leaves leaves and repairs the leaves that
+// differ.
+func (c *aeComparison) syncArc(ctx context.Context, arc Range, leaves, depth int) error {
+	var hashes []Digest
+	if err := c.e.withIndex(ctx, func(ix *aeIndex) { hashes = ix.leafHashes(arc, leaves, c.e.node.ID(), c.peer) }); err != nil {
+		return err
+	}
+	mine := NewMerkleTree(hashes)
 	th, err := c.tree(ctx, arc, leaves)
 	if err != nil {
 		return err
@@ -581,7 +460,7 @@ func (c *aeComparison) syncArc(ctx context.Context, arc Range, local []MerkleEnt
 		wg.Add(1)
 		go func(i int) {
 			defer func() { <-sem; wg.Done() }()
-			if err := c.syncLeaf(ctx, arc, leaves, i, buckets[i], depth); err != nil {
+			if err := c.syncLeaf(ctx, arc, leaves, i, depth); err != nil {
 				errMu.Lock()
 				if first == nil {
 					first = err
@@ -596,16 +475,20 @@ func (c *aeComparison) syncArc(ctx context.Context, arc Range, local []MerkleEnt
 
 // syncLeaf fetches the peer's entries of one leaf and repairs it; a leaf
 // too large for one answer is compared in finer leaves.
-func (c *aeComparison) syncLeaf(ctx context.Context, arc Range, leaves, leaf int, local []MerkleEntry, depth int) error {
+func (c *aeComparison) syncLeaf(ctx context.Context, arc Range, leaves, leaf int, depth int) error {
 	if err := c.e.ae.leafLim.wait(ctx, 1, aeLeavesPerSecond); err != nil {
 		return err
 	}
 	c.res.leaves.Add(1)
 	resp, err := c.rpc(ctx, &pb.AntiEntropyRequest{Op: pb.AntiEntropyRequest_ENTRIES, Start: arc.Start, End: arc.End,
 		Leaves: uint32(leaves), Leaf: uint32(leaf)})
+	local, lerr := c.e.leafEntries(ctx, arc, leaves, leaf, c.peer)
+	if lerr != nil {
+		return lerr
+	}
 	if status.Code(err) == codes.ResourceExhausted && depth < aeMaxDepth {
 		if sub, ok := LeafArc(arc, leaves, leaf); ok {
-			return c.syncArc(ctx, sub, local, aeLeavesFor(len(local), depth+1), depth+1)
+			return c.syncArc(ctx, sub, aeLeavesFor(len(local), depth+1), depth+1)
 		}
 	}
 	if err != nil {

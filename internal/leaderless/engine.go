@@ -23,6 +23,10 @@ type Node interface {
 	ID() string
 	LocalWrite(ctx context.Context, fn func(engine.Txn) error) (engine.Token, error)
 	LocalRead() engine.Reader
+	// LocalChanges calls fn, in order, for every operation of this
+	// node's own log entries from..to. It fails when the log no longer
+	// holds from (retention): the caller then scans instead.
+	LocalChanges(ctx context.Context, from, to uint64, fn func(Change) error) error
 	Peers() map[string]string
 	MemberAddrs(id string) (resp, http string)
 	PeerClient(addr string) (pb.PeerClient, error)

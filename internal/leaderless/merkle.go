@@ -1,11 +1,9 @@
 package leaderless
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"math/bits"
-	"slices"
 )
 
 // Merkle trees for anti-entropy (pure: no I/O).
@@ -16,15 +14,19 @@ import (
 // hashes on every replica, whatever order it was written or scanned in;
 // only the leaves whose hashes differ need their keys exchanged.
 //
-//	leaf     = SHA-256(0x00 ‖ for each entry, sorted by key:
-//	                   uvarint(len(key)) ‖ key ‖ SHA-256(state))
+//	entry    = SHA-256(uvarint(len(key)) ‖ key ‖ state)
+//	leaf     = XOR of its entries' hashes (all zero for an empty leaf)
 //	interior = SHA-256(0x01 ‖ left ‖ right), or SHA-256(0x01 ‖ left)
 //	           for a last child without a sibling
 //
-// The key's length prefix keeps the encoding unambiguous; the leading
-// byte keeps a leaf from ever equalling an interior node. States are
-// compared by their encoding (AppendState is canonical: equal states
-// encode to equal bytes).
+// A leaf is a XOR so that it can be kept up to date one write at a time
+// (aeindex.go): a key's new state replaces its old hash in O(1), and a
+// coarse leaf is the XOR of the finer ones it covers. Each key appears in
+// a leaf once, so no two equal hashes cancel; the key's length prefix
+// keeps the encoding unambiguous. States are compared by their encoding
+// (AppendState is canonical: equal states encode to equal bytes). Only
+// leaf hashes cross the wire; the interior nodes serve the local descent
+// to the differing leaves.
 
 // Digest is a SHA-256 sum.
 type Digest = [sha256.Size]byte
@@ -43,12 +45,31 @@ type StateEntry struct {
 type MerkleEntry struct {
 	Pos    uint64 // KeyHash(Key)
 	Key    []byte
-	Digest Digest // SHA-256 of the encoded state
+	Digest Digest // EntryHash(Key, state)
 }
 
 // NewMerkleEntry digests one key and state.
 func NewMerkleEntry(key, state []byte) MerkleEntry {
-	return MerkleEntry{Pos: KeyHash(key), Key: key, Digest: sha256.Sum256(state)}
+	return MerkleEntry{Pos: KeyHash(key), Key: key, Digest: EntryHash(key, state)}
+}
+
+// EntryHash is a key's contribution to its leaf's hash.
+func EntryHash(key, state []byte) Digest {
+	h := sha256.New()
+	var buf [binary.MaxVarintLen64]byte
+	h.Write(binary.AppendUvarint(buf[:0], uint64(len(key))))
+	h.Write(key)
+	h.Write(state)
+	var d Digest
+	h.Sum(d[:0])
+	return d
+}
+
+// xorInto sets *d to *d XOR x.
+func xorInto(d *Digest, x *Digest) {
+	for i := range d {
+		d[i] ^= x[i]
+	}
 }
 
 // arcLen returns the number of positions in arc (Start, End] as a
@@ -121,7 +142,7 @@ func LeafHashes(arc Range, leaves int, entries []MerkleEntry) []Digest {
 	return leafHashesOf(arc, leaves, bucketEntries(arc, leaves, entries))
 }
 
-// bucketEntries returns the entries of each leaf, sorted by key.
+// bucketEntries returns the entries of each leaf.
 func bucketEntries(arc Range, leaves int, entries []MerkleEntry) [][]MerkleEntry {
 	buckets := make([][]MerkleEntry, leaves)
 	for _, en := range entries {
@@ -130,9 +151,6 @@ func bucketEntries(arc Range, leaves int, entries []MerkleEntry) [][]MerkleEntry
 		}
 		i := LeafOf(arc, leaves, en.Pos)
 		buckets[i] = append(buckets[i], en)
-	}
-	for _, b := range buckets {
-		slices.SortFunc(b, func(x, y MerkleEntry) int { return bytes.Compare(x.Key, y.Key) })
 	}
 	return buckets
 }
@@ -145,19 +163,13 @@ func leafHashesOf(arc Range, leaves int, buckets [][]MerkleEntry) []Digest {
 	return out
 }
 
-// LeafHash hashes one leaf's entries, which must be sorted by key (each
-// key once).
-func LeafHash(sorted []MerkleEntry) Digest {
-	h := sha256.New()
-	var buf [binary.MaxVarintLen64]byte
-	h.Write([]byte{0})
-	for _, en := range sorted {
-		h.Write(binary.AppendUvarint(buf[:0], uint64(len(en.Key))))
-		h.Write(en.Key)
-		h.Write(en.Digest[:])
-	}
+// LeafHash is the hash of one leaf's entries (each key once, in any
+// order).
+func LeafHash(entries []MerkleEntry) Digest {
 	var d Digest
-	h.Sum(d[:0])
+	for i := range entries {
+		xorInto(&d, &entries[i].Digest)
+	}
 	return d
 }
 

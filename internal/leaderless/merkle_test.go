@@ -206,14 +206,12 @@ func TestMerkleLeafArcs(t *testing.T) {
 // formula: replicas of different versions must agree on it.
 func TestMerkleLeafHashFormula(t *testing.T) {
 	st := []byte("state")
-	sd := sha256.Sum256(st)
-	var enc []byte
-	enc = append(enc, 0)
-	enc = append(enc, 1, 'a')
-	enc = append(enc, sd[:]...)
-	enc = append(enc, 2, 'b', 'c')
-	enc = append(enc, sd[:]...)
-	want := sha256.Sum256(enc)
+	ea := sha256.Sum256(append([]byte{1, 'a'}, st...))
+	ebc := sha256.Sum256(append([]byte{2, 'b', 'c'}, st...))
+	var want Digest
+	for i := range want {
+		want[i] = ea[i] ^ ebc[i]
+	}
 	whole := Range{}
 	tr := BuildMerkle(whole, 1, []StateEntry{{Key: []byte("bc"), State: st}, {Key: []byte("a"), State: st}})
 	if tr.Root() != want {
@@ -225,7 +223,7 @@ func TestMerkleLeafHashFormula(t *testing.T) {
 	if r := sha256.Sum256(append(append([]byte{1}, l[0][:]...), l[1][:]...)); tr2.Root() != r {
 		t.Fatalf("root %x, want %x", tr2.Root(), r)
 	}
-	empty := sha256.Sum256([]byte{0})
+	var empty Digest
 	if i := LeafOf(whole, 2, KeyHash([]byte("a"))); l[1-i] != empty {
 		t.Fatalf("an empty leaf hashes to %x, want %x", l[1-i], empty)
 	}

@@ -1,7 +1,11 @@
 package node
 
 import (
+	"fmt"
+
 	"context"
+	"github.com/replicant-db/replicant/internal/leaderless"
+	"github.com/replicant-db/replicant/internal/storage"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -76,4 +80,30 @@ func (n *Node) HandleAntiEntropy(ctx context.Context, req *pb.AntiEntropyRequest
 		return nil, status.Errorf(codes.FailedPrecondition, "node %s runs %s mode, not leaderless", n.cfg.ID, n.mode())
 	}
 	return n.ll.HandleAntiEntropy(ctx, req)
+}
+
+// LocalChanges replays this node's own log entries from..to for the
+// leaderless engine's anti-entropy index.
+func (n *Node) LocalChanges(ctx context.Context, from, to uint64, fn func(leaderless.Change) error) error {
+	return n.store.ReadLog(from, to, 0, func(e storage.Entry) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		for _, op := range e.Ops {
+			c := leaderless.Change{Key: op.Key}
+			switch op.Kind {
+			case storage.OpSet:
+				c.State = op.Value
+			case storage.OpDel:
+			case storage.OpFlush:
+				c.Flush = true
+			default:
+				return fmt.Errorf("node: log entry %d: unknown operation %v", e.LSN, op.Kind)
+			}
+			if err := fn(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
