@@ -55,6 +55,9 @@ type RingMember struct {
 	Primary float64 `json:"primary"`
 	Ranges  int     `json:"ranges"`
 	Healthy bool    `json:"healthy"`
+	// Joining: the node joined and receives writes, but reads do not ask
+	// it until every member has handed off its keys for the new ring.
+	Joining bool `json:"joining,omitempty"`
 }
 
 // Rebalance is a leaderless node's progress moving keys to new replicas.

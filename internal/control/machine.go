@@ -21,9 +21,10 @@ const (
 	opPolicy  = "policy"
 	opSyncSet = "syncset"
 	opAppoint = "appoint"
-	opNoop    = "noop"  // Barrier: changes nothing
-	opAddrs   = "addrs" // a member publishes its client addresses
-	opRenew   = "renew" // the data leader renews its lease
+	opNoop    = "noop"    // Barrier: changes nothing
+	opAddrs   = "addrs"   // a member publishes its client addresses
+	opRenew   = "renew"   // the data leader renews its lease
+	opHandoff = "handoff" // a leaderless member finished handing off keys for a membership
 )
 
 // command is the JSON payload of a normal raft entry.
@@ -37,7 +38,9 @@ type command struct {
 	Epoch    uint64   `json:"epoch,omitempty"` // syncset: must equal State.Epoch; appoint: expected epoch
 	Set      []string `json:"set,omitempty"`
 	Leader   string   `json:"leader,omitempty"`
-	Member   *Member  `json:"member,omitempty"` // addrs
+	Member   *Member  `json:"member,omitempty"` // addrs; handoff: its ID
+	// Membership is what a handoff command finished for (MembershipID).
+	Membership string `json:"membership,omitempty"`
 	// CAS makes a syncset command conditional: it applies only if the
 	// current sync set has exactly the members of From.
 	CAS  bool     `json:"cas,omitempty"`
@@ -160,6 +163,8 @@ func (m *machine) applyCommand(data []byte) (req string, res result, dup bool) {
 		return c.Req, result{}, false
 	case opAddrs:
 		return c.Req, result{err: m.setAddrs(c.Member)}, false
+	case opHandoff:
+		return c.Req, result{err: m.handedOff(c.Member, c.Membership)}, false
 	case opRenew:
 		if c.Epoch != m.state.Epoch || c.Leader != m.state.Leader {
 			return c.Req, result{err: fmt.Errorf("%w: lease renewal by %s for epoch %d; leader is %s at epoch %d", ErrStaleEpoch, c.Leader, c.Epoch, m.state.Leader, m.state.Epoch)}, false
@@ -168,6 +173,46 @@ func (m *machine) applyCommand(data []byte) (req string, res result, dup bool) {
 		return c.Req, result{epoch: m.state.Epoch}, false
 	default:
 		return c.Req, result{err: fmt.Errorf("%w: unknown command %q", ErrInvalidArgument, c.Op)}, false
+	}
+}
+
+// sameMember compares members but for Joining, which changes after the
+// member was added.
+func sameMember(a, b Member) bool {
+	a.Joining = b.Joining
+	return a == b
+}
+
+// handedOff records that member u finished handing off keys for
+// membership, and ends the joining of new members once every member has
+// for the current membership. A report for another membership (a change
+// raced it) is kept but counts for nothing.
+func (m *machine) handedOff(u *Member, membership string) error {
+	if u == nil {
+		return fmt.Errorf("%w: handoff without a member", ErrInvalidArgument)
+	}
+	if _, ok := m.state.Member(u.ID); !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownMember, u.ID)
+	}
+	if m.state.Handoffs == nil {
+		m.state.Handoffs = map[string]string{}
+	}
+	m.state.Handoffs[u.ID] = membership
+	m.settleJoins()
+	return nil
+}
+
+// settleJoins clears Joining when every member has handed off for the
+// current membership.
+func (m *machine) settleJoins() {
+	cur := MembershipID(m.state.MemberIDs())
+	for _, mb := range m.state.Members {
+		if m.state.Handoffs[mb.ID] != cur {
+			return
+		}
+	}
+	for i := range m.state.Members {
+		m.state.Members[i].Joining = false
 	}
 }
 
@@ -323,7 +368,7 @@ func (m *machine) decideConfChange(cc *raftpb.ConfChange, cs *raftpb.ConfState) 
 			d.err = fmt.Errorf("%w: add-node conf change without a matching member", ErrInvalidArgument)
 			return d
 		}
-		if old, ok := m.state.memberByRaftID(nodeID); ok && old != *mem {
+		if old, ok := m.state.memberByRaftID(nodeID); ok && !sameMember(old, *mem) {
 			d.err = fmt.Errorf("%w: %q is already a member as %+v", ErrMemberConflict, mem.ID, old)
 			return d
 		}
@@ -369,6 +414,11 @@ func (m *machine) commitConfChange(cc *raftpb.ConfChange, d confDecision) {
 		m.state.SyncSet = slices.DeleteFunc(m.state.SyncSet, func(x string) bool { return x == d.ctx.ID })
 		if len(m.state.SyncSet) == 0 {
 			m.state.SyncSet = nil
+		}
+		delete(m.state.Handoffs, d.ctx.ID)
+		if len(m.state.Members) > 0 {
+			// The removed member may have been the last one to hand off.
+			m.settleJoins()
 		}
 	}
 }

@@ -271,3 +271,103 @@ func TestRaftIDNeverZero(t *testing.T) {
 		}
 	}
 }
+
+// A member added as joining stops joining once every member has reported
+// a handoff for the current membership; reports for another membership,
+// or from a non-member, do not count; removing a holdout changes the
+// membership, so the others report again for the new one.
+func TestMachineHandoffSettlesJoins(t *testing.T) {
+	voters := &raftpb.ConfState{Voters: []uint64{RaftID("n1"), RaftID("n2"), RaftID("n3")}}
+	add := func(m *machine, id string, idx int) {
+		t.Helper()
+		mb := testMember(id, idx)
+		mb.RaftID, mb.Joining = RaftID(id), true
+		cc := confChange(t, raftpb.ConfChangeAddNode, mb.RaftID, &confContext{Member: &mb})
+		d := m.decideConfChange(cc, voters)
+		if !d.accept {
+			t.Fatalf("add %s: %v", id, d.err)
+		}
+		m.commitConfChange(cc, d)
+	}
+	report := func(m *machine, id, membership string) error {
+		_, res, _ := m.applyCommand(cmdBytes(t, command{Op: opHandoff, Member: &Member{ID: id}, Membership: membership}))
+		return res.err
+	}
+	joining := func(m *machine) []string {
+		var out []string
+		for _, mb := range m.state.Members {
+			if mb.Joining {
+				out = append(out, mb.ID)
+			}
+		}
+		return out
+	}
+	m := newMachine()
+	m.state = threeMembers()
+	add(m, "n4", 4)
+	cur := MembershipID([]string{"n4", "n1", "n2", "n3"})
+	if cur != "n1,n2,n3,n4" {
+		t.Fatalf("MembershipID = %q", cur)
+	}
+	if got := joining(m); !slices.Equal(got, []string{"n4"}) {
+		t.Fatalf("joining %v after the add", got)
+	}
+	for _, id := range []string{"n1", "n2", "n4"} {
+		if err := report(m, id, cur); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := report(m, "n3", "n1,n2,n3"); err != nil { // an older membership
+		t.Fatal(err)
+	}
+	if got := joining(m); !slices.Equal(got, []string{"n4"}) {
+		t.Fatalf("joining %v: settled without n3's report for the current membership", got)
+	}
+	if err := report(m, "n9", cur); !errors.Is(err, ErrUnknownMember) {
+		t.Fatalf("a report from a non-member: %v", err)
+	}
+	if err := report(m, "n3", cur); err != nil {
+		t.Fatal(err)
+	}
+	if got := joining(m); got != nil {
+		t.Fatalf("joining %v after every member reported", got)
+	}
+	// The add of n4 again (a retried join) is not a conflict.
+	n4 := testMember("n4", 4)
+	n4.RaftID, n4.Joining = RaftID("n4"), true
+	if d := m.decideConfChange(confChange(t, raftpb.ConfChangeAddNode, n4.RaftID, &confContext{Member: &n4}), voters); d.err != nil {
+		t.Fatalf("re-adding a member that finished joining: %v", d.err)
+	}
+
+	// A join whose last holdout is removed settles.
+	add(m, "n5", 5)
+	cur = MembershipID(memberIDs(m.state))
+	for _, id := range []string{"n1", "n2", "n4", "n5"} {
+		if err := report(m, id, cur); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rm := confChange(t, raftpb.ConfChangeRemoveNode, RaftID("n3"), &confContext{ID: "n3"})
+	d := m.decideConfChange(rm, &raftpb.ConfState{Voters: []uint64{RaftID("n1"), RaftID("n2"), RaftID("n3"), RaftID("n4"), RaftID("n5")}})
+	if !d.accept {
+		t.Fatal(d.err)
+	}
+	m.commitConfChange(rm, d)
+	// The membership changed with the removal: n1,n2,n4,n5 reported for
+	// the one with n3, so n5 still joins until they report again.
+	if got := joining(m); !slices.Equal(got, []string{"n5"}) {
+		t.Fatalf("joining %v after removing n3", got)
+	}
+	cur = MembershipID(memberIDs(m.state))
+	for _, id := range []string{"n1", "n2", "n4", "n5"} {
+		if err := report(m, id, cur); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := joining(m); got != nil {
+		t.Fatalf("joining %v", got)
+	}
+	if _, ok := m.state.Handoffs["n3"]; ok {
+		t.Fatalf("the removed member's report is kept: %v", m.state.Handoffs)
+	}
+}

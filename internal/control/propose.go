@@ -86,6 +86,20 @@ func (g *Group) UpdateMember(ctx context.Context, m Member) error {
 	return nil
 }
 
+// ReportHandoff records that member id finished handing off its keys for
+// membership (MembershipID of the members it handed off for). See
+// Member.Joining.
+func (g *Group) ReportHandoff(ctx context.Context, id, membership string) error {
+	res, err := g.proposeCommand(ctx, command{Op: opHandoff, Member: &Member{ID: id}, Membership: membership})
+	if err != nil {
+		return fmt.Errorf("control: report handoff of %s: %w", id, err)
+	}
+	if res.err != nil {
+		return fmt.Errorf("control: report handoff of %s: %w", id, res.err)
+	}
+	return nil
+}
+
 // CompareAndSetSyncSet replaces the sync set with set only if it still
 // holds exactly the members of from (ErrSyncSetChanged otherwise) and epoch
 // is current (ErrStaleEpoch). The leader uses it so that a delayed, older
@@ -171,7 +185,9 @@ func (g *Group) AddMember(ctx context.Context, m Member) error {
 	}
 	st := g.State()
 	if old, ok := st.memberByRaftID(m.RaftID); ok {
-		if old == m {
+		// Joining is the state machine's to clear: a member added again
+		// (a retried join) may have finished joining meanwhile.
+		if sameMember(old, m) {
 			return nil
 		}
 		return fmt.Errorf("control: add member %s: %w: %+v", m.ID, ErrMemberConflict, old)

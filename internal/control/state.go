@@ -3,7 +3,9 @@ package control
 import (
 	"errors"
 	"hash/fnv"
+	"maps"
 	"slices"
+	"strings"
 
 	"github.com/replicant-db/replicant/internal/policy"
 )
@@ -38,6 +40,12 @@ type Member struct {
 	RESPAddr string `json:"resp_addr,omitempty"`
 	HTTPAddr string `json:"http_addr,omitempty"`
 	RaftID   uint64 `json:"raft_id"`
+	// Joining (leaderless mode) marks a member that was added to a running
+	// cluster and is not read from yet: coordinators keep reading the
+	// ring without it, and count writes on both rings, until every
+	// member has handed off its keys for the new membership
+	// (State.Handoffs). Cleared by the state machine, never by a caller.
+	Joining bool `json:"joining,omitempty"`
 }
 
 // RaftID derives the raft node id of a member id: FNV-64a of the id, never 0.
@@ -71,6 +79,27 @@ type State struct {
 	// value means nothing across nodes; the controller only watches it
 	// change, timing renewals by its own clock.
 	LeaseSeq uint64 `json:"lease_seq"`
+	// Handoffs (leaderless mode) records, per member, the membership
+	// (MembershipID) it last finished handing keys off for. When every
+	// member has finished for the current membership, no member is
+	// Joining any more.
+	Handoffs map[string]string `json:"handoffs,omitempty"`
+}
+
+// MembershipID names a set of members: their ids, sorted, comma-separated.
+func MembershipID(ids []string) string {
+	s := slices.Clone(ids)
+	slices.Sort(s)
+	return strings.Join(s, ",")
+}
+
+// MemberIDs returns the members' ids in State.Members order.
+func (s State) MemberIDs() []string {
+	out := make([]string, len(s.Members))
+	for i, m := range s.Members {
+		out[i] = m.ID
+	}
+	return out
 }
 
 // Member returns the member with the given id.
@@ -94,6 +123,7 @@ func (s State) Clone() State {
 	c.Members = slices.Clone(s.Members)
 	c.SyncSet = slices.Clone(s.SyncSet)
 	c.Policy.Members = slices.Clone(s.Policy.Members)
+	c.Handoffs = maps.Clone(s.Handoffs)
 	return c
 }
 

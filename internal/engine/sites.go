@@ -167,4 +167,7 @@ type RingMember struct {
 	Primary float64 `json:"primary"`
 	Ranges  int     `json:"ranges"`
 	Healthy bool    `json:"healthy"`
+	// Joining: the member joined and receives writes, but reads do not
+	// ask it until every member has handed off its keys for the new ring.
+	Joining bool `json:"joining,omitempty"`
 }

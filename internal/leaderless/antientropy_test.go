@@ -120,6 +120,10 @@ func (n *aeNode) Settings() engine.Settings { return engine.Settings{} }
 func (n *aeNode) CheckKey([]byte) error     { return nil }
 func (n *aeNode) CheckValue(int) error      { return nil }
 func (n *aeNode) Metrics() *engine.Metrics  { return nil }
+func (n *aeNode) Joining() ([]string, bool) { return nil, true }
+func (n *aeNode) ReportHandoff(context.Context, []string) error {
+	return nil
+}
 func (n *aeNode) RemoveMember(context.Context, string) error {
 	return errors.New("not in this fake")
 }

@@ -309,6 +309,97 @@ func (w *WriteTally) Stored() int { return len(w.t.ok) }
 // Validate error), the same on every call.
 func (w *WriteTally) Err() error { return w.t.err }
 
+// JointWriteTally counts a write made while members are joining (see
+// control.Member.Joining): readers still read the replicas of the ring
+// without them (the old replicas), and will read the new ones once the
+// join settles, so the write must reach W of each. A node in both lists
+// counts for both. It is not safe for concurrent use.
+type JointWriteTally struct {
+	next, old       *WriteTally
+	inNext, inOld   map[string]bool
+	nextIDs, oldIDs []string
+}
+
+// NewJointWriteTally starts the tally of a write to the union of next
+// (the replicas by the ring with the joining members) and old (by the
+// ring without them).
+func NewJointWriteTally(q Quorum, next, old []string) *JointWriteTally {
+	j := &JointWriteTally{next: NewWriteTally(q, len(next)), old: NewWriteTally(q, len(old)),
+		inNext: map[string]bool{}, inOld: map[string]bool{}, nextIDs: next, oldIDs: old}
+	for _, id := range next {
+		j.inNext[id] = true
+	}
+	for _, id := range old {
+		j.inOld[id] = true
+	}
+	return j
+}
+
+// Targets returns the union of both lists, next's order first.
+func (j *JointWriteTally) Targets() []string {
+	out := slices.Clone(j.nextIDs)
+	for _, id := range j.oldIDs {
+		if !j.inNext[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// Ack records that node stored the write durably.
+func (j *JointWriteTally) Ack(node string) {
+	if j.inNext[node] {
+		j.next.Ack(node)
+	}
+	if j.inOld[node] {
+		j.old.Ack(node)
+	}
+}
+
+// Fail records that node refused the write or did not answer in time.
+func (j *JointWriteTally) Fail(node string, err error) {
+	if j.inNext[node] {
+		j.next.Fail(node, err)
+	}
+	if j.inOld[node] {
+		j.old.Fail(node, err)
+	}
+}
+
+// Outcome is Succeeded once both lists reached W, Failed once either
+// cannot, Pending until then.
+func (j *JointWriteTally) Outcome() Outcome {
+	a, b := j.next.Outcome(), j.old.Outcome()
+	switch {
+	case a == Failed || b == Failed:
+		return Failed
+	case a == Succeeded && b == Succeeded:
+		return Succeeded
+	}
+	return Pending
+}
+
+// Err is the error of the list that failed (the new replicas' first).
+func (j *JointWriteTally) Err() error {
+	if err := j.next.Err(); err != nil {
+		return err
+	}
+	return j.old.Err()
+}
+
+// writeCounter is what a coordinator's write path needs of a tally.
+type writeCounter interface {
+	Ack(node string)
+	Fail(node string, err error)
+	Outcome() Outcome
+	Err() error
+}
+
+var (
+	_ writeCounter = (*WriteTally)(nil)
+	_ writeCounter = (*JointWriteTally)(nil)
+)
+
 // ReadTally gathers replica answers for one key. It is not safe for
 // concurrent use.
 type ReadTally struct {

@@ -718,3 +718,46 @@ func TestReadTallyModel(t *testing.T) {
 		}
 	})
 }
+
+// A write while n4 joins (next n1,n2,n4; old n1,n2,n3) with W=2 succeeds
+// only when both lists hold two acks, and fails as soon as either cannot.
+func TestJointWriteTally(t *testing.T) {
+	q := Quorum{N: 3, W: 2, R: 2}
+	next, old := []string{"n1", "n2", "n4"}, []string{"n1", "n2", "n3"}
+	boom := errors.New("down")
+	for _, tc := range []struct {
+		name   string
+		acks   []string
+		fails  []string
+		want   Outcome
+		failed bool // Err is a NoQuorumError
+	}{
+		{name: "shared nodes count for both", acks: []string{"n1", "n2"}, want: Succeeded},
+		{name: "old list only", acks: []string{"n1", "n3"}, want: Pending},
+		{name: "new list only", acks: []string{"n1", "n4"}, want: Pending},
+		{name: "one from each besides a shared one", acks: []string{"n1", "n3", "n4"}, want: Succeeded},
+		{name: "the new list cannot reach W", acks: []string{"n3"}, fails: []string{"n1", "n4"}, want: Failed, failed: true},
+		{name: "the old list cannot reach W", acks: []string{"n4", "n2"}, fails: []string{"n1", "n3"}, want: Failed, failed: true},
+		{name: "a shared failure hurts both but neither fails yet", fails: []string{"n1"}, want: Pending},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j := NewJointWriteTally(q, next, old)
+			if got := j.Targets(); !slices.Equal(got, []string{"n1", "n2", "n4", "n3"}) {
+				t.Fatalf("targets %v", got)
+			}
+			for _, id := range tc.fails {
+				j.Fail(id, boom)
+			}
+			for _, id := range tc.acks {
+				j.Ack(id)
+			}
+			if got := j.Outcome(); got != tc.want {
+				t.Fatalf("outcome %v, want %v", got, tc.want)
+			}
+			var nq *NoQuorumError
+			if got := errors.As(j.Err(), &nq); got != tc.failed {
+				t.Fatalf("err %v", j.Err())
+			}
+		})
+	}
+}

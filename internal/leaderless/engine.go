@@ -36,6 +36,13 @@ type Node interface {
 	Metrics() *engine.Metrics
 	// RemoveMember takes a member out of the control plane.
 	RemoveMember(ctx context.Context, id string) error
+	// Joining returns the members not read from yet (control's
+	// Member.Joining), and whether this node has reported a handoff for
+	// the current membership.
+	Joining() (joining []string, handedOff bool)
+	// ReportHandoff records in the control plane that this node finished
+	// handing off its keys for the membership members.
+	ReportHandoff(ctx context.Context, members []string) error
 }
 
 // Config configures the engine.
@@ -74,9 +81,12 @@ type Engine struct {
 	timeout time.Duration
 	started time.Time
 
-	mu     sync.Mutex
-	ring   *Ring
-	health map[string]*peerHealth
+	mu   sync.Mutex
+	ring *Ring
+	// readRing is the ring without the joining members while a join is
+	// in progress (nil otherwise): reads use it, writes reach W on both.
+	readRing *Ring
+	health   map[string]*peerHealth
 
 	clockMu sync.Mutex
 	clock   *crdt.Clock
@@ -159,23 +169,51 @@ func (e *Engine) MembershipChanged() {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	if slices.Equal(ids, e.currentRing().Members()) {
-		return // a control-plane change that is not a membership change
-	}
-	r, err := NewRing(ids, DefaultVNodes)
-	if err != nil {
-		e.log.Error("ring", "members", ids, "err", err)
-		return
-	}
+	joining, handedOff := e.node.Joining()
 	e.mu.Lock()
 	old := e.ring
-	e.ring = r
+	r := old
+	if !slices.Equal(ids, old.Members()) {
+		var err error
+		if r, err = NewRing(ids, DefaultVNodes); err != nil {
+			e.mu.Unlock()
+			e.log.Error("ring", "members", ids, "err", err)
+			return
+		}
+		e.ring = r
+	}
+	if len(joining) == 0 {
+		e.readRing = nil
+	} else if serving := slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return slices.Contains(joining, id) }); e.readRing == nil || !slices.Equal(e.readRing.Members(), serving) {
+		rr, err := NewRing(serving, DefaultVNodes)
+		if err != nil {
+			e.log.Error("ring without joining members", "members", serving, "err", err)
+		} else {
+			e.readRing = rr
+		}
+	}
+	readRing := e.readRing
 	e.mu.Unlock()
-	if len(old.Members()) > 0 && !slices.Equal(old.Members(), r.Members()) {
+	if !slices.Contains(ids, e.node.ID()) {
+		// This node left (it handed its keys over first, rebalance.go)
+		// or was removed: it has nothing to hand off any more.
+		return
+	}
+	switch {
+	case r != old && len(old.Members()) > 0:
 		// Not the first membership this node learns (at start-up):
 		// keys move to the nodes that became their replicas.
 		e.log.Info("ring changed: moving keys to their new replicas", "from", old.Members(), "to", r.Members())
 		e.startHandoff(e.base, old, r)
+	case !handedOff && !e.handoff.runningFor(r):
+		// A join in progress that this node has not handed off for: it
+		// started (or restarted) during it, so its previous ring is the
+		// ring without the joining members.
+		from := readRing
+		if from == nil {
+			from = r
+		}
+		e.startHandoff(e.base, from, r)
 	}
 }
 
@@ -183,6 +221,31 @@ func (e *Engine) currentRing() *Ring {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.ring
+}
+
+// readTargets returns the replicas a read of key asks: by the ring
+// without the joining members while a join is in progress.
+func (e *Engine) readTargets(key []byte) []string {
+	e.mu.Lock()
+	r := e.ring
+	if e.readRing != nil {
+		r = e.readRing
+	}
+	e.mu.Unlock()
+	return r.Preference(key, e.n)
+}
+
+// jointWrite returns, while members join, the tally of a write of key
+// that must reach W both of its replicas with them and without them (nil
+// when no member is joining).
+func (e *Engine) jointWrite(key []byte, q Quorum) *JointWriteTally {
+	e.mu.Lock()
+	r, rr := e.ring, e.readRing
+	e.mu.Unlock()
+	if rr == nil {
+		return nil
+	}
+	return NewJointWriteTally(q, r.Preference(key, e.n), rr.Preference(key, e.n))
 }
 
 // Run runs the background work until ctx ends: health probes, tombstone
@@ -292,7 +355,7 @@ func (e *Engine) call(ctx context.Context, id string, req *pb.ReplicaRequest) (*
 // write's fan-out stores the merge on every replica anyway, and repairing
 // too would store it twice.
 func (e *Engine) readKey(ctx context.Context, key []byte, q Quorum, repair bool) (State, error) {
-	targets := e.currentRing().Preference(key, e.n)
+	targets := e.readTargets(key)
 	if len(targets) == 0 {
 		return State{}, errors.New("leaderless: the ring has no members yet")
 	}
@@ -395,14 +458,23 @@ func (e *Engine) repair(key []byte, states map[string]State) {
 // from its own durable state, so no dot is ever issued twice), then stores
 // the result on the other replicas until W have it.
 func (e *Engine) writeKey(ctx context.Context, key []byte, q Quorum, req *pb.ReplicaRequest) (*pb.ReplicaResponse, error) {
-	if e.cfg.SloppyQuorum {
-		return e.writeSloppy(ctx, key, q, req) // stand-ins for replicas that fail: hints.go
+	joint := e.jointWrite(key, q)
+	if e.cfg.SloppyQuorum && joint == nil {
+		// Stand-ins for replicas that fail: hints.go. While members
+		// join, writes count on both rings' replicas instead.
+		return e.writeSloppy(ctx, key, q, req)
 	}
-	targets := e.currentRing().Preference(key, e.n)
+	var targets []string
+	var tally writeCounter
+	if joint != nil {
+		targets, tally = joint.Targets(), joint
+	} else {
+		targets = e.currentRing().Preference(key, e.n)
+		tally = NewWriteTally(q, len(targets))
+	}
 	if len(targets) == 0 {
 		return nil, errors.New("leaderless: the ring has no members yet")
 	}
-	tally := NewWriteTally(q, len(targets))
 	if tally.Outcome() == Failed {
 		return nil, tally.Err() // fewer replicas than W: write nowhere
 	}
@@ -613,7 +685,8 @@ func (e *Engine) Status() engine.Status {
 	}
 	share, primary, ranges := sharesOf(ring, e.n)
 	for _, id := range ring.Members() {
-		s.Ring = append(s.Ring, engine.RingMember{ID: id, Share: share[id], Primary: primary[id], Ranges: ranges[id], Healthy: healthy(id)})
+		joining := e.readRing != nil && !slices.Contains(e.readRing.Members(), id)
+		s.Ring = append(s.Ring, engine.RingMember{ID: id, Share: share[id], Primary: primary[id], Ranges: ranges[id], Healthy: healthy(id), Joining: joining})
 		if id == e.node.ID() {
 			continue
 		}

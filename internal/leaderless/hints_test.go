@@ -201,6 +201,10 @@ func (n *htNode) Settings() engine.Settings { return engine.Settings{ID: n.id} }
 func (n *htNode) CheckKey([]byte) error     { return nil }
 func (n *htNode) CheckValue(int) error      { return nil }
 func (n *htNode) Metrics() *engine.Metrics  { return nil }
+func (n *htNode) Joining() ([]string, bool) { return nil, true }
+func (n *htNode) ReportHandoff(context.Context, []string) error {
+	return nil
+}
 func (n *htNode) RemoveMember(context.Context, string) error {
 	return errors.New("membership changes are not part of this test")
 }

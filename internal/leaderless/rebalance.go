@@ -27,6 +27,14 @@ type handoffState struct {
 	cancel   context.CancelFunc
 	status   engine.RebalanceStatus
 	finished chan struct{}
+	target   *Ring // the ring the current or last handoff moves keys to
+}
+
+// runningFor reports whether a handoff to r is running or finished.
+func (h *handoffState) runningFor(r *Ring) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.target == r
 }
 
 func (h *handoffState) update(f func(*engine.RebalanceStatus)) {
@@ -61,6 +69,7 @@ func (e *Engine) startHandoff(ctx context.Context, old, next *Ring) {
 	}
 	hctx, cancel := context.WithCancel(ctx)
 	h.cancel = cancel
+	h.target = next
 	h.status = engine.RebalanceStatus{State: "moving", Members: next.Members(), Started: time.Now().UTC().Format(time.RFC3339Nano)}
 	done := make(chan struct{})
 	h.finished = done
@@ -68,22 +77,51 @@ func (e *Engine) startHandoff(ctx context.Context, old, next *Ring) {
 	go func() {
 		defer close(done)
 		defer cancel()
-		err := e.pushMoved(hctx, old, next, "")
-		h.update(func(s *engine.RebalanceStatus) {
-			s.Finished = time.Now().UTC().Format(time.RFC3339Nano)
-			switch {
-			case err != nil:
-				s.State, s.Error = "interrupted", err.Error()
-			case s.Failed > 0:
-				s.State = "done-with-failures"
-			default:
-				s.State = "done"
+		for attempt := 0; ; attempt++ {
+			err := e.pushMoved(hctx, old, next, "")
+			var failed uint64
+			h.update(func(s *engine.RebalanceStatus) {
+				s.Finished = time.Now().UTC().Format(time.RFC3339Nano)
+				failed = s.Failed
+				switch {
+				case err != nil:
+					s.State, s.Error = "interrupted", err.Error()
+				case s.Failed > 0:
+					s.State = "done-with-failures"
+				default:
+					s.State = "done"
+				}
+			})
+			if err == nil && failed == 0 {
+				e.log.Info("handoff done", "members", next.Members())
+				// Members that joined are read from once every member
+				// reported (control.Member.Joining).
+				if err = e.node.ReportHandoff(hctx, next.Members()); err == nil {
+					return
+				}
+				e.log.Warn("handoff done but not recorded; retrying", "err", err)
 			}
-		})
-		if err == nil {
-			e.log.Info("handoff done", "members", next.Members())
+			if hctx.Err() != nil {
+				return // replaced by a newer handoff, or stopping
+			}
+			// Some keys did not reach their new replicas (one is down):
+			// push again, until they all have, before reporting.
+			select {
+			case <-hctx.Done():
+				return
+			case <-time.After(handoffRetry(attempt)):
+			}
+			h.update(func(s *engine.RebalanceStatus) {
+				*s = engine.RebalanceStatus{State: "moving", Members: next.Members(), Started: time.Now().UTC().Format(time.RFC3339Nano)}
+			})
 		}
 	}()
+}
+
+// handoffRetry is the pause before pushing again after a handoff that did
+// not reach every new replica: 1 s, doubling up to 30 s.
+func handoffRetry(attempt int) time.Duration {
+	return min(time.Second<<min(attempt, 5), 30*time.Second)
 }
 
 // pushMoved stores every local key on the nodes that hold it in next but

@@ -474,6 +474,9 @@ func (n *Node) HandleJoin(ctx context.Context, req *pb.JoinRequest) (*pb.JoinRes
 		return nil, errors.New("join: id and peer address are required")
 	}
 	m := control.Member{ID: req.GetId(), PeerAddr: req.GetPeerAddr(), RESPAddr: req.GetRespAddr(), HTTPAddr: req.GetHttpAddr(), RaftID: control.RaftID(req.GetId())}
+	// A leaderless node is read from only once the others have handed
+	// it its keys (control.Member.Joining).
+	m.Joining = n.ll != nil
 	if err := n.control.AddMember(ctx, m); err != nil {
 		return nil, fmt.Errorf("join %s: %w", m.ID, err)
 	}

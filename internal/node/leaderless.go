@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/replicant-db/replicant/internal/control"
 	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/replication"
 	"github.com/replicant-db/replicant/internal/transport/pb"
@@ -55,6 +56,26 @@ func (n *Node) Peers() map[string]string {
 		out[m.ID] = m.PeerAddr
 	}
 	return out
+}
+
+// Joining returns the members that joined and are not read from yet, and
+// whether this node has reported a handoff for the current membership.
+func (n *Node) Joining() (joining []string, handedOff bool) {
+	n.mu.Lock()
+	st := n.state
+	n.mu.Unlock()
+	for _, m := range st.Members {
+		if m.Joining {
+			joining = append(joining, m.ID)
+		}
+	}
+	return joining, st.Handoffs[n.cfg.ID] == control.MembershipID(st.MemberIDs())
+}
+
+// ReportHandoff records in the control plane that this node finished
+// handing off its keys for the membership members.
+func (n *Node) ReportHandoff(ctx context.Context, members []string) error {
+	return n.control.ReportHandoff(ctx, n.cfg.ID, control.MembershipID(members))
 }
 
 // MemberAddrs returns a member's client addresses (RESP, HTTP).
