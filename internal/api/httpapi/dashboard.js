@@ -259,11 +259,14 @@
       cell(tr, m.healthy ? 'yes' : 'no', m.healthy ? 'ok' : 'bad');
       const stTd = cell(tr, m.state || '');
       if (m.reason) stTd.title = m.reason;
-      const lsns = m.received_lsn === undefined ? String(m.applied_lsn) : [m.received_lsn, m.durable_lsn, m.applied_lsn].join(' · ');
+      // A follower's own rows for its peers hold positions only from a
+      // fresh view relayed by the leader; without one they are unknown.
+      const known = m.self || main.role === 'leader' || main.mode === 'leaderless' || m.view_age_seconds > 0;
+      const lsns = !known ? '—' : (m.received_lsn === undefined ? String(m.applied_lsn) : [m.received_lsn, m.durable_lsn, m.applied_lsn].join(' · '));
       cell(tr, lsns, 'num');
-      cell(tr, m.lag_entries === null || m.lag_entries === undefined ? '—' : m.lag_entries, 'num');
-      cell(tr, (m.lag_seconds || 0).toFixed(3), 'num');
-      cell(tr, m.lag_bytes === undefined ? '—' : fmtBytes(m.lag_bytes), 'num');
+      cell(tr, !known || m.lag_entries === null || m.lag_entries === undefined ? '—' : m.lag_entries, 'num');
+      cell(tr, known ? (m.lag_seconds || 0).toFixed(3) : '—', 'num');
+      cell(tr, !known || m.lag_bytes === undefined ? '—' : fmtBytes(m.lag_bytes), 'num');
       const prog = cell(tr, '');
       if (m.state === 'snapshotting') {
         prog.textContent = 'snapshot: ' + fmtBytes(m.snapshot_bytes || 0) + ' sent';

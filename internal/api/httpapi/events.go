@@ -210,7 +210,10 @@ func diffStatus(prev, cur *engine.Status, now time.Time) []engine.StatusEvent {
 	case prev.Leader != "" && cur.Leader == "" && cur.Mode != engine.ModeLeaderless:
 		add(EventLeaderLost, prev.Leader, fmt.Sprintf("no leader any more (was %s)", prev.Leader))
 	}
-	if a, b := sortedSet(prev.SyncSet), sortedSet(cur.SyncSet); !slices.Equal(a, b) && cur.Mode != engine.ModeLeaderless {
+	// At epoch 0 a starting node has not read the cluster state yet: what
+	// it then learns (policy, sync set, members) is not a change.
+	starting := prev.Epoch == 0
+	if a, b := sortedSet(prev.SyncSet), sortedSet(cur.SyncSet); !starting && !slices.Equal(a, b) && cur.Mode != engine.ModeLeaderless {
 		add(EventSyncSetChanged, "", fmt.Sprintf("sync set [%s] → [%s]", strings.Join(a, ","), strings.Join(b, ",")))
 	}
 	var pol []string
@@ -223,12 +226,11 @@ func diffStatus(prev, cur *engine.Status, now time.Time) []engine.StatusEvent {
 	if prev.Fallback != cur.Fallback {
 		pol = append(pol, fmt.Sprintf("fallback %s → %s", prev.Fallback, cur.Fallback))
 	}
-	if len(pol) > 0 {
+	if len(pol) > 0 && !starting {
 		add(EventPolicyChanged, "", strings.Join(pol, "; "))
 	}
 	before, after := memberIDs(prev), memberIDs(cur)
-	if prev.Epoch == 0 && len(before) == 1 {
-		// A starting node learns the membership it already had: no news.
+	if starting && len(before) == 1 {
 		before = after
 	}
 	for _, id := range after {
@@ -255,8 +257,9 @@ func diffStatus(prev, cur *engine.Status, now time.Time) []engine.StatusEvent {
 		add(EventStateChanged, cur.ID, msg)
 	}
 	// The leader records its fallback changes itself, with the reason;
-	// a follower knows them only from the leader's relayed view.
-	if cur.Role != "leader" && prev.Role != "leader" && prev.FallbackActive != cur.FallbackActive {
+	// a follower knows them only from the leader's relayed view, and a
+	// view that went stale (leader gone) says nothing about the fallback.
+	if cur.Role != "leader" && prev.Role != "leader" && hasLeaderView(prev) && hasLeaderView(cur) && prev.FallbackActive != cur.FallbackActive {
 		if cur.FallbackActive {
 			add(EventFallback, "", "the leader's commits no longer wait for synchronous followers (fallback to async)")
 		} else {
@@ -323,6 +326,12 @@ func diffLeaderless(prev, cur *engine.Status, add func(kind, member, msg string)
 		r := cur.Rebalance
 		add(EventRebalance, "", fmt.Sprintf("data movement %s → %s: %d keys moved, %d failed, of %d scanned", orNone(ps), cs, r.Moved, r.Failed, r.Scanned))
 	}
+}
+
+// hasLeaderView reports whether a follower's status carries a fresh view
+// relayed by the leader (its rows then have view_age_seconds).
+func hasLeaderView(st *engine.Status) bool {
+	return slices.ContainsFunc(st.Members, func(m engine.MemberStatus) bool { return m.ViewAgeSeconds > 0 })
 }
 
 func memberIDs(st *engine.Status) []string {
