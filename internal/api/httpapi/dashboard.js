@@ -176,6 +176,7 @@
     const mode = self.mode || 'single-leader';
     const leaderless = mode === 'leaderless';
     $('mode').textContent = mode + ' mode';
+    document.body.classList.toggle('leaderless', leaderless);
 
     let via;
     if (leaderless) via = 'Node ' + v.node + "'s view (leaderless: every node coordinates)";
@@ -217,11 +218,13 @@
     $('ack').textContent = main.ack || '—';
     $('fallback').textContent = main.sync_fallback ? (main.sync_fallback === 'block' ? 'block (writes wait)' : 'async (commit anyway)') : '—';
     $('syncset').textContent = (main.sync_set || []).join(', ') || 'none';
-    $('lsns').textContent = main.commit_lsn + ' · ' + main.last_lsn;
+    $('n-replicas').textContent = main.replicas || '—';
+    $('lsns-label').textContent = leaderless ? 'local log LSN (writes stored here)' : 'commit LSN · last LSN';
+    $('lsns').textContent = leaderless ? main.last_lsn : main.commit_lsn + ' · ' + main.last_lsn;
     $('controller').textContent = main.controller || (leaderless ? '—' : 'none');
 
     renderNodes(v, main);
-    renderCharts(leaderless ? 'node' : (mode === 'multi-leader' ? 'follower or link' : 'follower'));
+    renderCharts(leaderless);
     renderSites(main, mode === 'multi-leader');
     renderRing(self, leaderless);
     renderTimeline(v);
@@ -261,7 +264,7 @@
       if (m.reason) stTd.title = m.reason;
       // A follower's own rows for its peers hold positions only from a
       // fresh view relayed by the leader; without one they are unknown.
-      const known = m.self || main.role === 'leader' || main.mode === 'leaderless' || m.view_age_seconds > 0;
+      const known = m.self || main.role === 'leader' || m.view_age_seconds > 0;
       const lsns = !known ? '—' : (m.received_lsn === undefined ? String(m.applied_lsn) : [m.received_lsn, m.durable_lsn, m.applied_lsn].join(' · '));
       cell(tr, lsns, 'num');
       cell(tr, !known || m.lag_entries === null || m.lag_entries === undefined ? '—' : m.lag_entries, 'num');
@@ -356,9 +359,15 @@
     return v.toPrecision(2);
   }
 
-  function renderCharts(lagOf) {
+  // In leaderless mode the "lag" of a node is the hints this node keeps
+  // for it (writes it missed); the samples carry them as entries.
+  function renderCharts(leaderless) {
+    st.leaderless = leaderless;
     const windowSec = Number($('window').value);
-    const unit = $('lagunit').value;
+    $('lag-title').textContent = leaderless ? 'Hints pending' : 'Replication lag';
+    $('lag-of').textContent = leaderless ? 'node' : 'follower' + (st.hist.samples.some((s) => Object.keys(s.lag || {}).some((k) => k.startsWith('link:'))) ? ' or link' : '');
+    $('lagunit').hidden = leaderless;
+    const unit = leaderless ? 'entries' : $('lagunit').value;
     const samples = st.hist.samples;
     const byID = new Map();
     for (const s of samples) {
@@ -368,7 +377,6 @@
       }
     }
     const series = [...byID.keys()].sort().map((id) => ({ name: id, points: byID.get(id) }));
-    $('lag-of').textContent = lagOf;
     chart($('lagchart'), series, windowSec, unit === 'seconds' ? 's' : (unit === 'bytes' ? 'B' : ''));
     const lg = $('laglegend');
     lg.replaceChildren();
@@ -379,7 +387,7 @@
       sp.prepend(sw);
       lg.appendChild(sp);
     });
-    if (!series.length) lg.appendChild(el('span', 'no follower lag reported by ' + (st.hist.node || 'this node')));
+    if (!series.length) lg.appendChild(el('span', (leaderless ? 'no hints' : 'no follower lag') + ' reported by ' + (st.hist.node || 'this node')));
 
     // Throughput: committed LSN advance per second between samples (one
     // entry per write command; group commit batches entries, not counts).
@@ -490,7 +498,7 @@
     if (!st.events.length) ol.appendChild(el('li', 'nothing happened yet since these nodes started'));
   }
 
-  $('window').addEventListener('change', () => renderCharts($('lag-of').textContent));
-  $('lagunit').addEventListener('change', () => renderCharts($('lag-of').textContent));
+  $('window').addEventListener('change', () => renderCharts(!!st.leaderless));
+  $('lagunit').addEventListener('change', () => renderCharts(!!st.leaderless));
   loop();
 })();

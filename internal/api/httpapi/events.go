@@ -50,8 +50,9 @@ type Sample struct {
 	Epoch     uint64 `json:"epoch"`
 	Leader    string `json:"leader,omitempty"`
 	CommitLSN uint64 `json:"commit_lsn"`
-	// Lag per follower (single-leader: as the leader reports it) or per
-	// incoming link ("link:eu", multi-leader).
+	// Lag per follower (single-leader: as the leader reports it), per
+	// incoming link ("link:eu", multi-leader), or per node the hints this
+	// node keeps for it (leaderless, as entries).
 	Lag map[string]LagPoint `json:"lag,omitempty"`
 }
 
@@ -177,6 +178,13 @@ func (m *monitor) history(sinceMs int64) []Sample {
 func sampleOf(st *engine.Status, now time.Time) Sample {
 	s := Sample{T: now.UnixMilli(), Epoch: st.Epoch, Leader: st.Leader, CommitLSN: st.CommitLSN}
 	for _, mb := range st.Members {
+		if st.Mode == engine.ModeLeaderless && mb.HintsPending != nil {
+			if s.Lag == nil {
+				s.Lag = map[string]LagPoint{}
+			}
+			s.Lag[mb.ID] = LagPoint{Entries: *mb.HintsPending}
+			continue
+		}
 		if mb.Role != "follower" || (st.Role != "leader" && mb.ViewAgeSeconds == 0) {
 			continue
 		}
@@ -210,9 +218,11 @@ func diffStatus(prev, cur *engine.Status, now time.Time) []engine.StatusEvent {
 	case prev.Leader != "" && cur.Leader == "" && cur.Mode != engine.ModeLeaderless:
 		add(EventLeaderLost, prev.Leader, fmt.Sprintf("no leader any more (was %s)", prev.Leader))
 	}
-	// At epoch 0 a starting node has not read the cluster state yet: what
-	// it then learns (policy, sync set, members) is not a change.
-	starting := prev.Epoch == 0
+	// A starting node (epoch 0, or still waiting for its first leader)
+	// has not read the whole cluster state yet: what it then learns
+	// (policy, sync set, members) is not a change. The leader, which
+	// did not start just now, reports real changes made meanwhile.
+	starting := prev.Epoch == 0 || prev.State == "waiting-for-leader"
 	if a, b := sortedSet(prev.SyncSet), sortedSet(cur.SyncSet); !starting && !slices.Equal(a, b) && cur.Mode != engine.ModeLeaderless {
 		add(EventSyncSetChanged, "", fmt.Sprintf("sync set [%s] → [%s]", strings.Join(a, ","), strings.Join(b, ",")))
 	}

@@ -200,3 +200,15 @@ func TestSampleOfFollower(t *testing.T) {
 		t.Errorf("lag = %+v, want n3 (4 entries) and link:us (9 entries) only", s.Lag)
 	}
 }
+
+// A leaderless node charts the hints it keeps per member.
+func TestSampleOfLeaderless(t *testing.T) {
+	three, zero := uint64(3), uint64(0)
+	st := engine.Status{ID: "n1", Mode: engine.ModeLeaderless, Role: "replica", Members: []engine.MemberStatus{
+		{ID: "n2", HintsPending: &three}, {ID: "n3", HintsPending: &zero}, {ID: "n4"},
+	}}
+	s := sampleOf(&st, time.UnixMilli(5))
+	if len(s.Lag) != 2 || s.Lag["n2"].Entries != 3 || s.Lag["n3"].Entries != 0 {
+		t.Errorf("lag = %+v, want n2: 3 hints, n3: 0", s.Lag)
+	}
+}
