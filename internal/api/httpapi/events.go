@@ -218,11 +218,12 @@ func diffStatus(prev, cur *engine.Status, now time.Time) []engine.StatusEvent {
 	case prev.Leader != "" && cur.Leader == "" && cur.Mode != engine.ModeLeaderless:
 		add(EventLeaderLost, prev.Leader, fmt.Sprintf("no leader any more (was %s)", prev.Leader))
 	}
-	// A starting node (epoch 0, or still waiting for its first leader)
-	// has not read the whole cluster state yet: what it then learns
-	// (policy, sync set, members) is not a change. The leader, which
-	// did not start just now, reports real changes made meanwhile.
-	starting := prev.Epoch == 0 || prev.State == "waiting-for-leader"
+	// A starting node (epoch 0) has not read the cluster state yet: what
+	// it then learns (policy, sync set, members) is not a change. Its
+	// policy may still settle while it waits for its first leader; the
+	// leader, which did not just start, reports real changes meanwhile.
+	starting := prev.Epoch == 0
+	startingPolicy := starting || prev.State == "waiting-for-leader"
 	if a, b := sortedSet(prev.SyncSet), sortedSet(cur.SyncSet); !starting && !slices.Equal(a, b) && cur.Mode != engine.ModeLeaderless {
 		add(EventSyncSetChanged, "", fmt.Sprintf("sync set [%s] → [%s]", strings.Join(a, ","), strings.Join(b, ",")))
 	}
@@ -236,7 +237,7 @@ func diffStatus(prev, cur *engine.Status, now time.Time) []engine.StatusEvent {
 	if prev.Fallback != cur.Fallback {
 		pol = append(pol, fmt.Sprintf("fallback %s → %s", prev.Fallback, cur.Fallback))
 	}
-	if len(pol) > 0 && !starting {
+	if len(pol) > 0 && !startingPolicy {
 		add(EventPolicyChanged, "", strings.Join(pol, "; "))
 	}
 	before, after := memberIDs(prev), memberIDs(cur)
