@@ -119,7 +119,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	mctx, stopMonitor := context.WithCancel(ctx)
 	monDone := make(chan struct{})
 	go func() { defer close(monDone); s.mon.run(mctx) }()
-	defer func() { stopMonitor(); <-monDone }()
+	defer func() { stopMonitor(); <-monDone; s.relay.CloseIdleConnections() }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http: %w", err)
