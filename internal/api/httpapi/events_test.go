@@ -75,7 +75,9 @@ func TestDiffStatus(t *testing.T) {
 			cur:  func(s *engine.Status) { s.Role, s.State, s.FallbackActive = "leader", "leading", true },
 			want: nil},
 		{name: "link state change",
-			prev: func(s *engine.Status) { s.Links = []engine.LinkStatus{{Site: "us", State: "streaming"}, {Site: "ap", State: "streaming"}} },
+			prev: func(s *engine.Status) {
+				s.Links = []engine.LinkStatus{{Site: "us", State: "streaming"}, {Site: "ap", State: "streaming"}}
+			},
 			cur: func(s *engine.Status) {
 				s.Links = []engine.LinkStatus{{Site: "us", State: "broken", Reason: "refused"}, {Site: "eu", State: "connecting"}}
 			},
