@@ -63,12 +63,7 @@ func (s *Server) historyDoc(since int64) History {
 
 // statusDoc is this node's status with its timeline, the document
 // /v1/status serves.
-func (s *Server) statusDoc() engine.Status {
-	st := s.b.Status()
-	s.mon.observe(st, time.Now())
-	st.Timeline = s.mon.timeline()
-	return st
-}
+func (s *Server) statusDoc() engine.Status { return s.mon.poll() }
 
 // cluster serves GET /v1/cluster?since=MS[&local=1]. Without local=1 a
 // follower asks the leader for its own view (local=1, so a relay never

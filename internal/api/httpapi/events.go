@@ -93,15 +93,29 @@ func newMonitor(status func() engine.Status) *monitor {
 func (m *monitor) run(ctx context.Context) {
 	t := time.NewTicker(m.interval)
 	defer t.Stop()
-	m.observe(m.status(), time.Now())
+	m.poll()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
-			m.observe(m.status(), now)
+		case <-t.C:
+			m.poll()
 		}
 	}
+}
+
+// poll reads the engine's status, observes it and returns it with the
+// timeline. Reading and observing under one lock keeps concurrent polls
+// (ticks, status requests) in order: an older status observed after a
+// newer one would show a change and its undoing that never happened.
+// Status reads in-memory state only, so no I/O happens under the lock.
+func (m *monitor) poll() engine.Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.status()
+	m.observeLocked(st, time.Now())
+	st.Timeline = slices.Clone(m.events)
+	return st
 }
 
 // observe records what changed since the previous status and, at most
@@ -109,6 +123,10 @@ func (m *monitor) run(ctx context.Context) {
 func (m *monitor) observe(st engine.Status, now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.observeLocked(st, now)
+}
+
+func (m *monitor) observeLocked(st engine.Status, now time.Time) {
 	var evs []engine.StatusEvent
 	if m.prev != nil {
 		evs = diffStatus(m.prev, &st, now)
