@@ -84,7 +84,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// 1. A follower's page shows the leader's view: n1 leads, every member
 	// is listed with a link to its own dashboard, the sync follower is
 	// healthy and sync, and nothing is wrong.
-	p.waitText("n1 as leader and rows for n1, n2, n3", 15*time.Second, `(() => {
+	p.waitText("n1 as leader and rows for n1, n2, n3", 30*time.Second, `(() => {
 		const rows = [...document.querySelectorAll('#nodes tr')].map(r => r.dataset.node).sort().join(',');
 		return document.getElementById('leader').textContent === 'n1' && rows === 'n1,n2,n3' ? rows : '';
 	})()`)
