@@ -32,6 +32,18 @@ type Status struct {
 	RolledBack     uint64        `json:"rolled_back_entries,omitempty"`
 	Snapshot       *SnapshotInfo `json:"snapshot,omitempty"`
 
+	// WritesBlocked (leader only) says commits wait because the sync
+	// policy cannot be met and the fallback is block (or has not engaged
+	// yet): writes hang, then fail. BlockedReason says which followers
+	// are missing.
+	WritesBlocked bool   `json:"writes_blocked,omitempty"`
+	BlockedReason string `json:"blocked_reason,omitempty"`
+	// Timeline is what this node saw happen, oldest first: the leader's
+	// events above while it led, plus failovers, epoch, sync-set, policy,
+	// membership, blocked-writes and state changes seen by the HTTP API's
+	// monitor (so only /v1/status carries it, not REPLICANT.STATUS).
+	Timeline []StatusEvent `json:"timeline,omitempty"`
+
 	RESP      string  `json:"resp,omitempty"`
 	HTTP      string  `json:"http,omitempty"`
 	Peer      string  `json:"peer,omitempty"`
@@ -62,6 +74,8 @@ type StatusEvent struct {
 	Kind     string    `json:"kind"`
 	Follower string    `json:"follower,omitempty"`
 	Message  string    `json:"message"`
+	// Epoch is the epoch the event happened in (timeline events only).
+	Epoch uint64 `json:"epoch,omitempty"`
 }
 
 // MemberStatus describes another node as this node knows it.

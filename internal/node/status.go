@@ -42,6 +42,7 @@ func (n *Node) Status() engine.Status {
 			s.State, s.Reason = "lease-expired", "cannot renew the leader lease through the control plane: writes and linearizable reads are refused"
 		}
 		s.FallbackActive = leader.FallbackActive()
+		s.WritesBlocked, s.BlockedReason = leader.Blocked()
 		for _, ev := range leader.Events() {
 			s.Events = append(s.Events, engine.StatusEvent{Time: ev.At, Kind: ev.Kind, Follower: ev.Follower, Message: ev.Message})
 		}

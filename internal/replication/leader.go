@@ -374,6 +374,15 @@ func (l *Leader) FallbackActive() bool {
 	return l.core.FallbackActive()
 }
 
+// Blocked reports whether commits wait because the sync policy cannot be
+// met now (see Core.Blocked), and why: status shows it so a dashboard says
+// "writes blocked" before clients time out.
+func (l *Leader) Blocked() (bool, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.core.Blocked()
+}
+
 // FollowerNote is what the leader knows about a follower beyond its
 // acknowledged positions: a snapshot being streamed to it, and why it last
 // needed one or rolled back.

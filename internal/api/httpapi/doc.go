@@ -1,5 +1,6 @@
 // Package httpapi serves replicant's HTTP JSON API: /v1/kv/{key},
-// /v1/status, /metrics, /healthz, /readyz and the dashboard at /.
+// /v1/status, /metrics, /healthz, /readyz and the dashboard at / with its
+// data, /v1/cluster (the leader's view relayed) and /v1/history.
 //
 // Invariants:
 //   - Every response carries a Replicant-Token header naming state at least
@@ -13,4 +14,9 @@
 //     503 and Retry-After. Headers must arrive within ReadHeaderTimeout, a
 //     body within BodyTimeout once reading starts; at most MaxConns
 //     connections are open.
+//   - /v1/cluster relays only to the member the control plane names as
+//     leader, never relays a relayed request (local=1), and answers CORS
+//     only for origins that are members' own dashboards.
+//   - The timeline and chart samples (events.go) are derived from the
+//     engine's status alone and kept in bounded in-memory rings.
 package httpapi

@@ -35,6 +35,10 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 	srv *http.Server
+	// mon keeps the timeline and chart samples (events.go); relay asks
+	// the leader for its view (dashboard.go).
+	mon   *monitor
+	relay *http.Client
 }
 
 // New builds the handler tree with the default Config.
@@ -45,9 +49,18 @@ func NewWithConfig(b engine.Engine, log *slog.Logger, cfg Config) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{b: b, cfg: cfg.withDefaults(), log: log}
+	s := &Server{b: b, cfg: cfg.withDefaults(), log: log, mon: newMonitor(b.Status),
+		// Peers are dialled directly: an HTTP_PROXY meant for clients
+		// must not sit between members.
+		relay: &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second}}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", s.auth(s.status))
+	// The dashboard's data (dashboard.go): the leader's view relayed,
+	// readable by the other members' dashboard pages (CORS).
+	mux.HandleFunc("GET /v1/cluster", s.withCORS(s.auth(s.cluster)))
+	mux.HandleFunc("OPTIONS /v1/cluster", s.withCORS(nil))
+	mux.HandleFunc("GET /v1/history", s.auth(s.history))
+	mux.HandleFunc("GET /dashboard.js", s.dashboardScript)
 	mux.HandleFunc("GET /v1/config", s.auth(s.getConfig))
 	mux.HandleFunc("PUT /v1/config", s.auth(s.putConfig))
 	mux.HandleFunc("DELETE /v1/members/{id}", s.auth(s.removeMember))
@@ -101,6 +114,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(ln) }()
+	// The monitor reads the engine's status: it stops before Serve
+	// returns, so the caller may close the engine then.
+	mctx, stopMonitor := context.WithCancel(ctx)
+	monDone := make(chan struct{})
+	go func() { defer close(monDone); s.mon.run(mctx) }()
+	defer func() { stopMonitor(); <-monDone; s.relay.CloseIdleConnections() }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("http: %w", err)
@@ -403,7 +422,7 @@ func (s *Server) writeOpError(w http.ResponseWriter, r *http.Request, err error)
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	st := s.b.Status()
+	st := s.statusDoc()
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
