@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -311,5 +313,57 @@ func TestEditDistance(t *testing.T) {
 		if got := editDistance(tc.a, tc.b); got != tc.want {
 			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
 		}
+	}
+}
+
+// TestServerCommandReadsConfig runs `replicant server` itself, so the
+// layers are shown to reach the server and not only loadConfig: every case
+// fails in runServer's checks before anything listens, on a value only the
+// environment or the file gave.
+func TestServerCommandReadsConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		file    string
+		errPart string
+	}{
+		{name: "file value reaches the server", file: "log-format = xml\n", errPart: `invalid --log-format "xml"`},
+		{name: "env value reaches the server", env: map[string]string{"REPLICANT_LOG_FORMAT": "xml"}, errPart: `invalid --log-format "xml"`},
+		{name: "config file named by the environment", env: map[string]string{"REPLICANT_CONFIG": "FILE"}, file: "max-key-size = 0\n", errPart: "must be positive"},
+		// The flag beats the bad variable, the file still applies.
+		{name: "layers combine", args: []string{"--log-format", "text"}, env: map[string]string{"REPLICANT_LOG_FORMAT": "xml"},
+			file: "max-value-size = -1\n", errPart: "must be positive"},
+		{name: "unknown key stops the server", file: "sync-timout = 1s\n", errPart: `unknown key "sync-timout"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// Were a layer ignored, the server would start: on ports of
+			// its own, and only until the context ends, so that the test
+			// fails instead of hanging.
+			args := append([]string{"server", "--data", t.TempDir(), "--resp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--peer", "127.0.0.1:0"}, tc.args...)
+			path := filepath.Join(t.TempDir(), "replicant.conf")
+			if tc.file != "" {
+				if err := os.WriteFile(path, []byte(tc.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if tc.env["REPLICANT_CONFIG"] == "" {
+					args = append(args, "--config", path)
+				}
+			}
+			for k, v := range tc.env {
+				if v == "FILE" {
+					v = path
+				}
+				t.Setenv(k, v)
+			}
+			var out, errOut bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			code := run(ctx, args, nil, &out, &errOut)
+			if code == 0 || !strings.Contains(errOut.String(), tc.errPart) {
+				t.Fatalf("replicant %q: exit %d, stderr %q; want a failure containing %q", args, code, errOut.String(), tc.errPart)
+			}
+		})
 	}
 }
