@@ -129,7 +129,7 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.clientReadTimeout, "client-read-timeout", resp.DefaultCommandTimeout, "a RESP command or HTTP body, once started, must arrive within this; 0: never")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug|info|warn|error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text|json")
-	fl.StringVar(&f.configFile, configFlag, "", "read flags from this file of `name = value` lines (flag names without --); the command line and REPLICANT_* environment variables win over it")
+	fl.StringVar(&f.configFile, configFlag, "", "read flags from `FILE`, one \"name = value\" line per flag (names without --); the command line and REPLICANT_* environment variables win over it")
 	fl.StringVar(&f.advertiseRESP, "advertise-resp", "", "RESP address given to clients and other nodes (redirects, status); default --resp, or this host's name and --resp's port when --resp listens on every interface (containers)")
 	fl.StringVar(&f.advertiseHTTP, "advertise-http", "", "HTTP address given to clients and other nodes (307 redirects, status); default as --advertise-resp")
 	fl.StringVar(&f.advertisePeer, "advertise-peer", "", "peer address other nodes dial (sent on --join, used by a one-node cluster); default this node's --initial-cluster entry, else as --advertise-resp")
@@ -246,8 +246,9 @@ func runServer(ctx context.Context, f serverFlags) error {
 	errc := make(chan error, 2)
 	go func() { errc <- rs.Serve(ctx, respLn) }()
 	go func() { errc <- hs.Serve(ctx, httpLn) }()
+	build := currentBuild()
 	log.Info("replicant ready", "id", f.id, "resp", respLn.Addr().String(), "http", httpLn.Addr().String(),
-		"data", f.data)
+		"data", f.data, "version", build.Version, "commit", build.Commit)
 	var runErr error
 	select {
 	case <-ctx.Done():
