@@ -74,7 +74,8 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCmd(), newDevCmd(), newGetCmd(), newPutCmd(), newDelCmd(), newStatusCmd(), newConfigCmd(), newMemberCmd(), newLinkCmd(), newFailoverCmd(), newBenchCmd())
+	root.AddCommand(newServerCmd(), newDevCmd(), newGetCmd(), newPutCmd(), newDelCmd(), newStatusCmd(), newConfigCmd(), newMemberCmd(), newLinkCmd(), newFailoverCmd(), newBenchCmd(), newVersionCmd())
+	setVersion(root)
 	// cobra adds its completion command only while executing; adding it
 	// now lets strictArgs cover it like every other parent command.
 	root.InitDefaultCompletionCmd()

@@ -54,6 +54,12 @@ type serverFlags struct {
 	idleTimeout         time.Duration
 	authTimeout         time.Duration
 	clientReadTimeout   time.Duration
+	configFile          string
+	// advertise* are the addresses other nodes and clients are given
+	// (empty: derived from the listen address, see advertised).
+	advertiseRESP, advertiseHTTP, advertisePeer string
+	// loaded is what the environment and --config layers set (config.go).
+	loaded configLoad
 }
 
 func newServerCmd() *cobra.Command {
@@ -62,7 +68,19 @@ func newServerCmd() *cobra.Command {
 		Use:   "server",
 		Short: "Run one replicant node",
 		Args:  cobra.NoArgs,
+		Long: `Run one replicant node.
+
+Every flag can also be set by an environment variable, REPLICANT_ and the
+flag's name in upper case with '_' for '-' (--sync-timeout is
+REPLICANT_SYNC_TIMEOUT), or by a "name = value" line in the --config file.
+A flag on the command line wins over the environment, which wins over the
+file (docs/deploy.md).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			loaded, err := loadConfig(cmd.Flags(), os.Environ())
+			if err != nil {
+				return err
+			}
+			f.loaded = loaded
 			return runServer(cmd.Context(), f)
 		},
 	}
@@ -111,6 +129,14 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.clientReadTimeout, "client-read-timeout", resp.DefaultCommandTimeout, "a RESP command or HTTP body, once started, must arrive within this; 0: never")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug|info|warn|error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text|json")
+	fl.StringVar(&f.configFile, configFlag, "", "read flags from `FILE`, one \"name = value\" line per flag (names without --); the command line and REPLICANT_* environment variables win over it")
+	fl.StringVar(&f.advertiseRESP, "advertise-resp", "", "RESP address given to clients and other nodes (redirects, status); default --resp, or this host's name and --resp's port when --resp listens on every interface (containers)")
+	fl.StringVar(&f.advertiseHTTP, "advertise-http", "", "HTTP address given to clients and other nodes (307 redirects, status); default as --advertise-resp")
+	fl.StringVar(&f.advertisePeer, "advertise-peer", "", "peer address other nodes dial (sent on --join, used by a one-node cluster); default this node's --initial-cluster entry, else as --advertise-resp")
+	// These two read $REPLICANT_REQUIREPASS / $REPLICANT_PEER_SECRET
+	// themselves, refusing a second source (resolveSecrets).
+	_ = fl.SetAnnotation("requirepass", ownEnvAnnotation, []string{envRequirePass})
+	_ = fl.SetAnnotation("peer-secret", ownEnvAnnotation, []string{envPeerSecret})
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {
@@ -152,6 +178,13 @@ func runServer(ctx context.Context, f serverFlags) error {
 	if f.join != "" && len(initial) > 0 {
 		return errors.New("--join and --initial-cluster are exclusive: join a running cluster or bootstrap a new one")
 	}
+	for _, note := range f.loaded.notes {
+		log.Warn(note)
+	}
+	for _, name := range sortedKeys(f.loaded.sources) {
+		// Names and sources only: a value may be a secret.
+		log.Info("flag set outside the command line", "flag", name, "from", f.loaded.sources[name])
+	}
 	sec, err := resolveSecrets(f, os.Getenv)
 	if err != nil {
 		return err
@@ -174,12 +207,20 @@ func runServer(ctx context.Context, f serverFlags) error {
 		lns = append(lns, ln)
 	}
 	respLn, httpLn, peerLn := lns[0], lns[1], lns[2]
+	adv, err := advertiseAll(f, initial, respLn.Addr(), httpLn.Addr(), peerLn.Addr(), os.Hostname)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	for _, note := range adv.notes {
+		log.Info(note)
+	}
 	warnUnauthenticated(log, os.Stderr, sec, []listenerFlag{
 		{"--resp", f.respAddr, respLn.Addr()}, {"--http", f.httpAddr, httpLn.Addr()}, {"--peer", f.peerAddr, peerLn.Addr()}})
 	n, err := node.Open(node.Config{
 		ID: f.id, DataDir: f.data, Mode: f.mode, Site: f.site, Replicas: f.replicas,
 		SloppyQuorum: f.sloppyQuorum, NoReadRepair: !f.readRepair, AntiEntropyInterval: f.antiEntropyInterval, TombstoneGrace: f.tombstoneGrace,
-		RESPAddr: respLn.Addr().String(), HTTPAddr: httpLn.Addr().String(), PeerAddr: peerLn.Addr().String(),
+		RESPAddr: adv.resp, HTTPAddr: adv.http, PeerAddr: adv.peer,
 		PeerListener:   peerLn,
 		InitialCluster: initial, Join: f.join,
 		SyncPolicy: f.syncPolicy, Ack: f.ack, SyncFallback: f.fallback,
@@ -205,8 +246,9 @@ func runServer(ctx context.Context, f serverFlags) error {
 	errc := make(chan error, 2)
 	go func() { errc <- rs.Serve(ctx, respLn) }()
 	go func() { errc <- hs.Serve(ctx, httpLn) }()
+	build := currentBuild()
 	log.Info("replicant ready", "id", f.id, "resp", respLn.Addr().String(), "http", httpLn.Addr().String(),
-		"data", f.data)
+		"data", f.data, "version", build.Version, "commit", build.Commit)
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -333,11 +375,11 @@ type secrets struct {
 func resolveSecrets(f serverFlags, getenv func(string) string) (secrets, error) {
 	var s secrets
 	var err error
-	s.requirePass, s.requirePassFrom, err = readSecret("--requirepass", f.requirePass, f.requirePassFile, envRequirePass, getenv, &s.notes)
+	s.requirePass, s.requirePassFrom, err = readSecret("--requirepass", f.loaded.from("requirepass"), f.requirePass, f.requirePassFile, envRequirePass, getenv, &s.notes)
 	if err != nil {
 		return s, err
 	}
-	s.peerSecret, s.peerSecretFrom, err = readSecret("--peer-secret", f.peerSecret, f.peerSecretFile, envPeerSecret, getenv, &s.notes)
+	s.peerSecret, s.peerSecretFrom, err = readSecret("--peer-secret", f.loaded.from("peer-secret"), f.peerSecret, f.peerSecretFile, envPeerSecret, getenv, &s.notes)
 	if err != nil {
 		return s, err
 	}
@@ -349,12 +391,13 @@ func resolveSecrets(f serverFlags, getenv func(string) string) (secrets, error) 
 
 // readSecret returns the one secret set among flag value, file and
 // environment variable (empty when none is), and a description of its
-// source for the log (never the secret itself).
-func readSecret(flag, value, file, env string, getenv func(string) string, notes *[]string) (string, string, error) {
+// source for the log (never the secret itself). valueFrom says where the
+// flag's value was given (the command line or the --config file).
+func readSecret(flag, valueFrom, value, file, env string, getenv func(string) string, notes *[]string) (string, string, error) {
 	type source struct{ name, value string }
 	var set []source
 	if value != "" {
-		set = append(set, source{flag, value})
+		set = append(set, source{valueFrom, value})
 	}
 	if file != "" {
 		b, err := os.ReadFile(file)
