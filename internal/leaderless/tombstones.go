@@ -116,10 +116,7 @@ func (e *Engine) tombstoneCollector() prometheus.Collector {
 		func() float64 { return float64(e.tombstonesHeld.Load()) })
 }
 
-// reservedPrefix starts the keys leaderless mode keeps for itself (hints):
-// a zero byte and "replicant".
-var reservedPrefix = []byte("\x00replicant\x00")
+// reservedPrefix starts the keys leaderless mode keeps for itself (hints).
+var reservedPrefix = engine.ReservedPrefix
 
-func isReserved(key []byte) bool {
-	return len(key) >= len(reservedPrefix) && string(key[:len(reservedPrefix)]) == string(reservedPrefix)
-}
+func isReserved(key []byte) bool { return engine.IsReserved(key) }

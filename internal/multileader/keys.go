@@ -3,6 +3,8 @@ package multileader
 import (
 	"bytes"
 	"strconv"
+
+	"github.com/replicant-db/replicant/internal/engine"
 )
 
 // Reserved keys. Multi-leader mode keeps its own state (per-origin applied
@@ -11,7 +13,7 @@ import (
 // reads never show: it is then written in the same log entry as the data
 // it describes, replicated to the site's followers, rolled back with it
 // and carried by snapshots, like PostgreSQL's replication origins.
-var reserved = []byte("\x00replicant\x00")
+var reserved = engine.ReservedPrefix
 
 const (
 	kindOrigin   = "origin\x00"   // + site: highest own-write LSN of site applied here
@@ -23,7 +25,7 @@ const (
 )
 
 // IsReserved reports whether key lies in multi-leader mode's reserved space.
-func IsReserved(key []byte) bool { return bytes.HasPrefix(key, reserved) }
+func IsReserved(key []byte) bool { return engine.IsReserved(key) }
 
 func internalKey(kind, name string) []byte {
 	k := make([]byte, 0, len(reserved)+len(kind)+len(name))
