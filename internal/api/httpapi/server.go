@@ -91,6 +91,7 @@ func NewWithConfig(b engine.Engine, log *slog.Logger, cfg Config) *Server {
 		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ConnState:         s.countConns(),
 	}
 	return s
 }
