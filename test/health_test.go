@@ -124,3 +124,35 @@ func TestHealthEndpointsLeaderAndReplicas(t *testing.T) {
 		t.Fatalf("leader check on %s after the failover: %d %+v", other.ID, code, h)
 	}
 }
+
+// Every one-node site leads its site (multi-leader), and every leaderless
+// node serves reads and writes while it reaches a default quorum of the
+// ring — and fails both checks once it does not.
+func TestHealthEndpointsInOtherModes(t *testing.T) {
+	sites := startSites(t, "eu", "us")
+	for _, p := range sites {
+		waitFor(t, p.ID+" passes the leader check as its site's leader", 20*time.Second, func() bool {
+			code, h, err := p.health("/v1/health/leader")
+			return err == nil && code == http.StatusOK && strings.Contains(h.Reason, "leader of site")
+		})
+		if code, h := p.mustHealth("/v1/health/replica"); code != http.StatusServiceUnavailable {
+			t.Fatalf("replica check on a one-node site %s: %d %+v", p.ID, code, h)
+		}
+	}
+
+	c := newLeaderless(t, 3)
+	for _, p := range c.nodes {
+		for _, check := range []string{"/v1/health/leader", "/v1/health/replica?max_lag=1ms"} {
+			if code, h := p.mustHealth(check); code != http.StatusOK || !strings.Contains(h.Reason, "leaderless") {
+				t.Fatalf("%s on leaderless %s: %d %+v", check, p.ID, code, h)
+			}
+		}
+	}
+	n1 := c.node("n1")
+	c.node("n2").kill()
+	c.node("n3").kill()
+	waitFor(t, "n1 fails the leader check once it reaches no quorum of the ring", 20*time.Second, func() bool {
+		code, h, err := n1.health("/v1/health/leader")
+		return err == nil && code == http.StatusServiceUnavailable && strings.Contains(h.Reason, "fewer than a default quorum")
+	})
+}
