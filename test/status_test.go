@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/replicant-db/replicant/internal/control"
 )
 
 // A follower's status shows the other followers as the leader sees them
@@ -98,6 +100,33 @@ func TestFollowerStatusShowsTheLeadersView(t *testing.T) {
 		st, err := n3.status()
 		return err == nil && st.State == "no-quorum" && strings.Contains(st.Reason, "quorum")
 	})
+	// n3's log says so once, with member names: raft's own lines name n1–n3
+	// (never their hex raft ids), and while elections keep failing they
+	// stay at DEBUG.
+	c.waitFor("n3 warns that it reaches no majority of the control plane", 10*time.Second, func() bool {
+		return strings.Contains(n3.log.String(), `level=WARN msg="control: no controller: this member reaches no majority`)
+	})
+	log := n3.log.String()
+	for _, id := range []string{"n1", "n2", "n3"} {
+		if hex := fmt.Sprintf("%x", control.RaftID(id)); strings.Contains(log, hex) {
+			t.Errorf("n3's log holds %s's raft id %s instead of its name", id, hex)
+		}
+	}
+	if !strings.Contains(log, `msg="n3 became follower at term`) || !strings.Contains(log, `msg="control: controller elected"`) {
+		t.Errorf("n3's log lacks raft's role changes with member names")
+	}
+	elections := 0
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "n3 is starting a new election") {
+			elections++
+			if !strings.Contains(line, "level=DEBUG") {
+				t.Errorf("raft's election chatter above DEBUG: %s", line)
+			}
+		}
+	}
+	if elections == 0 {
+		t.Errorf("precondition: n3 (logging at debug) logged no election while it had no majority")
+	}
 }
 
 // After a planned switchover the control plane's controller moves to the new
