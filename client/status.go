@@ -20,7 +20,10 @@ type Status struct {
 	State      string   `json:"state"`
 	Reason     string   `json:"reason"`
 	LagSeconds float64  `json:"lag_seconds"`
-	Controller string   `json:"controller"`
+	// LagEntries, on a follower, is how many entries the leader holds
+	// beyond what the follower can serve.
+	LagEntries uint64 `json:"lag_entries"`
+	Controller string `json:"controller"`
 	// FallbackActive is true while commits ignore the sync policy.
 	FallbackActive bool     `json:"fallback_active"`
 	Events         []Event  `json:"events"`

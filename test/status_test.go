@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/replicant-db/replicant/internal/control"
 )
 
 // A follower's status shows the other followers as the leader sees them
@@ -37,11 +40,51 @@ func TestFollowerStatusShowsTheLeadersView(t *testing.T) {
 		}
 		return false
 	})
-	st := n3.mustStatus()
-	for _, m := range st.Members {
-		if m.ID == "n1" && (m.Role != "leader" || !m.Healthy) {
-			t.Fatalf("n3 shows the leader as %+v", m)
+	// The leader's row is what n3 knows from its own stream: the leader
+	// holds (and has applied) at least the commit LSN, healthy while the
+	// stream is up; the leader never counts for the sync policy.
+	c.waitFor("n3's status shows n1 as the healthy leader holding LSN "+fmt.Sprint(target), 10*time.Second, func() bool {
+		st, err := n3.status()
+		if err != nil {
+			return false
 		}
+		for _, m := range st.Members {
+			if m.ID == "n1" {
+				return m.Role == "leader" && m.Healthy && !m.Sync && m.State == "leading" &&
+					m.ReceivedLSN >= target && m.AppliedLSN >= target && m.DurableLSN >= target && m.LagEntries == 0
+			}
+		}
+		return false
+	})
+	if st := n3.mustStatus(); st.Role != "follower" || st.Leader != "n1" || st.LagEntries != 0 {
+		t.Fatalf("n3 reports itself as %s following %q, %d entries behind", st.Role, st.Leader, st.LagEntries)
+	}
+	// `status --addr <follower>` shows the same: n1 leads (no sync column
+	// for it, rather than "async"), n2 is synchronous and healthy with
+	// its LSNs.
+	out, err := exec.Command(binary, "status", "--addr", n3.HTTP).CombinedOutput()
+	if err != nil {
+		t.Fatalf("status --addr n3: %v: %s", err, out)
+	}
+	rows := map[string][]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 7 && (f[0] == "n1" || f[0] == "n2") {
+			rows[f[0]] = f
+		}
+	}
+	num := func(s string) uint64 {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("status --addr n3: %q is not a number:\n%s", s, out)
+		}
+		return v
+	}
+	// MEMBER ROLE SYNC HEALTHY RECEIVED DURABLE APPLIED …
+	if r := rows["n1"]; len(r) < 7 || r[1] != "leader" || r[2] != "-" || r[3] != "true" || num(r[4]) < target || num(r[6]) < target {
+		t.Fatalf("status --addr n3 shows the leader as %q:\n%s", r, out)
+	}
+	if r := rows["n2"]; len(r) < 7 || r[1] != "follower" || r[2] != "sync" || r[3] != "true" || num(r[5]) < target || num(r[6]) < target {
+		t.Fatalf("status --addr n3 shows the sync follower as %q:\n%s", r, out)
 	}
 	// Idle and caught up, a follower does not lag: the gaps between
 	// heartbeats are not replication lag.
@@ -57,6 +100,33 @@ func TestFollowerStatusShowsTheLeadersView(t *testing.T) {
 		st, err := n3.status()
 		return err == nil && st.State == "no-quorum" && strings.Contains(st.Reason, "quorum")
 	})
+	// n3's log says so once, with member names: raft's own lines name n1–n3
+	// (never their hex raft ids), and while elections keep failing they
+	// stay at DEBUG.
+	c.waitFor("n3 warns that it reaches no majority of the control plane", 10*time.Second, func() bool {
+		return strings.Contains(n3.log.String(), `level=WARN msg="control: no controller: this member reaches no majority`)
+	})
+	log := n3.log.String()
+	for _, id := range []string{"n1", "n2", "n3"} {
+		if hex := fmt.Sprintf("%x", control.RaftID(id)); strings.Contains(log, hex) {
+			t.Errorf("n3's log holds %s's raft id %s instead of its name", id, hex)
+		}
+	}
+	if !strings.Contains(log, `msg="n3 became follower at term`) || !strings.Contains(log, `msg="control: controller elected"`) {
+		t.Errorf("n3's log lacks raft's role changes with member names")
+	}
+	elections := 0
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "n3 is starting a new election") {
+			elections++
+			if !strings.Contains(line, "level=DEBUG") {
+				t.Errorf("raft's election chatter above DEBUG: %s", line)
+			}
+		}
+	}
+	if elections == 0 {
+		t.Errorf("precondition: n3 (logging at debug) logged no election while it had no majority")
+	}
 }
 
 // After a planned switchover the control plane's controller moves to the new

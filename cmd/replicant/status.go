@@ -49,7 +49,7 @@ func newStatusCmd() *cobra.Command {
 				fmt.Fprintf(out, "reason: %s\n", st.Reason)
 			}
 			if st.Role == "follower" {
-				fmt.Fprintf(out, "replica lag: %.3fs\n", st.LagSeconds)
+				fmt.Fprintf(out, "replica lag: %.3fs, %d entries\n", st.LagSeconds, st.LagEntries)
 			}
 			fmt.Fprintf(out, "LSN: first %d, last %d, commit %d, applied %d; token %s\n", st.FirstLSN, st.LastLSN, st.CommitLSN, st.AppliedLSN, st.Token)
 			if mode == engine.ModeMultiLeader {
@@ -67,7 +67,10 @@ func newStatusCmd() *cobra.Command {
 			fmt.Fprintln(tw, "MEMBER\tROLE\tSYNC\tHEALTHY\tRECEIVED\tDURABLE\tAPPLIED\tLAG\tLAG(bytes)\tLAG(s)\tSTATE")
 			for _, m := range st.Members {
 				sync := "async"
-				if m.Sync {
+				switch {
+				case m.Role == "leader":
+					sync = "-" // the leader never counts itself
+				case m.Sync:
 					sync = "sync"
 				}
 				// "-" when the status does not know the bytes (see

@@ -138,6 +138,11 @@ type Group struct {
 	hints     map[uint64]string
 	fatalErr  error
 	closed    bool
+
+	// names maps raft ids to member names for log lines; leads logs the
+	// controller's changes (logger.go). Both belong to the raft loop.
+	names *raftNames
+	leads *leadWatch
 }
 
 type proposal struct {
@@ -322,6 +327,11 @@ func newGroup(cfg Config, log *slog.Logger, w *wal, recs []walRecord) (*Group, e
 			g.confState = proto.Clone(cs).(*raftpb.ConfState)
 		}
 	}
+	g.names = &raftNames{}
+	g.names.add(cfg.Self)
+	g.names.add(cfg.InitialCluster...)
+	g.names.add(g.sm.state.Members...)
+	g.leads = &leadWatch{log: log, names: g.names, quiet: 4 * electionTicks * cfg.TickInterval}
 	rc := &raft.Config{
 		ID:                        g.raftID,
 		ElectionTick:              electionTicks,
@@ -335,7 +345,7 @@ func newGroup(cfg Config, log *slog.Logger, w *wal, recs []walRecord) (*Group, e
 		CheckQuorum:               true,
 		PreVote:                   true,
 		StepDownOnRemoval:         true,
-		Logger:                    raftLogger{l: log},
+		Logger:                    newRaftLogger(log, g.names),
 	}
 	rn, err := raft.NewRawNode(rc)
 	if err != nil {
@@ -502,6 +512,7 @@ func (g *Group) handleReady() error {
 			changed = true
 		}
 		if changed {
+			g.names.add(g.sm.state.Members...)
 			// Publish before waking the proposers: a mutation that returns
 			// is visible in State().
 			g.mu.Lock()
@@ -525,6 +536,7 @@ func (g *Group) handleReady() error {
 	g.lead = st.Lead
 	g.leader = st.RaftState == raft.StateLeader
 	g.mu.Unlock()
+	g.leads.observe(time.Now(), st.Lead, st.GetTerm(), len(g.sm.state.Members))
 	return nil
 }
 
@@ -587,7 +599,7 @@ func (g *Group) apply(ents []*raftpb.Entry) []notification {
 			if d.accept {
 				g.confState = g.rn.ApplyConfChange(cc)
 				g.sm.commitConfChange(cc, d)
-				g.log.Info("control: membership changed", "index", idx, "change", cc.GetType().String(), "raft_id", cc.GetNodeId())
+				g.log.Info("control: membership changed", "index", idx, "change", cc.GetType().String(), "member", g.names.name(cc.GetNodeId()), "raft_id", cc.GetNodeId())
 			} else if d.err != nil {
 				g.log.Debug("control: conf change rejected", "index", idx, "err", d.err)
 			}

@@ -84,6 +84,18 @@ type Metrics struct {
 	Ops *prometheus.CounterVec
 	// OpLatency observes API operation latency by api and command.
 	OpLatency *prometheus.HistogramVec
+	// Clients counts open client connections by api (resp|http); nil
+	// when not recorded.
+	Clients *prometheus.GaugeVec
+}
+
+// ClientGauge is the gauge of api's open connections, or nil when m does
+// not record them.
+func (m *Metrics) ClientGauge(api string) prometheus.Gauge {
+	if m == nil || m.Clients == nil {
+		return nil
+	}
+	return m.Clients.WithLabelValues(api)
 }
 
 // Error kinds the APIs answer specially (besides replication's).

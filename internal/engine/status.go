@@ -28,9 +28,12 @@ type Status struct {
 	Events         []StatusEvent `json:"events,omitempty"`
 	Controller     string        `json:"controller,omitempty"`
 	LagSeconds     float64       `json:"lag_seconds"`
-	ApplyDelay     string        `json:"apply_delay,omitempty"`
-	RolledBack     uint64        `json:"rolled_back_entries,omitempty"`
-	Snapshot       *SnapshotInfo `json:"snapshot,omitempty"`
+	// LagEntries (on a follower) is how many entries the leader's log, as
+	// its latest message said, holds beyond what this node can serve.
+	LagEntries uint64        `json:"lag_entries"`
+	ApplyDelay string        `json:"apply_delay,omitempty"`
+	RolledBack uint64        `json:"rolled_back_entries,omitempty"`
+	Snapshot   *SnapshotInfo `json:"snapshot,omitempty"`
 
 	// WritesBlocked (leader only) says commits wait because the sync
 	// policy cannot be met and the fallback is block (or has not engaged

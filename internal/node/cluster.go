@@ -241,6 +241,9 @@ func (n *Node) reconcile(st control.State) {
 		// told where it is.
 		n.roleChangedLocked()
 	}
+	if st.Epoch != prev.Epoch && st.Leader != "" {
+		n.metrics.leaderChanges.Inc()
+	}
 	if n.ll != nil {
 		// Leaderless: the control plane holds the ring's membership only;
 		// no node leads the data.

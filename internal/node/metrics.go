@@ -1,6 +1,14 @@
 package node
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/replicant-db/replicant/internal/engine"
@@ -21,6 +29,11 @@ type Metrics struct {
 	truncated    prometheus.Counter
 	failovers    prometheus.Counter
 	events       *prometheus.CounterVec
+	// leaderChanges counts the leaders this node saw appointed (every
+	// node, not only the controller that appointed them).
+	leaderChanges prometheus.Counter
+	// diskBytes is the data directory's size, set by diskLoop.
+	diskBytes prometheus.Gauge
 	// api holds the series the client APIs record into.
 	api *engine.Metrics
 }
@@ -63,6 +76,12 @@ func newMetrics(n *Node) *Metrics {
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "replicant_replication_events_total", Help: "Replication events: sync-promoted, sync-demoted, fallback-engaged, fallback-cleared, follower-unhealthy, follower-healthy.",
 		}, []string{"kind"}),
+		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "replicant_leader_changes_total", Help: "Data leaders this node saw appointed (a new epoch with a leader), counted on every node; the first one after start counts.",
+		}),
+		diskBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "replicant_disk_bytes", Help: "Size of the data directory in bytes (sum of file sizes), sampled every " + diskSampleInterval.String() + ".",
+		}),
 		api: &engine.Metrics{Registry: reg,
 			Ops: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "replicant_ops_total", Help: "API operations by api, command and result.",
@@ -71,7 +90,20 @@ func newMetrics(n *Node) *Metrics {
 				Name: "replicant_op_seconds", Help: "API operation latency by api and command.",
 				Buckets: prometheus.ExponentialBuckets(20e-6, 2, 18),
 			}, []string{"api", "cmd"}),
+			Clients: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+				Name: "replicant_connected_clients", Help: "Open client connections by api (resp, http).",
+			}, []string{"api"}),
 		},
+	}
+	// Both APIs always exist: show 0 rather than nothing before the first
+	// connection.
+	m.api.Clients.WithLabelValues("resp")
+	m.api.Clients.WithLabelValues("http")
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
 	}
 	lsn := func(name, help string, f func() uint64) prometheus.GaugeFunc {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
@@ -79,6 +111,16 @@ func newMetrics(n *Node) *Metrics {
 	reg.MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.writeLatency, m.batchEntries, m.batchBytes, m.syncSeconds, m.expired, m.gcRemoved, m.rolledBack, m.truncated, m.failovers, m.events, m.api.Ops, m.api.OpLatency,
+		m.leaderChanges, m.diskBytes, m.api.Clients, newBuildInfo(n.mode()),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "replicant_epoch", Help: "The cluster's (in multi-leader mode: the site's) epoch as this node knows it; it rises with every leader appointment."}, func() float64 {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			return float64(n.state.Epoch)
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "replicant_control_has_leader", Help: "1 when this node's control plane (raft group) knows its leader, the controller; 0 means it reaches no majority: no failover, membership or policy change can happen."}, func() float64 {
+			return b(n.control != nil && n.control.ControllerID() != "")
+		}),
+		lsn("replicant_replica_lag_entries", "On a follower: entries the leader holds (as its latest message said) beyond what this node can serve.", n.lagEntries),
 		lsn("replicant_last_lsn", "Last LSN in the local log.", func() uint64 { return n.store.State().LastLSN }),
 		lsn("replicant_applied_lsn", "Last LSN applied to the local state.", func() uint64 { return n.store.State().AppliedLSN }),
 		lsn("replicant_commit_lsn", "Commit LSN this node reads at.", func() uint64 { l, _, _ := n.readPosition(); return l }),
@@ -92,7 +134,131 @@ func newMetrics(n *Node) *Metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "replicant_replica_lag_seconds", Help: "On a follower: how far its readable state is behind the leader."}, n.lagSeconds),
 		newFollowerCollector(n),
 	)
+	if n.mode() != engine.ModeLeaderless {
+		// Leaderless mode has no data leader: a gauge stuck at 0 there would
+		// only trip has_leader alerts.
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "replicant_has_leader",
+			Help: "1 while this node is the data leader with a valid lease, or a follower whose stream from the leader is up."}, func() float64 { return b(n.hasLeader()) }))
+	}
 	return m
+}
+
+// hasLeader reports whether this node is in touch with a data leader: it
+// leads with a valid lease, or its stream from the leader is up (also
+// while it installs a snapshot or catches up).
+func (n *Node) hasLeader() bool {
+	n.mu.Lock()
+	l, fo := n.leader, n.follower
+	n.mu.Unlock()
+	switch {
+	case l != nil:
+		return n.leaseValid(l.Epoch())
+	case fo != nil:
+		switch fo.f.State() {
+		case replication.FollowerStreaming, replication.FollowerCatchingUp, replication.FollowerSnapshotting:
+			return true
+		}
+	}
+	return false
+}
+
+// lagEntries is, on a follower, how many entries the leader holds beyond
+// what this node serves (0 elsewhere).
+func (n *Node) lagEntries() uint64 {
+	n.mu.Lock()
+	fo := n.follower
+	n.mu.Unlock()
+	if fo == nil {
+		return 0
+	}
+	last, read := fo.f.Status().LeaderLast, fo.f.ReadLSN()
+	if last <= read {
+		return 0
+	}
+	return last - read
+}
+
+// newBuildInfo is replicant_build_info: constant 1, its labels the build.
+// The version and commit are what the Go toolchain stamped into the binary
+// (go build in a git checkout records the revision; "(devel)" and
+// "unknown" otherwise).
+func newBuildInfo(mode string) prometheus.Gauge {
+	version, commit := "(devel)", "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			version = bi.Main.Version
+		}
+		modified := false
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				commit = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+		if modified && commit != "unknown" {
+			commit += "-dirty"
+		}
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "replicant_build_info", Help: "Always 1; the labels say which build runs, in which mode.",
+		ConstLabels: prometheus.Labels{"version": version, "commit": commit, "go_version": runtime.Version(), "mode": mode}})
+	g.Set(1)
+	return g
+}
+
+// diskSampleInterval is how often the data directory is measured: walking
+// it costs a stat per file, too much for every scrape of a large store, and
+// its size changes slowly next to a scrape interval.
+const diskSampleInterval = 15 * time.Second
+
+// diskLoop keeps replicant_disk_bytes current.
+func (n *Node) diskLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(diskSampleInterval)
+	defer t.Stop()
+	for {
+		if size, err := dirSize(n.cfg.DataDir); err == nil {
+			n.metrics.diskBytes.Set(float64(size))
+		} else {
+			n.log.Debug("measure the data directory", "err", err)
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// dirSize sums the sizes of the regular files under dir. Files that vanish
+// while it walks (compactions, segment removal) are skipped.
+func dirSize(dir string) (uint64, error) {
+	var total uint64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		total += uint64(info.Size())
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("node: size of %s: %w", dir, err)
+	}
+	return total, nil
 }
 
 // Metrics returns the node's metrics for API packages to record into.
@@ -111,6 +277,7 @@ func (m *Metrics) observeBatch(s replication.BatchStats) {
 type followerCollector struct {
 	n                                *Node
 	lagEntries, lagSeconds, sync, ok *prometheus.Desc
+	lagBytes                         *prometheus.Desc
 }
 
 func newFollowerCollector(n *Node) *followerCollector {
@@ -120,6 +287,8 @@ func newFollowerCollector(n *Node) *followerCollector {
 		lagSeconds: prometheus.NewDesc("replicant_follower_lag_seconds", "Age of the oldest entry the follower has not applied.", l, nil),
 		sync:       prometheus.NewDesc("replicant_follower_sync", "1 when the follower's acknowledgements count for commit.", l, nil),
 		ok:         prometheus.NewDesc("replicant_follower_healthy", "1 when the follower is healthy.", l, nil),
+		lagBytes: prometheus.NewDesc("replicant_follower_lag_bytes",
+			"Encoded log bytes the leader holds beyond the follower's applied LSN (exact for recent batches, estimated from the store for older entries).", l, nil),
 	}
 }
 
@@ -128,6 +297,7 @@ func (c *followerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.lagSeconds
 	ch <- c.sync
 	ch <- c.ok
+	ch <- c.lagBytes
 }
 
 func (c *followerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -146,5 +316,6 @@ func (c *followerCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.lagSeconds, prometheus.GaugeValue, p.LagSeconds, p.ID)
 		ch <- prometheus.MustNewConstMetric(c.sync, prometheus.GaugeValue, b(p.Sync), p.ID)
 		ch <- prometheus.MustNewConstMetric(c.ok, prometheus.GaugeValue, b(p.Healthy), p.ID)
+		ch <- prometheus.MustNewConstMetric(c.lagBytes, prometheus.GaugeValue, float64(l.LagBytes(p.Applied)), p.ID)
 	}
 }

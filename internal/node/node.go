@@ -271,7 +271,8 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n.bootEpoch = n.control.State().Epoch
 	n.bootLast = st.State().LastLSN
-	n.wg.Add(5)
+	n.wg.Add(6)
+	go n.diskLoop()
 	go n.leaseLoop()
 	go n.reconcileLoop()
 	go n.expireLoop()

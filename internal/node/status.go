@@ -62,6 +62,9 @@ func (n *Node) Status() engine.Status {
 		}
 		s.CommitLSN = fo.f.CommitLSN()
 		s.LagSeconds = n.lagSeconds()
+		if read := fo.f.ReadLSN(); fs.LeaderLast > read {
+			s.LagEntries = fs.LeaderLast - read
+		}
 		s.RolledBack = fs.RolledBack
 		if fs.SnapshotLSN != 0 {
 			s.Snapshot = &engine.SnapshotInfo{LSN: fs.SnapshotLSN, Bytes: fs.SnapshotBytes}
@@ -103,9 +106,12 @@ func (n *Node) Status() engine.Status {
 			ms = p
 			ms.Role = "follower"
 		} else if m.ID == cs.Leader {
-			// A follower knows the leader only through its own stream: no
-			// positions of the leader's are reported here.
-			ms.Role, ms.Healthy, ms.State = "leader", fo != nil && fo.f.Status().State == replication.FollowerStreaming, "leading"
+			ms = leaderRow(m.ID, fo)
+		} else if leader == nil {
+			// Neither this node's own progress (it does not lead) nor a
+			// fresh view relayed by the leader: say so, rather than zeros
+			// that read as a member that fell behind.
+			ms.State, ms.Reason = "unknown", "no recent view of this member from the leader (this node does not stream from it now)"
 		}
 		for _, id := range cs.SyncSet {
 			if id == m.ID {
@@ -116,4 +122,31 @@ func (n *Node) Status() engine.Status {
 		s.Members = append(s.Members, ms)
 	}
 	return s
+}
+
+// leaderRow is the leader as a follower knows it: from its own stream, so
+// only while that stream is up. The leader holds (and has applied: a
+// leader writes an entry and its versions in one batch) its last LSN, and
+// holds durably at least the commit LSN it sent (it never commits past its
+// own fsync); neither is relayed more often than the leader sends
+// messages, hence the view's age.
+func leaderRow(id string, fo *follower) engine.MemberStatus {
+	ms := engine.MemberStatus{ID: id, Role: "leader", State: "leading"}
+	if fo == nil || fo.leaderID != id {
+		ms.State, ms.Reason = "unknown", "this node does not stream from the leader now"
+		return ms
+	}
+	fs := fo.f.Status()
+	ms.Healthy = fs.State == replication.FollowerStreaming
+	if !ms.Healthy {
+		ms.Reason = fmt.Sprintf("this node's stream from the leader is %s", fs.State)
+	}
+	if fs.LastContact.IsZero() {
+		return ms
+	}
+	ms.ReceivedLSN, ms.AppliedLSN = fs.LeaderLast, fs.LeaderLast
+	ms.DurableLSN = min(fs.LeaderCommit, fs.LeaderLast)
+	ms.MatchLSN = ms.DurableLSN
+	ms.ViewAgeSeconds = max(time.Since(fs.LastContact).Seconds(), 1e-3)
+	return ms
 }

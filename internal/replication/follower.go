@@ -53,10 +53,13 @@ type FollowerConfig struct {
 
 // FollowerStatus describes the follower side of replication.
 type FollowerStatus struct {
-	Leader        string
-	State         FollowerState
-	Reason        string // why (e.g. why a snapshot was needed)
-	LeaderCommit  uint64
+	Leader       string
+	State        FollowerState
+	Reason       string // why (e.g. why a snapshot was needed)
+	LeaderCommit uint64
+	// LeaderLast is the leader's last LSN as its latest message said (what
+	// the leader holds; the follower's lag in entries is measured to it).
+	LeaderLast    uint64
 	LastContact   time.Time
 	SnapshotBytes uint64
 	SnapshotLSN   uint64
@@ -148,6 +151,7 @@ func (f *Follower) Status() FollowerStatus {
 	defer f.mu.Unlock()
 	s := f.st
 	s.LeaderCommit = f.commit.Load()
+	s.LeaderLast = f.leaderLast.Load()
 	s.LastContact = f.LastContact()
 	return s
 }

@@ -80,6 +80,10 @@ func NewWithConfig(b engine.Engine, log *slog.Logger, cfg Config) *Server {
 		s.setToken(w, b.Token())
 		fmt.Fprintln(w, "ok")
 	})
+	// Load balancer checks (health.go): 200 only on the leader, or only on
+	// a replica within ?max_lag=; no password, as /healthz.
+	mux.HandleFunc("GET /v1/health/leader", s.health(checkLeader))
+	mux.HandleFunc("GET /v1/health/replica", s.health(checkReplica))
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		s.setToken(w, b.Token())
 		if err := b.Ready(); err != nil {
@@ -100,6 +104,7 @@ func NewWithConfig(b engine.Engine, log *slog.Logger, cfg Config) *Server {
 		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ConnState:         s.countConns(),
 	}
 	return s
 }

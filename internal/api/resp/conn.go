@@ -115,6 +115,10 @@ func (s *Server) acceptLoop(ln net.Listener, closing *atomic.Bool, serve func(ne
 // client quits, or ctx ends. The connection counts in s.clients on entry.
 func (s *Server) serveConn(ctx context.Context, nc net.Conn, lim limits, needAuth bool) {
 	defer s.clients.Add(-1)
+	if s.connGauge != nil {
+		s.connGauge.Inc()
+		defer s.connGauge.Dec()
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cn := &conn{nc: nc}

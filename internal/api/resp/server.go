@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/replicant-db/replicant/internal/engine"
 )
 
@@ -43,6 +45,9 @@ type Server struct {
 	mu      sync.Mutex
 	closed  bool
 	cancels map[*int]context.CancelFunc
+
+	// connGauge is replicant_connected_clients{api="resp"} (nil: none).
+	connGauge prometheus.Gauge
 }
 
 // New returns a server for b with the default Config. logger may be nil.
@@ -68,6 +73,7 @@ func NewWithConfig(b engine.Engine, logger *slog.Logger, cfg Config) *Server {
 	s.cmds = s.commandTable()
 	m := b.Metrics()
 	s.unknown = newCmdMetrics(m, "unknown")
+	s.connGauge = m.ClientGauge("resp")
 	for _, c := range s.cmds {
 		c.metrics = newCmdMetrics(m, c.name)
 	}
