@@ -1,0 +1,424 @@
+package check
+
+import (
+	"math"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// LostResult is what became of acknowledged inserts.
+type LostResult struct {
+	Acked int  `json:"acked"` // inserts acknowledged
+	Lost  []Op `json:"lost"`  // acknowledged, yet absent (or another value) at the end
+	// Unacked is how many inserts of unknown outcome are present at the
+	// end: writes the client cannot count on, which survived anyway.
+	Unacked int `json:"unknown_present"`
+}
+
+// Lost finds acknowledged inserts that the final reads do not hold.
+func Lost(h *History) LostResult {
+	var r LostResult
+	for _, op := range h.Ops {
+		if op.Kind != Insert {
+			continue
+		}
+		v, ok := h.Final[op.Key]
+		switch op.Outcome {
+		case Ok:
+			r.Acked++
+			if !ok || v != op.Value {
+				r.Lost = append(r.Lost, op)
+			}
+		case Unknown:
+			if ok && v == op.Value {
+				r.Unacked++
+			}
+		}
+	}
+	return r
+}
+
+// StaleRead is a read that certainly broke linearizability: it returned
+// Read's value although Newer, another write of the key begun after the
+// value's write ended, was acknowledged before Read began.
+type StaleRead struct {
+	Read  Op `json:"read"`
+	Wrote Op `json:"wrote"` // the write whose value the read returned (Found)
+	Newer Op `json:"newer"`
+}
+
+// LinResult is the linearizability check of one history.
+type LinResult struct {
+	// Verdict is "linearizable", "not linearizable" or "unknown" (the
+	// search timed out without finding a certainly stale read).
+	Verdict string      `json:"verdict"`
+	Ops     int         `json:"ops"`
+	Pending int         `json:"pending"` // writes of unknown outcome
+	Stale   []StaleRead `json:"stale,omitempty"`
+}
+
+type regInput struct {
+	write bool
+	value int64
+}
+
+type regOutput struct {
+	found bool
+	value int64
+}
+
+// registerModel: one key's register; every value is unique.
+var registerModel = porcupine.Model{
+	Init: func() any { return regOutput{} },
+	Step: func(state, input, output any) (bool, any) {
+		st, in := state.(regOutput), input.(regInput)
+		if in.write {
+			return true, regOutput{found: true, value: in.value}
+		}
+		return output.(regOutput) == st, st
+	},
+	Equal: func(a, b any) bool { return a.(regOutput) == b.(regOutput) },
+}
+
+// Linearizability checks the writes and inserts and the linearizable reads
+// of h against a register per key (porcupine), within timeout; failed
+// operations are left out and writes of unknown outcome may take effect
+// any time after they began.
+func Linearizability(h *History, timeout time.Duration) LinResult {
+	byKey := map[string][]porcupine.Operation{}
+	res := LinResult{}
+	for _, op := range h.Ops {
+		if op.Outcome == Fail {
+			continue
+		}
+		var po porcupine.Operation
+		switch {
+		case op.Kind == Write || op.Kind == Insert:
+			po = porcupine.Operation{ClientId: op.Process, Input: regInput{write: true, value: op.Value}, Output: regOutput{},
+				Call: int64(op.Start), Return: int64(op.End)}
+			if op.Outcome == Unknown {
+				po.Return = math.MaxInt64
+				res.Pending++
+			}
+		case op.Kind == Read && op.Consistency == Linearizable && op.Outcome == Ok:
+			po = porcupine.Operation{ClientId: op.Process, Input: regInput{}, Output: regOutput{found: op.Found, value: op.Value},
+				Call: int64(op.Start), Return: int64(op.End)}
+		default:
+			continue
+		}
+		byKey[op.Key] = append(byKey[op.Key], po)
+		res.Ops++
+	}
+	res.Stale = staleReads(h)
+	verdict := porcupine.Ok
+	keys := make([]string, 0, len(byKey))
+	for k := range byKey {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	deadline := time.Now().Add(timeout)
+	for _, k := range keys {
+		left := time.Until(deadline)
+		if left <= 0 {
+			verdict = porcupine.Unknown
+			break
+		}
+		switch porcupine.CheckOperationsTimeout(registerModel, byKey[k], left) {
+		case porcupine.Illegal:
+			verdict = porcupine.Illegal
+		case porcupine.Unknown:
+			if verdict == porcupine.Ok {
+				verdict = porcupine.Unknown
+			}
+		}
+		if verdict == porcupine.Illegal {
+			break
+		}
+	}
+	switch {
+	case verdict == porcupine.Illegal || len(res.Stale) > 0:
+		res.Verdict = "not linearizable"
+	case verdict == porcupine.Unknown:
+		res.Verdict = "unknown"
+	default:
+		res.Verdict = "linearizable"
+	}
+	return res
+}
+
+// staleReads finds linearizable reads that certainly returned an
+// overwritten value: a direct search that explains a porcupine failure
+// and still decides when porcupine times out.
+func staleReads(h *History) []StaleRead {
+	type wkey struct {
+		key   string
+		value int64
+	}
+	writeOf := map[wkey]Op{}
+	writes := map[string][]Op{} // acknowledged writes per key
+	for _, op := range h.Ops {
+		if (op.Kind == Write || op.Kind == Insert) && op.Outcome != Fail {
+			writeOf[wkey{op.Key, op.Value}] = op
+			if op.Outcome == Ok {
+				writes[op.Key] = append(writes[op.Key], op)
+			}
+		}
+	}
+	var out []StaleRead
+	for _, r := range h.Ops {
+		if r.Kind != Read || r.Consistency != Linearizable || r.Outcome != Ok || !r.Found {
+			continue
+		}
+		w, ok := writeOf[wkey{r.Key, r.Value}]
+		if !ok {
+			continue
+		}
+		for _, w2 := range writes[r.Key] {
+			if w2.Value != w.Value && w2.Start > w.End && w2.End < r.Start {
+				out = append(out, StaleRead{Read: r, Wrote: w, Newer: w2})
+				break
+			}
+		}
+	}
+	return out
+}
+
+// SessionViolation is a session read that broke a session guarantee.
+type SessionViolation struct {
+	Guarantee string `json:"guarantee"` // "read-your-writes" or "monotonic-reads"
+	Read      Op     `json:"read"`
+	// Saw is the LSN of the write the read returned (0: not found), Want
+	// the LSN the session had already written or read.
+	Saw  uint64 `json:"saw_lsn"`
+	Want uint64 `json:"want_lsn"`
+}
+
+// SessionResult is the check of the session guarantees.
+type SessionResult struct {
+	Reads      int                `json:"reads"`
+	Violations []SessionViolation `json:"violations,omitempty"`
+}
+
+// Sessions checks read-your-writes and monotonic reads for every
+// process's session and linearizable reads, in the order the process made
+// them. A write is placed by the LSN it was acknowledged at (values are
+// unique per key, so a read names its write); reads of a value whose
+// write has no known LSN are not judged. Single-leader LSNs only: in
+// multi-leader and leaderless modes LSNs are not comparable across nodes.
+func Sessions(h *History) SessionResult {
+	type wkey struct {
+		key   string
+		value int64
+	}
+	lsnOf := map[wkey]uint64{}
+	for _, op := range h.Ops {
+		if (op.Kind == Write || op.Kind == Insert) && op.Outcome == Ok && op.LSN > 0 {
+			lsnOf[wkey{op.Key, op.Value}] = op.LSN
+		}
+	}
+	procs := map[int][]Op{}
+	for _, op := range h.Ops {
+		procs[op.Process] = append(procs[op.Process], op)
+	}
+	ids := make([]int, 0, len(procs))
+	for id := range procs {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	var res SessionResult
+	for _, id := range ids {
+		ops := procs[id]
+		slices.SortStableFunc(ops, func(a, b Op) int { return int(a.Start - b.Start) })
+		wrote, read := map[string]uint64{}, map[string]uint64{}
+		for _, op := range ops {
+			switch {
+			case (op.Kind == Write || op.Kind == Insert) && op.Outcome == Ok:
+				wrote[op.Key] = max(wrote[op.Key], op.LSN)
+			case op.Kind == Read && op.Outcome == Ok && (op.Consistency == Session || op.Consistency == Linearizable):
+				res.Reads++
+				var saw uint64
+				if op.Found {
+					var known bool
+					if saw, known = lsnOf[wkey{op.Key, op.Value}]; !known {
+						continue
+					}
+				}
+				if w := wrote[op.Key]; saw < w {
+					res.Violations = append(res.Violations, SessionViolation{Guarantee: "read-your-writes", Read: op, Saw: saw, Want: w})
+				} else if r := read[op.Key]; saw < r {
+					res.Violations = append(res.Violations, SessionViolation{Guarantee: "monotonic-reads", Read: op, Saw: saw, Want: r})
+				}
+				read[op.Key] = max(read[op.Key], saw)
+			}
+		}
+	}
+	return res
+}
+
+// StaleResult measures how far behind eventual reads were.
+type StaleResult struct {
+	Reads int `json:"reads"`
+	Stale int `json:"stale"` // reads that missed an acknowledged newer write
+	// MaxBehind is the most acknowledged newer writes one read missed;
+	// MaxAge and P99Age how long before the read began the first write it
+	// missed had been acknowledged.
+	MaxBehind int           `json:"max_behind_writes"`
+	MaxAge    time.Duration `json:"max_age"`
+	P99Age    time.Duration `json:"p99_age"`
+}
+
+// Staleness measures the eventual reads of h against the acknowledged
+// writes (placed by LSN) that ended before each read began.
+func Staleness(h *History) StaleResult {
+	type wkey struct {
+		key   string
+		value int64
+	}
+	lsnOf := map[wkey]uint64{}
+	writes := map[string][]Op{}
+	for _, op := range h.Ops {
+		if (op.Kind == Write || op.Kind == Insert) && op.Outcome == Ok && op.LSN > 0 {
+			lsnOf[wkey{op.Key, op.Value}] = op.LSN
+			writes[op.Key] = append(writes[op.Key], op)
+		}
+	}
+	var res StaleResult
+	var ages []time.Duration
+	for _, r := range h.Ops {
+		if r.Kind != Read || r.Consistency != Eventual || r.Outcome != Ok {
+			continue
+		}
+		var saw uint64
+		if r.Found {
+			var ok bool
+			if saw, ok = lsnOf[wkey{r.Key, r.Value}]; !ok {
+				continue
+			}
+		}
+		res.Reads++
+		behind := 0
+		first := time.Duration(-1)
+		for _, w := range writes[r.Key] {
+			if w.End < r.Start && w.LSN > saw {
+				behind++
+				if first < 0 || w.End < first {
+					first = w.End
+				}
+			}
+		}
+		if behind == 0 {
+			continue
+		}
+		res.Stale++
+		res.MaxBehind = max(res.MaxBehind, behind)
+		age := r.Start - first
+		res.MaxAge = max(res.MaxAge, age)
+		ages = append(ages, age)
+	}
+	if len(ages) > 0 {
+		slices.Sort(ages)
+		res.P99Age = ages[(len(ages)*99)/100]
+	}
+	return res
+}
+
+// CounterResult is one counter's final value against its increments.
+type CounterResult struct {
+	Key     string `json:"key"`
+	Final   int64  `json:"final"`
+	Acked   int64  `json:"acked"`   // sum of acknowledged increments
+	Unknown int64  `json:"unknown"` // sum of increments of unknown outcome
+	// Verdict: "ok" (Acked <= Final <= Acked+Unknown), "lost increments"
+	// or "phantom increments".
+	Verdict string `json:"verdict"`
+}
+
+// Counters compares every counter's final value with the increments
+// made to it (deltas are positive).
+func Counters(h *History) []CounterResult {
+	by := map[string]*CounterResult{}
+	for _, op := range h.Ops {
+		if op.Kind != Incr || op.Outcome == Fail {
+			continue
+		}
+		c := by[op.Key]
+		if c == nil {
+			c = &CounterResult{Key: op.Key}
+			by[op.Key] = c
+		}
+		if op.Outcome == Ok {
+			c.Acked += op.Delta
+		} else {
+			c.Unknown += op.Delta
+		}
+	}
+	out := make([]CounterResult, 0, len(by))
+	for k, c := range by {
+		c.Final = h.Final[k]
+		switch {
+		case c.Final < c.Acked:
+			c.Verdict = "lost increments"
+		case c.Final > c.Acked+c.Unknown:
+			c.Verdict = "phantom increments"
+		default:
+			c.Verdict = "ok"
+		}
+		out = append(out, *c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// FaultAvailability is how a fault affected writes.
+type FaultAvailability struct {
+	Fault Fault `json:"fault"`
+	// FirstAck is the time from the fault to the first acknowledged write
+	// begun after it (-1: none in the run).
+	FirstAck time.Duration `json:"first_ack"`
+	// LongestGap is the longest time without an acknowledged write from
+	// the fault until it was healed (or the run ended).
+	LongestGap time.Duration `json:"longest_gap"`
+}
+
+// Availability measures, per fault, how long writes were unavailable.
+func Availability(h *History) []FaultAvailability {
+	var acks []Op
+	var runEnd time.Duration
+	for _, op := range h.Ops {
+		runEnd = max(runEnd, op.End)
+		if op.Kind != Read && op.Outcome == Ok {
+			acks = append(acks, op)
+		}
+	}
+	slices.SortFunc(acks, func(a, b Op) int { return int(a.End - b.End) })
+	var out []FaultAvailability
+	for _, f := range h.Faults {
+		fa := FaultAvailability{Fault: f, FirstAck: -1}
+		for _, a := range acks {
+			if a.Start >= f.Start && (fa.FirstAck < 0 || a.End-f.Start < fa.FirstAck) {
+				fa.FirstAck = a.End - f.Start
+			}
+		}
+		until := f.Healed
+		if until <= f.Start {
+			until = runEnd
+		}
+		prev := f.Start
+		for _, a := range acks {
+			if a.End <= f.Start {
+				continue
+			}
+			if a.End > until {
+				break
+			}
+			fa.LongestGap = max(fa.LongestGap, a.End-prev)
+			prev = a.End
+		}
+		fa.LongestGap = max(fa.LongestGap, until-prev)
+		out = append(out, fa)
+	}
+	return out
+}

@@ -1,0 +1,177 @@
+package check
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Verdict says whether one promise held in a run.
+type Verdict struct {
+	Promise string `json:"promise"`
+	// Promised: the setup promises it (a lost write under async is not a
+	// broken promise, it is the trade-off async makes).
+	Promised bool   `json:"promised"`
+	Held     bool   `json:"held"`
+	Detail   string `json:"detail"`
+}
+
+// Report is everything the checkers found in one history.
+type Report struct {
+	Setup        map[string]string   `json:"setup,omitempty"`
+	Operations   int                 `json:"operations"`
+	Acknowledged int                 `json:"acknowledged_writes"`
+	Lost         LostResult          `json:"lost"`
+	Linear       LinResult           `json:"linearizability"`
+	Sessions     SessionResult       `json:"sessions"`
+	Stale        StaleResult         `json:"eventual_reads"`
+	Counters     []CounterResult     `json:"counters,omitempty"`
+	Availability []FaultAvailability `json:"availability,omitempty"`
+	Verdicts     []Verdict           `json:"verdicts"`
+}
+
+// Analyze runs every checker on h. Which promises the setup makes comes
+// from h.Setup["sync"]: under "async" (or no sync policy) acknowledged
+// writes may be lost in a failover.
+func Analyze(h *History, linTimeout time.Duration) Report {
+	r := Report{Setup: h.Setup, Operations: len(h.Ops)}
+	for _, op := range h.Ops {
+		if op.Kind != Read && op.Outcome == Ok {
+			r.Acknowledged++
+		}
+	}
+	r.Lost = Lost(h)
+	r.Linear = Linearizability(h, linTimeout)
+	r.Sessions = Sessions(h)
+	r.Stale = Staleness(h)
+	r.Counters = Counters(h)
+	r.Availability = Availability(h)
+
+	sync := strings.TrimSpace(h.Setup["sync"])
+	durable := sync != "" && !strings.EqualFold(sync, "async")
+	r.Verdicts = append(r.Verdicts, Verdict{
+		Promise:  "no acknowledged write is lost",
+		Promised: durable,
+		Held:     len(r.Lost.Lost) == 0,
+		Detail:   fmt.Sprintf("%d of %d acknowledged inserts lost", len(r.Lost.Lost), r.Lost.Acked),
+	})
+	lostIncr := 0
+	for _, c := range r.Counters {
+		if c.Verdict != "ok" {
+			lostIncr++
+		}
+	}
+	if len(r.Counters) > 0 {
+		r.Verdicts = append(r.Verdicts, Verdict{
+			Promise:  "counters count every acknowledged increment, and only increments sent",
+			Promised: durable,
+			Held:     lostIncr == 0,
+			Detail:   fmt.Sprintf("%d of %d counters wrong", lostIncr, len(r.Counters)),
+		})
+	}
+	r.Verdicts = append(r.Verdicts, Verdict{
+		Promise:  "leader reads are linearizable",
+		Promised: true,
+		Held:     r.Linear.Verdict != "not linearizable",
+		Detail:   fmt.Sprintf("%s over %d operations (%d writes of unknown outcome, %d certainly stale reads)", r.Linear.Verdict, r.Linear.Ops, r.Linear.Pending, len(r.Linear.Stale)),
+	})
+	ryw, mono := 0, 0
+	for _, v := range r.Sessions.Violations {
+		if v.Guarantee == "read-your-writes" {
+			ryw++
+		} else {
+			mono++
+		}
+	}
+	r.Verdicts = append(r.Verdicts,
+		Verdict{Promise: "session reads see the session's own writes", Promised: true, Held: ryw == 0,
+			Detail: fmt.Sprintf("%d violations in %d session reads", ryw, r.Sessions.Reads)},
+		Verdict{Promise: "session reads never go back in time", Promised: true, Held: mono == 0,
+			Detail: fmt.Sprintf("%d violations in %d session reads", mono, r.Sessions.Reads)},
+	)
+	return r
+}
+
+// Passed reports whether every promised verdict held.
+func (r Report) Passed() bool {
+	for _, v := range r.Verdicts {
+		if v.Promised && !v.Held {
+			return false
+		}
+	}
+	return true
+}
+
+// WriteJSON writes the report as JSON.
+func (r Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteText writes the report for a terminal.
+func (r Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	if len(r.Setup) > 0 {
+		fmt.Fprintf(&b, "setup: mode=%s sync=%q nodes=%s nemesis=%s duration=%s seed=%s\n",
+			r.Setup["mode"], r.Setup["sync"], r.Setup["nodes"], r.Setup["nemesis"], r.Setup["duration"], r.Setup["seed"])
+	}
+	fmt.Fprintf(&b, "operations: %d, acknowledged writes: %d\n", r.Operations, r.Acknowledged)
+	fmt.Fprintf(&b, "lost acknowledged writes: %d of %d inserts", len(r.Lost.Lost), r.Lost.Acked)
+	if r.Lost.Unacked > 0 {
+		fmt.Fprintf(&b, " (%d writes of unknown outcome survived)", r.Lost.Unacked)
+	}
+	b.WriteString("\n")
+	for i, op := range r.Lost.Lost {
+		if i == 10 {
+			fmt.Fprintf(&b, "  … and %d more\n", len(r.Lost.Lost)-10)
+			break
+		}
+		fmt.Fprintf(&b, "  lost: %s=%d acknowledged by %s at %s (epoch %d, LSN %d)\n", op.Key, op.Value, op.Node, op.End.Round(time.Millisecond), op.Epoch, op.LSN)
+	}
+	fmt.Fprintf(&b, "linearizability of leader reads: %s (%d ops, %d pending)\n", r.Linear.Verdict, r.Linear.Ops, r.Linear.Pending)
+	for i, s := range r.Linear.Stale {
+		if i == 5 {
+			break
+		}
+		fmt.Fprintf(&b, "  stale: read of %s on %s at %s returned %d, overwritten by %d acknowledged at %s\n",
+			s.Read.Key, s.Read.Node, s.Read.Start.Round(time.Millisecond), s.Read.Value, s.Newer.Value, s.Newer.End.Round(time.Millisecond))
+	}
+	fmt.Fprintf(&b, "session reads: %d, violations: %d\n", r.Sessions.Reads, len(r.Sessions.Violations))
+	for i, v := range r.Sessions.Violations {
+		if i == 5 {
+			break
+		}
+		fmt.Fprintf(&b, "  %s: %s on %s at %s saw LSN %d, the session had %d\n", v.Guarantee, v.Read.Key, v.Read.Node, v.Read.Start.Round(time.Millisecond), v.Saw, v.Want)
+	}
+	fmt.Fprintf(&b, "eventual reads: %d, stale: %d (at most %d writes behind; age max %s, p99 %s)\n",
+		r.Stale.Reads, r.Stale.Stale, r.Stale.MaxBehind, r.Stale.MaxAge.Round(time.Millisecond), r.Stale.P99Age.Round(time.Millisecond))
+	for _, c := range r.Counters {
+		fmt.Fprintf(&b, "counter %s: final %d, acknowledged %d, unknown %d: %s\n", c.Key, c.Final, c.Acked, c.Unknown, c.Verdict)
+	}
+	for _, a := range r.Availability {
+		first := "none"
+		if a.FirstAck >= 0 {
+			first = a.FirstAck.Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(&b, "fault %s on %s at %s: first acknowledged write after %s, longest gap %s\n",
+			a.Fault.Kind, a.Fault.Node, a.Fault.Start.Round(time.Millisecond), first, a.LongestGap.Round(time.Millisecond))
+	}
+	b.WriteString("verdicts:\n")
+	for _, v := range r.Verdicts {
+		mark := "held"
+		switch {
+		case !v.Held && v.Promised:
+			mark = "BROKEN"
+		case !v.Held:
+			mark = "not promised, and did not hold"
+		case !v.Promised:
+			mark = "held (not promised by this setup)"
+		}
+		fmt.Fprintf(&b, "  %-70s %s — %s\n", v.Promise+":", mark, v.Detail)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

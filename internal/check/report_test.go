@@ -1,0 +1,74 @@
+package check
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSchedule(t *testing.T) {
+	kinds := []string{"kill-leader", "pause-leader", "kill-follower"}
+	a := Schedule(7, 2*time.Minute, kinds)
+	if b := Schedule(7, 2*time.Minute, kinds); !slices.Equal(a, b) {
+		t.Fatal("the same seed gave another schedule")
+	}
+	if c := Schedule(8, 2*time.Minute, kinds); slices.Equal(a, c) {
+		t.Fatal("another seed gave the same schedule")
+	}
+	if len(a) < 6 {
+		t.Fatalf("%d faults in 2 minutes", len(a))
+	}
+	seen := map[string]bool{}
+	prev := time.Duration(0)
+	for _, f := range a {
+		seen[f.Kind] = true
+		if f.At < prev+2*time.Second || f.Heal <= f.At || f.Heal > 2*time.Minute-5*time.Second {
+			t.Fatalf("fault %+v overlaps the previous (healed %s) or ends too late", f, prev)
+		}
+		prev = f.Heal
+	}
+	if len(seen) != len(kinds) {
+		t.Fatalf("kinds used: %v", seen)
+	}
+	if Schedule(1, time.Minute, nil) != nil {
+		t.Fatal("no kinds, yet faults")
+	}
+}
+
+func TestParseNemeses(t *testing.T) {
+	got, err := ParseNemeses("kill-leader, pause-follower,kill-leader")
+	if err != nil || !slices.Equal(got, []string{"kill-leader", "pause-follower"}) {
+		t.Fatalf("%v, %v", got, err)
+	}
+	if got, err := ParseNemeses("none"); err != nil || got != nil {
+		t.Fatalf("none: %v, %v", got, err)
+	}
+	if _, err := ParseNemeses("kill-everything"); err == nil || !strings.Contains(err.Error(), "kill-everything") {
+		t.Fatalf("unknown nemesis: %v", err)
+	}
+}
+
+// A lost write breaks the promise under a sync policy and is the known
+// trade-off under async; the text report says which.
+func TestAnalyzeVerdicts(t *testing.T) {
+	h := &History{Ops: []Op{ins(1, "a", 1, Ok), ins(1, "b", 2, Ok)}, Final: map[string]int64{"a": 1}}
+	h.Setup = map[string]string{"sync": "FIRST 1 (*)"}
+	r := Analyze(h, time.Second)
+	if r.Passed() || r.Verdicts[0].Held || !r.Verdicts[0].Promised {
+		t.Fatalf("a lost write under FIRST 1 passed: %+v", r.Verdicts)
+	}
+	var b strings.Builder
+	if err := r.WriteText(&b); err != nil || !strings.Contains(b.String(), "BROKEN") || !strings.Contains(b.String(), "lost: b=2") {
+		t.Fatalf("text report:\n%s", b.String())
+	}
+	h.Setup = map[string]string{"sync": "async"}
+	if r := Analyze(h, time.Second); !r.Passed() || r.Verdicts[0].Promised {
+		t.Fatalf("a lost write under async failed the run: %+v", r.Verdicts)
+	}
+	h.Final["b"] = 2
+	h.Setup = map[string]string{"sync": "FIRST 1 (*)"}
+	if r := Analyze(h, time.Second); !r.Passed() {
+		t.Fatalf("a clean history failed: %+v", r.Verdicts)
+	}
+}
