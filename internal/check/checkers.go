@@ -205,8 +205,9 @@ type SessionResult struct {
 // Sessions checks read-your-writes and monotonic reads for every
 // process's session and linearizable reads, in the order the process made
 // them. A write is placed by the LSN it was acknowledged at (values are
-// unique per key, so a read names its write); reads of a value whose
-// write has no known LSN are not judged. Single-leader LSNs only: in
+// unique per key, so a read names its write) or, for a write of unknown
+// outcome, by the version LSN the read reported; reads of a value placed
+// by neither are not judged. Single-leader LSNs only: in
 // multi-leader and leaderless modes LSNs are not comparable across nodes.
 func Sessions(h *History) SessionResult {
 	type wkey struct {
@@ -243,7 +244,9 @@ func Sessions(h *History) SessionResult {
 				if op.Found {
 					var known bool
 					if saw, known = lsnOf[wkey{op.Key, op.Value}]; !known {
-						continue
+						if saw = op.VersionLSN; saw == 0 {
+							continue
+						}
 					}
 				}
 				if w := wrote[op.Key]; saw < w {
@@ -295,7 +298,9 @@ func Staleness(h *History) StaleResult {
 		if r.Found {
 			var ok bool
 			if saw, ok = lsnOf[wkey{r.Key, r.Value}]; !ok {
-				continue
+				if saw = r.VersionLSN; saw == 0 {
+					continue
+				}
 			}
 		}
 		res.Reads++

@@ -61,6 +61,9 @@ type Op struct {
 	// an acknowledged write, the entry that holds it.
 	LSN   uint64 `json:"lsn,omitempty"`
 	Epoch uint64 `json:"epoch,omitempty"`
+	// VersionLSN of a read that found a value: the LSN of the version it
+	// returned (the entry that wrote it), as the node reported it.
+	VersionLSN uint64 `json:"version_lsn,omitempty"`
 }
 
 // Fault is one fault the nemesis injected.

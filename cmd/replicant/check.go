@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/replicant-db/replicant/internal/check"
+	"github.com/replicant-db/replicant/internal/check/local"
+	"github.com/replicant-db/replicant/internal/check/workload"
+	"github.com/replicant-db/replicant/internal/engine"
+)
+
+type checkFlags struct {
+	mode, syncPolicy, nemesis string
+	nodes                     int
+	duration                  time.Duration
+	seed                      uint64
+	data, history             string
+	keep, jsonOut             bool
+	extra                     []string
+}
+
+func newCheckCmd() *cobra.Command {
+	var f checkFlags
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Run a workload under faults on a local cluster and report what each promise really held",
+		Long: `check starts its own local cluster of real replicant server processes (as dev
+does, on free ports), runs concurrent clients against it — register writes and
+linearizable reads, unique inserts, a counter, session reads and eventual reads
+on followers — injects the --nemesis faults in rounds (a seeded schedule:
+--seed repeats it), heals, reads the final state and checks the history:
+acknowledged writes lost, linearizability of leader reads, read-your-writes and
+monotonic reads of session reads, staleness of eventual reads, counters, and
+how long each fault kept writes from being acknowledged. It prints a verdict per
+promise of the chosen setup and exits 1 when a promised one was broken. The
+history is saved (--history) for re-checking with 'check --recheck FILE'.
+
+Nemeses: kill-leader, pause-leader, kill-follower, pause-follower (SIGKILL or
+SIGSTOP of the node that leads, or of another node, when the fault starts).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runCheck(ctx, f, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.mode, "mode", engine.ModeSingleLeader, "replication mode (single-leader; the others are not checked yet)")
+	fl.StringVar(&f.syncPolicy, "sync", "FIRST 1 (*)", "commit policy of the cluster, e.g. async, 'FIRST 1 (*)', 'ANY 1 (*)', all")
+	fl.StringVar(&f.nemesis, "nemesis", "kill-leader,pause-leader,kill-follower", "faults to inject, comma-separated, or none")
+	fl.IntVar(&f.nodes, "nodes", 3, "number of nodes")
+	fl.DurationVar(&f.duration, "duration", time.Minute, "how long the workload runs")
+	fl.Uint64Var(&f.seed, "seed", 0, "seed of the fault schedule and the clients (0: from the clock)")
+	fl.StringVar(&f.data, "data", "", "directory for the nodes' data and the history (default: a temporary one, removed unless --keep)")
+	fl.StringVar(&f.history, "history", "", "write the history here (default: DATA/history.json when --data or --keep is given)")
+	fl.BoolVar(&f.keep, "keep", false, "keep the data directory")
+	fl.BoolVar(&f.jsonOut, "json", false, "print the report as JSON")
+	fl.StringArrayVar(&f.extra, "server-flag", nil, "extra flag passed to every server")
+	recheck := &cobra.Command{
+		Use:   "recheck FILE",
+		Short: "Check a saved history again and print the report",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fh, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer fh.Close()
+			h, err := check.Load(fh)
+			if err != nil {
+				return err
+			}
+			return printReport(check.Analyze(h, time.Minute), f.jsonOut, cmd.OutOrStdout())
+		},
+	}
+	recheck.Flags().BoolVar(&f.jsonOut, "json", false, "print the report as JSON")
+	cmd.AddCommand(recheck)
+	return cmd
+}
+
+// errBroken makes the command exit 1 after printing the report.
+var errBroken = errors.New("check: a promised guarantee was broken (see the verdicts above)")
+
+func runCheck(ctx context.Context, f checkFlags, stdout, stderr io.Writer) error {
+	if f.mode != engine.ModeSingleLeader {
+		return fmt.Errorf("check: --mode %s is not checked yet; only single-leader runs today", f.mode)
+	}
+	kinds, err := check.ParseNemeses(f.nemesis)
+	if err != nil {
+		return err
+	}
+	for _, k := range kinds {
+		if strings.HasPrefix(k, "partition-") {
+			return fmt.Errorf("check: nemesis %s is not available yet (kill-* and pause-* are)", k)
+		}
+	}
+	if f.nodes < 1 || f.nodes > 9 {
+		return fmt.Errorf("check: --nodes %d: want 1-9", f.nodes)
+	}
+	if f.duration < 10*time.Second {
+		return fmt.Errorf("check: --duration %s: want at least 10s (faults need time to show)", f.duration)
+	}
+	if f.seed == 0 {
+		f.seed = uint64(time.Now().UnixNano())
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("check: locating the replicant binary: %w", err)
+	}
+	dir := f.data
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "replicant-check-"); err != nil {
+			return err
+		}
+		if !f.keep {
+			defer os.RemoveAll(dir)
+		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if f.history == "" && (f.data != "" || f.keep) {
+		f.history = filepath.Join(dir, "history.json")
+	}
+	flags := append([]string{"--sync", f.syncPolicy, "--log-level", "info"}, f.extra...)
+	var ports local.Ports
+	c, err := local.NewCluster(&ports, bin, dir, f.nodes, flags...)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	fmt.Fprintf(stderr, "check: starting %d nodes in %s (seed %d)\n", f.nodes, dir, f.seed)
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	err = c.Start(sctx)
+	if err == nil {
+		_, _, err = c.WaitLeader(sctx)
+	}
+	cancel()
+	if err != nil {
+		for _, nd := range c.Nodes {
+			fmt.Fprintf(stderr, "--- log of %s ---\n%s", nd.ID, nd.Log.String())
+		}
+		return fmt.Errorf("check: starting the cluster: %w", err)
+	}
+	fmt.Fprintf(stderr, "check: running %s with faults %v\n", f.duration, kinds)
+	setup := map[string]string{"mode": f.mode, "sync": f.syncPolicy, "nodes": fmt.Sprint(f.nodes),
+		"nemesis": strings.Join(kinds, ","), "duration": f.duration.String(), "seed": fmt.Sprint(f.seed)}
+	h, runErr := workload.Run(ctx, workload.Config{Cluster: c, Duration: f.duration, Nemeses: kinds, Seed: f.seed,
+		Progress: stderr, Setup: setup})
+	if h != nil && f.history != "" {
+		if err := saveHistory(f.history, h); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "check: history saved to %s\n", f.history)
+	}
+	if runErr != nil {
+		return fmt.Errorf("check: %w", runErr)
+	}
+	rep := check.Analyze(h, time.Minute)
+	if err := printReport(rep, f.jsonOut, stdout); err != nil {
+		return err
+	}
+	if !rep.Passed() {
+		return errBroken
+	}
+	return nil
+}
+
+func saveHistory(path string, h *check.History) error {
+	fh, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	if err := h.Save(fh); err != nil {
+		fh.Close()
+		return err
+	}
+	return fh.Close()
+}
+
+func printReport(rep check.Report, asJSON bool, w io.Writer) error {
+	if asJSON {
+		return rep.WriteJSON(w)
+	}
+	return rep.WriteText(w)
+}

@@ -1,0 +1,504 @@
+// Package workload drives a check run against a real cluster: concurrent
+// clients (register writes and linearizable reads, unique inserts,
+// counters, session reads and eventual reads on followers), the faults of
+// a check.Schedule, healing, and the final reads, recorded as a
+// check.History for the pure checkers.
+//
+// Invariants:
+//   - Every operation is recorded with what the client learned: an
+//     acknowledged write is Ok; a request refused before it could be
+//     written (connection refused, 4xx) is Fail; anything else (timeouts,
+//     5xx, a connection lost mid-request) is Unknown.
+//   - Faults are always healed before the final reads (a killed node is
+//     restarted, a paused one resumed), whatever ended the run.
+package workload
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/replicant-db/replicant/internal/check"
+	"github.com/replicant-db/replicant/internal/check/local"
+)
+
+// Config is one run.
+type Config struct {
+	Cluster  *local.Cluster
+	Duration time.Duration
+	Nemeses  []string
+	Seed     uint64
+	// Registers is how many register clients write and read the leader
+	// (default 4); Sessions how many clients write their own keys and read
+	// them back on followers (default 2).
+	Registers, Sessions int
+	// Progress receives a line per fault (nil: none).
+	Progress io.Writer
+	// Setup is copied into the history.
+	Setup map[string]string
+}
+
+// Timeouts of one client operation: longer than a failover, so that an
+// operation that waits for a new leader is not given up too early.
+const opTimeout = 10 * time.Second
+
+// Run runs the workload and the faults for cfg.Duration, heals, and
+// reads the final state.
+func Run(ctx context.Context, cfg Config) (*check.History, error) {
+	if cfg.Registers == 0 {
+		cfg.Registers = 4
+	}
+	if cfg.Sessions == 0 {
+		cfg.Sessions = 2
+	}
+	r := &runner{cfg: cfg, start: time.Now(), hc: &http.Client{Timeout: opTimeout},
+		keys: map[string]bool{}}
+	rctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+	var wg sync.WaitGroup
+	proc := 0
+	spawn := func(f func(ctx context.Context, p int, rng *rand.Rand)) {
+		proc++
+		p := proc
+		rng := rand.New(rand.NewPCG(cfg.Seed, uint64(p)))
+		wg.Add(1)
+		go func() { defer wg.Done(); f(rctx, p, rng) }()
+	}
+	for range cfg.Registers {
+		spawn(r.registerClient)
+	}
+	spawn(r.insertClient)
+	spawn(r.counterClient)
+	for range cfg.Sessions {
+		spawn(r.sessionClient)
+	}
+	faultErr := r.nemesis(rctx, check.Schedule(cfg.Seed, cfg.Duration, cfg.Nemeses))
+	wg.Wait()
+	// Heal whatever is still broken, then read the final state.
+	hctx, hcancel := context.WithTimeout(ctx, time.Minute)
+	defer hcancel()
+	if err := r.healAll(hctx); err != nil {
+		return nil, err
+	}
+	h := &check.History{Ops: r.ops, Faults: r.faults, Setup: cfg.Setup}
+	final, err := r.finalReads(hctx)
+	if err != nil {
+		return h, err
+	}
+	h.Final = final
+	return h, faultErr
+}
+
+type runner struct {
+	cfg   Config
+	start time.Time
+	hc    *http.Client
+
+	mu     sync.Mutex
+	ops    []check.Op
+	faults []check.Fault
+	keys   map[string]bool
+	broken map[*local.Node]string // killed or paused by the nemesis
+}
+
+func (r *runner) now() time.Duration { return time.Since(r.start) }
+
+func (r *runner) record(op check.Op) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ops = append(r.ops, op)
+	r.keys[op.Key] = true
+}
+
+// pick returns a random node the nemesis has not broken (any node if all
+// are).
+func (r *runner) pick(rng *rand.Rand) *local.Node {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var ok []*local.Node
+	for _, nd := range r.cfg.Cluster.Nodes {
+		if r.broken[nd] == "" {
+			ok = append(ok, nd)
+		}
+	}
+	if len(ok) == 0 {
+		ok = r.cfg.Cluster.Nodes
+	}
+	return ok[rng.IntN(len(ok))]
+}
+
+func (r *runner) nodeByHTTP(host string) string {
+	for _, nd := range r.cfg.Cluster.Nodes {
+		if nd.HTTP == host {
+			return nd.ID
+		}
+	}
+	return host
+}
+
+// outcomeOf classifies a failed request: refused before anything was
+// sent or rejected as invalid is Fail; the rest may have been applied.
+func outcomeOf(status int, err error) check.Outcome {
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" || errors.Is(err, syscall.ECONNREFUSED) {
+			return check.Fail
+		}
+		return check.Unknown
+	}
+	if status >= 400 && status < 500 {
+		return check.Fail
+	}
+	return check.Unknown
+}
+
+// put writes key=value through node nd (a follower redirects to the
+// leader) and records the op.
+func (r *runner) put(ctx context.Context, p int, kind check.Kind, nd *local.Node, key string, value int64) (token string) {
+	op := check.Op{Process: p, Kind: kind, Key: key, Value: value, Start: r.now()}
+	body := []byte(strconv.FormatInt(value, 10))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+nd.HTTP+"/v1/kv/"+key, bytes.NewReader(body))
+	if err != nil {
+		return ""
+	}
+	resp, err := r.hc.Do(req)
+	op.End = r.now()
+	if ctx.Err() != nil && err != nil {
+		op.Outcome, op.Error = check.Unknown, "run ended"
+		r.record(op)
+		return ""
+	}
+	if err != nil {
+		op.Outcome, op.Error = outcomeOf(0, err), err.Error()
+		r.record(op)
+		return ""
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	resp.Body.Close()
+	op.Node = r.nodeByHTTP(resp.Request.URL.Host)
+	if resp.StatusCode/100 != 2 {
+		op.Outcome, op.Error = outcomeOf(resp.StatusCode, nil), strings.TrimSpace(string(msg))
+		r.record(op)
+		return ""
+	}
+	token = resp.Header.Get("Replicant-Token")
+	op.Epoch, op.LSN = parseToken(token)
+	op.Outcome = check.Ok
+	r.record(op)
+	return token
+}
+
+// get reads key at consistency through nd (with token for session
+// reads) and records the op.
+func (r *runner) get(ctx context.Context, p int, nd *local.Node, key, consistency, token string) {
+	op := check.Op{Process: p, Kind: check.Read, Key: key, Consistency: consistency, Start: r.now()}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+nd.HTTP+"/v1/kv/"+key, nil)
+	if err != nil {
+		return
+	}
+	req.Header.Set("Replicant-Consistency", consistency)
+	if token != "" {
+		req.Header.Set("Replicant-Token", token)
+	}
+	resp, err := r.hc.Do(req)
+	op.End = r.now()
+	if err != nil {
+		return // a read that failed tells nothing
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
+	resp.Body.Close()
+	op.Node = r.nodeByHTTP(resp.Request.URL.Host)
+	switch resp.StatusCode {
+	case http.StatusOK:
+		v, err := strconv.ParseInt(string(body), 10, 64)
+		if err != nil {
+			return
+		}
+		op.Found, op.Value = true, v
+		op.VersionLSN, _ = strconv.ParseUint(resp.Header.Get("Replicant-Version-Lsn"), 10, 64)
+	case http.StatusNotFound:
+	default:
+		return
+	}
+	op.Epoch, op.LSN = parseToken(resp.Header.Get("Replicant-Token"))
+	op.Outcome = check.Ok
+	r.record(op)
+}
+
+func parseToken(tok string) (epoch, lsn uint64) {
+	e, l, ok := strings.Cut(tok, ":")
+	if !ok {
+		return 0, 0
+	}
+	epoch, _ = strconv.ParseUint(e, 10, 64)
+	lsn, _ = strconv.ParseUint(l, 10, 64)
+	return epoch, lsn
+}
+
+// unique returns a value no other op of the run writes.
+func unique(p int, seq int64) int64 { return int64(p)<<40 | seq }
+
+// registerClient writes and reads (linearizably) a few shared keys.
+func (r *runner) registerClient(ctx context.Context, p int, rng *rand.Rand) {
+	for seq := int64(1); ctx.Err() == nil; seq++ {
+		key := fmt.Sprintf("r%d", rng.IntN(3))
+		if rng.IntN(2) == 0 {
+			r.put(ctx, p, check.Write, r.pick(rng), key, unique(p, seq))
+		} else {
+			r.get(ctx, p, r.pick(rng), key, check.Linearizable, "")
+		}
+	}
+}
+
+// insertClient writes keys once each: an acknowledged one must survive.
+func (r *runner) insertClient(ctx context.Context, p int, rng *rand.Rand) {
+	for seq := int64(1); ctx.Err() == nil; seq++ {
+		r.put(ctx, p, check.Insert, r.pick(rng), fmt.Sprintf("u%d-%d", p, seq), unique(p, seq))
+	}
+}
+
+// counterClient increments one counter through RESP (INCR).
+func (r *runner) counterClient(ctx context.Context, p int, rng *rand.Rand) {
+	conns := map[*local.Node]*redis.Client{}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for ctx.Err() == nil {
+		nd := r.pick(rng)
+		c := conns[nd]
+		if c == nil {
+			c = redis.NewClient(&redis.Options{Addr: nd.RESP, MaxRetries: -1, ReadTimeout: opTimeout, WriteTimeout: opTimeout})
+			conns[nd] = c
+		}
+		op := check.Op{Process: p, Kind: check.Incr, Key: "c0", Delta: 1, Start: r.now(), Node: nd.ID}
+		err := c.Incr(ctx, "c0").Err()
+		op.End = r.now()
+		switch {
+		case err == nil:
+			op.Outcome = check.Ok
+		case strings.HasPrefix(err.Error(), "READONLY"), strings.HasPrefix(err.Error(), "LOADING"):
+			op.Outcome, op.Error = check.Fail, err.Error() // refused before the write
+		default:
+			op.Outcome, op.Error = outcomeOf(0, err), err.Error()
+		}
+		r.record(op)
+		if op.Outcome == check.Fail {
+			select {
+			case <-ctx.Done():
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// sessionClient writes its own key and reads it back on followers with
+// its token (session), and reads the shared registers eventually.
+func (r *runner) sessionClient(ctx context.Context, p int, rng *rand.Rand) {
+	key := fmt.Sprintf("s%d", p)
+	token := ""
+	for seq := int64(1); ctx.Err() == nil; seq++ {
+		if tok := r.put(ctx, p, check.Write, r.pick(rng), key, unique(p, seq)); tok != "" {
+			token = tok
+		}
+		r.get(ctx, p, r.pick(rng), key, check.Session, token)
+		r.get(ctx, p, r.pick(rng), fmt.Sprintf("r%d", rng.IntN(3)), check.Eventual, "")
+	}
+}
+
+// nemesis injects the planned faults in order, each healed on time.
+func (r *runner) nemesis(ctx context.Context, plan []check.Planned) error {
+	for _, f := range plan {
+		if err := sleepUntil(ctx, r.start.Add(f.At)); err != nil {
+			return nil
+		}
+		nd, err := r.target(ctx, f)
+		if err != nil {
+			r.progress("fault %s at %s: %v (skipped)", f.Kind, r.now().Round(time.Millisecond), err)
+			continue
+		}
+		fault := check.Fault{Kind: f.Kind, Node: nd.ID, Start: r.now()}
+		if err := r.inject(f.Kind, nd); err != nil {
+			return fmt.Errorf("workload: %s on %s: %w", f.Kind, nd.ID, err)
+		}
+		r.progress("%s: %s on %s", fault.Start.Round(time.Millisecond), f.Kind, nd.ID)
+		_ = sleepUntil(ctx, r.start.Add(f.Heal))
+		hctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err = r.heal(hctx, nd)
+		cancel()
+		if err != nil {
+			return err
+		}
+		fault.Healed = r.now()
+		r.progress("%s: healed %s", fault.Healed.Round(time.Millisecond), nd.ID)
+		r.mu.Lock()
+		r.faults = append(r.faults, fault)
+		r.mu.Unlock()
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (r *runner) progress(format string, args ...any) {
+	if r.cfg.Progress != nil {
+		fmt.Fprintf(r.cfg.Progress, format+"\n", args...)
+	}
+}
+
+func sleepUntil(ctx context.Context, t time.Time) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Until(t)):
+		return nil
+	}
+}
+
+// target picks the node a fault hits: the current leader, or one of the
+// other nodes.
+func (r *runner) target(ctx context.Context, f check.Planned) (*local.Node, error) {
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	leader, _, err := r.cfg.Cluster.WaitLeader(lctx)
+	if err != nil {
+		return nil, err
+	}
+	if strings.HasSuffix(f.Kind, "-leader") {
+		return leader, nil
+	}
+	var others []*local.Node
+	for _, nd := range r.cfg.Cluster.Nodes {
+		if nd != leader {
+			others = append(others, nd)
+		}
+	}
+	if len(others) == 0 {
+		return nil, errors.New("no follower")
+	}
+	return others[f.NodePick%uint64(len(others))], nil
+}
+
+func (r *runner) inject(kind string, nd *local.Node) error {
+	var err error
+	switch {
+	case strings.HasPrefix(kind, "kill-"):
+		err = nd.Kill()
+	case strings.HasPrefix(kind, "pause-"):
+		err = nd.Pause()
+	default:
+		return fmt.Errorf("nemesis %s is not available in this build", kind)
+	}
+	if err == nil {
+		r.mu.Lock()
+		if r.broken == nil {
+			r.broken = map[*local.Node]string{}
+		}
+		r.broken[nd] = kind
+		r.mu.Unlock()
+	}
+	return err
+}
+
+// heal undoes what the nemesis did to nd: restart a killed node, resume a
+// paused one, and wait until it is ready.
+func (r *runner) heal(ctx context.Context, nd *local.Node) error {
+	r.mu.Lock()
+	kind := r.broken[nd]
+	r.mu.Unlock()
+	switch {
+	case kind == "":
+		return nil
+	case strings.HasPrefix(kind, "kill-"):
+		if err := nd.Start(); err != nil {
+			return err
+		}
+	case strings.HasPrefix(kind, "pause-"):
+		if err := nd.Resume(); err != nil {
+			return err
+		}
+	}
+	if err := nd.WaitReady(ctx); err != nil {
+		return fmt.Errorf("workload: healing %s: %w", nd.ID, err)
+	}
+	r.mu.Lock()
+	delete(r.broken, nd)
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *runner) healAll(ctx context.Context) error {
+	for _, nd := range r.cfg.Cluster.Nodes {
+		if err := r.heal(ctx, nd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finalReads reads every key the run touched, linearizably, once a leader
+// is back.
+func (r *runner) finalReads(ctx context.Context) (map[string]int64, error) {
+	leader, _, err := r.cfg.Cluster.WaitLeader(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("workload: final reads: %w", err)
+	}
+	r.mu.Lock()
+	keys := make([]string, 0, len(r.keys))
+	for k := range r.keys {
+		keys = append(keys, k)
+	}
+	r.mu.Unlock()
+	out := map[string]int64{}
+	for _, k := range keys {
+		v, found, err := r.readFinal(ctx, leader, k)
+		if err != nil {
+			return nil, fmt.Errorf("workload: final read of %s: %w", k, err)
+		}
+		if found {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+func (r *runner) readFinal(ctx context.Context, nd *local.Node, key string) (int64, bool, error) {
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+nd.HTTP+"/v1/kv/"+key, nil)
+		if err != nil {
+			return 0, false, err
+		}
+		req.Header.Set("Replicant-Consistency", check.Linearizable)
+		resp, err := r.hc.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusOK:
+				v, err := strconv.ParseInt(string(body), 10, 64)
+				return v, err == nil, err
+			case http.StatusNotFound:
+				return 0, false, nil
+			}
+			err = fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+		}
+		if attempt == 50 || ctx.Err() != nil {
+			return 0, false, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
