@@ -40,7 +40,7 @@ func writeBackup(t *testing.T, h backup.Header, recs []backup.Record) string {
 func records(n int) []backup.Record {
 	var recs []backup.Record
 	for i := range n {
-		r := backup.Record{Key: fmt.Appendf(nil, "key-%06d", i), Value: bytes.Repeat([]byte{byte(i)}, i%300)}
+		r := backup.Record{Key: fmt.Appendf(nil, "key-%06d", i), Value: bytes.Repeat([]byte{byte(i)}, (i%64)*32)}
 		if i%7 == 0 {
 			r.ExpireAt = time.Now().Add(time.Hour).UnixMilli()
 		}
@@ -50,8 +50,7 @@ func records(n int) []backup.Record {
 }
 
 func TestRunSeedsAStoreAtTheBackupLSN(t *testing.T) {
-	// Enough keys for several install chunks.
-	recs := records(40_000)
+	recs := records(10_000) // about 10 MB: three install chunks
 	from := writeBackup(t, backup.Header{Mode: "single-leader", Epoch: 4, LSN: 977, Node: "n2", Role: "follower"}, recs)
 	dir := filepath.Join(t.TempDir(), "n1")
 	var phases []string
