@@ -86,8 +86,8 @@ func TestBackupRefusedOutsideSingleLeader(t *testing.T) {
 type failingReader struct{ valueSize int }
 
 func (failingReader) Get([]byte) (engine.Version, bool, error) { return engine.Version{}, false, nil }
-func (failingReader) Token() engine.Token                       { return engine.Token{Epoch: 2, LSN: 40} }
-func (failingReader) NowMs() int64                              { return 0 }
+func (failingReader) Token() engine.Token                      { return engine.Token{Epoch: 2, LSN: 40} }
+func (failingReader) NowMs() int64                             { return 0 }
 func (f failingReader) Scan(_ []byte, fn func([]byte, engine.Version) bool) error {
 	fn([]byte("a"), engine.Version{Value: bytes.Repeat([]byte("1"), f.valueSize)})
 	fn([]byte("b"), engine.Version{Value: bytes.Repeat([]byte("2"), f.valueSize)})
