@@ -13,6 +13,10 @@
 //     install and start empty: silently without the data.)
 //   - The file is verified again while it is installed; if it changed in
 //     between, the install is discarded.
+//   - Beside the store, DIR/restored-from-backup.json (Marker) records
+//     where the data came from; `replicant server` reads it to refuse a
+//     first start in which the node would not be the first leader (a
+//     leader with an empty log would roll the restored data back).
 //   - A restored store is at the backup's LSN with epoch history
 //     [epoch 1 from LSN 1]: it looks like a node of a new cluster whose
 //     first leader wrote everything up to that LSN and whose log retention
@@ -23,12 +27,14 @@ package restore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/replicant-db/replicant/internal/backup"
 	"github.com/replicant-db/replicant/internal/engine"
@@ -41,6 +47,38 @@ const Epoch = 1
 
 // stagingName is where the store is built inside the target directory.
 const stagingName = ".restore-incomplete"
+
+// MarkerName is the file, in the data directory, recording the restore.
+const MarkerName = "restored-from-backup.json"
+
+// Marker is what MarkerName holds.
+type Marker struct {
+	From   string        `json:"from"`
+	SHA256 string        `json:"sha256"`
+	Keys   uint64        `json:"keys"`
+	Backup backup.Header `json:"backup"`
+	// LSN and Epoch are the restored store's position.
+	LSN      uint64    `json:"lsn"`
+	Epoch    uint64    `json:"epoch"`
+	Restored time.Time `json:"restored"`
+}
+
+// ReadMarker returns the marker of data directory dir, or nil if it was
+// not restored from a backup.
+func ReadMarker(dir string) (*Marker, error) {
+	b, err := os.ReadFile(filepath.Join(dir, MarkerName))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var m Marker
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, MarkerName), err)
+	}
+	return &m, nil
+}
 
 // chunkBytes bounds one install batch.
 const chunkBytes = 4 << 20
@@ -146,6 +184,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	staging := filepath.Join(o.Dir, stagingName)
 	res, err := install(ctx, o, staging, tr, report(PhaseInstall))
 	if err == nil {
+		// The marker first: a store without it would start unguarded.
+		err = writeMarker(o, res)
+	}
+	if err == nil {
 		res.Store = filepath.Join(o.Dir, "store")
 		if err = os.Rename(staging, res.Store); err != nil {
 			err = fmt.Errorf("restore: %w", err)
@@ -159,6 +201,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		if res.Store != "" {
 			_ = os.RemoveAll(res.Store)
 		}
+		_ = os.Remove(filepath.Join(o.Dir, MarkerName))
 		if created {
 			_ = os.Remove(o.Dir)
 		}
@@ -251,6 +294,34 @@ func install(ctx context.Context, o Options, staging string, verified backup.Tra
 		return Result{}, fmt.Errorf("restore: close the store: %w", err)
 	}
 	return Result{Header: h, Trailer: verified, LSN: h.LSN, Epoch: epoch}, nil
+}
+
+func writeMarker(o Options, res Result) error {
+	from, err := filepath.Abs(o.From)
+	if err != nil {
+		from = o.From
+	}
+	b, err := json.MarshalIndent(Marker{From: from, SHA256: res.Trailer.Hex(), Keys: res.Trailer.Keys, Backup: res.Header,
+		LSN: res.LSN, Epoch: res.Epoch, Restored: time.Now().UTC()}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	p := filepath.Join(o.Dir, MarkerName)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("restore: write %s: %w", p, err)
+	}
+	return nil
 }
 
 // checkEmpty refuses a data directory that holds anything: restoring over

@@ -71,6 +71,10 @@ func TestRunSeedsAStoreAtTheBackupLSN(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, stagingName)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("staging directory left behind: %v", err)
 	}
+	m, err := ReadMarker(dir)
+	if err != nil || m == nil || m.LSN != 977 || m.Epoch != Epoch || m.Backup.Node != "n2" || m.SHA256 != res.Trailer.Hex() {
+		t.Fatalf("marker %+v, %v", m, err)
+	}
 	st, err := storage.Open(filepath.Join(dir, "store"), storage.Options{})
 	if err != nil {
 		t.Fatal(err)

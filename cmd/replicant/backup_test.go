@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/replicant-db/replicant/internal/backup"
+	"github.com/replicant-db/replicant/internal/backup/restore"
+)
+
+func TestRestoredStartGuard(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := backup.NewWriter(&buf, backup.Header{Mode: "single-leader", Epoch: 2, LSN: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Add([]byte("k"), []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "b.backup")
+	if err := os.WriteFile(file, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	restored := filepath.Join(t.TempDir(), "n1")
+	if _, err := restore.Run(context.Background(), restore.Options{From: file, Dir: restored}); err != nil {
+		t.Fatal(err)
+	}
+	started := filepath.Join(t.TempDir(), "n2")
+	if _, err := restore.Run(context.Background(), restore.Options{From: file, Dir: started}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(started, "control"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	plain := t.TempDir()
+	for _, tc := range []struct {
+		name, id, data, initial, join string
+		refused                       string // part of the error; "" = allowed
+	}{
+		{"not restored, listed second", "n2", plain, "n1=a:1,n2=a:2", "", ""},
+		{"restored, alone", "n1", restored, "", "", ""},
+		{"restored, listed first", "n1", restored, "n1=a:1,n2=a:2", "", ""},
+		{"restored, listed second", "n1", restored, "n2=a:2,n1=a:1", "", "list this node (n1) first"},
+		{"restored, joining", "n1", restored, "", "a:9", "joining a running cluster"},
+		{"restored and started before", "n2", started, "n1=a:1,n2=a:2", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkRestoredStart(tc.id, tc.data, tc.initial, tc.join)
+			switch {
+			case tc.refused == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.refused != "" && (err == nil || !strings.Contains(err.Error(), tc.refused)):
+				t.Fatalf("got %v, want a refusal mentioning %q", err, tc.refused)
+			}
+		})
+	}
+}
+
+func TestBackupAndRestoreUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"backup"}, "--to FILE is required"},
+		{[]string{"restore", "--data", "x"}, "--from FILE is required"},
+		{[]string{"restore", "--from", "f"}, "--data DIR is required"},
+	} {
+		var stderr bytes.Buffer
+		if code := run(context.Background(), tc.args, strings.NewReader(""), &bytes.Buffer{}, &stderr); code != 1 || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q", tc.args, code, stderr.String())
+		}
+	}
+}
