@@ -17,7 +17,7 @@ import (
 	"github.com/replicant-db/replicant/client"
 	"github.com/replicant-db/replicant/internal/api/httpapi"
 	"github.com/replicant-db/replicant/internal/backup"
-	"github.com/replicant-db/replicant/internal/backup/restore"
+	"github.com/replicant-db/replicant/internal/backup/datadir"
 )
 
 // progressEvery is how often backup and restore report progress on stderr.
@@ -239,7 +239,7 @@ func progressPrinter(w io.Writer, what string) func(phase string, keys uint64, n
 
 func runRestoreCheck(ctx context.Context, from string, stdout, stderr io.Writer) error {
 	p := progressPrinter(stderr, "check")
-	h, tr, err := restore.Check(ctx, from, func(k uint64, n int64) { p(restore.PhaseVerify, k, n) })
+	h, tr, err := datadir.Check(ctx, from, func(k uint64, n int64) { p(datadir.PhaseVerify, k, n) })
 	if err != nil {
 		return err
 	}
@@ -249,7 +249,7 @@ func runRestoreCheck(ctx context.Context, from string, stdout, stderr io.Writer)
 }
 
 func runRestore(ctx context.Context, from, data, id string, stdout, stderr io.Writer) error {
-	res, err := restore.Run(ctx, restore.Options{From: from, Dir: data, Progress: progressPrinter(stderr, "restore")})
+	res, err := datadir.Restore(ctx, datadir.RestoreOptions{From: from, Dir: data, Progress: progressPrinter(stderr, "restore")})
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/replicant-db/replicant/internal/backup/restore"
+	"github.com/replicant-db/replicant/internal/backup/datadir"
 )
 
 // guardRestoredStart makes the server command refuse the first start of a
@@ -40,7 +40,7 @@ func guardRestoredStart(server *cobra.Command) *cobra.Command {
 }
 
 func checkRestoredStart(id, data, initial, join string) error {
-	m, err := restore.ReadMarker(data)
+	m, err := datadir.ReadMarker(data)
 	if err != nil || m == nil {
 		return err // nil: not restored (bad flags are runServer's to report)
 	}

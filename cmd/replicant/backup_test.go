@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/replicant-db/replicant/internal/backup"
-	"github.com/replicant-db/replicant/internal/backup/restore"
+	"github.com/replicant-db/replicant/internal/backup/datadir"
 )
 
 func TestRestoredStartGuard(t *testing.T) {
@@ -29,11 +29,11 @@ func TestRestoredStartGuard(t *testing.T) {
 		t.Fatal(err)
 	}
 	restored := filepath.Join(t.TempDir(), "n1")
-	if _, err := restore.Run(context.Background(), restore.Options{From: file, Dir: restored}); err != nil {
+	if _, err := datadir.Restore(context.Background(), datadir.RestoreOptions{From: file, Dir: restored}); err != nil {
 		t.Fatal(err)
 	}
 	started := filepath.Join(t.TempDir(), "n2")
-	if _, err := restore.Run(context.Background(), restore.Options{From: file, Dir: started}); err != nil {
+	if _, err := datadir.Restore(context.Background(), datadir.RestoreOptions{From: file, Dir: started}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Mkdir(filepath.Join(started, "control"), 0o750); err != nil {

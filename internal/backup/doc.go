@@ -35,5 +35,6 @@
 //
 // It is a package without storage dependencies so that its fuzz target
 // does not link Pebble (see internal/storage/logrec); the restore into a
-// data directory is package backup/restore.
+// data directory (restore, and backup of a stopped node) is package
+// backup/datadir.
 package backup

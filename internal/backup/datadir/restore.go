@@ -1,8 +1,6 @@
-// Package restore seeds a new node's data directory from a backup file
-// (`replicant restore`), through the same install steps a follower uses
-// for a snapshot from its leader.
-//
-// Invariants:
+package datadir
+
+// Restore invariants:
 //   - Nothing is written before the whole file has verified (structure,
 //     counts, SHA-256): a corrupt or truncated backup leaves the target
 //     directory as it was (absent, or empty).
@@ -23,7 +21,6 @@
 //     has dropped the entries. The new cluster's first leader (epoch 1)
 //     continues the log at LSN+1, and a follower with an empty directory
 //     receives the data as a snapshot.
-package restore
 
 import (
 	"context"
@@ -83,14 +80,14 @@ func ReadMarker(dir string) (*Marker, error) {
 // chunkBytes bounds one install batch.
 const chunkBytes = 4 << 20
 
-// Phases reported to Options.Progress.
+// Phases reported to RestoreOptions.Progress.
 const (
 	PhaseVerify  = "verify"
 	PhaseInstall = "install"
 )
 
-// Options configure Run.
-type Options struct {
+// RestoreOptions configure Restore.
+type RestoreOptions struct {
 	From string // the backup file
 	Dir  string // the data directory to seed (absent or empty)
 	// Progress, if set, is called now and then while the file is read
@@ -99,8 +96,8 @@ type Options struct {
 	Logger   *slog.Logger
 }
 
-// Result describes a finished restore.
-type Result struct {
+// RestoreResult describes a finished restore.
+type RestoreResult struct {
 	Header  backup.Header
 	Trailer backup.Trailer
 	// LSN and Epoch are the restored store's position: the backup's LSN,
@@ -149,13 +146,13 @@ func Check(ctx context.Context, from string, progress func(keys uint64, fileByte
 	return d.Header(), d.Trailer(), nil
 }
 
-// Run seeds o.Dir from o.From. It refuses a directory that holds anything.
-func Run(ctx context.Context, o Options) (Result, error) {
+// Restore seeds o.Dir from o.From. It refuses a directory that holds anything.
+func Restore(ctx context.Context, o RestoreOptions) (RestoreResult, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if err := checkEmpty(o.Dir); err != nil {
-		return Result{}, err
+		return RestoreResult{}, err
 	}
 	report := func(phase string) func(uint64, int64) {
 		if o.Progress == nil {
@@ -165,21 +162,21 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	h, tr, err := Check(ctx, o.From, report(PhaseVerify))
 	if err != nil {
-		return Result{}, err
+		return RestoreResult{}, err
 	}
 	if h.Mode != engine.ModeSingleLeader {
-		return Result{}, &ModeError{Mode: h.Mode}
+		return RestoreResult{}, &ModeError{Mode: h.Mode}
 	}
 	// Checked again: the directory may have been filled meanwhile.
 	if err := checkEmpty(o.Dir); err != nil {
-		return Result{}, err
+		return RestoreResult{}, err
 	}
 	created := false
 	if _, err := os.Stat(o.Dir); errors.Is(err, os.ErrNotExist) {
 		created = true
 	}
 	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
-		return Result{}, fmt.Errorf("restore: %w", err)
+		return RestoreResult{}, fmt.Errorf("restore: %w", err)
 	}
 	staging := filepath.Join(o.Dir, stagingName)
 	res, err := install(ctx, o, staging, tr, report(PhaseInstall))
@@ -205,27 +202,27 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		if created {
 			_ = os.Remove(o.Dir)
 		}
-		return Result{}, err
+		return RestoreResult{}, err
 	}
 	o.Logger.Info("restored", "from", o.From, "dir", o.Dir, "lsn", res.LSN, "keys", tr.Keys, "sha256", tr.Hex())
 	return res, nil
 }
 
 // install builds the store in staging from a second read of the file.
-func install(ctx context.Context, o Options, staging string, verified backup.Trailer, progress func(uint64, int64)) (Result, error) {
+func install(ctx context.Context, o RestoreOptions, staging string, verified backup.Trailer, progress func(uint64, int64)) (RestoreResult, error) {
 	f, err := os.Open(o.From)
 	if err != nil {
-		return Result{}, fmt.Errorf("restore: %w", err)
+		return RestoreResult{}, fmt.Errorf("restore: %w", err)
 	}
 	defer f.Close()
 	d, err := backup.NewReader(f)
 	if err != nil {
-		return Result{}, fmt.Errorf("restore: %s: %w", o.From, err)
+		return RestoreResult{}, fmt.Errorf("restore: %s: %w", o.From, err)
 	}
 	h := d.Header()
 	st, err := storage.Open(staging, storage.Options{Logger: o.Logger})
 	if err != nil {
-		return Result{}, fmt.Errorf("restore: %w", err)
+		return RestoreResult{}, fmt.Errorf("restore: %w", err)
 	}
 	closed := false
 	defer func() {
@@ -234,7 +231,7 @@ func install(ctx context.Context, o Options, staging string, verified backup.Tra
 		}
 	}()
 	if err := st.BeginInstall(); err != nil {
-		return Result{}, fmt.Errorf("restore: %w", err)
+		return RestoreResult{}, fmt.Errorf("restore: %w", err)
 	}
 	var chunk []storage.KV
 	size := 0
@@ -257,21 +254,21 @@ func install(ctx context.Context, o Options, staging string, verified backup.Tra
 			break
 		}
 		if err != nil {
-			return Result{}, fmt.Errorf("restore: reading %s again to install it: %w", o.From, err)
+			return RestoreResult{}, fmt.Errorf("restore: reading %s again to install it: %w", o.From, err)
 		}
 		chunk = append(chunk, storage.KV{Key: r.Key, Value: r.Value, ExpireAt: r.ExpireAt})
 		size += len(r.Key) + len(r.Value) + 16
 		if size >= chunkBytes {
 			if err := flush(); err != nil {
-				return Result{}, err
+				return RestoreResult{}, err
 			}
 		}
 	}
 	if err := flush(); err != nil {
-		return Result{}, err
+		return RestoreResult{}, err
 	}
 	if d.Trailer() != verified {
-		return Result{}, fmt.Errorf("restore: %s changed while it was restored (SHA-256 %s, verified %s)", o.From, d.Trailer().Hex(), verified.Hex())
+		return RestoreResult{}, fmt.Errorf("restore: %s changed while it was restored (SHA-256 %s, verified %s)", o.From, d.Trailer().Hex(), verified.Hex())
 	}
 	var epochs []storage.EpochStart
 	epoch := uint64(0)
@@ -279,24 +276,24 @@ func install(ctx context.Context, o Options, staging string, verified backup.Tra
 		epochs, epoch = []storage.EpochStart{{Epoch: Epoch, FirstLSN: 1}}, Epoch
 	}
 	if err := st.FinishInstall(h.LSN, epochs); err != nil {
-		return Result{}, fmt.Errorf("restore: %w", err)
+		return RestoreResult{}, fmt.Errorf("restore: %w", err)
 	}
 	// The node records its mode on first start; recording it here makes a
 	// start in another mode fail with the node's own clear error.
 	if err := st.PutMeta("mode", []byte(engine.ModeSingleLeader)); err != nil {
-		return Result{}, fmt.Errorf("restore: %w", err)
+		return RestoreResult{}, fmt.Errorf("restore: %w", err)
 	}
 	if err := st.Sync(); err != nil {
-		return Result{}, fmt.Errorf("restore: %w", err)
+		return RestoreResult{}, fmt.Errorf("restore: %w", err)
 	}
 	closed = true
 	if err := st.Close(); err != nil {
-		return Result{}, fmt.Errorf("restore: close the store: %w", err)
+		return RestoreResult{}, fmt.Errorf("restore: close the store: %w", err)
 	}
-	return Result{Header: h, Trailer: verified, LSN: h.LSN, Epoch: epoch}, nil
+	return RestoreResult{Header: h, Trailer: verified, LSN: h.LSN, Epoch: epoch}, nil
 }
 
-func writeMarker(o Options, res Result) error {
+func writeMarker(o RestoreOptions, res RestoreResult) error {
 	from, err := filepath.Abs(o.From)
 	if err != nil {
 		from = o.From

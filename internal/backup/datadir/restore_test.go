@@ -1,4 +1,4 @@
-package restore
+package datadir
 
 import (
 	"bytes"
@@ -49,12 +49,12 @@ func records(n int) []backup.Record {
 	return recs
 }
 
-func TestRunSeedsAStoreAtTheBackupLSN(t *testing.T) {
+func TestRestoreSeedsAStoreAtTheBackupLSN(t *testing.T) {
 	recs := records(10_000) // about 10 MB: three install chunks
 	from := writeBackup(t, backup.Header{Mode: "single-leader", Epoch: 4, LSN: 977, Node: "n2", Role: "follower"}, recs)
 	dir := filepath.Join(t.TempDir(), "n1")
 	var phases []string
-	res, err := Run(context.Background(), Options{From: from, Dir: dir, Progress: func(p string, _ uint64, _ int64) {
+	res, err := Restore(context.Background(), RestoreOptions{From: from, Dir: dir, Progress: func(p string, _ uint64, _ int64) {
 		if len(phases) == 0 || phases[len(phases)-1] != p {
 			phases = append(phases, p)
 		}
@@ -109,10 +109,10 @@ func TestRunSeedsAStoreAtTheBackupLSN(t *testing.T) {
 	}
 }
 
-func TestRunEmptyBackup(t *testing.T) {
+func TestRestoreEmptyBackup(t *testing.T) {
 	from := writeBackup(t, backup.Header{Mode: "single-leader"}, nil)
 	dir := filepath.Join(t.TempDir(), "n1")
-	res, err := Run(context.Background(), Options{From: from, Dir: dir})
+	res, err := Restore(context.Background(), RestoreOptions{From: from, Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestRunEmptyBackup(t *testing.T) {
 	}
 }
 
-func TestRunRefuses(t *testing.T) {
+func TestRestoreRefuses(t *testing.T) {
 	good := writeBackup(t, backup.Header{Mode: "single-leader", Epoch: 2, LSN: 10}, records(100))
 	raw, err := os.ReadFile(good)
 	if err != nil {
@@ -166,7 +166,7 @@ func TestRunRefuses(t *testing.T) {
 			if tc.prepare != nil {
 				tc.prepare(t, dir)
 			}
-			_, err := Run(context.Background(), Options{From: tc.from, Dir: dir})
+			_, err := Restore(context.Background(), RestoreOptions{From: tc.from, Dir: dir})
 			if err == nil {
 				t.Fatal("restore succeeded")
 			}
