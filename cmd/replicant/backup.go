@@ -25,7 +25,8 @@ const progressEvery = time.Second
 
 func newBackupCmd() *cobra.Command {
 	var cf clientFlags
-	var to, token string
+	var to, token, data, id, before string
+	var lsn, clusterCommit uint64
 	cmd := &cobra.Command{
 		Use:   "backup --to FILE",
 		Short: "Save a consistent backup of a node's data (leader or follower) to FILE",
@@ -34,29 +35,65 @@ history from the node at --addr while it keeps serving: on the leader at its
 commit LSN, on a follower at what it has applied (a delayed replica's backup
 is as old as its delay). The file records that EPOCH:LSN, the source node and
 a SHA-256 checksum, which is verified before the file is kept. Restore it
-with 'replicant restore'.`,
+with 'replicant restore'.
+
+With --data DIR it reads the data directory of a STOPPED node instead, at its
+commit LSN or at an earlier point: --lsn N, or --before TIME (the last entry
+written before TIME). Stopping a delayed replica (--apply-delay) before it
+applies a bad write and backing it up --before that write is point-in-time
+recovery (docs/backup.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if to == "" {
 				return &usageError{cmd: cmd, err: errors.New("--to FILE is required")}
 			}
-			return runBackup(cmd.Context(), cf, to, token, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			if data == "" {
+				for _, f := range []string{"lsn", "before", "id", "cluster-commit"} {
+					if cmd.Flags().Changed(f) {
+						return &usageError{cmd: cmd, err: fmt.Errorf("--%s applies to a stopped node's --data DIR", f)}
+					}
+				}
+				return writeBackup(to, cmd.OutOrStdout(), func(f *os.File) (string, error) {
+					return streamBackup(cmd.Context(), cf, token, f, cmd.ErrOrStderr())
+				})
+			}
+			if cmd.Flags().Changed("addr") || token != "" {
+				return &usageError{cmd: cmd, err: errors.New("--data reads a stopped node's directory: --addr and --token do not apply")}
+			}
+			o := datadir.BackupOptions{Dir: data, LSN: lsn, Node: id, ClusterCommit: clusterCommit}
+			if before != "" {
+				t, err := time.Parse(time.RFC3339Nano, before)
+				if err != nil {
+					return &usageError{cmd: cmd, err: fmt.Errorf("--before %q: want an RFC 3339 time such as 2026-11-30T14:03:00Z", before)}
+				}
+				o.Before = t
+			}
+			return writeBackup(to, cmd.OutOrStdout(), func(f *os.File) (string, error) {
+				return offlineBackup(cmd.Context(), o, f, cmd.ErrOrStderr())
+			})
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "file to write (must not exist)")
 	cmd.Flags().StringVar(&token, "token", "", "EPOCH:LSN the backup must include at least (with --consistency session)")
+	cmd.Flags().StringVar(&data, "data", "", "back up this STOPPED node's data directory instead of asking a running node")
+	cmd.Flags().Uint64Var(&lsn, "lsn", 0, "with --data: back up the state at this LSN (default: the node's commit LSN)")
+	cmd.Flags().StringVar(&before, "before", "", "with --data: back up the state before the first entry written at or after this RFC 3339 time")
+	cmd.Flags().StringVar(&id, "id", "", "with --data: the stopped node's id, recorded in the backup")
+	cmd.Flags().Uint64Var(&clusterCommit, "cluster-commit", 0, "with --data: the cluster's commit LSN (replicant status on its leader), when it is past what the stopped node recorded")
 	cf.register(cmd)
 	return cmd
 }
 
-func runBackup(ctx context.Context, cf clientFlags, to, token string, stdout, stderr io.Writer) error {
+// writeBackup creates FILE through fill, which writes a backup into the
+// file it is given and returns a summary of it. The file is written aside
+// and renamed once complete and verified: FILE is never a partial or
+// damaged backup.
+func writeBackup(to string, stdout io.Writer, fill func(*os.File) (string, error)) error {
 	if _, err := os.Lstat(to); err == nil {
 		return fmt.Errorf("%s exists; choose another name or remove it first", to)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	// Written aside and renamed once verified: FILE is never a partial or
-	// damaged backup.
 	f, err := os.CreateTemp(filepath.Dir(to), "."+filepath.Base(to)+".*.part")
 	if err != nil {
 		return err
@@ -68,30 +105,9 @@ func runBackup(ctx context.Context, cf clientFlags, to, token string, stdout, st
 			os.Remove(f.Name())
 		}
 	}()
-	resp, err := requestBackup(ctx, cf, token)
+	summary, err := fill(f)
 	if err != nil {
 		return err
-	}
-	defer resp.Body.Close()
-	fmt.Fprintf(stderr, "backup: streaming from %s at epoch %s, LSN %s\n", cf.addr,
-		resp.Header.Get(httpapi.HeaderBackupEpoch), resp.Header.Get(httpapi.HeaderBackupLSN))
-	d, err := backup.NewReader(io.TeeReader(resp.Body, f))
-	if err != nil {
-		return backupFailed(resp, err)
-	}
-	start, last := time.Now(), time.Now()
-	for {
-		_, err := d.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return backupFailed(resp, err)
-		}
-		if time.Since(last) >= progressEvery {
-			last = time.Now()
-			fmt.Fprintf(stderr, "backup: %d keys, %s\n", d.Keys(), sizeText(d.Offset()))
-		}
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("write %s: %w", to, err)
@@ -107,11 +123,71 @@ func runBackup(ctx context.Context, cf clientFlags, to, token string, stdout, st
 		_ = dir.Sync() // the rename survives a crash
 		dir.Close()
 	}
+	fmt.Fprintf(stdout, "%swritten to %s\n", summary, to)
+	return nil
+}
+
+// offlineBackup writes a stopped node's backup into f and reads it back.
+func offlineBackup(ctx context.Context, o datadir.BackupOptions, f *os.File, stderr io.Writer) (string, error) {
+	start := time.Now()
+	p := progressPrinter(stderr, "backup")
+	o.Progress = func(k uint64, n int64) { p("read", k, n) }
+	h, tr, tg, err := datadir.Backup(ctx, o, f)
+	if err != nil {
+		return "", err
+	}
+	// What is on the disk is what counts: read it back.
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	if _, got, err := backup.Verify(f); err != nil || got != tr {
+		return "", fmt.Errorf("backup: the file written does not read back intact: %v", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(stderr, "backup: %d keys, %s in %.1fs, checksum verified\n", tr.Keys, sizeText(fi.Size()), time.Since(start).Seconds())
+	s := fmt.Sprintf("backup of the stopped node in %s at epoch %d, LSN %d: %d keys, %s, sha256 %s\n",
+		o.Dir, h.Epoch, h.LSN, tr.Keys, sizeText(fi.Size()), tr.Hex())
+	if tg.NextLSN != 0 {
+		s += fmt.Sprintf("not in it: LSN %d (written %s) and later\n", tg.NextLSN, tg.NextTime.UTC().Format(time.RFC3339Nano))
+	}
+	return s, nil
+}
+
+// streamBackup streams a running node's backup into f, verifying it as it
+// arrives.
+func streamBackup(ctx context.Context, cf clientFlags, token string, f *os.File, stderr io.Writer) (string, error) {
+	resp, err := requestBackup(ctx, cf, token)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	fmt.Fprintf(stderr, "backup: streaming from %s at epoch %s, LSN %s\n", cf.addr,
+		resp.Header.Get(httpapi.HeaderBackupEpoch), resp.Header.Get(httpapi.HeaderBackupLSN))
+	d, err := backup.NewReader(io.TeeReader(resp.Body, f))
+	if err != nil {
+		return "", backupFailed(resp, err)
+	}
+	start, last := time.Now(), time.Now()
+	for {
+		_, err := d.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", backupFailed(resp, err)
+		}
+		if time.Since(last) >= progressEvery {
+			last = time.Now()
+			fmt.Fprintf(stderr, "backup: %d keys, %s\n", d.Keys(), sizeText(d.Offset()))
+		}
+	}
 	h, tr := d.Header(), d.Trailer()
 	fmt.Fprintf(stderr, "backup: %d keys, %s in %.1fs, checksum verified\n", tr.Keys, sizeText(d.Offset()), time.Since(start).Seconds())
-	fmt.Fprintf(stdout, "backup of %s at epoch %d, LSN %d: %d keys, %s, sha256 %s\nwritten to %s\n",
-		sourceText(h), h.Epoch, h.LSN, tr.Keys, sizeText(d.Offset()), tr.Hex(), to)
-	return nil
+	return fmt.Sprintf("backup of %s at epoch %d, LSN %d: %d keys, %s, sha256 %s\n",
+		sourceText(h), h.Epoch, h.LSN, tr.Keys, sizeText(d.Offset()), tr.Hex()), nil
 }
 
 // backupHTTP has no overall timeout: a backup takes as long as the data
@@ -170,6 +246,8 @@ func sourceText(h backup.Header) string {
 	switch {
 	case h.Role == "follower" && h.Leader != "":
 		return fmt.Sprintf("%s (follower of %s)", h.Node, h.Leader)
+	case h.Role == "stopped" && h.Node == "":
+		return "a stopped node"
 	case h.Role != "":
 		return fmt.Sprintf("%s (%s)", h.Node, h.Role)
 	}

@@ -71,6 +71,9 @@ func TestBackupAndRestoreUsage(t *testing.T) {
 		{[]string{"backup"}, "--to FILE is required"},
 		{[]string{"restore", "--data", "x"}, "--from FILE is required"},
 		{[]string{"restore", "--from", "f"}, "--data DIR is required"},
+		{[]string{"backup", "--to", "f", "--lsn", "3"}, "--lsn applies to a stopped node's --data DIR"},
+		{[]string{"backup", "--to", "f", "--data", "d", "--addr", "x:1"}, "--addr and --token do not apply"},
+		{[]string{"backup", "--to", "f", "--data", "d", "--before", "yesterday"}, "RFC 3339"},
 	} {
 		var stderr bytes.Buffer
 		if code := run(context.Background(), tc.args, strings.NewReader(""), &bytes.Buffer{}, &stderr); code != 1 || !strings.Contains(stderr.String(), tc.want) {

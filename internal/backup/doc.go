@@ -34,7 +34,7 @@
 //     ErrChecksum, or is the underlying reader's own error.
 //
 // It is a package without storage dependencies so that its fuzz target
-// does not link Pebble (see internal/storage/logrec); the restore into a
-// data directory (restore, and backup of a stopped node) is package
+// does not link Pebble (see internal/storage/logrec); the work on a
+// data directory (restore, and the backup of a stopped node) is package
 // backup/datadir.
 package backup
