@@ -148,8 +148,8 @@ func offlineBackup(ctx context.Context, o datadir.BackupOptions, f *os.File, std
 		return "", err
 	}
 	fmt.Fprintf(stderr, "backup: %d keys, %s in %.1fs, checksum verified\n", tr.Keys, sizeText(fi.Size()), time.Since(start).Seconds())
-	s := fmt.Sprintf("backup of the stopped node in %s at epoch %d, LSN %d: %d keys, %s, sha256 %s\n",
-		o.Dir, h.Epoch, h.LSN, tr.Keys, sizeText(fi.Size()), tr.Hex())
+	s := fmt.Sprintf("backup of %s in %s at epoch %d, LSN %d: %d keys, %s, sha256 %s\n",
+		sourceText(h), o.Dir, h.Epoch, h.LSN, tr.Keys, sizeText(fi.Size()), tr.Hex())
 	if tg.NextLSN != 0 {
 		s += fmt.Sprintf("not in it: LSN %d (written %s) and later\n", tg.NextLSN, tg.NextTime.UTC().Format(time.RFC3339Nano))
 	}
@@ -338,7 +338,7 @@ func runRestore(ctx context.Context, from, data, id string, stdout, stderr io.Wr
 Start it as the first member of --initial-cluster, e.g.
   replicant server --id %s --data %s --peer PEERADDR --initial-cluster %s=PEERADDR[,n2=…]
 Members listed after it start with empty directories and receive the data as a snapshot.
-Tokens of the old cluster do not apply to the new one.
+Tokens of the old cluster mean nothing to the new one: drop them.
 `, res.LSN, res.Epoch, res.LSN+1, id, data, id)
 	return nil
 }
