@@ -38,8 +38,9 @@ type BackupOptions struct {
 	// LSN is the state to back up; 0 means the commit LSN the node
 	// recorded, unless Before is set.
 	LSN uint64
-	// Before, if set, picks the last committed entry written (by its
-	// leader's clock) before it, as PostgreSQL's recovery_target_time.
+	// Before, if set, picks the state just before the first committed
+	// entry written (by its leader's clock) at or after it, as
+	// PostgreSQL's recovery_target_time.
 	Before time.Time
 	// ClusterCommit is the cluster's commit LSN as the caller learned it
 	// (replicant status on the leader): a node records the commit LSN it
@@ -157,7 +158,10 @@ func chooseTarget(st *storage.Store, o BackupOptions) (Target, error) {
 	return tg, nil
 }
 
-// lastBefore is the last committed LSN whose entry was written before t.
+// lastBefore is the LSN just before the first committed entry written at
+// or after t. Leader clocks of different epochs may disagree a little: the
+// first such entry in log order decides, so the backup is a prefix of the
+// history that holds no entry written at or after t.
 func lastBefore(st *storage.Store, s storage.State, t time.Time) (uint64, error) {
 	if s.CommitLSN < s.FirstLSN {
 		return 0, fmt.Errorf("backup: the log holds no committed entry to compare with %s", t.Format(time.RFC3339Nano))
