@@ -3,11 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/replicant-db/replicant/internal/api/httpapi"
 	"github.com/replicant-db/replicant/internal/backup"
 	"github.com/replicant-db/replicant/internal/backup/datadir"
 )
@@ -79,5 +83,69 @@ func TestBackupAndRestoreUsage(t *testing.T) {
 		if code := run(context.Background(), tc.args, strings.NewReader(""), &bytes.Buffer{}, &stderr); code != 1 || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("%v: exit %d, stderr %q", tc.args, code, stderr.String())
 		}
+	}
+}
+
+// TestBackupKeepsOnlyVerifiedFiles runs `replicant backup` against a node
+// stand-in that serves a whole backup, one that fails mid-stream with its
+// reason in the HTTP trailer, and one that refuses.
+func TestBackupKeepsOnlyVerifiedFiles(t *testing.T) {
+	var whole bytes.Buffer
+	w, err := backup.NewWriter(&whole, backup.Header{Mode: "single-leader", Epoch: 3, LSN: 70, Node: "n2", Role: "follower", Leader: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3000 {
+		if err := w.Add(fmt.Appendf(nil, "k%05d", i), bytes.Repeat([]byte("v"), 100), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	file := whole.Bytes()
+	for _, tc := range []struct {
+		name    string
+		serve   http.HandlerFunc
+		stderr  string // part of it; "" = success
+		wantOut string
+	}{
+		{"whole", func(rw http.ResponseWriter, r *http.Request) {
+			rw.Write(file)
+		}, "", "backup of n2 (follower of n1) at epoch 3, LSN 70: 3000 keys"},
+		{"cut, with the node's reason", func(rw http.ResponseWriter, r *http.Request) {
+			rw.Header().Set("Trailer", httpapi.HeaderBackupError)
+			rw.Write(file[:len(file)/2])
+			rw.Header().Set(httpapi.HeaderBackupError, "storage: disk read error")
+		}, "backup failed on the node: storage: disk read error", ""},
+		{"cut", func(rw http.ResponseWriter, r *http.Request) {
+			rw.Write(file[:len(file)-10])
+		}, "truncated", ""},
+		{"refused", func(rw http.ResponseWriter, r *http.Request) {
+			http.Error(rw, `{"error":"backup is supported in single-leader mode only; this node runs leaderless mode"}`, http.StatusConflict)
+		}, "409: backup is supported in single-leader mode only", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(tc.serve)
+			defer srv.Close()
+			dir := t.TempDir()
+			to := filepath.Join(dir, "b.backup")
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"backup", "--to", to, "--addr", srv.URL}, strings.NewReader(""), &stdout, &stderr)
+			ents, _ := os.ReadDir(dir)
+			if tc.stderr == "" {
+				got, err := os.ReadFile(to)
+				if code != 0 || err != nil || !bytes.Equal(got, file) || !strings.Contains(stdout.String(), tc.wantOut) || len(ents) != 1 {
+					t.Fatalf("exit %d, file %d bytes (%v), %d entries in the directory\nstdout %s\nstderr %s", code, len(got), err, len(ents), &stdout, &stderr)
+				}
+				return
+			}
+			if code == 0 || !strings.Contains(stderr.String(), tc.stderr) {
+				t.Fatalf("exit %d, stderr %q; want a failure mentioning %q", code, &stderr, tc.stderr)
+			}
+			if len(ents) != 0 {
+				t.Fatalf("a failed backup left %s behind", ents[0].Name())
+			}
+		})
 	}
 }
