@@ -1,19 +1,5 @@
 package datadir
 
-// Offline backup invariants:
-//   - It reads a stopped node's directory: the store is opened with an
-//     apply delay longer than any history, so opening it applies no entry
-//     the node had not applied itself (a delayed replica's pending entries,
-//     a bad write among them, stay unapplied).
-//   - The backup's LSN is at most the commit LSN the node recorded (or the
-//     cluster's, when the caller vouches for it): an entry above it may
-//     never have committed in the cluster.
-//   - It is at least the store's GC floor: below it, versions a read there
-//     would need may have been collected.
-//   - To reach an LSN above what the node applied, it applies the node's
-//     own logged entries up to that LSN, as the node would have; nothing
-//     above it.
-
 import (
 	"context"
 	"errors"

@@ -1,27 +1,5 @@
 package datadir
 
-// Restore invariants:
-//   - Nothing is written before the whole file has verified (structure,
-//     counts, SHA-256): a corrupt or truncated backup leaves the target
-//     directory as it was (absent, or empty).
-//   - The store appears under DIR/store only once it is complete: it is
-//     built in DIR/.restore-incomplete and renamed, so a crash or error
-//     mid-way never leaves a store the server would start from. (The
-//     store's own "installing" mark would make the server wipe a half
-//     install and start empty: silently without the data.)
-//   - The file is verified again while it is installed; if it changed in
-//     between, the install is discarded.
-//   - Beside the store, DIR/restored-from-backup.json (Marker) records
-//     where the data came from; `replicant server` reads it to refuse a
-//     first start in which the node would not be the first leader (a
-//     leader with an empty log would roll the restored data back).
-//   - A restored store is at the backup's LSN with epoch history
-//     [epoch 1 from LSN 1]: it looks like a node of a new cluster whose
-//     first leader wrote everything up to that LSN and whose log retention
-//     has dropped the entries. The new cluster's first leader (epoch 1)
-//     continues the log at LSN+1, and a follower with an empty directory
-//     receives the data as a snapshot.
-
 import (
 	"context"
 	"encoding/json"
