@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/replicant-db/replicant/internal/backup/datadir"
 )
@@ -26,7 +27,10 @@ func guardRestoredStart(server *cobra.Command) *cobra.Command {
 				return err
 			}
 		}
-		fl := cmd.Flags()
+		fl := effectiveServerFlags(cmd.Flags())
+		if fl == nil {
+			return nil // the configuration does not load: RunE reports why
+		}
 		id, _ := fl.GetString("id")
 		data, _ := fl.GetString("data")
 		initial, _ := fl.GetString("initial-cluster")
@@ -37,6 +41,31 @@ func guardRestoredStart(server *cobra.Command) *cobra.Command {
 		return checkRestoredStart(id, data, initial, join)
 	}
 	return server
+}
+
+// effectiveServerFlags is the server's flags as runServer will see them:
+// the command line, then $REPLICANT_* and the --config file (loadConfig).
+// The layers are loaded into a scratch copy of the flags, because
+// loadConfig marks what it sets as set, and the server command loads them
+// itself once more.
+func effectiveServerFlags(cmdline *pflag.FlagSet) *pflag.FlagSet {
+	scratch := &cobra.Command{}
+	var f serverFlags
+	f.register(scratch)
+	fs := scratch.Flags()
+	var failed bool
+	cmdline.Visit(func(fl *pflag.Flag) {
+		if fs.Lookup(fl.Name) != nil && fs.Set(fl.Name, fl.Value.String()) != nil {
+			failed = true
+		}
+	})
+	if failed {
+		return cmdline // a value that does not copy: check the command line alone
+	}
+	if _, err := loadConfig(fs, os.Environ()); err != nil {
+		return nil
+	}
+	return fs
 }
 
 func checkRestoredStart(id, data, initial, join string) error {

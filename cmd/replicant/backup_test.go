@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/replicant-db/replicant/internal/api/httpapi"
 	"github.com/replicant-db/replicant/internal/backup"
@@ -62,6 +63,59 @@ func TestRestoredStartGuard(t *testing.T) {
 				t.Fatalf("refused: %v", err)
 			case tc.refused != "" && (err == nil || !strings.Contains(err.Error(), tc.refused)):
 				t.Fatalf("got %v, want a refusal mentioning %q", err, tc.refused)
+			}
+		})
+	}
+}
+
+// TestRestoredStartGuardSeesEveryLayer starts the server command with the
+// restored directory and --initial-cluster given by the environment and by
+// a --config file: the guard refuses as it does for flags, before the
+// server listens or writes anything.
+func TestRestoredStartGuardSeesEveryLayer(t *testing.T) {
+	var buf bytes.Buffer
+	w, err := backup.NewWriter(&buf, backup.Header{Mode: "single-leader", Epoch: 1, LSN: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "b.backup")
+	if err := os.WriteFile(file, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	restored := filepath.Join(t.TempDir(), "n1")
+	if _, err := datadir.Restore(context.Background(), datadir.RestoreOptions{From: file, Dir: restored}); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(t.TempDir(), "replicant.conf")
+	if err := os.WriteFile(conf, []byte("data = "+restored+"\ninitial-cluster = n2=127.0.0.1:1,n1=127.0.0.1:2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{"environment", map[string]string{"REPLICANT_DATA": restored, "REPLICANT_INITIAL_CLUSTER": "n2=127.0.0.1:1,n1=127.0.0.1:2"}, nil},
+		{"config file", nil, []string{"--config", conf}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var stderr bytes.Buffer
+			// Bounded: a server the guard let through runs until ctx ends.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			t.Chdir(t.TempDir()) // where a wrongly started server's default data/n1 would go
+			args := append([]string{"server", "--id", "n1", "--resp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--peer", "127.0.0.1:0"}, tc.args...)
+			if code := run(ctx, args, strings.NewReader(""), &bytes.Buffer{}, &stderr); code != 1 || !strings.Contains(stderr.String(), "list this node (n1) first") {
+				t.Fatalf("exit %d, stderr %q", code, &stderr)
+			}
+			if _, err := os.Stat(filepath.Join(restored, "control")); !os.IsNotExist(err) {
+				t.Fatalf("the refused start created a control plane (%v)", err)
 			}
 		})
 	}
