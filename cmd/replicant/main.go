@@ -74,7 +74,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCmd(), newDevCmd(), newGetCmd(), newPutCmd(), newDelCmd(), newStatusCmd(), newConfigCmd(), newMemberCmd(), newLinkCmd(), newFailoverCmd(), newBenchCmd(), newVersionCmd(), newCheckCmd())
+	root.AddCommand(guardRestoredStart(newServerCmd()), newDevCmd(), newGetCmd(), newPutCmd(), newDelCmd(), newStatusCmd(), newConfigCmd(), newMemberCmd(), newLinkCmd(), newFailoverCmd(), newBenchCmd(), newVersionCmd(), newBackupCmd(), newRestoreCmd(), newCheckCmd())
 	setVersion(root)
 	// cobra adds its completion command only while executing; adding it
 	// now lets strictArgs cover it like every other parent command.

@@ -65,6 +65,7 @@ func NewWithConfig(b engine.Engine, log *slog.Logger, cfg Config) *Server {
 	mux.HandleFunc("PUT /v1/config", s.auth(s.putConfig))
 	mux.HandleFunc("DELETE /v1/members/{id}", s.auth(s.removeMember))
 	mux.HandleFunc("POST /v1/failover", s.auth(s.failover))
+	mux.HandleFunc("GET /v1/backup", s.auth(s.backup)) // backup.go
 	// Multi-leader mode (links.go); other modes answer 409.
 	mux.HandleFunc("GET /v1/links", s.auth(s.listLinks))
 	mux.HandleFunc("POST /v1/links", s.auth(s.addLink))
