@@ -195,7 +195,7 @@ func runServer(ctx context.Context, f serverFlags) error {
 		return err
 	}
 	sec.logNotes(log)
-	tlsCfg, err := f.tls.load()
+	tlsCfg, err := f.tls.load(log)
 	if err != nil {
 		return err
 	}
@@ -261,7 +261,7 @@ func runServer(ctx context.Context, f serverFlags) error {
 		TLS: tlsCfg.clientPorts()})
 	hs := httpapi.NewWithConfig(n.Engine(), log, httpapi.Config{MaxConns: noneIfZero(f.maxClients),
 		BodyTimeout: noneIfZero(f.clientReadTimeout), Budget: buf, TLS: tlsCfg.clientPorts(), Pprof: f.pprof})
-	go tlsCfg.reload(ctx, log)
+	go tlsCfg.reload(ctx)
 	errc := make(chan error, 2)
 	go func() { errc <- rs.Serve(ctx, respLn) }()
 	go func() { errc <- hs.Serve(ctx, httpLn) }()

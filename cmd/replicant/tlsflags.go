@@ -42,10 +42,11 @@ type serverTLS struct {
 	store      *certs.Store
 	clientAuth tls.ClientAuthType
 	interval   time.Duration
+	log        *slog.Logger
 }
 
 // load checks the flags and reads the files; nil means TLS is off.
-func (f *serverTLSFlags) load() (*serverTLS, error) {
+func (f *serverTLSFlags) load(log *slog.Logger) (*serverTLS, error) {
 	if f.cert == "" && f.key == "" && f.ca == "" {
 		if f.authClients != "no" {
 			return nil, errors.New("--tls-auth-clients needs --tls-cert, --tls-key and --tls-ca")
@@ -73,7 +74,7 @@ func (f *serverTLSFlags) load() (*serverTLS, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &serverTLS{store: st, clientAuth: auth, interval: f.reloadInterval}, nil
+	return &serverTLS{store: st, clientAuth: auth, interval: f.reloadInterval, log: log}, nil
 }
 
 // clientPorts is the configuration of the RESP and HTTP listeners (nil
@@ -82,7 +83,15 @@ func (s *serverTLS) clientPorts() *tls.Config {
 	if s == nil {
 		return nil
 	}
-	return s.store.ServerConfig(s.clientAuth)
+	return s.store.ServerConfig(s.clientAuth, s.rejected("client"))
+}
+
+// rejected logs a refused certificate on a port: the other side sees
+// only a closed connection.
+func (s *serverTLS) rejected(port string) func(remote string, err error) {
+	return func(remote string, err error) {
+		s.log.Warn("TLS certificate refused", "port", port, "remote", remote, "err", err)
+	}
 }
 
 // peerServer is the peer port's: mutual TLS, always.
@@ -90,7 +99,7 @@ func (s *serverTLS) peerServer() *tls.Config {
 	if s == nil {
 		return nil
 	}
-	return s.store.ServerConfig(tls.RequireAndVerifyClientCert)
+	return s.store.ServerConfig(tls.RequireAndVerifyClientCert, s.rejected("peer"))
 }
 
 // peerClient gives the configuration of each connection to a peer.
@@ -104,10 +113,11 @@ func (s *serverTLS) peerClient() func() *tls.Config {
 // reload keeps the certificates current until ctx ends: on SIGHUP, and
 // when the files change (checked every --tls-reload-interval). A failed
 // reload is logged and the previous certificate stays in use.
-func (s *serverTLS) reload(ctx context.Context, log *slog.Logger) {
+func (s *serverTLS) reload(ctx context.Context) {
 	if s == nil {
 		return
 	}
+	log := s.log
 	logLoaded := func(how string) {
 		leaf := s.store.Leaf()
 		log.Info("TLS certificate loaded", "how", how, "subject", leaf.Subject.String(),

@@ -183,24 +183,70 @@ func (s *Store) Leaf() *x509.Certificate { return s.cur.Load().leaf }
 // current certificate. clientAuth says whether clients must present a
 // certificate from the CA (tls.RequireAndVerifyClientCert for the peer
 // port), may (tls.VerifyClientCertIfGiven) or are not asked
-// (tls.NoClientCert). nextProtos are offered in ALPN.
-func (s *Store) ServerConfig(clientAuth tls.ClientAuthType, nextProtos ...string) *tls.Config {
+// (tls.NoClientCert). onReject, if not nil, is told about each client
+// certificate refused and whose it was: the client only sees a broken
+// connection, so the server's log is where an operator learns why.
+func (s *Store) ServerConfig(clientAuth tls.ClientAuthType, onReject func(remote string, err error)) *tls.Config {
 	// GetConfigForClient runs for each handshake: a reload is seen by the
 	// next one, including the CA that verifies client certificates.
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
-		NextProtos: nextProtos,
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 			m := s.cur.Load()
-			return &tls.Config{
+			cfg := &tls.Config{
 				MinVersion:   tls.VersionTLS12,
-				NextProtos:   nextProtos,
 				Certificates: []tls.Certificate{m.cert},
-				ClientCAs:    m.pool,
-				ClientAuth:   clientAuth,
-			}, nil
+			}
+			var remote string
+			if hello.Conn != nil {
+				remote = hello.Conn.RemoteAddr().String()
+			}
+			// Verification is done here rather than by crypto/tls
+			// (RequireAndVerifyClientCert) only to say who was refused
+			// and why; the checks are the same: a chain to the CA,
+			// valid now, for client authentication.
+			switch clientAuth {
+			case tls.RequireAndVerifyClientCert:
+				cfg.ClientAuth = tls.RequireAnyClientCert
+			case tls.VerifyClientCertIfGiven:
+				cfg.ClientAuth = tls.RequestClientCert
+			default:
+				return cfg, nil
+			}
+			cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+				if len(raw) == 0 {
+					return nil // only reached when a certificate is optional
+				}
+				err := verifyClient(raw, m.pool)
+				if err != nil && onReject != nil {
+					onReject(remote, err)
+				}
+				return err
+			}
+			return cfg, nil
 		},
 	}
+}
+
+// verifyClient checks a client's chain (leaf first) against pool.
+func verifyClient(raw [][]byte, pool *x509.CertPool) error {
+	certs := make([]*x509.Certificate, len(raw))
+	for i, der := range raw {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return fmt.Errorf("certs: client certificate does not parse: %w", err)
+		}
+		certs[i] = c
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return fmt.Errorf("certs: client certificate %q refused: %w", certs[0].Subject.CommonName, err)
+	}
+	return nil
 }
 
 // ClientConfig is a configuration for dialling another node now: it

@@ -2,6 +2,7 @@ package certs
 
 import (
 	"context"
+	"fmt"
 	"crypto/tls"
 	"math/big"
 	"net"
@@ -109,7 +110,15 @@ func TestPeerConfigRequiresACertificateFromTheCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := serve(t, srv.ServerConfig(tls.RequireAndVerifyClientCert))
+	rejected := make(chan error, 16)
+	onReject := func(remote string, err error) {
+		if remote == "" {
+			err = fmt.Errorf("no remote address for %w", err)
+		}
+		rejected <- err
+	}
+	addr := serve(t, srv.ServerConfig(tls.RequireAndVerifyClientCert, onReject))
+	optional := serve(t, srv.ServerConfig(tls.VerifyClientCertIfGiven, onReject))
 
 	member := ca.Issue("member", "n2", "127.0.0.1")
 	memberStore, err := Load(Files{member.CertFile, member.KeyFile, ca.CertFile})
@@ -132,22 +141,37 @@ func TestPeerConfigRequiresACertificateFromTheCA(t *testing.T) {
 	wrongName.ServerName = "elsewhere.example"
 
 	for _, tc := range []struct {
-		name string
-		cfg  *tls.Config
-		ok   bool
+		name     string
+		addr     string
+		cfg      *tls.Config
+		ok       bool
+		reported string // what onReject is told, if anything
 	}{
-		{"member of the CA", memberStore.ClientConfig(), true},
-		{"no client certificate", noCert, false},
-		{"certificate from another CA", withCert(strangerCert), false},
-		{"server name not in the certificate", wrongName, false},
+		{"member of the CA", addr, memberStore.ClientConfig(), true, ""},
+		{"no client certificate", addr, noCert, false, ""},
+		{"certificate from another CA", addr, withCert(strangerCert), false, "unknown authority"},
+		{"server name not in the certificate", addr, wrongName, false, ""},
+		{"optional: member of the CA", optional, memberStore.ClientConfig(), true, ""},
+		{"optional: no client certificate", optional, noCert, true, ""},
+		{"optional: certificate from another CA", optional, withCert(strangerCert), false, "unknown authority"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			serial, err := dial(addr, tc.cfg)
+			serial, err := dial(tc.addr, tc.cfg)
 			if tc.ok != (err == nil) {
 				t.Fatalf("handshake error %v, want success %v", err, tc.ok)
 			}
 			if tc.ok && serial.Cmp(srvPair.Serial) != 0 {
 				t.Fatalf("server presented serial %v, want %v", serial, srvPair.Serial)
+			}
+			select {
+			case err := <-rejected:
+				if tc.reported == "" || !strings.Contains(err.Error(), tc.reported) {
+					t.Fatalf("onReject told %v, want %q", err, tc.reported)
+				}
+			default:
+				if tc.reported != "" {
+					t.Fatalf("onReject not told about the refusal")
+				}
 			}
 		})
 	}
@@ -163,7 +187,7 @@ func TestReloadServesTheNewCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := serve(t, s.ServerConfig(tls.NoClientCert))
+	addr := serve(t, s.ServerConfig(tls.NoClientCert, nil))
 	client := &tls.Config{RootCAs: s.ClientConfig().RootCAs}
 	mustServe := func(want *big.Int) {
 		t.Helper()

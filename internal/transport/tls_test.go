@@ -51,7 +51,7 @@ func TestMutualTLSGuardsEveryRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := &fakeHandler{raft: make(chan int, 8)}
-	srv := NewServer(h, 1<<20, "s3cret", WithServerTLS(srvStore.ServerConfig(tls.RequireAndVerifyClientCert)))
+	srv := NewServer(h, 1<<20, "s3cret", WithServerTLS(srvStore.ServerConfig(tls.RequireAndVerifyClientCert, nil)))
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Stop()
 
@@ -104,7 +104,7 @@ func TestPoolPresentsReloadedCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := make(chan string, 4)
-	cfg := srvStore.ServerConfig(tls.RequireAndVerifyClientCert)
+	cfg := srvStore.ServerConfig(tls.RequireAndVerifyClientCert, nil)
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) > 0 {
 			seen <- cs.PeerCertificates[0].SerialNumber.String()

@@ -66,7 +66,7 @@ func TestServeTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := NewWithConfig(e.n, nil, Config{TLS: st.ServerConfig(tls.NoClientCert)})
+	s := NewWithConfig(e.n, nil, Config{TLS: st.ServerConfig(tls.NoClientCert, nil)})
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, ln) }()
 	t.Cleanup(func() { cancel(); <-done })
