@@ -2,8 +2,8 @@ package certs
 
 import (
 	"context"
-	"fmt"
 	"crypto/tls"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
