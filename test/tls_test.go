@@ -37,6 +37,9 @@ type tlsCluster struct {
 	nodes []*proc
 	pairs map[string]certstest.Pair
 	roots *x509.CertPool
+	// clientCert is the test's own certificate from the CA, presented to
+	// nodes that ask for one (--tls-auth-clients).
+	clientCert tls.Certificate
 }
 
 // tlsFlags are the server flags for a node holding pair.
@@ -55,6 +58,10 @@ func newTLSCluster(t *testing.T, n int, perNode map[string][]string, flags ...st
 	if !c.roots.AppendCertsFromPEM(b) {
 		t.Fatal("test CA does not parse")
 	}
+	cp := c.ca.Issue("tester", "tester", "127.0.0.1")
+	if c.clientCert, err = tls.LoadX509KeyPair(cp.CertFile, cp.KeyFile); err != nil {
+		t.Fatal(err)
+	}
 	var initial []string
 	for i := 1; i <= n; i++ {
 		p := newProc(t, fmt.Sprintf("n%d", i))
@@ -70,7 +77,13 @@ func newTLSCluster(t *testing.T, n int, perNode map[string][]string, flags ...st
 	for _, p := range c.nodes {
 		c.waitReady(p)
 	}
-	waitFor(t, "n1 leads and every follower streams", 30*time.Second, func() bool {
+	return c
+}
+
+// waitStreaming waits until n1 leads and every follower streams.
+func (c *tlsCluster) waitStreaming() {
+	c.t.Helper()
+	waitFor(c.t, "n1 leads and every follower streams", 30*time.Second, func() bool {
 		for _, p := range c.nodes {
 			st, err := c.status(p)
 			if err != nil || st.Leader != "n1" || (p.ID != "n1" && st.State != "streaming") {
@@ -79,12 +92,12 @@ func newTLSCluster(t *testing.T, n int, perNode map[string][]string, flags ...st
 		}
 		return true
 	})
-	return c
 }
 
-// tlsConfig trusts the cluster's CA.
+// tlsConfig trusts the cluster's CA and presents the test's certificate
+// when asked for one.
 func (c *tlsCluster) tlsConfig() *tls.Config {
-	return &tls.Config{RootCAs: c.roots, ServerName: "127.0.0.1"}
+	return &tls.Config{RootCAs: c.roots, ServerName: "127.0.0.1", Certificates: []tls.Certificate{c.clientCert}}
 }
 
 func (c *tlsCluster) client(p *proc) *client.Client {
@@ -124,6 +137,7 @@ func (c *tlsCluster) redis(p *proc) *redis.Client {
 // serial is the serial number of the certificate addr presents.
 func (c *tlsCluster) serial(addr string, clientCert *tls.Certificate) (*big.Int, error) {
 	cfg := c.tlsConfig()
+	cfg.Certificates = nil
 	if clientCert != nil {
 		cfg.Certificates = []tls.Certificate{*clientCert}
 	}
@@ -141,6 +155,7 @@ func TestTLSCluster(t *testing.T) {
 		"n1": {"--tls-reload-interval", "0"},
 		"n2": {"--tls-reload-interval", "100ms"},
 	}, "--sync", "FIRST 1 (*)")
+	c.waitStreaming()
 	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
 	ctx := ctxT(t, 3*time.Minute)
 
@@ -352,5 +367,62 @@ func TestTLSCluster(t *testing.T) {
 		if errors.Is(err, context.DeadlineExceeded) {
 			t.Fatal(err)
 		}
+	})
+}
+
+// TestTLSLeaderlessLeave: a leaderless node asked to leave hands its keys
+// over and then asks another member, over that member's HTTPS API and
+// with its own certificate, to remove it.
+func TestTLSLeaderlessLeave(t *testing.T) {
+	c := newTLSCluster(t, 4, nil, "--mode", "leaderless", "--tls-auth-clients", "yes")
+	ctx := ctxT(t, 2*time.Minute)
+	// Clients must present a certificate too (--tls-auth-clients yes);
+	// c.client presents the test's.
+	cl := c.client
+	noCert := c.tlsConfig()
+	noCert.Certificates = nil
+	if _, err := client.New(c.nodes[0].HTTP, client.Options{TLS: noCert}).Status(ctx); err == nil {
+		t.Fatal("a client without a certificate was served with --tls-auth-clients yes")
+	}
+	// ... and knows their HTTP addresses (published through the control
+	// plane once each node runs): n4 needs one to ask for its removal.
+	waitFor(t, "every node sees the three others healthy, with their HTTP addresses", 30*time.Second, func() bool {
+		for _, p := range c.nodes {
+			st, err := cl(p).Status(ctx)
+			if err != nil || len(st.Members) != 3 {
+				return false
+			}
+			for _, m := range st.Members {
+				if !m.Healthy || m.HTTP == "" {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	for i := range 50 {
+		if err := cl(c.nodes[0]).Put(ctx, fmt.Sprintf("k%02d", i), []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n4 := c.nodes[3]
+	if err := cl(n4).RemoveMember(ctx, "n4"); err != nil {
+		t.Fatalf("remove n4 through itself: %v\n%s", err, n4.log.String())
+	}
+	st, err := cl(n4).Status(ctx)
+	if err != nil || st.Rebalance == nil || st.Rebalance.State != "left" {
+		t.Fatalf("n4's status after leaving: %+v, %v; want rebalance left", st, err)
+	}
+	waitFor(t, "n1 no longer lists n4", 30*time.Second, func() bool {
+		st, err := cl(c.nodes[0]).Status(ctx)
+		if err != nil {
+			return false
+		}
+		for _, m := range st.Members {
+			if m.ID == "n4" {
+				return false
+			}
+		}
+		return true
 	})
 }

@@ -321,7 +321,8 @@ func (n *Node) ID() string { return n.cfg.ID }
 // Settings are the node's settings the client APIs show or enforce.
 func (n *Node) Settings() engine.Settings {
 	return engine.Settings{ID: n.cfg.ID, RESPAddr: n.cfg.RESPAddr, HTTPAddr: n.cfg.HTTPAddr, RequirePass: n.cfg.RequirePass,
-		MaxKeySize: n.cfg.MaxKeySize, MaxValueSize: n.cfg.MaxValueSize, WriteTimeout: n.cfg.WriteTimeout}
+		MaxKeySize: n.cfg.MaxKeySize, MaxValueSize: n.cfg.MaxValueSize, WriteTimeout: n.cfg.WriteTimeout,
+		MemberTLS: n.cfg.PeerClientTLS}
 }
 
 var _ engine.Engine = (*Node)(nil)
