@@ -101,9 +101,8 @@ func (s *Server) acceptLoop(ln net.Listener, closing *atomic.Bool, serve func(ne
 			s.clients.Add(-1)
 			s.rejectedConns.Add(1)
 			// As Redis: say why, then close. A new socket's send buffer
-			// is empty, so this write does not block. A TLS client could
-			// not read it before a handshake, which would block this
-			// loop on the client: it is only closed.
+			// is empty, so this write does not block. A TLS client would
+			// read plaintext as a broken record: it is only closed.
 			if s.cfg.TLS == nil {
 				_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
 				_, _ = nc.Write([]byte("-ERR max number of clients reached\r\n"))
