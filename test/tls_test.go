@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -176,6 +177,26 @@ func TestTLSCluster(t *testing.T) {
 		}
 		if v, err := c.redis(n1).Get(ctx, "via-follower").Result(); err != nil || v != "ok" {
 			t.Fatalf("leader has via-follower = %q, %v", v, err)
+		}
+	})
+
+	t.Run("certificate expiry metric", func(t *testing.T) {
+		conn, err := tls.Dial("tcp", n1.HTTP, c.tlsConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		notAfter := conn.ConnectionState().PeerCertificates[0].NotAfter.Unix()
+		conn.Close()
+		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: c.tlsConfig()}}
+		resp, err := hc.Get("https://" + n1.HTTP + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := fmt.Sprintf("replicant_tls_certificate_expiry_timestamp_seconds %g", float64(notAfter))
+		if !strings.Contains(string(body), want+"\n") {
+			t.Fatalf("/metrics has no %q", want)
 		}
 	})
 

@@ -261,6 +261,11 @@ func runServer(ctx context.Context, f serverFlags) error {
 		TLS: tlsCfg.clientPorts()})
 	hs := httpapi.NewWithConfig(n.Engine(), log, httpapi.Config{MaxConns: noneIfZero(f.maxClients),
 		BodyTimeout: noneIfZero(f.clientReadTimeout), Budget: buf, TLS: tlsCfg.clientPorts(), Pprof: f.pprof})
+	if err := tlsCfg.registerMetrics(n.Engine().Metrics().Registry); err != nil {
+		_ = n.Close()
+		closeAll()
+		return err
+	}
 	go tlsCfg.reload(ctx)
 	errc := make(chan error, 2)
 	go func() { errc <- rs.Serve(ctx, respLn) }()

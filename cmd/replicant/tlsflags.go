@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -110,6 +111,26 @@ func (s *serverTLS) peerClient() func() *tls.Config {
 	return s.store.ClientConfig
 }
 
+// registerMetrics exports the current certificate's expiry, the number an
+// operator alerts on (a certificate that expires takes every port down).
+func (s *serverTLS) registerMetrics(reg prometheus.Registerer) error {
+	if s == nil {
+		return nil
+	}
+	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "replicant_tls_certificate_expiry_timestamp_seconds",
+		Help: "When the certificate this node serves (--tls-cert, as last reloaded) expires, in Unix seconds.",
+	}, func() float64 { return float64(s.store.Leaf().NotAfter.Unix()) })
+	if err := reg.Register(g); err != nil {
+		return fmt.Errorf("register TLS metric: %w", err)
+	}
+	return nil
+}
+
+// expiryWarning is how close to its expiry a loaded certificate is
+// logged as a warning.
+const expiryWarning = 30 * 24 * time.Hour
+
 // reload keeps the certificates current until ctx ends: on SIGHUP, and
 // when the files change (checked every --tls-reload-interval). A failed
 // reload is logged and the previous certificate stays in use.
@@ -122,6 +143,10 @@ func (s *serverTLS) reload(ctx context.Context) {
 		leaf := s.store.Leaf()
 		log.Info("TLS certificate loaded", "how", how, "subject", leaf.Subject.String(),
 			"serial", leaf.SerialNumber.String(), "not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
+		if left := time.Until(leaf.NotAfter); left < expiryWarning {
+			log.Warn("TLS certificate expires soon: replace the files, the node reloads them", "in", left.Round(time.Minute).String(),
+				"not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
+		}
 	}
 	logLoaded("start")
 	hup := make(chan os.Signal, 1)
