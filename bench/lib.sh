@@ -68,9 +68,11 @@ r_http() { echo "127.0.0.1:1748$1"; }
 r_peer() { echo "127.0.0.1:1758$1"; }
 
 # start_replicant NODE EXTRA_ARGS...: one node with its own data dir and log.
+# --pprof: profile.sh and policies.sh take CPU profiles from /debug/pprof,
+# which a server serves only when asked to (registering it costs nothing).
 start_replicant() {
   local i=$1; shift
-  bin/replicant server --id "n$i" --data "$BENCH_WORK/n$i" \
+  bin/replicant server --id "n$i" --data "$BENCH_WORK/n$i" --pprof \
     --resp "$(r_resp "$i")" --http "$(r_http "$i")" --peer "$(r_peer "$i")" "$@" \
     >"$BENCH_WORK/n$i.log" 2>&1 &
   BENCH_PIDS+=($!)

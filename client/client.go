@@ -6,6 +6,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,6 +39,13 @@ type Options struct {
 	Password string
 	// HTTPClient overrides the transport.
 	HTTPClient *http.Client
+	// TLS, when set, makes the client talk HTTPS to an address given as
+	// host:port, verifying the node's certificate with TLS.RootCAs (the
+	// cluster's CA; nil: the system's roots) and presenting
+	// TLS.Certificates to nodes that ask for one (--tls-auth-clients).
+	// An HTTPClient, when also set, is used as it is: its own transport
+	// decides TLS, and TLS only selects https.
+	TLS *tls.Config
 }
 
 // Client talks to one node (writes follow redirects to the leader).
@@ -53,11 +61,20 @@ type Client struct {
 // New returns a client for the node at addr ("host:port" or a URL).
 func New(addr string, o Options) *Client {
 	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
+		scheme := "http://"
+		if o.TLS != nil {
+			scheme = "https://"
+		}
+		addr = scheme + addr
 	}
 	hc := o.HTTPClient
 	if hc == nil {
 		hc = &http.Client{Timeout: 30 * time.Second}
+		if o.TLS != nil {
+			t := http.DefaultTransport.(*http.Transport).Clone()
+			t.TLSClientConfig = o.TLS.Clone()
+			hc.Transport = t
+		}
 	}
 	return &Client{base: strings.TrimRight(addr, "/"), opts: o, hc: hc}
 }

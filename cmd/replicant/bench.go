@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -21,6 +22,7 @@ type benchFlags struct {
 	op        string
 	wait      int
 	password  string
+	tls       clientTLSFlags
 }
 
 func newBenchCmd() *cobra.Command {
@@ -45,6 +47,7 @@ WAIT N 0 after each SET (a client-side semi-synchronous write on Redis).`,
 	fl.StringVar(&f.op, "op", "set", "set | get")
 	fl.IntVar(&f.wait, "wait", 0, "send WAIT N 0 after each SET")
 	fl.StringVar(&f.password, "password", "", "AUTH password")
+	f.tls.register(cmd)
 	return cmd
 }
 
@@ -54,6 +57,18 @@ func runBench(ctx context.Context, cmd *cobra.Command, f benchFlags) error {
 	}
 	if f.op != "set" && f.op != "get" {
 		return fmt.Errorf("--op %q: want set or get", f.op)
+	}
+	tlsCfg, err := f.tls.config()
+	if err != nil {
+		return err
+	}
+	if tlsCfg != nil {
+		// crypto/tls verifies the name it is given; go-redis gives none.
+		host, _, err := net.SplitHostPort(f.addr)
+		if err != nil {
+			return fmt.Errorf("--addr: %w", err)
+		}
+		tlsCfg.ServerName = host
 	}
 	// go-redis logs every failed dial; bench reports errors itself.
 	redis.SetLogger(quietLogger{})
@@ -73,7 +88,7 @@ func runBench(ctx context.Context, cmd *cobra.Command, f benchFlags) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rdb := redis.NewClient(&redis.Options{Addr: f.addr, Password: f.password, PoolSize: 1, MaxRetries: -1})
+			rdb := redis.NewClient(&redis.Options{Addr: f.addr, Password: f.password, PoolSize: 1, MaxRetries: -1, TLSConfig: tlsCfg})
 			defer rdb.Close()
 			rng := rand.New(rand.NewPCG(uint64(c), uint64(start.UnixNano())))
 			var mine []time.Duration

@@ -40,7 +40,8 @@ const (
 // replicant command reads; a server started from the same shell must not
 // warn about it.
 func otherCommandsEnv(name string) bool {
-	return name == "REPLICANT_PASSWORD" // the client commands' --password
+	// The client commands' --password and --cacert.
+	return name == "REPLICANT_PASSWORD" || name == envCACert
 }
 
 // envName is the environment variable of a server flag.

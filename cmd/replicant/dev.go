@@ -224,6 +224,13 @@ func parseServerFlags(extra []string) (serverFlags, error) {
 			return f, fmt.Errorf("--server-flag --%s: dev sets --%s itself; use dev's --mode", name, name)
 		}
 	}
+	// dev checks and links its nodes over plaintext HTTP; a TLS cluster
+	// is started with `replicant server` (docs/security.md).
+	for _, name := range []string{"tls-cert", "tls-key", "tls-ca", "tls-auth-clients"} {
+		if fl.Changed(name) {
+			return f, fmt.Errorf("--server-flag --%s: dev runs its nodes without TLS; start a TLS cluster with `replicant server` (see docs/security.md)", name)
+		}
+	}
 	return f, nil
 }
 

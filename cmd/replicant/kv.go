@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"os"
@@ -13,16 +14,28 @@ import (
 
 type clientFlags struct {
 	addr, consistency, password string
+	tlsFlags                    clientTLSFlags
+	// tls is what tlsFlags ask for, read before the command runs (nil:
+	// plaintext).
+	tls *tls.Config
 }
 
 func (c *clientFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&c.addr, "addr", "127.0.0.1:8081", "HTTP address of any node")
 	cmd.Flags().StringVar(&c.consistency, "consistency", "", "linearizable|session|eventual|bounded:<duration>")
 	cmd.Flags().StringVar(&c.password, "password", os.Getenv("REPLICANT_PASSWORD"), "password (--requirepass of the server); default $REPLICANT_PASSWORD")
+	c.tlsFlags.register(cmd)
+	// Read the CA and certificate files once, before RunE, so that a bad
+	// file is reported as such and not as a failed request.
+	cmd.PreRunE = func(*cobra.Command, []string) error {
+		var err error
+		c.tls, err = c.tlsFlags.config()
+		return err
+	}
 }
 
 func (c *clientFlags) client() *client.Client {
-	return client.New(c.addr, client.Options{Consistency: c.consistency, Password: c.password})
+	return client.New(c.addr, client.Options{Consistency: c.consistency, Password: c.password, TLS: c.tls})
 }
 
 func newGetCmd() *cobra.Command {

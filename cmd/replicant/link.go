@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -127,7 +128,7 @@ func printLinks(w io.Writer, links []client.Link) error {
 // package has no method for (links); it sends the password as the client
 // package does and reports a refusal as the same *client.StatusError.
 func (c *clientFlags) call(ctx context.Context, method, path string, in, out any) error {
-	return callNode(ctx, c.addr, c.password, method, path, in, out)
+	return callNodeTLS(ctx, c.tls, c.addr, c.password, method, path, in, out)
 }
 
 // callTimeout bounds one request, as client.New's default client does.
@@ -152,6 +153,11 @@ var nodeHTTP = &http.Client{
 }
 
 func callNode(ctx context.Context, addr, password, method, path string, in, out any) error {
+	return callNodeTLS(ctx, nil, addr, password, method, path, in, out)
+}
+
+// callNodeTLS is callNode over HTTPS when cfg is set (see clientTLSFlags).
+func callNodeTLS(ctx context.Context, cfg *tls.Config, addr, password, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -165,6 +171,9 @@ func callNode(ctx context.Context, addr, password, method, path string, in, out 
 	base := addr
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
+		if cfg != nil {
+			base = "https://" + addr
+		}
 	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(base, "/")+path, body)
 	if err != nil {
@@ -176,7 +185,7 @@ func callNode(ctx context.Context, addr, password, method, path string, in, out 
 	if password != "" {
 		req.Header.Set("Authorization", "Bearer "+password)
 	}
-	resp, err := nodeHTTP.Do(req)
+	resp, err := httpClient(cfg, nodeHTTP).Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}

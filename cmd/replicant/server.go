@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -60,6 +61,8 @@ type serverFlags struct {
 	advertiseRESP, advertiseHTTP, advertisePeer string
 	// loaded is what the environment and --config layers set (config.go).
 	loaded configLoad
+	tls    serverTLSFlags
+	pprof  bool
 }
 
 func newServerCmd() *cobra.Command {
@@ -127,6 +130,8 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.idleTimeout, "idle-timeout", 0, "close RESP connections idle this long (Redis's timeout); 0: never")
 	fl.DurationVar(&f.authTimeout, "auth-timeout", resp.DefaultAuthTimeout, "with --requirepass, close connections not authenticated this long; 0: never")
 	fl.DurationVar(&f.clientReadTimeout, "client-read-timeout", resp.DefaultCommandTimeout, "a RESP command or HTTP body, once started, must arrive within this; 0: never")
+	f.tls.register(fl)
+	fl.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler at /debug/pprof on the HTTP port (behind --requirepass when set)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug|info|warn|error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text|json")
 	fl.StringVar(&f.configFile, configFlag, "", "read flags from `FILE`, one \"name = value\" line per flag (names without --); the command line and REPLICANT_* environment variables win over it")
@@ -190,6 +195,10 @@ func runServer(ctx context.Context, f serverFlags) error {
 		return err
 	}
 	sec.logNotes(log)
+	tlsCfg, err := f.tls.load(log)
+	if err != nil {
+		return err
+	}
 	// Listen before opening the store so a port clash fails fast and leaves
 	// the data directory untouched.
 	var lns []net.Listener
@@ -215,8 +224,15 @@ func runServer(ctx context.Context, f serverFlags) error {
 	for _, note := range adv.notes {
 		log.Info(note)
 	}
+	// With TLS the peer port admits only holders of a certificate from
+	// the CA, and the client ports do too with --tls-auth-clients yes.
+	clientMTLS := tlsCfg != nil && tlsCfg.clientAuth == tls.RequireAndVerifyClientCert
 	warnUnauthenticated(log, os.Stderr, sec, []listenerFlag{
-		{"--resp", f.respAddr, respLn.Addr()}, {"--http", f.httpAddr, httpLn.Addr()}, {"--peer", f.peerAddr, peerLn.Addr()}})
+		{"--resp", f.respAddr, respLn.Addr(), clientMTLS}, {"--http", f.httpAddr, httpLn.Addr(), clientMTLS},
+		{"--peer", f.peerAddr, peerLn.Addr(), tlsCfg != nil}})
+	if f.pprof && sec.requirePass == "" && !onlyLoopback(httpLn.Addr()) && !clientMTLS {
+		log.Warn("--pprof without --requirepass on an HTTP port beyond loopback: anyone who reaches it can profile this node")
+	}
 	n, err := node.Open(node.Config{
 		ID: f.id, DataDir: f.data, Mode: f.mode, Site: f.site, Replicas: f.replicas,
 		SloppyQuorum: f.sloppyQuorum, NoReadRepair: !f.readRepair, AntiEntropyInterval: f.antiEntropyInterval, TombstoneGrace: f.tombstoneGrace,
@@ -229,6 +245,7 @@ func runServer(ctx context.Context, f serverFlags) error {
 		LogRetention:    f.logRetention,
 		MaxKeySize:      f.maxKey, MaxValueSize: f.maxValue,
 		RequirePass: sec.requirePass, PeerSecret: sec.peerSecret, ReadTimeout: f.readTimeout,
+		PeerServerTLS: tlsCfg.peerServer(), PeerClientTLS: tlsCfg.peerClient(),
 		Logger: log,
 	})
 	if err != nil {
@@ -240,15 +257,22 @@ func runServer(ctx context.Context, f serverFlags) error {
 	// One budget for the request bytes both APIs hold in memory.
 	buf := budget.New(f.maxRequestBuffer, f.requestBufferWait)
 	rs := resp.NewWithConfig(n.Engine(), log, resp.Config{MaxClients: noneIfZero(f.maxClients), IdleTimeout: f.idleTimeout,
-		AuthTimeout: noneIfZero(f.authTimeout), CommandTimeout: noneIfZero(f.clientReadTimeout), Budget: buf})
+		AuthTimeout: noneIfZero(f.authTimeout), CommandTimeout: noneIfZero(f.clientReadTimeout), Budget: buf,
+		TLS: tlsCfg.clientPorts()})
 	hs := httpapi.NewWithConfig(n.Engine(), log, httpapi.Config{MaxConns: noneIfZero(f.maxClients),
-		BodyTimeout: noneIfZero(f.clientReadTimeout), Budget: buf})
+		BodyTimeout: noneIfZero(f.clientReadTimeout), Budget: buf, TLS: tlsCfg.clientPorts(), Pprof: f.pprof})
+	if err := tlsCfg.registerMetrics(n.Engine().Metrics().Registry); err != nil {
+		_ = n.Close()
+		closeAll()
+		return err
+	}
+	go tlsCfg.reload(ctx)
 	errc := make(chan error, 2)
 	go func() { errc <- rs.Serve(ctx, respLn) }()
 	go func() { errc <- hs.Serve(ctx, httpLn) }()
 	build := currentBuild()
 	log.Info("replicant ready", "id", f.id, "resp", respLn.Addr().String(), "http", httpLn.Addr().String(),
-		"data", f.data, "version", build.Version, "commit", build.Commit)
+		"data", f.data, "version", build.Version, "commit", build.Commit, "tls", tlsCfg != nil)
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -458,7 +482,7 @@ func warnUnauthenticated(log *slog.Logger, stderr io.Writer, s secrets, lns []li
 			secret, need = s.peerSecret, "--peer-secret"
 			risk = "anyone who reaches it can join the cluster, copy all data and pose as a follower whose acknowledgements count"
 		}
-		if secret != "" || onlyLoopback(ln.addr) {
+		if secret != "" || ln.mtls || onlyLoopback(ln.addr) {
 			continue
 		}
 		// Name the address as given: a wildcard listener reports itself as
@@ -473,6 +497,8 @@ func warnUnauthenticated(log *slog.Logger, stderr io.Writer, s secrets, lns []li
 type listenerFlag struct {
 	flag, given string
 	addr        net.Addr
+	// mtls: only holders of a certificate from --tls-ca get through.
+	mtls bool
 }
 
 // onlyLoopback reports whether a listener's address is reachable from this

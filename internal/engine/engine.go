@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -74,6 +75,10 @@ type Settings struct {
 	MaxKeySize   int
 	MaxValueSize int
 	WriteTimeout time.Duration
+	// MemberTLS, when set, gives the TLS configuration for this node's
+	// own calls to another member's HTTP API (the cluster serves HTTPS):
+	// it trusts the cluster's CA and presents this node's certificate.
+	MemberTLS func() *tls.Config
 }
 
 // Metrics are the series the APIs record into, registered with the node's

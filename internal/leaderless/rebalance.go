@@ -238,14 +238,22 @@ func (e *Engine) askRemoval(ctx context.Context, id string) error {
 	}
 	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodDelete, "http://"+httpAddr+"/v1/members/"+url.PathEscape(e.node.ID()), nil)
+	set := e.node.Settings()
+	scheme, hc := "http://", http.DefaultClient
+	if set.MemberTLS != nil {
+		// A TLS cluster serves HTTPS on every node (see docs/security.md).
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = set.MemberTLS()
+		scheme, hc = "https://", &http.Client{Transport: t}
+	}
+	req, err := http.NewRequestWithContext(rctx, http.MethodDelete, scheme+httpAddr+"/v1/members/"+url.PathEscape(e.node.ID()), nil)
 	if err != nil {
 		return err
 	}
-	if pass := e.node.Settings().RequirePass; pass != "" {
+	if pass := set.RequirePass; pass != "" {
 		req.Header.Set("Authorization", "Bearer "+pass)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,14 @@ func (n *Node) startCluster() error {
 	if peerSecret == "" {
 		peerSecret = n.cfg.RequirePass // see Config.PeerSecret
 	}
-	n.pool = transport.NewPool(maxMsg, peerSecret)
+	var poolOpts, serverOpts []transport.Option
+	if n.cfg.PeerServerTLS != nil {
+		serverOpts = append(serverOpts, transport.WithServerTLS(n.cfg.PeerServerTLS))
+	}
+	if n.cfg.PeerClientTLS != nil {
+		poolOpts = append(poolOpts, transport.WithClientTLS(n.cfg.PeerClientTLS))
+	}
+	n.pool = transport.NewPool(maxMsg, peerSecret, poolOpts...)
 	ln := n.cfg.PeerListener
 	if ln == nil {
 		var err error
@@ -67,7 +74,7 @@ func (n *Node) startCluster() error {
 		return fmt.Errorf("node: control plane: %w", err)
 	}
 	n.control = g
-	n.peer = transport.NewServer(n, maxMsg, peerSecret)
+	n.peer = transport.NewServer(n, maxMsg, peerSecret, serverOpts...)
 	go func() {
 		if err := n.peer.Serve(ln); err != nil {
 			n.log.Error("peer server", "err", err)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -80,6 +81,12 @@ type Config struct {
 	// pose as a node. Empty means RequirePass (how nodes authenticated
 	// before PeerSecret existed); both empty means no peer authentication.
 	PeerSecret string
+	// PeerServerTLS, when set, makes the peer port accept only TLS
+	// connections with it (mutual TLS: see certs.Store.ServerConfig), and
+	// PeerClientTLS is asked for the configuration of each connection this
+	// node opens to a peer. Both or neither; the secret applies as well.
+	PeerServerTLS *tls.Config
+	PeerClientTLS func() *tls.Config
 	// ReadTimeout bounds how long a read waits for a token's LSN.
 	ReadTimeout time.Duration
 	// ExpiryInterval is how often the active expirer runs (default 100ms).
@@ -314,7 +321,8 @@ func (n *Node) ID() string { return n.cfg.ID }
 // Settings are the node's settings the client APIs show or enforce.
 func (n *Node) Settings() engine.Settings {
 	return engine.Settings{ID: n.cfg.ID, RESPAddr: n.cfg.RESPAddr, HTTPAddr: n.cfg.HTTPAddr, RequirePass: n.cfg.RequirePass,
-		MaxKeySize: n.cfg.MaxKeySize, MaxValueSize: n.cfg.MaxValueSize, WriteTimeout: n.cfg.WriteTimeout}
+		MaxKeySize: n.cfg.MaxKeySize, MaxValueSize: n.cfg.MaxValueSize, WriteTimeout: n.cfg.WriteTimeout,
+		MemberTLS: n.cfg.PeerClientTLS}
 }
 
 var _ engine.Engine = (*Node)(nil)

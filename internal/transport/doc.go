@@ -11,4 +11,8 @@
 //     position) is refused as Unauthenticated unless it carries the secret,
 //     before any handler runs. The secret travels in call metadata, so
 //     without TLS it protects against strangers, not eavesdroppers.
+//   - With server TLS (mutual: see WithServerTLS), a connection whose peer
+//     does not present a certificate from the cluster's CA fails in the
+//     handshake, so no RPC of it reaches an interceptor or a handler. A
+//     pool with client TLS reads its configuration at each (re)connect.
 package transport

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
@@ -50,17 +52,51 @@ type Server struct {
 	srv *grpc.Server
 }
 
+// Option configures a Server or a Pool.
+type Option func(*options)
+
+type options struct {
+	serverTLS *tls.Config
+	clientTLS func() *tls.Config
+}
+
+// WithServerTLS makes a Server accept only TLS connections with cfg. For
+// mutual TLS (a peer without a certificate from the cluster's CA cannot
+// connect, so cannot join, stream or vote) cfg requires and verifies
+// client certificates; see certs.Store.ServerConfig.
+func WithServerTLS(cfg *tls.Config) Option { return func(o *options) { o.serverTLS = cfg } }
+
+// WithClientTLS makes a Pool dial over TLS with the configuration cfg
+// returns, asked for again at each new connection so that a reloaded
+// certificate or CA is used from the next (re)connect on.
+func WithClientTLS(cfg func() *tls.Config) Option { return func(o *options) { o.clientTLS = cfg } }
+
+func applyOptions(opts []Option) options {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
 // NewServer creates a peer server; maxMsg bounds message sizes. A non-empty
 // secret (the cluster's --peer-secret) must be presented by every peer on
 // every call, unary and streaming alike (see Pool): the peer port carries
 // control-plane raft messages, log streams whose acks decide commit,
 // snapshots of all data and membership changes, so no RPC is exempt. An
-// empty secret admits everyone.
-func NewServer(h Handler, maxMsg int, secret string) *Server {
+// empty secret admits everyone. With WithServerTLS, both checks apply:
+// the TLS handshake first, then the secret.
+func NewServer(h Handler, maxMsg int, secret string, opts ...Option) *Server {
 	s := &Server{h: h}
+	o := applyOptions(opts)
+	creds := insecure.NewCredentials()
+	if o.serverTLS != nil {
+		creds = credentials.NewTLS(o.serverTLS)
+	}
 	// Interceptors run before the method handler for every registered RPC,
 	// so a method added later is covered without remembering to check.
 	s.srv = grpc.NewServer(
+		grpc.Creds(creds),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 			if err := checkSecret(ctx, secret); err != nil {
 				return nil, err
@@ -150,14 +186,37 @@ func (s *Server) AntiEntropy(ctx context.Context, req *pb.AntiEntropyRequest) (*
 type Pool struct {
 	maxMsg int
 	secret string
+	creds  credentials.TransportCredentials
 	mu     sync.Mutex
 	conns  map[string]*grpc.ClientConn
 	closed bool
 }
 
 // NewPool creates an empty pool; a non-empty secret is sent with every call.
-func NewPool(maxMsg int, secret string) *Pool {
-	return &Pool{maxMsg: maxMsg, secret: secret, conns: map[string]*grpc.ClientConn{}}
+func NewPool(maxMsg int, secret string, opts ...Option) *Pool {
+	o := applyOptions(opts)
+	var creds credentials.TransportCredentials = insecure.NewCredentials()
+	if o.clientTLS != nil {
+		creds = &reloadingTLS{TransportCredentials: credentials.NewTLS(o.clientTLS()), cfg: o.clientTLS}
+	}
+	return &Pool{maxMsg: maxMsg, secret: secret, creds: creds, conns: map[string]*grpc.ClientConn{}}
+}
+
+// reloadingTLS is gRPC's TLS client credentials with the configuration
+// taken afresh for each handshake: credentials.NewTLS copies its config
+// once, and a pool's connections live as long as the process, so a
+// rotated certificate would otherwise never be presented.
+type reloadingTLS struct {
+	credentials.TransportCredentials
+	cfg func() *tls.Config
+}
+
+func (r *reloadingTLS) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return credentials.NewTLS(r.cfg()).ClientHandshake(ctx, authority, conn)
+}
+
+func (r *reloadingTLS) Clone() credentials.TransportCredentials {
+	return &reloadingTLS{TransportCredentials: r.TransportCredentials.Clone(), cfg: r.cfg}
 }
 
 const secretHeader = "replicant-cluster-secret"
@@ -205,7 +264,7 @@ func (p *Pool) Client(addr string) (pb.PeerClient, error) {
 	if c, ok := p.conns[addr]; ok {
 		return pb.NewPeerClient(c), nil
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(p.creds)}
 	if p.secret != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(secretCreds(p.secret)))
 	}

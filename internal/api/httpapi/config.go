@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"crypto/tls"
 	"time"
 
 	"github.com/replicant-db/replicant/internal/api/budget"
@@ -47,6 +48,14 @@ type Config struct {
 	// refused with 503. nil means a budget of the server's own with
 	// budget.DefaultCapacity and budget.DefaultMaxWait.
 	Budget *budget.Budget
+	// TLS, when set, makes the API HTTPS only (HTTP/1.1 over TLS): every
+	// accepted connection is a TLS server connection with it.
+	TLS *tls.Config
+	// Pprof serves /debug/pprof. Off by default: a profile shows code,
+	// memory contents of goroutine stacks and timing to whoever asks, and
+	// a CPU profile or trace costs the node while it runs. When a
+	// password is set, pprof requires it like every other route.
+	Pprof bool
 }
 
 func (c Config) withDefaults() Config {

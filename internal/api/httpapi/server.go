@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -71,11 +72,14 @@ func NewWithConfig(b engine.Engine, log *slog.Logger, cfg Config) *Server {
 	mux.HandleFunc("POST /v1/links", s.auth(s.addLink))
 	mux.HandleFunc("DELETE /v1/links/{site}", s.auth(s.removeLink))
 	mux.HandleFunc("GET /v1/conflicts", s.auth(s.conflicts))
-	// Profiling, as Go services usually offer it (behind --requirepass).
-	mux.HandleFunc("GET /debug/pprof/", s.auth(pprof.Index))
-	mux.HandleFunc("GET /debug/pprof/profile", s.auth(pprof.Profile))
-	mux.HandleFunc("GET /debug/pprof/trace", s.auth(pprof.Trace))
-	mux.HandleFunc("GET /debug/pprof/symbol", s.auth(pprof.Symbol))
+	// Profiling, as Go services usually offer it, only when asked for
+	// (--pprof) and behind --requirepass when one is set.
+	if s.cfg.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", s.auth(pprof.Index))
+		mux.HandleFunc("GET /debug/pprof/profile", s.auth(pprof.Profile))
+		mux.HandleFunc("GET /debug/pprof/trace", s.auth(pprof.Trace))
+		mux.HandleFunc("GET /debug/pprof/symbol", s.auth(pprof.Symbol))
+	}
 	mux.Handle("GET /metrics", s.authH(promhttp.HandlerFor(b.Metrics().Registry, promhttp.HandlerOpts{})))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		s.setToken(w, b.Token())
@@ -117,6 +121,14 @@ func (s *Server) Handler() http.Handler { return s.srv.Handler }
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.cfg.MaxConns > 0 {
 		ln = &limitListener{Listener: ln, max: int64(s.cfg.MaxConns)}
+	}
+	if s.cfg.TLS != nil {
+		// Outside the limit, so that net/http sees a *tls.Conn (it runs
+		// the handshake under ReadHeaderTimeout and sets r.TLS), and
+		// offering only HTTP/1.1, whose deadlines readBody relies on.
+		cfg := s.cfg.TLS.Clone()
+		cfg.NextProtos = []string{"http/1.1"}
+		ln = tls.NewListener(ln, cfg)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(ln) }()
@@ -399,7 +411,13 @@ func (s *Server) writeOpError(w http.ResponseWriter, r *http.Request, err error)
 			writeError(w, http.StatusServiceUnavailable, err)
 			return
 		}
-		u := url.URL{Scheme: "http", Host: nl.LeaderHTTP, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
+		// Every node of a cluster serves HTTPS or none does (--tls-cert
+		// is set on all), so the leader speaks the scheme this node does.
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		u := url.URL{Scheme: scheme, Host: nl.LeaderHTTP, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
 		w.Header().Set("Location", u.String())
 		writeError(w, http.StatusTemporaryRedirect, err)
 	case errors.Is(err, engine.ErrStale), errors.Is(err, engine.ErrSyncUnavailable), errors.Is(err, engine.ErrLeaseExpired),

@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"crypto/tls"
 	"time"
 
 	"github.com/replicant-db/replicant/internal/api/budget"
@@ -47,7 +48,15 @@ type Config struct {
 	// with an -OOM error. nil means a budget of the server's own with
 	// budget.DefaultCapacity and budget.DefaultMaxWait.
 	Budget *budget.Budget
+	// TLS, when set, makes every accepted connection a TLS server
+	// connection with it: plaintext clients fail the handshake. The
+	// handshake must finish within HandshakeTimeout.
+	TLS *tls.Config
 }
+
+// HandshakeTimeout bounds a TLS handshake on the RESP port, so that a
+// client that connects and sends nothing holds no connection slot longer.
+const HandshakeTimeout = 10 * time.Second
 
 // withDefaults fills in the zero fields.
 func (c Config) withDefaults() Config {

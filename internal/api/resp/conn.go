@@ -2,6 +2,7 @@ package resp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -100,13 +101,21 @@ func (s *Server) acceptLoop(ln net.Listener, closing *atomic.Bool, serve func(ne
 			s.clients.Add(-1)
 			s.rejectedConns.Add(1)
 			// As Redis: say why, then close. A new socket's send buffer
-			// is empty, so this write does not block.
-			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = nc.Write([]byte("-ERR max number of clients reached\r\n"))
+			// is empty, so this write does not block. A TLS client would
+			// read plaintext as a broken record: it is only closed.
+			if s.cfg.TLS == nil {
+				_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+				_, _ = nc.Write([]byte("-ERR max number of clients reached\r\n"))
+			}
 			_ = nc.Close()
 			continue
 		}
 		s.connsTotal.Add(1)
+		if s.cfg.TLS != nil {
+			// The handshake runs in the connection's goroutine
+			// (serveConn), never in this loop.
+			nc = tls.Server(nc, s.cfg.TLS)
+		}
 		serve(nc)
 	}
 }
@@ -121,6 +130,18 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, lim limits, needAut
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if tc, ok := nc.(*tls.Conn); ok {
+		hctx, hcancel := context.WithTimeout(ctx, HandshakeTimeout)
+		err := tc.HandshakeContext(hctx)
+		hcancel()
+		if err != nil {
+			// A plaintext client, a client that does not trust this
+			// node's certificate, or a scanner: nothing to answer.
+			s.log.Debug("TLS handshake failed", "remote", nc.RemoteAddr(), "err", err)
+			_ = nc.Close()
+			return
+		}
+	}
 	cn := &conn{nc: nc}
 	c := &client{
 		s: s, conn: cn, ctx: ctx, base: ctx, cancel: cancel,
