@@ -372,12 +372,12 @@ func TestRestoreRefusesABadBackup(t *testing.T) {
 	p.Args = []string{"--initial-cluster", "n1=" + first + ",n2=" + p.Peer}
 	p.startNoWait()
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(20 * time.Second):
 		t.Fatal("the server started a restored directory listed second in --initial-cluster")
 	}
-	if code := p.cmd.ProcessState.ExitCode(); code == 0 || !strings.Contains(p.log.String(), "list this node (n2) first") {
-		t.Fatalf("exit %d, output:\n%s", code, p.log.String())
+	if code := p.ExitCode(); code == 0 || !strings.Contains(p.Log.String(), "list this node (n2) first") {
+		t.Fatalf("exit %d, output:\n%s", code, p.Log.String())
 	}
 	if _, err := os.Stat(filepath.Join(restored, "control")); !os.IsNotExist(err) {
 		t.Fatalf("the refused start created a control plane (%v)", err)

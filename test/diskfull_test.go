@@ -70,16 +70,16 @@ func lines(s string) int { return strings.Count(s, "\n") }
 func waitExit(t *testing.T, p *proc, d time.Duration) int {
 	t.Helper()
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(d):
-		t.Fatalf("%s still running after %v:\n%s", p.ID, d, p.log.String())
+		t.Fatalf("%s still running after %v:\n%s", p.ID, d, p.Log.String())
 	}
-	return p.cmd.ProcessState.ExitCode()
+	return p.ExitCode()
 }
 
 func noPanic(t *testing.T, p *proc) {
 	t.Helper()
-	if out := p.log.String(); strings.Contains(out, "panic") || strings.Contains(out, "goroutine ") {
+	if out := p.Log.String(); strings.Contains(out, "panic") || strings.Contains(out, "goroutine ") {
 		t.Fatalf("%s printed a panic or a stack dump:\n%s", p.ID, out)
 	}
 }
@@ -144,18 +144,18 @@ func TestDiskFull(t *testing.T) {
 	}
 
 	// Refused writes cost neither CPU nor log lines.
-	pid := p.cmd.Process.Pid
-	cpu0, lines0 := cpuSeconds(t, pid), lines(p.log.String())
+	pid := p.Pid()
+	cpu0, lines0 := cpuSeconds(t, pid), lines(p.Log.String())
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
 		if code, _ := put("refused", "x"); code < 400 {
 			t.Fatalf("a write succeeded on a full disk")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	cpu, logged := cpuSeconds(t, pid)-cpu0, lines(p.log.String())-lines0
+	cpu, logged := cpuSeconds(t, pid)-cpu0, lines(p.Log.String())-lines0
 	t.Logf("3s on a full disk with writes refused: %.2fs CPU, %d log lines", cpu, logged)
 	if cpu > 1 || logged > 20 {
-		t.Fatalf("on a full disk: %.2fs CPU and %d log lines in 3s:\n%s", cpu, logged, p.log.String())
+		t.Fatalf("on a full disk: %.2fs CPU and %d log lines in 3s:\n%s", cpu, logged, p.Log.String())
 	}
 
 	// Space back: the very next write succeeds, no restart.
@@ -176,13 +176,13 @@ func TestDiskFull(t *testing.T) {
 
 	// A restart on the still-full disk fails fast and says why, instead of
 	// spinning (Pebble would retry the flush of its log forever).
-	p.log = &syncBuffer{}
+	p.Log = &syncBuffer{}
 	started := time.Now()
 	p.startNoWait()
 	if code := waitExit(t, p, 20*time.Second); code == 0 {
-		t.Fatalf("server started on a full disk exited 0:\n%s", p.log.String())
+		t.Fatalf("server started on a full disk exited 0:\n%s", p.Log.String())
 	}
-	out := p.log.String()
+	out := p.Log.String()
 	t.Logf("restart on a full disk: exited after %v, %d lines; last: %s", time.Since(started).Round(time.Millisecond), lines(out), lastLine(out))
 	noPanic(t, p)
 	if !strings.Contains(lastLine(out), "disk full") || lines(out) > 20 {
@@ -193,7 +193,7 @@ func TestDiskFull(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	p.log = &syncBuffer{}
+	p.Log = &syncBuffer{}
 	p.start()
 	for k, v := range acked {
 		mustGet(k, v)
@@ -240,14 +240,14 @@ func TestCorruptTableExitsCleanly(t *testing.T) {
 	}
 	f.Close()
 
-	p.log = &syncBuffer{}
+	p.Log = &syncBuffer{}
 	p.startNoWait()
 	// Read every key until the server stops; none may come back wrong.
 	go func() {
 		hc := http.Client{Timeout: time.Second}
 		for i := 0; ; i = (i + 1) % 50 {
 			select {
-			case <-p.done:
+			case <-p.Done():
 				return
 			default:
 			}
@@ -264,9 +264,9 @@ func TestCorruptTableExitsCleanly(t *testing.T) {
 		}
 	}()
 	if code := waitExit(t, p, 20*time.Second); code == 0 {
-		t.Fatalf("server with a corrupt table exited 0:\n%s", p.log.String())
+		t.Fatalf("server with a corrupt table exited 0:\n%s", p.Log.String())
 	}
-	out := p.log.String()
+	out := p.Log.String()
 	noPanic(t, p)
 	naming := 0
 	for _, l := range strings.Split(out, "\n") {

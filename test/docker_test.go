@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/replicant-db/replicant/internal/check/local"
 )
 
 // TestDockerComposeFailover is issue 12's packaging check, run the way an
@@ -48,7 +50,7 @@ func TestDockerComposeFailover(t *testing.T) {
 	env := append(os.Environ(), "REPLICANT_IMAGE="+image)
 	for i := range nodes {
 		id := fmt.Sprintf("n%d", i+1)
-		nodes[i] = &proc{t: t, ID: id, RESP: addrs[2*i], HTTP: addrs[2*i+1]}
+		nodes[i] = &proc{t: t, Node: &local.Node{ID: id, RESP: addrs[2*i], HTTP: addrs[2*i+1], Log: &local.Buffer{}}}
 		// Published on loopback only, at ports free on this machine.
 		up := strings.ToUpper(id)
 		env = append(env, up+"_RESP="+nodes[i].RESP, up+"_HTTP="+nodes[i].HTTP)

@@ -262,7 +262,7 @@ func TestPausedLeaderIsFencedOff(t *testing.T) {
 	if err := rdb.Set(ctx, "k", "before", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := old.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := old.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	c.waitFor("a new leader is appointed", 20*time.Second, func() bool {
@@ -273,7 +273,7 @@ func TestPausedLeaderIsFencedOff(t *testing.T) {
 	if err := c.node(newLeader).redis().Set(ctx, "k", "after", 0).Err(); err != nil {
 		t.Fatalf("write on the new leader: %v", err)
 	}
-	if err := old.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := old.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	// Right after waking, before or after it learns of the new epoch: a

@@ -142,7 +142,7 @@ func TestLeaderlessAntiEntropy(t *testing.T) {
 	}
 	var lines []string
 	for _, p := range c.nodes {
-		for _, l := range strings.Split(p.log.String(), "\n") {
+		for _, l := range strings.Split(p.Log.String(), "\n") {
 			if strings.Contains(l, "anti-entropy repaired") && strings.Contains(l, victim.ID) {
 				lines = append(lines, l)
 			}

@@ -104,9 +104,9 @@ func TestLeaderlessReadsSeeAcknowledgedWrites(t *testing.T) {
 			time.Sleep(500 * time.Millisecond)
 			p.start()
 		case 1:
-			_ = p.cmd.Process.Signal(syscall.SIGSTOP)
+			_ = p.Signal(syscall.SIGSTOP)
 			time.Sleep(700 * time.Millisecond)
-			_ = p.cmd.Process.Signal(syscall.SIGCONT)
+			_ = p.Signal(syscall.SIGCONT)
 		case 2:
 			if cutter != nil {
 				cutter.set(p, true)
@@ -228,13 +228,13 @@ func TestLeaderlessReadRepairCanBeTurnedOff(t *testing.T) {
 func whilePaused(t *testing.T, ps []*proc, f func() (string, error)) (string, error) {
 	t.Helper()
 	for _, p := range ps {
-		if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		if err := p.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
 	}
 	defer func() {
 		for _, p := range ps {
-			_ = p.cmd.Process.Signal(syscall.SIGCONT)
+			_ = p.Signal(syscall.SIGCONT)
 		}
 	}()
 	return f()

@@ -283,7 +283,7 @@ func respRoundTrip(ctx context.Context, c net.Conn, req, want string) error {
 // vmHWM is the peak resident set size of p in bytes, from /proc.
 func vmHWM(t *testing.T, p *proc) int64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
 	if err != nil {
 		t.Fatalf("read VmHWM: %v", err)
 	}

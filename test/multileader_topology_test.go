@@ -841,12 +841,12 @@ func mltMustRefuse(t *testing.T, p *proc, args []string, want ...string) {
 	t.Helper()
 	p.Args = args
 	from := 0
-	if p.log != nil {
-		from = len(p.log.String())
+	if p.Log != nil {
+		from = len(p.Log.String())
 	}
 	p.startNoWait()
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(20 * time.Second):
 		ready := "not ready"
 		if resp, err := http.Get("http://" + p.HTTP + "/readyz"); err == nil {
@@ -856,8 +856,8 @@ func mltMustRefuse(t *testing.T, p *proc, args []string, want ...string) {
 		p.kill()
 		t.Fatalf("%s started with %q over a data directory of another mode/site is still running after 20s (readyz: %s)", p.ID, args, ready)
 	}
-	out := p.log.String()[from:]
-	if code := p.cmd.ProcessState.ExitCode(); code == 0 {
+	out := p.Log.String()[from:]
+	if code := p.ExitCode(); code == 0 {
 		t.Fatalf("%s with %q exited 0, want a refusal:\n%s", p.ID, args, out)
 	}
 	for _, w := range want {

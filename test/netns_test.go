@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/replicant-db/replicant/internal/check/local"
 )
 
 const (
@@ -287,15 +289,15 @@ func sweepStaleLabs(t *testing.T) {
 func (l *netLab) newNetProc(i int, extra ...string) *proc {
 	ip := l.ip(i)
 	id := fmt.Sprintf("n%d", i)
-	return &proc{t: l.t, ID: id,
+	return &proc{t: l.t, Node: &local.Node{ID: id, Binary: binary,
 		RESP: fmt.Sprintf("%s:%d", ip, labRESPPort),
 		HTTP: fmt.Sprintf("%s:%d", ip, labHTTPPort),
 		Peer: fmt.Sprintf("%s:%d", ip, labPeerPort),
-		Data: filepath.Join(l.t.TempDir(), id), Args: extra}
+		Data: filepath.Join(l.t.TempDir(), id), Args: extra, Log: &local.Buffer{}}}
 }
 
 // startInLab starts p through `ip netns exec`. ip execs the command in
-// place (no fork), so p.cmd's pid is replicant's own and
+// place (no fork), so the process's pid is replicant's own and
 // kill()/stop()/SIGSTOP reach the server itself; start checks that.
 func (l *netLab) startInLab(p *proc) {
 	p.t.Helper()
@@ -306,12 +308,12 @@ func (l *netLab) startInLab(p *proc) {
 // checkExeced fails unless p's pid runs the replicant binary itself.
 func checkExeced(t *testing.T, p *proc) {
 	t.Helper()
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.cmd.Process.Pid))
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.Pid()))
 	if err != nil {
 		t.Fatalf("%s: %v", p.ID, err)
 	}
 	if want, _ := filepath.EvalSymlinks(binary); exe != binary && exe != want {
-		t.Fatalf("%s: pid %d runs %s, not %s: `ip netns exec` forked, so kill() would miss the server", p.ID, p.cmd.Process.Pid, exe, binary)
+		t.Fatalf("%s: pid %d runs %s, not %s: `ip netns exec` forked, so kill() would miss the server", p.ID, p.Pid(), exe, binary)
 	}
 }
 

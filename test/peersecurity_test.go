@@ -53,10 +53,10 @@ func TestPeerFakeSyncFollowerCannotAckWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.waitCaughtUp(leader, n2)
-	if err := n2.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := n2.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = n2.cmd.Process.Signal(syscall.SIGCONT) })
+	t.Cleanup(func() { _ = n2.Signal(syscall.SIGCONT) })
 	st := leader.mustStatus()
 
 	sctx, stop := context.WithCancel(ctx)
@@ -118,7 +118,7 @@ func TestPeerFakeSyncFollowerCannotAckWrites(t *testing.T) {
 	stop()
 
 	// The real n2 comes back, takes its place again, and writes commit.
-	if err := n2.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := n2.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	c.waitFor("n2 streams again", 30*time.Second, func() bool {
@@ -315,7 +315,7 @@ func TestPeerPortsBeyondLoopbackWarn(t *testing.T) {
 	// still reaches them on loopback).
 	open.Args = []string{"--resp", wild(open.RESP), "--http", wild(open.HTTP), "--peer", wild(open.Peer)}
 	open.start()
-	logs := open.log.String()
+	logs := open.Log.String()
 	open.stop()
 	for _, want := range []string{
 		"WARNING: --resp " + wild(open.RESP) + " listens beyond loopback without authentication",
@@ -331,7 +331,7 @@ func TestPeerPortsBeyondLoopbackWarn(t *testing.T) {
 	closed.Args = []string{"--resp", wild(closed.RESP), "--http", wild(closed.HTTP), "--peer", wild(closed.Peer),
 		"--requirepass", "clientpw", "--peer-secret", "peerpw"}
 	closed.start()
-	logs = closed.log.String()
+	logs = closed.Log.String()
 	closed.stop()
 	if strings.Contains(logs, "without authentication") {
 		t.Errorf("warned although every port requires a secret:\n%s", logs)

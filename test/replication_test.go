@@ -165,12 +165,12 @@ func TestSyncFollowerKilledIsReplacedAndCatchesUp(t *testing.T) {
 	c.waitCaughtUp(leader, n3)
 	h.check(t, n3)
 	// The old sync follower restarts and catches up from its own log.
-	logMark := len(n2.log.String())
+	logMark := len(n2.Log.String())
 	n2.start()
 	c.waitCaughtUp(leader, n2)
 	h.check(t, n2)
 	// Caught up from its own log: a stream from past LSN 1, no snapshot.
-	after := n2.log.String()[logMark:]
+	after := n2.Log.String()[logMark:]
 	m := regexp.MustCompile(`msg="streaming from leader".* from_lsn=(\d+)`).FindStringSubmatch(after)
 	if m == nil || m[1] == "1" || strings.Contains(after, "installing a snapshot") {
 		t.Errorf("n2 did not resume from its own last LSN after the restart:\n%s", after)
@@ -230,7 +230,7 @@ func TestJoinUnderLoadThenRemove(t *testing.T) {
 	wg.Wait()
 	c.waitCaughtUp(leader, n4)
 	h.check(t, n4)
-	if !strings.Contains(n4.log.String(), "snapshot installed") {
+	if !strings.Contains(n4.Log.String(), "snapshot installed") {
 		t.Errorf("n4 joined without installing a snapshot")
 	}
 	out, err := exec.Command(binary, "member", "remove", "n4", "--addr", leader.HTTP).CombinedOutput()
@@ -276,7 +276,7 @@ func TestRetentionExceededFallsBackToSnapshot(t *testing.T) {
 	n3.start()
 	c.waitCaughtUp(leader, n3)
 	h.check(t, n3)
-	if !strings.Contains(n3.log.String(), "fell behind log retention") {
+	if !strings.Contains(n3.Log.String(), "fell behind log retention") {
 		t.Errorf("n3 log does not say why it needed a snapshot")
 	}
 	// The leader's status says so too.

@@ -283,8 +283,8 @@ func TestRestartedFollowerNeverReadsBackInTime(t *testing.T) {
 	// Freeze the leader: the restarted follower cannot learn the commit LSN
 	// from it, so only what it kept on disk tells it what it may serve,
 	// until a failover gives it a new leader.
-	_ = leader.cmd.Process.Signal(syscall.SIGSTOP)
-	defer func() { _ = leader.cmd.Process.Signal(syscall.SIGCONT) }()
+	_ = leader.Signal(syscall.SIGSTOP)
+	defer func() { _ = leader.Signal(syscall.SIGCONT) }()
 	f.startNoWait()
 	bad, loading := readBackInTime(t, f, served, 20)
 	if len(bad) > 0 {

@@ -104,9 +104,9 @@ func TestFollowerStatusShowsTheLeadersView(t *testing.T) {
 	// (never their hex raft ids), and while elections keep failing they
 	// stay at DEBUG.
 	c.waitFor("n3 warns that it reaches no majority of the control plane", 10*time.Second, func() bool {
-		return strings.Contains(n3.log.String(), `level=WARN msg="control: no controller: this member reaches no majority`)
+		return strings.Contains(n3.Log.String(), `level=WARN msg="control: no controller: this member reaches no majority`)
 	})
-	log := n3.log.String()
+	log := n3.Log.String()
 	for _, id := range []string{"n1", "n2", "n3"} {
 		if hex := fmt.Sprintf("%x", control.RaftID(id)); strings.Contains(log, hex) {
 			t.Errorf("n3's log holds %s's raft id %s instead of its name", id, hex)

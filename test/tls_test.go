@@ -118,7 +118,7 @@ func (c *tlsCluster) waitReady(p *proc) {
 	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: c.tlsConfig()}}
 	waitFor(c.t, p.ID+" ready over HTTPS", 30*time.Second, func() bool {
 		if !p.running() {
-			c.t.Fatalf("%s exited during start-up:\n%s", p.ID, p.log.String())
+			c.t.Fatalf("%s exited during start-up:\n%s", p.ID, p.Log.String())
 		}
 		resp, err := hc.Get("https://" + p.HTTP + "/readyz")
 		if err != nil {
@@ -259,12 +259,12 @@ func TestTLSCluster(t *testing.T) {
 		rogue.startNoWait()
 		defer rogue.kill()
 		waitFor(t, "n4 to report that the cluster refuses it", 30*time.Second, func() bool {
-			return strings.Contains(rogue.log.String(), "cannot join the cluster yet") || !rogue.running()
+			return strings.Contains(rogue.Log.String(), "cannot join the cluster yet") || !rogue.running()
 		})
 		// The node asked says why in its log: the client sees only a
 		// closed connection.
 		waitFor(t, "n1 to log that it refused n4's certificate", 10*time.Second, func() bool {
-			l := n1.log.String()
+			l := n1.Log.String()
 			return strings.Contains(l, "TLS certificate refused") && strings.Contains(l, `client certificate \"n4\" refused`)
 		})
 		st, err := c.status(n1)
@@ -325,7 +325,7 @@ func TestTLSCluster(t *testing.T) {
 		// n1: rotate, then SIGHUP (its reload interval is 0, so only the
 		// signal can make it load the new files).
 		rotated := c.ca.IssueTo(c.pairs["n1"], "n1", "127.0.0.1", "localhost")
-		if err := n1.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		if err := n1.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
 		peerCert, err := tls.LoadX509KeyPair(c.pairs["n3"].CertFile, c.pairs["n3"].KeyFile)
@@ -428,7 +428,7 @@ func TestTLSLeaderlessLeave(t *testing.T) {
 	}
 	n4 := c.nodes[3]
 	if err := cl(n4).RemoveMember(ctx, "n4"); err != nil {
-		t.Fatalf("remove n4 through itself: %v\n%s", err, n4.log.String())
+		t.Fatalf("remove n4 through itself: %v\n%s", err, n4.Log.String())
 	}
 	st, err := cl(n4).Status(ctx)
 	if err != nil || st.Rebalance == nil || st.Rebalance.State != "left" {

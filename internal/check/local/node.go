@@ -158,8 +158,8 @@ func (n *Node) WaitReady(ctx context.Context) error {
 	}
 }
 
-// signal sends sig to the running process.
-func (n *Node) signal(sig syscall.Signal) error {
+// Signal sends sig to the running process.
+func (n *Node) Signal(sig syscall.Signal) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if !n.runningLocked() {
@@ -175,7 +175,7 @@ func (n *Node) Kill() error {
 	if !n.Running() {
 		return nil
 	}
-	if err := n.signal(syscall.SIGKILL); err != nil && n.Running() {
+	if err := n.Signal(syscall.SIGKILL); err != nil && n.Running() {
 		return err
 	}
 	<-done
@@ -193,8 +193,8 @@ func (n *Node) Stop(ctx context.Context) error {
 	if !n.Running() {
 		return nil
 	}
-	_ = n.signal(syscall.SIGCONT)
-	if err := n.signal(syscall.SIGTERM); err != nil && n.Running() {
+	_ = n.Signal(syscall.SIGCONT)
+	if err := n.Signal(syscall.SIGTERM); err != nil && n.Running() {
 		return err
 	}
 	select {
@@ -209,8 +209,8 @@ func (n *Node) Stop(ctx context.Context) error {
 }
 
 // Pause stops the process with SIGSTOP; Resume continues it.
-func (n *Node) Pause() error  { return n.signal(syscall.SIGSTOP) }
-func (n *Node) Resume() error { return n.signal(syscall.SIGCONT) }
+func (n *Node) Pause() error  { return n.Signal(syscall.SIGSTOP) }
+func (n *Node) Resume() error { return n.Signal(syscall.SIGCONT) }
 
 // Status reads the node's /v1/status.
 func (n *Node) Status(ctx context.Context) (*client.Status, error) {
