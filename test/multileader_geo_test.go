@@ -489,7 +489,7 @@ func TestMultiLeaderGeography(t *testing.T) {
 			t.Skipf("geography test: netem is not available (%s) and the fallback needs iptables: not found in PATH", why)
 		}
 		t.Logf("WAN delay: netem is not available here (%s); site-to-site connections go through delay proxies instead (DNAT inside each site's namespace; %v each way: %v one way, %v round trip between two sites)", why, mlgOneWay, mlgOneWay, 2*mlgOneWay)
-		bridgeIP := fmt.Sprintf("10.77.%d.1", lab.subnet)
+		bridgeIP := fmt.Sprintf("10.77.%d.1", lab.Subnet())
 		for j := range names {
 			proxies = append(proxies, mlgStartProxy(t, bridgeIP, sites[j].Peer))
 		}
