@@ -46,8 +46,10 @@ how long each fault kept writes from being acknowledged. It prints a verdict per
 promise of the chosen setup and exits 1 when a promised one was broken. The
 history is saved (--history) for re-checking with 'check --recheck FILE'.
 
-Nemeses: kill-leader, pause-leader, kill-follower, pause-follower (SIGKILL or
-SIGSTOP of the node that leads, or of another node, when the fault starts).`,
+Nemeses: kill-leader, pause-leader, partition-leader, kill-follower,
+pause-follower, partition-follower: SIGKILL, SIGSTOP, or cutting off the
+network of the node that leads, or of another node, when the fault starts.
+Partitions run every node in its own network namespace (root and iproute2).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -100,10 +102,9 @@ func runCheck(ctx context.Context, f checkFlags, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	partitions := false
 	for _, k := range kinds {
-		if strings.HasPrefix(k, "partition-") {
-			return fmt.Errorf("check: nemesis %s is not available yet (kill-* and pause-* are)", k)
-		}
+		partitions = partitions || strings.HasPrefix(k, "partition-")
 	}
 	if f.nodes < 1 || f.nodes > 9 {
 		return fmt.Errorf("check: --nodes %d: want 1-9", f.nodes)
@@ -133,8 +134,20 @@ func runCheck(ctx context.Context, f checkFlags, stdout, stderr io.Writer) error
 		f.history = filepath.Join(dir, "history.json")
 	}
 	flags := append([]string{"--sync", f.syncPolicy, "--log-level", "info"}, f.extra...)
-	var ports local.Ports
-	c, err := local.NewCluster(&ports, bin, dir, f.nodes, flags...)
+	var c *local.Cluster
+	var lab *local.Lab
+	if partitions {
+		// Each node in its own network namespace, so that a partition
+		// can cut it off (root and iproute2 needed).
+		if lab, err = local.NewLab(f.nodes, func(format string, args ...any) { fmt.Fprintf(stderr, "check: "+format+"\n", args...) }); err != nil {
+			return fmt.Errorf("check: the partition nemeses need a network-namespace lab: %w", err)
+		}
+		defer lab.Destroy() // after the nodes are killed (defers run last first)
+		c, err = local.NewLabCluster(lab, bin, dir, f.nodes, flags...)
+	} else {
+		var ports local.Ports
+		c, err = local.NewCluster(&ports, bin, dir, f.nodes, flags...)
+	}
 	if err != nil {
 		return err
 	}
@@ -155,7 +168,7 @@ func runCheck(ctx context.Context, f checkFlags, stdout, stderr io.Writer) error
 	fmt.Fprintf(stderr, "check: running %s with faults %v\n", f.duration, kinds)
 	setup := map[string]string{"mode": f.mode, "sync": f.syncPolicy, "nodes": fmt.Sprint(f.nodes),
 		"nemesis": strings.Join(kinds, ","), "duration": f.duration.String(), "seed": fmt.Sprint(f.seed)}
-	h, runErr := workload.Run(ctx, workload.Config{Cluster: c, Duration: f.duration, Nemeses: kinds, Seed: f.seed,
+	h, runErr := workload.Run(ctx, workload.Config{Cluster: c, Lab: lab, Duration: f.duration, Nemeses: kinds, Seed: f.seed,
 		Progress: stderr, Setup: setup})
 	if h != nil && f.history != "" {
 		if err := saveHistory(f.history, h); err != nil {

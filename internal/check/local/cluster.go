@@ -35,6 +35,25 @@ func NewCluster(ports *Ports, binary, dir string, n int, flags ...string) (*Clus
 	return c, nil
 }
 
+// NewLabCluster is NewCluster with node i in namespace i of lab (which
+// must have at least n): partitions can then cut nodes off.
+func NewLabCluster(lab *Lab, binary, dir string, n int, flags ...string) (*Cluster, error) {
+	if n > lab.n {
+		return nil, fmt.Errorf("local: %d nodes in a lab of %d", n, lab.n)
+	}
+	c := &Cluster{}
+	var initial []string
+	for i := 1; i <= n; i++ {
+		nd := lab.NewNode(i, binary, filepath.Join(dir, fmt.Sprintf("n%d", i)))
+		c.Nodes = append(c.Nodes, nd)
+		initial = append(initial, nd.ID+"="+nd.Peer)
+	}
+	for _, nd := range c.Nodes {
+		nd.Args = append([]string{"--initial-cluster", strings.Join(initial, ",")}, flags...)
+	}
+	return c, nil
+}
+
 // Start starts every node and waits until each is ready.
 func (c *Cluster) Start(ctx context.Context) error {
 	for _, nd := range c.Nodes {

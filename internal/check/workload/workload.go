@@ -36,7 +36,10 @@ import (
 
 // Config is one run.
 type Config struct {
-	Cluster  *local.Cluster
+	Cluster *local.Cluster
+	// Lab is where the cluster's nodes run when the nemeses include
+	// partitions (nil otherwise).
+	Lab      *local.Lab
 	Duration time.Duration
 	Nemeses  []string
 	Seed     uint64
@@ -400,8 +403,13 @@ func (r *runner) inject(kind string, nd *local.Node) error {
 		err = nd.Kill()
 	case strings.HasPrefix(kind, "pause-"):
 		err = nd.Pause()
+	case strings.HasPrefix(kind, "partition-"):
+		if r.cfg.Lab == nil {
+			return fmt.Errorf("nemesis %s needs the cluster in a network-namespace lab", kind)
+		}
+		err = r.cfg.Lab.Isolate(nd.ID)
 	default:
-		return fmt.Errorf("nemesis %s is not available in this build", kind)
+		return fmt.Errorf("unknown nemesis %s", kind)
 	}
 	if err == nil {
 		r.mu.Lock()
@@ -429,6 +437,10 @@ func (r *runner) heal(ctx context.Context, nd *local.Node) error {
 		}
 	case strings.HasPrefix(kind, "pause-"):
 		if err := nd.Resume(); err != nil {
+			return err
+		}
+	case strings.HasPrefix(kind, "partition-"):
+		if err := r.cfg.Lab.Heal(nd.ID); err != nil {
 			return err
 		}
 	}
