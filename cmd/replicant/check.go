@@ -25,7 +25,7 @@ type checkFlags struct {
 	nodes                     int
 	duration                  time.Duration
 	seed                      uint64
-	data, history             string
+	data, history, html       string
 	keep, jsonOut             bool
 	extra                     []string
 }
@@ -68,6 +68,7 @@ Partitions run every node in its own network namespace (root and iproute2).`,
 	fl.StringVar(&f.history, "history", "", "write the history here (default: DATA/history.json when --data or --keep is given)")
 	fl.BoolVar(&f.keep, "keep", false, "keep the data directory")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the report as JSON")
+	fl.StringVar(&f.html, "html", "", "also write the report with a timeline of the run as an HTML page to this file")
 	fl.StringArrayVar(&f.extra, "server-flag", nil, "extra flag passed to every server")
 	recheck := &cobra.Command{
 		Use:   "recheck FILE",
@@ -83,10 +84,17 @@ Partitions run every node in its own network namespace (root and iproute2).`,
 			if err != nil {
 				return err
 			}
-			return printReport(check.Analyze(h, time.Minute), f.jsonOut, cmd.OutOrStdout())
+			rep := check.Analyze(h, time.Minute)
+			if f.html != "" {
+				if err := writeHTML(f.html, rep, h); err != nil {
+					return err
+				}
+			}
+			return printReport(rep, f.jsonOut, cmd.OutOrStdout())
 		},
 	}
 	recheck.Flags().BoolVar(&f.jsonOut, "json", false, "print the report as JSON")
+	recheck.Flags().StringVar(&f.html, "html", "", "also write the report as an HTML page to this file")
 	cmd.AddCommand(recheck)
 	return cmd
 }
@@ -180,6 +188,12 @@ func runCheck(ctx context.Context, f checkFlags, stdout, stderr io.Writer) error
 		return fmt.Errorf("check: %w", runErr)
 	}
 	rep := check.Analyze(h, time.Minute)
+	if f.html != "" {
+		if err := writeHTML(f.html, rep, h); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "check: report page written to %s\n", f.html)
+	}
 	if err := printReport(rep, f.jsonOut, stdout); err != nil {
 		return err
 	}
@@ -197,6 +211,18 @@ func saveHistory(path string, h *check.History) error {
 	if err := h.Save(fh); err != nil {
 		fh.Close()
 		return err
+	}
+	return fh.Close()
+}
+
+func writeHTML(path string, rep check.Report, h *check.History) error {
+	fh, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	if err := rep.WriteHTML(fh, h); err != nil {
+		fh.Close()
+		return fmt.Errorf("check: %s: %w", path, err)
 	}
 	return fh.Close()
 }

@@ -72,3 +72,34 @@ func TestAnalyzeVerdicts(t *testing.T) {
 		t.Fatalf("a clean history failed: %+v", r.Verdicts)
 	}
 }
+
+// The HTML page renders the verdicts, the faults and a lost write, and is
+// self-contained (nothing fetched).
+func TestWriteHTML(t *testing.T) {
+	h := &History{
+		Ops: []Op{
+			{Process: 1, Kind: Insert, Key: "a", Value: 1, Outcome: Ok, Start: 0, End: 10 * ms, Epoch: 1, LSN: 1},
+			{Process: 1, Kind: Insert, Key: "b", Value: 2, Outcome: Ok, Start: 20 * ms, End: 30 * ms, Epoch: 1, LSN: 2, Node: "n1"},
+			{Process: 1, Kind: Insert, Key: "c", Value: 3, Outcome: Unknown, Start: 40 * ms, End: 900 * ms},
+			{Process: 1, Kind: Insert, Key: "d", Value: 4, Outcome: Ok, Start: 1000 * ms, End: 1010 * ms, Epoch: 2, LSN: 2},
+		},
+		Faults: []Fault{{Kind: "kill-leader", Node: "n1", Start: 35 * ms, Healed: 950 * ms}},
+		Final:  map[string]int64{"a": 1, "d": 4},
+		Setup:  map[string]string{"sync": "async", "mode": "single-leader"},
+	}
+	var b strings.Builder
+	if err := Analyze(h, time.Second).WriteHTML(&b, h); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	for _, want := range []string{"<svg", "kill-leader n1", "no acknowledged write is lost", "did not hold (not promised)", "<td>b</td><td>2</td><td>n1</td>"} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("the page lacks %q:\n%s", want, page)
+		}
+	}
+	for _, bad := range []string{"<script", "src=", "href=", "@import", "url("} {
+		if strings.Contains(page, bad) {
+			t.Fatalf("the page is not self-contained: it has %q", bad)
+		}
+	}
+}

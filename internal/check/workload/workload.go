@@ -272,40 +272,87 @@ func (r *runner) insertClient(ctx context.Context, p int, rng *rand.Rand) {
 	}
 }
 
-// counterClient increments one counter through RESP (INCR).
+// counterClient increments one counter through RESP (INCR). A follower
+// refuses with READONLY naming the leader: the client goes there, as
+// Redis clients follow a MOVED, and only the answer that decides the
+// increment is recorded.
 func (r *runner) counterClient(ctx context.Context, p int, rng *rand.Rand) {
-	conns := map[*local.Node]*redis.Client{}
+	conns := map[string]*redis.Client{}
 	defer func() {
 		for _, c := range conns {
 			c.Close()
 		}
 	}()
-	for ctx.Err() == nil {
-		nd := r.pick(rng)
-		c := conns[nd]
+	conn := func(addr string) *redis.Client {
+		c := conns[addr]
 		if c == nil {
-			c = redis.NewClient(&redis.Options{Addr: nd.RESP, MaxRetries: -1, ReadTimeout: opTimeout, WriteTimeout: opTimeout})
-			conns[nd] = c
+			c = redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, ReadTimeout: opTimeout, WriteTimeout: opTimeout})
+			conns[addr] = c
 		}
-		op := check.Op{Process: p, Kind: check.Incr, Key: "c0", Delta: 1, Start: r.now(), Node: nd.ID}
-		err := c.Incr(ctx, "c0").Err()
+		return c
+	}
+	addr := ""
+	redirects := 0
+	for ctx.Err() == nil {
+		if addr == "" || redirects > 3 {
+			// No leader named, or nodes naming each other during a
+			// failover: pause, then start over from any node.
+			if redirects > 3 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+			addr, redirects = r.pick(rng).RESP, 0
+		}
+		op := check.Op{Process: p, Kind: check.Incr, Key: "c0", Delta: 1, Start: r.now(), Node: r.nodeByRESP(addr)}
+		err := conn(addr).Incr(ctx, "c0").Err()
 		op.End = r.now()
+		if err != nil && strings.HasPrefix(err.Error(), "READONLY") {
+			// Refused before anything was written: try the leader it names.
+			addr = leaderRESP(err.Error())
+			redirects++
+			continue
+		}
+		redirects = 0
 		switch {
 		case err == nil:
 			op.Outcome = check.Ok
-		case strings.HasPrefix(err.Error(), "READONLY"), strings.HasPrefix(err.Error(), "LOADING"):
-			op.Outcome, op.Error = check.Fail, err.Error() // refused before the write
+		case strings.HasPrefix(err.Error(), "LOADING"):
+			op.Outcome, op.Error = check.Fail, err.Error()
 		default:
 			op.Outcome, op.Error = outcomeOf(0, err), err.Error()
 		}
 		r.record(op)
-		if op.Outcome == check.Fail {
+		if op.Outcome != check.Ok {
+			addr = "" // another node next time
 			select {
 			case <-ctx.Done():
 			case <-time.After(20 * time.Millisecond):
 			}
 		}
 	}
+}
+
+// leaderRESP returns the leader's RESP address a READONLY error names
+// ("… leader=n1 resp=127.0.0.1:6381"), or "" (no leader known: pick
+// another node).
+func leaderRESP(msg string) string {
+	_, after, ok := strings.Cut(msg, "resp=")
+	if !ok {
+		return ""
+	}
+	return strings.Fields(after + " ")[0]
+}
+
+func (r *runner) nodeByRESP(addr string) string {
+	for _, nd := range r.cfg.Cluster.Nodes {
+		if nd.RESP == addr {
+			return nd.ID
+		}
+	}
+	return addr
 }
 
 // sessionClient writes its own key and reads it back on followers with
