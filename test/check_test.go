@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/replicant-db/replicant/internal/check"
 )
@@ -98,5 +99,47 @@ func TestCheckCommandPartitions(t *testing.T) {
 	}
 	if !kinds["partition-leader"] || !kinds["partition-follower"] {
 		t.Fatalf("faults injected: %v\n%s", kinds, errOut.String())
+	}
+}
+
+// TestCheckAgainstARunningCluster: --against runs the workload, without
+// faults, on a cluster the user runs, found from one follower's address;
+// every key it wrote carries its prefix, so nothing of the user's is
+// touched.
+func TestCheckAgainstARunningCluster(t *testing.T) {
+	c := newCluster(t, 3, "--sync", "FIRST 1 (*)")
+	ctx := ctxT(t, 60*time.Second)
+	if err := c.node("n1").redis().Set(ctx, "mine", "keep", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "check", "--against", c.node("n2").HTTP, "--duration", "4s", "--seed", "77", "--json")
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("check --against: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	var rep check.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Passed() || rep.Lost.Acked == 0 || rep.Setup["sync"] != "FIRST 1 (*)" || rep.Setup["nodes"] != "3" {
+		t.Fatalf("report: setup %v, verdicts %+v, %d inserts", rep.Setup, rep.Verdicts, rep.Lost.Acked)
+	}
+	keys, err := c.node("n1").redis().Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if k != "mine" && !strings.HasPrefix(k, "check:77:") {
+			t.Fatalf("check wrote %q outside its prefix", k)
+		}
+	}
+	if v, err := c.node("n1").redis().Get(ctx, "mine").Result(); err != nil || v != "keep" {
+		t.Fatalf("the user's key: %q, %v", v, err)
+	}
+	// Faults cannot be injected into someone else's processes.
+	bad, err := exec.Command(binary, "check", "--against", c.node("n2").HTTP, "--nemesis", "kill-leader").CombinedOutput()
+	if err == nil || !strings.Contains(string(bad), "runs no faults") {
+		t.Fatalf("--against with a nemesis: %v\n%s", err, bad)
 	}
 }

@@ -28,6 +28,7 @@ type checkFlags struct {
 	data, history, html       string
 	keep, jsonOut             bool
 	extra                     []string
+	against                   string
 }
 
 func newCheckCmd() *cobra.Command {
@@ -54,6 +55,17 @@ Partitions run every node in its own network namespace (root and iproute2).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if f.against != "" {
+				if cmd.Flags().Changed("nemesis") && f.nemesis != "none" {
+					return errors.New("check: --against runs no faults (it does not control that cluster's processes): leave out --nemesis or pass --nemesis none")
+				}
+				for _, name := range []string{"sync", "nodes", "mode", "server-flag", "data", "keep"} {
+					if cmd.Flags().Changed(name) {
+						return fmt.Errorf("check: --%s describes a cluster check starts itself; with --against the cluster is yours", name)
+					}
+				}
+				return runCheckAgainst(ctx, f, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}
 			return runCheck(ctx, f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -70,6 +82,7 @@ Partitions run every node in its own network namespace (root and iproute2).`,
 	fl.BoolVar(&f.jsonOut, "json", false, "print the report as JSON")
 	fl.StringVar(&f.html, "html", "", "also write the report with a timeline of the run as an HTML page to this file")
 	fl.StringArrayVar(&f.extra, "server-flag", nil, "extra flag passed to every server")
+	fl.StringVar(&f.against, "against", "", "run the workload and checks (no faults) against a running cluster instead: HTTP addresses of one or more of its nodes, comma-separated")
 	recheck := &cobra.Command{
 		Use:   "recheck FILE",
 		Short: "Check a saved history again and print the report",
@@ -177,7 +190,41 @@ func runCheck(ctx context.Context, f checkFlags, stdout, stderr io.Writer) error
 	setup := map[string]string{"mode": f.mode, "sync": f.syncPolicy, "nodes": fmt.Sprint(f.nodes),
 		"nemesis": strings.Join(kinds, ","), "duration": f.duration.String(), "seed": fmt.Sprint(f.seed)}
 	h, runErr := workload.Run(ctx, workload.Config{Cluster: c, Lab: lab, Duration: f.duration, Nemeses: kinds, Seed: f.seed,
-		Progress: stderr, Setup: setup})
+		Progress: stderr, Setup: setup, Prefix: fmt.Sprintf("check:%d:", f.seed)})
+	return finishCheck(f, h, runErr, stdout, stderr)
+}
+
+// runCheckAgainst runs the workload, without faults, on a cluster the
+// user runs; its keys all start with check:SEED:.
+func runCheckAgainst(ctx context.Context, f checkFlags, stdout, stderr io.Writer) error {
+	if f.seed == 0 {
+		f.seed = uint64(time.Now().UnixNano())
+	}
+	if f.duration < time.Second {
+		return fmt.Errorf("check: --duration %s: want at least 1s", f.duration)
+	}
+	c, err := local.Discover(ctx, strings.Split(f.against, ","))
+	if err != nil {
+		return fmt.Errorf("check: --against: %w", err)
+	}
+	st, err := c.Nodes[0].Status(ctx)
+	if err != nil {
+		return fmt.Errorf("check: --against: %w", err)
+	}
+	if st.Mode != "" && st.Mode != engine.ModeSingleLeader {
+		return fmt.Errorf("check: --against a %s cluster is not checked yet; only single-leader clusters are", st.Mode)
+	}
+	prefix := fmt.Sprintf("check:%d:", f.seed)
+	fmt.Fprintf(stderr, "check: %d nodes found; running %s without faults; keys start with %s\n", len(c.Nodes), f.duration, prefix)
+	setup := map[string]string{"mode": engine.ModeSingleLeader, "sync": st.SyncPolicy, "nodes": fmt.Sprint(len(c.Nodes)),
+		"nemesis": "none", "duration": f.duration.String(), "seed": fmt.Sprint(f.seed), "against": f.against}
+	h, runErr := workload.Run(ctx, workload.Config{Cluster: c, Duration: f.duration, Seed: f.seed,
+		Progress: stderr, Setup: setup, Prefix: prefix})
+	return finishCheck(f, h, runErr, stdout, stderr)
+}
+
+// finishCheck saves the history, checks it and prints the report.
+func finishCheck(f checkFlags, h *check.History, runErr error, stdout, stderr io.Writer) error {
 	if h != nil && f.history != "" {
 		if err := saveHistory(f.history, h); err != nil {
 			return err

@@ -54,6 +54,44 @@ func NewLabCluster(lab *Lab, binary, dir string, n int, flags ...string) (*Clust
 	return c, nil
 }
 
+// Discover builds a Cluster of running nodes it does not manage (no
+// process: they cannot be started, killed or paused) from the HTTP
+// address of one or more of them: each one's status names the others.
+func Discover(ctx context.Context, httpAddrs []string) (*Cluster, error) {
+	c := &Cluster{}
+	seen := map[string]bool{}
+	queue := append([]string(nil), httpAddrs...)
+	var lastErr error
+	for len(queue) > 0 {
+		addr := queue[0]
+		queue = queue[1:]
+		if seen[addr] {
+			continue
+		}
+		seen[addr] = true
+		probe := &Node{ID: addr, HTTP: addr}
+		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		st, err := probe.Status(sctx)
+		cancel()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if c.Node(st.ID) == nil {
+			c.Nodes = append(c.Nodes, &Node{ID: st.ID, HTTP: addr, RESP: st.RESP, Log: &Buffer{}})
+		}
+		for _, m := range st.Members {
+			if m.HTTP != "" && !seen[m.HTTP] {
+				queue = append(queue, m.HTTP)
+			}
+		}
+	}
+	if len(c.Nodes) == 0 {
+		return nil, fmt.Errorf("local: no node answered at %v: %w", httpAddrs, lastErr)
+	}
+	return c, nil
+}
+
 // Start starts every node and waits until each is ready.
 func (c *Cluster) Start(ctx context.Context) error {
 	for _, nd := range c.Nodes {

@@ -22,6 +22,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,6 +52,9 @@ type Config struct {
 	Progress io.Writer
 	// Setup is copied into the history.
 	Setup map[string]string
+	// Prefix starts every key the run writes (e.g. "check:SEED:"), so a
+	// run against a cluster in use touches only keys of its own.
+	Prefix string
 }
 
 // Timeouts of one client operation: longer than a failover, so that an
@@ -172,7 +176,7 @@ func outcomeOf(status int, err error) check.Outcome {
 func (r *runner) put(ctx context.Context, p int, kind check.Kind, nd *local.Node, key string, value int64) (token string) {
 	op := check.Op{Process: p, Kind: kind, Key: key, Value: value, Start: r.now()}
 	body := []byte(strconv.FormatInt(value, 10))
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+nd.HTTP+"/v1/kv/"+key, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+nd.HTTP+"/v1/kv/"+url.PathEscape(key), bytes.NewReader(body))
 	if err != nil {
 		return ""
 	}
@@ -207,7 +211,7 @@ func (r *runner) put(ctx context.Context, p int, kind check.Kind, nd *local.Node
 // reads) and records the op.
 func (r *runner) get(ctx context.Context, p int, nd *local.Node, key, consistency, token string) {
 	op := check.Op{Process: p, Kind: check.Read, Key: key, Consistency: consistency, Start: r.now()}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+nd.HTTP+"/v1/kv/"+key, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+nd.HTTP+"/v1/kv/"+url.PathEscape(key), nil)
 	if err != nil {
 		return
 	}
@@ -256,7 +260,7 @@ func unique(p int, seq int64) int64 { return int64(p)<<40 | seq }
 // registerClient writes and reads (linearizably) a few shared keys.
 func (r *runner) registerClient(ctx context.Context, p int, rng *rand.Rand) {
 	for seq := int64(1); ctx.Err() == nil; seq++ {
-		key := fmt.Sprintf("r%d", rng.IntN(3))
+		key := fmt.Sprintf("%sr%d", r.cfg.Prefix, rng.IntN(3))
 		if rng.IntN(2) == 0 {
 			r.put(ctx, p, check.Write, r.pick(rng), key, unique(p, seq))
 		} else {
@@ -268,7 +272,7 @@ func (r *runner) registerClient(ctx context.Context, p int, rng *rand.Rand) {
 // insertClient writes keys once each: an acknowledged one must survive.
 func (r *runner) insertClient(ctx context.Context, p int, rng *rand.Rand) {
 	for seq := int64(1); ctx.Err() == nil; seq++ {
-		r.put(ctx, p, check.Insert, r.pick(rng), fmt.Sprintf("u%d-%d", p, seq), unique(p, seq))
+		r.put(ctx, p, check.Insert, r.pick(rng), fmt.Sprintf("%su%d-%d", r.cfg.Prefix, p, seq), unique(p, seq))
 	}
 }
 
@@ -306,8 +310,9 @@ func (r *runner) counterClient(ctx context.Context, p int, rng *rand.Rand) {
 			}
 			addr, redirects = r.pick(rng).RESP, 0
 		}
-		op := check.Op{Process: p, Kind: check.Incr, Key: "c0", Delta: 1, Start: r.now(), Node: r.nodeByRESP(addr)}
-		err := conn(addr).Incr(ctx, "c0").Err()
+		key := r.cfg.Prefix + "c0"
+		op := check.Op{Process: p, Kind: check.Incr, Key: key, Delta: 1, Start: r.now(), Node: r.nodeByRESP(addr)}
+		err := conn(addr).Incr(ctx, key).Err()
 		op.End = r.now()
 		if err != nil && strings.HasPrefix(err.Error(), "READONLY") {
 			// Refused before anything was written: try the leader it names.
@@ -358,14 +363,14 @@ func (r *runner) nodeByRESP(addr string) string {
 // sessionClient writes its own key and reads it back on followers with
 // its token (session), and reads the shared registers eventually.
 func (r *runner) sessionClient(ctx context.Context, p int, rng *rand.Rand) {
-	key := fmt.Sprintf("s%d", p)
+	key := fmt.Sprintf("%ss%d", r.cfg.Prefix, p)
 	token := ""
 	for seq := int64(1); ctx.Err() == nil; seq++ {
 		if tok := r.put(ctx, p, check.Write, r.pick(rng), key, unique(p, seq)); tok != "" {
 			token = tok
 		}
 		r.get(ctx, p, r.pick(rng), key, check.Session, token)
-		r.get(ctx, p, r.pick(rng), fmt.Sprintf("r%d", rng.IntN(3)), check.Eventual, "")
+		r.get(ctx, p, r.pick(rng), fmt.Sprintf("%sr%d", r.cfg.Prefix, rng.IntN(3)), check.Eventual, "")
 	}
 }
 
@@ -537,7 +542,7 @@ func (r *runner) finalReads(ctx context.Context) (map[string]int64, error) {
 
 func (r *runner) readFinal(ctx context.Context, nd *local.Node, key string) (int64, bool, error) {
 	for attempt := 0; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+nd.HTTP+"/v1/kv/"+key, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+nd.HTTP+"/v1/kv/"+url.PathEscape(key), nil)
 		if err != nil {
 			return 0, false, err
 		}
