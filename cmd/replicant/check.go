@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -29,6 +30,8 @@ type checkFlags struct {
 	keep, jsonOut             bool
 	extra                     []string
 	against                   string
+	w, r                      string
+	replicas                  int
 }
 
 func newCheckCmd() *cobra.Command {
@@ -55,6 +58,14 @@ Partitions run every node in its own network namespace (root and iproute2).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if f.mode == engine.ModeLeaderless {
+				if !cmd.Flags().Changed("nodes") {
+					f.nodes = 5 // as dev: five nodes, N=3
+				}
+				if !cmd.Flags().Changed("nemesis") {
+					f.nemesis = "kill-node,pause-node,partition-node"
+				}
+			}
 			if f.against != "" {
 				if cmd.Flags().Changed("nemesis") && f.nemesis != "none" {
 					return errors.New("check: --against runs no faults (it does not control that cluster's processes): leave out --nemesis or pass --nemesis none")
@@ -70,7 +81,10 @@ Partitions run every node in its own network namespace (root and iproute2).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.mode, "mode", engine.ModeSingleLeader, "replication mode (single-leader; the others are not checked yet)")
+	fl.StringVar(&f.mode, "mode", engine.ModeSingleLeader, "replication mode: single-leader | leaderless (multi-leader is not checked yet)")
+	fl.StringVar(&f.w, "w", "quorum", "with --mode leaderless: W of every write (a number, one, quorum or all)")
+	fl.StringVar(&f.r, "r", "quorum", "with --mode leaderless: R of every read")
+	fl.IntVar(&f.replicas, "replicas", 3, "with --mode leaderless: N")
 	fl.StringVar(&f.syncPolicy, "sync", "FIRST 1 (*)", "commit policy of the cluster, e.g. async, 'FIRST 1 (*)', 'ANY 1 (*)', all")
 	fl.StringVar(&f.nemesis, "nemesis", "kill-leader,pause-leader,kill-follower", "faults to inject, comma-separated, or none")
 	fl.IntVar(&f.nodes, "nodes", 3, "number of nodes")
@@ -116,12 +130,27 @@ Partitions run every node in its own network namespace (root and iproute2).`,
 var errBroken = errors.New("check: a promised guarantee was broken (see the verdicts above)")
 
 func runCheck(ctx context.Context, f checkFlags, stdout, stderr io.Writer) error {
-	if f.mode != engine.ModeSingleLeader {
-		return fmt.Errorf("check: --mode %s is not checked yet; only single-leader runs today", f.mode)
+	leaderless := f.mode == engine.ModeLeaderless
+	if f.mode != engine.ModeSingleLeader && !leaderless {
+		return fmt.Errorf("check: --mode %s is not checked yet; single-leader and leaderless are", f.mode)
 	}
 	kinds, err := check.ParseNemeses(f.nemesis)
 	if err != nil {
 		return err
+	}
+	var w, r int
+	if leaderless {
+		for _, k := range kinds {
+			if !strings.HasSuffix(k, "-node") {
+				return fmt.Errorf("check: nemesis %s needs a leader; in leaderless mode use kill-node, pause-node, partition-node", k)
+			}
+		}
+		if w, err = quorumLevel("--w", f.w, f.replicas); err != nil {
+			return err
+		}
+		if r, err = quorumLevel("--r", f.r, f.replicas); err != nil {
+			return err
+		}
 	}
 	partitions := false
 	for _, k := range kinds {
@@ -155,6 +184,9 @@ func runCheck(ctx context.Context, f checkFlags, stdout, stderr io.Writer) error
 		f.history = filepath.Join(dir, "history.json")
 	}
 	flags := append([]string{"--sync", f.syncPolicy, "--log-level", "info"}, f.extra...)
+	if leaderless {
+		flags = append([]string{"--mode", engine.ModeLeaderless, "--replicas", fmt.Sprint(f.replicas), "--log-level", "info"}, f.extra...)
+	}
 	var c *local.Cluster
 	var lab *local.Lab
 	if partitions {
@@ -176,7 +208,7 @@ func runCheck(ctx context.Context, f checkFlags, stdout, stderr io.Writer) error
 	fmt.Fprintf(stderr, "check: starting %d nodes in %s (seed %d)\n", f.nodes, dir, f.seed)
 	sctx, cancel := context.WithTimeout(ctx, time.Minute)
 	err = c.Start(sctx)
-	if err == nil {
+	if err == nil && !leaderless {
 		_, _, err = c.WaitLeader(sctx)
 	}
 	cancel()
@@ -189,8 +221,13 @@ func runCheck(ctx context.Context, f checkFlags, stdout, stderr io.Writer) error
 	fmt.Fprintf(stderr, "check: running %s with faults %v\n", f.duration, kinds)
 	setup := map[string]string{"mode": f.mode, "sync": f.syncPolicy, "nodes": fmt.Sprint(f.nodes),
 		"nemesis": strings.Join(kinds, ","), "duration": f.duration.String(), "seed": fmt.Sprint(f.seed)}
+	if leaderless {
+		delete(setup, "sync")
+		setup["n"], setup["w"], setup["r"] = fmt.Sprint(f.replicas), fmt.Sprint(w), fmt.Sprint(r)
+	}
 	h, runErr := workload.Run(ctx, workload.Config{Cluster: c, Lab: lab, Duration: f.duration, Nemeses: kinds, Seed: f.seed,
-		Progress: stderr, Setup: setup, Prefix: fmt.Sprintf("check:%d:", f.seed)})
+		Progress: stderr, Setup: setup, Prefix: fmt.Sprintf("check:%d:", f.seed),
+		Leaderless: leaderless, W: fmt.Sprint(w), R: fmt.Sprint(r)})
 	return finishCheck(f, h, runErr, stdout, stderr)
 }
 
@@ -248,6 +285,27 @@ func finishCheck(f checkFlags, h *check.History, runErr error, stdout, stderr io
 		return errBroken
 	}
 	return nil
+}
+
+// quorumLevel parses a W or R (a number, one, quorum or all) for n
+// replicas.
+func quorumLevel(flag, v string, n int) (int, error) {
+	if n < 1 {
+		return 0, fmt.Errorf("check: --replicas %d: want at least 1", n)
+	}
+	switch v {
+	case "one":
+		return 1, nil
+	case "quorum":
+		return n/2 + 1, nil
+	case "all":
+		return n, nil
+	}
+	x, err := strconv.Atoi(v)
+	if err != nil || x < 1 || x > n {
+		return 0, fmt.Errorf("check: %s %q: want 1..%d, one, quorum or all", flag, v, n)
+	}
+	return x, nil
 }
 
 func saveHistory(path string, h *check.History) error {

@@ -152,7 +152,31 @@ func Linearizability(h *History, timeout time.Duration) LinResult {
 // staleReads finds linearizable reads that certainly returned an
 // overwritten value: a direct search that explains a porcupine failure
 // and still decides when porcupine times out.
-func staleReads(h *History) []StaleRead {
+func staleReads(h *History) []StaleRead { return staleReadsOf(h, Linearizable) }
+
+// QuorumResult is the check of leaderless quorum reads.
+type QuorumResult struct {
+	Reads int         `json:"reads"`
+	Stale []StaleRead `json:"stale,omitempty"`
+}
+
+// QuorumReads finds leaderless reads that certainly missed an
+// acknowledged write: the value they returned was overwritten by a write
+// begun after it was acknowledged and itself acknowledged before the
+// read began (or they found nothing after an acknowledged write). With
+// W+R>N there must be none; with fewer, how many there are is the price
+// of the faster quorum.
+func QuorumReads(h *History) QuorumResult {
+	res := QuorumResult{Stale: staleReadsOf(h, Quorum)}
+	for _, op := range h.Ops {
+		if op.Kind == Read && op.Consistency == Quorum && op.Outcome == Ok {
+			res.Reads++
+		}
+	}
+	return res
+}
+
+func staleReadsOf(h *History, consistency string) []StaleRead {
 	type wkey struct {
 		key   string
 		value int64
@@ -169,7 +193,18 @@ func staleReads(h *History) []StaleRead {
 	}
 	var out []StaleRead
 	for _, r := range h.Ops {
-		if r.Kind != Read || r.Consistency != Linearizable || r.Outcome != Ok || !r.Found {
+		if r.Kind != Read || r.Consistency != consistency || r.Outcome != Ok {
+			continue
+		}
+		if !r.Found {
+			// Nothing found although a write of the key was acknowledged
+			// before the read began.
+			for _, w2 := range writes[r.Key] {
+				if w2.End < r.Start {
+					out = append(out, StaleRead{Read: r, Newer: w2})
+					break
+				}
+			}
 			continue
 		}
 		w, ok := writeOf[wkey{r.Key, r.Value}]

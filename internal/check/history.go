@@ -38,6 +38,9 @@ const (
 	Linearizable = "linearizable"
 	Session      = "session"
 	Eventual     = "eventual"
+	// Quorum is a leaderless read that asked R replicas; whether it must
+	// see every acknowledged write depends on W+R>N (History.Setup).
+	Quorum = "quorum"
 )
 
 // Op is one client operation as the client saw it.

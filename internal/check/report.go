@@ -25,6 +25,7 @@ type Report struct {
 	Acknowledged int                 `json:"acknowledged_writes"`
 	Lost         LostResult          `json:"lost"`
 	Linear       LinResult           `json:"linearizability"`
+	Quorum       *QuorumResult       `json:"quorum_reads,omitempty"` // leaderless mode
 	Sessions     SessionResult       `json:"sessions"`
 	Stale        StaleResult         `json:"eventual_reads"`
 	Counters     []CounterResult     `json:"counters,omitempty"`
@@ -33,14 +34,19 @@ type Report struct {
 }
 
 // Analyze runs every checker on h. Which promises the setup makes comes
-// from h.Setup["sync"]: under "async" (or no sync policy) acknowledged
-// writes may be lost in a failover.
+// from h.Setup: in single-leader mode "sync" (under "async", or no sync
+// policy, acknowledged writes may be lost in a failover); in leaderless
+// mode "w", "r" and "n" (quorum reads must see every acknowledged write
+// only when W+R>N).
 func Analyze(h *History, linTimeout time.Duration) Report {
 	r := Report{Setup: h.Setup, Operations: len(h.Ops)}
 	for _, op := range h.Ops {
 		if op.Kind != Read && op.Outcome == Ok {
 			r.Acknowledged++
 		}
+	}
+	if h.Setup["mode"] == "leaderless" {
+		return analyzeLeaderless(h, r)
 	}
 	r.Lost = Lost(h)
 	r.Linear = Linearizability(h, linTimeout)
@@ -94,6 +100,48 @@ func Analyze(h *History, linTimeout time.Duration) Report {
 	return r
 }
 
+// analyzeLeaderless: no leader, no LSNs, no sessions. Every acknowledged
+// write is durable on W replicas (no rollback exists in this mode), every
+// acknowledged increment counts (PN-counters), and quorum reads miss no
+// acknowledged write when W+R>N.
+func analyzeLeaderless(h *History, r Report) Report {
+	r.Lost = Lost(h)
+	r.Counters = Counters(h)
+	r.Availability = Availability(h)
+	q := QuorumReads(h)
+	r.Quorum = &q
+	var w, rr, n int
+	fmt.Sscan(h.Setup["w"], &w)
+	fmt.Sscan(h.Setup["r"], &rr)
+	fmt.Sscan(h.Setup["n"], &n)
+	r.Verdicts = append(r.Verdicts, Verdict{
+		Promise:  "no acknowledged write is lost",
+		Promised: true,
+		Held:     len(r.Lost.Lost) == 0,
+		Detail:   fmt.Sprintf("%d of %d acknowledged inserts lost", len(r.Lost.Lost), r.Lost.Acked),
+	})
+	wrong := 0
+	for _, c := range r.Counters {
+		if c.Verdict != "ok" {
+			wrong++
+		}
+	}
+	if len(r.Counters) > 0 {
+		r.Verdicts = append(r.Verdicts, Verdict{
+			Promise:  "counters count every acknowledged increment, and only increments sent",
+			Promised: true, Held: wrong == 0,
+			Detail: fmt.Sprintf("%d of %d counters wrong", wrong, len(r.Counters)),
+		})
+	}
+	r.Verdicts = append(r.Verdicts, Verdict{
+		Promise:  fmt.Sprintf("reads (R=%d) see every write acknowledged before them (W=%d, N=%d)", rr, w, n),
+		Promised: w+rr > n,
+		Held:     len(q.Stale) == 0,
+		Detail:   fmt.Sprintf("%d of %d reads missed an acknowledged write", len(q.Stale), q.Reads),
+	})
+	return r
+}
+
 // Passed reports whether every promised verdict held.
 func (r Report) Passed() bool {
 	for _, v := range r.Verdicts {
@@ -115,8 +163,12 @@ func (r Report) WriteJSON(w io.Writer) error {
 func (r Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	if len(r.Setup) > 0 {
-		fmt.Fprintf(&b, "setup: mode=%s sync=%q nodes=%s nemesis=%s duration=%s seed=%s\n",
-			r.Setup["mode"], r.Setup["sync"], r.Setup["nodes"], r.Setup["nemesis"], r.Setup["duration"], r.Setup["seed"])
+		policy := fmt.Sprintf("sync=%q", r.Setup["sync"])
+		if r.Setup["mode"] == "leaderless" {
+			policy = fmt.Sprintf("N=%s W=%s R=%s", r.Setup["n"], r.Setup["w"], r.Setup["r"])
+		}
+		fmt.Fprintf(&b, "setup: mode=%s %s nodes=%s nemesis=%s duration=%s seed=%s\n",
+			r.Setup["mode"], policy, r.Setup["nodes"], r.Setup["nemesis"], r.Setup["duration"], r.Setup["seed"])
 	}
 	fmt.Fprintf(&b, "operations: %d, acknowledged writes: %d\n", r.Operations, r.Acknowledged)
 	fmt.Fprintf(&b, "lost acknowledged writes: %d of %d inserts", len(r.Lost.Lost), r.Lost.Acked)
@@ -131,7 +183,18 @@ func (r Report) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "  lost: %s=%d acknowledged by %s at %s (epoch %d, LSN %d)\n", op.Key, op.Value, op.Node, op.End.Round(time.Millisecond), op.Epoch, op.LSN)
 	}
-	fmt.Fprintf(&b, "linearizability of leader reads: %s (%d ops, %d pending)\n", r.Linear.Verdict, r.Linear.Ops, r.Linear.Pending)
+	if r.Quorum != nil {
+		fmt.Fprintf(&b, "quorum reads: %d, missed an acknowledged write: %d (W=%s R=%s N=%s)\n", r.Quorum.Reads, len(r.Quorum.Stale), r.Setup["w"], r.Setup["r"], r.Setup["n"])
+		for i, s := range r.Quorum.Stale {
+			if i == 5 {
+				break
+			}
+			fmt.Fprintf(&b, "  stale: read of %s through %s at %s found %v/%d; %d was acknowledged at %s\n",
+				s.Read.Key, s.Read.Node, s.Read.Start.Round(time.Millisecond), s.Read.Found, s.Read.Value, s.Newer.Value, s.Newer.End.Round(time.Millisecond))
+		}
+	} else {
+		fmt.Fprintf(&b, "linearizability of leader reads: %s (%d ops, %d pending)\n", r.Linear.Verdict, r.Linear.Ops, r.Linear.Pending)
+	}
 	for i, s := range r.Linear.Stale {
 		if i == 5 {
 			break
@@ -139,15 +202,19 @@ func (r Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "  stale: read of %s on %s at %s returned %d, overwritten by %d acknowledged at %s\n",
 			s.Read.Key, s.Read.Node, s.Read.Start.Round(time.Millisecond), s.Read.Value, s.Newer.Value, s.Newer.End.Round(time.Millisecond))
 	}
-	fmt.Fprintf(&b, "session reads: %d, violations: %d\n", r.Sessions.Reads, len(r.Sessions.Violations))
+	if r.Quorum == nil {
+		fmt.Fprintf(&b, "session reads: %d, violations: %d\n", r.Sessions.Reads, len(r.Sessions.Violations))
+	}
 	for i, v := range r.Sessions.Violations {
 		if i == 5 {
 			break
 		}
 		fmt.Fprintf(&b, "  %s: %s on %s at %s saw LSN %d, the session had %d\n", v.Guarantee, v.Read.Key, v.Read.Node, v.Read.Start.Round(time.Millisecond), v.Saw, v.Want)
 	}
-	fmt.Fprintf(&b, "eventual reads: %d, stale: %d (at most %d writes behind; age max %s, p99 %s)\n",
-		r.Stale.Reads, r.Stale.Stale, r.Stale.MaxBehind, r.Stale.MaxAge.Round(time.Millisecond), r.Stale.P99Age.Round(time.Millisecond))
+	if r.Quorum == nil {
+		fmt.Fprintf(&b, "eventual reads: %d, stale: %d (at most %d writes behind; age max %s, p99 %s)\n",
+			r.Stale.Reads, r.Stale.Stale, r.Stale.MaxBehind, r.Stale.MaxAge.Round(time.Millisecond), r.Stale.P99Age.Round(time.Millisecond))
+	}
 	for _, c := range r.Counters {
 		fmt.Fprintf(&b, "counter %s: final %d, acknowledged %d, unknown %d: %s\n", c.Key, c.Final, c.Acked, c.Unknown, c.Verdict)
 	}

@@ -103,3 +103,27 @@ func TestWriteHTML(t *testing.T) {
 		}
 	}
 }
+
+// Leaderless: a read that misses an acknowledged write breaks the promise
+// only when W+R>N.
+func TestAnalyzeLeaderless(t *testing.T) {
+	h := &History{Ops: []Op{
+		{Process: 1, Kind: Write, Key: "k", Value: 1, Outcome: Ok, Start: 0, End: 10 * ms},
+		{Process: 1, Kind: Write, Key: "k", Value: 2, Outcome: Ok, Start: 20 * ms, End: 30 * ms},
+		{Process: 2, Kind: Read, Key: "k", Value: 1, Found: true, Outcome: Ok, Consistency: Quorum, Start: 40 * ms, End: 50 * ms},
+	}, Final: map[string]int64{"k": 2}}
+	for _, tc := range []struct {
+		w, r   string
+		passed bool
+	}{{"2", "2", false}, {"1", "1", true}, {"3", "1", false}} {
+		h.Setup = map[string]string{"mode": "leaderless", "n": "3", "w": tc.w, "r": tc.r}
+		rep := Analyze(h, time.Second)
+		if rep.Passed() != tc.passed || rep.Quorum == nil || len(rep.Quorum.Stale) != 1 {
+			t.Fatalf("W=%s R=%s: passed %v, quorum %+v; want passed %v and the stale read found", tc.w, tc.r, rep.Passed(), rep.Quorum, tc.passed)
+		}
+		var b strings.Builder
+		if err := rep.WriteText(&b); err != nil || !strings.Contains(b.String(), "quorum reads: 1, missed an acknowledged write: 1") {
+			t.Fatalf("text:\n%s", b.String())
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 var Nemeses = []string{
 	"kill-leader", "pause-leader", "partition-leader",
 	"kill-follower", "pause-follower", "partition-follower",
+	"kill-node", "pause-node", "partition-node", // any node (the only kinds in leaderless mode)
 }
 
 // ParseNemeses parses a comma-separated list of Nemeses ("" or "none":

@@ -55,6 +55,11 @@ type Config struct {
 	// Prefix starts every key the run writes (e.g. "check:SEED:"), so a
 	// run against a cluster in use touches only keys of its own.
 	Prefix string
+	// Leaderless runs the leaderless workload: writes with quorum W,
+	// reads with R (Replicant-W / Replicant-R, REPLICANT.QUORUM), each
+	// register written by one client and read by all, no sessions.
+	Leaderless bool
+	W, R       string
 }
 
 // Timeouts of one client operation: longer than a failover, so that an
@@ -88,8 +93,10 @@ func Run(ctx context.Context, cfg Config) (*check.History, error) {
 	}
 	spawn(r.insertClient)
 	spawn(r.counterClient)
-	for range cfg.Sessions {
-		spawn(r.sessionClient)
+	if !cfg.Leaderless {
+		for range cfg.Sessions {
+			spawn(r.sessionClient)
+		}
 	}
 	faultErr := r.nemesis(rctx, check.Schedule(cfg.Seed, cfg.Duration, cfg.Nemeses))
 	wg.Wait()
@@ -180,6 +187,9 @@ func (r *runner) put(ctx context.Context, p int, kind check.Kind, nd *local.Node
 	if err != nil {
 		return ""
 	}
+	if r.cfg.Leaderless {
+		req.Header.Set("Replicant-W", r.cfg.W)
+	}
 	resp, err := r.hc.Do(req)
 	op.End = r.now()
 	if ctx.Err() != nil && err != nil {
@@ -215,7 +225,11 @@ func (r *runner) get(ctx context.Context, p int, nd *local.Node, key, consistenc
 	if err != nil {
 		return
 	}
-	req.Header.Set("Replicant-Consistency", consistency)
+	if consistency == check.Quorum {
+		req.Header.Set("Replicant-R", r.cfg.R)
+	} else {
+		req.Header.Set("Replicant-Consistency", consistency)
+	}
 	if token != "" {
 		req.Header.Set("Replicant-Token", token)
 	}
@@ -257,8 +271,22 @@ func parseToken(tok string) (epoch, lsn uint64) {
 // unique returns a value no other op of the run writes.
 func unique(p int, seq int64) int64 { return int64(p)<<40 | seq }
 
-// registerClient writes and reads (linearizably) a few shared keys.
+// registerClient writes and reads (linearizably) a few shared keys. In
+// leaderless mode it writes three keys of its own (one writer per key: no
+// siblings) and reads any register client's keys with R.
 func (r *runner) registerClient(ctx context.Context, p int, rng *rand.Rand) {
+	if r.cfg.Leaderless {
+		for seq := int64(1); ctx.Err() == nil; seq++ {
+			if rng.IntN(2) == 0 {
+				r.put(ctx, p, check.Write, r.pick(rng), fmt.Sprintf("%sr%d-%d", r.cfg.Prefix, p, rng.IntN(3)), unique(p, seq))
+			} else {
+				// Register clients are processes 1..Registers.
+				key := fmt.Sprintf("%sr%d-%d", r.cfg.Prefix, 1+rng.IntN(r.cfg.Registers), rng.IntN(3))
+				r.get(ctx, p, r.pick(rng), key, check.Quorum, "")
+			}
+		}
+		return
+	}
 	for seq := int64(1); ctx.Err() == nil; seq++ {
 		key := fmt.Sprintf("%sr%d", r.cfg.Prefix, rng.IntN(3))
 		if rng.IntN(2) == 0 {
@@ -290,7 +318,13 @@ func (r *runner) counterClient(ctx context.Context, p int, rng *rand.Rand) {
 	conn := func(addr string) *redis.Client {
 		c := conns[addr]
 		if c == nil {
-			c = redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, ReadTimeout: opTimeout, WriteTimeout: opTimeout})
+			o := &redis.Options{Addr: addr, MaxRetries: -1, ReadTimeout: opTimeout, WriteTimeout: opTimeout}
+			if r.cfg.Leaderless {
+				o.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
+					return cn.Do(ctx, "REPLICANT.QUORUM", r.cfg.W, r.cfg.R).Err()
+				}
+			}
+			c = redis.NewClient(o)
 			conns[addr] = c
 		}
 		return c
@@ -427,6 +461,10 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 // target picks the node a fault hits: the current leader, or one of the
 // other nodes.
 func (r *runner) target(ctx context.Context, f check.Planned) (*local.Node, error) {
+	if strings.HasSuffix(f.Kind, "-node") {
+		nodes := r.cfg.Cluster.Nodes
+		return nodes[f.NodePick%uint64(len(nodes))], nil
+	}
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	leader, _, err := r.cfg.Cluster.WaitLeader(lctx)
@@ -517,9 +555,14 @@ func (r *runner) healAll(ctx context.Context) error {
 // finalReads reads every key the run touched, linearizably, once a leader
 // is back.
 func (r *runner) finalReads(ctx context.Context) (map[string]int64, error) {
-	leader, _, err := r.cfg.Cluster.WaitLeader(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("workload: final reads: %w", err)
+	var leader *local.Node
+	if r.cfg.Leaderless {
+		leader = r.cfg.Cluster.Nodes[0] // any node coordinates; reads ask every replica (R=all)
+	} else {
+		var err error
+		if leader, _, err = r.cfg.Cluster.WaitLeader(ctx); err != nil {
+			return nil, fmt.Errorf("workload: final reads: %w", err)
+		}
 	}
 	r.mu.Lock()
 	keys := make([]string, 0, len(r.keys))
@@ -546,7 +589,11 @@ func (r *runner) readFinal(ctx context.Context, nd *local.Node, key string) (int
 		if err != nil {
 			return 0, false, err
 		}
-		req.Header.Set("Replicant-Consistency", check.Linearizable)
+		if r.cfg.Leaderless {
+			req.Header.Set("Replicant-R", "all")
+		} else {
+			req.Header.Set("Replicant-Consistency", check.Linearizable)
+		}
 		resp, err := r.hc.Do(req)
 		if err == nil {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
