@@ -462,3 +462,124 @@ func Availability(h *History) []FaultAvailability {
 	}
 	return out
 }
+
+// ConvergenceResult compares what the replicas held at the end.
+type ConvergenceResult struct {
+	Replicas int      `json:"replicas"`
+	Keys     int      `json:"keys"`
+	Differ   []string `json:"differ,omitempty"` // keys not equal everywhere (at most 20)
+	Count    int      `json:"count"`            // how many keys differ
+}
+
+// Convergence reports the keys whose final values (or presence) differ
+// between h.Replicas.
+func Convergence(h *History) ConvergenceResult {
+	res := ConvergenceResult{Replicas: len(h.Replicas)}
+	keys := map[string]bool{}
+	for _, m := range h.Replicas {
+		for k := range m {
+			keys[k] = true
+		}
+	}
+	res.Keys = len(keys)
+	names := make([]string, 0, len(h.Replicas))
+	for n := range h.Replicas {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	sorted := make([]string, 0, len(keys))
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	sort.Strings(sorted)
+	for _, k := range sorted {
+		var first int64
+		var firstOK bool
+		same := true
+		for i, n := range names {
+			v, ok := h.Replicas[n][k]
+			if i == 0 {
+				first, firstOK = v, ok
+			} else if ok != firstOK || v != first {
+				same = false
+				break
+			}
+		}
+		if !same {
+			res.Count++
+			if len(res.Differ) < 20 {
+				res.Differ = append(res.Differ, k)
+			}
+		}
+	}
+	return res
+}
+
+// SessionsInOrder checks read-your-writes and monotonic reads where
+// positions are not comparable across nodes (multi-leader sites): for
+// each session's own keys (written by it alone), by the order in which
+// the session wrote the values. A read of a session's own key must
+// return its last acknowledged write or a later one, and never one
+// older than it already read.
+func SessionsInOrder(h *History) SessionResult {
+	writers := map[string]map[int]bool{}
+	for _, op := range h.Ops {
+		if op.Kind == Write || op.Kind == Insert {
+			if writers[op.Key] == nil {
+				writers[op.Key] = map[int]bool{}
+			}
+			writers[op.Key][op.Process] = true
+		}
+	}
+	procs := map[int][]Op{}
+	for _, op := range h.Ops {
+		procs[op.Process] = append(procs[op.Process], op)
+	}
+	ids := make([]int, 0, len(procs))
+	for id := range procs {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	var res SessionResult
+	for _, id := range ids {
+		ops := procs[id]
+		slices.SortStableFunc(ops, func(a, b Op) int { return int(a.Start - b.Start) })
+		type wkey struct {
+			key   string
+			value int64
+		}
+		ord := map[wkey]uint64{} // value → its place in the session's writes of the key
+		next := map[string]uint64{}
+		wrote, read := map[string]uint64{}, map[string]uint64{}
+		for _, op := range ops {
+			own := len(writers[op.Key]) == 1 && writers[op.Key][id]
+			if !own {
+				continue
+			}
+			switch {
+			case op.Kind == Write || op.Kind == Insert:
+				next[op.Key]++
+				ord[wkey{op.Key, op.Value}] = next[op.Key]
+				if op.Outcome == Ok {
+					wrote[op.Key] = next[op.Key]
+				}
+			case op.Kind == Read && op.Outcome == Ok && op.Consistency == Session:
+				res.Reads++
+				var saw uint64
+				if op.Found {
+					var ok bool
+					if saw, ok = ord[wkey{op.Key, op.Value}]; !ok {
+						continue
+					}
+				}
+				if w := wrote[op.Key]; saw < w {
+					res.Violations = append(res.Violations, SessionViolation{Guarantee: "read-your-writes", Read: op, Saw: saw, Want: w})
+				} else if r := read[op.Key]; saw < r {
+					res.Violations = append(res.Violations, SessionViolation{Guarantee: "monotonic-reads", Read: op, Saw: saw, Want: r})
+				}
+				read[op.Key] = max(read[op.Key], saw)
+			}
+		}
+	}
+	return res
+}

@@ -195,3 +195,51 @@ func TestHistoryRoundTrip(t *testing.T) {
 		t.Fatal("a truncated history loaded")
 	}
 }
+
+func TestConvergence(t *testing.T) {
+	h := &History{Replicas: map[string]map[string]int64{
+		"eu": {"a": 1, "b": 2, "c": 3},
+		"us": {"a": 1, "b": 9, "c": 3},
+		"ap": {"a": 1, "b": 2},
+	}}
+	r := Convergence(h)
+	if r.Count != 2 || r.Keys != 3 || r.Replicas != 3 || r.Differ[0] != "b" || r.Differ[1] != "c" {
+		t.Fatalf("%+v; want b and c differing", r)
+	}
+	h.Replicas["us"]["b"], h.Replicas["ap"]["c"] = 2, 3
+	if r := Convergence(h); r.Count != 0 {
+		t.Fatalf("%+v after converging", r)
+	}
+}
+
+func TestSessionsInOrder(t *testing.T) {
+	own := func(v int64, o Outcome, start time.Duration) Op {
+		return Op{Process: 1, Kind: Write, Key: "s1", Value: v, Outcome: o, Start: start, End: start + ms}
+	}
+	sr := func(v int64, found bool, start time.Duration) Op {
+		return Op{Process: 1, Kind: Read, Key: "s1", Value: v, Found: found, Outcome: Ok, Consistency: Session, Start: start, End: start + ms}
+	}
+	for _, tc := range []struct {
+		name string
+		ops  []Op
+		want string
+	}{
+		{name: "sees its last write", ops: []Op{own(10, Ok, 0), own(20, Ok, 2*ms), sr(20, true, 4*ms)}},
+		{name: "sees a write of unknown outcome made later", ops: []Op{own(10, Ok, 0), own(20, Unknown, 2*ms), sr(20, true, 4*ms)}},
+		{name: "sees an older write", want: "read-your-writes", ops: []Op{own(10, Ok, 0), own(20, Ok, 2*ms), sr(10, true, 4*ms)}},
+		{name: "sees nothing", want: "read-your-writes", ops: []Op{own(10, Ok, 0), sr(0, false, 2*ms)}},
+		{name: "goes back", want: "monotonic-reads", ops: []Op{own(10, Unknown, 0), own(20, Unknown, 2*ms), sr(20, true, 4*ms), sr(10, true, 6*ms)}},
+		{name: "another writer's key is not judged", ops: []Op{own(10, Ok, 0), {Process: 2, Kind: Write, Key: "s1", Value: 30, Outcome: Ok, Start: ms, End: 2 * ms}, sr(0, false, 4*ms)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := SessionsInOrder(&History{Ops: tc.ops})
+			got := ""
+			if len(r.Violations) > 0 {
+				got = r.Violations[0].Guarantee
+			}
+			if got != tc.want {
+				t.Fatalf("violation %q, want %q (%+v)", got, tc.want, r.Violations)
+			}
+		})
+	}
+}

@@ -85,6 +85,13 @@ type History struct {
 	// touched, after the faults were healed and the cluster converged;
 	// a key missing from it was not found.
 	Final map[string]int64 `json:"final"`
+	// Replicas (multi-leader mode) is what each site's node held at the
+	// end, read on each one after the links caught up: sites must
+	// converge. Final is then the first site's.
+	Replicas map[string]map[string]int64 `json:"replicas,omitempty"`
+	// Conflicts (multi-leader mode) is how many conflicting writes the
+	// sites recorded (GET /v1/conflicts), over all sites.
+	Conflicts int `json:"conflicts,omitempty"`
 	// Setup describes the cluster (mode, policy, …) for the report.
 	Setup map[string]string `json:"setup,omitempty"`
 }

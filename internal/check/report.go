@@ -26,6 +26,8 @@ type Report struct {
 	Lost         LostResult          `json:"lost"`
 	Linear       LinResult           `json:"linearizability"`
 	Quorum       *QuorumResult       `json:"quorum_reads,omitempty"` // leaderless mode
+	Converge     *ConvergenceResult  `json:"convergence,omitempty"`  // multi-leader mode
+	Conflicts    int                 `json:"conflicts,omitempty"`
 	Sessions     SessionResult       `json:"sessions"`
 	Stale        StaleResult         `json:"eventual_reads"`
 	Counters     []CounterResult     `json:"counters,omitempty"`
@@ -45,8 +47,11 @@ func Analyze(h *History, linTimeout time.Duration) Report {
 			r.Acknowledged++
 		}
 	}
-	if h.Setup["mode"] == "leaderless" {
+	switch h.Setup["mode"] {
+	case "leaderless":
 		return analyzeLeaderless(h, r)
+	case "multi-leader":
+		return analyzeMultiLeader(h, r)
 	}
 	r.Lost = Lost(h)
 	r.Linear = Linearizability(h, linTimeout)
@@ -142,6 +147,50 @@ func analyzeLeaderless(h *History, r Report) Report {
 	return r
 }
 
+// analyzeMultiLeader: every site takes writes and ships them to the
+// others; after healing and catching up every site must hold the same
+// data, every acknowledged write (a site never rolls back a committed
+// entry) and every acknowledged increment; a session's reads on any site
+// see its own writes (vector tokens) and never go back.
+func analyzeMultiLeader(h *History, r Report) Report {
+	r.Lost = Lost(h)
+	r.Counters = Counters(h)
+	r.Availability = Availability(h)
+	r.Sessions = SessionsInOrder(h)
+	c := Convergence(h)
+	r.Converge = &c
+	r.Conflicts = h.Conflicts
+	r.Verdicts = append(r.Verdicts,
+		Verdict{Promise: "sites converge to the same data", Promised: true, Held: c.Count == 0,
+			Detail: fmt.Sprintf("%d of %d keys differ across %d sites", c.Count, c.Keys, c.Replicas)},
+		Verdict{Promise: "no acknowledged write is lost", Promised: true, Held: len(r.Lost.Lost) == 0,
+			Detail: fmt.Sprintf("%d of %d acknowledged inserts lost", len(r.Lost.Lost), r.Lost.Acked)})
+	wrong := 0
+	for _, ct := range r.Counters {
+		if ct.Verdict != "ok" {
+			wrong++
+		}
+	}
+	if len(r.Counters) > 0 {
+		r.Verdicts = append(r.Verdicts, Verdict{Promise: "counters count every acknowledged increment on every site, and only increments sent",
+			Promised: true, Held: wrong == 0, Detail: fmt.Sprintf("%d of %d counters wrong", wrong, len(r.Counters))})
+	}
+	ryw, mono := 0, 0
+	for _, v := range r.Sessions.Violations {
+		if v.Guarantee == "read-your-writes" {
+			ryw++
+		} else {
+			mono++
+		}
+	}
+	r.Verdicts = append(r.Verdicts,
+		Verdict{Promise: "session reads on any site see the session's own writes", Promised: true, Held: ryw == 0,
+			Detail: fmt.Sprintf("%d violations in %d session reads", ryw, r.Sessions.Reads)},
+		Verdict{Promise: "session reads never go back in time", Promised: true, Held: mono == 0,
+			Detail: fmt.Sprintf("%d violations in %d session reads", mono, r.Sessions.Reads)})
+	return r
+}
+
 // Passed reports whether every promised verdict held.
 func (r Report) Passed() bool {
 	for _, v := range r.Verdicts {
@@ -183,7 +232,13 @@ func (r Report) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "  lost: %s=%d acknowledged by %s at %s (epoch %d, LSN %d)\n", op.Key, op.Value, op.Node, op.End.Round(time.Millisecond), op.Epoch, op.LSN)
 	}
-	if r.Quorum != nil {
+	if r.Converge != nil {
+		fmt.Fprintf(&b, "convergence: %d of %d keys differ across %d sites %v; %d conflicts recorded\n", r.Converge.Count, r.Converge.Keys, r.Converge.Replicas, r.Converge.Differ, r.Conflicts)
+	}
+	switch {
+	case r.Converge != nil:
+		// Multi-leader: no leader reads to judge.
+	case r.Quorum != nil:
 		fmt.Fprintf(&b, "quorum reads: %d, missed an acknowledged write: %d (W=%s R=%s N=%s)\n", r.Quorum.Reads, len(r.Quorum.Stale), r.Setup["w"], r.Setup["r"], r.Setup["n"])
 		for i, s := range r.Quorum.Stale {
 			if i == 5 {
@@ -192,7 +247,7 @@ func (r Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "  stale: read of %s through %s at %s found %v/%d; %d was acknowledged at %s\n",
 				s.Read.Key, s.Read.Node, s.Read.Start.Round(time.Millisecond), s.Read.Found, s.Read.Value, s.Newer.Value, s.Newer.End.Round(time.Millisecond))
 		}
-	} else {
+	default:
 		fmt.Fprintf(&b, "linearizability of leader reads: %s (%d ops, %d pending)\n", r.Linear.Verdict, r.Linear.Ops, r.Linear.Pending)
 	}
 	for i, s := range r.Linear.Stale {
@@ -211,7 +266,7 @@ func (r Report) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "  %s: %s on %s at %s saw LSN %d, the session had %d\n", v.Guarantee, v.Read.Key, v.Read.Node, v.Read.Start.Round(time.Millisecond), v.Saw, v.Want)
 	}
-	if r.Quorum == nil {
+	if r.Quorum == nil && r.Converge == nil {
 		fmt.Fprintf(&b, "eventual reads: %d, stale: %d (at most %d writes behind; age max %s, p99 %s)\n",
 			r.Stale.Reads, r.Stale.Stale, r.Stale.MaxBehind, r.Stale.MaxAge.Round(time.Millisecond), r.Stale.P99Age.Round(time.Millisecond))
 	}
