@@ -28,6 +28,7 @@ type txn struct {
 var (
 	_ engine.Txn        = (*txn)(nil)
 	_ engine.CounterTxn = (*txn)(nil)
+	_ engine.Versioned  = (*txn)(nil)
 )
 
 func (t *txn) NowMs() int64 { return t.tx.NowMs() }
@@ -62,6 +63,24 @@ func (t *txn) Get(key []byte) (engine.Version, bool, error) {
 		return engine.Version{}, false, nil
 	}
 	return engine.Version{LSN: v.LSN, Value: r.Value(), ExpireAt: r.Reg.ExpireAt}, true, nil
+}
+
+// StateLSN and ChangedSince delegate to the site's transaction: every
+// write of a key, a delete included, stores a new record version, so the
+// site's versions tell whether a watched key changed.
+func (t *txn) StateLSN() uint64 {
+	if v, ok := t.tx.(engine.Versioned); ok {
+		return v.StateLSN()
+	}
+	return 0
+}
+
+func (t *txn) ChangedSince(key []byte, lsn uint64) (bool, error) {
+	v, ok := t.tx.(engine.Versioned)
+	if !ok {
+		return true, nil // cannot tell: a spurious abort, never a missed one
+	}
+	return v.ChangedSince(key, lsn)
 }
 
 // stamp issues the write's timestamp, after every stamp the key has seen:

@@ -131,6 +131,27 @@ func asVersion(v storage.Version) engine.Version {
 	return engine.Version{LSN: v.LSN, Value: v.Value, ExpireAt: v.ExpireAt, Deleted: v.Deleted}
 }
 
+var _ engine.Versioned = (*Txn)(nil)
+
+// StateLSN is the newest position this proposal sees: the store's last
+// entry (committed or not) and the earlier proposals of its batch.
+func (t *Txn) StateLSN() uint64 { return t.lsn - 1 }
+
+// ChangedSince reports whether key was written after lsn: by this
+// proposal, by an earlier one of its batch (their entries come after
+// everything stored), or by a stored entry, committed or not.
+func (t *Txn) ChangedSince(key []byte, lsn uint64) (bool, error) {
+	for i := range t.ops {
+		if op := &t.ops[i]; op.Kind != storage.OpFlush && bytes.Equal(op.Key, key) {
+			return true, nil
+		}
+	}
+	if _, ok := t.group.vals[string(key)]; ok {
+		return true, nil
+	}
+	return t.store.ChangedSince(key, lsn, storage.Latest)
+}
+
 // Set stores value under key; expireAtMs 0 means no expiry.
 func (t *Txn) Set(key, value []byte, expireAtMs int64) {
 	k := append([]byte(nil), key...)

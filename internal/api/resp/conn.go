@@ -42,7 +42,7 @@ func (c *conn) WriteNull()               { c.out = redcon.AppendNull(c.out) }
 func (c *conn) WriteRaw(b []byte)        { c.out = append(c.out, b...) }
 
 func (c *conn) WriteBulk(b []byte) {
-	if len(b) < directWriteBulk {
+	if len(b) < directWriteBulk || c.nc == nil { // nc nil: a buffer (tx.go)
 		c.out = redcon.AppendBulk(c.out, b)
 		return
 	}
@@ -181,6 +181,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, lim limits, needAut
 		c.rd.release()
 	}
 	c.drain()
+	c.txReset()
 	_ = cn.Close()
 }
 
