@@ -200,6 +200,15 @@ type Versioned interface {
 	ChangedSince(key []byte, lsn uint64) (bool, error)
 }
 
+// ScanTxn is implemented by Txns that can list their state's keys (their
+// own writes included), for key scans (KEYS, SCAN, DBSIZE) inside a
+// transaction.
+type ScanTxn interface {
+	// Scan calls fn for live, unexpired keys from start in key order until
+	// fn returns false.
+	Scan(start []byte, fn func(key []byte, v Version) bool) error
+}
+
 // Reader reads one consistent state.
 type Reader interface {
 	// Get returns key's live, unexpired version.

@@ -251,6 +251,7 @@ func (s *Server) handle(c *client, args [][]byte) {
 		}
 	}
 	if c.multi != nil && !runsInMulti(spec.name) {
+		m = nil // counted when EXEC runs it, as Redis's commandstats
 		s.queue(c, spec, args)
 		return
 	}

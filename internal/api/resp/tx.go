@@ -568,11 +568,12 @@ func (r txReader) Get(key []byte) (engine.Version, bool, error) { return r.tx.Ge
 func (r txReader) NowMs() int64                                 { return r.tx.NowMs() }
 func (r txReader) Token() engine.Token                          { return engine.Token{} }
 
-// Scan is refused: a write's state is the store plus writes not yet in
-// it, which only point reads can see. A transaction without writes scans
-// its reader.
-func (r txReader) Scan([]byte, func([]byte, engine.Version) bool) error {
-	return replyError("ERR key scans (KEYS, SCAN, DBSIZE, RANDOMKEY) are not supported in a transaction that also writes; run them before MULTI or in a transaction without writes")
+// Scan lists the transaction's state when the mode's Txn can (engine.ScanTxn).
+func (r txReader) Scan(start []byte, fn func([]byte, engine.Version) bool) error {
+	if st, ok := r.tx.(engine.ScanTxn); ok {
+		return st.Scan(start, fn)
+	}
+	return replyError("ERR key scans (KEYS, SCAN, DBSIZE, RANDOMKEY) are not supported in a transaction that also writes in this mode; run them before MULTI or in a transaction without writes")
 }
 
 func (r txReader) StateLSN() uint64 {
