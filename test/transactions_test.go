@@ -352,3 +352,101 @@ func TestTransactionSurvivesLeaderKill(t *testing.T) {
 	t.Logf("%d transactions (%d acknowledged, %d failed or ambiguous), each all-or-nothing on every node after failover to %s",
 		len(recs), acked.Load(), ambiguous, newLeader)
 }
+
+// TestTransactionsMultiLeader: a transaction on one site is one entry of
+// that site's log and reaches the other site whole (its reader never sees
+// one counter ahead of the other); WATCH on a site aborts EXEC when the
+// watched key was changed by a write that came from the other site.
+func TestTransactionsMultiLeader(t *testing.T) {
+	sites := startSites(t, "eu", "us")
+	linkAll(t, sites)
+	eu, us := sites[0].redis(), sites[1].redis()
+	ctx, cancel := bg(t)
+	var stop atomic.Bool
+	var acked atomic.Int64
+	errs := make(chan error, 2)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		wctx := ctxT(t, 2*time.Minute)
+		for !stop.Load() {
+			if _, err := eu.TxPipelined(wctx, func(p redis.Pipeliner) error {
+				p.Incr(wctx, "a")
+				p.Incr(wctx, "b")
+				return nil
+			}); err != nil {
+				errs <- fmt.Errorf("transaction on eu: %w", err)
+				return
+			}
+			acked.Add(1)
+		}
+	}()
+	var distinct atomic.Int64
+	var rwg sync.WaitGroup
+	rwg.Add(1)
+	go func() {
+		defer rwg.Done()
+		last := ""
+		for ctx.Err() == nil {
+			vals, err := us.MGet(ctx, "a", "b").Result()
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				errs <- fmt.Errorf("MGET on us: %w", err)
+				return
+			}
+			if vals[0] != vals[1] {
+				errs <- fmt.Errorf("us showed part of a transaction from eu: a=%v b=%v", vals[0], vals[1])
+				return
+			}
+			if a, _ := vals[0].(string); a != last {
+				distinct.Add(1)
+				last = a
+			}
+		}
+	}()
+	waitFor(t, "us to show 50 states of eu's transactions", 90*time.Second, func() bool {
+		select {
+		case err := <-errs:
+			t.Fatal(err)
+		default:
+		}
+		return distinct.Load() >= 50
+	})
+	stop.Store(true)
+	wg.Wait()
+	cancel()
+	rwg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	want := strconv.FormatInt(acked.Load(), 10)
+	wctx := ctxT(t, 30*time.Second)
+	waitFor(t, "us to converge on "+want, 20*time.Second, func() bool {
+		return fmt.Sprint(us.MGet(wctx, "a", "b").Val()) == "["+want+" "+want+"]"
+	})
+
+	// WATCH on eu; the key changes on us and arrives over the link.
+	if err := eu.Set(wctx, "w", "0", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "us to receive w", 20*time.Second, func() bool { return us.Get(wctx, "w").Val() == "0" })
+	err := eu.Watch(wctx, func(tx *redis.Tx) error {
+		if err := us.Set(wctx, "w", "from-us", 0).Err(); err != nil {
+			return err
+		}
+		waitFor(t, "eu to receive us's write", 20*time.Second, func() bool { return eu.Get(wctx, "w").Val() == "from-us" })
+		_, err := tx.TxPipelined(wctx, func(p redis.Pipeliner) error {
+			p.Set(wctx, "w", "from-eu", 0)
+			return nil
+		})
+		return err
+	}, "w")
+	if !errors.Is(err, redis.TxFailedErr) {
+		t.Fatalf("EXEC on eu after us changed a watched key: %v, want TxFailedErr", err)
+	}
+	t.Logf("%s transactions on eu; us showed %d states, never a partial one", want, distinct.Load())
+}
