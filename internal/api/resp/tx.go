@@ -275,24 +275,30 @@ func (s *Server) cmdExec(c *client, _ [][]byte) {
 		return
 	}
 	// The commands that touch no keys run now, in their places.
-	real := c.conn
 	for i, qc := range q.cmds {
-		if res.replies[i] != nil {
-			continue
+		if res.replies[i] == nil {
+			start := time.Now()
+			res.replies[i], res.failed[i] = c.capture(qc)
+			qc.spec.metrics.observe(res.failed[i], time.Since(start))
 		}
-		start := time.Now()
-		c.conn = &conn{}
-		c.failed = false
-		qc.spec.fn(c, qc.args)
-		res.replies[i], res.failed[i] = c.conn.out, c.failed
-		c.conn = real
-		qc.spec.metrics.observe(res.failed[i], time.Since(start))
 	}
 	c.failed = false
 	c.array(len(q.cmds))
 	for _, r := range res.replies {
 		c.conn.WriteRaw(r)
 	}
+}
+
+// capture runs a queued command on c with its reply going to a buffer,
+// and returns the reply and whether it was an error.
+func (c *client) capture(q queued) ([]byte, bool) {
+	real := c.conn
+	// Restored even if the handler panics: handle's recovery closes c.conn.
+	defer func() { c.conn = real }()
+	c.conn = &conn{}
+	c.failed = false
+	q.spec.fn(c, q.args)
+	return c.conn.out, c.failed
 }
 
 // txResult is what running a transaction's key commands produced.

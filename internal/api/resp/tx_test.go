@@ -443,3 +443,50 @@ func TestTxPipelinedSetsStayQueued(t *testing.T) {
 		t.Fatalf("EXISTS after DISCARD: %q (a queued SET ran)", got)
 	}
 }
+
+// TestTxPanicWritesNothing: a handler that panics inside EXEC (a bug) runs
+// on the engine's write path; the transaction is abandoned whole, the
+// node keeps serving, and nothing of the transaction is written.
+func TestTxPanicWritesNothing(t *testing.T) {
+	ts := startServer(t, node.Config{})
+	s := New(ts.n, nil)
+	boom := func(*client, [][]byte) { panic("boom") }
+	s.cmds["boomkey"] = &command{name: "boomkey", arity: 2, group: "string", write: true, flags: []string{"write"}, first: 1, last: 1, step: 1, fn: boom}
+	s.cmds["boomconn"] = &command{name: "boomconn", arity: 1, group: "connection", fn: boom}
+	ln := ts.mustListen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	r := dialRaw(t, ln.Addr().String())
+	for _, st := range []struct{ cmd, want string }{
+		{"MULTI", "+OK\r\n"},
+		{"SET pa 1", "+QUEUED\r\n"},
+		{"BOOMKEY pa", "+QUEUED\r\n"},
+		{"SET pb 1", "+QUEUED\r\n"},
+		{"EXEC", "-ERR internal error\r\n"},
+		{"EXISTS pa pb", ":0\r\n"},
+		{"MULTI", "+OK\r\n"},
+		{"SET pc 1", "+QUEUED\r\n"},
+		{"BOOMCONN", "+QUEUED\r\n"},
+		{"EXEC", "-ERR internal error\r\n"}, // then the connection is closed
+	} {
+		if got := r.do(strings.Fields(st.cmd)...); got != st.want {
+			t.Fatalf("%s: got %q want %q", st.cmd, got, st.want)
+		}
+	}
+	if !r.closed() {
+		t.Fatal("the connection stayed open after a panic outside the write")
+	}
+	if got := dialRaw(t, ln.Addr().String()).do("EXISTS", "pa", "pb", "pc"); got != ":1\r\n" {
+		t.Fatalf("after the panics: EXISTS = %q (pc was committed before the connection command ran)", got)
+	}
+	if n := s.panics.Load(); n != 2 {
+		t.Fatalf("%d panics counted, want 2", n)
+	}
+}
