@@ -461,18 +461,14 @@ func (s *Server) cmdFlush(c *client, args [][]byte) {
 		c.err(msgSyntax)
 		return
 	}
-	if c.exec != nil {
-		// Inside EXEC the transaction's own state decides (it may have
-		// written keys); a flush of an empty state writes nothing more.
-		if c.write(func(tx engine.Txn) error { tx.FlushAll(); return nil }) {
-			c.ok()
-		}
-		return
-	}
 	// An empty database needs no entry: answer from the committed state,
-	// as the dry run of any other no-op write does.
-	r, err := c.s.b.Read(c.ctx, engine.Consistency{Level: engine.LevelLinearizable}, engine.Token{})
-	if err != nil {
+	// as the dry run of any other no-op write does (inside EXEC, from the
+	// transaction's state, its own writes included).
+	var r engine.Reader
+	var err error
+	if c.exec != nil {
+		r, _ = c.read()
+	} else if r, err = c.s.b.Read(c.ctx, engine.Consistency{Level: engine.LevelLinearizable}, engine.Token{}); err != nil {
 		c.backendErr(err)
 		return
 	}
