@@ -25,6 +25,10 @@ type txConn struct {
 	// exec is set only on the stand-in client that runs a transaction's
 	// queued commands (see execScope).
 	exec *execScope
+	// noBlock is set while EXEC runs a queued command on the connection:
+	// a command that would wait (WAIT) answers at once, as Redis denies
+	// blocking inside a transaction.
+	noBlock bool
 }
 
 // txQueue holds the commands queued since MULTI.
@@ -71,19 +75,14 @@ func runsInMulti(name string) bool {
 	return false
 }
 
-// touchesKeys tells whether a command reads or writes the keyspace, and so
-// runs inside EXEC's engine write. The others (connection and server
-// commands) run after it, on the connection, in their place in the reply:
-// they neither see nor change keys, so when they run is unobservable.
+// touchesKeys tells whether a command reads or writes the keyspace (Redis
+// flags it write or readonly), and so runs inside EXEC's engine write. The
+// others (connection and server commands, WAIT) run after it, on the
+// connection, in their place in the reply: they neither see nor change
+// keys, so when they run is unobservable — and a command that may block
+// must never run on the engine's write path.
 func (cmd *command) touchesKeys() bool {
-	if cmd.write || slices.Contains(cmd.flags, "readonly") {
-		return true
-	}
-	switch cmd.group {
-	case "connection", "server", "replicant", "transactions":
-		return false
-	}
-	return true
+	return cmd.write || slices.Contains(cmd.flags, "readonly")
 }
 
 // txReject marks the open transaction, if any, as failed: a command
@@ -294,8 +293,8 @@ func (s *Server) cmdExec(c *client, _ [][]byte) {
 func (c *client) capture(q queued) ([]byte, bool) {
 	real := c.conn
 	// Restored even if the handler panics: handle's recovery closes c.conn.
-	defer func() { c.conn = real }()
-	c.conn = &conn{}
+	defer func() { c.conn, c.noBlock = real, false }()
+	c.conn, c.noBlock = &conn{}, true
 	c.failed = false
 	q.spec.fn(c, q.args)
 	return c.conn.out, c.failed

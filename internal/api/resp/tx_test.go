@@ -198,6 +198,12 @@ func TestTxTranscripts(t *testing.T) {
 			{"ECHO hi", "+QUEUED\r\n"},
 			{"EXEC", "*4\r\n+OK\r\n+OK\r\n$2\r\ntx\r\n$2\r\nhi\r\n"},
 		}},
+		{"wait inside does not block", 2, []step{
+			{"MULTI", "+OK\r\n"},
+			{"SET s1 v", "+QUEUED\r\n"},
+			{"WAIT 1 0", "+QUEUED\r\n"},
+			{"EXEC", "*2\r\n+OK\r\n:0\r\n"},
+		}},
 		{"flushall inside sees the transaction's writes", 2, []step{
 			{"MULTI", "+OK\r\n"},
 			{"SET r1 v", "+QUEUED\r\n"},
