@@ -182,10 +182,15 @@ func (s *Server) cmdWatch(c *client, args [][]byte) {
 		return
 	}
 	at := v.StateLSN()
+	seen := make(map[string]bool, len(c.watches)+len(args))
+	for _, w := range c.watches {
+		seen[string(w.key)] = true
+	}
 	for _, k := range args[1:] {
-		if slices.ContainsFunc(c.watches, func(w watched) bool { return string(w.key) == string(k) }) {
+		if seen[string(k)] {
 			continue // watched since the earlier WATCH, as in Redis
 		}
+		seen[string(k)] = true
 		_, live, err := r.Get(k)
 		if err != nil {
 			c.backendErr(err)
