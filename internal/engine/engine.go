@@ -186,6 +186,29 @@ type Txn interface {
 	NowMs() int64
 }
 
+// Versioned is implemented by the Readers and Txns of modes whose state is
+// one log (single-leader, and each multi-leader site): WATCH records the
+// position of the state it read, and EXEC asks the transaction's state
+// whether a watched key was written since.
+type Versioned interface {
+	// StateLSN is the log position of the state: every entry at or below
+	// it is visible.
+	StateLSN() uint64
+	// ChangedSince reports whether key was written (set or deleted) after
+	// LSN lsn, as far as this state shows. It may answer true for a change
+	// it cannot rule out, never false for one that happened.
+	ChangedSince(key []byte, lsn uint64) (bool, error)
+}
+
+// ScanTxn is implemented by Txns that can list their state's keys (their
+// own writes included), for key scans (KEYS, SCAN, DBSIZE) inside a
+// transaction.
+type ScanTxn interface {
+	// Scan calls fn for live, unexpired keys from start in key order until
+	// fn returns false.
+	Scan(start []byte, fn func(key []byte, v Version) bool) error
+}
+
 // Reader reads one consistent state.
 type Reader interface {
 	// Get returns key's live, unexpired version.

@@ -87,3 +87,21 @@ func positions(r engine.Reader) (crdt.Vector, error) {
 	})
 	return crdt.VectorOf(m), err
 }
+
+var _ engine.Versioned = (*reader)(nil)
+
+// StateLSN and ChangedSince delegate to the site's reader (see txn).
+func (r *reader) StateLSN() uint64 {
+	if v, ok := r.r.(engine.Versioned); ok {
+		return v.StateLSN()
+	}
+	return 0
+}
+
+func (r *reader) ChangedSince(key []byte, lsn uint64) (bool, error) {
+	v, ok := r.r.(engine.Versioned)
+	if !ok {
+		return true, nil
+	}
+	return v.ChangedSince(key, lsn)
+}

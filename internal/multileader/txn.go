@@ -1,6 +1,7 @@
 package multileader
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/replicant-db/replicant/internal/crdt"
@@ -28,6 +29,8 @@ type txn struct {
 var (
 	_ engine.Txn        = (*txn)(nil)
 	_ engine.CounterTxn = (*txn)(nil)
+	_ engine.Versioned  = (*txn)(nil)
+	_ engine.ScanTxn    = (*txn)(nil)
 )
 
 func (t *txn) NowMs() int64 { return t.tx.NowMs() }
@@ -62,6 +65,52 @@ func (t *txn) Get(key []byte) (engine.Version, bool, error) {
 		return engine.Version{}, false, nil
 	}
 	return engine.Version{LSN: v.LSN, Value: r.Value(), ExpireAt: r.Reg.ExpireAt}, true, nil
+}
+
+// StateLSN and ChangedSince delegate to the site's transaction: every
+// write of a key, a delete included, stores a new record version, so the
+// site's versions tell whether a watched key changed.
+func (t *txn) StateLSN() uint64 {
+	if v, ok := t.tx.(engine.Versioned); ok {
+		return v.StateLSN()
+	}
+	return 0
+}
+
+func (t *txn) ChangedSince(key []byte, lsn uint64) (bool, error) {
+	v, ok := t.tx.(engine.Versioned)
+	if !ok {
+		return true, nil // cannot tell: a spurious abort, never a missed one
+	}
+	return v.ChangedSince(key, lsn)
+}
+
+// Scan lists the site transaction's keys as a command sees them: records
+// decoded, deleted and expired keys and the reserved prefix left out.
+func (t *txn) Scan(start []byte, fn func(key []byte, v engine.Version) bool) error {
+	st, ok := t.tx.(engine.ScanTxn)
+	if !ok {
+		return errors.New("multileader: the site's transaction cannot scan")
+	}
+	var derr error
+	err := st.Scan(start, func(key []byte, v engine.Version) bool {
+		if IsReserved(key) {
+			return true
+		}
+		r, err := DecodeRecord(v.Value)
+		if err != nil {
+			derr = fmt.Errorf("multileader: key %q: %w", key, err)
+			return false
+		}
+		if !r.Live(t.NowMs()) {
+			return true
+		}
+		return fn(key, engine.Version{LSN: v.LSN, Value: r.Value(), ExpireAt: r.Reg.ExpireAt})
+	})
+	if err != nil {
+		return err
+	}
+	return derr
 }
 
 // stamp issues the write's timestamp, after every stamp the key has seen:

@@ -41,3 +41,14 @@ func (r *Reader) Scan(start []byte, fn func(key []byte, v engine.Version) bool) 
 		return fn(k, asVersion(v))
 	})
 }
+
+var _ engine.Versioned = (*Reader)(nil)
+
+// StateLSN is the LSN the reader reads at.
+func (r *Reader) StateLSN() uint64 { return r.LSN }
+
+// ChangedSince reports whether key has a version written after lsn and at
+// or below the reader's LSN.
+func (r *Reader) ChangedSince(key []byte, lsn uint64) (bool, error) {
+	return r.Store.ChangedSince(key, lsn, r.LSN)
+}

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"bytes"
+	"slices"
 
 	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/storage"
@@ -129,6 +130,100 @@ var _ engine.Txn = (*Txn)(nil)
 // asVersion is a stored version as commands see it.
 func asVersion(v storage.Version) engine.Version {
 	return engine.Version{LSN: v.LSN, Value: v.Value, ExpireAt: v.ExpireAt, Deleted: v.Deleted}
+}
+
+var _ engine.Versioned = (*Txn)(nil)
+
+// StateLSN is the newest position this proposal sees: the store's last
+// entry (committed or not) and the earlier proposals of its batch.
+func (t *Txn) StateLSN() uint64 { return t.lsn - 1 }
+
+// ChangedSince reports whether key was written after lsn: by this
+// proposal, by an earlier one of its batch (their entries come after
+// everything stored), or by a stored entry, committed or not.
+func (t *Txn) ChangedSince(key []byte, lsn uint64) (bool, error) {
+	for i := range t.ops {
+		if op := &t.ops[i]; op.Kind != storage.OpFlush && bytes.Equal(op.Key, key) {
+			return true, nil
+		}
+	}
+	if _, ok := t.group.vals[string(key)]; ok {
+		return true, nil
+	}
+	return t.store.ChangedSince(key, lsn, storage.Latest)
+}
+
+var _ engine.ScanTxn = (*Txn)(nil)
+
+// Scan calls fn for the live, unexpired keys of the proposal's state from
+// start in key order: the store's newest versions merged with the writes
+// of the batch's earlier proposals and of this one.
+func (t *Txn) Scan(start []byte, fn func(key []byte, v engine.Version) bool) error {
+	over := make(map[string]storage.Version, len(t.group.vals)+len(t.ops))
+	flushed := t.group.flushed
+	for k, v := range t.group.vals {
+		over[k] = v
+	}
+	for i := range t.ops {
+		op := &t.ops[i]
+		v, _, _ := opVersion(op, op.Key)
+		if op.Kind == storage.OpFlush {
+			clear(over)
+			flushed = true
+			continue
+		}
+		over[string(op.Key)] = v
+	}
+	keys := make([]string, 0, len(over))
+	for k := range over {
+		if k >= string(start) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	stopped := false
+	// emit offers fn one key of the overlay; false once fn stops.
+	emit := func(k string) bool {
+		v := over[k]
+		if v.Deleted || v.Expired(t.nowMs) {
+			return true
+		}
+		if !fn([]byte(k), asVersion(v)) {
+			stopped = true
+		}
+		return !stopped
+	}
+	i := 0
+	if !flushed {
+		err := t.store.Scan(storage.Latest, start, func(k []byte, v storage.Version) bool {
+			for ; i < len(keys) && keys[i] < string(k); i++ {
+				if !emit(keys[i]) {
+					return false
+				}
+			}
+			if i < len(keys) && keys[i] == string(k) {
+				i++
+				return emit(string(k)) // the newer write replaces the stored one
+			}
+			if v.Expired(t.nowMs) {
+				return true
+			}
+			if !fn(k, asVersion(v)) {
+				stopped = true
+				return false
+			}
+			return true
+		})
+		if err != nil || stopped {
+			return err
+		}
+	}
+	for ; i < len(keys); i++ {
+		if !emit(keys[i]) {
+			return nil
+		}
+	}
+	return nil
 }
 
 // Set stores value under key; expireAtMs 0 means no expiry.

@@ -111,8 +111,36 @@ func TestTxnGetLayers(t *testing.T) {
 			if got := txnGet(t, tx, tt.key); got != tt.want {
 				t.Fatalf("Get(%q) = %s, want %s", tt.key, got, tt.want)
 			}
+			// Scan lists exactly what Get finds, in key order, from any start.
+			for _, start := range []string{"", "b", "f", "zz"} {
+				var byGet []string
+				for _, k := range []string{"a", "b", "e", "f", "n", "zz"} {
+					if v := txnGet(t, tx, k); v != "-" && k >= start {
+						byGet = append(byGet, k+"="+v)
+					}
+				}
+				if got := txnScan(t, tx, start); got != strings.Join(byGet, " ") {
+					t.Fatalf("Scan from %q = %q, Get finds %q", start, got, strings.Join(byGet, " "))
+				}
+			}
 		})
 	}
+}
+
+func txnScan(t *testing.T, tx *Txn, start string) string {
+	t.Helper()
+	var s []byte
+	if start != "" {
+		s = []byte(start)
+	}
+	var out []string
+	if err := tx.Scan(s, func(k []byte, v engine.Version) bool {
+		out = append(out, fmt.Sprintf("%s=%s", k, v.Value))
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(out, " ")
 }
 
 // TestTxnCopiesArguments: callers (the RESP layer) reuse their buffers, so
@@ -175,7 +203,9 @@ func TestTxnViewMatchesCommittedState(t *testing.T) {
 			s := seedStore(t)
 			w := startWriter(t, s, WriterConfig{Now: fixedClock})
 			var view []string
+			var scanned string
 			observe := func(tx engine.Txn) error {
+				scanned = txnScan(t, tx.(*Txn), "")
 				for _, k := range append(keys, "n") {
 					if v, ok, err := tx.Get([]byte(k)); err != nil {
 						return err
@@ -193,6 +223,9 @@ func TestTxnViewMatchesCommittedState(t *testing.T) {
 			}
 			if got := strings.Join(view, " "); got != tt.want {
 				t.Fatalf("the write path saw %q, want %q", got, tt.want)
+			}
+			if scanned != tt.want {
+				t.Fatalf("the write path's Scan saw %q, want %q", scanned, tt.want)
 			}
 			last := res[len(res)-1].tok
 			r := &Reader{Store: s, LSN: w.CommitLSN(), Epoch: s.EpochAt(w.CommitLSN()), ClockMs: testNowMs}
@@ -282,4 +315,76 @@ func TestTxnOwnWritesMatchModel(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestChangedSince: WATCH's question — was key written after an LSN? —
+// answered by the store's versions (tombstones included), by a batch's
+// earlier proposals and by the proposal itself; after GC removed a
+// tombstone, a key without versions may have changed and says so.
+func TestChangedSince(t *testing.T) {
+	s := seedStore(t) // LSN 1: a, b, e, f
+	w := startWriter(t, s, WriterConfig{Now: fixedClock})
+	for _, fn := range []func(engine.Txn) error{
+		func(tx engine.Txn) error { tx.Del([]byte("b")); return nil },                 // LSN 2
+		func(tx engine.Txn) error { tx.Set([]byte("c"), []byte("3"), 0); return nil }, // LSN 3
+	} {
+		if _, err := w.Propose(ctxT(t), fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at1 := &Reader{Store: s, LSN: 1, ClockMs: testNowMs}
+	tests := []struct {
+		name  string
+		state engine.Versioned
+		key   string
+		since uint64
+		want  bool
+	}{
+		{"unchanged since written", at1, "a", 1, false},
+		{"written after", at1, "a", 0, true},
+		{"deleted later, not visible at 1", at1, "b", 1, false},
+		{"never written", at1, "zz", 0, false},
+		{"tombstone counts", &Reader{Store: s, LSN: 3, ClockMs: testNowMs}, "b", 1, true},
+		{"written at 3", &Reader{Store: s, LSN: 3, ClockMs: testNowMs}, "c", 2, true},
+		{"watched after the write", &Reader{Store: s, LSN: 3, ClockMs: testNowMs}, "c", 3, false},
+		{"txn sees the newest state", newTxn(s, &layer{vals: map[string]storage.Version{}}), "c", 2, true},
+		{"txn: earlier proposal of the batch", newTxn(s, &layer{vals: map[string]storage.Version{"a": {Value: []byte("x")}}}), "a", 3, true},
+		{"txn: earlier flush is no write of the key", newTxn(s, &layer{vals: map[string]storage.Version{}, flushed: true}), "a", 3, false},
+	}
+	own := newTxn(s, &layer{vals: map[string]storage.Version{}})
+	own.Del([]byte("zz"))
+	tests = append(tests, struct {
+		name  string
+		state engine.Versioned
+		key   string
+		since uint64
+		want  bool
+	}{"txn: its own write", own, "zz", 3, true})
+	for _, tt := range tests {
+		got, err := tt.state.ChangedSince([]byte(tt.key), tt.since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tt.want {
+			t.Errorf("%s: ChangedSince(%q, %d) = %v, want %v", tt.name, tt.key, tt.since, got, tt.want)
+		}
+	}
+	// GC at floor 3 removes b's tombstone with every older version: b has
+	// no version left, and "changed since 1" can no longer be ruled out.
+	if _, err := s.GC(3); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, _ := s.Get([]byte("b"), storage.Latest); found {
+		t.Fatal("b is live after its delete")
+	}
+	r := &Reader{Store: s, LSN: 3, ClockMs: testNowMs}
+	for _, c := range []struct {
+		key   string
+		since uint64
+		want  bool
+	}{{"b", 1, true}, {"zz", 1, true}, {"zz", 3, false}, {"a", 1, false}} {
+		if got, err := r.ChangedSince([]byte(c.key), c.since); err != nil || got != c.want {
+			t.Errorf("after GC: ChangedSince(%q, %d) = %v, %v; want %v", c.key, c.since, got, err, c.want)
+		}
+	}
 }

@@ -1013,6 +1013,41 @@ func (s *Store) Get(key []byte, at uint64) (Version, bool, error) {
 	return v, true, nil
 }
 
+// ChangedSince reports whether key has a version (a value or a tombstone)
+// written after LSN since and at or below at: whether a reader that saw
+// key at since could see something else at at. A FLUSHALL writes no
+// version of key and is not counted; a caller that saw key live notices
+// it by the key's absence. GC may have removed a tombstone newer than
+// since (with every version below it) when since is below the GC floor,
+// so a key without any version then answers true: a spurious change,
+// never a missed one.
+func (s *Store) ChangedSince(key []byte, since, at uint64) (bool, error) {
+	done, err := s.reader()
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	p := versionPrefix(key)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: versionKeyEnd(p)})
+	if err != nil {
+		return false, s.readErr(err)
+	}
+	defer it.Close()
+	if !it.SeekPrefixGE(binary.BigEndian.AppendUint64(p, ^at)) {
+		if err := it.Error(); err != nil {
+			return false, s.readErr(err)
+		}
+		s.mu.RLock()
+		floor := s.gcFloor
+		s.mu.RUnlock()
+		return since < floor, nil
+	}
+	// GC never removes the newest version at or below its floor unless it
+	// removes every older one too, so a version found here is exact.
+	lsn := ^binary.BigEndian.Uint64(it.Key()[len(p):])
+	return lsn > since, nil
+}
+
 // Scan calls fn, in key order from start, for every key with a live
 // (non-deleted, non-flushed) version at LSN at, until fn returns false.
 // The iteration is a consistent point-in-time view.

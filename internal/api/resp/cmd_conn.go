@@ -172,6 +172,7 @@ func (s *Server) cmdReset(c *client, _ [][]byte) {
 	c.floor = engine.Token{}
 	c.lastWrite = engine.Token{}
 	c.ctx, c.causal = c.base, ""
+	c.txReset()
 	c.simple("RESET")
 }
 

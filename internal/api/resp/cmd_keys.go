@@ -462,9 +462,13 @@ func (s *Server) cmdFlush(c *client, args [][]byte) {
 		return
 	}
 	// An empty database needs no entry: answer from the committed state,
-	// as the dry run of any other no-op write does.
-	r, err := c.s.b.Read(c.ctx, engine.Consistency{Level: engine.LevelLinearizable}, engine.Token{})
-	if err != nil {
+	// as the dry run of any other no-op write does (inside EXEC, from the
+	// transaction's state, its own writes included).
+	var r engine.Reader
+	var err error
+	if c.exec != nil {
+		r, _ = c.read()
+	} else if r, err = c.s.b.Read(c.ctx, engine.Consistency{Level: engine.LevelLinearizable}, engine.Token{}); err != nil {
 		c.backendErr(err)
 		return
 	}

@@ -235,6 +235,11 @@ func (s *Server) cmdWait(c *client, args [][]byte) {
 		return
 	}
 	ctx := c.ctx
+	if c.noBlock { // inside EXEC (tx.go): count, never wait
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		cancel()
+	}
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(min(timeout, int64(time.Duration(1<<62)/time.Millisecond)))*time.Millisecond)

@@ -127,6 +127,12 @@ func (s *Server) commandTable() map[string]*command {
 		{"role", 1, "noscript loading stale fast", 0, 0, 0, "server", "2.8.12", "Returns the replication role.", s.cmdRole},
 		{"wait", 3, "", 0, 0, 0, "generic", "3.0.0", "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.", s.cmdWait},
 		{"time", 1, "loading stale fast", 0, 0, 0, "server", "2.6.0", "Returns the server time.", s.cmdTime},
+		// transactions (tx.go)
+		{"multi", 1, "noscript loading stale fast allow_busy", 0, 0, 0, "transactions", "1.2.0", "Starts a transaction.", s.cmdMulti},
+		{"exec", 1, "noscript loading stale skip_slowlog", 0, 0, 0, "transactions", "1.2.0", "Executes all commands in a transaction.", s.cmdExec},
+		{"discard", 1, "noscript loading stale fast allow_busy", 0, 0, 0, "transactions", "2.0.0", "Discards a transaction.", s.cmdDiscard},
+		{"watch", -2, "noscript loading stale fast allow_busy", 1, -1, 1, "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction.", s.cmdWatch},
+		{"unwatch", 1, "noscript loading stale fast allow_busy", 0, 0, 0, "transactions", "2.2.0", "Forgets about watched keys of a transaction.", s.cmdUnwatch},
 		{"config", -2, "", 0, 0, 0, "server", "2.0.0", "A container for server configuration commands (only GET is supported).", s.cmdConfig},
 		// replicant extensions
 		{"replicant.token", 1, "fast", 0, 0, 0, "replicant", "0.1.0", "Returns this connection's token EPOCH:LSN.", s.cmdToken},
@@ -165,6 +171,9 @@ func (s *Server) commandTable() map[string]*command {
 			cmd.acl = append(cmd.acl, "@fast")
 		} else {
 			cmd.acl = append(cmd.acl, "@slow")
+		}
+		if d.group == "transactions" {
+			cmd.acl = append(cmd.acl, "@transaction")
 		}
 		if d.group == "connection" {
 			cmd.acl = append(cmd.acl, "@connection")

@@ -42,7 +42,7 @@ func (c *conn) WriteNull()               { c.out = redcon.AppendNull(c.out) }
 func (c *conn) WriteRaw(b []byte)        { c.out = append(c.out, b...) }
 
 func (c *conn) WriteBulk(b []byte) {
-	if len(b) < directWriteBulk {
+	if len(b) < directWriteBulk || c.nc == nil { // nc nil: a buffer (tx.go)
 		c.out = redcon.AppendBulk(c.out, b)
 		return
 	}
@@ -58,7 +58,7 @@ func (c *conn) WriteBulk(b []byte) {
 
 // flush sends the pending replies.
 func (c *conn) flush() error {
-	if c.err != nil || len(c.out) == 0 {
+	if c.err != nil || len(c.out) == 0 || c.nc == nil { // nc nil: a buffer (tx.go)
 		return c.err
 	}
 	_, c.err = c.nc.Write(c.out)
@@ -74,6 +74,9 @@ func (c *conn) flush() error {
 func (c *conn) Close() error {
 	_ = c.flush()
 	c.closed = true
+	if c.nc == nil { // a reply buffer (tx.go)
+		return nil
+	}
 	return c.nc.Close()
 }
 
@@ -181,6 +184,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, lim limits, needAut
 		c.rd.release()
 	}
 	c.drain()
+	c.txReset()
 	_ = cn.Close()
 }
 

@@ -11,6 +11,9 @@
 //     log entry (MSET, MSETNX, RENAME, … are atomic); a command whose outcome
 //     changes nothing (SET NX on an existing key, DEL of a missing key)
 //     writes no entry at all.
+//   - EXEC runs a transaction's key commands in one Engine.Write closure,
+//     so the transaction is at most one log entry; its commands run on a
+//     stand-in client that shares nothing with the connection (tx.go).
 //   - Replies never show uncommitted state. A write command runs once, in
 //     an Engine.Write closure on the leader's write path, against the
 //     newest state; whatever its outcome (a write, a no-op, an error such as

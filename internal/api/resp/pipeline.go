@@ -38,7 +38,7 @@ type pipelined struct {
 // pipelined now, and reports whether it did; the reply comes from drain.
 func (s *Server) pipelineSet(c *client, args [][]byte) bool {
 	aw, ok := s.b.(engine.AsyncWriter)
-	if !ok || !c.authed || c.quit || len(args) != 3 || len(c.pending) >= maxPipelined ||
+	if !ok || !c.authed || c.quit || c.multi != nil || len(args) != 3 || len(c.pending) >= maxPipelined ||
 		!bytes.EqualFold(args[0], []byte("set")) || !c.rd.buffered() || len(args[2]) > maxPipelinedValue {
 		return false
 	}

@@ -53,6 +53,9 @@ func (c *client) arityErr(name string) {
 
 // backendErr answers an error returned by the backend or a write closure.
 func (c *client) backendErr(err error) {
+	if c.exec != nil {
+		c.exec.fail(err)
+	}
 	var re replyError
 	var nl *engine.NotLeaderError
 	var le *engine.LimitError
@@ -141,6 +144,9 @@ func (c *client) observe(t engine.Token) { c.token = c.token.Later(t) }
 // read opens a reader at the connection's consistency (and, for session
 // consistency, no older than its token). On failure it has answered.
 func (c *client) read() (engine.Reader, bool) {
+	if c.exec != nil {
+		return c.exec.r, true // the transaction's state (tx.go)
+	}
 	// REPLICANT.SESSION's floor binds every read on the connection; the
 	// tokens the connection observed itself bind session reads.
 	floor := c.floor

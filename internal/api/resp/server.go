@@ -48,6 +48,8 @@ type Server struct {
 
 	// connGauge is replicant_connected_clients{api="resp"} (nil: none).
 	connGauge prometheus.Gauge
+	// modeCache is the cluster's replication mode once known (tx.go).
+	modeCache atomic.Pointer[string]
 }
 
 // New returns a server for b with the default Config. logger may be nil.
@@ -185,6 +187,8 @@ type client struct {
 	lastWrite engine.Token // token of this connection's last write
 
 	pending []pipelined // queued pipelined writes, answered by drain
+
+	txConn // MULTI/EXEC and WATCH state (tx.go)
 }
 
 // handle runs one command. serveConn calls it in order for each
@@ -217,6 +221,7 @@ func (s *Server) handle(c *client, args [][]byte) {
 	}()
 	c.lastAt = start
 	if spec == nil {
+		c.txReject()
 		c.lastCmd = "unknown"
 		name := args[0]
 		if len(name) > 128 {
@@ -227,20 +232,28 @@ func (s *Server) handle(c *client, args [][]byte) {
 	}
 	c.lastCmd = spec.name
 	if !spec.arityOK(len(args)) {
+		c.txReject()
 		c.arityErr(spec.name)
 		return
 	}
 	if !c.authed && !spec.noAuth {
+		c.txReject()
 		c.err("NOAUTH Authentication required.")
 		return
 	}
 	if spec.write {
 		for _, k := range spec.keys(args) {
 			if err := s.b.CheckKey(k); err != nil {
+				c.txReject()
 				c.backendErr(err)
 				return
 			}
 		}
+	}
+	if c.multi != nil && !runsInMulti(spec.name) {
+		m = nil // counted when EXEC runs it, as Redis's commandstats
+		s.queue(c, spec, args)
+		return
 	}
 	spec.fn(c, args)
 }

@@ -17,6 +17,9 @@ import (
 // no-ops and failures back until then), so every reply depends on committed
 // state, and only a command that writes appends an entry.
 func (c *client) write(fn func(tx engine.Txn) error) bool {
+	if c.exec != nil {
+		return c.exec.execWrite(c, fn)
+	}
 	t, err := c.s.b.Write(c.writeCtx(), func(tx engine.Txn) error { return fn(tx) })
 	if !t.IsZero() {
 		c.observeWrite(t)
@@ -49,6 +52,9 @@ func (c *client) observeWrite(t engine.Token) {
 // the write path: with nothing to read there is no outcome a dry run could
 // decide, so it is skipped (the hot path of plain SET).
 func (c *client) writeBlind(fn func(tx engine.Txn)) bool {
+	if c.exec != nil {
+		return c.exec.execWrite(c, func(tx engine.Txn) error { fn(tx); return nil })
+	}
 	t, err := c.s.b.Write(c.writeCtx(), func(tx engine.Txn) error {
 		fn(tx)
 		return nil
