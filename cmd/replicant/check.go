@@ -58,13 +58,11 @@ Partitions run every node in its own network namespace (root and iproute2).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			if f.mode == engine.ModeLeaderless {
-				if !cmd.Flags().Changed("nodes") {
-					f.nodes = 5 // as dev: five nodes, N=3
-				}
-				if !cmd.Flags().Changed("nemesis") {
-					f.nemesis = "kill-node,pause-node,partition-node"
-				}
+			if f.mode == engine.ModeLeaderless && !cmd.Flags().Changed("nodes") {
+				f.nodes = 5 // as dev: five nodes, N=3
+			}
+			if f.mode != engine.ModeSingleLeader && !cmd.Flags().Changed("nemesis") {
+				f.nemesis = "kill-node,pause-node,partition-node"
 			}
 			if f.against != "" {
 				if cmd.Flags().Changed("nemesis") && f.nemesis != "none" {
@@ -81,7 +79,7 @@ Partitions run every node in its own network namespace (root and iproute2).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.mode, "mode", engine.ModeSingleLeader, "replication mode: single-leader | leaderless (multi-leader is not checked yet)")
+	fl.StringVar(&f.mode, "mode", engine.ModeSingleLeader, "replication mode: single-leader | multi-leader (one-node sites eu, us, ap, … linked all-to-all) | leaderless")
 	fl.StringVar(&f.w, "w", "quorum", "with --mode leaderless: W of every write (a number, one, quorum or all)")
 	fl.StringVar(&f.r, "r", "quorum", "with --mode leaderless: R of every read")
 	fl.IntVar(&f.replicas, "replicas", 3, "with --mode leaderless: N")
@@ -131,20 +129,23 @@ var errBroken = errors.New("check: a promised guarantee was broken (see the verd
 
 func runCheck(ctx context.Context, f checkFlags, stdout, stderr io.Writer) error {
 	leaderless := f.mode == engine.ModeLeaderless
-	if f.mode != engine.ModeSingleLeader && !leaderless {
-		return fmt.Errorf("check: --mode %s is not checked yet; single-leader and leaderless are", f.mode)
+	multi := f.mode == engine.ModeMultiLeader
+	if f.mode != engine.ModeSingleLeader && !leaderless && !multi {
+		return fmt.Errorf("check: --mode %q: want single-leader, multi-leader or leaderless", f.mode)
 	}
 	kinds, err := check.ParseNemeses(f.nemesis)
 	if err != nil {
 		return err
 	}
-	var w, r int
-	if leaderless {
+	if leaderless || multi {
 		for _, k := range kinds {
 			if !strings.HasSuffix(k, "-node") {
-				return fmt.Errorf("check: nemesis %s needs a leader; in leaderless mode use kill-node, pause-node, partition-node", k)
+				return fmt.Errorf("check: nemesis %s needs a leader; in %s mode use kill-node, pause-node, partition-node", k, f.mode)
 			}
 		}
+	}
+	var w, r int
+	if leaderless {
 		if w, err = quorumLevel("--w", f.w, f.replicas); err != nil {
 			return err
 		}
@@ -196,9 +197,26 @@ func runCheck(ctx context.Context, f checkFlags, stdout, stderr io.Writer) error
 			return fmt.Errorf("check: the partition nemeses need a network-namespace lab: %w", err)
 		}
 		defer lab.Destroy() // after the nodes are killed (defers run last first)
+	}
+	var ports local.Ports
+	switch {
+	case multi:
+		// One-node sites, linked all-to-all once they run.
+		c = &local.Cluster{}
+		for i := 1; i <= f.nodes; i++ {
+			id := fmt.Sprintf("n%d", i)
+			args := append([]string{"--mode", engine.ModeMultiLeader, "--site", devSiteName(i), "--log-level", "info"}, f.extra...)
+			var nd *local.Node
+			if lab != nil {
+				nd = lab.NewNode(i, bin, filepath.Join(dir, id), args...)
+			} else if nd, err = local.NewNode(&ports, bin, id, filepath.Join(dir, id), args...); err != nil {
+				return err
+			}
+			c.Nodes = append(c.Nodes, nd)
+		}
+	case lab != nil:
 		c, err = local.NewLabCluster(lab, bin, dir, f.nodes, flags...)
-	} else {
-		var ports local.Ports
+	default:
 		c, err = local.NewCluster(&ports, bin, dir, f.nodes, flags...)
 	}
 	if err != nil {
@@ -208,7 +226,11 @@ func runCheck(ctx context.Context, f checkFlags, stdout, stderr io.Writer) error
 	fmt.Fprintf(stderr, "check: starting %d nodes in %s (seed %d)\n", f.nodes, dir, f.seed)
 	sctx, cancel := context.WithTimeout(ctx, time.Minute)
 	err = c.Start(sctx)
-	if err == nil && !leaderless {
+	switch {
+	case err != nil:
+	case multi:
+		err = linkCheckSites(sctx, c)
+	case !leaderless:
 		_, _, err = c.WaitLeader(sctx)
 	}
 	cancel()
@@ -225,9 +247,12 @@ func runCheck(ctx context.Context, f checkFlags, stdout, stderr io.Writer) error
 		delete(setup, "sync")
 		setup["n"], setup["w"], setup["r"] = fmt.Sprint(f.replicas), fmt.Sprint(w), fmt.Sprint(r)
 	}
+	if multi {
+		delete(setup, "sync")
+	}
 	h, runErr := workload.Run(ctx, workload.Config{Cluster: c, Lab: lab, Duration: f.duration, Nemeses: kinds, Seed: f.seed,
 		Progress: stderr, Setup: setup, Prefix: fmt.Sprintf("check:%d:", f.seed),
-		Leaderless: leaderless, W: fmt.Sprint(w), R: fmt.Sprint(r)})
+		Leaderless: leaderless, W: fmt.Sprint(w), R: fmt.Sprint(r), MultiLeader: multi})
 	return finishCheck(f, h, runErr, stdout, stderr)
 }
 
@@ -283,6 +308,21 @@ func finishCheck(f checkFlags, h *check.History, runErr error, stdout, stderr io
 	}
 	if !rep.Passed() {
 		return errBroken
+	}
+	return nil
+}
+
+// linkCheckSites links every site of c to every other (as dev does).
+func linkCheckSites(ctx context.Context, c *local.Cluster) error {
+	for _, x := range c.Nodes {
+		for _, y := range c.Nodes {
+			if x == y {
+				continue
+			}
+			if err := addLinkRetrying(ctx, x.HTTP, y.Peer, "", 30*time.Second); err != nil {
+				return fmt.Errorf("link %s to %s: %w", x.ID, y.ID, err)
+			}
+		}
 	}
 	return nil
 }

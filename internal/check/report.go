@@ -213,8 +213,11 @@ func (r Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	if len(r.Setup) > 0 {
 		policy := fmt.Sprintf("sync=%q", r.Setup["sync"])
-		if r.Setup["mode"] == "leaderless" {
+		switch r.Setup["mode"] {
+		case "leaderless":
 			policy = fmt.Sprintf("N=%s W=%s R=%s", r.Setup["n"], r.Setup["w"], r.Setup["r"])
+		case "multi-leader":
+			policy = "one-node sites linked all-to-all"
 		}
 		fmt.Fprintf(&b, "setup: mode=%s %s nodes=%s nemesis=%s duration=%s seed=%s\n",
 			r.Setup["mode"], policy, r.Setup["nodes"], r.Setup["nemesis"], r.Setup["duration"], r.Setup["seed"])

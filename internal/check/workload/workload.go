@@ -33,6 +33,7 @@ import (
 
 	"github.com/replicant-db/replicant/internal/check"
 	"github.com/replicant-db/replicant/internal/check/local"
+	"github.com/replicant-db/replicant/internal/engine"
 )
 
 // Config is one run.
@@ -60,6 +61,11 @@ type Config struct {
 	// register written by one client and read by all, no sessions.
 	Leaderless bool
 	W, R       string
+	// MultiLeader runs the multi-leader workload: every node is a site
+	// taking writes; register clients also write shared keys (conflicts);
+	// session clients read on any site with their vector token; the final
+	// reads wait for every site to hold the same data.
+	MultiLeader bool
 }
 
 // Timeouts of one client operation: longer than a failover, so that an
@@ -107,6 +113,12 @@ func Run(ctx context.Context, cfg Config) (*check.History, error) {
 		return nil, err
 	}
 	h := &check.History{Ops: r.ops, Faults: r.faults, Setup: cfg.Setup}
+	if cfg.MultiLeader {
+		if err := r.converge(hctx, h); err != nil {
+			return h, err
+		}
+		return h, faultErr
+	}
 	final, err := r.finalReads(hctx)
 	if err != nil {
 		return h, err
@@ -219,7 +231,7 @@ func (r *runner) put(ctx context.Context, p int, kind check.Kind, nd *local.Node
 
 // get reads key at consistency through nd (with token for session
 // reads) and records the op.
-func (r *runner) get(ctx context.Context, p int, nd *local.Node, key, consistency, token string) {
+func (r *runner) get(ctx context.Context, p int, nd *local.Node, key, consistency, token string) (seen string) {
 	op := check.Op{Process: p, Kind: check.Read, Key: key, Consistency: consistency, Start: r.now()}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+nd.HTTP+"/v1/kv/"+url.PathEscape(key), nil)
 	if err != nil {
@@ -236,7 +248,7 @@ func (r *runner) get(ctx context.Context, p int, nd *local.Node, key, consistenc
 	resp, err := r.hc.Do(req)
 	op.End = r.now()
 	if err != nil {
-		return // a read that failed tells nothing
+		return "" // a read that failed tells nothing
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
 	resp.Body.Close()
@@ -245,27 +257,43 @@ func (r *runner) get(ctx context.Context, p int, nd *local.Node, key, consistenc
 	case http.StatusOK:
 		v, err := strconv.ParseInt(string(body), 10, 64)
 		if err != nil {
-			return
+			return ""
 		}
 		op.Found, op.Value = true, v
 		op.VersionLSN, _ = strconv.ParseUint(resp.Header.Get("Replicant-Version-Lsn"), 10, 64)
 	case http.StatusNotFound:
 	default:
-		return
+		return ""
 	}
-	op.Epoch, op.LSN = parseToken(resp.Header.Get("Replicant-Token"))
+	seen = resp.Header.Get("Replicant-Token")
+	op.Epoch, op.LSN = parseToken(seen)
 	op.Outcome = check.Ok
 	r.record(op)
+	return seen
 }
 
+// parseToken returns an EPOCH:LSN token's parts (0, 0 for a vector token
+// or none).
 func parseToken(tok string) (epoch, lsn uint64) {
-	e, l, ok := strings.Cut(tok, ":")
-	if !ok {
+	t, err := engine.ParseToken(tok)
+	if err != nil || t.Vector != "" {
 		return 0, 0
 	}
-	epoch, _ = strconv.ParseUint(e, 10, 64)
-	lsn, _ = strconv.ParseUint(l, 10, 64)
-	return epoch, lsn
+	return t.Epoch, t.LSN
+}
+
+// later is the session floor after seeing tok (engine.Token.Later: the
+// later EPOCH:LSN, or the merge of two vectors).
+func later(cur, tok string) string {
+	t, err := engine.ParseToken(tok)
+	if err != nil || tok == "" {
+		return cur
+	}
+	c, err := engine.ParseToken(cur)
+	if cur == "" || err != nil {
+		return t.String()
+	}
+	return c.Later(t).String()
 }
 
 // unique returns a value no other op of the run writes.
@@ -275,6 +303,20 @@ func unique(p int, seq int64) int64 { return int64(p)<<40 | seq }
 // leaderless mode it writes three keys of its own (one writer per key: no
 // siblings) and reads any register client's keys with R.
 func (r *runner) registerClient(ctx context.Context, p int, rng *rand.Rand) {
+	if r.cfg.MultiLeader {
+		for seq := int64(1); ctx.Err() == nil; seq++ {
+			switch rng.IntN(3) {
+			case 0: // its own key
+				r.put(ctx, p, check.Write, r.pick(rng), fmt.Sprintf("%sr%d-%d", r.cfg.Prefix, p, rng.IntN(3)), unique(p, seq))
+			case 1: // a key every register client writes: conflicts across sites
+				r.put(ctx, p, check.Write, r.pick(rng), fmt.Sprintf("%sx%d", r.cfg.Prefix, rng.IntN(3)), unique(p, seq))
+			default:
+				key := fmt.Sprintf("%sr%d-%d", r.cfg.Prefix, 1+rng.IntN(r.cfg.Registers), rng.IntN(3))
+				r.get(ctx, p, r.pick(rng), key, check.Eventual, "")
+			}
+		}
+		return
+	}
 	if r.cfg.Leaderless {
 		for seq := int64(1); ctx.Err() == nil; seq++ {
 			if rng.IntN(2) == 0 {
@@ -398,13 +440,15 @@ func (r *runner) nodeByRESP(addr string) string {
 // its token (session), and reads the shared registers eventually.
 func (r *runner) sessionClient(ctx context.Context, p int, rng *rand.Rand) {
 	key := fmt.Sprintf("%ss%d", r.cfg.Prefix, p)
-	token := ""
+	token := "" // everything this session has seen, as the Go client keeps it
 	for seq := int64(1); ctx.Err() == nil; seq++ {
-		if tok := r.put(ctx, p, check.Write, r.pick(rng), key, unique(p, seq)); tok != "" {
-			token = tok
+		token = later(token, r.put(ctx, p, check.Write, r.pick(rng), key, unique(p, seq)))
+		token = later(token, r.get(ctx, p, r.pick(rng), key, check.Session, token))
+		shared := fmt.Sprintf("%sr%d", r.cfg.Prefix, rng.IntN(3))
+		if r.cfg.MultiLeader {
+			shared = fmt.Sprintf("%sx%d", r.cfg.Prefix, rng.IntN(3))
 		}
-		r.get(ctx, p, r.pick(rng), key, check.Session, token)
-		r.get(ctx, p, r.pick(rng), fmt.Sprintf("%sr%d", r.cfg.Prefix, rng.IntN(3)), check.Eventual, "")
+		r.get(ctx, p, r.pick(rng), shared, check.Eventual, "")
 	}
 }
 
@@ -612,4 +656,100 @@ func (r *runner) readFinal(ctx context.Context, nd *local.Node, key string) (int
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// converge reads every key on every site until they all hold the same
+// data (the links caught up) or ctx ends, and records each site's view
+// and the conflicts the sites logged.
+func (r *runner) converge(ctx context.Context, h *check.History) error {
+	r.mu.Lock()
+	keys := make([]string, 0, len(r.keys))
+	for k := range r.keys {
+		keys = append(keys, k)
+	}
+	r.mu.Unlock()
+	for {
+		views := map[string]map[string]int64{}
+		for _, nd := range r.cfg.Cluster.Nodes {
+			view := map[string]int64{}
+			for _, k := range keys {
+				v, found, err := r.readLocal(ctx, nd, k)
+				if err != nil {
+					return fmt.Errorf("workload: final read of %s on %s: %w", k, nd.ID, err)
+				}
+				if found {
+					view[k] = v
+				}
+			}
+			views[nd.ID] = view
+		}
+		h.Replicas = views
+		h.Final = views[r.cfg.Cluster.Nodes[0].ID]
+		if check.Convergence(h).Count == 0 || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	for _, nd := range r.cfg.Cluster.Nodes {
+		n, err := r.conflicts(ctx, nd)
+		if err != nil {
+			return err
+		}
+		h.Conflicts += n
+	}
+	return nil
+}
+
+// readLocal reads key on nd's own state (eventual).
+func (r *runner) readLocal(ctx context.Context, nd *local.Node, key string) (int64, bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+nd.HTTP+"/v1/kv/"+url.PathEscape(key), nil)
+	if err != nil {
+		return 0, false, err
+	}
+	req.Header.Set("Replicant-Consistency", check.Eventual)
+	resp, err := r.hc.Do(req)
+	if err != nil {
+		return 0, false, err
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		v, err := strconv.ParseInt(string(body), 10, 64)
+		return v, err == nil, err
+	case http.StatusNotFound:
+		return 0, false, nil
+	}
+	return 0, false, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+}
+
+// conflicts is the conflicts nd's site recorded
+// (replicant_conflicts_total on its /metrics).
+func (r *runner) conflicts(ctx context.Context, nd *local.Node) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+nd.HTTP+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := r.hc.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("workload: metrics of %s: %w", nd.ID, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("workload: metrics of %s: %w", nd.ID, err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "replicant_conflicts_total "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return 0, fmt.Errorf("workload: metrics of %s: %q: %w", nd.ID, line, err)
+			}
+			return int(f), nil
+		}
+	}
+	return 0, nil
 }
