@@ -4,19 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"net"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/replicant-db/replicant/internal/check"
 )
 
 // leaderClient sends each command to whichever node it believes leads,
@@ -91,44 +92,41 @@ func (lc *leaderClient) redirect(err error) {
 	lc.cur = lc.addrs[0]
 }
 
-// registerOp is one operation on the single register key.
-type registerOp struct {
-	write bool
-	value string // written, or read ("" = nil)
-}
-
-var registerModel = porcupine.Model{
-	Init: func() any { return "" },
-	Step: func(state, input, output any) (bool, any) {
-		in := input.(registerOp)
-		if in.write {
-			return true, in.value
-		}
-		return output.(string) == state.(string), state
-	},
-	Equal: func(a, b any) bool { return a == b },
-	DescribeOperation: func(input, output any) string {
-		in := input.(registerOp)
-		if in.write {
-			return "set " + in.value
-		}
-		return "get -> " + output.(string)
-	},
-}
-
-// history collects porcupine operations from concurrent clients.
+// opHistory collects the register clients' operations for the check
+// package's linearizability checker (the one replicant check runs).
 type opHistory struct {
 	mu  sync.Mutex
-	ops []porcupine.Operation
+	ops []check.Op
 	t0  time.Time
 }
 
-func (h *opHistory) now() int64 { return int64(time.Since(h.t0)) }
+func (h *opHistory) now() time.Duration { return time.Since(h.t0) }
 
-func (h *opHistory) add(op porcupine.Operation) {
+func (h *opHistory) add(op check.Op) {
 	h.mu.Lock()
 	h.ops = append(h.ops, op)
 	h.mu.Unlock()
+}
+
+// regValue is client id's i-th write: unique across clients.
+func regValue(id, i int) int64 { return int64(id)<<32 | int64(i) }
+
+// regWrite and regRead record one register operation.
+func regWrite(id int, v int64, call, ret time.Duration, o check.Outcome, node string) check.Op {
+	return check.Op{Process: id, Kind: check.Write, Key: "reg", Value: v, Outcome: o, Start: call, End: ret, Node: node}
+}
+
+func regRead(id int, got string, call, ret time.Duration, node string) (check.Op, bool) {
+	op := check.Op{Process: id, Kind: check.Read, Key: "reg", Consistency: check.Linearizable, Outcome: check.Ok, Start: call, End: ret, Node: node}
+	if got == "" {
+		return op, true
+	}
+	v, err := strconv.ParseInt(got, 10, 64)
+	if err != nil {
+		return op, false // not a value of this workload
+	}
+	op.Found, op.Value = true, v
+	return op, true
 }
 
 // runRegisterClient does random SET/GET on one key against the leader until
@@ -142,13 +140,13 @@ func runRegisterClient(ctx context.Context, c *cluster, id int, h *opHistory, ac
 	for i := 0; ctx.Err() == nil; i++ {
 		cl := lc.client(lc.cur)
 		if rng.IntN(2) == 0 {
-			v := fmt.Sprintf("c%d-%d", id, i)
+			v := regValue(id, i)
 			call := h.now()
 			err := cl.Set(context.Background(), "reg", v, 0).Err()
 			ret := h.now()
 			switch {
 			case err == nil:
-				h.add(porcupine.Operation{ClientId: id, Input: registerOp{write: true, value: v}, Call: call, Output: "", Return: ret})
+				h.add(regWrite(id, v, call, ret, check.Ok, ""))
 				mu.Lock()
 				*acked++
 				mu.Unlock()
@@ -156,7 +154,7 @@ func runRegisterClient(ctx context.Context, c *cluster, id int, h *opHistory, ac
 				lc.redirect(err)
 				time.Sleep(20 * time.Millisecond)
 			default:
-				h.add(porcupine.Operation{ClientId: id, Input: registerOp{write: true, value: v}, Call: call, Output: "", Return: math.MaxInt64})
+				h.add(regWrite(id, v, call, ret, check.Unknown, ""))
 				lc.redirect(err)
 				time.Sleep(20 * time.Millisecond)
 			}
@@ -173,23 +171,39 @@ func runRegisterClient(ctx context.Context, c *cluster, id int, h *opHistory, ac
 			time.Sleep(20 * time.Millisecond)
 			continue
 		}
-		h.add(porcupine.Operation{ClientId: id, Input: registerOp{}, Call: call, Output: v, Return: ret})
+		if op, ok := regRead(id, v, call, ret, ""); ok {
+			h.add(op)
+		}
 	}
 }
 
+// checkLinearizable fails the test unless the history is linearizable,
+// logging the certainly stale reads (with the nodes that served them) that
+// explain a violation.
 func checkLinearizable(t *testing.T, h *opHistory) {
 	t.Helper()
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	res := porcupine.CheckOperationsTimeout(registerModel, h.ops, time.Minute)
-	if res == porcupine.Illegal {
-		t.Fatalf("history of %d operations is NOT linearizable", len(h.ops))
+	hist := &check.History{Ops: slices.Clone(h.ops)}
+	h.mu.Unlock()
+	res := check.Linearizability(hist, time.Minute)
+	for i, s := range res.Stale {
+		if i == 10 {
+			break
+		}
+		how := fmt.Sprintf("overwritten by %d acknowledged [%s,%s] on %s", s.Newer.Value, s.Newer.Start, s.Newer.End, s.Newer.Node)
+		if s.Seen != nil {
+			how = fmt.Sprintf("after a read [%s,%s] on %s returned the newer %d", s.Seen.Start, s.Seen.End, s.Seen.Node, s.Newer.Value)
+		}
+		t.Logf("stale read [%s,%s] on %s returned %v/%d, %s", s.Read.Start, s.Read.End, s.Read.Node, s.Read.Found, s.Read.Value, how)
 	}
-	if res == porcupine.Unknown {
-		t.Logf("linearizability check timed out on %d operations (inconclusive)", len(h.ops))
-		return
+	switch res.Verdict {
+	case "not linearizable":
+		t.Fatalf("history of %d operations (%d writes of unknown outcome) is NOT linearizable (%d certainly stale reads)", res.Ops, res.Pending, len(res.Stale))
+	case "unknown":
+		t.Logf("linearizability check timed out on %d operations, %d of them writes of unknown outcome, and found no certainly stale read (inconclusive)", res.Ops, res.Pending)
+	default:
+		t.Logf("history of %d operations (%d writes of unknown outcome) is linearizable", res.Ops, res.Pending)
 	}
-	t.Logf("history of %d operations is linearizable", len(h.ops))
 }
 
 func leaderOf(c *cluster, exclude string) (string, uint64) {
@@ -300,22 +314,27 @@ func TestPausedLeaderIsFencedOff(t *testing.T) {
 // returns an overwritten value after the overwrite was acknowledged is not
 // linearizable, and the checker must say so.
 func TestRegisterCheckerRejectsStaleRead(t *testing.T) {
-	stale := []porcupine.Operation{
-		{ClientId: 0, Input: registerOp{write: true, value: "a"}, Call: 0, Output: "", Return: 10},
-		{ClientId: 0, Input: registerOp{write: true, value: "b"}, Call: 20, Output: "", Return: 30},
-		{ClientId: 1, Input: registerOp{}, Call: 40, Output: "a", Return: 50},
+	ms := time.Millisecond
+	read := func(id int, got string, call, ret time.Duration) check.Op {
+		op, _ := regRead(id, got, call, ret, "")
+		return op
 	}
-	if porcupine.CheckOperations(registerModel, stale) {
-		t.Fatal("checker accepted a stale read")
+	stale := []check.Op{
+		regWrite(0, 1, 0, 10*ms, check.Ok, ""),
+		regWrite(0, 2, 20*ms, 30*ms, check.Ok, ""),
+		read(1, "1", 40*ms, 50*ms),
 	}
-	pending := []porcupine.Operation{
-		{ClientId: 0, Input: registerOp{write: true, value: "a"}, Call: 0, Output: "", Return: 10},
-		{ClientId: 0, Input: registerOp{write: true, value: "b"}, Call: 20, Output: "", Return: math.MaxInt64},
-		{ClientId: 1, Input: registerOp{}, Call: 40, Output: "a", Return: 50},
-		{ClientId: 1, Input: registerOp{}, Call: 60, Output: "b", Return: 70},
+	if res := check.Linearizability(&check.History{Ops: stale}, time.Minute); res.Verdict != "not linearizable" {
+		t.Fatalf("checker accepted a stale read: %+v", res)
 	}
-	if !porcupine.CheckOperations(registerModel, pending) {
-		t.Fatal("checker rejected an ambiguous write taking effect late")
+	pending := []check.Op{
+		regWrite(0, 1, 0, 10*ms, check.Ok, ""),
+		regWrite(0, 2, 20*ms, 30*ms, check.Unknown, ""),
+		read(1, "1", 40*ms, 50*ms),
+		read(1, "2", 60*ms, 70*ms),
+	}
+	if res := check.Linearizability(&check.History{Ops: pending}, time.Minute); res.Verdict != "linearizable" {
+		t.Fatalf("checker rejected an ambiguous write taking effect late: %+v", res)
 	}
 }
 

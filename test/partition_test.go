@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -23,8 +22,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/replicant-db/replicant/internal/check"
 )
 
 // partitionFlags: a lease of 1s, failover after 2s of silence, a sync
@@ -54,7 +54,7 @@ func leaderAmong(nodes ...*proc) (string, uint64) {
 func TestPartitionedLeaderIsReplaced(t *testing.T) {
 	c, lab := newNetCluster(t, 3, partitionFlags...)
 	n1, n2, n3 := c.node("n1"), c.node("n2"), c.node("n3")
-	h := &notedHistory{opHistory: &opHistory{t0: time.Now()}}
+	h := &opHistory{t0: time.Now()}
 	var acked atomic.Int64
 	ctx, cancel := bg(t)
 	var wg sync.WaitGroup
@@ -99,7 +99,7 @@ func TestPartitionedLeaderIsReplaced(t *testing.T) {
 	}
 	t.Logf("old leader rolled back %d entries; %d acknowledged unique writes, %d acknowledged register writes",
 		n1.mustStatus().RolledBack, uniq.total.Load(), acked.Load())
-	checkLinearizableNoted(t, h)
+	checkLinearizable(t, h)
 }
 
 // timedWriters writes unique keys to one node, recording every ack time
@@ -425,7 +425,7 @@ func TestLeaderIsolatedFromControlPlaneCannotAckWrites(t *testing.T) {
 // stale linearizable reads; see TestPartitionedLeaderSuccessorServesNoStaleRead.
 func TestFlappingLeaderPartitionStaysLinearizable(t *testing.T) {
 	c, lab := newNetCluster(t, 3, partitionFlags...)
-	h := &notedHistory{opHistory: &opHistory{t0: time.Now()}}
+	h := &opHistory{t0: time.Now()}
 	var acked atomic.Int64
 	ctx, cancel := bg(t)
 	var wg sync.WaitGroup
@@ -481,21 +481,7 @@ func TestFlappingLeaderPartitionStaysLinearizable(t *testing.T) {
 		rolled = append(rolled, fmt.Sprintf("%s:%d", p.ID, p.mustStatus().RolledBack))
 	}
 	t.Logf("%d acknowledged unique writes, %d acknowledged register writes; rolled back %v", uniq.total.Load(), acked.Load(), rolled)
-	checkLinearizableNoted(t, h)
-}
-
-// notedHistory is an opHistory that also remembers which node served each
-// operation, to explain a violation.
-type notedHistory struct {
-	*opHistory
-	notes []string // parallel to ops, guarded by opHistory.mu
-}
-
-func (h *notedHistory) addNoted(op porcupine.Operation, note string) {
-	h.mu.Lock()
-	h.ops = append(h.ops, op)
-	h.notes = append(h.notes, note)
-	h.mu.Unlock()
+	checkLinearizable(t, h)
 }
 
 // respAddrIn extracts ADDR from "... resp=ADDR ..." or "(… resp=ADDR)".
@@ -524,7 +510,7 @@ func refusedAtAdmission(err error) bool {
 // (a client that moved on from an unreachable leader tries the next node)
 // is refused instead of served from the follower's possibly stale state,
 // which the register model would wrongly count as a linearizable read.
-func runLinRegisterClient(ctx context.Context, c *cluster, id int, h *notedHistory, acked *atomic.Int64) {
+func runLinRegisterClient(ctx context.Context, c *cluster, id int, h *opHistory, acked *atomic.Int64) {
 	var addrs []string
 	for _, p := range c.nodes {
 		addrs = append(addrs, p.RESP)
@@ -561,18 +547,18 @@ func runLinRegisterClient(ctx context.Context, c *cluster, id int, h *notedHisto
 		addr := cur
 		cl := client(addr)
 		if rng.IntN(2) == 0 {
-			v := fmt.Sprintf("c%d-%d", id, i)
+			v := regValue(id, i)
 			call := h.now()
 			err := cl.Set(context.Background(), "reg", v, 0).Err()
 			ret := h.now()
 			switch {
 			case err == nil:
-				h.addNoted(porcupine.Operation{ClientId: id, Input: registerOp{write: true, value: v}, Call: call, Return: ret, Output: ""}, addr)
+				h.add(regWrite(id, v, call, ret, check.Ok, addr))
 				acked.Add(1)
 			case definiteFailure(err) || refusedAtAdmission(err):
 				redirect(err)
 			default:
-				h.addNoted(porcupine.Operation{ClientId: id, Input: registerOp{write: true, value: v}, Call: call, Return: math.MaxInt64, Output: ""}, addr+" ("+err.Error()+")")
+				h.add(regWrite(id, v, call, ret, check.Unknown, addr+" ("+err.Error()+")"))
 				redirect(err)
 			}
 			continue
@@ -587,113 +573,10 @@ func runLinRegisterClient(ctx context.Context, c *cluster, id int, h *notedHisto
 			redirect(err)
 			continue
 		}
-		h.addNoted(porcupine.Operation{ClientId: id, Input: registerOp{}, Call: call, Output: v, Return: ret}, addr)
-	}
-}
-
-// checkLinearizableNoted is checkLinearizable with a direct search for
-// certainly stale reads (logged with the nodes that served them) when
-// porcupine finds a violation or times out: a search that must rule out
-// every order of the writes of unknown outcome can take very long exactly
-// when the history is not linearizable.
-func checkLinearizableNoted(t *testing.T, h *notedHistory) {
-	t.Helper()
-	h.mu.Lock()
-	res := porcupine.CheckOperationsTimeout(registerModel, h.ops, 30*time.Second)
-	pending := 0
-	for _, op := range h.ops {
-		if op.Return == math.MaxInt64 {
-			pending++
+		if op, ok := regRead(id, v, call, ret, addr); ok {
+			h.add(op)
 		}
 	}
-	h.mu.Unlock()
-	switch res {
-	case porcupine.Illegal:
-		explainStaleReads(t, h)
-		t.Fatalf("history of %d operations (%d writes of unknown outcome) is NOT linearizable", len(h.ops), pending)
-	case porcupine.Unknown:
-		if explainStaleReads(t, h) > 0 {
-			t.Fatalf("history of %d operations (%d writes of unknown outcome) is NOT linearizable (porcupine timed out; stale reads found directly)", len(h.ops), pending)
-		}
-		t.Logf("linearizability check timed out on %d operations, %d of them writes of unknown outcome (inconclusive)", len(h.ops), pending)
-	default:
-		t.Logf("history of %d operations (%d writes of unknown outcome) is linearizable", len(h.ops), pending)
-	}
-}
-
-// explainStaleReads logs and counts reads that certainly break
-// linearizability (values are unique): a read of v begun after a write of
-// another value, itself begun after v's write ended, was acknowledged; and
-// a read that returns a value older than one an earlier read returned.
-func explainStaleReads(t *testing.T, h *notedHistory) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	writeOf := map[string]int{}
-	for i, op := range h.ops {
-		if in := op.Input.(registerOp); in.write {
-			writeOf[in.value] = i
-		}
-	}
-	ms := func(ns int64) string {
-		if ns == math.MaxInt64 {
-			return "never"
-		}
-		return time.Duration(ns).Round(time.Millisecond).String()
-	}
-	found := 0
-	for i, r := range h.ops {
-		if r.Input.(registerOp).write || r.Output.(string) == "" {
-			continue
-		}
-		wi, ok := writeOf[r.Output.(string)]
-		if !ok {
-			t.Logf("read %s [%s,%s] on %s: value never written", r.Output, ms(r.Call), ms(r.Return), h.notes[i])
-			continue
-		}
-		w := h.ops[wi]
-		for j, w2 := range h.ops {
-			if !w2.Input.(registerOp).write || j == wi || w2.Call <= w.Return || w2.Return >= r.Call {
-				continue
-			}
-			found++
-			if found <= 10 {
-				t.Logf("stale read: %s [%s,%s] on %s returned %q written [%s,%s] on %s, overwritten by %q acknowledged [%s,%s] on %s",
-					"get", ms(r.Call), ms(r.Return), h.notes[i], r.Output, ms(w.Call), ms(w.Return), h.notes[wi],
-					w2.Input.(registerOp).value, ms(w2.Call), ms(w2.Return), h.notes[j])
-			}
-			break
-		}
-	}
-	// A read that goes back in time: r2, begun after r1 returned v2, returns
-	// v1 although v1's write ended before v2's began.
-	back := 0
-	for i, r1 := range h.ops {
-		if r1.Input.(registerOp).write || r1.Output.(string) == "" {
-			continue
-		}
-		w2, ok := writeOf[r1.Output.(string)]
-		if !ok {
-			continue
-		}
-		for j, r2 := range h.ops {
-			if r2.Input.(registerOp).write || r2.Call <= r1.Return || r2.Output.(string) == "" {
-				continue
-			}
-			w1, ok := writeOf[r2.Output.(string)]
-			if !ok || w1 == w2 || h.ops[w1].Return >= h.ops[w2].Call {
-				continue
-			}
-			back++
-			if back <= 10 {
-				t.Logf("read went back: get [%s,%s] on %s returned %q (written [%s,%s] on %s), then get [%s,%s] on %s returned older %q (written [%s,%s] on %s)",
-					ms(r1.Call), ms(r1.Return), h.notes[i], r1.Output, ms(h.ops[w2].Call), ms(h.ops[w2].Return), h.notes[w2],
-					ms(r2.Call), ms(r2.Return), h.notes[j], r2.Output, ms(h.ops[w1].Call), ms(h.ops[w1].Return), h.notes[w1])
-			}
-			break
-		}
-	}
-	t.Logf("%d certainly stale reads, %d reads followed by an older one", found, back)
-	return found + back
 }
 
 // TestPartitionedLeaderSuccessorServesNoStaleRead: writes acknowledged by

@@ -43,11 +43,15 @@ func Lost(h *History) LostResult {
 
 // StaleRead is a read that certainly broke linearizability: it returned
 // Read's value although Newer, another write of the key begun after the
-// value's write ended, was acknowledged before Read began.
+// value's write ended, was acknowledged before Read began (or an earlier
+// read, Seen, had already returned Newer's value).
 type StaleRead struct {
 	Read  Op `json:"read"`
 	Wrote Op `json:"wrote"` // the write whose value the read returned (Found)
 	Newer Op `json:"newer"`
+	// Seen, when set, is an earlier read that returned Newer's value
+	// (Newer may then be unacknowledged): the read went back in time.
+	Seen *Op `json:"seen,omitempty"`
 }
 
 // LinResult is the linearizability check of one history.
@@ -182,40 +186,114 @@ func staleReadsOf(h *History, consistency string) []StaleRead {
 		value int64
 	}
 	writeOf := map[wkey]Op{}
-	writes := map[string][]Op{} // acknowledged writes per key
+	// Per key, the acknowledged writes by end, with the running maximum of
+	// their starts: "some write acknowledged before t began after x" is
+	// then one binary search.
+	type ackd struct {
+		ops      []Op
+		maxStart []int // index into ops of the latest start among ops[:i+1]
+	}
+	acked := map[string]*ackd{}
 	for _, op := range h.Ops {
 		if (op.Kind == Write || op.Kind == Insert) && op.Outcome != Fail {
 			writeOf[wkey{op.Key, op.Value}] = op
 			if op.Outcome == Ok {
-				writes[op.Key] = append(writes[op.Key], op)
+				a := acked[op.Key]
+				if a == nil {
+					a = &ackd{}
+					acked[op.Key] = a
+				}
+				a.ops = append(a.ops, op)
 			}
 		}
 	}
-	var out []StaleRead
-	for _, r := range h.Ops {
-		if r.Kind != Read || r.Consistency != consistency || r.Outcome != Ok {
-			continue
-		}
-		if !r.Found {
-			// Nothing found although a write of the key was acknowledged
-			// before the read began.
-			for _, w2 := range writes[r.Key] {
-				if w2.End < r.Start {
-					out = append(out, StaleRead{Read: r, Newer: w2})
-					break
-				}
+	for _, a := range acked {
+		slices.SortFunc(a.ops, func(x, y Op) int { return int(x.End - y.End) })
+		a.maxStart = make([]int, len(a.ops))
+		for i := range a.ops {
+			a.maxStart[i] = i
+			if i > 0 && a.ops[a.maxStart[i-1]].Start > a.ops[i].Start {
+				a.maxStart[i] = a.maxStart[i-1]
 			}
-			continue
 		}
-		w, ok := writeOf[wkey{r.Key, r.Value}]
+	}
+	// latestBefore returns the acknowledged write of key that ended before
+	// t and began last, if any.
+	latestBefore := func(key string, t time.Duration) (Op, bool) {
+		a := acked[key]
+		if a == nil {
+			return Op{}, false
+		}
+		n := sort.Search(len(a.ops), func(i int) bool { return a.ops[i].End >= t })
+		if n == 0 {
+			return Op{}, false
+		}
+		return a.ops[a.maxStart[n-1]], true
+	}
+	var reads []Op
+	for _, r := range h.Ops {
+		if r.Kind == Read && r.Consistency == consistency && r.Outcome == Ok {
+			reads = append(reads, r)
+		}
+	}
+	var out []StaleRead
+	stale := map[int]bool{}
+	for i, r := range reads {
+		w2, ok := latestBefore(r.Key, r.Start)
 		if !ok {
 			continue
 		}
-		for _, w2 := range writes[r.Key] {
-			if w2.Value != w.Value && w2.Start > w.End && w2.End < r.Start {
-				out = append(out, StaleRead{Read: r, Wrote: w, Newer: w2})
-				break
+		if !r.Found {
+			// Nothing, although a write was acknowledged before the read.
+			out = append(out, StaleRead{Read: r, Newer: w2})
+			stale[i] = true
+			continue
+		}
+		w, ok := writeOf[wkey{r.Key, r.Value}]
+		if ok && w.Value != w2.Value && w2.Start > w.End {
+			out = append(out, StaleRead{Read: r, Wrote: w, Newer: w2})
+			stale[i] = true
+		}
+	}
+	// A read that goes back: it returns v1 although an earlier read (ended
+	// before it began) returned v2, whose write began after v1's ended —
+	// even when v2's write was never acknowledged, the earlier read saw it.
+	byEnd := slices.Clone(reads)
+	slices.SortFunc(byEnd, func(x, y Op) int { return int(x.End - y.End) })
+	order := make([]int, len(reads))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(x, y int) int { return int(reads[x].Start - reads[y].Start) })
+	type seen struct {
+		read  Op
+		write Op
+	}
+	latestSeen := map[string]seen{} // per key: of reads ended so far, the one whose write began last
+	next := 0
+	for _, i := range order {
+		r := reads[i]
+		for next < len(byEnd) && byEnd[next].End < r.Start {
+			e := byEnd[next]
+			next++
+			if !e.Found {
+				continue
 			}
+			if w, ok := writeOf[wkey{e.Key, e.Value}]; ok {
+				if cur, ok := latestSeen[e.Key]; !ok || w.Start > cur.write.Start {
+					latestSeen[e.Key] = seen{read: e, write: w}
+				}
+			}
+		}
+		if stale[i] || !r.Found {
+			continue
+		}
+		w1, ok := writeOf[wkey{r.Key, r.Value}]
+		if !ok {
+			continue
+		}
+		if s, ok := latestSeen[r.Key]; ok && s.write.Value != w1.Value && s.write.Start > w1.End {
+			out = append(out, StaleRead{Read: r, Wrote: w1, Newer: s.write, Seen: &s.read})
 		}
 	}
 	return out

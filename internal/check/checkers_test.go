@@ -59,9 +59,15 @@ func TestLinearizability(t *testing.T) {
 			w(1, "k", 1, 0, 10*ms, 1), w(1, "k", 2, 20*ms, 30*ms, 2), rd(2, "k", 1, true, Linearizable, 40*ms, 50*ms)}},
 		{name: "a read misses an acknowledged write", want: "not linearizable", stale: 1, ops: []Op{
 			w(1, "k", 1, 0, 10*ms, 1), rd(2, "k", 0, false, Linearizable, 20*ms, 30*ms)}},
-		{name: "reads go back in time", want: "not linearizable", ops: []Op{
+		{name: "reads go back in time", want: "not linearizable", stale: 1, ops: []Op{
 			w(1, "k", 1, 0, 10*ms, 1), w(1, "k", 2, 15*ms, 100*ms, 2),
 			rd(2, "k", 2, true, Linearizable, 20*ms, 30*ms), rd(3, "k", 1, true, Linearizable, 40*ms, 50*ms)}},
+		{name: "reads go back past a write of unknown outcome", want: "not linearizable", stale: 1, ops: []Op{
+			w(1, "k", 1, 0, 10*ms, 1), {Process: 1, Kind: Write, Key: "k", Value: 2, Outcome: Unknown, Start: 15 * ms, End: 20 * ms},
+			rd(2, "k", 2, true, Linearizable, 30*ms, 40*ms), rd(3, "k", 1, true, Linearizable, 50*ms, 60*ms)}},
+		{name: "overlapping reads may see either", want: "linearizable", ops: []Op{
+			w(1, "k", 1, 0, 10*ms, 1), {Process: 1, Kind: Write, Key: "k", Value: 2, Outcome: Unknown, Start: 15 * ms, End: 20 * ms},
+			rd(2, "k", 2, true, Linearizable, 30*ms, 40*ms), rd(3, "k", 1, true, Linearizable, 35*ms, 60*ms)}},
 		{name: "a write of unknown outcome may land late", want: "linearizable", ops: []Op{
 			{Process: 1, Kind: Write, Key: "k", Value: 1, Outcome: Unknown, Start: 0, End: 10 * ms},
 			rd(2, "k", 0, false, Linearizable, 20*ms, 30*ms), rd(2, "k", 1, true, Linearizable, 40*ms, 50*ms)}},
