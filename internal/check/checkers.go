@@ -16,6 +16,9 @@ type LostResult struct {
 	// Unacked is how many inserts of unknown outcome are present at the
 	// end: writes the client cannot count on, which survived anyway.
 	Unacked int `json:"unknown_present"`
+	// InRollback, parallel to Lost, names the rollback file that kept
+	// each lost write ("" when none did).
+	InRollback []string `json:"in_rollback,omitempty"`
 }
 
 // Lost finds acknowledged inserts that the final reads do not hold.
@@ -31,6 +34,7 @@ func Lost(h *History) LostResult {
 			r.Acked++
 			if !ok || v != op.Value {
 				r.Lost = append(r.Lost, op)
+				r.InRollback = append(r.InRollback, rolledBackIn(h, op))
 			}
 		case Unknown:
 			if ok && v == op.Value {
@@ -39,6 +43,16 @@ func Lost(h *History) LostResult {
 		}
 	}
 	return r
+}
+
+// rolledBackIn names the node and rollback file that kept op's write.
+func rolledBackIn(h *History, op Op) string {
+	for _, rb := range h.RolledBack {
+		if rb.Key == op.Key && rb.Value == op.Value {
+			return rb.Node + ":" + rb.File
+		}
+	}
+	return ""
 }
 
 // StaleRead is a read that certainly broke linearizability: it returned

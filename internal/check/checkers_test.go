@@ -44,6 +44,16 @@ func TestLost(t *testing.T) {
 	}
 }
 
+// A lost write is found in the rollback file that kept it.
+func TestLostInRollback(t *testing.T) {
+	h := &History{Ops: []Op{ins(1, "a", 1, Ok), ins(1, "b", 2, Ok)}, Final: map[string]int64{},
+		RolledBack: []RolledBack{{Node: "n1", File: "rollback/x.jsonl", Key: "b", Value: 2}, {Node: "n1", File: "rollback/x.jsonl", Key: "a", Value: 7}}}
+	r := Lost(h)
+	if len(r.Lost) != 2 || r.InRollback[0] != "" || r.InRollback[1] != "n1:rollback/x.jsonl" {
+		t.Fatalf("%+v", r)
+	}
+}
+
 func TestLinearizability(t *testing.T) {
 	for _, tc := range []struct {
 		name  string

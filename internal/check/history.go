@@ -92,8 +92,23 @@ type History struct {
 	// Conflicts (multi-leader mode) is how many conflicting writes the
 	// sites recorded (GET /v1/conflicts), over all sites.
 	Conflicts int `json:"conflicts,omitempty"`
+	// RolledBack lists the writes the nodes rolled back after failovers
+	// (single-leader mode: the rollback files in their data directories),
+	// so that a lost write can be found where the database kept it.
+	RolledBack []RolledBack `json:"rolled_back,omitempty"`
 	// Setup describes the cluster (mode, policy, …) for the report.
 	Setup map[string]string `json:"setup,omitempty"`
+}
+
+// RolledBack is one write a node rolled back, as its rollback file
+// records it.
+type RolledBack struct {
+	Node  string `json:"node"`
+	File  string `json:"file"`
+	Key   string `json:"key"`
+	Value int64  `json:"value"`
+	Epoch uint64 `json:"epoch"`
+	LSN   uint64 `json:"lsn"`
 }
 
 // Save writes h as JSON.

@@ -233,7 +233,11 @@ func (r Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "  … and %d more\n", len(r.Lost.Lost)-10)
 			break
 		}
-		fmt.Fprintf(&b, "  lost: %s=%d acknowledged by %s at %s (epoch %d, LSN %d)\n", op.Key, op.Value, op.Node, op.End.Round(time.Millisecond), op.Epoch, op.LSN)
+		where := "in no rollback file"
+		if i < len(r.Lost.InRollback) && r.Lost.InRollback[i] != "" {
+			where = "kept in rollback file " + r.Lost.InRollback[i]
+		}
+		fmt.Fprintf(&b, "  lost: %s=%d acknowledged by %s at %s (epoch %d, LSN %d), %s\n", op.Key, op.Value, op.Node, op.End.Round(time.Millisecond), op.Epoch, op.LSN, where)
 	}
 	if r.Converge != nil {
 		fmt.Fprintf(&b, "convergence: %d of %d keys differ across %d sites %v; %d conflicts recorded\n", r.Converge.Count, r.Converge.Keys, r.Converge.Replicas, r.Converge.Differ, r.Conflicts)

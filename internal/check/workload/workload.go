@@ -16,6 +16,7 @@ package workload
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -124,6 +127,13 @@ func Run(ctx context.Context, cfg Config) (*check.History, error) {
 		return h, err
 	}
 	h.Final = final
+	if !cfg.Leaderless {
+		rb, err := rollbacks(cfg.Cluster)
+		if err != nil {
+			return h, err
+		}
+		h.RolledBack = rb
+	}
 	return h, faultErr
 }
 
@@ -752,4 +762,52 @@ func (r *runner) conflicts(ctx context.Context, nd *local.Node) (int, error) {
 		}
 	}
 	return 0, nil
+}
+
+// rollbacks reads the rollback files in the nodes' data directories (a
+// returning old leader writes the suffix it discarded there), for the
+// values this workload writes: decimal integers.
+func rollbacks(c *local.Cluster) ([]check.RolledBack, error) {
+	var out []check.RolledBack
+	for _, nd := range c.Nodes {
+		if nd.Data == "" {
+			continue // a node this run does not manage (--against)
+		}
+		files, err := filepath.Glob(filepath.Join(nd.Data, "rollback", "*.jsonl"))
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("workload: rollback file of %s: %w", nd.ID, err)
+			}
+			rel, _ := filepath.Rel(nd.Data, f)
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.TrimSpace(line) == "" {
+					continue
+				}
+				var rec struct {
+					LSN   uint64 `json:"lsn"`
+					Epoch uint64 `json:"epoch"`
+					Ops   []struct {
+						Op    string `json:"op"`
+						Key   []byte `json:"key"`
+						Value []byte `json:"value"`
+					} `json:"ops"`
+				}
+				if err := json.Unmarshal([]byte(line), &rec); err != nil {
+					return nil, fmt.Errorf("workload: %s: %w", f, err)
+				}
+				for _, op := range rec.Ops {
+					v, err := strconv.ParseInt(string(op.Value), 10, 64)
+					if err != nil {
+						continue // not a value of this workload
+					}
+					out = append(out, check.RolledBack{Node: nd.ID, File: rel, Key: string(op.Key), Value: v, Epoch: rec.Epoch, LSN: rec.LSN})
+				}
+			}
+		}
+	}
+	return out, nil
 }

@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 
 	"github.com/replicant-db/replicant/internal/check"
+	"github.com/replicant-db/replicant/internal/check/local"
 )
 
 // What a client learns from a failed request decides whether a write may
@@ -45,5 +48,35 @@ func TestLeaderRESP(t *testing.T) {
 		if got := leaderRESP(msg); got != want {
 			t.Errorf("%q: %q, want %q", msg, got, want)
 		}
+	}
+}
+
+// Rollback files are read back into the history: the workload's integer
+// values, with the node and file that kept them.
+func TestRollbacks(t *testing.T) {
+	dir := t.TempDir()
+	nd := &local.Node{ID: "n1", Data: dir}
+	if err := os.MkdirAll(filepath.Join(dir, "rollback"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// As replication.writeRollbackFile writes them: keys and values are
+	// base64 (JSON []byte).
+	body := `{"lsn":41,"epoch":2,"time":"2026-11-30T00:00:00Z","ops":[{"op":"SET","key":"dTEtNQ==","value":"NQ=="},{"op":"SET","key":"eA==","value":"bm90LWEtbnVtYmVy"}]}` + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "rollback", "rollback-1-to-epoch-3.jsonl"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := rollbacks(&local.Cluster{Nodes: []*local.Node{nd, {ID: "remote"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Key != "u1-5" || got[0].Value != 5 || got[0].LSN != 41 || got[0].Epoch != 2 ||
+		got[0].Node != "n1" || got[0].File != filepath.Join("rollback", "rollback-1-to-epoch-3.jsonl") {
+		t.Fatalf("%+v", got)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "rollback", "bad.jsonl"), []byte("{not json\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rollbacks(&local.Cluster{Nodes: []*local.Node{nd}}); err == nil {
+		t.Fatal("a corrupt rollback file was read without an error")
 	}
 }
