@@ -252,7 +252,7 @@ func runCheck(ctx context.Context, f checkFlags, stdout, stderr io.Writer) error
 	}
 	h, runErr := workload.Run(ctx, workload.Config{Cluster: c, Lab: lab, Duration: f.duration, Nemeses: kinds, Seed: f.seed,
 		Progress: stderr, Setup: setup, Prefix: fmt.Sprintf("check:%d:", f.seed),
-		Leaderless: leaderless, W: fmt.Sprint(w), R: fmt.Sprint(r), MultiLeader: multi})
+		Leaderless: leaderless, W: fmt.Sprint(w), R: fmt.Sprint(r), N: f.replicas, MultiLeader: multi})
 	return finishCheck(f, h, runErr, stdout, stderr)
 }
 

@@ -263,8 +263,15 @@ func staleReadsOf(h *History, consistency string) []StaleRead {
 			stale[i] = true
 			continue
 		}
+		// Stale when every value the read got (siblings included) was
+		// overwritten by w2 before the read began.
 		w, ok := writeOf[wkey{r.Key, r.Value}]
-		if ok && w.Value != w2.Value && w2.Start > w.End {
+		isStale := ok && w.Value != w2.Value && w2.Start > w.End
+		for _, v := range r.Others {
+			wv, ok := writeOf[wkey{r.Key, v}]
+			isStale = isStale && ok && wv.Value != w2.Value && w2.Start > wv.End
+		}
+		if isStale {
 			out = append(out, StaleRead{Read: r, Wrote: w, Newer: w2})
 			stale[i] = true
 		}
@@ -272,6 +279,12 @@ func staleReadsOf(h *History, consistency string) []StaleRead {
 	// A read that goes back: it returns v1 although an earlier read (ended
 	// before it began) returned v2, whose write began after v1's ended —
 	// even when v2's write was never acknowledged, the earlier read saw it.
+	// Linearizable reads only: a quorum read may see a write still in
+	// flight that a later quorum read misses (Dynamo quorums promise only
+	// acknowledged writes).
+	if consistency != Linearizable {
+		return out
+	}
 	byEnd := slices.Clone(reads)
 	slices.SortFunc(byEnd, func(x, y Op) int { return int(x.End - y.End) })
 	order := make([]int, len(reads))

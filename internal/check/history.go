@@ -41,6 +41,9 @@ const (
 	// Quorum is a leaderless read that asked R replicas; whether it must
 	// see every acknowledged write depends on W+R>N (History.Setup).
 	Quorum = "quorum"
+	// Siblings is a leaderless read of a key written concurrently, which
+	// may answer several values (Op.Siblings); no checker judges it.
+	Siblings = "siblings"
 )
 
 // Op is one client operation as the client saw it.
@@ -67,6 +70,11 @@ type Op struct {
 	// VersionLSN of a read that found a value: the LSN of the version it
 	// returned (the entry that wrote it), as the node reported it.
 	VersionLSN uint64 `json:"version_lsn,omitempty"`
+	// Siblings of a leaderless read: how many concurrent values it got,
+	// and the others besides Value (a read that got siblings saw all of
+	// them: it is stale only if every one is).
+	Siblings int     `json:"siblings,omitempty"`
+	Others   []int64 `json:"others,omitempty"`
 }
 
 // Fault is one fault the nemesis injected.
@@ -92,6 +100,13 @@ type History struct {
 	// Conflicts (multi-leader mode) is how many conflicting writes the
 	// sites recorded (GET /v1/conflicts), over all sites.
 	Conflicts int `json:"conflicts,omitempty"`
+	// Repair (leaderless mode) is how long after the last fault was healed
+	// every replica held every acknowledged insert it is a replica of
+	// (hinted handoff, anti-entropy: no client reads those keys), or -1
+	// when some still lacked one when the run gave up; Unrepaired counts
+	// the (replica, key) pairs still missing then.
+	Repair     time.Duration `json:"repair,omitempty"`
+	Unrepaired int           `json:"unrepaired,omitempty"`
 	// RolledBack lists the writes the nodes rolled back after failovers
 	// (single-leader mode: the rollback files in their data directories),
 	// so that a lost write can be found where the database kept it.

@@ -20,14 +20,20 @@ type Verdict struct {
 
 // Report is everything the checkers found in one history.
 type Report struct {
-	Setup        map[string]string   `json:"setup,omitempty"`
-	Operations   int                 `json:"operations"`
-	Acknowledged int                 `json:"acknowledged_writes"`
-	Lost         LostResult          `json:"lost"`
-	Linear       LinResult           `json:"linearizability"`
-	Quorum       *QuorumResult       `json:"quorum_reads,omitempty"` // leaderless mode
-	Converge     *ConvergenceResult  `json:"convergence,omitempty"`  // multi-leader mode
-	Conflicts    int                 `json:"conflicts,omitempty"`
+	Setup        map[string]string  `json:"setup,omitempty"`
+	Operations   int                `json:"operations"`
+	Acknowledged int                `json:"acknowledged_writes"`
+	Lost         LostResult         `json:"lost"`
+	Linear       LinResult          `json:"linearizability"`
+	Quorum       *QuorumResult      `json:"quorum_reads,omitempty"` // leaderless mode
+	Converge     *ConvergenceResult `json:"convergence,omitempty"`  // multi-leader mode
+	Conflicts    int                `json:"conflicts,omitempty"`
+	// Leaderless: reads of concurrently written keys that answered
+	// siblings, the most siblings one read got, and replica repair.
+	SiblingReads int                 `json:"sibling_reads,omitempty"`
+	MaxSiblings  int                 `json:"max_siblings,omitempty"`
+	Repair       time.Duration       `json:"repair,omitempty"`
+	Unrepaired   int                 `json:"unrepaired,omitempty"`
 	Sessions     SessionResult       `json:"sessions"`
 	Stale        StaleResult         `json:"eventual_reads"`
 	Counters     []CounterResult     `json:"counters,omitempty"`
@@ -115,6 +121,13 @@ func analyzeLeaderless(h *History, r Report) Report {
 	r.Availability = Availability(h)
 	q := QuorumReads(h)
 	r.Quorum = &q
+	for _, op := range h.Ops {
+		if op.Kind == Read && op.Consistency == Siblings && op.Outcome == Ok && op.Siblings > 1 {
+			r.SiblingReads++
+			r.MaxSiblings = max(r.MaxSiblings, op.Siblings)
+		}
+	}
+	r.Repair, r.Unrepaired = h.Repair, h.Unrepaired
 	var w, rr, n int
 	fmt.Sscan(h.Setup["w"], &w)
 	fmt.Sscan(h.Setup["r"], &rr)
@@ -247,6 +260,12 @@ func (r Report) WriteText(w io.Writer) error {
 		// Multi-leader: no leader reads to judge.
 	case r.Quorum != nil:
 		fmt.Fprintf(&b, "quorum reads: %d, missed an acknowledged write: %d (W=%s R=%s N=%s)\n", r.Quorum.Reads, len(r.Quorum.Stale), r.Setup["w"], r.Setup["r"], r.Setup["n"])
+		fmt.Fprintf(&b, "siblings: %d reads of concurrently written keys answered siblings (at most %d)\n", r.SiblingReads, r.MaxSiblings)
+		if r.Repair >= 0 {
+			fmt.Fprintf(&b, "replica repair: every replica held every acknowledged insert %s after the last heal\n", r.Repair.Round(time.Millisecond))
+		} else {
+			fmt.Fprintf(&b, "replica repair: %d (replica, key) pairs still missing when the run gave up\n", r.Unrepaired)
+		}
 		for i, s := range r.Quorum.Stale {
 			if i == 5 {
 				break
@@ -260,6 +279,11 @@ func (r Report) WriteText(w io.Writer) error {
 	for i, s := range r.Linear.Stale {
 		if i == 5 {
 			break
+		}
+		if s.Seen != nil {
+			fmt.Fprintf(&b, "  went back: read of %s on %s at %s returned %d after a read on %s at %s returned the newer %d\n",
+				s.Read.Key, s.Read.Node, s.Read.Start.Round(time.Millisecond), s.Read.Value, s.Seen.Node, s.Seen.Start.Round(time.Millisecond), s.Newer.Value)
+			continue
 		}
 		fmt.Fprintf(&b, "  stale: read of %s on %s at %s returned %d, overwritten by %d acknowledged at %s\n",
 			s.Read.Key, s.Read.Node, s.Read.Start.Round(time.Millisecond), s.Read.Value, s.Newer.Value, s.Newer.End.Round(time.Millisecond))

@@ -37,6 +37,7 @@ import (
 	"github.com/replicant-db/replicant/internal/check"
 	"github.com/replicant-db/replicant/internal/check/local"
 	"github.com/replicant-db/replicant/internal/engine"
+	"github.com/replicant-db/replicant/internal/leaderless"
 )
 
 // Config is one run.
@@ -64,6 +65,7 @@ type Config struct {
 	// register written by one client and read by all, no sessions.
 	Leaderless bool
 	W, R       string
+	N          int // replicas per key (leaderless)
 	// MultiLeader runs the multi-leader workload: every node is a site
 	// taking writes; register clients also write shared keys (conflicts);
 	// session clients read on any site with their vector token; the final
@@ -102,7 +104,11 @@ func Run(ctx context.Context, cfg Config) (*check.History, error) {
 	}
 	spawn(r.insertClient)
 	spawn(r.counterClient)
-	if !cfg.Leaderless {
+	if cfg.Leaderless {
+		for range 2 {
+			spawn(r.siblingClient)
+		}
+	} else {
 		for range cfg.Sessions {
 			spawn(r.sessionClient)
 		}
@@ -115,6 +121,7 @@ func Run(ctx context.Context, cfg Config) (*check.History, error) {
 	if err := r.healAll(hctx); err != nil {
 		return nil, err
 	}
+	healed := time.Now()
 	h := &check.History{Ops: r.ops, Faults: r.faults, Setup: cfg.Setup}
 	if cfg.MultiLeader {
 		if err := r.converge(hctx, h); err != nil {
@@ -127,7 +134,12 @@ func Run(ctx context.Context, cfg Config) (*check.History, error) {
 		return h, err
 	}
 	h.Final = final
-	if !cfg.Leaderless {
+	if cfg.Leaderless {
+		h.Repair, h.Unrepaired, err = r.repair(ctx, healed)
+		if err != nil {
+			return h, err
+		}
+	} else {
 		rb, err := rollbacks(cfg.Cluster)
 		if err != nil {
 			return h, err
@@ -247,7 +259,7 @@ func (r *runner) get(ctx context.Context, p int, nd *local.Node, key, consistenc
 	if err != nil {
 		return
 	}
-	if consistency == check.Quorum {
+	if consistency == check.Quorum || consistency == check.Siblings {
 		req.Header.Set("Replicant-R", r.cfg.R)
 	} else {
 		req.Header.Set("Replicant-Consistency", consistency)
@@ -260,7 +272,7 @@ func (r *runner) get(ctx context.Context, p int, nd *local.Node, key, consistenc
 	if err != nil {
 		return "" // a read that failed tells nothing
 	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
 	op.Node = r.nodeByHTTP(resp.Request.URL.Host)
 	switch resp.StatusCode {
@@ -272,6 +284,21 @@ func (r *runner) get(ctx context.Context, p int, nd *local.Node, key, consistenc
 		op.Found, op.Value = true, v
 		op.VersionLSN, _ = strconv.ParseUint(resp.Header.Get("Replicant-Version-Lsn"), 10, 64)
 	case http.StatusNotFound:
+	case http.StatusMultipleChoices:
+		// Leaderless siblings: {"context": …, "siblings": ["v1", "v2"]}.
+		var sib struct {
+			Siblings []string `json:"siblings"`
+		}
+		if json.Unmarshal(body, &sib) != nil || len(sib.Siblings) == 0 {
+			return ""
+		}
+		op.Found, op.Siblings = true, len(sib.Siblings)
+		op.Value, _ = strconv.ParseInt(sib.Siblings[0], 10, 64)
+		for _, x := range sib.Siblings[1:] {
+			if v, err := strconv.ParseInt(x, 10, 64); err == nil {
+				op.Others = append(op.Others, v)
+			}
+		}
 	default:
 		return ""
 	}
@@ -345,6 +372,20 @@ func (r *runner) registerClient(ctx context.Context, p int, rng *rand.Rand) {
 			r.put(ctx, p, check.Write, r.pick(rng), key, unique(p, seq))
 		} else {
 			r.get(ctx, p, r.pick(rng), key, check.Linearizable, "")
+		}
+	}
+}
+
+// siblingClient (leaderless) writes three keys every sibling client
+// writes, through random nodes, and reads them: concurrent writes become
+// siblings, which the report counts.
+func (r *runner) siblingClient(ctx context.Context, p int, rng *rand.Rand) {
+	for seq := int64(1); ctx.Err() == nil; seq++ {
+		key := fmt.Sprintf("%sx%d", r.cfg.Prefix, rng.IntN(3))
+		if rng.IntN(2) == 0 {
+			r.put(ctx, p, check.Write, r.pick(rng), key, unique(p, seq))
+		} else {
+			r.get(ctx, p, r.pick(rng), key, check.Siblings, "")
 		}
 	}
 }
@@ -650,13 +691,17 @@ func (r *runner) readFinal(ctx context.Context, nd *local.Node, key string) (int
 		}
 		resp, err := r.hc.Do(req)
 		if err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 			resp.Body.Close()
 			switch resp.StatusCode {
 			case http.StatusOK:
 				v, err := strconv.ParseInt(string(body), 10, 64)
 				return v, err == nil, err
 			case http.StatusNotFound:
+				return 0, false, nil
+			case http.StatusMultipleChoices:
+				// Leaderless siblings (only the keys written concurrently
+				// on purpose): the checkers judge no final value of those.
 				return 0, false, nil
 			}
 			err = fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
@@ -810,4 +855,69 @@ func rollbacks(c *local.Cluster) ([]check.RolledBack, error) {
 		}
 	}
 	return out, nil
+}
+
+// repair (leaderless) waits until every replica holds every acknowledged
+// insert it is a replica of, by the ring of the cluster's members: no
+// client reads those keys, so only hinted handoff and anti-entropy can
+// bring them to a replica that missed them. It gives up after two
+// minutes, returning -1 and what is still missing.
+func (r *runner) repair(ctx context.Context, healed time.Time) (time.Duration, int, error) {
+	var ids []string
+	for _, nd := range r.cfg.Cluster.Nodes {
+		ids = append(ids, nd.ID)
+	}
+	ring, err := leaderless.NewRing(ids, leaderless.DefaultVNodes)
+	if err != nil {
+		return 0, 0, err
+	}
+	want := map[string]map[string]bool{} // node → keys it must hold
+	r.mu.Lock()
+	for _, op := range r.ops {
+		if op.Kind == check.Insert && op.Outcome == check.Ok {
+			for _, id := range ring.Preference([]byte(op.Key), r.cfg.N) {
+				if want[id] == nil {
+					want[id] = map[string]bool{}
+				}
+				want[id][op.Key] = true
+			}
+		}
+	}
+	r.mu.Unlock()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		missing := 0
+		for _, nd := range r.cfg.Cluster.Nodes {
+			if len(want[nd.ID]) == 0 {
+				continue
+			}
+			c := redis.NewClient(&redis.Options{Addr: nd.RESP, MaxRetries: -1})
+			// KEYS on a leaderless node lists the keys it holds itself.
+			keys, err := c.Keys(ctx, r.cfg.Prefix+"u*").Result()
+			c.Close()
+			if err != nil {
+				missing += len(want[nd.ID])
+				continue
+			}
+			held := make(map[string]bool, len(keys))
+			for _, k := range keys {
+				held[k] = true
+			}
+			for k := range want[nd.ID] {
+				if !held[k] {
+					missing++
+				}
+			}
+		}
+		if missing == 0 {
+			return time.Since(healed), 0, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return -1, missing, nil
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
