@@ -449,3 +449,91 @@ func (s *Store) ensureCount(applied uint64) error {
 	_ = b.Set(metaKey("count_floor"), u64(applied), nil)
 	return s.apply("count keys", b, false)
 }
+
+// maxExpiredChecks bounds the expiry-index records UnexpiredKeyCount looks
+// at: the node's expiry process keeps that backlog short, and a count
+// must not turn into a scan when it is not.
+const maxExpiredChecks = 10000
+
+// UnexpiredKeyCount is KeyCount at LSN at without the keys that have
+// expired by nowMs but whose deletion is not applied yet (reads already
+// hide them). It finds those through the expiry index, checking at most
+// maxExpiredChecks records; complete is false when more were left, and
+// the keys behind them still count.
+func (s *Store) UnexpiredKeyCount(at uint64, nowMs int64) (n KeyCount, complete bool, err error) {
+	done, err := s.reader()
+	if err != nil {
+		return n, false, err
+	}
+	defer done()
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	if n, err = s.countAt(snap, at); err != nil {
+		return n, false, err
+	}
+	gone, complete, err := s.expiredLive(snap, at, nowMs, maxExpiredChecks)
+	return n.sub(gone), complete, err
+}
+
+// expiredLive counts the keys whose version visible at LSN at has expired
+// by nowMs, from the expiry index in r (at most limit records).
+func (s *Store) expiredLive(r pebble.Reader, at uint64, nowMs int64, limit int) (n KeyCount, complete bool, err error) {
+	if nowMs < 0 {
+		return n, true, nil
+	}
+	floor, err := flushFloorIn(r, at)
+	if err != nil {
+		return n, false, s.readErr(err)
+	}
+	upper := make([]byte, 9)
+	upper[0] = famExpiry
+	binary.BigEndian.PutUint64(upper[1:], uint64(nowMs)+1)
+	idx, err := r.NewIter(&pebble.IterOptions{LowerBound: []byte{famExpiry}, UpperBound: upper})
+	if err != nil {
+		return n, false, s.readErr(err)
+	}
+	defer idx.Close()
+	vers, err := r.NewIter(&pebble.IterOptions{LowerBound: []byte{famVersion}, UpperBound: []byte{famVersion + 1}})
+	if err != nil {
+		return n, false, s.readErr(err)
+	}
+	defer vers.Close()
+	checked := 0
+	for idx.First(); idx.Valid(); idx.Next() {
+		if checked == limit {
+			return n, false, nil
+		}
+		checked++
+		k := idx.Key()
+		if len(k) < 17 {
+			return n, false, s.corrupt(&CorruptionError{Dir: s.dir, Err: fmt.Errorf("bad expiry key %x", k)})
+		}
+		lsn := binary.BigEndian.Uint64(k[9:17])
+		if lsn > at || lsn < floor {
+			continue
+		}
+		key, rest, ok := unescape(k[17:])
+		if !ok || len(rest) != 0 {
+			return n, false, s.corrupt(&CorruptionError{Dir: s.dir, Err: fmt.Errorf("bad expiry key %x", k)})
+		}
+		// The record counts only if its version is the one visible at at
+		// (a later write replaced or deleted the key otherwise).
+		if !vers.SeekPrefixGE(binary.BigEndian.AppendUint64(versionPrefix(key), ^at)) {
+			if err := vers.Error(); err != nil {
+				return n, false, s.readErr(err)
+			}
+			continue
+		}
+		if _, vlsn, ok := parseVersionKey(vers.Key()); !ok || vlsn != lsn {
+			continue
+		}
+		// One entry may set the key twice with different expiry times:
+		// only the record of the version's own time counts.
+		exp := int64(binary.BigEndian.Uint64(k[1:9]))
+		if v, ok := decodeVersion(vers.Value()); ok && !v.Deleted && v.ExpireAt == exp {
+			n.Keys++
+			n.Expires++
+		}
+	}
+	return n, true, s.readErr(idx.Error())
+}
