@@ -216,13 +216,27 @@ func (s *Server) cmdConfig(c *client, args [][]byte) {
 	}
 }
 
+// configGet answers each pattern in turn, as Redis 7 does: a name without
+// glob characters is echoed as typed, a pattern lists its matches (here
+// by name; Redis's order is its hash table's); each parameter once.
 func (s *Server) configGet(c *client, patterns [][]byte) {
+	params := configParams()
 	var out [][2]string
-	for _, p := range configParams() {
-		for _, pat := range patterns {
-			if globMatch(bytesLower(pat), []byte(p.name)) {
+	seen := map[string]bool{}
+	for _, pat := range patterns {
+		lower := bytesLower(pat)
+		if !strings.ContainsAny(string(pat), "*?[") {
+			j := slices.IndexFunc(params, func(p configParam) bool { return p.name == string(lower) })
+			if j >= 0 && !seen[params[j].name] {
+				seen[params[j].name] = true
+				out = append(out, [2]string{string(pat), params[j].get(s)})
+			}
+			continue
+		}
+		for _, p := range params {
+			if !seen[p.name] && globMatch(lower, []byte(p.name)) {
+				seen[p.name] = true
 				out = append(out, [2]string{p.name, p.get(s)})
-				break
 			}
 		}
 	}
