@@ -87,7 +87,7 @@ func (c *client) drain() {
 		if c.s.cfg.Budget != nil {
 			c.s.cfg.Budget.Release(p.held)
 		}
-		c.failed = false
+		c.failed, c.rejected = false, false
 		if err != nil {
 			if !t.IsZero() {
 				c.observeWrite(t)

@@ -258,9 +258,9 @@ func (s *Server) handle(c *client, args [][]byte) {
 			s.slowlog.observe(c, args, d)
 		}
 	}()
-	c.setLast(start, "unknown")
 	if spec == nil {
 		c.txReject()
+		c.setLast(start, "unknown")
 		name := args[0]
 		if len(name) > 128 {
 			name = name[:128]
