@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"slices"
@@ -112,7 +113,7 @@ func (c *client) info() string {
 // command table: negative means at least).
 var clientSubcommands = map[string]int{
 	"setname": 3, "getname": 2, "id": 2, "info": 2, "setinfo": 4, "list": -2,
-	"kill": -3, "no-evict": 3, "no-touch": 3, "help": 2,
+	"kill": -3, "no-evict": 3, "no-touch": 3, "unblock": -3, "help": 2,
 }
 
 func (s *Server) cmdClient(c *client, args [][]byte) {
@@ -169,6 +170,8 @@ func (s *Server) cmdClient(c *client, args [][]byte) {
 		s.clientList(c, args[2:])
 	case "kill":
 		s.clientKill(c, args[2:])
+	case "unblock":
+		s.clientUnblock(c, args)
 	case "no-evict", "no-touch":
 		// Accepted as Redis does. replicant never evicts, and reads never
 		// touch keys (no access times are kept), so neither changes
@@ -206,6 +209,8 @@ func (s *Server) cmdClient(c *client, args [][]byte) {
 			"NO-TOUCH (ON|OFF)", "    Accepted; replicant keeps no access times.",
 			"SETINFO <option> <value>", "    Set client meta attributes: LIB-NAME or LIB-VER.",
 			"SETNAME <name>", "    Assign the name <name> to the current connection.",
+			"UNBLOCK <clientid> [TIMEOUT|ERROR]",
+			"    Unblock the specified blocked client (WAIT): as if it timed out, or with an error.",
 			"HELP", "    Print this help.",
 		}
 		c.array(len(help))
@@ -366,14 +371,80 @@ func (s *Server) killClient(c, o *client) {
 	o.kill()
 }
 
-// block marks the connection blocked (INFO blocked_clients, CLIENT LIST
-// flag b) until the returned function is called.
-func (c *client) block() (unblock func()) {
+// blockOn marks the connection blocked (INFO blocked_clients, CLIENT LIST
+// flag b) while a blocking command waits, and returns the context to wait
+// with: CLIENT UNBLOCK from another connection cancels it. done ends the
+// block (calling it again just answers again) and says how CLIENT UNBLOCK ended it: "" (it did not), "timeout"
+// (answer as if the command's timeout passed) or "error" (answer
+// msgUnblocked).
+func (c *client) blockOn(ctx context.Context) (bctx context.Context, done func() (unblocked string)) {
+	bctx, cancel := context.WithCancel(ctx)
+	c.pubMu.Lock()
+	c.unblock, c.unblockedBy = cancel, ""
+	c.pubMu.Unlock()
 	c.blocking.Store(true)
 	c.blockedCmd = true
 	c.s.blocked.Add(1)
-	return func() {
+	ended, how := false, ""
+	return bctx, func() string {
+		// Idempotent: the command may end the block itself and defer it too.
+		if ended {
+			return how
+		}
+		ended = true
 		c.blocking.Store(false)
 		c.s.blocked.Add(-1)
+		c.pubMu.Lock()
+		how = c.unblockedBy
+		c.unblock, c.unblockedBy = nil, ""
+		c.pubMu.Unlock()
+		cancel()
+		return how
 	}
+}
+
+// msgUnblocked is Redis's reply to a command ended by CLIENT UNBLOCK ERROR.
+const msgUnblocked = "UNBLOCKED client unblocked via CLIENT UNBLOCK"
+
+// clientUnblock serves CLIENT UNBLOCK id [TIMEOUT|ERROR]: 1 if the
+// connection was blocked and is released, else 0.
+func (s *Server) clientUnblock(c *client, args [][]byte) {
+	how := "timeout"
+	if len(args) == 4 {
+		switch strings.ToLower(string(args[3])) {
+		case "timeout":
+		case "error":
+			how = "error"
+		default:
+			c.err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+			return
+		}
+	} else if len(args) > 4 {
+		c.errorf("ERR unknown subcommand or wrong number of arguments for '%s'. Try CLIENT HELP.", args[1])
+		return
+	}
+	id, ok := parseInt(args[2])
+	if !ok {
+		c.err(msgNotInt)
+		return
+	}
+	s.registry.mu.Lock()
+	o := s.registry.clients[uint64(id)]
+	s.registry.mu.Unlock()
+	if o == nil || !o.blocking.Load() {
+		c.int(0)
+		return
+	}
+	o.pubMu.Lock()
+	cancel := o.unblock
+	if cancel != nil && o.unblockedBy == "" {
+		o.unblockedBy = how
+	}
+	o.pubMu.Unlock()
+	if cancel == nil {
+		c.int(0)
+		return
+	}
+	cancel()
+	c.int(1)
 }

@@ -143,10 +143,14 @@ func (s *Server) cmdWait(c *client, args [][]byte) {
 		return
 	}
 	ctx := c.ctx
+	unblocked := func() string { return "" }
 	if c.noBlock { // inside EXEC (tx.go): count, never wait
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
 		cancel()
+	} else {
+		ctx, unblocked = c.blockOn(ctx)
+		defer unblocked()
 	}
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -154,7 +158,6 @@ func (s *Server) cmdWait(c *client, args [][]byte) {
 		defer cancel()
 	}
 	target := c.lastWrite.LSN
-	defer c.block()()
 	for {
 		// Wait in slices, to look for a departed client in between.
 		wctx, cancel := context.WithTimeout(ctx, waitPeerCheck)
@@ -165,6 +168,10 @@ func (s *Server) cmdWait(c *client, args [][]byte) {
 			c.backendErr(err)
 			return
 		case int64(n) >= want || ctx.Err() != nil:
+			if unblocked() == "error" {
+				c.err(msgUnblocked)
+				return
+			}
 			c.int(int64(n))
 			return
 		case c.rd != nil && c.rd.peerGone():

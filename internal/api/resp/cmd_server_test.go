@@ -141,6 +141,13 @@ func serverSteps() map[string][]srvStep {
 			ss("client list type master", ""),
 			ss("client list id x", "(error) ERR Invalid client ID"),
 			ss("client list foo", "(error) ERR syntax error"),
+			ss("client unblock abc", "(error) ERR value is not an integer or out of range"),
+			ss("client unblock 1 foo", "(error) ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+			ss("client unblock abc foo", "(error) ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+			ss("client unblock 999999 timeout", ":0"),
+			ss("client unblock 999999", ":0"),
+			ss("client unblock 1 timeout x", "(error) ERR unknown subcommand or wrong number of arguments for 'unblock'. Try CLIENT HELP."),
+			ss("client unblock", arity("client|unblock")),
 			// Redis 7.2 (newer than some packaged servers).
 			ssOwn(ss("client no-touch on", "OK")),
 			ssOwn(ss("client no-touch maybe", "(error) ERR syntax error")),

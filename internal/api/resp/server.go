@@ -205,6 +205,10 @@ type client struct {
 	// blocking is set while the connection waits in a blocking command
 	// (INFO's blocked_clients, flag b in CLIENT LIST).
 	blocking atomic.Bool
+	// unblock cancels the current block (CLIENT UNBLOCK), unblockedBy says
+	// how; both under pubMu.
+	unblock     context.CancelFunc
+	unblockedBy string
 	// blockedCmd: the current command blocked (it stays out of the
 	// slowlog, as in Redis, where waiting is not execution time).
 	blockedCmd bool

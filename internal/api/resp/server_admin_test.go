@@ -251,6 +251,24 @@ func TestBlockedClients(t *testing.T) {
 	if l := do(context.Background(), admin, "client", "list", "id", id); !strings.Contains(l, " flags=b ") {
 		t.Errorf("blocked client's line: %q", l)
 	}
+	// CLIENT UNBLOCK ends it as a timeout (WAIT answers the replicas it
+	// has: none), or with Redis's UNBLOCKED error.
+	mustDo(t, admin, ":1", "client", "unblock", id)
+	if got, err := waiter.readRaw(); err != nil || got != ":0\r\n" {
+		t.Fatalf("WAIT after CLIENT UNBLOCK: %q %v", got, err)
+	}
+	if got := blocked(); got != "0" {
+		t.Errorf("blocked_clients %s after the unblock", got)
+	}
+	mustDo(t, admin, ":0", "client", "unblock", id)
+	waiter.send(encode("WAIT", "1", "0"))
+	waitFor(t, 10*time.Second, "blocked_clients 1", func() bool { return blocked() == "1" })
+	mustDo(t, admin, ":1", "client", "unblock", id, "error")
+	if got, err := waiter.readRaw(); err != nil || got != "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n" {
+		t.Fatalf("WAIT after CLIENT UNBLOCK ERROR: %q %v", got, err)
+	}
+	waiter.send(encode("WAIT", "1", "0"))
+	waitFor(t, 10*time.Second, "blocked_clients 1", func() bool { return blocked() == "1" })
 	mustDo(t, admin, ":1", "client", "kill", "id", id)
 	waitFor(t, 10*time.Second, "blocked_clients 0", func() bool { return blocked() == "0" })
 }
