@@ -42,7 +42,7 @@ func TestDBSizeAfterSnapshotJoin(t *testing.T) {
 		st, err := n2.status()
 		return err == nil && st.State == "streaming"
 	})
-	if !strings.Contains(n2.log.String(), "snapshot installed") {
+	if !strings.Contains(n2.Log.String(), "snapshot installed") {
 		t.Fatalf("n2 joined without installing a snapshot")
 	}
 	r2 := n2.redis()
