@@ -267,6 +267,8 @@ func (s *Server) infoStats(_ *client, w *infoWriter) {
 	w.kv("total_commands_processed", s.cmdsTotal.Load())
 	w.kv("rejected_connections", s.rejectedConns.Load())
 	w.kv("total_error_replies", s.stats.errorReplies.Load())
+	w.kv("evicted_keys", 0)    // replicant never evicts keys
+	w.kv("evicted_clients", 0) // nor clients
 	w.kv("pubsub_channels", 0)
 	w.kv("pubsub_patterns", 0)
 	w.kv("replicant_pipelined_sets", s.pipelined.Load())
