@@ -719,9 +719,12 @@ func (s *Store) Append(entries []Entry, o AppendOptions) (*Pending, error) {
 		var vs versionScratch
 		var cerr error
 		if o.Apply {
+			// s.flushes is replaced, never changed in place: the slice
+			// taken under the lock stays valid without it.
 			s.mu.RLock()
-			cnt := s.newCounter(st.AppliedLSN, s.flushes)
+			flushes := s.flushes
 			s.mu.RUnlock()
+			cnt := s.newCounter(st.AppliedLSN, flushes)
 			for i := range entries {
 				newFlushes = s.writeVersions(b, &entries[i], newFlushes, &vs, cnt)
 			}
@@ -834,8 +837,9 @@ func (s *Store) ApplyUpTo(lsn uint64) error {
 	var flushes []uint64
 	var vs versionScratch
 	s.mu.RLock()
-	cnt := s.newCounter(st.AppliedLSN, s.flushes)
+	known := s.flushes // replaced, never changed in place
 	s.mu.RUnlock()
+	cnt := s.newCounter(st.AppliedLSN, known)
 	defer cnt.close()
 	err = s.readLog(st.AppliedLSN+1, lsn, 0, func(e Entry) error {
 		flushes = s.writeVersions(b, &e, flushes, &vs, cnt)
