@@ -366,3 +366,20 @@ func TestDBSizeMatchesKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestGoRedisIdentity: go-redis v9 sends CLIENT SETINFO lib-name and
+// lib-ver when it connects (RESP2 and RESP3); the connection works and
+// CLIENT INFO shows them.
+func TestGoRedisIdentity(t *testing.T) {
+	ts := startServer(t, node.Config{})
+	for _, proto := range []int{2, 3} {
+		c := ts.client(t, proto, func(o *redis.Options) { o.PoolSize = 1 })
+		info, err := c.ClientInfo(context.Background()).Result()
+		if err != nil {
+			t.Fatalf("resp%d CLIENT INFO: %v", proto, err)
+		}
+		if !strings.HasPrefix(info.LibName, "go-redis(") || info.LibVer == "" || info.Resp != proto {
+			t.Errorf("resp%d CLIENT INFO: lib-name %q lib-ver %q resp %d", proto, info.LibName, info.LibVer, info.Resp)
+		}
+	}
+}
