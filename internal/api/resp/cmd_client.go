@@ -78,6 +78,16 @@ func (c *client) setLast(at time.Time, cmd string) {
 	c.pubMu.Unlock()
 }
 
+// showMulti publishes the transaction state for CLIENT LIST (c.multi is
+// the connection's own).
+func (c *client) showMulti() {
+	n := int64(-1)
+	if c.multi != nil {
+		n = int64(len(c.multi.cmds))
+	}
+	c.multiShown.Store(n)
+}
+
 // kill closes another connection from outside its goroutine: its pending
 // read fails and its blocked command (WAIT) is cancelled, so the owner
 // cleans up as after a client hang-up.
@@ -103,13 +113,17 @@ func (c *client) info() string {
 	if c.blocking.Load() {
 		flags = "b" + flags
 	}
+	multi := c.multiShown.Load()
+	if multi >= 0 {
+		flags = "x" + flags
+	}
 	if flags == "" {
 		flags = "N"
 	}
 	now := time.Now()
-	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=%d name=%s age=%d idle=%d flags=%s db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s",
+	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=%d name=%s age=%d idle=%d flags=%s db=0 sub=0 psub=0 ssub=0 multi=%d qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s",
 		c.id, c.addr, c.laddr, c.fd, name, int64(now.Sub(c.created).Seconds()), int64(now.Sub(lastAt).Seconds()),
-		flags, lastCmd, proto, libName, libVer)
+		flags, multi, lastCmd, proto, libName, libVer)
 }
 
 // clientSubcommands are CLIENT's subcommands and their arities (as Redis's

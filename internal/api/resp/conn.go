@@ -161,6 +161,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, lim limits, needAut
 		c.laddr = a.String()
 	}
 	c.fd = connFD(nc)
+	c.multiShown.Store(-1)
 	s.registry.add(c)
 	defer s.registry.remove(c)
 	// Before every read that may block, the replies of pipelined writes

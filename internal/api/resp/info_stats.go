@@ -69,6 +69,15 @@ func (st *serverStats) executed(spec *command, c *client, d time.Duration) {
 	}
 }
 
+// ran records a command EXEC ran for its transaction (tx.go).
+func (st *serverStats) ran(spec *command, failed bool, d time.Duration) {
+	spec.stat.calls.Add(1)
+	spec.stat.usec.Add(uint64(d.Microseconds()))
+	if failed {
+		spec.stat.failed.Add(1)
+	}
+}
+
 // errored counts an error reply by its kind, the first word ("ERR",
 // "WRONGTYPE", "READONLY").
 func (st *serverStats) errored(msg string) {

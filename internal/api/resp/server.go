@@ -202,6 +202,9 @@ type client struct {
 	proto   int
 	noEvict bool
 	noTouch bool
+	// multiShown is CLIENT LIST's multi=: the commands queued by MULTI
+	// after the last command, -1 outside a transaction.
+	multiShown atomic.Int64
 	// blocking is set while the connection waits in a blocking command
 	// (INFO's blocked_clients, flag b in CLIENT LIST).
 	blocking atomic.Bool
@@ -244,6 +247,7 @@ func (s *Server) handle(c *client, args [][]byte) {
 	if spec != nil {
 		m = spec.metrics
 	}
+	queued := false // MULTI queued it
 	defer func() {
 		if r := recover(); r != nil {
 			// A bug, never expected: answer, log, and drop the connection
@@ -257,6 +261,10 @@ func (s *Server) handle(c *client, args [][]byte) {
 		}
 		d := time.Since(start)
 		m.observe(c.failed, d)
+		c.showMulti()
+		if queued {
+			return // EXEC counts it (tx.go)
+		}
 		s.stats.executed(spec, c, d)
 		if spec != nil && !c.rejected && !c.blockedCmd {
 			s.slowlog.observe(c, args, d)
@@ -297,6 +305,7 @@ func (s *Server) handle(c *client, args [][]byte) {
 	}
 	if c.multi != nil && !runsInMulti(spec.name) {
 		m = nil // counted when EXEC runs it, as Redis's commandstats
+		queued = true
 		s.queue(c, spec, args)
 		return
 	}

@@ -109,6 +109,25 @@ func TestInfoCommandAndErrorStats(t *testing.T) {
 	if f["errorstat_ERR"] != "count=4" || f["total_error_replies"] != "4" {
 		t.Errorf("errorstat_ERR %q, total_error_replies %q; want 4 each", f["errorstat_ERR"], f["total_error_replies"])
 	}
+	// Commands queued by MULTI count once, when EXEC runs them.
+	mustDo(t, c, "OK", "config", "resetstat")
+	mustDo(t, c, "OK", "multi")
+	mustDo(t, c, "QUEUED", "set", "k", "w")
+	mustDo(t, c, "QUEUED", "incr", "n")
+	mustDo(t, c, "QUEUED", "client", "id")
+	if got := do(context.Background(), c, "exec"); !strings.HasPrefix(got, "[OK (error) ERR value is not an integer or out of range :") {
+		t.Fatalf("EXEC: %s", got)
+	}
+	f, _ = infoOf(t, c, "commandstats")
+	for name, want := range map[string][3]string{
+		"cmdstat_multi": {"1", "0", "0"}, "cmdstat_exec": {"1", "0", "0"},
+		"cmdstat_set": {"1", "0", "0"}, "cmdstat_incr": {"1", "0", "1"}, "cmdstat_client": {"1", "0", "0"},
+	} {
+		m := lineRE.FindStringSubmatch(f[name])
+		if m == nil || m[1] != want[0] || m[3] != want[1] || m[4] != want[2] {
+			t.Errorf("after EXEC: %s = %q, want calls=%s rejected=%s failed=%s", name, f[name], want[0], want[1], want[2])
+		}
+	}
 	mustDo(t, c, "OK", "config", "resetstat")
 	f, _ = infoOf(t, c, "commandstats", "errorstats", "stats")
 	if f["cmdstat_set"] != "" || f["errorstat_ERR"] != "" || f["total_error_replies"] != "0" {
@@ -381,5 +400,28 @@ func TestGoRedisIdentity(t *testing.T) {
 		if !strings.HasPrefix(info.LibName, "go-redis(") || info.LibVer == "" || info.Resp != proto {
 			t.Errorf("resp%d CLIENT INFO: lib-name %q lib-ver %q resp %d", proto, info.LibName, info.LibVer, info.Resp)
 		}
+	}
+}
+
+// TestClientListShowsMulti: a connection inside MULTI shows flag x and
+// how many commands it queued, as Redis's CLIENT LIST does.
+func TestClientListShowsMulti(t *testing.T) {
+	ts := startServer(t, node.Config{})
+	admin := dialRaw(t, ts.addr)
+	tx := dialRaw(t, ts.addr)
+	id := strings.TrimSuffix(strings.TrimPrefix(tx.do("CLIENT", "ID"), ":"), "\r\n")
+	line := func() string { return admin.do("CLIENT", "LIST", "ID", id) }
+	if l := line(); !strings.Contains(l, " flags=N ") || !strings.Contains(l, " multi=-1 ") {
+		t.Fatalf("before MULTI: %q", l)
+	}
+	tx.do("MULTI")
+	tx.do("SET", "k", "v")
+	tx.do("GET", "k")
+	if l := line(); !strings.Contains(l, " flags=x ") || !strings.Contains(l, " multi=2 ") {
+		t.Errorf("in MULTI: %q", l)
+	}
+	tx.do("EXEC")
+	if l := line(); !strings.Contains(l, " flags=N ") || !strings.Contains(l, " multi=-1 ") {
+		t.Errorf("after EXEC: %q", l)
 	}
 }
