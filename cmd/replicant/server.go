@@ -258,7 +258,7 @@ func runServer(ctx context.Context, f serverFlags) error {
 	buf := budget.New(f.maxRequestBuffer, f.requestBufferWait)
 	rs := resp.NewWithConfig(n.Engine(), log, resp.Config{MaxClients: noneIfZero(f.maxClients), IdleTimeout: f.idleTimeout,
 		AuthTimeout: noneIfZero(f.authTimeout), CommandTimeout: noneIfZero(f.clientReadTimeout), Budget: buf,
-		TLS: tlsCfg.clientPorts()})
+		TLS: tlsCfg.clientPorts(), ConfigFile: f.configFile})
 	hs := httpapi.NewWithConfig(n.Engine(), log, httpapi.Config{MaxConns: noneIfZero(f.maxClients),
 		BodyTimeout: noneIfZero(f.clientReadTimeout), Budget: buf, TLS: tlsCfg.clientPorts(), Pprof: f.pprof})
 	if err := tlsCfg.registerMetrics(n.Engine().Metrics().Registry); err != nil {

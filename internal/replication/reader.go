@@ -52,3 +52,13 @@ func (r *Reader) StateLSN() uint64 { return r.LSN }
 func (r *Reader) ChangedSince(key []byte, lsn uint64) (bool, error) {
 	return r.Store.ChangedSince(key, lsn, r.LSN)
 }
+
+// KeyCount returns the number of keys at the reader's LSN, and of those
+// with an expiry, without visiting them (storage keeps the count). Keys
+// whose expiry passed are left out, as reads hide them, unless more than
+// storage's bound of them await their deletion: those beyond it still
+// count, as Redis's DBSIZE counts expired keys it has not reclaimed.
+func (r *Reader) KeyCount() (keys, expires int64, err error) {
+	n, _, err := r.Store.UnexpiredKeyCount(r.LSN, r.ClockMs)
+	return n.Keys, n.Expires, err
+}

@@ -8,6 +8,7 @@
 //	0x03 name                              -> node metadata
 //	0x04 BE64(expireAt) BE64(lsn) esc(key) -> "" (expiry index)
 //	0x05 BE64(lsn)                         -> "" (FLUSHALL markers)
+//	0x06 BE64(lsn)                         -> key count delta (keycount.go)
 //
 // (0x01 held the log in older directories; Open moves it to the files.)
 //
@@ -39,6 +40,10 @@
 //     the directory and LSN, never skipped.
 //   - GC(floor) only removes versions that no read at an LSN >= floor can
 //     observe; the floor is recorded before the first deletion.
+//   - The key count at the applied LSN (meta key_count) and the per-entry
+//     count deltas are written in the batch of the versions they count, so
+//     KeyCount at any readable LSN equals the number of keys Scan visits
+//     there (see keycount.go).
 //   - No entry is appended after a log write or fsync failed: the store
 //     refuses writes until Recover has reopened the log files and restored
 //     every entry it had appended, so an LSN once shown never changes

@@ -21,7 +21,7 @@ func TestMigratesLogFromPebble(t *testing.T) {
 	for i := range entries {
 		e := &entries[i]
 		_ = b.Set(logKey(e.LSN), AppendEntry(nil, e), nil)
-		(&Store{}).writeVersions(b, e, nil, &versionScratch{})
+		(&Store{}).writeVersions(b, e, nil, &versionScratch{}, nil)
 	}
 	_ = b.Set(metaKey("log_floor"), u64(3), nil)
 	_ = b.Set(metaKey("applied_lsn"), u64(6), nil)
@@ -51,6 +51,16 @@ func TestMigratesLogFromPebble(t *testing.T) {
 		}
 		if g := getStr(t, s, "a", 4); g != "4@4" {
 			t.Fatalf("round %d: a at 4 = %s", round, g)
+		}
+		// The old layout had no key count: Open counted it (b, and c from
+		// round 0 on); reads below that point are answered by a scan.
+		for _, tc := range []struct {
+			at   uint64
+			want int64
+		}{{4, 1}, {5, 2}, {6, 1}, {Latest, 1 + int64(round)}} {
+			if n, err := s.KeyCount(tc.at); err != nil || n.Keys != tc.want {
+				t.Fatalf("round %d: KeyCount(%d) = %+v, %v; want %d keys", round, tc.at, n, err, tc.want)
+			}
 		}
 		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{famLog}, UpperBound: []byte{famLog + 1}})
 		if err != nil {

@@ -37,6 +37,9 @@ type storeModel struct {
 	commit   uint64
 	epochs   []EpochStart
 	maxFloor uint64 // highest GC floor used; reads below it are not checked
+	// installed is the LSN of the last snapshot install: the expiry index
+	// holds nothing of the entries before it.
+	installed uint64
 }
 
 func (m *storeModel) lastEpoch() uint64 {
@@ -72,7 +75,7 @@ func (m *storeModel) at(r uint64) map[string]modelVersion {
 // record per SET with an expiry that survived its entry's own FLUSH.
 func (m *storeModel) expiryRecords() []string {
 	seen := map[string]bool{}
-	for lsn := uint64(1); lsn <= m.applied; lsn++ {
+	for lsn := max(m.installed, 1); lsn <= m.applied; lsn++ {
 		ops := m.entries[lsn].Ops
 		first := 0
 		for i, op := range ops {
@@ -266,6 +269,103 @@ func (sm *storeMachine) Scan(t *rapid.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("Scan(%d, %q, limit %d) =\n %s\nmodel:\n %s", at, start, limit, strings.Join(got, " "), strings.Join(want, " "))
 	}
+}
+
+// KeyCount must equal the number of keys the replay holds at the read
+// LSN (expired or not), whatever happened before: rollback, crash, GC,
+// retention, snapshot install.
+func (sm *storeMachine) KeyCount(t *rapid.T) {
+	at := sm.readLSN(t)
+	n, err := sm.s.KeyCount(at)
+	if err != nil {
+		t.Fatalf("KeyCount(%d): %v", at, err)
+	}
+	var want KeyCount
+	for _, v := range sm.m.at(at) {
+		want.Keys++
+		if v.expireAt != 0 {
+			want.Expires++
+		}
+	}
+	if n != want {
+		t.Fatalf("KeyCount(%d) = %+v, model %+v", at, n, want)
+	}
+}
+
+// UnexpiredKeyCount leaves out the keys expired at a random time, as the
+// replay holds them.
+func (sm *storeMachine) UnexpiredKeyCount(t *rapid.T) {
+	at := sm.readLSN(t)
+	now := rapid.SampledFrom([]int64{0, 49, 50, 99, 100, 1 << 40}).Draw(t, "nowMs")
+	n, complete, err := sm.s.UnexpiredKeyCount(at, now)
+	if err != nil || !complete {
+		t.Fatalf("UnexpiredKeyCount(%d, %d): %v (complete %v)", at, now, err, complete)
+	}
+	var want KeyCount
+	for _, v := range sm.m.at(at) {
+		if v.expireAt != 0 && v.expireAt <= now {
+			continue
+		}
+		want.Keys++
+		if v.expireAt != 0 {
+			want.Expires++
+		}
+	}
+	if n != want {
+		t.Fatalf("UnexpiredKeyCount(%d, %d) = %+v, model %+v", at, now, n, want)
+	}
+}
+
+// Install replaces the store with a snapshot of its own state at the
+// applied LSN (as a new follower installs its leader's), in chunks, one of
+// them sent twice as a retried stream would.
+func (sm *storeMachine) Install(t *rapid.T) {
+	at := sm.m.applied
+	kv := sm.m.at(at)
+	var kvs []KV
+	for _, k := range slices.Sorted(func(yield func(string) bool) {
+		for k := range kv {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		kvs = append(kvs, KV{Key: []byte(k), Value: []byte(kv[k].value), ExpireAt: kv[k].expireAt})
+	}
+	epochs := append([]EpochStart(nil), sm.m.epochs...)
+	for len(epochs) > 0 && epochs[len(epochs)-1].FirstLSN > at {
+		epochs = epochs[:len(epochs)-1]
+	}
+	if err := sm.s.BeginInstall(); err != nil {
+		t.Fatalf("BeginInstall: %v", err)
+	}
+	split := rapid.IntRange(0, len(kvs)).Draw(t, "split")
+	for _, chunk := range [][]KV{kvs[:split], kvs[split:], kvs[:split]} {
+		if err := sm.s.InstallChunk(at, chunk); err != nil {
+			t.Fatalf("InstallChunk: %v", err)
+		}
+	}
+	if err := sm.s.FinishInstall(at, epochs); err != nil {
+		t.Fatalf("FinishInstall: %v", err)
+	}
+	// The state is the same, but every key's version is now at LSN at and
+	// nothing older is left: in the model, the entry at at becomes a
+	// FLUSHALL followed by the installed keys. The log starts after at.
+	if at > 0 {
+		ops := []Op{{Kind: OpFlush}}
+		for _, x := range kvs {
+			ops = append(ops, Op{Kind: OpSet, Key: x.Key, Value: x.Value, ExpireAt: x.ExpireAt})
+		}
+		e := sm.m.entries[at]
+		e.Ops = ops
+		sm.m.entries[at] = e
+	}
+	for lsn := at + 1; lsn <= sm.m.last; lsn++ {
+		delete(sm.m.entries, lsn)
+	}
+	sm.m.first, sm.m.last, sm.m.applied, sm.m.commit, sm.m.epochs = at+1, at, at, at, epochs
+	sm.m.maxFloor, sm.m.installed = at, at
+	sm.durable = at
 }
 
 func (sm *storeMachine) GC(t *rapid.T) {

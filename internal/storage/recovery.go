@@ -155,6 +155,9 @@ func (s *Store) load() (loaded, error) {
 	if err := s.replay(&l, &st); err != nil {
 		return l, err
 	}
+	if err := s.ensureCount(st.AppliedLSN); err != nil {
+		return l, err
+	}
 	if last >= first && st.AppliedLSN >= last {
 		// The replay read nothing: check the newest record, whose loss
 		// would otherwise go unseen until a follower asks for it.
@@ -223,8 +226,13 @@ func (s *Store) replay(l *loaded, st *State) error {
 	applying := true
 	var vs versionScratch
 	applied := st.AppliedLSN
+	cnt := s.newCounter(applied, l.flushes)
+	defer cnt.close()
 	commitBatch := func() error {
 		if applied > st.AppliedLSN {
+			if err := cnt.commit(b); err != nil {
+				return err
+			}
 			_ = b.Set(metaKey("applied_lsn"), u64(applied), nil)
 		}
 		if len(l.epochs) != epochsBefore {
@@ -239,6 +247,7 @@ func (s *Store) replay(l *loaded, st *State) error {
 		}
 		st.AppliedLSN = applied
 		b.Reset()
+		cnt.reset()
 		return nil
 	}
 	want := st.AppliedLSN + 1
@@ -259,7 +268,7 @@ func (s *Store) replay(l *loaded, st *State) error {
 			applying = false // this and later entries wait for the replica's delay
 		}
 		if applying {
-			l.flushes = s.writeVersions(b, &e, l.flushes, &vs)
+			l.flushes = s.writeVersions(b, &e, l.flushes, &vs, cnt)
 			applied = e.LSN
 			if b.Len() >= 16<<20 {
 				return commitBatch()
@@ -316,6 +325,9 @@ func (s *Store) dropAbove(lsn uint64) error {
 	}
 	if err := firstErr(it.Error(), it.Close()); err != nil {
 		return s.readErr(err)
+	}
+	if err := s.rollbackCount(b, lsn); err != nil {
+		return err
 	}
 	_ = b.Set(metaKey("applied_lsn"), u64(lsn), nil)
 	s.log.Warn("storage: dropped data of log entries lost in a crash (never acknowledged)", "dir", s.dir, "above_lsn", lsn, "records", n)

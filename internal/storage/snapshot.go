@@ -97,6 +97,15 @@ func (s *Store) FinishInstall(lsn uint64, epochs []EpochStart) error {
 			kept = append(kept, e)
 		}
 	}
+	// Every installed key is live at lsn (one version each: a chunk sent
+	// again overwrites its versions), so the count is the number of
+	// version records; no read below lsn exists.
+	n, err := s.countInstalled()
+	if err != nil {
+		return err
+	}
+	_ = b.Set(metaKey("key_count"), encodeCount(n), nil)
+	_ = b.Set(metaKey("count_floor"), u64(lsn), nil)
 	_ = b.Set(metaKey("log_floor"), u64(lsn), nil)
 	_ = b.Set(metaKey("applied_lsn"), u64(lsn), nil)
 	_ = b.Set(metaKey("commit_lsn"), u64(lsn), nil)
@@ -154,8 +163,33 @@ func (s *Store) recoverInstall() error {
 // (PutMeta) survives. The log files are reset separately.
 func wipeData(b *pebble.Batch) {
 	_ = b.DeleteRange([]byte{famLog}, []byte{famMeta}, nil)
-	_ = b.DeleteRange([]byte{famExpiry}, []byte{famFlush + 1}, nil)
-	for _, m := range []string{"log_floor", "applied_lsn", "commit_lsn", "epochs", "gc_floor"} {
+	_ = b.DeleteRange([]byte{famExpiry}, []byte{famCount + 1}, nil)
+	for _, m := range []string{"log_floor", "applied_lsn", "commit_lsn", "epochs", "gc_floor", "key_count", "count_floor"} {
 		_ = b.Delete(metaKey(m), nil)
 	}
+}
+
+// countInstalled counts the versions an install wrote. The caller holds
+// dbmu.
+func (s *Store) countInstalled() (KeyCount, error) {
+	var n KeyCount
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{famVersion}, UpperBound: []byte{famVersion + 1}})
+	if err != nil {
+		return n, s.readErr(err)
+	}
+	for it.First(); it.Valid(); it.Next() {
+		v, ok := decodeVersion(it.Value())
+		if !ok {
+			_ = it.Close()
+			return n, s.corrupt(&CorruptionError{Dir: s.dir, Err: fmt.Errorf("bad installed version %x", it.Key())})
+		}
+		if v.Deleted {
+			continue
+		}
+		n.Keys++
+		if v.ExpireAt != 0 {
+			n.Expires++
+		}
+	}
+	return n, s.readErr(firstErr(it.Error(), it.Close()))
 }

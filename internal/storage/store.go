@@ -717,10 +717,19 @@ func (s *Store) Append(entries []Entry, o AppendOptions) (*Pending, error) {
 		b := s.db.NewBatchWithSize(size + 256)
 		var newFlushes []uint64
 		var vs versionScratch
+		var cerr error
 		if o.Apply {
+			// s.flushes is replaced, never changed in place: the slice
+			// taken under the lock stays valid without it.
+			s.mu.RLock()
+			flushes := s.flushes
+			s.mu.RUnlock()
+			cnt := s.newCounter(st.AppliedLSN, flushes)
 			for i := range entries {
-				newFlushes = s.writeVersions(b, &entries[i], newFlushes, &vs)
+				newFlushes = s.writeVersions(b, &entries[i], newFlushes, &vs, cnt)
 			}
+			cerr = cnt.commit(b)
+			cnt.close()
 			_ = b.Set(metaKey("applied_lsn"), u64(last.LSN), nil)
 		}
 		if len(newEpochs) != len(epochs) {
@@ -729,7 +738,10 @@ func (s *Store) Append(entries []Entry, o AppendOptions) (*Pending, error) {
 		if commit > st.CommitLSN {
 			_ = b.Set(metaKey("commit_lsn"), u64(commit), nil)
 		}
-		err := s.apply("append", b, false)
+		err := cerr
+		if err == nil {
+			err = s.apply("append", b, false)
+		}
 		_ = b.Close()
 		if err != nil {
 			// The entries are in the log but their versions are not: keep
@@ -765,7 +777,9 @@ func (s *Store) Append(entries []Entry, o AppendOptions) (*Pending, error) {
 // of a batch instead of two allocations each.
 type versionScratch struct{ buf []byte }
 
-func (s *Store) writeVersions(b *pebble.Batch, e *Entry, flushes []uint64, vs *versionScratch) []uint64 {
+// writeVersions adds e's versions to b, and its key count delta (see
+// keycount.go) as cnt follows it.
+func (s *Store) writeVersions(b *pebble.Batch, e *Entry, flushes []uint64, vs *versionScratch, cnt *counter) []uint64 {
 	// Ops apply in order. A FLUSH marker at LSN f hides versions below f,
 	// not the versions written at f itself, so ops after the entry's last
 	// FLUSH stay visible and ops before it must not be written at all.
@@ -775,6 +789,7 @@ func (s *Store) writeVersions(b *pebble.Batch, e *Entry, flushes []uint64, vs *v
 			first = i
 		}
 	}
+	cnt.entry(b, e, first)
 	for i := first; i < len(e.Ops); i++ {
 		op := &e.Ops[i]
 		switch op.Kind {
@@ -821,11 +836,19 @@ func (s *Store) ApplyUpTo(lsn uint64) error {
 	defer b.Close()
 	var flushes []uint64
 	var vs versionScratch
+	s.mu.RLock()
+	known := s.flushes // replaced, never changed in place
+	s.mu.RUnlock()
+	cnt := s.newCounter(st.AppliedLSN, known)
+	defer cnt.close()
 	err = s.readLog(st.AppliedLSN+1, lsn, 0, func(e Entry) error {
-		flushes = s.writeVersions(b, &e, flushes, &vs)
+		flushes = s.writeVersions(b, &e, flushes, &vs, cnt)
 		return nil
 	})
 	if err != nil {
+		return err
+	}
+	if err := cnt.commit(b); err != nil {
 		return err
 	}
 	_ = b.Set(metaKey("applied_lsn"), u64(lsn), nil)
@@ -1266,6 +1289,11 @@ func (s *Store) TruncateSuffix(lsn uint64) ([]Entry, error) {
 		lastEpoch = epochs[len(epochs)-1].Epoch
 	}
 	_ = b.Set(metaKey("epochs"), encodeEpochs(epochs), nil)
+	if lsn < st.AppliedLSN {
+		if err := s.rollbackCount(b, lsn); err != nil {
+			return nil, err
+		}
+	}
 	applied := min(st.AppliedLSN, lsn)
 	commit := min(st.CommitLSN, lsn)
 	_ = b.Set(metaKey("applied_lsn"), u64(applied), nil)
@@ -1391,8 +1419,10 @@ func (s *Store) GC(floor uint64) (int, error) {
 	if err := it.Error(); err != nil {
 		return removed, fmt.Errorf("storage: gc: %w", s.readErr(err))
 	}
-	// Flush markers at or below floor now hide nothing that still exists.
+	// Flush markers at or below floor now hide nothing that still exists;
+	// no read needs the count deltas there either.
 	_ = b.DeleteRange(flushKey(0), flushKey(floor+1), nil)
+	_ = b.DeleteRange(countDeltaKey(0), countDeltaKey(floor+1), nil)
 	if err := s.gcApply(b); err != nil {
 		return removed, err
 	}

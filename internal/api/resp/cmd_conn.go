@@ -2,9 +2,7 @@ package resp
 
 import (
 	"crypto/subtle"
-	"fmt"
 	"strings"
-	"time"
 
 	"github.com/replicant-db/replicant/internal/engine"
 )
@@ -117,12 +115,14 @@ func (s *Server) cmdHello(c *client, args [][]byte) {
 		c.err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 		return
 	}
+	c.pubMu.Lock()
 	if setName {
 		c.name = string(name)
 	}
 	if ver != 0 {
 		c.proto = int(ver)
 	}
+	c.pubMu.Unlock()
 	role := "master"
 	if s.b.Status().Role == "follower" {
 		role = "replica"
@@ -164,8 +164,11 @@ func (s *Server) cmdQuit(c *client, _ [][]byte) {
 }
 
 func (s *Server) cmdReset(c *client, _ [][]byte) {
+	c.pubMu.Lock()
 	c.proto = 2
 	c.name = ""
+	c.noEvict, c.noTouch = false, false
+	c.pubMu.Unlock()
 	c.authed = s.b.Settings().RequirePass == ""
 	c.cons = engine.Consistency{}
 	c.token = engine.Token{}
@@ -174,64 +177,6 @@ func (s *Server) cmdReset(c *client, _ [][]byte) {
 	c.ctx, c.causal = c.base, ""
 	c.txReset()
 	c.simple("RESET")
-}
-
-func (s *Server) cmdClient(c *client, args [][]byte) {
-	sub := strings.ToLower(string(args[1]))
-	arity := map[string]int{"setname": 3, "getname": 2, "id": 2, "info": 2, "setinfo": 4}
-	want, ok := arity[sub]
-	if !ok {
-		c.errorf("ERR unknown subcommand '%.128s'. Try CLIENT HELP.", args[1])
-		return
-	}
-	if len(args) != want {
-		c.arityErr("client|" + sub)
-		return
-	}
-	c.lastCmd = "client|" + sub
-	switch sub {
-	case "setname":
-		if !validClientName(args[2]) {
-			c.err("ERR Client names cannot contain spaces, newlines or special characters.")
-			return
-		}
-		c.name = string(args[2])
-		c.ok()
-	case "getname":
-		if c.name == "" {
-			c.null()
-			return
-		}
-		c.bulkString(c.name)
-	case "id":
-		c.int(int64(c.id))
-	case "info":
-		c.verbatim(c.info() + "\n")
-	case "setinfo":
-		attr := strings.ToLower(string(args[2]))
-		if attr != "lib-name" && attr != "lib-ver" {
-			c.errorf("ERR Unrecognized option '%s'", args[2])
-			return
-		}
-		if !validClientName(args[3]) {
-			c.errorf("ERR %s cannot contain spaces, newlines or special characters.", attr)
-			return
-		}
-		if attr == "lib-name" {
-			c.libName = string(args[3])
-		} else {
-			c.libVer = string(args[3])
-		}
-		c.ok()
-	}
-}
-
-// info is the connection's CLIENT INFO / CLIENT LIST line.
-func (c *client) info() string {
-	now := time.Now()
-	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s",
-		c.id, c.addr, c.laddr, c.name, int64(now.Sub(c.created).Seconds()), int64(now.Sub(c.lastAt).Seconds()),
-		c.lastCmd, c.proto, c.libName, c.libVer)
 }
 
 func (s *Server) cmdCommand(c *client, args [][]byte) {

@@ -447,7 +447,7 @@ func (s *Server) cmdDBSize(c *client, _ [][]byte) {
 	if !ok {
 		return
 	}
-	n, _, err := countKeys(r)
+	n, _, err := dbSize(r)
 	if err != nil {
 		c.backendErr(err)
 		return

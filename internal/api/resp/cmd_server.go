@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -35,96 +33,6 @@ func leaderAddr(st engine.Status) string {
 		}
 	}
 	return ""
-}
-
-// infoSections are the INFO sections served, in order.
-func infoSections() []string {
-	return []string{"server", "clients", "stats", "replication", "keyspace"}
-}
-
-func (s *Server) cmdInfo(c *client, args [][]byte) {
-	want := map[string]bool{}
-	if len(args) == 1 {
-		for _, sec := range infoSections() {
-			want[sec] = true
-		}
-	}
-	for _, a := range args[1:] {
-		switch sec := strings.ToLower(string(a)); sec {
-		case "all", "default", "everything":
-			for _, sec := range infoSections() {
-				want[sec] = true
-			}
-		default:
-			want[sec] = true
-		}
-	}
-	st := s.b.Status()
-	var b strings.Builder
-	section := func(name string) {
-		if b.Len() > 0 {
-			b.WriteString("\r\n")
-		}
-		fmt.Fprintf(&b, "# %s\r\n", name)
-	}
-	kv := func(k string, v any) { fmt.Fprintf(&b, "%s:%v\r\n", k, v) }
-	if want["server"] {
-		section("Server")
-		_, port := splitAddr(s.b.Settings().RESPAddr)
-		up := time.Since(s.started)
-		kv("redis_version", redisVersion)
-		kv("redis_mode", "standalone")
-		kv("os", runtime.GOOS+" "+runtime.GOARCH)
-		kv("arch_bits", strconv.IntSize)
-		kv("multiplexing_api", "go")
-		kv("process_id", os.Getpid())
-		kv("run_id", s.runID)
-		kv("tcp_port", port)
-		kv("server_time_usec", time.Now().UnixMicro())
-		kv("uptime_in_seconds", int64(up.Seconds()))
-		kv("uptime_in_days", int64(up.Hours()/24))
-		kv("executable", "replicant")
-		kv("replicant_id", s.b.Settings().ID)
-		kv("replicant_epoch", st.Epoch)
-		kv("replicant_sync_policy", st.SyncPolicy)
-	}
-	if want["clients"] {
-		section("Clients")
-		kv("connected_clients", s.clients.Load())
-		kv("blocked_clients", 0)
-		kv("maxclients", max(s.cfg.MaxClients, 0)) // 0: no limit
-	}
-	if want["stats"] {
-		section("Stats")
-		kv("total_connections_received", s.connsTotal.Load())
-		kv("total_commands_processed", s.cmdsTotal.Load())
-		kv("rejected_connections", s.rejectedConns.Load())
-		kv("replicant_request_buffer_bytes", s.cfg.Budget.InUse())
-		kv("replicant_request_buffer_capacity", s.cfg.Budget.Capacity())
-		kv("replicant_request_buffer_refusals", s.budgetRefusals.Load())
-		kv("scan_cursors", s.cursors.len())
-	}
-	if want["replication"] {
-		section("Replication")
-		s.infoReplication(kv, st)
-	}
-	if want["keyspace"] {
-		section("Keyspace")
-		// Local state, whatever the connection's consistency: INFO must
-		// answer on any node.
-		var keys, expires int64
-		r, err := s.b.Read(c.ctx, engine.Consistency{Level: engine.LevelEventual}, engine.Token{})
-		if err == nil {
-			keys, expires, err = countKeys(r)
-		}
-		if err != nil {
-			s.log.Debug("INFO keyspace", "err", err)
-		}
-		if keys > 0 {
-			fmt.Fprintf(&b, "db0:keys=%d,expires=%d,avg_ttl=0\r\n", keys, expires)
-		}
-	}
-	c.verbatim(b.String())
 }
 
 func (s *Server) infoReplication(kv func(string, any), st engine.Status) {
@@ -235,10 +143,14 @@ func (s *Server) cmdWait(c *client, args [][]byte) {
 		return
 	}
 	ctx := c.ctx
+	unblocked := func() string { return "" }
 	if c.noBlock { // inside EXEC (tx.go): count, never wait
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
 		cancel()
+	} else {
+		ctx, unblocked = c.blockOn(ctx)
+		defer unblocked()
 	}
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -256,6 +168,10 @@ func (s *Server) cmdWait(c *client, args [][]byte) {
 			c.backendErr(err)
 			return
 		case int64(n) >= want || ctx.Err() != nil:
+			if unblocked() == "error" {
+				c.err(msgUnblocked)
+				return
+			}
 			c.int(int64(n))
 			return
 		case c.rd != nil && c.rd.peerGone():
@@ -270,45 +186,6 @@ func (s *Server) cmdTime(c *client, _ [][]byte) {
 	c.array(2)
 	c.bulkString(strconv.FormatInt(now.Unix(), 10))
 	c.bulkString(strconv.FormatInt(int64(now.Nanosecond()/1000), 10))
-}
-
-// cmdConfig serves CONFIG GET with the few parameters tools ask for.
-func (s *Server) cmdConfig(c *client, args [][]byte) {
-	if !strings.EqualFold(string(args[1]), "get") {
-		c.errorf("ERR unknown subcommand '%.128s'. Try CONFIG HELP.", args[1])
-		return
-	}
-	if len(args) < 3 {
-		c.arityErr("config|get")
-		return
-	}
-	cfg := s.b.Settings()
-	host, port := splitAddr(cfg.RESPAddr)
-	params := [][2]string{
-		{"appendonly", "no"},
-		{"bind", host},
-		{"databases", "1"},
-		{"maxclients", strconv.Itoa(max(s.cfg.MaxClients, 0))},
-		{"maxmemory", "0"},
-		{"port", strconv.Itoa(port)},
-		{"proto-max-bulk-len", strconv.Itoa(2*cfg.MaxValueSize + 1<<20)},
-		{"save", ""},
-		{"timeout", strconv.FormatInt(int64(max(s.cfg.IdleTimeout, 0)/time.Second), 10)},
-	}
-	var out [][2]string
-	for _, p := range params {
-		for _, pat := range args[2:] {
-			if globMatch([]byte(strings.ToLower(string(pat))), []byte(p[0])) {
-				out = append(out, p)
-				break
-			}
-		}
-	}
-	c.mapHeader(len(out))
-	for _, p := range out {
-		c.bulkString(p[0])
-		c.bulkString(p[1])
-	}
 }
 
 func (s *Server) cmdToken(c *client, _ [][]byte) { c.bulkString(c.token.String()) }

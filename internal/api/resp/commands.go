@@ -26,6 +26,7 @@ type command struct {
 	fn     func(c *client, args [][]byte)
 
 	metrics *cmdMetrics
+	stat    cmdStat // INFO commandstats (info_stats.go)
 }
 
 func (cmd *command) arityOK(n int) bool {
@@ -133,7 +134,10 @@ func (s *Server) commandTable() map[string]*command {
 		{"discard", 1, "noscript loading stale fast allow_busy", 0, 0, 0, "transactions", "2.0.0", "Discards a transaction.", s.cmdDiscard},
 		{"watch", -2, "noscript loading stale fast allow_busy", 1, -1, 1, "transactions", "2.2.0", "Monitors changes to keys to determine the execution of a transaction.", s.cmdWatch},
 		{"unwatch", 1, "noscript loading stale fast allow_busy", 0, 0, 0, "transactions", "2.2.0", "Forgets about watched keys of a transaction.", s.cmdUnwatch},
-		{"config", -2, "", 0, 0, 0, "server", "2.0.0", "A container for server configuration commands (only GET is supported).", s.cmdConfig},
+		{"config", -2, "", 0, 0, 0, "server", "2.0.0", "A container for server configuration commands.", s.cmdConfig},
+		{"memory", -2, "", 0, 0, 0, "server", "4.0.0", "A container for memory diagnostics commands.", s.cmdMemory},
+		{"object", -2, "", 0, 0, 0, "generic", "2.2.3", "A container for object introspection commands.", s.cmdObject},
+		{"slowlog", -2, "", 0, 0, 0, "server", "2.2.12", "A container for slow log commands.", s.cmdSlowlog},
 		// replicant extensions
 		{"replicant.token", 1, "fast", 0, 0, 0, "replicant", "0.1.0", "Returns this connection's token EPOCH:LSN.", s.cmdToken},
 		{"replicant.session", 2, "fast", 0, 0, 0, "replicant", "0.1.0", "Raises this connection's token floor for session reads.", s.cmdSession},

@@ -43,6 +43,9 @@ type Config struct {
 	// complete this long after it started (see DefaultCommandTimeout).
 	// 0 means DefaultCommandTimeout; negative, never.
 	CommandTimeout time.Duration
+	// ConfigFile is the file the server's settings were read from (INFO's
+	// config_file; CONFIG REWRITE refuses to rewrite it). "" for none.
+	ConfigFile string
 	// Budget bounds the bytes of commands being read or run; share one
 	// with the HTTP API. Commands that do not fit wait, then are refused
 	// with an -OOM error. nil means a budget of the server's own with

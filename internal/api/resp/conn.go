@@ -100,7 +100,7 @@ func (s *Server) acceptLoop(ln net.Listener, closing *atomic.Bool, serve func(ne
 			return fmt.Errorf("resp: accept: %w", err)
 		}
 		delay = 5 * time.Millisecond
-		if n := s.clients.Add(1); s.cfg.MaxClients > 0 && n > int64(s.cfg.MaxClients) {
+		if n, limit := s.clients.Add(1), s.maxClients.Load(); limit > 0 && n > limit {
 			s.clients.Add(-1)
 			s.rejectedConns.Add(1)
 			// As Redis: say why, then close. A new socket's send buffer
@@ -160,6 +160,10 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, lim limits, needAut
 	if a := nc.LocalAddr(); a != nil {
 		c.laddr = a.String()
 	}
+	c.fd = connFD(nc)
+	c.multiShown.Store(-1)
+	s.registry.add(c)
+	defer s.registry.remove(c)
 	// Before every read that may block, the replies of pipelined writes
 	// (see pipeline.go) are waited for and sent.
 	c.rd = newCmdReader(nc, lim, s.cfg.Budget, s.cfg.timeouts(), func() error {
@@ -168,6 +172,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, lim limits, needAut
 	})
 	defer c.rd.release()
 	for !c.quit && !cn.closed {
+		c.rd.to.idle = time.Duration(s.idleTimeout.Load()) // CONFIG SET timeout
 		args, err := c.rd.next(ctx, !c.authed)
 		if err != nil {
 			c.drain()

@@ -39,12 +39,20 @@
 //     wait limit, then is read past, answered -OOM and not run. Each
 //     connection otherwise keeps only an 8 KiB read buffer and a reply
 //     buffer of at most 64 KiB between commands.
-//   - Connections: at most Config.MaxClients are open (more are answered
+//   - Connections: at most maxclients are open (Config.MaxClients, changed
+//     at run time by CONFIG SET; more are answered
 //     "-ERR max number of clients reached" and closed); a connection is
 //     closed when it has not authenticated within AuthTimeout (with a
 //     password set), when a started command has not fully arrived within
 //     CommandTimeout, and when idle for IdleTimeout (off by default, as in
 //     Redis).
+//   - Every open connection is in the server's registry (CLIENT LIST,
+//     CLIENT KILL); the fields other connections read from it are written
+//     under the connection's pubMu. Killing a connection closes its socket
+//     and cancels its context, so its own goroutine cleans up.
+//   - INFO shows counters kept here (commandstats per command and
+//     subcommand, errorstats per error kind, blocked clients), never
+//     constants standing in for values replicant does not have.
 //   - Each connection carries a token (the newest EPOCH:LSN its reads and
 //     writes observed); session-consistency reads never observe state older
 //     than it.

@@ -1,49 +1,68 @@
 package resp
 
+// globMaxNesting is Redis's limit on recursion through '*' while
+// matching: a match that needs a deeper one fails. It keeps abusive
+// patterns cheap and bounds the stack; replicant answers the same as
+// Redis for them.
+const globMaxNesting = 1000
+
 // globMatch reports whether str matches the Redis glob pattern: '*' any
 // sequence, '?' any byte, '[abc]' '[^a]' '[a-z]' classes, '\x' a literal x.
-// Like Redis, matching is byte-wise and case-sensitive, a class left open
-// at the end of the pattern ends there, a trailing lone '\' is literal,
-// and the empty string matches only the empty pattern (callers special-case
-// the pattern "*", as Redis's KEYS and SCAN do).
+// Like Redis (stringmatchlen), matching is byte-wise and case-sensitive, a
+// class left open at the end of the pattern ends there, a trailing lone
+// '\' is literal, the empty string matches only the empty pattern
+// (callers special-case the pattern "*", as Redis's KEYS and SCAN do),
+// and a match that would recurse through more than globMaxNesting stars
+// fails.
 //
-// It runs in O(len(pattern)·len(str)) time without recursion: every token
-// other than '*' matches exactly one byte, so on a mismatch it is enough to
-// retry from the most recent '*' one byte further on.
+// Each '*' tries the rest of the pattern at every later position of str.
+// Once that fails from every position, no earlier '*' can do better by
+// matching more (the rest would have to match even later), so the whole
+// match fails at once: with the nesting cap, that keeps the work about
+// O(len(pattern) + nesting·len(str)) even for patterns like "*?*?*?…".
 func globMatch(pattern, str []byte) bool {
-	if len(str) == 0 {
-		return len(pattern) == 0
+	giveUp := false
+	return globMatchFrom(pattern, str, 0, &giveUp)
+}
+
+// globMatchFrom matches pattern against str after nesting stars; giveUp is
+// set once a star has failed at every position (see globMatch).
+func globMatchFrom(pattern, str []byte, nesting int, giveUp *bool) bool {
+	if nesting > globMaxNesting {
+		return false
 	}
-	p, s := 0, 0
-	starP, starS := -1, 0
-	for s < len(str) {
-		if p < len(pattern) {
-			if pattern[p] == '*' {
-				for p < len(pattern) && pattern[p] == '*' {
-					p++
-				}
-				if p == len(pattern) {
+	for len(pattern) > 0 && len(str) > 0 {
+		if pattern[0] == '*' {
+			for len(pattern) > 1 && pattern[1] == '*' {
+				pattern = pattern[1:]
+			}
+			if len(pattern) == 1 {
+				return true
+			}
+			for ; len(str) > 0; str = str[1:] {
+				if globMatchFrom(pattern[1:], str, nesting+1, giveUp) {
 					return true
 				}
-				starP, starS = p, s
-				continue
+				if *giveUp {
+					return false
+				}
 			}
-			if n, ok := matchOne(pattern[p:], str[s]); ok {
-				p += n
-				s++
-				continue
-			}
-		}
-		if starP < 0 {
+			*giveUp = true
 			return false
 		}
-		starS++
-		p, s = starP, starS
+		n, ok := matchOne(pattern, str[0])
+		if !ok {
+			return false
+		}
+		pattern, str = pattern[n:], str[1:]
+		if len(str) == 0 {
+			// Trailing stars match the empty rest.
+			for len(pattern) > 0 && pattern[0] == '*' {
+				pattern = pattern[1:]
+			}
+		}
 	}
-	for p < len(pattern) && pattern[p] == '*' {
-		p++
-	}
-	return p == len(pattern)
+	return len(pattern) == 0 && len(str) == 0
 }
 
 // matchOne matches the single-byte token at the start of pat (not '*')

@@ -67,7 +67,7 @@ func (s *Server) pipelineSet(c *client, args [][]byte) bool {
 	}
 	s.cmdsTotal.Add(1)
 	s.pipelined.Add(1)
-	c.lastAt, c.lastCmd = start, "set"
+	c.setLast(start, "set")
 	c.pending = append(c.pending, pipelined{wait: wait, start: start, held: held})
 	return true
 }
@@ -87,7 +87,7 @@ func (c *client) drain() {
 		if c.s.cfg.Budget != nil {
 			c.s.cfg.Budget.Release(p.held)
 		}
-		c.failed = false
+		c.failed, c.rejected = false, false
 		if err != nil {
 			if !t.IsZero() {
 				c.observeWrite(t)
@@ -97,7 +97,9 @@ func (c *client) drain() {
 			c.observeWrite(t)
 			c.ok()
 		}
-		m.observe(c.failed, time.Since(p.start))
+		d := time.Since(p.start)
+		m.observe(c.failed, d)
+		c.s.stats.executed(c.s.cmds["set"], c, d)
 		c.pending[i] = pipelined{}
 	}
 	c.pending = c.pending[:0]

@@ -42,6 +42,7 @@ func expireTimeErr(cmd string) replyError {
 // err writes an error reply (msg starts with the error kind).
 func (c *client) err(msg string) {
 	c.failed = true
+	c.s.stats.errored(msg)
 	c.conn.WriteError(msg)
 }
 
@@ -214,4 +215,15 @@ func (m *cmdMetrics) observe(failed bool, d time.Duration) {
 		s.ok.Inc()
 	}
 	s.latency.Observe(d.Seconds())
+}
+
+// double writes a double: RESP3's double type, a bulk string in RESP2 (as
+// Redis's addReplyDouble).
+func (c *client) double(f float64) {
+	s := strconv.FormatFloat(f, 'g', 17, 64)
+	if c.proto == 3 {
+		c.conn.WriteRaw([]byte("," + s + "\r\n"))
+		return
+	}
+	c.conn.WriteBulkString(s)
 }

@@ -42,6 +42,19 @@ type Server struct {
 	// budget had no room for them in time.
 	budgetRefusals atomic.Uint64
 
+	// Settings CONFIG SET changes at run time (cmd_server.go).
+	maxClients  atomic.Int64 // 0: no limit
+	idleTimeout atomic.Int64 // nanoseconds; 0: never
+	// blocked counts connections waiting in a blocking command (WAIT).
+	blocked atomic.Int64
+	// memPeak is the highest used_memory INFO has seen.
+	memPeak atomic.Uint64
+	slowlog slowlog
+	// registry is every open connection (CLIENT LIST, CLIENT KILL).
+	registry clientRegistry
+	// stats are INFO's commandstats and errorstats (info_stats.go).
+	stats serverStats
+
 	mu      sync.Mutex
 	closed  bool
 	cancels map[*int]context.CancelFunc
@@ -72,6 +85,11 @@ func NewWithConfig(b engine.Engine, logger *slog.Logger, cfg Config) *Server {
 		runID:   hex.EncodeToString(id[:]),
 		cancels: map[*int]context.CancelFunc{},
 	}
+	s.maxClients.Store(int64(max(s.cfg.MaxClients, 0)))
+	s.idleTimeout.Store(int64(max(s.cfg.IdleTimeout, 0)))
+	s.registry.clients = map[uint64]*client{}
+	s.stats.s = s
+	s.slowlog.init()
 	s.cmds = s.commandTable()
 	m := b.Metrics()
 	s.unknown = newCmdMetrics(m, "unknown")
@@ -170,16 +188,39 @@ type client struct {
 	id      uint64
 	addr    string
 	laddr   string
+	fd      int
 	created time.Time
+	// pubMu guards the writes of the fields below, which CLIENT LIST and
+	// CLIENT KILL read from other connections' goroutines (the owner
+	// reads them without it).
+	pubMu   sync.Mutex
 	lastAt  time.Time
 	lastCmd string
 	name    string
 	libName string
 	libVer  string
 	proto   int
-	authed  bool
-	quit    bool
-	failed  bool // the current command replied with an error
+	noEvict bool
+	noTouch bool
+	// multiShown is CLIENT LIST's multi=: the commands queued by MULTI
+	// after the last command, -1 outside a transaction.
+	multiShown atomic.Int64
+	// blocking is set while the connection waits in a blocking command
+	// (INFO's blocked_clients, flag b in CLIENT LIST).
+	blocking atomic.Bool
+	// unblock cancels the current block (CLIENT UNBLOCK), unblockedBy says
+	// how; both under pubMu.
+	unblock     context.CancelFunc
+	unblockedBy string
+	// blockedCmd: the current command blocked (it stays out of the
+	// slowlog, as in Redis, where waiting is not execution time).
+	blockedCmd bool
+	authed     bool
+	quit       bool
+	failed     bool // the current command replied with an error
+	// rejected: the current command was refused before it ran (arity,
+	// authentication, key size), Redis's rejected_calls.
+	rejected bool
 
 	cons      engine.Consistency
 	token     engine.Token // newest state this connection observed
@@ -198,7 +239,7 @@ func (s *Server) handle(c *client, args [][]byte) {
 		return
 	}
 	start := time.Now()
-	c.failed = false
+	c.failed, c.rejected, c.blockedCmd = false, false, false
 	s.cmdsTotal.Add(1)
 	name := strings.ToLower(string(args[0]))
 	spec := s.cmds[name]
@@ -206,6 +247,7 @@ func (s *Server) handle(c *client, args [][]byte) {
 	if spec != nil {
 		m = spec.metrics
 	}
+	queued := false // MULTI queued it
 	defer func() {
 		if r := recover(); r != nil {
 			// A bug, never expected: answer, log, and drop the connection
@@ -217,12 +259,20 @@ func (s *Server) handle(c *client, args [][]byte) {
 			c.quit = true
 			_ = c.conn.Close()
 		}
-		m.observe(c.failed, time.Since(start))
+		d := time.Since(start)
+		m.observe(c.failed, d)
+		c.showMulti()
+		if queued {
+			return // EXEC counts it (tx.go)
+		}
+		s.stats.executed(spec, c, d)
+		if spec != nil && !c.rejected && !c.blockedCmd {
+			s.slowlog.observe(c, args, d)
+		}
 	}()
-	c.lastAt = start
 	if spec == nil {
 		c.txReject()
-		c.lastCmd = "unknown"
+		c.setLast(start, "unknown")
 		name := args[0]
 		if len(name) > 128 {
 			name = name[:128]
@@ -230,14 +280,16 @@ func (s *Server) handle(c *client, args [][]byte) {
 		c.errorf("ERR unknown command '%s', with args beginning with: %s", name, argsPreview(args[1:]))
 		return
 	}
-	c.lastCmd = spec.name
+	c.setLast(start, spec.name)
 	if !spec.arityOK(len(args)) {
 		c.txReject()
+		c.rejected = true
 		c.arityErr(spec.name)
 		return
 	}
 	if !c.authed && !spec.noAuth {
 		c.txReject()
+		c.rejected = true
 		c.err("NOAUTH Authentication required.")
 		return
 	}
@@ -245,6 +297,7 @@ func (s *Server) handle(c *client, args [][]byte) {
 		for _, k := range spec.keys(args) {
 			if err := s.b.CheckKey(k); err != nil {
 				c.txReject()
+				c.rejected = true
 				c.backendErr(err)
 				return
 			}
@@ -252,6 +305,7 @@ func (s *Server) handle(c *client, args [][]byte) {
 	}
 	if c.multi != nil && !runsInMulti(spec.name) {
 		m = nil // counted when EXEC runs it, as Redis's commandstats
+		queued = true
 		s.queue(c, spec, args)
 		return
 	}

@@ -283,7 +283,9 @@ func (s *Server) cmdExec(c *client, _ [][]byte) {
 		if res.replies[i] == nil {
 			start := time.Now()
 			res.replies[i], res.failed[i] = c.capture(qc)
-			qc.spec.metrics.observe(res.failed[i], time.Since(start))
+			d := time.Since(start)
+			qc.spec.metrics.observe(res.failed[i], d)
+			s.stats.ran(qc.spec, res.failed[i], d)
 		}
 	}
 	c.failed = false
@@ -383,6 +385,7 @@ func (s *Server) observeTx(cmds []queued, inside []int, res txResult, d time.Dur
 	}
 	for _, i := range inside {
 		cmds[i].spec.metrics.observe(res.failed[i], d)
+		s.stats.ran(cmds[i].spec, res.failed[i], d)
 	}
 }
 
