@@ -411,6 +411,9 @@ type StaleResult struct {
 	MaxBehind int           `json:"max_behind_writes"`
 	MaxAge    time.Duration `json:"max_age"`
 	P99Age    time.Duration `json:"p99_age"`
+	// MaxLSNs is the largest gap, in log positions, between the newest
+	// acknowledged write a stale read missed and the version it returned.
+	MaxLSNs uint64 `json:"max_behind_lsns"`
 }
 
 // Staleness measures the eventual reads of h against the acknowledged
@@ -446,9 +449,11 @@ func Staleness(h *History) StaleResult {
 		res.Reads++
 		behind := 0
 		first := time.Duration(-1)
+		var newest uint64
 		for _, w := range writes[r.Key] {
 			if w.End < r.Start && w.LSN > saw {
 				behind++
+				newest = max(newest, w.LSN)
 				if first < 0 || w.End < first {
 					first = w.End
 				}
@@ -459,6 +464,7 @@ func Staleness(h *History) StaleResult {
 		}
 		res.Stale++
 		res.MaxBehind = max(res.MaxBehind, behind)
+		res.MaxLSNs = max(res.MaxLSNs, newest-saw)
 		age := r.Start - first
 		res.MaxAge = max(res.MaxAge, age)
 		ages = append(ages, age)

@@ -141,7 +141,7 @@ func TestStaleness(t *testing.T) {
 		rd(2, "k", 0, false, Eventual, 35*ms, 36*ms), // two behind (1 and 2), 25 ms old
 	}}
 	r := Staleness(h)
-	if r.Reads != 3 || r.Stale != 2 || r.MaxBehind != 2 || r.MaxAge != 30*ms {
+	if r.Reads != 3 || r.Stale != 2 || r.MaxBehind != 2 || r.MaxAge != 30*ms || r.MaxLSNs != 2 {
 		t.Fatalf("%+v; want 3 reads, 2 stale, 2 behind at most, 30ms", r)
 	}
 }

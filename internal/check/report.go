@@ -60,6 +60,10 @@ func Analyze(h *History, linTimeout time.Duration) Report {
 		return analyzeMultiLeader(h, r)
 	}
 	r.Lost = Lost(h)
+	if len(h.Replicas) > 0 {
+		c := Convergence(h)
+		r.Converge = &c
+	}
 	r.Linear = Linearizability(h, linTimeout)
 	r.Sessions = Sessions(h)
 	r.Stale = Staleness(h)
@@ -86,6 +90,13 @@ func Analyze(h *History, linTimeout time.Duration) Report {
 			Promised: durable,
 			Held:     lostIncr == 0,
 			Detail:   fmt.Sprintf("%d of %d counters wrong", lostIncr, len(r.Counters)),
+		})
+	}
+	if r.Converge != nil {
+		r.Verdicts = append(r.Verdicts, Verdict{
+			Promise:  "every node holds the same data once the faults are healed",
+			Promised: true, Held: r.Converge.Count == 0,
+			Detail: fmt.Sprintf("%d of %d keys differ across %d nodes", r.Converge.Count, r.Converge.Keys, r.Converge.Replicas),
 		})
 	}
 	r.Verdicts = append(r.Verdicts, Verdict{
@@ -252,12 +263,20 @@ func (r Report) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "  lost: %s=%d acknowledged by %s at %s (epoch %d, LSN %d), %s\n", op.Key, op.Value, op.Node, op.End.Round(time.Millisecond), op.Epoch, op.LSN, where)
 	}
+	multi := r.Setup["mode"] == "multi-leader"
 	if r.Converge != nil {
-		fmt.Fprintf(&b, "convergence: %d of %d keys differ across %d sites %v; %d conflicts recorded\n", r.Converge.Count, r.Converge.Keys, r.Converge.Replicas, r.Converge.Differ, r.Conflicts)
+		fmt.Fprintf(&b, "convergence: %d of %d keys differ across %d nodes %v\n", r.Converge.Count, r.Converge.Keys, r.Converge.Replicas, r.Converge.Differ)
+	}
+	if multi {
+		rate := ""
+		if d, err := time.ParseDuration(r.Setup["duration"]); err == nil && d > 0 {
+			rate = fmt.Sprintf(" (%.1f per second)", float64(r.Conflicts)/d.Seconds())
+		}
+		fmt.Fprintf(&b, "conflicts recorded by the sites: %d%s\n", r.Conflicts, rate)
 	}
 	switch {
-	case r.Converge != nil:
-		// Multi-leader: no leader reads to judge.
+	case multi:
+		// No leader reads to judge.
 	case r.Quorum != nil:
 		fmt.Fprintf(&b, "quorum reads: %d, missed an acknowledged write: %d (W=%s R=%s N=%s)\n", r.Quorum.Reads, len(r.Quorum.Stale), r.Setup["w"], r.Setup["r"], r.Setup["n"])
 		fmt.Fprintf(&b, "siblings: %d reads of concurrently written keys answered siblings (at most %d)\n", r.SiblingReads, r.MaxSiblings)
@@ -297,9 +316,9 @@ func (r Report) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "  %s: %s on %s at %s saw LSN %d, the session had %d\n", v.Guarantee, v.Read.Key, v.Read.Node, v.Read.Start.Round(time.Millisecond), v.Saw, v.Want)
 	}
-	if r.Quorum == nil && r.Converge == nil {
-		fmt.Fprintf(&b, "eventual reads: %d, stale: %d (at most %d writes behind; age max %s, p99 %s)\n",
-			r.Stale.Reads, r.Stale.Stale, r.Stale.MaxBehind, r.Stale.MaxAge.Round(time.Millisecond), r.Stale.P99Age.Round(time.Millisecond))
+	if r.Quorum == nil && !multi {
+		fmt.Fprintf(&b, "eventual reads: %d, stale: %d (at most %d writes / %d LSNs behind; age max %s, p99 %s)\n",
+			r.Stale.Reads, r.Stale.Stale, r.Stale.MaxBehind, r.Stale.MaxLSNs, r.Stale.MaxAge.Round(time.Millisecond), r.Stale.P99Age.Round(time.Millisecond))
 	}
 	for _, c := range r.Counters {
 		fmt.Fprintf(&b, "counter %s: final %d, acknowledged %d, unknown %d: %s\n", c.Key, c.Final, c.Acked, c.Unknown, c.Verdict)

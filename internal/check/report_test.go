@@ -146,3 +146,19 @@ func TestAnalyzeLeaderless(t *testing.T) {
 		}
 	}
 }
+
+// Single-leader: a follower that never caught up after the faults breaks
+// the convergence promise.
+func TestAnalyzeConvergenceSingleLeader(t *testing.T) {
+	h := &History{Ops: []Op{ins(1, "a", 1, Ok)}, Final: map[string]int64{"a": 1},
+		Replicas: map[string]map[string]int64{"n1": {"a": 1}, "n2": {"a": 1}, "n3": {}},
+		Setup:    map[string]string{"mode": "single-leader", "sync": "FIRST 1 (*)"}}
+	r := Analyze(h, time.Second)
+	if r.Passed() || r.Converge == nil || r.Converge.Count != 1 {
+		t.Fatalf("a follower missing a key passed: %+v", r.Verdicts)
+	}
+	h.Replicas["n3"]["a"] = 1
+	if r := Analyze(h, time.Second); !r.Passed() {
+		t.Fatalf("converged replicas failed: %+v", r.Verdicts)
+	}
+}

@@ -127,6 +127,14 @@ func Run(ctx context.Context, cfg Config) (*check.History, error) {
 		if err := r.converge(hctx, h); err != nil {
 			return h, err
 		}
+		h.Final = h.Replicas[cfg.Cluster.Nodes[0].ID]
+		for _, nd := range cfg.Cluster.Nodes {
+			n, err := r.conflicts(hctx, nd)
+			if err != nil {
+				return h, err
+			}
+			h.Conflicts += n
+		}
 		return h, faultErr
 	}
 	final, err := r.finalReads(hctx)
@@ -134,6 +142,12 @@ func Run(ctx context.Context, cfg Config) (*check.History, error) {
 		return h, err
 	}
 	h.Final = final
+	if !cfg.Leaderless {
+		// Every follower must catch up with what the leader holds.
+		if err := r.converge(hctx, h); err != nil {
+			return h, err
+		}
+	}
 	if cfg.Leaderless {
 		h.Repair, h.Unrepaired, err = r.repair(ctx, healed)
 		if err != nil {
@@ -713,9 +727,9 @@ func (r *runner) readFinal(ctx context.Context, nd *local.Node, key string) (int
 	}
 }
 
-// converge reads every key on every site until they all hold the same
-// data (the links caught up) or ctx ends, and records each site's view
-// and the conflicts the sites logged.
+// converge reads every key on every node (its own state) until they all
+// hold the same data (followers or links caught up) or ctx ends, and
+// records each node's view in h.Replicas.
 func (r *runner) converge(ctx context.Context, h *check.History) error {
 	r.mu.Lock()
 	keys := make([]string, 0, len(r.keys))
@@ -739,23 +753,14 @@ func (r *runner) converge(ctx context.Context, h *check.History) error {
 			views[nd.ID] = view
 		}
 		h.Replicas = views
-		h.Final = views[r.cfg.Cluster.Nodes[0].ID]
 		if check.Convergence(h).Count == 0 || ctx.Err() != nil {
-			break
+			return nil
 		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	for _, nd := range r.cfg.Cluster.Nodes {
-		n, err := r.conflicts(ctx, nd)
-		if err != nil {
-			return err
-		}
-		h.Conflicts += n
-	}
-	return nil
 }
 
 // readLocal reads key on nd's own state (eventual).
