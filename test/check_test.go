@@ -203,3 +203,57 @@ func TestCheckCommandMultiLeader(t *testing.T) {
 			rep.Verdicts, rep.Converge, rep.Sessions.Reads, rep.Lost.Acked, rep.Conflicts, len(rep.Availability))
 	}
 }
+
+// TestCheckPartitionsWithoutRoot: an unprivileged user's check runs its
+// partitions in a user namespace of its own (and leaves no namespace or
+// interface behind on the host). Run as root, it drops to nobody.
+func TestCheckPartitionsWithoutRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("this test switches to the nobody user, which needs root")
+	}
+	if out, err := exec.Command("su", "-s", "/bin/sh", "nobody", "-c", "unshare -Urnm true").CombinedOutput(); err != nil {
+		t.Skipf("unprivileged user namespaces are not available here: %v: %s", err, out)
+	}
+	// nobody must be able to run the binary and write the data.
+	dir, err := os.MkdirTemp("", "replicant-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "replicant")
+	b, err := os.ReadFile(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := exec.Command("ip", "netns", "list").CombinedOutput()
+	cmd := exec.Command("su", "-s", "/bin/sh", "nobody", "-c",
+		bin+" check --duration 20s --nemesis partition-leader --seed 2 --json --data "+filepath.Join(dir, "run"))
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("check as nobody: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "running in a user namespace") {
+		t.Fatalf("check did not go into a user namespace:\n%s", errOut.String())
+	}
+	var rep check.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, out.String())
+	}
+	partitioned := false
+	for _, a := range rep.Availability {
+		partitioned = partitioned || a.Fault.Kind == "partition-leader"
+	}
+	if !rep.Passed() || !partitioned {
+		t.Fatalf("verdicts %+v; faults %+v", rep.Verdicts, rep.Availability)
+	}
+	if after, _ := exec.Command("ip", "netns", "list").CombinedOutput(); !bytes.Equal(before, after) {
+		t.Fatalf("the host's namespaces changed: before %q, after %q", before, after)
+	}
+}

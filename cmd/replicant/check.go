@@ -157,6 +157,18 @@ func runCheck(ctx context.Context, f checkFlags, stdout, stderr io.Writer) error
 	for _, k := range kinds {
 		partitions = partitions || strings.HasPrefix(k, "partition-")
 	}
+	if partitions {
+		// Without root, the whole run goes into a user namespace of its
+		// own, where it may build the partition lab.
+		if inCheckUserNS() {
+			if err := prepareUserNS(); err != nil {
+				return err
+			}
+		} else if os.Geteuid() != 0 {
+			fmt.Fprintln(stderr, "check: not root: running in a user namespace of its own for the partition nemeses")
+			return rerunInUserNS(stdout, stderr)
+		}
+	}
 	if f.nodes < 1 || f.nodes > 9 {
 		return fmt.Errorf("check: --nodes %d: want 1-9", f.nodes)
 	}
@@ -192,7 +204,7 @@ func runCheck(ctx context.Context, f checkFlags, stdout, stderr io.Writer) error
 	var lab *local.Lab
 	if partitions {
 		// Each node in its own network namespace, so that a partition
-		// can cut it off (root and iproute2 needed).
+		// can cut it off.
 		if lab, err = local.NewLab(f.nodes, func(format string, args ...any) { fmt.Fprintf(stderr, "check: "+format+"\n", args...) }); err != nil {
 			return fmt.Errorf("check: the partition nemeses need a network-namespace lab: %w", err)
 		}

@@ -264,12 +264,18 @@ func staleReadsOf(h *History, consistency string) []StaleRead {
 			continue
 		}
 		// Stale when every value the read got (siblings included) was
-		// overwritten by w2 before the read began.
-		w, ok := writeOf[wkey{r.Key, r.Value}]
-		isStale := ok && w.Value != w2.Value && w2.Start > w.End
+		// overwritten by w2 before the read began. A write of unknown
+		// outcome never ended: it may take effect any time after it
+		// began (a request delivered late, after its client gave up), so
+		// its value is never certainly overwritten.
+		overwritten := func(v int64) bool {
+			w, ok := writeOf[wkey{r.Key, v}]
+			return ok && w.Outcome == Ok && w.Value != w2.Value && w2.Start > w.End
+		}
+		w := writeOf[wkey{r.Key, r.Value}]
+		isStale := overwritten(r.Value)
 		for _, v := range r.Others {
-			wv, ok := writeOf[wkey{r.Key, v}]
-			isStale = isStale && ok && wv.Value != w2.Value && w2.Start > wv.End
+			isStale = isStale && overwritten(v)
 		}
 		if isStale {
 			out = append(out, StaleRead{Read: r, Wrote: w, Newer: w2})
@@ -316,8 +322,8 @@ func staleReadsOf(h *History, consistency string) []StaleRead {
 			continue
 		}
 		w1, ok := writeOf[wkey{r.Key, r.Value}]
-		if !ok {
-			continue
+		if !ok || w1.Outcome != Ok {
+			continue // an unknown write may take effect late
 		}
 		if s, ok := latestSeen[r.Key]; ok && s.write.Value != w1.Value && s.write.Start > w1.End {
 			out = append(out, StaleRead{Read: r, Wrote: w1, Newer: s.write, Seen: &s.read})

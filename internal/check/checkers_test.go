@@ -78,6 +78,9 @@ func TestLinearizability(t *testing.T) {
 		{name: "overlapping reads may see either", want: "linearizable", ops: []Op{
 			w(1, "k", 1, 0, 10*ms, 1), {Process: 1, Kind: Write, Key: "k", Value: 2, Outcome: Unknown, Start: 15 * ms, End: 20 * ms},
 			rd(2, "k", 2, true, Linearizable, 30*ms, 40*ms), rd(3, "k", 1, true, Linearizable, 35*ms, 60*ms)}},
+		{name: "a write whose client gave up may land after a later acknowledged one", want: "linearizable", ops: []Op{
+			{Process: 1, Kind: Write, Key: "k", Value: 1, Outcome: Unknown, Start: 0, End: 10 * ms},
+			w(2, "k", 2, 20*ms, 30*ms, 2), rd(3, "k", 1, true, Linearizable, 40*ms, 50*ms)}},
 		{name: "a write of unknown outcome may land late", want: "linearizable", ops: []Op{
 			{Process: 1, Kind: Write, Key: "k", Value: 1, Outcome: Unknown, Start: 0, End: 10 * ms},
 			rd(2, "k", 0, false, Linearizable, 20*ms, 30*ms), rd(2, "k", 1, true, Linearizable, 40*ms, 50*ms)}},

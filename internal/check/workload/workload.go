@@ -73,9 +73,12 @@ type Config struct {
 	MultiLeader bool
 }
 
-// Timeouts of one client operation: longer than a failover, so that an
-// operation that waits for a new leader is not given up too early.
-const opTimeout = 10 * time.Second
+// opTimeout bounds one client operation, as an application's client
+// would: longer than a failover (1 s by default), short enough that a
+// request stuck at a node that was cut off (a follower redirecting to a
+// leader that is partitioned away) gives up and tries another node
+// instead of hiding the time writes were really unavailable.
+const opTimeout = 3 * time.Second
 
 // Run runs the workload and the faults for cfg.Duration, heals, and
 // reads the final state.
