@@ -14,6 +14,23 @@ import (
 	"github.com/replicant-db/replicant/internal/check/local"
 )
 
+// runCheckJSON runs `replicant check ARGS --json` and returns its report
+// and what it printed on stderr; the run must succeed.
+func runCheckJSON(t *testing.T, args ...string) (check.Report, string) {
+	t.Helper()
+	cmd := exec.Command(binary, append(append([]string{"check"}, args...), "--json")...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("replicant check %v: %v\nstdout:\n%s\nstderr:\n%s", args, err, out.String(), errOut.String())
+	}
+	var rep check.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, out.String())
+	}
+	return rep, errOut.String()
+}
+
 // TestCheckCommand runs `replicant check` as a user would: its own
 // three-node cluster, a leader kill and a follower pause, and a report
 // whose verdicts all held (FIRST 1 promises every one of them). The saved
@@ -22,17 +39,8 @@ import (
 func TestCheckCommand(t *testing.T) {
 	dir := t.TempDir()
 	hist := filepath.Join(dir, "history.json")
-	cmd := exec.Command(binary, "check", "--duration", "25s", "--nemesis", "kill-leader,pause-follower",
-		"--seed", "3", "--data", filepath.Join(dir, "run"), "--history", hist, "--json")
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("replicant check: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
-	}
-	var rep check.Report
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		t.Fatalf("report is not JSON: %v\n%s", err, out.String())
-	}
+	rep, errOut := runCheckJSON(t, "--duration", "25s", "--nemesis", "kill-leader,pause-follower",
+		"--seed", "3", "--data", filepath.Join(dir, "run"), "--history", hist)
 	if !rep.Passed() || len(rep.Verdicts) < 4 {
 		t.Fatalf("verdicts: %+v", rep.Verdicts)
 	}
@@ -41,7 +49,7 @@ func TestCheckCommand(t *testing.T) {
 			rep.Lost.Acked, rep.Sessions.Reads, rep.Linear.Ops)
 	}
 	if len(rep.Availability) == 0 {
-		t.Fatalf("no fault was injected:\n%s", errOut.String())
+		t.Fatalf("no fault was injected:\n%s", errOut)
 	}
 	for _, a := range rep.Availability {
 		if a.Fault.Healed <= a.Fault.Start {
@@ -77,17 +85,8 @@ func TestCheckCommand(t *testing.T) {
 // promotion, not an outage.
 func TestCheckCommandPartitions(t *testing.T) {
 	requireNetns(t)
-	cmd := exec.Command(binary, "check", "--duration", "25s", "--nemesis", "partition-leader,partition-follower",
-		"--seed", "5", "--data", filepath.Join(t.TempDir(), "run"), "--json")
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("replicant check: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
-	}
-	var rep check.Report
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		t.Fatalf("report is not JSON: %v\n%s", err, out.String())
-	}
+	rep, errOut := runCheckJSON(t, "--duration", "25s", "--nemesis", "partition-leader,partition-follower",
+		"--seed", "5", "--data", filepath.Join(t.TempDir(), "run"))
 	if !rep.Passed() || rep.Lost.Acked < 100 {
 		t.Fatalf("verdicts %+v after %d acknowledged inserts", rep.Verdicts, rep.Lost.Acked)
 	}
@@ -99,7 +98,7 @@ func TestCheckCommandPartitions(t *testing.T) {
 		}
 	}
 	if !kinds["partition-leader"] || !kinds["partition-follower"] {
-		t.Fatalf("faults injected: %v\n%s", kinds, errOut.String())
+		t.Fatalf("faults injected: %v\n%s", kinds, errOut)
 	}
 }
 
@@ -113,16 +112,7 @@ func TestCheckAgainstARunningCluster(t *testing.T) {
 	if err := c.node("n1").redis().Set(ctx, "mine", "keep", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "check", "--against", c.node("n2").HTTP, "--duration", "4s", "--seed", "77", "--json")
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("check --against: %v\n%s\n%s", err, out.String(), errOut.String())
-	}
-	var rep check.Report
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep, _ := runCheckJSON(t, "--against", c.node("n2").HTTP, "--duration", "4s", "--seed", "77")
 	if !rep.Passed() || rep.Lost.Acked == 0 || rep.Setup["sync"] != "FIRST 1 (*)" || rep.Setup["nodes"] != "3" {
 		t.Fatalf("report: setup %v, verdicts %+v, %d inserts", rep.Setup, rep.Verdicts, rep.Lost.Acked)
 	}
@@ -149,17 +139,8 @@ func TestCheckAgainstARunningCluster(t *testing.T) {
 // one paused: no acknowledged write lost, every increment counted, and no
 // quorum read missed a write acknowledged before it began.
 func TestCheckCommandLeaderless(t *testing.T) {
-	cmd := exec.Command(binary, "check", "--mode", "leaderless", "--duration", "20s", "--nemesis", "kill-node,pause-node",
-		"--seed", "4", "--data", filepath.Join(t.TempDir(), "run"), "--json")
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("replicant check: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
-	}
-	var rep check.Report
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		t.Fatalf("report is not JSON: %v\n%s", err, out.String())
-	}
+	rep, _ := runCheckJSON(t, "--mode", "leaderless", "--duration", "20s", "--nemesis", "kill-node,pause-node",
+		"--seed", "4", "--data", filepath.Join(t.TempDir(), "run"))
 	if rep.Setup["n"] != "3" || rep.Setup["w"] != "2" || rep.Setup["r"] != "2" || rep.Setup["nodes"] != "5" {
 		t.Fatalf("setup %v", rep.Setup)
 	}
@@ -186,17 +167,8 @@ func TestCheckCommandMultiLeader(t *testing.T) {
 	if local.LabAvailable() == nil {
 		nemesis += ",partition-node"
 	}
-	cmd := exec.Command(binary, "check", "--mode", "multi-leader", "--duration", "20s", "--nemesis", nemesis,
-		"--seed", "4", "--data", filepath.Join(t.TempDir(), "run"), "--json")
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("replicant check: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
-	}
-	var rep check.Report
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		t.Fatalf("report is not JSON: %v\n%s", err, out.String())
-	}
+	rep, _ := runCheckJSON(t, "--mode", "multi-leader", "--duration", "20s", "--nemesis", nemesis,
+		"--seed", "4", "--data", filepath.Join(t.TempDir(), "run"))
 	if !rep.Passed() || rep.Converge == nil || rep.Converge.Replicas != 3 || rep.Converge.Keys < 100 ||
 		rep.Sessions.Reads < 50 || rep.Lost.Acked < 100 || rep.Conflicts == 0 || len(rep.Availability) == 0 {
 		t.Fatalf("verdicts %+v; convergence %+v; %d session reads, %d inserts, %d conflicts, %d faults",

@@ -366,19 +366,8 @@ func Sessions(h *History) SessionResult {
 			lsnOf[wkey{op.Key, op.Value}] = op.LSN
 		}
 	}
-	procs := map[int][]Op{}
-	for _, op := range h.Ops {
-		procs[op.Process] = append(procs[op.Process], op)
-	}
-	ids := make([]int, 0, len(procs))
-	for id := range procs {
-		ids = append(ids, id)
-	}
-	sort.Ints(ids)
 	var res SessionResult
-	for _, id := range ids {
-		ops := procs[id]
-		slices.SortStableFunc(ops, func(a, b Op) int { return int(a.Start - b.Start) })
+	for _, ops := range byProcess(h) {
 		wrote, read := map[string]uint64{}, map[string]uint64{}
 		for _, op := range ops {
 			switch {
@@ -580,6 +569,29 @@ func Availability(h *History) []FaultAvailability {
 	return out
 }
 
+// byProcess yields each process's operations in the order it began them
+// (a process is sequential), processes in id order.
+func byProcess(h *History) func(yield func(int, []Op) bool) {
+	return func(yield func(int, []Op) bool) {
+		procs := map[int][]Op{}
+		for _, op := range h.Ops {
+			procs[op.Process] = append(procs[op.Process], op)
+		}
+		ids := make([]int, 0, len(procs))
+		for id := range procs {
+			ids = append(ids, id)
+		}
+		sort.Ints(ids)
+		for _, id := range ids {
+			ops := procs[id]
+			slices.SortStableFunc(ops, func(a, b Op) int { return int(a.Start - b.Start) })
+			if !yield(id, ops) {
+				return
+			}
+		}
+	}
+}
+
 // ConvergenceResult compares what the replicas held at the end.
 type ConvergenceResult struct {
 	Replicas int      `json:"replicas"`
@@ -648,19 +660,8 @@ func SessionsInOrder(h *History) SessionResult {
 			writers[op.Key][op.Process] = true
 		}
 	}
-	procs := map[int][]Op{}
-	for _, op := range h.Ops {
-		procs[op.Process] = append(procs[op.Process], op)
-	}
-	ids := make([]int, 0, len(procs))
-	for id := range procs {
-		ids = append(ids, id)
-	}
-	sort.Ints(ids)
 	var res SessionResult
-	for _, id := range ids {
-		ops := procs[id]
-		slices.SortStableFunc(ops, func(a, b Op) int { return int(a.Start - b.Start) })
+	for id, ops := range byProcess(h) {
 		type wkey struct {
 			key   string
 			value int64

@@ -53,13 +53,16 @@ func Analyze(h *History, linTimeout time.Duration) Report {
 			r.Acknowledged++
 		}
 	}
+	// Every mode: lost inserts, counters, unavailability per fault.
+	r.Lost = Lost(h)
+	r.Counters = Counters(h)
+	r.Availability = Availability(h)
 	switch h.Setup["mode"] {
 	case "leaderless":
 		return analyzeLeaderless(h, r)
 	case "multi-leader":
 		return analyzeMultiLeader(h, r)
 	}
-	r.Lost = Lost(h)
 	if len(h.Replicas) > 0 {
 		c := Convergence(h)
 		r.Converge = &c
@@ -67,37 +70,11 @@ func Analyze(h *History, linTimeout time.Duration) Report {
 	r.Linear = Linearizability(h, linTimeout)
 	r.Sessions = Sessions(h)
 	r.Stale = Staleness(h)
-	r.Counters = Counters(h)
-	r.Availability = Availability(h)
-
 	sync := strings.TrimSpace(h.Setup["sync"])
 	durable := sync != "" && !strings.EqualFold(sync, "async")
-	r.Verdicts = append(r.Verdicts, Verdict{
-		Promise:  "no acknowledged write is lost",
-		Promised: durable,
-		Held:     len(r.Lost.Lost) == 0,
-		Detail:   fmt.Sprintf("%d of %d acknowledged inserts lost", len(r.Lost.Lost), r.Lost.Acked),
-	})
-	lostIncr := 0
-	for _, c := range r.Counters {
-		if c.Verdict != "ok" {
-			lostIncr++
-		}
-	}
-	if len(r.Counters) > 0 {
-		r.Verdicts = append(r.Verdicts, Verdict{
-			Promise:  "counters count every acknowledged increment, and only increments sent",
-			Promised: durable,
-			Held:     lostIncr == 0,
-			Detail:   fmt.Sprintf("%d of %d counters wrong", lostIncr, len(r.Counters)),
-		})
-	}
+	r.lossVerdicts(durable, "counters count every acknowledged increment, and only increments sent")
 	if r.Converge != nil {
-		r.Verdicts = append(r.Verdicts, Verdict{
-			Promise:  "every node holds the same data once the faults are healed",
-			Promised: true, Held: r.Converge.Count == 0,
-			Detail: fmt.Sprintf("%d of %d keys differ across %d nodes", r.Converge.Count, r.Converge.Keys, r.Converge.Replicas),
-		})
+		r.convergenceVerdict("every node holds the same data once the faults are healed", "nodes")
 	}
 	r.Verdicts = append(r.Verdicts, Verdict{
 		Promise:  "leader reads are linearizable",
@@ -105,20 +82,7 @@ func Analyze(h *History, linTimeout time.Duration) Report {
 		Held:     r.Linear.Verdict != "not linearizable",
 		Detail:   fmt.Sprintf("%s over %d operations (%d writes of unknown outcome, %d certainly stale reads)", r.Linear.Verdict, r.Linear.Ops, r.Linear.Pending, len(r.Linear.Stale)),
 	})
-	ryw, mono := 0, 0
-	for _, v := range r.Sessions.Violations {
-		if v.Guarantee == "read-your-writes" {
-			ryw++
-		} else {
-			mono++
-		}
-	}
-	r.Verdicts = append(r.Verdicts,
-		Verdict{Promise: "session reads see the session's own writes", Promised: true, Held: ryw == 0,
-			Detail: fmt.Sprintf("%d violations in %d session reads", ryw, r.Sessions.Reads)},
-		Verdict{Promise: "session reads never go back in time", Promised: true, Held: mono == 0,
-			Detail: fmt.Sprintf("%d violations in %d session reads", mono, r.Sessions.Reads)},
-	)
+	r.sessionVerdicts("session reads see the session's own writes")
 	return r
 }
 
@@ -127,9 +91,6 @@ func Analyze(h *History, linTimeout time.Duration) Report {
 // acknowledged increment counts (PN-counters), and quorum reads miss no
 // acknowledged write when W+R>N.
 func analyzeLeaderless(h *History, r Report) Report {
-	r.Lost = Lost(h)
-	r.Counters = Counters(h)
-	r.Availability = Availability(h)
 	q := QuorumReads(h)
 	r.Quorum = &q
 	for _, op := range h.Ops {
@@ -143,25 +104,7 @@ func analyzeLeaderless(h *History, r Report) Report {
 	fmt.Sscan(h.Setup["w"], &w)
 	fmt.Sscan(h.Setup["r"], &rr)
 	fmt.Sscan(h.Setup["n"], &n)
-	r.Verdicts = append(r.Verdicts, Verdict{
-		Promise:  "no acknowledged write is lost",
-		Promised: true,
-		Held:     len(r.Lost.Lost) == 0,
-		Detail:   fmt.Sprintf("%d of %d acknowledged inserts lost", len(r.Lost.Lost), r.Lost.Acked),
-	})
-	wrong := 0
-	for _, c := range r.Counters {
-		if c.Verdict != "ok" {
-			wrong++
-		}
-	}
-	if len(r.Counters) > 0 {
-		r.Verdicts = append(r.Verdicts, Verdict{
-			Promise:  "counters count every acknowledged increment, and only increments sent",
-			Promised: true, Held: wrong == 0,
-			Detail: fmt.Sprintf("%d of %d counters wrong", wrong, len(r.Counters)),
-		})
-	}
+	r.lossVerdicts(true, "counters count every acknowledged increment, and only increments sent")
 	r.Verdicts = append(r.Verdicts, Verdict{
 		Promise:  fmt.Sprintf("reads (R=%d) see every write acknowledged before them (W=%d, N=%d)", rr, w, n),
 		Promised: w+rr > n,
@@ -177,28 +120,48 @@ func analyzeLeaderless(h *History, r Report) Report {
 // entry) and every acknowledged increment; a session's reads on any site
 // see its own writes (vector tokens) and never go back.
 func analyzeMultiLeader(h *History, r Report) Report {
-	r.Lost = Lost(h)
-	r.Counters = Counters(h)
-	r.Availability = Availability(h)
 	r.Sessions = SessionsInOrder(h)
 	c := Convergence(h)
 	r.Converge = &c
 	r.Conflicts = h.Conflicts
-	r.Verdicts = append(r.Verdicts,
-		Verdict{Promise: "sites converge to the same data", Promised: true, Held: c.Count == 0,
-			Detail: fmt.Sprintf("%d of %d keys differ across %d sites", c.Count, c.Keys, c.Replicas)},
-		Verdict{Promise: "no acknowledged write is lost", Promised: true, Held: len(r.Lost.Lost) == 0,
-			Detail: fmt.Sprintf("%d of %d acknowledged inserts lost", len(r.Lost.Lost), r.Lost.Acked)})
+	r.convergenceVerdict("sites converge to the same data", "sites")
+	r.lossVerdicts(true, "counters count every acknowledged increment on every site, and only increments sent")
+	r.sessionVerdicts("session reads on any site see the session's own writes")
+	return r
+}
+
+// lossVerdicts adds the verdicts on lost inserts and counters (the
+// counter one only when the run had counters).
+func (r *Report) lossVerdicts(promised bool, counterPromise string) {
+	r.Verdicts = append(r.Verdicts, Verdict{
+		Promise: "no acknowledged write is lost", Promised: promised, Held: len(r.Lost.Lost) == 0,
+		Detail: fmt.Sprintf("%d of %d acknowledged inserts lost", len(r.Lost.Lost), r.Lost.Acked),
+	})
+	if len(r.Counters) == 0 {
+		return
+	}
 	wrong := 0
-	for _, ct := range r.Counters {
-		if ct.Verdict != "ok" {
+	for _, c := range r.Counters {
+		if c.Verdict != "ok" {
 			wrong++
 		}
 	}
-	if len(r.Counters) > 0 {
-		r.Verdicts = append(r.Verdicts, Verdict{Promise: "counters count every acknowledged increment on every site, and only increments sent",
-			Promised: true, Held: wrong == 0, Detail: fmt.Sprintf("%d of %d counters wrong", wrong, len(r.Counters))})
-	}
+	r.Verdicts = append(r.Verdicts, Verdict{
+		Promise: counterPromise, Promised: promised, Held: wrong == 0,
+		Detail: fmt.Sprintf("%d of %d counters wrong", wrong, len(r.Counters)),
+	})
+}
+
+// convergenceVerdict adds the verdict on r.Converge.
+func (r *Report) convergenceVerdict(promise, what string) {
+	r.Verdicts = append(r.Verdicts, Verdict{
+		Promise: promise, Promised: true, Held: r.Converge.Count == 0,
+		Detail: fmt.Sprintf("%d of %d keys differ across %d %s", r.Converge.Count, r.Converge.Keys, r.Converge.Replicas, what),
+	})
+}
+
+// sessionVerdicts adds read-your-writes and monotonic reads of r.Sessions.
+func (r *Report) sessionVerdicts(rywPromise string) {
 	ryw, mono := 0, 0
 	for _, v := range r.Sessions.Violations {
 		if v.Guarantee == "read-your-writes" {
@@ -208,11 +171,11 @@ func analyzeMultiLeader(h *History, r Report) Report {
 		}
 	}
 	r.Verdicts = append(r.Verdicts,
-		Verdict{Promise: "session reads on any site see the session's own writes", Promised: true, Held: ryw == 0,
+		Verdict{Promise: rywPromise, Promised: true, Held: ryw == 0,
 			Detail: fmt.Sprintf("%d violations in %d session reads", ryw, r.Sessions.Reads)},
 		Verdict{Promise: "session reads never go back in time", Promised: true, Held: mono == 0,
-			Detail: fmt.Sprintf("%d violations in %d session reads", mono, r.Sessions.Reads)})
-	return r
+			Detail: fmt.Sprintf("%d violations in %d session reads", mono, r.Sessions.Reads)},
+	)
 }
 
 // Passed reports whether every promised verdict held.

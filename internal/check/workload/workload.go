@@ -696,38 +696,43 @@ func (r *runner) finalReads(ctx context.Context) (map[string]int64, error) {
 }
 
 func (r *runner) readFinal(ctx context.Context, nd *local.Node, key string) (int64, bool, error) {
+	hdr := [2]string{"Replicant-Consistency", check.Linearizable}
+	if r.cfg.Leaderless {
+		hdr = [2]string{"Replicant-R", "all"}
+	}
 	for attempt := 0; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+nd.HTTP+"/v1/kv/"+url.PathEscape(key), nil)
-		if err != nil {
-			return 0, false, err
-		}
-		if r.cfg.Leaderless {
-			req.Header.Set("Replicant-R", "all")
-		} else {
-			req.Header.Set("Replicant-Consistency", check.Linearizable)
-		}
-		resp, err := r.hc.Do(req)
-		if err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			resp.Body.Close()
-			switch resp.StatusCode {
-			case http.StatusOK:
-				v, err := strconv.ParseInt(string(body), 10, 64)
-				return v, err == nil, err
-			case http.StatusNotFound:
-				return 0, false, nil
-			case http.StatusMultipleChoices:
-				// Leaderless siblings (only the keys written concurrently
-				// on purpose): the checkers judge no final value of those.
-				return 0, false, nil
-			}
-			err = fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
-		}
-		if attempt == 50 || ctx.Err() != nil {
-			return 0, false, err
+		v, found, err := r.readValue(ctx, nd, key, hdr)
+		if err == nil || attempt == 50 || ctx.Err() != nil {
+			return v, found, err
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// readValue is one GET of key on nd with the header hdr (name, value):
+// the integer it holds, or not found. Siblings (leaderless keys written
+// concurrently on purpose) count as not found: no checker judges the
+// final value of those keys.
+func (r *runner) readValue(ctx context.Context, nd *local.Node, key string, hdr [2]string) (int64, bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+nd.HTTP+"/v1/kv/"+url.PathEscape(key), nil)
+	if err != nil {
+		return 0, false, err
+	}
+	req.Header.Set(hdr[0], hdr[1])
+	resp, err := r.hc.Do(req)
+	if err != nil {
+		return 0, false, err
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		v, err := strconv.ParseInt(string(body), 10, 64)
+		return v, err == nil, err
+	case http.StatusNotFound, http.StatusMultipleChoices:
+		return 0, false, nil
+	}
+	return 0, false, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
 }
 
 // converge reads every key on every node (its own state) until they all
@@ -768,25 +773,7 @@ func (r *runner) converge(ctx context.Context, h *check.History) error {
 
 // readLocal reads key on nd's own state (eventual).
 func (r *runner) readLocal(ctx context.Context, nd *local.Node, key string) (int64, bool, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+nd.HTTP+"/v1/kv/"+url.PathEscape(key), nil)
-	if err != nil {
-		return 0, false, err
-	}
-	req.Header.Set("Replicant-Consistency", check.Eventual)
-	resp, err := r.hc.Do(req)
-	if err != nil {
-		return 0, false, err
-	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64))
-	resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-		v, err := strconv.ParseInt(string(body), 10, 64)
-		return v, err == nil, err
-	case http.StatusNotFound:
-		return 0, false, nil
-	}
-	return 0, false, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+	return r.readValue(ctx, nd, key, [2]string{"Replicant-Consistency", check.Eventual})
 }
 
 // conflicts is the conflicts nd's site recorded
