@@ -237,6 +237,9 @@ func (s *Store) Recover() error {
 // stays open: it never writes a log of its own, so a failed log file
 // cannot have wedged it.
 func (s *Store) reopen() error {
+	// A reopened database holds what it recovered, which a batch that
+	// failed may not have reached: forget the cached key states.
+	s.states.invalidate()
 	if err := s.admit("reopen", s.saved.bytes(), grows); err != nil {
 		return err
 	}

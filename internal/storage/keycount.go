@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -100,12 +101,74 @@ func (k keyState) count() KeyCount {
 	return KeyCount{}
 }
 
+// keyStates remembers, for keys written recently, their state at the
+// applied LSN, so that counting a write does not cost a Pebble seek: on
+// the log sequencer that seek was a quarter of all CPU under a SET load
+// (docs/benchmarks.md §10). A batch's states are settled into it only
+// once the batch is applied, and only if nothing that rewrites versions
+// behind the counters' backs (rollback, snapshot install, a reopened
+// database) ran meanwhile: those bump gen and empty it. It holds at most
+// keyStatesMax keys and starts over when full.
+type keyStates struct {
+	mu  sync.Mutex
+	gen uint64
+	m   map[string]keyState
+}
+
+const keyStatesMax = 1 << 18
+
+func (k *keyStates) get(key []byte) (keyState, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	st, ok := k.m[string(key)]
+	return st, ok
+}
+
+func (k *keyStates) generation() uint64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.gen
+}
+
+// invalidate forgets every state: versions changed other than through a
+// counted batch.
+func (k *keyStates) invalidate() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.gen++
+	k.m = nil
+}
+
+// settle records the states a batch counted at gen left, once it is
+// applied; flushed: the batch held a FLUSHALL, which killed every key it
+// does not name.
+func (k *keyStates) settle(gen uint64, seen map[string]keyState, flushed bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if gen != k.gen {
+		return // invalidated while the batch was counted
+	}
+	if flushed || k.m == nil || len(k.m)+len(seen) > keyStatesMax {
+		k.m = make(map[string]keyState, len(seen))
+	}
+	if len(seen) > keyStatesMax {
+		return
+	}
+	for key, st := range seen {
+		k.m[key] = st
+	}
+}
+
 // counter follows the live count while one batch of entries is written:
 // the state of a key is what an earlier op of the batch left, or else what
 // Pebble holds (the state at the applied LSN, the batch not yet in it).
 type counter struct {
 	db *pebble.DB
 	n  KeyCount
+	// states and gen: the store's key-state cache, and its generation
+	// when this counter started.
+	states *keyStates
+	gen    uint64
 	// lastFlush is the newest FLUSHALL at or below the state Pebble holds
 	// or the batch has reached.
 	lastFlush uint64
@@ -125,7 +188,7 @@ type counter struct {
 // flushes the FLUSHALL LSNs that state knows. The caller holds dbmu and is
 // the store's one writer.
 func (s *Store) newCounter(applied uint64, flushes []uint64) *counter {
-	c := &counter{db: s.db}
+	c := &counter{db: s.db, states: &s.states, gen: s.states.generation()}
 	if len(flushes) > 0 {
 		c.lastFlush = flushes[len(flushes)-1]
 	}
@@ -186,6 +249,9 @@ func (c *counter) state(key []byte) (keyState, error) {
 	if c.flushed {
 		return keyDead, nil
 	}
+	if st, ok := c.states.get(key); ok {
+		return st, nil
+	}
 	if c.it == nil {
 		it, err := c.db.NewIter(&pebble.IterOptions{LowerBound: []byte{famVersion}, UpperBound: []byte{famVersion + 1}})
 		if err != nil {
@@ -228,9 +294,18 @@ func (c *counter) commit(b *pebble.Batch) error {
 	return nil
 }
 
+// applied settles the batch's key states into the store's cache once
+// the batch is in Pebble.
+func (c *counter) applied() {
+	if c != nil && c.err == nil {
+		c.states.settle(c.gen, c.seen, c.flushed)
+	}
+}
+
 // reset forgets the batch overlay after the batch was applied: Pebble now
 // holds what it recorded.
 func (c *counter) reset() {
+	c.applied()
 	c.close()
 	clear(c.seen)
 	c.flushed = false

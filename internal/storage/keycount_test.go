@@ -101,3 +101,28 @@ func TestKeyCountHistory(t *testing.T) {
 		t.Errorf("after install, at 11: %+v, want {2 1}", got)
 	}
 }
+
+// The key states the count caches for written keys do not outlive a
+// snapshot install, which replaces every version: a key written before
+// the install and absent from the snapshot counts as new when written
+// again, and deleting it changes nothing.
+func TestKeyCountCacheAfterInstall(t *testing.T) {
+	s := openTestStore(t, t.TempDir())
+	mustAppend(t, s, applySync, ent(1, 1, set("a", "1"), set("b", "1")))
+	if got := countAt(t, s, Latest); got != (KeyCount{2, 0}) {
+		t.Fatalf("before install: %+v", got)
+	}
+	if err := s.BeginInstall(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InstallChunk(10, []KV{{Key: []byte("p"), Value: []byte("1")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishInstall(10, []EpochStart{{Epoch: 2, FirstLSN: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, s, applySync, ent(11, 2, del("a"), set("b", "2")))
+	if got := countAt(t, s, Latest); got != (KeyCount{2, 0}) {
+		t.Fatalf("after install, deleting a key the snapshot lacks and writing another: %+v, want {2 0} (p, b)", got)
+	}
+}

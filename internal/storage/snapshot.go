@@ -26,6 +26,8 @@ func (s *Store) BeginInstall() error {
 		return err
 	}
 	defer done()
+	// An install replaces the versions: no cached key state holds.
+	s.states.invalidate()
 	s.maint.Lock()
 	defer s.maint.Unlock()
 	b := s.db.NewBatch()
@@ -63,6 +65,8 @@ func (s *Store) InstallChunk(lsn uint64, kvs []KV) error {
 		return err
 	}
 	defer done()
+	// An install replaces the versions: no cached key state holds.
+	s.states.invalidate()
 	b := s.db.NewBatch()
 	defer b.Close()
 	for i := range kvs {
@@ -89,6 +93,8 @@ func (s *Store) FinishInstall(lsn uint64, epochs []EpochStart) error {
 		return err
 	}
 	defer done()
+	// An install replaces the versions: no cached key state holds.
+	s.states.invalidate()
 	b := s.db.NewBatch()
 	defer b.Close()
 	var kept []EpochStart

@@ -111,6 +111,10 @@ const defaultSegmentBytes = 64 << 20
 // themselves and may run beside the writer; SetCommitLSN, the expiry index
 // calls and all reads are safe concurrently with everything.
 type Store struct {
+	// states caches keys' states at the applied LSN for the key count
+	// (keycount.go).
+	states keyStates
+
 	dir        string
 	log        *slog.Logger
 	fs         vfs.FS
@@ -718,13 +722,14 @@ func (s *Store) Append(entries []Entry, o AppendOptions) (*Pending, error) {
 		var newFlushes []uint64
 		var vs versionScratch
 		var cerr error
+		var cnt *counter
 		if o.Apply {
 			// s.flushes is replaced, never changed in place: the slice
 			// taken under the lock stays valid without it.
 			s.mu.RLock()
 			flushes := s.flushes
 			s.mu.RUnlock()
-			cnt := s.newCounter(st.AppliedLSN, flushes)
+			cnt = s.newCounter(st.AppliedLSN, flushes)
 			for i := range entries {
 				newFlushes = s.writeVersions(b, &entries[i], newFlushes, &vs, cnt)
 			}
@@ -741,6 +746,9 @@ func (s *Store) Append(entries []Entry, o AppendOptions) (*Pending, error) {
 		err := cerr
 		if err == nil {
 			err = s.apply("append", b, false)
+		}
+		if err == nil {
+			cnt.applied()
 		}
 		_ = b.Close()
 		if err != nil {
@@ -858,6 +866,7 @@ func (s *Store) ApplyUpTo(lsn uint64) error {
 	if err := s.apply("apply", b, true); err != nil {
 		return err
 	}
+	cnt.applied()
 	s.mu.Lock()
 	s.st.AppliedLSN = lsn
 	if len(flushes) > 0 {
@@ -1238,6 +1247,10 @@ func (s *Store) TruncateSuffix(lsn uint64) ([]Entry, error) {
 		return nil, err
 	}
 	defer done()
+	// Versions above lsn go: the key states cached for the count may be
+	// theirs (before and after the truncation both).
+	s.states.invalidate()
+	defer s.states.invalidate()
 	s.maint.Lock()
 	defer s.maint.Unlock()
 	st := s.State()
