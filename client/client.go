@@ -104,17 +104,7 @@ func (c *Client) observe(tok string) {
 // a lower-epoch token with a higher LSN names a suffix that the later
 // epoch discarded), in multi-leader mode the merge of two vectors
 // (eu:120,us:98), which covers both. See engine.Token.Later.
-func laterToken(cur, tok string) string {
-	t, err := engine.ParseToken(tok)
-	if err != nil {
-		return cur // not a token: keep what we have
-	}
-	c, err := engine.ParseToken(cur)
-	if cur == "" || err != nil {
-		return t.String()
-	}
-	return c.Later(t).String()
-}
+func laterToken(cur, tok string) string { return engine.LaterToken(cur, tok) }
 
 func (c *Client) do(ctx context.Context, method, path string, body []byte) (*http.Response, []byte, error) {
 	var rd io.Reader

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/replicant-db/replicant/internal/check/local"
 	"github.com/replicant-db/replicant/internal/check/workload"
 	"github.com/replicant-db/replicant/internal/engine"
+	"github.com/replicant-db/replicant/internal/leaderless"
 )
 
 type checkFlags struct {
@@ -339,23 +339,11 @@ func linkCheckSites(ctx context.Context, c *local.Cluster) error {
 	return nil
 }
 
-// quorumLevel parses a W or R (a number, one, quorum or all) for n
-// replicas.
+// quorumLevel parses --w or --r for n replicas, as the server does.
 func quorumLevel(flag, v string, n int) (int, error) {
-	if n < 1 {
-		return 0, fmt.Errorf("check: --replicas %d: want at least 1", n)
-	}
-	switch v {
-	case "one":
-		return 1, nil
-	case "quorum":
-		return n/2 + 1, nil
-	case "all":
-		return n, nil
-	}
-	x, err := strconv.Atoi(v)
-	if err != nil || x < 1 || x > n {
-		return 0, fmt.Errorf("check: %s %q: want 1..%d, one, quorum or all", flag, v, n)
+	x, err := leaderless.ParseLevel(v, n)
+	if err != nil {
+		return 0, fmt.Errorf("check: %s: %w", flag, err)
 	}
 	return x, nil
 }

@@ -181,3 +181,18 @@ func ParseConsistency(s string) (Consistency, error) {
 	}
 	return Consistency{}, fmt.Errorf("unknown consistency %q (want linearizable, session, eventual or bounded:<duration>)", s)
 }
+
+// LaterToken is the session floor after seeing token tok on top of cur
+// (both in their text form; "" is no token): the Later of the two. A tok
+// that does not parse leaves cur as it is.
+func LaterToken(cur, tok string) string {
+	t, err := ParseToken(tok)
+	if tok == "" || err != nil {
+		return cur
+	}
+	c, err := ParseToken(cur)
+	if cur == "" || err != nil {
+		return t.String()
+	}
+	return c.Later(t).String()
+}

@@ -3,7 +3,6 @@ package local
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -212,23 +211,11 @@ func (n *Node) Stop(ctx context.Context) error {
 func (n *Node) Pause() error  { return n.Signal(syscall.SIGSTOP) }
 func (n *Node) Resume() error { return n.Signal(syscall.SIGCONT) }
 
-// Status reads the node's /v1/status.
+// Status reads the node's /v1/status (through the public Go client).
 func (n *Node) Status(ctx context.Context) (*client.Status, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.HTTP+"/v1/status", nil)
+	st, err := client.New(n.HTTP, client.Options{}).Status(ctx)
 	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("local: status of %s: %s", n.ID, resp.Status)
-	}
-	var st client.Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		return nil, fmt.Errorf("local: status of %s: %w", n.ID, err)
 	}
-	return &st, nil
+	return st, nil
 }

@@ -336,19 +336,8 @@ func parseToken(tok string) (epoch, lsn uint64) {
 	return t.Epoch, t.LSN
 }
 
-// later is the session floor after seeing tok (engine.Token.Later: the
-// later EPOCH:LSN, or the merge of two vectors).
-func later(cur, tok string) string {
-	t, err := engine.ParseToken(tok)
-	if err != nil || tok == "" {
-		return cur
-	}
-	c, err := engine.ParseToken(cur)
-	if cur == "" || err != nil {
-		return t.String()
-	}
-	return c.Later(t).String()
-}
+// later is the session floor after seeing tok, as the Go client keeps it.
+func later(cur, tok string) string { return engine.LaterToken(cur, tok) }
 
 // unique returns a value no other op of the run writes.
 func unique(p int, seq int64) int64 { return int64(p)<<40 | seq }
