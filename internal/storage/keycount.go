@@ -113,6 +113,10 @@ type keyStates struct {
 	mu  sync.Mutex
 	gen uint64
 	m   map[string]keyState
+	// n is the count the last settled batch committed (valid when known):
+	// the next batch starts from it instead of reading it back from Pebble.
+	n     KeyCount
+	known bool
 }
 
 const keyStatesMax = 1 << 18
@@ -124,10 +128,12 @@ func (k *keyStates) get(key []byte) (keyState, bool) {
 	return st, ok
 }
 
-func (k *keyStates) generation() uint64 {
+// start returns the generation a batch counts at and, when known, the
+// count to start from.
+func (k *keyStates) start() (gen uint64, n KeyCount, known bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.gen
+	return k.gen, k.n, k.known
 }
 
 // invalidate forgets every state: versions changed other than through a
@@ -137,17 +143,19 @@ func (k *keyStates) invalidate() {
 	defer k.mu.Unlock()
 	k.gen++
 	k.m = nil
+	k.known = false
 }
 
 // settle records the states a batch counted at gen left, once it is
 // applied; flushed: the batch held a FLUSHALL, which killed every key it
 // does not name.
-func (k *keyStates) settle(gen uint64, seen map[string]keyState, flushed bool) {
+func (k *keyStates) settle(gen uint64, n KeyCount, seen map[string]keyState, flushed bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if gen != k.gen {
 		return // invalidated while the batch was counted
 	}
+	k.n, k.known = n, true
 	if flushed || k.m == nil || len(k.m)+len(seen) > keyStatesMax {
 		k.m = make(map[string]keyState, len(seen))
 	}
@@ -188,9 +196,15 @@ type counter struct {
 // flushes the FLUSHALL LSNs that state knows. The caller holds dbmu and is
 // the store's one writer.
 func (s *Store) newCounter(applied uint64, flushes []uint64) *counter {
-	c := &counter{db: s.db, states: &s.states, gen: s.states.generation()}
+	gen, n, known := s.states.start()
+	c := &counter{db: s.db, states: &s.states, gen: gen}
 	if len(flushes) > 0 {
 		c.lastFlush = flushes[len(flushes)-1]
+	}
+	if known {
+		// The last applied batch committed this count: no read back.
+		c.n = n
+		return c
 	}
 	n, ok, err := s.storedCount(s.db)
 	if err == nil && !ok {
@@ -298,7 +312,7 @@ func (c *counter) commit(b *pebble.Batch) error {
 // the batch is in Pebble.
 func (c *counter) applied() {
 	if c != nil && c.err == nil {
-		c.states.settle(c.gen, c.seen, c.flushed)
+		c.states.settle(c.gen, c.n, c.seen, c.flushed)
 	}
 }
 
@@ -484,6 +498,8 @@ func (s *Store) countAt(r pebble.Reader, at uint64) (KeyCount, error) {
 // reach (an older store), the count is dropped and recounted later. The
 // caller holds dbmu and is the only one changing the store.
 func (s *Store) rollbackCount(b *pebble.Batch, lsn uint64) error {
+	// The count and key states batches settled are of the suffix that goes.
+	s.states.invalidate()
 	n, ok, err := s.storedCount(s.db)
 	if err != nil {
 		return err
@@ -510,6 +526,7 @@ func (s *Store) rollbackCount(b *pebble.Batch, lsn uint64) error {
 // first time since the count exists, or after a crash repair that could
 // not carry it), by one scan. The caller owns the instance exclusively.
 func (s *Store) ensureCount(applied uint64) error {
+	s.states.invalidate()
 	_, ok, err := s.storedCount(s.db)
 	if err != nil || ok {
 		return err
