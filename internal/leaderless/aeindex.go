@@ -3,6 +3,7 @@ package leaderless
 import (
 	"cmp"
 	"context"
+	"math/bits"
 	"slices"
 	"strings"
 	"sync"
@@ -232,7 +233,7 @@ func (ix *aeIndex) leafHashes(arc Range, leaves int, a, b string) []Digest {
 	if arc.Start == 0 && arc.End == 0 && leaves <= aeSegments && leaves&(leaves-1) == 0 {
 		// The whole circle from position 0 in a power of two of leaves:
 		// leaf i is segments [i*S/L, (i+1)*S/L).
-		shift := aeSegBits - bitsLen(leaves)
+		shift := aeSegBits - bits.TrailingZeros(uint(leaves))
 		for i, ok := range shared {
 			if !ok {
 				continue
@@ -249,16 +250,6 @@ func (ix *aeIndex) leafHashes(arc Range, leaves int, a, b string) []Digest {
 		}
 	})
 	return out
-}
-
-// bitsLen is log2 of a power of two.
-func bitsLen(p int) int {
-	n := 0
-	for p > 1 {
-		p >>= 1
-		n++
-	}
-	return n
 }
 
 // entries returns the keys in arc that a and b both replicate (the keys
