@@ -169,6 +169,9 @@ type Version struct {
 	Value    []byte
 	ExpireAt int64 // Unix ms, 0 = never
 	Deleted  bool
+	// Type is the value's Redis type; for a collection, Value is its
+	// metadata (internal/datatype).
+	Type Type
 }
 
 // Expired tells whether the version is past its expiry at nowMs.
