@@ -9,7 +9,8 @@
 //	version  uint16   FormatVersion
 //	hdrlen   uint32   length of the header, at most MaxHeaderBytes
 //	header   JSON     Header: mode, epoch, LSN, source node, created time
-//	records  …        per key: 0x01, uvarint len(key), key,
+//	records  …        per key: 0x01 (a string) or 0x02 and a type byte (a
+//	                  collection's metadata, version 2), uvarint len(key), key,
 //	                  uvarint len(value), value, uvarint expire-at (Unix ms, 0 = never)
 //	trailer           0x00, uint64 keys, uint64 data bytes (keys + values),
 //	                  SHA-256 of every byte before the digest

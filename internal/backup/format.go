@@ -16,10 +16,10 @@ import (
 	"time"
 )
 
-// FormatVersion is the version this package writes and the only one it
-// reads. A reader refuses any other: a newer file may hold records it would
-// misread.
-const FormatVersion = 1
+// FormatVersion is the version this package writes. A reader reads it and
+// every older one (version 1 had no typed records), and refuses a newer
+// one: it may hold records it would misread.
+const FormatVersion = 2
 
 // Limits a decoder enforces before it trusts a length field.
 const (
@@ -37,6 +37,7 @@ var magic = [8]byte{0x89, 'R', 'P', 'L', 'B', 'A', 'K', '\n'}
 const (
 	tagTrailer byte = 0x00
 	tagRecord  byte = 0x01
+	tagTyped   byte = 0x02 // a record with a type byte after the tag
 )
 
 // readChunk is how much a decoder allocates ahead of the bytes actually
@@ -86,7 +87,13 @@ func (t Trailer) Hex() string { return hex.EncodeToString(t.SHA256[:]) }
 type Record struct {
 	Key, Value []byte
 	ExpireAt   int64 // Unix ms, 0 = never
+	// Type is the value's Redis type (engine.Type): 0 for a string, else
+	// a collection's metadata (its elements are records of their own).
+	Type uint8
 }
+
+// MaxType is the largest record type a reader accepts.
+const MaxType = 4
 
 // Writer encodes a backup onto an io.Writer.
 type Writer struct {
@@ -151,6 +158,11 @@ func (w *Writer) uvarint(v uint64) {
 // Add appends one key. Keys must come in strictly ascending order, as a
 // store scan yields them.
 func (w *Writer) Add(key, value []byte, expireAt int64) error {
+	return w.AddTyped(key, 0, value, expireAt)
+}
+
+// AddTyped is Add for a value of Redis type typ (0: a string).
+func (w *Writer) AddTyped(key []byte, typ uint8, value []byte, expireAt int64) error {
 	if w.err != nil {
 		return w.err
 	}
@@ -161,8 +173,14 @@ func (w *Writer) Add(key, value []byte, expireAt int64) error {
 		return fmt.Errorf("backup: key %q: key or value above %d bytes", key, MaxFieldBytes)
 	case expireAt < 0:
 		return fmt.Errorf("backup: key %q: negative expiry time %d", key, expireAt)
+	case typ > MaxType:
+		return fmt.Errorf("backup: key %q: unknown type %d", key, typ)
 	}
-	w.write([]byte{tagRecord})
+	if typ != 0 {
+		w.write([]byte{tagTyped, typ})
+	} else {
+		w.write([]byte{tagRecord})
+	}
 	w.uvarint(uint64(len(key)))
 	w.write(key)
 	w.uvarint(uint64(len(value)))
@@ -220,6 +238,7 @@ type Reader struct {
 	data    uint64
 	last    []byte
 	started bool
+	version uint16
 	trailer Trailer
 	err     error // sticky: set once decoding failed or ended
 }
@@ -249,13 +268,14 @@ func NewReader(r io.Reader) (*Reader, error) {
 	if err := d.full(v[:], "in the format version and header length"); err != nil {
 		return nil, err
 	}
-	if ver := binary.BigEndian.Uint16(v[:]); ver != FormatVersion {
+	if ver := binary.BigEndian.Uint16(v[:]); ver == 0 || ver > FormatVersion {
 		newer := ""
 		if ver > FormatVersion {
 			newer = " (written by a newer replicant)"
 		}
-		return nil, fmt.Errorf("%w: the file is format version %d%s; this replicant reads version %d", ErrVersion, ver, newer, FormatVersion)
+		return nil, fmt.Errorf("%w: the file is format version %d%s; this replicant reads versions 1 to %d", ErrVersion, ver, newer, FormatVersion)
 	}
+	d.version = binary.BigEndian.Uint16(v[:])
 	hl := binary.BigEndian.Uint32(v[2:])
 	if hl > MaxHeaderBytes {
 		return nil, fmt.Errorf("%w: header length %d exceeds %d bytes", ErrCorrupt, hl, MaxHeaderBytes)
@@ -384,6 +404,7 @@ func (d *Reader) Next() (Record, error) {
 
 func (d *Reader) next() (Record, error) {
 	at := d.in.off
+	var typ uint8
 	tag, err := d.in.ReadByte()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -395,6 +416,21 @@ func (d *Reader) next() (Record, error) {
 	case tagTrailer:
 		return Record{}, d.readTrailer()
 	case tagRecord:
+	case tagTyped:
+		if d.version < 2 {
+			return Record{}, fmt.Errorf("%w: at byte %d: a typed record in a version %d file", ErrCorrupt, at, d.version)
+		}
+		t, err := d.in.ReadByte()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return Record{}, d.truncated(fmt.Sprintf("in the type of key %d", d.keys+1))
+			}
+			return Record{}, err
+		}
+		if t == 0 || t > MaxType {
+			return Record{}, fmt.Errorf("%w: at byte %d: unknown type %d", ErrCorrupt, at, t)
+		}
+		typ = t
 	default:
 		return Record{}, fmt.Errorf("%w: at byte %d: unknown record tag 0x%02x", ErrCorrupt, at, tag)
 	}
@@ -433,7 +469,7 @@ func (d *Reader) next() (Record, error) {
 	d.data += kl + vl
 	d.last = append(d.last[:0], key...)
 	d.started = true
-	return Record{Key: key, Value: val, ExpireAt: int64(exp)}, nil
+	return Record{Key: key, Value: val, ExpireAt: int64(exp), Type: typ}, nil
 }
 
 func (d *Reader) readTrailer() error {

@@ -19,6 +19,7 @@ var testRecords = []Record{
 	{Key: []byte("a"), Value: []byte("1")},
 	{Key: []byte("a\x00b"), Value: []byte{}, ExpireAt: 1_900_000_000_000},
 	{Key: []byte("big"), Value: bytes.Repeat([]byte("x"), 3*readChunk+17)},
+	{Key: []byte{0xfe}, Value: []byte("hash metadata"), Type: 1, ExpireAt: 5},
 	{Key: []byte{0xff, 0xfe}, Value: []byte("binary")},
 }
 
@@ -30,7 +31,7 @@ func encode(t *testing.T, h Header, recs []Record) []byte {
 		t.Fatal(err)
 	}
 	for _, r := range recs {
-		if err := w.Add(r.Key, r.Value, r.ExpireAt); err != nil {
+		if err := w.AddTyped(r.Key, r.Type, r.Value, r.ExpireAt); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -96,7 +97,7 @@ func TestRoundTrip(t *testing.T) {
 			var data uint64
 			for i := range recs {
 				w := tc.recs[i]
-				if !bytes.Equal(recs[i].Key, w.Key) || !bytes.Equal(recs[i].Value, w.Value) || recs[i].ExpireAt != w.ExpireAt {
+				if !bytes.Equal(recs[i].Key, w.Key) || !bytes.Equal(recs[i].Value, w.Value) || recs[i].ExpireAt != w.ExpireAt || recs[i].Type != w.Type {
 					t.Fatalf("record %d: got %q=%.20q exp %d, want %q=%.20q exp %d", i, recs[i].Key, recs[i].Value, recs[i].ExpireAt, w.Key, w.Value, w.ExpireAt)
 				}
 				data += uint64(len(w.Key) + len(w.Value))
@@ -124,7 +125,8 @@ func TestDecodeRefuses(t *testing.T) {
 		{"text file", []byte("hello, this is not a backup\n"), ErrNotBackup, "starts with"},
 		{"magic cut", good[:5], ErrTruncated, "magic"},
 		{"wrong magic", mut(good, func(b []byte) []byte { b[1] = 'X'; return b }), ErrNotBackup, "starts with"},
-		{"newer version", mut(good, func(b []byte) []byte { b[9] = 2; return b }), ErrVersion, "newer replicant"},
+		{"newer version", mut(good, func(b []byte) []byte { b[9] = FormatVersion + 1; return b }), ErrVersion, "newer replicant"},
+		{"typed record in a version 1 file", reseal(mut(good, func(b []byte) []byte { b[9] = 1; return b })), ErrCorrupt, "typed record in a version 1"},
 		{"version 0", mut(good, func(b []byte) []byte { b[9] = 0; return b }), ErrVersion, "version 0"},
 		{"huge header", mut(good, func(b []byte) []byte { binary.BigEndian.PutUint32(b[10:], 1<<31); return b }), ErrCorrupt, "header length"},
 		{"header cut", good[:20], ErrTruncated, "header"},

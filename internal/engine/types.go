@@ -46,5 +46,5 @@ type TypedTxn interface {
 	// NewID returns an identifier no other collection in this state's
 	// history has: a collection's elements are keyed by it, so a key
 	// deleted and created again never sees its old elements.
-	NewID() uint64
+	NewID() (uint64, error)
 }

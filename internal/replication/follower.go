@@ -15,7 +15,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/storage"
+	"github.com/replicant-db/replicant/internal/storage/logrec"
 	"github.com/replicant-db/replicant/internal/transport/pb"
 )
 
@@ -364,6 +366,7 @@ func writeRollbackFile(dir string, entries []storage.Entry, epoch uint64) (strin
 			Key      []byte `json:"key,omitempty"`
 			Value    []byte `json:"value,omitempty"`
 			ExpireAt int64  `json:"expire_at_ms,omitempty"`
+			Type     string `json:"type,omitempty"`
 		}
 		rec := struct {
 			LSN   uint64 `json:"lsn"`
@@ -372,7 +375,11 @@ func writeRollbackFile(dir string, entries []storage.Entry, epoch uint64) (strin
 			Ops   []op   `json:"ops"`
 		}{LSN: e.LSN, Epoch: e.Epoch, Time: time.Unix(0, e.Time).UTC().Format(time.RFC3339Nano)}
 		for _, o := range e.Ops {
-			rec.Ops = append(rec.Ops, op{Kind: o.Kind.String(), Key: o.Key, Value: o.Value, ExpireAt: o.ExpireAt})
+			o2 := op{Kind: o.Kind.String(), Key: o.Key, Value: o.Value, ExpireAt: o.ExpireAt}
+			if o.Type != 0 {
+				o2.Type = engine.Type(o.Type).String()
+			}
+			rec.Ops = append(rec.Ops, o2)
 		}
 		if err := enc.Encode(rec); err != nil {
 			fh.Close()
@@ -684,7 +691,10 @@ func (f *Follower) installSnapshot(ctx context.Context, client pb.PeerClient, re
 		kvs = kvs[:0]
 		for _, p := range ch.GetPairs() {
 			hashKV(crc, p)
-			kvs = append(kvs, storage.KV{Key: p.GetKey(), Value: p.GetValue(), ExpireAt: p.GetExpireAt()})
+			if p.GetType() > logrec.MaxType {
+				return fmt.Errorf("snapshot stream: key %q has unknown type %d", p.GetKey(), p.GetType())
+			}
+			kvs = append(kvs, storage.KV{Key: p.GetKey(), Value: p.GetValue(), ExpireAt: p.GetExpireAt(), Type: uint8(p.GetType())})
 		}
 		keys += uint64(len(kvs))
 		if err := f.cfg.Store.InstallChunk(ch.GetLsn(), kvs); err != nil {

@@ -767,7 +767,7 @@ func (l *Leader) ServeSnapshot(req *pb.SnapshotRequest, stream pb.Peer_SnapshotS
 		return true
 	}
 	err := l.cfg.Store.Scan(lsn, nil, func(k []byte, v storage.Version) bool {
-		kv := &pb.KV{Key: k, Value: v.Value, ExpireAt: v.ExpireAt}
+		kv := &pb.KV{Key: k, Value: v.Value, ExpireAt: v.ExpireAt, Type: uint32(v.Type)}
 		hashKV(crc, kv)
 		chunk.Pairs = append(chunk.Pairs, kv)
 		n := len(k) + len(v.Value) + 16
@@ -823,4 +823,9 @@ func hashKV(h interface{ Write([]byte) (int, error) }, kv *pb.KV) {
 	put(uint64(len(kv.Value)))
 	_, _ = h.Write(kv.Value)
 	put(uint64(kv.ExpireAt))
+	// A string's pair hashes as it did before types existed, so a node of
+	// either version checks the other's snapshot.
+	if kv.Type != 0 {
+		put(uint64(kv.Type))
+	}
 }

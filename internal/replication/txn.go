@@ -2,6 +2,7 @@ package replication
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 
 	"github.com/replicant-db/replicant/internal/engine"
@@ -43,6 +44,7 @@ type Txn struct {
 	idx     map[string]int // key -> position in ops[:idxUpTo], after flushAt
 	idxUpTo int
 	flushAt int // 1 + position of the last FLUSH in ops[:idxUpTo]; 0 if none
+	ids     int // collection ids handed out (NewID)
 }
 
 // indexFrom is how many unindexed ops a lookup scans before indexing.
@@ -122,14 +124,14 @@ func opVersion(op *storage.Op, key []byte) (storage.Version, bool, bool) {
 	case op.Kind == storage.OpDel:
 		return storage.Version{Deleted: true}, false, true
 	}
-	return storage.Version{Value: op.Value, ExpireAt: op.ExpireAt}, true, true
+	return storage.Version{Value: op.Value, ExpireAt: op.ExpireAt, Type: op.Type}, true, true
 }
 
 var _ engine.Txn = (*Txn)(nil)
 
 // asVersion is a stored version as commands see it.
 func asVersion(v storage.Version) engine.Version {
-	return engine.Version{LSN: v.LSN, Value: v.Value, ExpireAt: v.ExpireAt, Deleted: v.Deleted}
+	return engine.Version{LSN: v.LSN, Value: v.Value, ExpireAt: v.ExpireAt, Deleted: v.Deleted, Type: engine.Type(v.Type)}
 }
 
 var _ engine.Versioned = (*Txn)(nil)
@@ -233,6 +235,30 @@ func (t *Txn) Set(key, value []byte, expireAtMs int64) {
 	t.ops = append(t.ops, storage.Op{Kind: storage.OpSet, Key: k, Value: v, ExpireAt: expireAtMs})
 }
 
+var _ engine.TypedTxn = (*Txn)(nil)
+
+// SetTyped stores a collection's metadata value of type typ under key.
+func (t *Txn) SetTyped(key []byte, typ engine.Type, value []byte, expireAtMs int64) {
+	k := append([]byte(nil), key...)
+	v := append([]byte{}, value...)
+	t.ops = append(t.ops, storage.Op{Kind: storage.OpSet, Key: k, Value: v, ExpireAt: expireAtMs, Type: uint8(typ)})
+}
+
+// idSeqBits is how many collections one entry may create: an id is the
+// entry's LSN and a sequence number within it, unique because an LSN
+// names one entry (an LSN reused after a rollback is reused with the
+// rolled-back entry's collections gone with it).
+const idSeqBits = 20
+
+// NewID returns an identifier for a collection this proposal creates.
+func (t *Txn) NewID() (uint64, error) {
+	if t.ids >= 1<<idSeqBits {
+		return 0, fmt.Errorf("a single write may create at most %d collections", 1<<idSeqBits)
+	}
+	t.ids++
+	return t.lsn<<idSeqBits | uint64(t.ids-1), nil
+}
+
 // Del removes key (a no-op in the log if it is already absent is the
 // caller's choice; Del always writes a tombstone).
 func (t *Txn) Del(key []byte) {
@@ -257,7 +283,7 @@ func (t *Txn) mergeInto(g *layer) {
 		case storage.OpDel:
 			g.vals[string(op.Key)] = storage.Version{Deleted: true}
 		default:
-			g.vals[string(op.Key)] = storage.Version{Value: op.Value, ExpireAt: op.ExpireAt}
+			g.vals[string(op.Key)] = storage.Version{Value: op.Value, ExpireAt: op.ExpireAt, Type: op.Type}
 		}
 	}
 }

@@ -3,6 +3,8 @@ package storage
 import (
 	"bytes"
 	"encoding/binary"
+
+	"github.com/replicant-db/replicant/internal/storage/logrec"
 )
 
 const (
@@ -110,14 +112,18 @@ func flushKey(lsn uint64) []byte {
 	return k
 }
 
-// Version values: kind byte, expireAt varint, value bytes.
+// Version values: kind byte, expireAt varint, value bytes; a typed value
+// (a collection's metadata) has its type byte after the kind. Strings keep
+// the untyped encoding, so directories written before types decode as
+// they were.
 const (
 	verValue     byte = 1
 	verTombstone byte = 2
+	verTyped     byte = 3
 )
 
 func encodeVersion(op *Op) []byte {
-	return appendVersion(make([]byte, 0, 1+binary.MaxVarintLen64+len(op.Value)), op)
+	return appendVersion(make([]byte, 0, 2+binary.MaxVarintLen64+len(op.Value)), op)
 }
 
 // appendVersion appends op's version encoding to dst.
@@ -125,7 +131,11 @@ func appendVersion(dst []byte, op *Op) []byte {
 	if op.Kind == OpDel {
 		return append(dst, verTombstone)
 	}
-	dst = append(dst, verValue)
+	if op.Type != 0 {
+		dst = append(dst, verTyped, op.Type)
+	} else {
+		dst = append(dst, verValue)
+	}
 	dst = binary.AppendVarint(dst, op.ExpireAt)
 	return append(dst, op.Value...)
 }
@@ -152,6 +162,18 @@ func decodeVersion(b []byte) (v Version, ok bool) {
 		}
 		v.ExpireAt = exp
 		v.Value = b[1+n:]
+		return v, true
+	case verTyped:
+		if len(b) < 2 || b[1] == 0 || b[1] > logrec.MaxType {
+			return v, false
+		}
+		v.Type = b[1]
+		exp, n := binary.Varint(b[2:])
+		if n <= 0 {
+			return v, false
+		}
+		v.ExpireAt = exp
+		v.Value = b[2+n:]
 		return v, true
 	}
 	return v, false

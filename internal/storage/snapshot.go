@@ -11,6 +11,7 @@ type KV struct {
 	Key      []byte
 	Value    []byte
 	ExpireAt int64
+	Type     uint8 // engine.Type; 0 is a string
 }
 
 // Installing a snapshot replaces the whole store. It happens in three steps
@@ -70,7 +71,7 @@ func (s *Store) InstallChunk(lsn uint64, kvs []KV) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	for i := range kvs {
-		op := Op{Kind: OpSet, Key: kvs[i].Key, Value: kvs[i].Value, ExpireAt: kvs[i].ExpireAt}
+		op := Op{Kind: OpSet, Key: kvs[i].Key, Value: kvs[i].Value, ExpireAt: kvs[i].ExpireAt, Type: kvs[i].Type}
 		_ = b.Set(versionKey(op.Key, lsn), encodeVersion(&op), nil)
 		if op.ExpireAt != 0 {
 			_ = b.Set(expiryKey(op.ExpireAt, lsn, op.Key), nil, nil)

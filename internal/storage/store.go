@@ -77,6 +77,8 @@ type Version struct {
 	Value    []byte
 	ExpireAt int64 // Unix ms, 0 = never
 	Deleted  bool
+	// Type is the value's Redis type (engine.Type; 0 is a string).
+	Type uint8
 }
 
 // Expired tells whether the version is past its expiry at nowMs.

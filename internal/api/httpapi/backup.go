@@ -63,7 +63,7 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		var addErr error
 		err = rd.Scan(nil, func(k []byte, v engine.Version) bool {
-			addErr = bw.Add(k, v.Value, v.ExpireAt)
+			addErr = bw.AddTyped(k, uint8(v.Type), v.Value, v.ExpireAt)
 			return addErr == nil
 		})
 		if err == nil {

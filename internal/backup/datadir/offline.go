@@ -87,7 +87,7 @@ func Backup(ctx context.Context, o BackupOptions, out io.Writer) (backup.Header,
 	rd := &replication.Reader{Store: st, LSN: tg.LSN, Epoch: tg.Epoch, ClockMs: now.UnixMilli()}
 	var addErr error
 	err = rd.Scan(nil, func(k []byte, v engine.Version) bool {
-		if addErr = w.Add(k, v.Value, v.ExpireAt); addErr != nil {
+		if addErr = w.AddTyped(k, uint8(v.Type), v.Value, v.ExpireAt); addErr != nil {
 			return false
 		}
 		if keys, n := w.Progress(); keys%4096 == 0 {

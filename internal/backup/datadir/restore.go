@@ -234,7 +234,7 @@ func install(ctx context.Context, o RestoreOptions, staging string, verified bac
 		if err != nil {
 			return RestoreResult{}, fmt.Errorf("restore: reading %s again to install it: %w", o.From, err)
 		}
-		chunk = append(chunk, storage.KV{Key: r.Key, Value: r.Value, ExpireAt: r.ExpireAt})
+		chunk = append(chunk, storage.KV{Key: r.Key, Value: r.Value, ExpireAt: r.ExpireAt, Type: r.Type})
 		size += len(r.Key) + len(r.Value) + 16
 		if size >= chunkBytes {
 			if err := flush(); err != nil {

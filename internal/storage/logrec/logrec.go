@@ -39,7 +39,19 @@ type Op struct {
 	Value []byte
 	// ExpireAt is an absolute Unix time in milliseconds; 0 means no expiry.
 	ExpireAt int64
+	// Type is the Redis type of an OpSet's value (engine.Type; 0 is a
+	// string). A collection's metadata is stored with its type so that a
+	// key's type is known from its one version.
+	Type uint8
 }
+
+// typedFlag marks, in an op's kind byte, that a type byte follows. Ops of
+// strings (type 0) are encoded exactly as before types existed, so old
+// logs decode unchanged.
+const typedFlag = 0x80
+
+// MaxType is the largest op type the codec accepts.
+const MaxType = 4
 
 // Entry is one record of the replication log. All its ops apply atomically.
 type Entry struct {
@@ -66,7 +78,7 @@ var ErrChecksum = errors.New("checksum mismatch")
 func (e *Entry) EncodedSize() int {
 	n := 1 + 3*binary.MaxVarintLen64 + binary.MaxVarintLen64 + 4
 	for i := range e.Ops {
-		n += 1 + 3*binary.MaxVarintLen64 + len(e.Ops[i].Key) + len(e.Ops[i].Value)
+		n += 2 + 3*binary.MaxVarintLen64 + len(e.Ops[i].Key) + len(e.Ops[i].Value)
 	}
 	return n
 }
@@ -81,7 +93,11 @@ func AppendEntry(dst []byte, e *Entry) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(e.Ops)))
 	for i := range e.Ops {
 		op := &e.Ops[i]
-		dst = append(dst, byte(op.Kind))
+		if op.Type != 0 {
+			dst = append(dst, byte(op.Kind)|typedFlag, op.Type)
+		} else {
+			dst = append(dst, byte(op.Kind))
+		}
 		dst = binary.AppendUvarint(dst, uint64(len(op.Key)))
 		dst = append(dst, op.Key...)
 		dst = binary.AppendUvarint(dst, uint64(len(op.Value)))
@@ -119,7 +135,14 @@ func DecodeEntry(b []byte) (Entry, error) {
 	}
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		var op Op
-		op.Kind = OpKind(d.byte())
+		kind := d.byte()
+		op.Kind = OpKind(kind &^ typedFlag)
+		if kind&typedFlag != 0 {
+			op.Type = d.byte()
+			if d.err == nil && (op.Type == 0 || op.Type > MaxType || op.Kind != OpSet) {
+				return e, fmt.Errorf("%w: op %d has type %d on a %v", ErrMalformedEntry, i, op.Type, op.Kind)
+			}
+		}
 		op.Key = d.bytes()
 		op.Value = d.bytes()
 		op.ExpireAt = d.varint()

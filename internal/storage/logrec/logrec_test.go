@@ -22,7 +22,7 @@ func sameEntry(a, b Entry) bool {
 	}
 	for i := range a.Ops {
 		x, y := a.Ops[i], b.Ops[i]
-		if x.Kind != y.Kind || x.ExpireAt != y.ExpireAt || !bytes.Equal(x.Key, y.Key) || !bytes.Equal(x.Value, y.Value) {
+		if x.Kind != y.Kind || x.Type != y.Type || x.ExpireAt != y.ExpireAt || !bytes.Equal(x.Key, y.Key) || !bytes.Equal(x.Value, y.Value) {
 			return false
 		}
 	}
@@ -54,6 +54,10 @@ func TestEntryRoundTrip(t *testing.T) {
 		{"set with expiry", Entry{LSN: 42, Epoch: 3, Time: 123,
 			Ops: []Op{{Kind: OpSet, Key: []byte("session:1"), Value: []byte("alice"), ExpireAt: 1700000000123}}}},
 		{"del", Entry{LSN: 43, Epoch: 3, Ops: []Op{{Kind: OpDel, Key: []byte("gone")}}}},
+		{"typed set", Entry{LSN: 47, Epoch: 3, Ops: []Op{
+			{Kind: OpSet, Key: []byte("h"), Value: []byte("meta"), Type: 1, ExpireAt: 9},
+			{Kind: OpSet, Key: []byte("s"), Value: []byte("plain")},
+			{Kind: OpSet, Key: []byte("z"), Value: nil, Type: MaxType}}}},
 		{"flush", Entry{LSN: 44, Epoch: 3, Ops: []Op{{Kind: OpFlush}}}},
 		{"empty key and value", Entry{LSN: 45, Epoch: 3, Ops: []Op{{Kind: OpSet, Key: []byte{}, Value: []byte{}}}}},
 		{"binary key and value", Entry{LSN: 46, Epoch: 3,
@@ -121,6 +125,10 @@ func TestDecodeEntryRejects(t *testing.T) {
 		{"op count huge", withCRC(binary.AppendUvarint([]byte{entryFormatV1, 1, 1, 0}, math.MaxUint64)), ErrMalformedEntry},
 		{"op kind zero", withCRC([]byte{entryFormatV1, 1, 1, 0, 1, 0, 0, 0, 0}), ErrMalformedEntry},
 		{"op kind four", withCRC([]byte{entryFormatV1, 1, 1, 0, 1, 4, 0, 0, 0}), ErrMalformedEntry},
+		{"typed op with type zero", withCRC([]byte{entryFormatV1, 1, 1, 0, 1, byte(OpSet) | typedFlag, 0, 1, 'k', 0, 0}), ErrMalformedEntry},
+		{"typed op with unknown type", withCRC([]byte{entryFormatV1, 1, 1, 0, 1, byte(OpSet) | typedFlag, MaxType + 1, 1, 'k', 0, 0}), ErrMalformedEntry},
+		{"typed delete", withCRC([]byte{entryFormatV1, 1, 1, 0, 1, byte(OpDel) | typedFlag, 1, 1, 'k', 0, 0}), ErrMalformedEntry},
+		{"typed op without its type", withCRC([]byte{entryFormatV1, 1, 1, 0, 1, byte(OpSet) | typedFlag}), ErrMalformedEntry},
 		{"key length beyond input", withCRC([]byte{entryFormatV1, 1, 1, 0, 1, byte(OpSet), 9, 'k', 0, 0}), ErrMalformedEntry},
 		{"value length beyond input", withCRC([]byte{entryFormatV1, 1, 1, 0, 1, byte(OpSet), 1, 'k', 9, 0}), ErrMalformedEntry},
 		{"missing expiry", withCRC([]byte{entryFormatV1, 1, 1, 0, 1, byte(OpSet), 1, 'k', 0}), ErrMalformedEntry},

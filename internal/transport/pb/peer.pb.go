@@ -1725,10 +1725,13 @@ func (x *SnapshotRequest) GetEpoch() uint64 {
 }
 
 type KV struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
-	ExpireAt      int64                  `protobuf:"varint,3,opt,name=expire_at,json=expireAt,proto3" json:"expire_at,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Key      []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value    []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	ExpireAt int64                  `protobuf:"varint,3,opt,name=expire_at,json=expireAt,proto3" json:"expire_at,omitempty"`
+	// The value's Redis type (0: a string; a collection's metadata
+	// otherwise). Senders of old leave it 0, which is what they stored.
+	Type          uint32 `protobuf:"varint,4,opt,name=type,proto3" json:"type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1780,6 +1783,13 @@ func (x *KV) GetValue() []byte {
 func (x *KV) GetExpireAt() int64 {
 	if x != nil {
 		return x.ExpireAt
+	}
+	return 0
+}
+
+func (x *KV) GetType() uint32 {
+	if x != nil {
+		return x.Type
 	}
 	return 0
 }
@@ -2247,11 +2257,12 @@ const file_internal_transport_pb_peer_proto_rawDesc = "" +
 	"\x0fSnapshotRequest\x12\x1f\n" +
 	"\vfollower_id\x18\x01 \x01(\tR\n" +
 	"followerId\x12\x14\n" +
-	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"I\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"]\n" +
 	"\x02KV\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x1b\n" +
-	"\texpire_at\x18\x03 \x01(\x03R\bexpireAt\"\x98\x01\n" +
+	"\texpire_at\x18\x03 \x01(\x03R\bexpireAt\x12\x12\n" +
+	"\x04type\x18\x04 \x01(\rR\x04type\"\x98\x01\n" +
 	"\fSnapshotDone\x12\x10\n" +
 	"\x03lsn\x18\x01 \x01(\x04R\x03lsn\x12:\n" +
 	"\x06epochs\x18\x02 \x03(\v2\".replicant.transport.v1.EpochStartR\x06epochs\x12\x10\n" +

@@ -1,0 +1,98 @@
+package datatype
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/replicant-db/replicant/internal/engine"
+)
+
+// ErrWrongType is a command on a key that holds another type. Its text is
+// Redis's reply.
+var ErrWrongType = errors.New("WRONGTYPE Operation against a key holding the wrong kind of value")
+
+// ErrCorrupt is a collection's stored metadata or element that does not
+// decode.
+var ErrCorrupt = errors.New("corrupt collection record")
+
+// ErrUnsupported is returned by Open on a mode whose Txn does not store
+// collections (engine.TypedTxn).
+var ErrUnsupported = errors.New("collection types are not supported")
+
+// Meta is a collection's metadata, stored at its key.
+type Meta struct {
+	ID  uint64 // keys its elements
+	Len int64  // number of elements (members, fields)
+	// Head is, for a list, the index key of its first element; elements
+	// are at Head, Head+1, … Head+Len-1. Zero for the other types.
+	Head int64
+}
+
+const metaFormat = 1
+
+// Encode is the metadata's stored value.
+func (m Meta) Encode() []byte {
+	b := make([]byte, 0, 1+3*binary.MaxVarintLen64)
+	b = append(b, metaFormat)
+	b = binary.AppendUvarint(b, m.ID)
+	b = binary.AppendUvarint(b, uint64(m.Len))
+	return binary.AppendVarint(b, m.Head)
+}
+
+// DecodeMeta decodes a stored metadata value.
+func DecodeMeta(b []byte) (Meta, error) {
+	var m Meta
+	if len(b) < 1 || b[0] != metaFormat {
+		return m, fmt.Errorf("%w: metadata format %x", ErrCorrupt, b[:min(len(b), 1)])
+	}
+	b = b[1:]
+	id, n := binary.Uvarint(b)
+	if n <= 0 {
+		return m, fmt.Errorf("%w: metadata id", ErrCorrupt)
+	}
+	b = b[n:]
+	l, n := binary.Uvarint(b)
+	if n <= 0 || l > 1<<62 {
+		return m, fmt.Errorf("%w: metadata length", ErrCorrupt)
+	}
+	b = b[n:]
+	h, n := binary.Varint(b)
+	if n <= 0 || n != len(b) {
+		return m, fmt.Errorf("%w: metadata head", ErrCorrupt)
+	}
+	return Meta{ID: id, Len: int64(l), Head: h}, nil
+}
+
+// Getter reads one key: engine.Reader and engine.Txn both are.
+type Getter interface {
+	Get(key []byte) (engine.Version, bool, error)
+}
+
+// Scanner lists keys in order: engine.Reader and engine.ScanTxn are.
+type Scanner interface {
+	Getter
+	Scan(start []byte, fn func(key []byte, v engine.Version) bool) error
+}
+
+// Lookup reads the metadata of the collection of type t at key: found is
+// false when the key does not exist; ErrWrongType when it holds another
+// type.
+func Lookup(g Getter, key []byte, t engine.Type) (m Meta, found bool, err error) {
+	v, ok, err := g.Get(key)
+	if err != nil || !ok {
+		return m, false, err
+	}
+	return metaOf(key, v, t)
+}
+
+func metaOf(key []byte, v engine.Version, t engine.Type) (Meta, bool, error) {
+	if v.Type != t {
+		return Meta{}, false, ErrWrongType
+	}
+	m, err := DecodeMeta(v.Value)
+	if err != nil {
+		return m, false, fmt.Errorf("key %q: %w", key, err)
+	}
+	return m, true, nil
+}
