@@ -56,17 +56,19 @@ func (cmd *command) keys(args [][]byte) [][]byte {
 	return out
 }
 
+// cmdDef is one command table row.
+type cmdDef struct {
+	name              string
+	arity             int
+	flags             string // space separated
+	first, last, step int
+	group, since, doc string
+	fn                func(c *client, args [][]byte)
+}
+
 // commandTable builds the server's command table.
 func (s *Server) commandTable() map[string]*command {
-	type def struct {
-		name              string
-		arity             int
-		flags             string // space separated
-		first, last, step int
-		group, since, doc string
-		fn                func(c *client, args [][]byte)
-	}
-	defs := []def{
+	defs := []cmdDef{
 		// connection
 		{"ping", -1, "fast", 0, 0, 0, "connection", "1.0.0", "Returns the server's liveliness response.", s.cmdPing},
 		{"echo", 2, "fast", 0, 0, 0, "connection", "1.0.0", "Returns the given string.", s.cmdEcho},
@@ -148,6 +150,11 @@ func (s *Server) commandTable() map[string]*command {
 		{"replicant.context", 2, "fast", 0, 0, 0, "replicant", "0.2.0", "The next write supersedes what this causal context saw (leaderless).", s.cmdContext},
 	}
 	m := make(map[string]*command, len(defs))
+	// Each collection type's family registers its commands in its own file.
+	defs = append(defs, s.hashCommands()...)
+	defs = append(defs, s.setCommands()...)
+	defs = append(defs, s.listCommands()...)
+	defs = append(defs, s.zsetCommands()...)
 	for _, d := range defs {
 		cmd := &command{
 			name: d.name, arity: d.arity, first: d.first, last: d.last, step: d.step,
@@ -168,8 +175,9 @@ func (s *Server) commandTable() map[string]*command {
 		case slices.Contains(cmd.flags, "readonly"):
 			cmd.acl = append(cmd.acl, "@read")
 		}
-		if d.group == "string" || d.group == "generic" {
-			cmd.acl = append(cmd.acl, map[string]string{"string": "@string", "generic": "@keyspace"}[d.group])
+		if cat, ok := map[string]string{"string": "@string", "generic": "@keyspace", "hash": "@hash", "list": "@list",
+			"set": "@set", "sorted-set": "@sortedset", "bitmap": "@bitmap", "scripting": "@scripting"}[d.group]; ok {
+			cmd.acl = append(cmd.acl, cat)
 		}
 		if slices.Contains(cmd.flags, "fast") {
 			cmd.acl = append(cmd.acl, "@fast")

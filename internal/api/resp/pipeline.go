@@ -43,7 +43,7 @@ func (s *Server) pipelineSet(c *client, args [][]byte) bool {
 		return false
 	}
 	key, val := args[1], args[2]
-	if s.b.CheckKey(key) != nil || s.b.CheckValue(len(val)) != nil {
+	if s.b.CheckKey(key) != nil || s.b.CheckValue(len(val)) != nil || engine.IsReserved(key) {
 		return false // the ordinary path answers the error
 	}
 	held := int64(len(key) + len(val) + argOverhead)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/replicant-db/replicant/internal/datatype"
 	"github.com/replicant-db/replicant/internal/engine"
 )
 
@@ -63,6 +64,10 @@ func (c *client) backendErr(err error) {
 	switch {
 	case errors.As(err, &re):
 		c.err(string(re))
+	case errors.Is(err, datatype.ErrWrongType):
+		c.err(msgWrongType)
+	case errors.Is(err, datatype.ErrUnsupported):
+		c.err("ERR collection types (hash, list, set, sorted set) are not supported in " + c.s.mode() + " mode")
 	case errors.As(err, &nl):
 		if nl.LeaderID == "" {
 			c.err("READONLY You can't write against a read only replica. leader unknown")

@@ -293,6 +293,20 @@ func (s *Server) handle(c *client, args [][]byte) {
 		c.err("NOAUTH Authentication required.")
 		return
 	}
+	if msg := s.typeUnsupported(spec); msg != "" {
+		c.txReject()
+		c.rejected = true
+		c.err(msg)
+		return
+	}
+	for _, k := range spec.keys(args) {
+		if engine.IsReserved(k) {
+			c.txReject()
+			c.rejected = true
+			c.err(msgReserved)
+			return
+		}
+	}
 	if spec.write {
 		for _, k := range spec.keys(args) {
 			if err := s.b.CheckKey(k); err != nil {

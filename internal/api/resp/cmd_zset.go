@@ -1,0 +1,6 @@
+package resp
+
+// zsetCommands are the zset family's rows of the command table.
+func (s *Server) zsetCommands() []cmdDef {
+	return nil
+}
