@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/replicant-db/replicant/internal/engine"
 )
 
 // Key count (DBSIZE and INFO keyspace in O(1)).
@@ -231,6 +233,9 @@ func (c *counter) entry(b *pebble.Batch, e *Entry, first int) {
 			clear(c.seen)
 			c.lastFlush = e.LSN
 		case OpSet, OpDel:
+			if engine.IsReserved(op.Key) {
+				continue // not a user's key: DBSIZE does not count it
+			}
 			prev, err := c.state(op.Key)
 			if err != nil {
 				c.err = err
@@ -423,7 +428,7 @@ func (s *Store) scanCount(r pebble.Reader, at uint64) (KeyCount, error) {
 		if !ok {
 			return n, s.corrupt(&CorruptionError{Dir: s.dir, LSN: lsn, Err: fmt.Errorf("bad version record for key %q", key)})
 		}
-		if !v.Deleted && lsn >= floor {
+		if !v.Deleted && lsn >= floor && !engine.IsReserved(key) {
 			n.Keys++
 			if v.ExpireAt != 0 {
 				n.Expires++
@@ -607,6 +612,9 @@ func (s *Store) expiredLive(r pebble.Reader, at uint64, nowMs int64, limit int) 
 		key, rest, ok := unescape(k[17:])
 		if !ok || len(rest) != 0 {
 			return n, false, s.corrupt(&CorruptionError{Dir: s.dir, Err: fmt.Errorf("bad expiry key %x", k)})
+		}
+		if engine.IsReserved(key) {
+			continue
 		}
 		// The record counts only if its version is the one visible at at
 		// (a later write replaced or deleted the key otherwise).

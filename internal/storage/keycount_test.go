@@ -15,16 +15,19 @@ func countAt(t *testing.T, s *Store, at uint64) KeyCount {
 // TestKeyCountHistory walks one history through the operations that
 // rewrite it, checking the count at every LSN after each: the random
 // model test covers the combinations, this one names them.
+// rsv is a key in the engines' reserved space.
+const rsv = "\x00replicant\x00e1"
+
 func TestKeyCountHistory(t *testing.T) {
 	dir := t.TempDir()
 	s := openTestStore(t, dir)
 	mustAppend(t, s, applySync,
-		ent(1, 1, set("a", "1"), set("b", "1")),             // 2
-		ent(2, 1, setEx("c", "1", 5000), set("a", "2")),     // 3, 1 expiring
-		ent(3, 1, del("b"), del("nokey")),                   // 2
-		ent(4, 1, set("b", "2"), del("b"), set("b", "3")),   // 3: one key, written three times
-		ent(5, 1, set("x", "1"), flushAll(), set("y", "1")), // 1: only ops after the FLUSHALL
-		ent(6, 1, setEx("y", "2", 7000), set("z", "1")),     // 2, 1 expiring
+		ent(1, 1, set("a", "1"), set("b", "1"), set(rsv, "e")),                       // 2: reserved keys (collections' elements) do not count
+		ent(2, 1, setEx("c", "1", 5000), set("a", "2")),                              // 3, 1 expiring
+		ent(3, 1, del("b"), del("nokey")),                                            // 2
+		ent(4, 1, set("b", "2"), del("b"), set("b", "3")),                            // 3: one key, written three times
+		ent(5, 1, set("x", "1"), flushAll(), set("y", "1")),                          // 1: only ops after the FLUSHALL
+		ent(6, 1, setEx("y", "2", 7000), set("z", "1"), del(rsv), set(rsv+"2", "e")), // 2, 1 expiring
 	)
 	want := map[uint64]KeyCount{0: {}, 1: {2, 0}, 2: {3, 1}, 3: {2, 1}, 4: {3, 1}, 5: {1, 0}, 6: {2, 1}, Latest: {2, 1}}
 	check := func(stage string, upTo uint64) {
@@ -81,7 +84,8 @@ func TestKeyCountHistory(t *testing.T) {
 	if err := s.BeginInstall(); err != nil {
 		t.Fatal(err)
 	}
-	kvs := []KV{{Key: []byte("p"), Value: []byte("1")}, {Key: []byte("q"), Value: []byte("1"), ExpireAt: 9000}}
+	kvs := []KV{{Key: []byte("p"), Value: []byte("1"), Type: 1}, {Key: []byte("q"), Value: []byte("1"), ExpireAt: 9000},
+		{Key: []byte(rsv), Value: []byte("e")}}
 	for range 2 { // a chunk sent twice counts once
 		if err := s.InstallChunk(10, kvs); err != nil {
 			t.Fatal(err)

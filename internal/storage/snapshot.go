@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/replicant-db/replicant/internal/engine"
 )
 
 // KV is one live key of a snapshot.
@@ -191,6 +193,9 @@ func (s *Store) countInstalled() (KeyCount, error) {
 			return n, s.corrupt(&CorruptionError{Dir: s.dir, Err: fmt.Errorf("bad installed version %x", it.Key())})
 		}
 		if v.Deleted {
+			continue
+		}
+		if key, _, ok := parseVersionKey(it.Key()); ok && engine.IsReserved(key) {
 			continue
 		}
 		n.Keys++
