@@ -24,6 +24,7 @@ type Metrics struct {
 	batchBytes   prometheus.Histogram
 	syncSeconds  prometheus.Histogram
 	expired      prometheus.Counter
+	swept        prometheus.Counter
 	gcRemoved    prometheus.Counter
 	rolledBack   prometheus.Counter
 	truncated    prometheus.Counter
@@ -60,6 +61,9 @@ func newMetrics(n *Node) *Metrics {
 		}),
 		expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "replicant_expired_keys_total", Help: "Keys deleted by active expiry (through the log).",
+		}),
+		swept: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "replicant_swept_elements_total", Help: "Elements of deleted, overwritten or expired collections deleted by the sweeper (through the log).",
 		}),
 		gcRemoved: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "replicant_gc_versions_removed_total", Help: "Old versions removed by garbage collection.",
@@ -110,7 +114,7 @@ func newMetrics(n *Node) *Metrics {
 	}
 	reg.MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.writeLatency, m.batchEntries, m.batchBytes, m.syncSeconds, m.expired, m.gcRemoved, m.rolledBack, m.truncated, m.failovers, m.events, m.api.Ops, m.api.OpLatency,
+		m.writeLatency, m.batchEntries, m.batchBytes, m.syncSeconds, m.expired, m.swept, m.gcRemoved, m.rolledBack, m.truncated, m.failovers, m.events, m.api.Ops, m.api.OpLatency,
 		m.leaderChanges, m.diskBytes, m.api.Clients, newBuildInfo(n.mode()),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "replicant_epoch", Help: "The cluster's (in multi-leader mode: the site's) epoch as this node knows it; it rises with every leader appointment."}, func() float64 {
 			n.mu.Lock()

@@ -93,7 +93,10 @@ type Config struct {
 	ExpiryInterval time.Duration
 	// GCInterval is how often old versions are collected (default 30s).
 	GCInterval time.Duration
-	Logger     *slog.Logger
+	// SweepInterval is how often the leader looks for the elements of
+	// deleted collections (default 5s; single-leader mode).
+	SweepInterval time.Duration
+	Logger        *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -120,6 +123,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ExpiryInterval <= 0 {
 		c.ExpiryInterval = 100 * time.Millisecond
+	}
+	if c.SweepInterval <= 0 {
+		c.SweepInterval = 5 * time.Second
 	}
 	if c.GCInterval <= 0 {
 		c.GCInterval = 30 * time.Second
@@ -292,6 +298,10 @@ func Open(cfg Config) (*Node, error) {
 	if n.ll != nil {
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); n.ll.Run(n.ctx) }()
+	}
+	if n.ml == nil && n.ll == nil {
+		n.wg.Add(1)
+		go n.sweepLoop()
 	}
 	log.Info("node started", "data", cfg.DataDir, "last_lsn", st.State().LastLSN, "peer", n.peerLn.Addr().String())
 	return n, nil

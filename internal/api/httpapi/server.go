@@ -174,6 +174,10 @@ func kvKey(r *http.Request) []byte { return []byte(strings.TrimPrefix(r.URL.Path
 
 func (s *Server) kv(w http.ResponseWriter, r *http.Request) {
 	r = withQuorumHeaders(r)
+	if engine.IsReserved(kvKey(r)) {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("keys starting with %q are reserved for replicant's own records", engine.ReservedPrefix))
+		return
+	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		s.auth(s.getKey)(w, r)
@@ -305,6 +309,12 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request) {
 	}
 	if !ok {
 		writeError(w, http.StatusNotFound, fmt.Errorf("key %q not found", key))
+		return
+	}
+	if v.Type != engine.TypeString {
+		// A collection has no single value to send: 409, as a Redis GET
+		// answers WRONGTYPE.
+		writeError(w, http.StatusConflict, fmt.Errorf("WRONGTYPE key %q holds a %s; read it with the Redis API", key, v.Type))
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")

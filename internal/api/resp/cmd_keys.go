@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/replicant-db/replicant/internal/datatype"
 	"github.com/replicant-db/replicant/internal/engine"
 )
 
@@ -56,13 +57,13 @@ func (s *Server) cmdType(c *client, args [][]byte) {
 	if !ok {
 		return
 	}
-	_, found, err := r.Get(args[1])
+	v, found, err := r.Get(args[1])
 	if err != nil {
 		c.backendErr(err)
 		return
 	}
 	if found {
-		c.simple("string")
+		c.simple(v.Type.String())
 	} else {
 		c.simple("none")
 	}
@@ -102,6 +103,14 @@ func (s *Server) rename(c *client, src, dst []byte, nx bool) int64 {
 			if err != nil || exists {
 				return err
 			}
+		}
+		if v.Type != engine.TypeString {
+			// O(1): the elements stay under the collection's id.
+			if err := datatype.Rename(tx, src, v, dst); err != nil {
+				return err
+			}
+			res = 1
+			return nil
 		}
 		tx.Set(dst, v.Value, v.ExpireAt)
 		tx.Del(src)
@@ -152,12 +161,28 @@ func (s *Server) cmdCopy(c *client, args [][]byte) {
 		if err != nil || (exists && !replace) {
 			return err
 		}
-		tx.Set(dst, v.Value, v.ExpireAt)
+		if v.Type != engine.TypeString {
+			if err := datatype.Copy(tx, src, v, dst); err != nil {
+				return err
+			}
+		} else {
+			tx.Set(dst, v.Value, v.ExpireAt)
+		}
 		res = 1
 		return nil
 	}) {
 		c.int(res)
 	}
+}
+
+// setExpiry rewrites v, the version at key, with a new expiry, keeping its
+// value and type.
+func setExpiry(tx engine.Txn, key []byte, v engine.Version, expireAt int64) error {
+	if v.Type != engine.TypeString {
+		return datatype.SetMeta(tx, key, v, expireAt)
+	}
+	tx.Set(key, v.Value, expireAt)
+	return nil
 }
 
 // Expire condition flags.
@@ -234,8 +259,8 @@ func (s *Server) cmdExpire(c *client, args [][]byte) {
 		}
 		if at <= tx.NowMs() {
 			tx.Del(key)
-		} else {
-			tx.Set(key, v.Value, at)
+		} else if err := setExpiry(tx, key, v, at); err != nil {
+			return err
 		}
 		res = 1
 		return nil
@@ -282,7 +307,9 @@ func (s *Server) cmdPersist(c *client, args [][]byte) {
 		if err != nil || !ok || v.ExpireAt == 0 {
 			return err
 		}
-		tx.Set(key, v.Value, 0)
+		if err := setExpiry(tx, key, v, 0); err != nil {
+			return err
+		}
 		res = 1
 		return nil
 	}) {
@@ -298,7 +325,7 @@ func (s *Server) cmdScan(c *client, args [][]byte) {
 	}
 	count := int64(10)
 	var pattern []byte
-	typeOK := true
+	typeName := ""
 	for i := 2; i < len(args); i += 2 {
 		opt := strings.ToLower(string(args[i]))
 		if i+1 >= len(args) {
@@ -323,7 +350,7 @@ func (s *Server) cmdScan(c *client, args [][]byte) {
 				pattern = nil
 			}
 		case "type":
-			typeOK = strings.EqualFold(string(args[i+1]), "string")
+			typeName = strings.ToLower(string(args[i+1]))
 		default:
 			c.err(msgSyntax)
 			return
@@ -345,7 +372,7 @@ func (s *Server) cmdScan(c *client, args [][]byte) {
 	var keys [][]byte
 	var last []byte
 	examined, more := int64(0), false
-	err = r.Scan(start, func(k []byte, _ engine.Version) bool {
+	err = scanUser(r, start, func(k []byte, v engine.Version) bool {
 		if start != nil && bytes.Equal(k, start) {
 			return true
 		}
@@ -355,7 +382,7 @@ func (s *Server) cmdScan(c *client, args [][]byte) {
 		}
 		examined++
 		last = k
-		if typeOK && (pattern == nil || globMatch(pattern, k)) {
+		if (typeName == "" || typeName == v.Type.String()) && (pattern == nil || globMatch(pattern, k)) {
 			keys = append(keys, append([]byte(nil), k...))
 		}
 		return true
@@ -384,7 +411,7 @@ func (s *Server) cmdKeys(c *client, args [][]byte) {
 		return
 	}
 	var keys [][]byte
-	err := r.Scan(nil, func(k []byte, _ engine.Version) bool {
+	err := scanUser(r, nil, func(k []byte, _ engine.Version) bool {
 		if all || globMatch(pattern, k) {
 			keys = append(keys, append([]byte(nil), k...))
 		}
@@ -416,9 +443,9 @@ func (s *Server) cmdRandomKey(c *client, _ [][]byte) {
 		key = append([]byte(nil), k...)
 		return false
 	}
-	err := r.Scan(probe[:], first)
+	err := scanUser(r, probe[:], first)
 	if err == nil && key == nil {
-		err = r.Scan(nil, first)
+		err = scanUser(r, nil, first)
 	}
 	switch {
 	case err != nil:
@@ -432,7 +459,7 @@ func (s *Server) cmdRandomKey(c *client, _ [][]byte) {
 
 // countKeys counts live keys and those with an expiry.
 func countKeys(r engine.Reader) (keys, expires int64, err error) {
-	err = r.Scan(nil, func(_ []byte, v engine.Version) bool {
+	err = scanUser(r, nil, func(_ []byte, v engine.Version) bool {
 		keys++
 		if v.ExpireAt != 0 {
 			expires++
@@ -473,7 +500,7 @@ func (s *Server) cmdFlush(c *client, args [][]byte) {
 		return
 	}
 	empty := true
-	if err := r.Scan(nil, func([]byte, engine.Version) bool { empty = false; return false }); err != nil {
+	if err := scanUser(r, nil, func([]byte, engine.Version) bool { empty = false; return false }); err != nil {
 		c.backendErr(err)
 		return
 	}

@@ -43,3 +43,30 @@ func (s *Server) typeUnsupported(spec *command) string {
 }
 
 var groupNoun = map[string]string{"hash": "hashes", "list": "lists", "set": "sets", "sorted-set": "sorted sets"}
+
+// reservedEnd is the first key after the reserved space.
+var reservedEnd = func() []byte {
+	e := append([]byte(nil), engine.ReservedPrefix...)
+	e[len(e)-1]++
+	return e
+}()
+
+// scanUser is r.Scan over the keys clients see (KEYS, SCAN, RANDOMKEY,
+// DBSIZE by scan): the reserved space, where collections keep their
+// elements, is skipped in one seek rather than key by key.
+func scanUser(r interface {
+	Scan(start []byte, fn func(key []byte, v engine.Version) bool) error
+}, start []byte, fn func(key []byte, v engine.Version) bool) error {
+	jump := false
+	err := r.Scan(start, func(k []byte, v engine.Version) bool {
+		if engine.IsReserved(k) {
+			jump = true
+			return false
+		}
+		return fn(k, v)
+	})
+	if err != nil || !jump {
+		return err
+	}
+	return r.Scan(reservedEnd, fn)
+}
