@@ -93,21 +93,21 @@ func memoryUsage(key, val []byte) int64 {
 
 // lookup reads key for an introspection command; ok is false when the
 // reply (null or an error) was written.
-func (c *client) lookup(key []byte) (engine.Version, bool) {
+func (c *client) lookup(key []byte) (engine.Reader, engine.Version, bool) {
 	r, ok := c.read()
 	if !ok {
-		return engine.Version{}, false
+		return nil, engine.Version{}, false
 	}
 	v, found, err := r.Get(key)
 	if err != nil {
 		c.backendErr(err)
-		return engine.Version{}, false
+		return nil, engine.Version{}, false
 	}
 	if !found {
 		c.null()
-		return engine.Version{}, false
+		return nil, engine.Version{}, false
 	}
-	return v, true
+	return r, v, true
 }
 
 func (s *Server) cmdObject(c *client, args [][]byte) {
@@ -137,12 +137,21 @@ func (s *Server) cmdObject(c *client, args [][]byte) {
 		}
 		return
 	}
-	v, ok := c.lookup(args[2])
+	r, v, ok := c.lookup(args[2])
 	if !ok {
 		return
 	}
 	switch sub {
 	case "encoding":
+		if v.Type != engine.TypeString {
+			enc, err := collectionEncoding(r, args[2], v.Type)
+			if err != nil {
+				c.backendErr(err)
+				return
+			}
+			c.bulkString(enc)
+			return
+		}
 		c.bulkString(stringEncoding(v.Value))
 	case "refcount":
 		if n, ok := redisInt(v.Value); ok && n >= 0 && n < sharedIntegers {
@@ -175,19 +184,32 @@ func (s *Server) cmdMemory(c *client, args [][]byte) {
 	c.setLast(c.lastAt, "memory|"+sub)
 	switch sub {
 	case "usage":
-		// SAMPLES only matters for aggregates; it is checked and ignored.
+		// SAMPLES: how many elements of a collection are measured (the
+		// rest estimated from their mean), 0 for all; Redis's default 5.
+		samples := int64(5)
 		for i := 3; i < len(args); i += 2 {
 			if !strings.EqualFold(string(args[i]), "samples") || i+1 >= len(args) {
 				c.err(msgSyntax)
 				return
 			}
-			if _, ok := parseInt(args[i+1]); !ok {
+			n, ok := parseInt(args[i+1])
+			if !ok {
 				c.err(msgNotInt)
 				return
 			}
+			samples = n
 		}
-		v, ok := c.lookup(args[2])
+		r, v, ok := c.lookup(args[2])
 		if !ok {
+			return
+		}
+		if v.Type != engine.TypeString {
+			n, err := collectionUsage(r, args[2], v.Type, samples)
+			if err != nil {
+				c.backendErr(err)
+				return
+			}
+			c.int(n)
 			return
 		}
 		c.int(memoryUsage(args[2], v.Value))
