@@ -440,6 +440,9 @@ func (s *Server) cmdRandomKey(c *client, _ [][]byte) {
 	}
 	var key []byte
 	first := func(k []byte, _ engine.Version) bool {
+		if engine.IsReserved(k) {
+			return true
+		}
 		key = append([]byte(nil), k...)
 		return false
 	}
@@ -510,7 +513,17 @@ func (s *Server) cmdFlush(c *client, args [][]byte) {
 		return
 	}
 	if c.write(func(tx engine.Txn) error {
+		// FLUSHALL keeps function libraries, as in Redis (FUNCTION FLUSH
+		// removes them): they are written again after the flush, in the
+		// same entry.
+		libs, err := libraryKeys(txReader{tx})
+		if err != nil {
+			return err
+		}
 		tx.FlushAll()
+		for _, kv := range libs {
+			tx.Set(kv[0], kv[1], 0)
+		}
 		return nil
 	}) {
 		c.ok()

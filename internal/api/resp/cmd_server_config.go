@@ -78,6 +78,8 @@ func configParams() []configParam {
 				return nil, "argument(s) must be one of the following: everysec, always, no"
 			}},
 		{name: "bind", get: func(s *Server) string { h, _ := splitAddr(s.b.Settings().RESPAddr); return h }},
+		{name: "busy-reply-threshold", get: func(s *Server) string { return strconv.FormatInt(s.scripts.busyMillis.Load(), 10) },
+			set: intRange(0, 9223372036854775807, func(s *Server, n int64) { s.scripts.busyMillis.Store(n) })},
 		{name: "cluster-enabled", get: func(*Server) string { return "no" }},
 		{name: "databases", get: func(*Server) string { return "1" }},
 		{name: "maxclients", get: func(s *Server) string { return strconv.FormatInt(s.maxClients.Load(), 10) },
@@ -141,6 +143,9 @@ func configParams() []configParam {
 	ro := ps[slices.IndexFunc(ps, func(p configParam) bool { return p.name == "replica-read-only" })]
 	ro.name = "slave-read-only"
 	ps = append(ps, ro)
+	busy := ps[slices.IndexFunc(ps, func(p configParam) bool { return p.name == "busy-reply-threshold" })]
+	busy.name = "lua-time-limit"
+	ps = append(ps, busy)
 	slices.SortFunc(ps, func(a, b configParam) int { return strings.Compare(a.name, b.name) })
 	return ps
 }
@@ -270,8 +275,11 @@ func (s *Server) configSet(c *client, kv [][]byte) {
 		}
 		p := params[j]
 		canonical := p.name
-		if canonical == "slave-read-only" {
+		switch canonical {
+		case "slave-read-only":
 			canonical = "replica-read-only"
+		case "lua-time-limit":
+			canonical = "busy-reply-threshold"
 		}
 		switch {
 		case p.set == nil:

@@ -23,6 +23,9 @@ type command struct {
 	// against the key size limit before the handler runs.
 	write  bool
 	noAuth bool
+	// scripted commands (EVAL, FCALL, …) touch keys through the script
+	// they run; scriptWrites ones may write (not the *_RO variants).
+	scripted, scriptWrites bool
 	fn     func(c *client, args [][]byte)
 
 	metrics *cmdMetrics
@@ -140,6 +143,15 @@ func (s *Server) commandTable() map[string]*command {
 		{"memory", -2, "", 0, 0, 0, "server", "4.0.0", "A container for memory diagnostics commands.", s.cmdMemory},
 		{"object", -2, "", 0, 0, 0, "generic", "2.2.3", "A container for object introspection commands.", s.cmdObject},
 		{"slowlog", -2, "", 0, 0, 0, "server", "2.2.12", "A container for slow log commands.", s.cmdSlowlog},
+		// scripting (cmd_script.go)
+		{"eval", -3, "noscript skip_monitor may_replicate no_mandatory_keys stale", 0, 0, 0, "scripting", "2.6.0", "Executes a server-side Lua script.", s.cmdEval},
+		{"evalsha", -3, "noscript skip_monitor may_replicate no_mandatory_keys stale", 0, 0, 0, "scripting", "2.6.0", "Executes a server-side Lua script by SHA1 digest.", s.cmdEval},
+		{"eval_ro", -3, "noscript skip_monitor no_mandatory_keys stale readonly", 0, 0, 0, "scripting", "7.0.0", "Executes a read-only server-side Lua script.", s.cmdEval},
+		{"evalsha_ro", -3, "noscript skip_monitor no_mandatory_keys stale readonly", 0, 0, 0, "scripting", "7.0.0", "Executes a read-only server-side Lua script by SHA1 digest.", s.cmdEval},
+		{"fcall", -3, "noscript skip_monitor may_replicate no_mandatory_keys stale", 0, 0, 0, "scripting", "7.0.0", "Invokes a function.", s.cmdFCall},
+		{"fcall_ro", -3, "noscript skip_monitor no_mandatory_keys stale readonly", 0, 0, 0, "scripting", "7.0.0", "Invokes a read-only function.", s.cmdFCall},
+		{"script", -2, "", 0, 0, 0, "scripting", "2.6.0", "A container for Lua scripts management commands.", s.cmdScript},
+		{"function", -2, "", 0, 0, 0, "scripting", "7.0.0", "A container for function commands.", s.cmdFunction},
 		// replicant extensions
 		{"replicant.token", 1, "fast", 0, 0, 0, "replicant", "0.1.0", "Returns this connection's token EPOCH:LSN.", s.cmdToken},
 		{"replicant.session", 2, "fast", 0, 0, 0, "replicant", "0.1.0", "Raises this connection's token floor for session reads.", s.cmdSession},
@@ -183,6 +195,15 @@ func (s *Server) commandTable() map[string]*command {
 			cmd.acl = append(cmd.acl, "@fast")
 		} else {
 			cmd.acl = append(cmd.acl, "@slow")
+		}
+		if d.group == "scripting" {
+			cmd.acl = append(cmd.acl, "@scripting")
+			switch d.name {
+			case "eval", "evalsha", "fcall":
+				cmd.scripted, cmd.scriptWrites = true, true
+			case "eval_ro", "evalsha_ro", "fcall_ro":
+				cmd.scripted = true
+			}
 		}
 		if d.group == "transactions" {
 			cmd.acl = append(cmd.acl, "@transaction")

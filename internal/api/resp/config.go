@@ -11,6 +11,8 @@ import (
 const (
 	// DefaultMaxClients is Redis's default maxclients.
 	DefaultMaxClients = 10000
+	// DefaultScriptHeapLimit is Config.ScriptHeapLimit's default.
+	DefaultScriptHeapLimit = 256 << 20
 	// DefaultAuthTimeout: with a password set, a connection gets this long
 	// to authenticate. Redis has no such limit, but an unauthenticated
 	// connection can do nothing useful, and thousands of them would
@@ -28,6 +30,11 @@ const (
 // value gives the defaults, which keep a server started without flags
 // working as before for well-behaved clients.
 type Config struct {
+	// ScriptHeapLimit stops a script (EVAL, FCALL) once the process's
+	// live heap grew by more than this while it ran, so that a script
+	// allocating without bound cannot exhaust the node. 0 means
+	// DefaultScriptHeapLimit; negative, no limit.
+	ScriptHeapLimit int64
 	// MaxClients caps open client connections, as Redis's maxclients:
 	// one more is answered "-ERR max number of clients reached" and
 	// closed. 0 means DefaultMaxClients; negative, no limit.
@@ -63,6 +70,9 @@ const HandshakeTimeout = 10 * time.Second
 
 // withDefaults fills in the zero fields.
 func (c Config) withDefaults() Config {
+	if c.ScriptHeapLimit == 0 {
+		c.ScriptHeapLimit = DefaultScriptHeapLimit
+	}
 	if c.MaxClients == 0 {
 		c.MaxClients = DefaultMaxClients
 	}

@@ -69,11 +69,7 @@ func (c *client) backendErr(err error) {
 	case errors.Is(err, datatype.ErrUnsupported):
 		c.err("ERR collection types (hash, list, set, sorted set) are not supported in " + c.s.mode() + " mode")
 	case errors.As(err, &nl):
-		if nl.LeaderID == "" {
-			c.err("READONLY You can't write against a read only replica. leader unknown")
-		} else {
-			c.errorf("READONLY You can't write against a read only replica. leader=%s resp=%s", nl.LeaderID, nl.LeaderRESP)
-		}
+		c.err(readOnlyText(nl))
 	case errors.As(err, &le):
 		c.err("ERR " + le.Error())
 	case errors.Is(err, engine.ErrLoading):
@@ -91,6 +87,14 @@ func (c *client) backendErr(err error) {
 	default:
 		c.err("ERR " + err.Error())
 	}
+}
+
+// readOnlyText is the reply to a write on a node that is not the leader.
+func readOnlyText(nl *engine.NotLeaderError) string {
+	if nl.LeaderID == "" {
+		return "READONLY You can't write against a read only replica. leader unknown"
+	}
+	return fmt.Sprintf("READONLY You can't write against a read only replica. leader=%s resp=%s", nl.LeaderID, nl.LeaderRESP)
 }
 
 func (c *client) ok()                 { c.conn.WriteString("OK") }

@@ -63,6 +63,9 @@ type Server struct {
 	connGauge prometheus.Gauge
 	// modeCache is the cluster's replication mode once known (tx.go).
 	modeCache atomic.Pointer[string]
+	// scripts: the script cache, compiled libraries, running scripts
+	// (cmd_script.go).
+	scripts scripting
 }
 
 // New returns a server for b with the default Config. logger may be nil.
@@ -90,6 +93,7 @@ func NewWithConfig(b engine.Engine, logger *slog.Logger, cfg Config) *Server {
 	s.registry.clients = map[uint64]*client{}
 	s.stats.s = s
 	s.slowlog.init()
+	s.scripts.init(max(s.cfg.ScriptHeapLimit, 0))
 	s.cmds = s.commandTable()
 	m := b.Metrics()
 	s.unknown = newCmdMetrics(m, "unknown")
@@ -322,6 +326,14 @@ func (s *Server) handle(c *client, args [][]byte) {
 		queued = true
 		s.queue(c, spec, args)
 		return
+	}
+	if spec.write || spec.scriptWrites {
+		// A script holding the write path past busy-reply-threshold:
+		// what would wait behind it is told so at once (Redis's BUSY).
+		if msg := s.busy(c); msg != "" {
+			c.err(msg)
+			return
+		}
 	}
 	spec.fn(c, args)
 }

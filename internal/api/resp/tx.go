@@ -82,7 +82,7 @@ func runsInMulti(name string) bool {
 // keys, so when they run is unobservable — and a command that may block
 // must never run on the engine's write path.
 func (cmd *command) touchesKeys() bool {
-	return cmd.write || slices.Contains(cmd.flags, "readonly")
+	return cmd.write || cmd.scripted || slices.Contains(cmd.flags, "readonly")
 }
 
 // txReject marks the open transaction, if any, as failed: a command
@@ -325,7 +325,7 @@ func (s *Server) runTx(c *client, cmds []queued, watches []watched) (txResult, b
 	for i, q := range cmds {
 		if q.spec.touchesKeys() {
 			inside = append(inside, i)
-			writes = writes || q.spec.write
+			writes = writes || q.spec.write || q.spec.scriptWrites
 		}
 	}
 	res := txResult{replies: make([][]byte, len(cmds)), failed: make([]bool, len(cmds))}
