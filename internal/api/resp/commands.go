@@ -26,7 +26,7 @@ type command struct {
 	// scripted commands (EVAL, FCALL, …) touch keys through the script
 	// they run; scriptWrites ones may write (not the *_RO variants).
 	scripted, scriptWrites bool
-	fn     func(c *client, args [][]byte)
+	fn                     func(c *client, args [][]byte)
 
 	metrics *cmdMetrics
 	stat    cmdStat // INFO commandstats (info_stats.go)

@@ -21,9 +21,9 @@ import (
 func TestScriptTranscripts(t *testing.T) {
 	sha := script.SHA1Hex
 	type step struct {
-		args   []string
-		resp2  string
-		resp3  string // "" when the same as resp2
+		args  []string
+		resp2 string
+		resp3 string // "" when the same as resp2
 	}
 	steps := []step{
 		{[]string{"set", "s", "abc"}, "+OK\r\n", ""},
