@@ -516,9 +516,22 @@ func (s *Server) cmdFlush(c *client, args [][]byte) {
 		// FLUSHALL keeps function libraries, as in Redis (FUNCTION FLUSH
 		// removes them): they are written again after the flush, in the
 		// same entry.
-		libs, err := libraryKeys(txReader{tx})
-		if err != nil {
-			return err
+		var state engine.Reader = txReader{tx}
+		if c.exec != nil {
+			state = c.exec.r // inside EXEC: the transaction's own state
+		}
+		var libs [][2][]byte
+		// A mode whose transactions cannot scan has no libraries either
+		// (FUNCTION LOAD needs the same scan).
+		canScan := true
+		if tr, ok := state.(txReader); ok {
+			_, canScan = tr.tx.(engine.ScanTxn)
+		}
+		if canScan {
+			var err error
+			if libs, err = libraryKeys(state); err != nil {
+				return err
+			}
 		}
 		tx.FlushAll()
 		for _, kv := range libs {
