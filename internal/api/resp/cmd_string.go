@@ -27,14 +27,17 @@ const (
 type setOpts struct {
 	nx, xx, get, keepTTL, persist bool
 	exp                           int
-	ms                            int64 // EX/PX: relative ms; EXAT/PXAT: absolute ms
+	expArg                        []byte // the expiry as given, until parseExpiry
+	ms                            int64  // EX/PX: relative ms; EXAT/PXAT: absolute ms
 }
 
 // parseSetOpts parses opts as Redis's parseExtendedStringArgumentsOrReply
-// does, for SET (isSet) or GETEX; cmd names the command in errors.
-func parseSetOpts(opts [][]byte, isSet bool, cmd string) (setOpts, error) {
+// does, for SET (isSet) or GETEX. It checks the syntax only: the expiry's
+// value is read by parseExpiry, which SET calls at once and GETEX only
+// once it found a string under the key (as Redis does, so GETEX of a
+// missing key answers nil whatever the expiry).
+func parseSetOpts(opts [][]byte, isSet bool) (setOpts, error) {
 	var o setOpts
-	var expArg []byte
 	for j := 0; j < len(opts); j++ {
 		opt := strings.ToLower(string(opts[j]))
 		next := j+1 < len(opts)
@@ -50,29 +53,36 @@ func parseSetOpts(opts [][]byte, isSet bool, cmd string) (setOpts, error) {
 		case opt == "persist" && !isSet && o.exp == expNone && !o.keepTTL:
 			o.persist = true
 		case opt == "ex" && !o.keepTTL && !o.persist && (o.exp == expNone || o.exp == expEX) && next:
-			o.exp, expArg = expEX, opts[j+1]
+			o.exp, o.expArg = expEX, opts[j+1]
 			j++
 		case opt == "px" && !o.keepTTL && !o.persist && (o.exp == expNone || o.exp == expPX) && next:
-			o.exp, expArg = expPX, opts[j+1]
+			o.exp, o.expArg = expPX, opts[j+1]
 			j++
 		case opt == "exat" && !o.keepTTL && !o.persist && (o.exp == expNone || o.exp == expEXAT) && next:
-			o.exp, expArg = expEXAT, opts[j+1]
+			o.exp, o.expArg = expEXAT, opts[j+1]
 			j++
 		case opt == "pxat" && !o.keepTTL && !o.persist && (o.exp == expNone || o.exp == expPXAT) && next:
-			o.exp, expArg = expPXAT, opts[j+1]
+			o.exp, o.expArg = expPXAT, opts[j+1]
 			j++
 		default:
 			return o, replyError(msgSyntax)
 		}
 	}
-	if o.exp != expNone {
-		ms, err := parseExpire(expArg, o.exp == expEX || o.exp == expEXAT, cmd)
-		if err != nil {
-			return o, err
-		}
-		o.ms = ms
-	}
 	return o, nil
+}
+
+// parseExpiry reads the expiry option's value; cmd names the command in
+// errors.
+func (o *setOpts) parseExpiry(cmd string) error {
+	if o.exp == expNone {
+		return nil
+	}
+	ms, err := parseExpire(o.expArg, o.exp == expEX || o.exp == expEXAT, cmd)
+	if err != nil {
+		return err
+	}
+	o.ms = ms
+	return nil
 }
 
 // parseExpire parses a SET-style expire argument: a positive integer in
@@ -119,7 +129,12 @@ func (s *Server) cmdGet(c *client, args [][]byte) {
 		c.null()
 		return
 	}
-	c.bulk(v.Value)
+	val, err := strValue(v)
+	if err != nil {
+		c.backendErr(err)
+		return
+	}
+	c.bulk(val)
 }
 
 // set runs a SET-family write. It reports whether the key was set (the
@@ -156,7 +171,15 @@ func (s *Server) set(c *client, key, val []byte, o setOpts, cmd string) (did boo
 		if err != nil {
 			return err
 		}
-		found, old = exists, v.Value
+		if o.get && exists {
+			// SET ... GET answers the old string: a collection is
+			// WRONGTYPE and stays as it is. Without GET, SET replaces a
+			// value of any type.
+			if old, err = strValue(v); err != nil {
+				return err
+			}
+		}
+		found = exists
 		if (o.nx && exists) || (o.xx && !exists) {
 			return nil
 		}
@@ -179,7 +202,10 @@ func (s *Server) set(c *client, key, val []byte, o setOpts, cmd string) (did boo
 }
 
 func (s *Server) cmdSet(c *client, args [][]byte) {
-	o, err := parseSetOpts(args[3:], true, "set")
+	o, err := parseSetOpts(args[3:], true)
+	if err == nil {
+		err = o.parseExpiry("set")
+	}
 	if err != nil {
 		c.backendErr(err)
 		return
@@ -233,14 +259,16 @@ func (s *Server) cmdGetDel(c *client, args [][]byte) {
 	var old []byte
 	var found bool
 	if !c.write(func(tx engine.Txn) error {
+		old, found = nil, false
 		v, ok, err := tx.Get(key)
-		if err != nil {
+		if err != nil || !ok {
 			return err
 		}
-		old, found = v.Value, ok
-		if ok {
-			tx.Del(key)
+		if old, err = strValue(v); err != nil {
+			return err
 		}
+		found = true
+		tx.Del(key)
 		return nil
 	}) {
 		return
@@ -253,7 +281,7 @@ func (s *Server) cmdGetDel(c *client, args [][]byte) {
 }
 
 func (s *Server) cmdGetEx(c *client, args [][]byte) {
-	o, err := parseSetOpts(args[2:], false, "getex")
+	o, err := parseSetOpts(args[2:], false)
 	if err != nil {
 		c.backendErr(err)
 		return
@@ -267,22 +295,31 @@ func (s *Server) cmdGetEx(c *client, args [][]byte) {
 	var found bool
 	if !c.write(func(tx engine.Txn) error {
 		val, found = nil, false
-		at, err := o.expireAt(tx.NowMs(), "getex")
-		if err != nil {
-			return err
-		}
 		v, ok, err := tx.Get(key)
 		if err != nil || !ok {
 			return err
 		}
-		val, found = v.Value, true
+		// Redis's order: a missing key is nil, a collection WRONGTYPE,
+		// and only then is the expiry read.
+		if val, err = strValue(v); err != nil {
+			return err
+		}
+		o := o // the closure may run more than once
+		if err := o.parseExpiry("getex"); err != nil {
+			return err
+		}
+		at, err := o.expireAt(tx.NowMs(), "getex")
+		if err != nil {
+			return err
+		}
+		found = true
 		switch {
 		case o.exp != expNone && at <= tx.NowMs():
 			tx.Del(key)
 		case o.exp != expNone:
-			tx.Set(key, v.Value, at)
+			tx.Set(key, val, at)
 		case o.persist && v.ExpireAt != 0:
-			tx.Set(key, v.Value, 0)
+			tx.Set(key, val, 0)
 		}
 		return nil
 	}) {
@@ -308,7 +345,13 @@ func (s *Server) cmdMGet(c *client, args [][]byte) {
 			c.backendErr(err)
 			return
 		}
-		vals[i], found[i] = v.Value, f
+		if !f {
+			continue
+		}
+		// A key holding another type reads as missing, as in Redis.
+		if val, err := strValue(v); err == nil {
+			vals[i], found[i] = val, true
+		}
 	}
 	c.array(len(vals))
 	for i, v := range vals {
@@ -420,7 +463,11 @@ func (s *Server) incrBy(c *client, key []byte, delta int64) {
 		}
 		var cur int64
 		if found {
-			n, ok := parseInt(v.Value)
+			str, err := strValue(v)
+			if err != nil {
+				return err
+			}
+			n, ok := parseInt(str)
 			if !ok {
 				return replyError(msgNotInt)
 			}
@@ -445,7 +492,11 @@ func (s *Server) cmdIncrByFloat(c *client, args [][]byte) {
 		if err != nil {
 			return err
 		}
-		res, err = addLongDouble(v.Value, found, incr)
+		cur, err := strValue(v)
+		if err != nil {
+			return err
+		}
+		res, err = addLongDouble(cur, found, incr)
 		if err != nil {
 			return err
 		}
@@ -468,7 +519,11 @@ func (s *Server) cmdAppend(c *client, args [][]byte) {
 		if err != nil {
 			return err
 		}
-		n = len(v.Value)
+		cur, err := strValue(v)
+		if err != nil {
+			return err
+		}
+		n = len(cur)
 		if found && len(add) == 0 {
 			return nil
 		}
@@ -479,7 +534,7 @@ func (s *Server) cmdAppend(c *client, args [][]byte) {
 			return err
 		}
 		nv := make([]byte, 0, n+len(add))
-		nv = append(append(nv, v.Value...), add...)
+		nv = append(append(nv, cur...), add...)
 		n = len(nv)
 		tx.Set(key, nv, v.ExpireAt)
 		return nil
@@ -494,11 +549,15 @@ func (s *Server) cmdStrlen(c *client, args [][]byte) {
 		return
 	}
 	v, _, err := r.Get(args[1])
+	var val []byte
+	if err == nil {
+		val, err = strValue(v)
+	}
 	if err != nil {
 		c.backendErr(err)
 		return
 	}
-	c.int(int64(len(v.Value)))
+	c.int(int64(len(val)))
 }
 
 func (s *Server) cmdGetRange(c *client, args [][]byte) {
@@ -513,11 +572,15 @@ func (s *Server) cmdGetRange(c *client, args [][]byte) {
 		return
 	}
 	v, _, err := r.Get(args[1])
+	var val []byte
+	if err == nil {
+		val, err = strValue(v)
+	}
 	if err != nil {
 		c.backendErr(err)
 		return
 	}
-	c.bulk(substr(v.Value, start, end))
+	c.bulk(substr(val, start, end))
 }
 
 // substr applies GETRANGE's index rules.
@@ -559,7 +622,11 @@ func (s *Server) cmdSetRange(c *client, args [][]byte) {
 		if err != nil {
 			return err
 		}
-		n = int64(len(v.Value))
+		cur, err := strValue(v)
+		if err != nil {
+			return err
+		}
+		n = int64(len(cur))
 		if len(val) == 0 {
 			return nil // nothing to write, found or not
 		}
@@ -571,7 +638,7 @@ func (s *Server) cmdSetRange(c *client, args [][]byte) {
 			return err
 		}
 		nv := make([]byte, size)
-		copy(nv, v.Value)
+		copy(nv, cur)
 		copy(nv[off:], val)
 		n = size
 		tx.Set(key, nv, v.ExpireAt)

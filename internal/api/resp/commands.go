@@ -104,6 +104,15 @@ func (s *Server) commandTable() map[string]*command {
 		{"getrange", 4, "readonly", 1, 1, 1, "string", "2.4.0", "Returns a substring of the string stored at a key.", s.cmdGetRange},
 		{"substr", 4, "readonly", 1, 1, 1, "string", "1.0.0", "Returns a substring from a string value.", s.cmdGetRange},
 		{"setrange", 4, "write denyoom", 1, 1, 1, "string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", s.cmdSetRange},
+		{"lcs", -3, "readonly", 1, 2, 1, "string", "7.0.0", "Finds the longest common substring.", s.cmdLCS},
+		// bitmaps (strings read and written bit by bit)
+		{"setbit", 4, "write denyoom", 1, 1, 1, "bitmap", "2.2.0", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.", s.cmdSetBit},
+		{"getbit", 3, "readonly fast", 1, 1, 1, "bitmap", "2.2.0", "Returns a bit value by offset.", s.cmdGetBit},
+		{"bitcount", -2, "readonly", 1, 1, 1, "bitmap", "2.6.0", "Counts the number of set bits (population counting) in a string.", s.cmdBitCount},
+		{"bitpos", -3, "readonly", 1, 1, 1, "bitmap", "2.8.7", "Finds the first set (1) or clear (0) bit in a string.", s.cmdBitPos},
+		{"bitop", -4, "write denyoom", 2, -1, 1, "bitmap", "2.6.0", "Performs bitwise operations on multiple strings, and stores the result.", s.cmdBitOp},
+		{"bitfield", -2, "write denyoom", 1, 1, 1, "bitmap", "3.2.0", "Performs arbitrary bitfield integer operations on strings.", s.cmdBitField},
+		{"bitfield_ro", -2, "readonly fast", 1, 1, 1, "bitmap", "6.0.0", "Performs arbitrary read-only bitfield integer operations on strings.", s.cmdBitFieldRO},
 		// keys
 		{"del", -2, "write", 1, -1, 1, "generic", "1.0.0", "Deletes one or more keys.", s.cmdDel},
 		{"unlink", -2, "write fast", 1, -1, 1, "generic", "4.0.0", "Asynchronously deletes one or more keys.", s.cmdDel},

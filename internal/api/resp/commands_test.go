@@ -138,7 +138,14 @@ func commandGroups() map[string][]step {
 			st("getex g nx", eSyn),
 			st("getex g get", eSyn),
 			st("getex nokey ex 10", "(nil)"),
+			// Redis reads the expiry only once it found a string.
+			st("getex nokey ex -1", "(nil)"),
+			st("getex nokey ex x", "(nil)"),
+			st("getex nokey px 9223372036854775807", "(nil)"),
+			st("getex nokey ex 10 ex", eSyn),
 			st("exists nokey", ":0"),
+			st("getex g px 9223372036854775807", expTime("getex")),
+			st("expiretime g", ":99999999999"),
 			st("getex g pxat 1", "v"),
 			st("exists g", ":0"),
 		},
@@ -446,7 +453,11 @@ func commandGroups() map[string][]step {
 // TestCommandTable runs every command group on both protocols. With
 // REPLICANT_TEST_REDIS=host:port it runs against that Redis server instead
 // (to check the expectations themselves), skipping replicant-only steps.
-func TestCommandTable(t *testing.T) {
+func TestCommandTable(t *testing.T) { runCommandGroups(t, commandGroups()) }
+
+// runCommandGroups runs each group of steps on an empty database, on both
+// protocols, against a fresh replicant or against REPLICANT_TEST_REDIS.
+func runCommandGroups(t *testing.T, groups map[string][]step) {
 	ref := os.Getenv("REPLICANT_TEST_REDIS")
 	var ts *testServer
 	if ref == "" {
@@ -464,7 +475,7 @@ func TestCommandTable(t *testing.T) {
 				c = ts.client(t, proto, func(o *redis.Options) { o.PoolSize = 1 })
 			}
 			ctx := context.Background()
-			for name, steps := range commandGroups() {
+			for name, steps := range groups {
 				t.Run(name, func(t *testing.T) {
 					if got := do(ctx, c, "flushall"); got != "OK" {
 						t.Fatalf("flushall: %s", got)
