@@ -2,9 +2,12 @@ package resp
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/replicant-db/replicant/internal/api/budget"
 	"github.com/replicant-db/replicant/internal/node"
 )
 
@@ -242,6 +245,26 @@ func bitmapGroups() map[string][]step {
 
 func TestBitmapCommandTable(t *testing.T) { runCommandGroups(t, bitmapGroups()) }
 
+// TestBitmapCommandInfo: arity, flags, key positions and ACL categories
+// as Redis 7's COMMAND INFO gives them; and COMMAND DOCS's group.
+func TestBitmapCommandInfo(t *testing.T) {
+	ts := startServer(t, node.Config{})
+	c := ts.client(t, 2)
+	for name, want := range map[string]string{
+		"setbit":      ":4 [write denyoom] :1 :1 :1 [@write @bitmap @slow]",
+		"getbit":      ":3 [readonly fast] :1 :1 :1 [@read @bitmap @fast]",
+		"bitcount":    ":-2 [readonly] :1 :1 :1 [@read @bitmap @slow]",
+		"bitpos":      ":-3 [readonly] :1 :1 :1 [@read @bitmap @slow]",
+		"bitop":       ":-4 [write denyoom] :2 :-1 :1 [@write @bitmap @slow]",
+		"bitfield":    ":-2 [write denyoom] :1 :1 :1 [@write @bitmap @slow]",
+		"bitfield_ro": ":-2 [readonly fast] :1 :1 :1 [@read @bitmap @fast]",
+		"lcs":         ":-3 [readonly] :1 :2 :1 [@read @string @slow]",
+	} {
+		mustDo(t, c, "[["+name+" "+want+" [] [] []]]", "command", "info", name)
+	}
+	mustDo(t, c, "[bitop [summary Performs bitwise operations on multiple strings, and stores the result. since 2.6.0 group bitmap]]", "command", "docs", "bitop")
+}
+
 // TestLCSReplies: LCS IDX's map, byte for byte in both protocols (the
 // expectations are Redis 7's replies).
 func TestLCSReplies(t *testing.T) {
@@ -328,5 +351,128 @@ func TestLCSLenMatchesTable(t *testing.T) {
 		if n := lcsLen([]byte(p[0]), []byte(p[1])); n != len(common) {
 			t.Errorf("%q %q: lcsLen %d, table %q", p[0], p[1], n, common)
 		}
+	}
+}
+
+// TestBitmapWritesOnlyChanges: a bitmap command that changes nothing
+// writes nothing (no log entry); one that does writes one entry, and
+// keeps the key's expiry.
+func TestBitmapWritesOnlyChanges(t *testing.T) {
+	ts := startServer(t, node.Config{})
+	c := ts.client(t, 3)
+	mustDo(t, c, "OK", "set", "k", "\x01", "ex", "1000")
+	mustDo(t, c, "OK", "set", "d", "\x01")
+	for _, s := range []struct {
+		args   []any
+		want   string
+		writes bool
+	}{
+		{[]any{"setbit", "k", "7", "1"}, ":1", false},
+		{[]any{"setbit", "k", "6", "0"}, ":0", false},
+		{[]any{"setbit", "k", "6", "1"}, ":0", true},
+		{[]any{"setbit", "k", "15", "0"}, ":0", true}, // grows
+		{[]any{"bitfield", "k", "get", "u8", "0"}, "[:3]", false},
+		{[]any{"bitfield", "k", "set", "u8", "0", "3"}, "[:3]", false},
+		{[]any{"bitfield", "k", "overflow", "fail", "incrby", "u8", "0", "255"}, "[(nil)]", false},
+		{[]any{"bitfield", "k", "overflow", "fail", "incrby", "u8", "16", "256"}, "[(nil)]", true}, // grows all the same
+		{[]any{"bitfield", "k", "incrby", "u2", "6", "1"}, "[:0]", true},
+		{[]any{"bitfield", "nokey", "get", "u8", "0"}, "[:0]", false},
+		{[]any{"bitop", "and", "nokey", "nokey2"}, ":0", false},
+		{[]any{"bitop", "or", "d", "nokey2"}, ":0", true}, // deletes d
+		{[]any{"bitop", "or", "d", "nokey2"}, ":0", false},
+		{[]any{"setbit", "new", "3", "0"}, ":0", true}, // creates it
+	} {
+		before := ts.n.Status().LastLSN
+		mustDo(t, c, s.want, s.args...)
+		if after := ts.n.Status().LastLSN; (after != before) != s.writes {
+			t.Errorf("%v: last LSN %d -> %d; want a write: %v", s.args, before, after, s.writes)
+		}
+	}
+	mustDo(t, c, "\x00\x00\x00", "get", "k") // u2 at 6 wrapped from 3 to 0
+	if ttl := do(context.Background(), c, "ttl", "k"); !replyMatches(ttl, "~:1000") {
+		t.Errorf("TTL after bitmap writes: %s", ttl)
+	}
+}
+
+// TestBitmapLimits: SETBIT and BITFIELD writes that would grow a string
+// past the node's value limit get the error every oversize write gets,
+// and write nothing; up to the limit they work.
+func TestBitmapLimits(t *testing.T) {
+	const maxVal = 1 << 20
+	ts := startServer(t, node.Config{MaxValueSize: maxVal})
+	c := ts.client(t, 2)
+	ctx := context.Background()
+	mustDo(t, c, "OK", "set", "small", "x")
+	tooBig := fmt.Sprintf("(error) ERR value too large (%d bytes > max %d)", maxVal+1, maxVal)
+	before := ts.n.Status().LastLSN
+	for _, args := range [][]any{
+		{"setbit", "small", 8 * maxVal, "1"},
+		{"setbit", "new", 8 * maxVal, "0"},
+		{"bitfield", "small", "set", "u8", 8 * maxVal, "1"},
+		{"bitfield", "small", "get", "u8", "0", "incrby", "u2", 8*maxVal + 6, "1"},
+		{"bitfield", "small", "set", "u16", 8*maxVal - 8, "1"},
+		{"setrange", "small", maxVal, "y"},
+	} {
+		if got := do(ctx, c, args...); got != tooBig {
+			t.Errorf("%v: %q", args, got)
+		}
+	}
+	if after := ts.n.Status().LastLSN; after != before {
+		t.Errorf("refused writes reached the log: LSN %d -> %d", before, after)
+	}
+	mustDo(t, c, "[:0]", "bitfield", "small", "get", "u8", 8*maxVal) // reads past the end are zeros
+	mustDo(t, c, ":0", "setbit", "small", 8*maxVal-1, "1")
+	mustDo(t, c, fmt.Sprint(":", maxVal), "strlen", "small")
+	mustDo(t, c, "[:1]", "bitfield", "small", "incrby", "u8", 8*maxVal-8, "0")
+	mustDo(t, c, fmt.Sprint(":", maxVal), "bitop", "not", "n", "small") // its result fits
+	mustDo(t, c, ":0", "getbit", "n", 8*maxVal-1)
+}
+
+// TestLCSBudget: LCS's table is charged to the request buffer budget
+// while it computes: without room it waits up to the budget's limit, then
+// answers -OOM; inside EXEC (on the engine's write path) it never waits.
+// With room it answers, and gives the room back.
+func TestLCSBudget(t *testing.T) {
+	ts := startServer(t, node.Config{})
+	b := budget.New(1<<20, 50*time.Millisecond)
+	_, addr := serveWith(t, ts, Config{Budget: b})
+	r := dialRaw(t, addr)
+	a, bb := strings.Repeat("ab", 300), strings.Repeat("ba", 300) // a 1.4 MB table
+	r.do("MSET", "a", a, "b", bb)
+	// Others hold all but 64 KiB: room to queue commands, none for the
+	// table.
+	const others = 1<<20 - 64<<10
+	if err := b.Acquire(context.Background(), others); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if got := r.do("LCS", "a", "b", "LEN"); got != ":599\r\n" {
+		t.Errorf("LCS LEN (two rows, not charged): %q", got)
+	}
+	if got := r.do("LCS", "a", "b"); !strings.HasPrefix(got, "-OOM ") || time.Since(start) < 50*time.Millisecond {
+		t.Errorf("LCS without room: %q after %v", got, time.Since(start))
+	}
+	r.do("MULTI")
+	r.do("SET", "c", "1")
+	r.do("LCS", "a", "b", "IDX")
+	start = time.Now()
+	if got := r.do("EXEC"); !strings.HasPrefix(got, "*2\r\n+OK\r\n-OOM ") || time.Since(start) > 40*time.Millisecond {
+		t.Errorf("LCS inside EXEC without room: %q after %v", got, time.Since(start))
+	}
+	b.Release(others)
+	if got := r.do("LCS", "a", "b", "LEN"); got != ":599\r\n" {
+		t.Errorf("LCS LEN: %q", got)
+	}
+	if got := r.do("LCS", "a", "b"); got != fmt.Sprintf("$599\r\n%s\r\n", bb[:599]) {
+		t.Errorf("LCS with room: %.40q", got)
+	}
+	r.do("MULTI")
+	r.do("LCS", "a", "b", "IDX", "MINMATCHLEN", "10")
+	r.do("SETBIT", "c", "7", "0")
+	if got := r.do("EXEC"); got != "*2\r\n*4\r\n$7\r\nmatches\r\n*1\r\n*2\r\n*2\r\n:1\r\n:599\r\n*2\r\n:0\r\n:598\r\n$3\r\nlen\r\n:599\r\n:1\r\n" {
+		t.Errorf("LCS and SETBIT inside EXEC: %q", got)
+	}
+	if used := b.InUse(); used != 0 {
+		t.Errorf("%d bytes of the budget still held", used)
 	}
 }

@@ -204,27 +204,42 @@ func (s *Server) cmdLCS(c *client, args [][]byte) {
 }
 
 // reserveTransient charges n bytes of a command's working memory (LCS's
-// table) to the request buffer budget for as long as the command
-// computes, so that several large computations at once wait for each
-// other instead of exhausting the node; one larger than the budget runs
-// alone. Inside EXEC the command runs on the engine's write path, which
-// must never wait: there it takes the room only if it is free at once.
-// On failure it has answered.
+// table) to the request buffer budget for as long as the command runs, so
+// that several large computations at once wait for each other instead of
+// exhausting the node. Like a command's arguments, a charge larger than
+// the budget counts as the whole budget (the command runs alone), and
+// waiting is bounded by the budget's limit. Inside EXEC the command runs
+// on the engine's write path, which must never wait: there it takes the
+// room only if it is free at once. On failure it has answered.
 func (s *Server) reserveTransient(c *client, n int64, what string) (release func(), ok bool) {
 	b := s.cfg.Budget
-	if b == nil || n < freeCommandBytes {
-		return func() {}, true
-	}
-	ctx := c.ctx
-	if c.exec != nil {
-		done, cancel := context.WithCancel(context.Background())
-		cancel()
-		ctx = done
-	}
-	if err := b.Acquire(ctx, n); err != nil {
+	fail := func(err error) (func(), bool) {
 		s.budgetRefusals.Add(1)
 		c.errorf("OOM command not allowed: no room in the request buffer budget for %s's %d bytes of working memory: %v", what, n, err)
 		return nil, false
 	}
-	return func() { b.Release(n) }, true
+	switch {
+	case b == nil || n < freeCommandBytes:
+		return func() {}, true
+	case c.exec == nil && c.rd != nil:
+		// Charged to the command itself (with what its arguments hold),
+		// given back with them once it has run.
+		if err := c.rd.charge(c.ctx, n); err != nil {
+			return fail(err)
+		}
+		return func() {}, true
+	}
+	want := n
+	if capacity := b.Capacity(); capacity > 0 {
+		want = min(n, capacity-c.exec.held)
+	}
+	if want <= 0 {
+		return func() {}, true // the transaction holds the whole budget: it runs alone
+	}
+	now, cancel := context.WithCancel(context.Background())
+	cancel() // no wait: room now, or a refusal
+	if err := b.Acquire(now, want); err != nil {
+		return fail(err)
+	}
+	return func() { b.Release(want) }, true
 }

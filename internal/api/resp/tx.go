@@ -336,12 +336,13 @@ func (s *Server) runTx(c *client, cmds []queued, watches []watched) (txResult, b
 	// The stand-in is made here, on the connection's goroutine: the write
 	// closure below may run on the engine's, and must not read c.
 	sc := c.standIn()
+	held := c.txHeld()
 	if !writes {
 		r, ok := c.read()
 		if !ok {
 			return res, false
 		}
-		x := &execScope{r: r}
+		x := &execScope{r: r, held: held}
 		aborted, err := x.run(sc, cmds, inside, watches, r.Get, &res)
 		if err != nil {
 			c.backendErr(err)
@@ -356,7 +357,7 @@ func (s *Server) runTx(c *client, cmds []queued, watches []watched) (txResult, b
 		// A fresh result each time: the closure must not leave anything
 		// behind that the connection reads unless the write succeeded.
 		out = txResult{replies: make([][]byte, len(cmds)), failed: make([]bool, len(cmds))}
-		x := &execScope{tx: countWrites(tx)}
+		x := &execScope{tx: countWrites(tx), held: held}
 		x.r = txReader{tx}
 		aborted, err := x.run(sc, cmds, inside, watches, tx.Get, &out)
 		if err != nil {
@@ -402,6 +403,23 @@ type execScope struct {
 	// the command's own (storage, leadership), after which nothing it
 	// wrote may be kept.
 	err error
+	// held is what the transaction holds of the request buffer budget
+	// while it runs (its queued commands and EXEC itself): a command that
+	// charges working memory (LCS) asks for at most the rest.
+	held int64
+}
+
+// txHeld is what the connection holds of the request buffer budget while
+// EXEC runs.
+func (c *client) txHeld() int64 {
+	var n int64
+	if c.multi != nil {
+		n += c.multi.held
+	}
+	if c.rd != nil {
+		n += c.rd.held
+	}
+	return n
 }
 
 // run checks the watched keys, then runs the key commands in order on sc,
