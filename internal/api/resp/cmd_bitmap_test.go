@@ -340,7 +340,7 @@ func TestLCSTableBytes(t *testing.T) {
 		}
 	}
 	if lcsTableBytes(11584, 11584) > maxLCSTable || lcsTableBytes(11585, 11585) <= maxLCSTable {
-		t.Errorf("the bound is not Redis's: 11585² cells of 4 bytes pass 512 MiB, 11584² do not")
+		t.Errorf("the bound is not Redis's: strings of 11585 bytes pass 512 MiB, of 11584 do not")
 	}
 }
 
