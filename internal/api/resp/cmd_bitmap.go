@@ -91,10 +91,8 @@ func (s *Server) cmdSetBit(c *client, args [][]byte) {
 		if found && size == len(cur) && old == int(bit) {
 			return nil // nothing changes: nothing is written
 		}
-		if size > len(cur) {
-			if err := s.b.CheckValue(size); err != nil {
-				return err
-			}
+		if err := s.b.CheckValue(size); err != nil {
+			return err
 		}
 		nv := make([]byte, size)
 		copy(nv, cur)
@@ -486,12 +484,11 @@ func (s *Server) cmdBitField(c *client, args [][]byte) {
 		}
 		// The string grows to hold the highest bit a write touches, even
 		// when that write fails on overflow (as in Redis, where the key
-		// is then created or grown all the same).
+		// is then created or grown all the same). Its size is checked
+		// before anything is allocated.
 		size := max(len(cur), int(top>>3)+1)
-		if size > len(cur) {
-			if err := s.b.CheckValue(size); err != nil {
-				return err
-			}
+		if err := s.b.CheckValue(size); err != nil {
+			return err
 		}
 		nv := make([]byte, size)
 		copy(nv, cur)
