@@ -1,63 +1,35 @@
 package resp
 
 import (
-	"bytes"
 	"context"
-	"net"
 	"testing"
 
+	"github.com/replicant-db/replicant/internal/datatype"
 	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/node"
 )
 
-// fakeTypeMarker starts the values typedBackend shows as collections: the
-// byte after it is the engine.Type. A string command that writes replaces
-// it with a string, as it replaces a real collection's metadata.
-const fakeTypeMarker = "\x00fake-type:"
-
-// typedBackend is a real node seen through a lens that types values, so
-// that the string commands meet collections before any mode stores them.
-type typedBackend struct{ *node.Node }
-
-func typed(v engine.Version) engine.Version {
-	if rest, ok := bytes.CutPrefix(v.Value, []byte(fakeTypeMarker)); ok && len(rest) == 1 {
-		v.Type = engine.Type(rest[0])
-	}
-	return v
-}
-
-type typedTxn struct{ engine.Txn }
-
-func (t typedTxn) Get(key []byte) (engine.Version, bool, error) {
-	v, ok, err := t.Txn.Get(key)
-	return typed(v), ok, err
-}
-
-type typedReader struct{ engine.Reader }
-
-func (r typedReader) Get(key []byte) (engine.Version, bool, error) {
-	v, ok, err := r.Reader.Get(key)
-	return typed(v), ok, err
-}
-
-func (r typedReader) Scan(start []byte, fn func([]byte, engine.Version) bool) error {
-	return r.Reader.Scan(start, func(k []byte, v engine.Version) bool { return fn(k, typed(v)) })
-}
-
-func (b typedBackend) Write(ctx context.Context, fn func(engine.Txn) error) (engine.Token, error) {
-	return b.Node.Write(ctx, func(tx engine.Txn) error { return fn(typedTxn{tx}) })
-}
-
-func (b typedBackend) WriteAsync(ctx context.Context, fn func(engine.Txn) error) func() (engine.Token, error) {
-	return b.Node.WriteAsync(ctx, func(tx engine.Txn) error { return fn(typedTxn{tx}) })
-}
-
-func (b typedBackend) Read(ctx context.Context, c engine.Consistency, floor engine.Token) (engine.Reader, error) {
-	r, err := b.Node.Read(ctx, c, floor)
+// putCollection stores a collection of type t with one element at key,
+// through the engine's typed write path (the way the collection commands
+// store them).
+func putCollection(t *testing.T, n *node.Node, key string, typ engine.Type) {
+	t.Helper()
+	sub := map[engine.Type]byte{engine.TypeHash: datatype.SubField, engine.TypeList: datatype.SubIndex,
+		engine.TypeSet: datatype.SubMember, engine.TypeZSet: datatype.SubMember}[typ]
+	_, err := n.Write(context.Background(), func(tx engine.Txn) error {
+		c, err := datatype.Open(tx, []byte(key), typ)
+		if err != nil {
+			return err
+		}
+		if err := c.Put(sub, []byte("elem"), []byte("v")); err != nil {
+			return err
+		}
+		c.Meta.Len++
+		return c.Save()
+	})
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
-	return typedReader{r}, nil
 }
 
 // TestStringCommandsOnCollections: every string and bitmap command that
@@ -67,21 +39,14 @@ func (b typedBackend) Read(ctx context.Context, c engine.Consistency, floor engi
 // replace it; the NX forms see it as existing.
 func TestStringCommandsOnCollections(t *testing.T) {
 	ts := startServer(t, node.Config{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	startBackend(t, typedBackend{ts.n}, ln)
-	fake := (&testServer{addr: ln.Addr().String()}).client(t, 3)
-	plain := ts.client(t, 3) // sees the stored bytes
+	c := ts.client(t, 3)
 	ctx := context.Background()
-	hash := fakeTypeMarker + string([]byte{byte(engine.TypeHash)})
 	const wrong = "(error) WRONGTYPE Operation against a key holding the wrong kind of value"
 
-	for _, c := range []struct {
+	cases := []struct {
 		args  []any
 		want  string
-		hWant string // h's stored value after; "" = unchanged and no entry
+		hWant string // the string h holds after; "" = h unchanged, nothing written
 	}{
 		{args: []any{"get", "h"}, want: wrong},
 		{args: []any{"getset", "h", "x"}, want: wrong},
@@ -121,31 +86,35 @@ func TestStringCommandsOnCollections(t *testing.T) {
 		{args: []any{"setnx", "h", "x"}, want: ":0"},
 		{args: []any{"set", "h", "x", "nx"}, want: "(nil)"},
 		{args: []any{"msetnx", "z", "1", "h", "x"}, want: ":0"},
-		{args: []any{"exists", "h"}, want: ":1"},
 		// Writes that replace a value of any type.
 		{args: []any{"set", "h", "x"}, want: "OK", hWant: "x"},
 		{args: []any{"set", "h", "x", "xx"}, want: "OK", hWant: "x"},
 		{args: []any{"mset", "h", "y"}, want: "OK", hWant: "y"},
 		{args: []any{"setex", "h", "100", "z"}, want: "OK", hWant: "z"},
 		{args: []any{"bitop", "or", "h", "s"}, want: ":2", hWant: "sv"},
-	} {
-		mustDo(t, plain, "OK", "mset", "h", hash, "s", "sv")
-		mustDo(t, plain, ":0", "del", "d", "z")
-		before := ts.n.Status().LastLSN
-		if got := do(ctx, fake, c.args...); got != c.want {
-			t.Errorf("%v: got %q, want %q", c.args, got, c.want)
-			continue
-		}
-		after := ts.n.Status().LastLSN
-		if c.hWant == "" {
-			if after != before {
-				t.Errorf("%v: answered %q and wrote (last LSN %d -> %d)", c.args, c.want, before, after)
+	}
+	for _, typ := range []engine.Type{engine.TypeHash, engine.TypeList, engine.TypeSet, engine.TypeZSet} {
+		for _, tc := range cases {
+			do(ctx, c, "del", "h")
+			putCollection(t, ts.n, "h", typ)
+			mustDo(t, c, "OK", "set", "s", "sv")
+			mustDo(t, c, ":0", "del", "d", "z")
+			before := ts.n.Status().LastLSN
+			if got := do(ctx, c, tc.args...); got != tc.want {
+				t.Errorf("%s: %v: got %q, want %q", typ, tc.args, got, tc.want)
+				continue
 			}
-			mustDo(t, plain, hash, "get", "h")
-			mustDo(t, plain, ":0", "exists", "d", "z")
-			continue
+			after := ts.n.Status().LastLSN
+			if tc.hWant == "" {
+				if after != before {
+					t.Errorf("%s: %v answered %q and wrote (last LSN %d -> %d)", typ, tc.args, tc.want, before, after)
+				}
+				mustDo(t, c, typ.String(), "type", "h")
+				mustDo(t, c, ":0", "exists", "d", "z")
+				continue
+			}
+			mustDo(t, c, "string", "type", "h")
+			mustDo(t, c, tc.hWant, "get", "h")
 		}
-		mustDo(t, plain, c.hWant, "get", "h")
-		mustDo(t, fake, c.hWant, "get", "h") // a string now
 	}
 }
