@@ -161,21 +161,7 @@ var _ engine.ScanTxn = (*Txn)(nil)
 // start in key order: the store's newest versions merged with the writes
 // of the batch's earlier proposals and of this one.
 func (t *Txn) Scan(start []byte, fn func(key []byte, v engine.Version) bool) error {
-	over := make(map[string]storage.Version, len(t.group.vals)+len(t.ops))
-	flushed := t.group.flushed
-	for k, v := range t.group.vals {
-		over[k] = v
-	}
-	for i := range t.ops {
-		op := &t.ops[i]
-		v, _, _ := opVersion(op, op.Key)
-		if op.Kind == storage.OpFlush {
-			clear(over)
-			flushed = true
-			continue
-		}
-		over[string(op.Key)] = v
-	}
+	over, flushed := t.overlay()
 	keys := make([]string, 0, len(over))
 	for k := range over {
 		if k >= string(start) {
@@ -226,6 +212,28 @@ func (t *Txn) Scan(start []byte, fn func(key []byte, v engine.Version) bool) err
 		}
 	}
 	return nil
+}
+
+// overlay is what the batch's earlier proposals and this one wrote, by
+// key (tombstones included), and whether one of them flushed everything
+// stored.
+func (t *Txn) overlay() (map[string]storage.Version, bool) {
+	over := make(map[string]storage.Version, len(t.group.vals)+len(t.ops))
+	flushed := t.group.flushed
+	for k, v := range t.group.vals {
+		over[k] = v
+	}
+	for i := range t.ops {
+		op := &t.ops[i]
+		v, _, _ := opVersion(op, op.Key)
+		if op.Kind == storage.OpFlush {
+			clear(over)
+			flushed = true
+			continue
+		}
+		over[string(op.Key)] = v
+	}
+	return over, flushed
 }
 
 // Set stores value under key; expireAtMs 0 means no expiry.

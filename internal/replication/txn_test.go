@@ -123,6 +123,18 @@ func TestTxnGetLayers(t *testing.T) {
 					t.Fatalf("Scan from %q = %q, Get finds %q", start, got, strings.Join(byGet, " "))
 				}
 			}
+			// ScanReverse lists the same, backwards, below any end.
+			for _, end := range []string{"", "b", "f", "n\x00", "zz"} {
+				var byGet []string
+				for _, k := range []string{"zz", "n", "f", "e", "b", "a"} {
+					if v := txnGet(t, tx, k); v != "-" && (end == "" || k < end) {
+						byGet = append(byGet, k+"="+v)
+					}
+				}
+				if got := txnScanReverse(t, tx, end); got != strings.Join(byGet, " ") {
+					t.Fatalf("ScanReverse below %q = %q, Get finds %q", end, got, strings.Join(byGet, " "))
+				}
+			}
 		})
 	}
 }
@@ -135,6 +147,23 @@ func txnScan(t *testing.T, tx *Txn, start string) string {
 	}
 	var out []string
 	if err := tx.Scan(s, func(k []byte, v engine.Version) bool {
+		out = append(out, fmt.Sprintf("%s=%s", k, v.Value))
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(out, " ")
+}
+
+// txnScanReverse renders tx.ScanReverse below end ("" for no bound).
+func txnScanReverse(t *testing.T, tx engine.ReverseScanner, end string) string {
+	t.Helper()
+	var e []byte
+	if end != "" {
+		e = []byte(end)
+	}
+	var out []string
+	if err := tx.ScanReverse(e, func(k []byte, v engine.Version) bool {
 		out = append(out, fmt.Sprintf("%s=%s", k, v.Value))
 		return true
 	}); err != nil {
@@ -203,9 +232,10 @@ func TestTxnViewMatchesCommittedState(t *testing.T) {
 			s := seedStore(t)
 			w := startWriter(t, s, WriterConfig{Now: fixedClock})
 			var view []string
-			var scanned string
+			var scanned, scannedBack string
 			observe := func(tx engine.Txn) error {
 				scanned = txnScan(t, tx.(*Txn), "")
+				scannedBack = txnScanReverse(t, tx.(*Txn), "")
 				for _, k := range append(keys, "n") {
 					if v, ok, err := tx.Get([]byte(k)); err != nil {
 						return err
@@ -227,6 +257,9 @@ func TestTxnViewMatchesCommittedState(t *testing.T) {
 			if scanned != tt.want {
 				t.Fatalf("the write path's Scan saw %q, want %q", scanned, tt.want)
 			}
+			if want := reversed(tt.want); scannedBack != want {
+				t.Fatalf("the write path's ScanReverse saw %q, want %q", scannedBack, want)
+			}
 			last := res[len(res)-1].tok
 			r := &Reader{Store: s, LSN: w.CommitLSN(), Epoch: s.EpochAt(w.CommitLSN()), ClockMs: testNowMs}
 			if r.LSN < last.LSN {
@@ -241,6 +274,9 @@ func TestTxnViewMatchesCommittedState(t *testing.T) {
 			}
 			if strings.Join(got, " ") != tt.want {
 				t.Fatalf("readers see %q after commit, the write path saw %q", strings.Join(got, " "), tt.want)
+			}
+			if back, want := txnScanReverse(t, r, ""), reversed(tt.want); back != want {
+				t.Fatalf("Reader.ScanReverse sees %q after commit, want %q", back, want)
 			}
 			for _, k := range keys {
 				_, ok, err := r.Get([]byte(k))
@@ -387,4 +423,11 @@ func TestChangedSince(t *testing.T) {
 			t.Errorf("after GC: ChangedSince(%q, %d) = %v, %v; want %v", c.key, c.since, got, err, c.want)
 		}
 	}
+}
+
+// reversed reverses a space-separated list.
+func reversed(list string) string {
+	f := strings.Fields(list)
+	slices.Reverse(f)
+	return strings.Join(f, " ")
 }

@@ -271,6 +271,42 @@ func (sm *storeMachine) Scan(t *rapid.T) {
 	}
 }
 
+// ScanReverse must list, below a random end, what Scan lists, backwards.
+func (sm *storeMachine) ScanReverse(t *rapid.T) {
+	at := sm.readLSN(t)
+	var end []byte
+	if rapid.Bool().Draw(t, "withEnd") {
+		end = []byte(rapid.SampledFrom(append([]string{"a\x00\x00", "c", ""}, modelKeys...)).Draw(t, "end"))
+	}
+	limit := rapid.IntRange(1, len(modelKeys)+1).Draw(t, "limit")
+	var got []string
+	err := sm.s.ScanReverse(at, end, func(k []byte, v Version) bool {
+		got = append(got, fmt.Sprintf("%q=%s@%d/%d", k, v.Value, v.LSN, v.ExpireAt))
+		return len(got) < limit
+	})
+	if err != nil {
+		t.Fatalf("ScanReverse: %v", err)
+	}
+	kv := sm.m.at(at)
+	keys := slices.Sorted(func(yield func(string) bool) {
+		for k := range kv {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	var want []string
+	for i := len(keys) - 1; i >= 0 && len(want) < limit; i-- {
+		if k := keys[i]; end == nil || k < string(end) {
+			v := kv[k]
+			want = append(want, fmt.Sprintf("%q=%s@%d/%d", k, v.value, v.lsn, v.expireAt))
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("ScanReverse(%d, %q, limit %d) =\n %s\nmodel:\n %s", at, end, limit, strings.Join(got, " "), strings.Join(want, " "))
+	}
+}
+
 // KeyCount must equal the number of keys the replay holds at the read
 // LSN (expired or not), whatever happened before: rollback, crash, GC,
 // retention, snapshot install.

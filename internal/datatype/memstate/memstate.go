@@ -19,9 +19,10 @@ type State struct {
 }
 
 var (
-	_ engine.TypedTxn = (*State)(nil)
-	_ engine.ScanTxn  = (*State)(nil)
-	_ engine.Reader   = (*State)(nil)
+	_ engine.TypedTxn       = (*State)(nil)
+	_ engine.ScanTxn        = (*State)(nil)
+	_ engine.Reader         = (*State)(nil)
+	_ engine.ReverseScanner = (*State)(nil)
 )
 
 // Get returns key's live, unexpired version.
@@ -84,6 +85,29 @@ func (s *State) Scan(start []byte, fn func(key []byte, v engine.Version) bool) e
 		}
 	}
 	slices.Sort(keys)
+	for _, k := range keys {
+		v := s.vals[k]
+		if v.Expired(s.Clock) {
+			continue
+		}
+		if !fn([]byte(k), v) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// ScanReverse calls fn for live, unexpired keys below end (every key when
+// end is nil) in descending key order.
+func (s *State) ScanReverse(end []byte, fn func(key []byte, v engine.Version) bool) error {
+	keys := make([]string, 0, len(s.vals))
+	for k := range s.vals {
+		if end == nil || k < string(end) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	slices.Reverse(keys)
 	for _, k := range keys {
 		v := s.vals[k]
 		if v.Expired(s.Clock) {
