@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -570,12 +571,78 @@ func (w *writeCounter) FlushAll() {
 }
 
 // txn is the Txn commands see: the counter, also a CounterTxn when the
-// mode's transaction is one (so INCR keeps counting as a PN-counter).
+// mode's transaction is one (so INCR keeps counting as a PN-counter), and
+// a TypedTxn with its scans when it is one (so collection commands run
+// inside EXEC: datatype.Open needs both).
 func (w *writeCounter) txn() engine.Txn {
 	if ct, ok := w.Txn.(engine.CounterTxn); ok {
 		return counterWrites{w, ct}
 	}
+	if tt, ok := w.Txn.(engine.TypedTxn); ok {
+		return typedWrites{w, tt}
+	}
 	return w
+}
+
+// typedWrites is the counter over a TypedTxn: a collection's metadata
+// write counts as a write.
+type typedWrites struct {
+	*writeCounter
+	tt engine.TypedTxn
+}
+
+func (t typedWrites) SetTyped(key []byte, typ engine.Type, value []byte, expireAtMs int64) {
+	t.n++
+	t.tt.SetTyped(key, typ, value, expireAtMs)
+}
+
+func (t typedWrites) NewID() (uint64, error) { return t.tt.NewID() }
+
+func (t typedWrites) Scan(start []byte, fn func([]byte, engine.Version) bool) error {
+	return txScan(t.tt, start, fn)
+}
+
+func (t typedWrites) ScanReverse(end []byte, fn func([]byte, engine.Version) bool) error {
+	return txScanReverse(t.tt, end, fn)
+}
+
+// txScan lists a transaction's state when the mode's Txn can
+// (engine.ScanTxn).
+func txScan(tx engine.Txn, start []byte, fn func([]byte, engine.Version) bool) error {
+	if st, ok := tx.(engine.ScanTxn); ok {
+		return st.Scan(start, fn)
+	}
+	return replyError("ERR key scans (KEYS, SCAN, DBSIZE, RANDOMKEY) are not supported in a transaction that also writes in this mode; run them before MULTI or in a transaction without writes")
+}
+
+// txScanReverse lists a transaction's state backwards below end: by the
+// mode's reverse scan, or (a mode without one) by replaying a forward
+// scan of everything below end.
+func txScanReverse(tx engine.Txn, end []byte, fn func([]byte, engine.Version) bool) error {
+	if rs, ok := tx.(engine.ReverseScanner); ok {
+		return rs.ScanReverse(end, fn)
+	}
+	type kv struct {
+		k []byte
+		v engine.Version
+	}
+	var all []kv
+	err := txScan(tx, nil, func(k []byte, v engine.Version) bool {
+		if end != nil && bytes.Compare(k, end) >= 0 {
+			return false
+		}
+		all = append(all, kv{append([]byte(nil), k...), v})
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	for i := len(all) - 1; i >= 0; i-- {
+		if !fn(all[i].k, all[i].v) {
+			return nil
+		}
+	}
+	return nil
 }
 
 type counterWrites struct {
@@ -601,10 +668,12 @@ func (r txReader) Token() engine.Token                          { return engine.
 
 // Scan lists the transaction's state when the mode's Txn can (engine.ScanTxn).
 func (r txReader) Scan(start []byte, fn func([]byte, engine.Version) bool) error {
-	if st, ok := r.tx.(engine.ScanTxn); ok {
-		return st.Scan(start, fn)
-	}
-	return replyError("ERR key scans (KEYS, SCAN, DBSIZE, RANDOMKEY) are not supported in a transaction that also writes in this mode; run them before MULTI or in a transaction without writes")
+	return txScan(r.tx, start, fn)
+}
+
+// ScanReverse lists the transaction's state backwards (see txScanReverse).
+func (r txReader) ScanReverse(end []byte, fn func([]byte, engine.Version) bool) error {
+	return txScanReverse(r.tx, end, fn)
 }
 
 func (r txReader) StateLSN() uint64 {
