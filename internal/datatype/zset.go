@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/replicant-db/replicant/internal/engine"
 )
@@ -196,6 +197,59 @@ func (z ZView) ByRank(start, stop int64, rev bool) ([]ZEntry, error) {
 	// descending when rev.
 	if fromHigh != rev {
 		reverse(out)
+	}
+	return out, nil
+}
+
+// AtRanks returns the members at the given ascending ranks (in any order,
+// repeats allowed; each within 0..Len-1), in the order of ranks: one walk
+// from whichever end of the index is nearer to all of them, keeping only
+// the members asked for.
+func (z ZView) AtRanks(ranks []int64) ([]ZEntry, error) {
+	if len(ranks) == 0 {
+		return nil, nil
+	}
+	want := slices.Clone(ranks)
+	slices.Sort(want)
+	want = slices.Compact(want)
+	n := z.Len()
+	lo, hi := want[0], want[len(want)-1]
+	if lo < 0 || hi >= n {
+		return nil, fmt.Errorf("rank %d out of a set of %d", max(hi, -lo), n)
+	}
+	found := make(map[int64]ZEntry, len(want))
+	i, rank := 0, int64(0)
+	step := int64(1)
+	if n-lo < hi+1 {
+		// From the top: ranks in descending order.
+		slices.Reverse(want)
+		rank, step = n-1, -1
+	}
+	visit := func(e ZEntry) bool {
+		if rank == want[i] {
+			found[rank] = e
+			if i++; i == len(want) {
+				return false
+			}
+		}
+		rank += step
+		return true
+	}
+	var err error
+	if step < 0 {
+		err = z.Descend(nil, visit)
+	} else {
+		err = z.Ascend(nil, visit)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if i != len(want) {
+		return nil, fmt.Errorf("%w: key %q: fewer members than its metadata's %d", ErrCorrupt, z.v.Key, n)
+	}
+	out := make([]ZEntry, len(ranks))
+	for j, r := range ranks {
+		out[j] = found[r]
 	}
 	return out, nil
 }

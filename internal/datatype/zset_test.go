@@ -259,6 +259,16 @@ func (zm *zsetMachine) CheckRank(t *rapid.T) {
 	if want := ordered[start : stop+1]; render(got) != render(want) {
 		t.Fatalf("ByRank(%d, %d, rev %v) = %s; model %s", start, stop, rev, render(got), render(want))
 	}
+	picks := rapid.SliceOfN(rapid.Int64Range(0, n-1), 1, 5).Draw(t, "picks")
+	at, err := z.AtRanks(picks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range picks {
+		if render(at[i:i+1]) != render(all[p:p+1]) {
+			t.Fatalf("AtRanks(%v)[%d] = %s; model %s", picks, i, render(at[i:i+1]), render(all[p:p+1]))
+		}
+	}
 	member := rapid.SampledFrom(zMembers).Draw(t, "member")
 	rank, score, found, err := z.Rank([]byte(member), rev)
 	wantRank := slices.IndexFunc(ordered, func(e ZEntry) bool { return string(e.Member) == member })
