@@ -1,8 +1,11 @@
 package test
 
 import (
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // zsetCompatCommands is a stream of sorted-set commands whose replies
@@ -167,6 +170,205 @@ func TestSortedSetCommandsMatchRedis(t *testing.T) {
 				want, got := red.do(cmd...), rep.do(cmd...)
 				if got != want {
 					t.Errorf("%.100q:\nreplicant %.400q\nredis     %.400q", cmd, got, want)
+				}
+			}
+		})
+	}
+}
+
+// zsetRandomCommand draws one sorted-set command over a few small keys
+// (at most a few dozen members each, so Redis keeps them in its compact
+// encoding, whose order and lexicographic walk replicant follows), with
+// arguments from pools that mix valid and invalid ones.
+func zsetRandomCommand(r *rand.Rand) []string {
+	pick := func(xs ...string) string { return xs[r.IntN(len(xs))] }
+	key := func() string { return pick("z1", "z2", "z3", "z1", "z2", "nokey", "str") }
+	member := func() string { return pick("a", "b", "c", "d", "e", "f", "g", "", "aa", "b\x00") }
+	score := func() string {
+		return pick("0", "1", "-1", "2", "2.5", "-2.5", "3", "10", "0.5", "inf", "-inf", "+inf", "1e20", "-0", "x", "0x10")
+	}
+	rank := func() string { return pick("0", "1", "2", "-1", "-2", "5", "-10", "100", "x") }
+	scoreEnd := func() string {
+		return pick("0", "1", "(1", "2.5", "(2.5", "-inf", "+inf", "(-inf", "10", "(10", "-1", "", "(", "x", "3")
+	}
+	lexEnd := func() string { return pick("-", "+", "[a", "(a", "[c", "(c", "[", "(", "[b\x00", "a", "[g", "(aa") }
+	count := func() string { return pick("0", "1", "2", "3", "10", "-1", "x") }
+	cmd := []string{}
+	add := func(xs ...string) { cmd = append(cmd, xs...) }
+	limit := func() {
+		if r.IntN(3) == 0 {
+			add("limit", pick("0", "1", "2", "-1", "5"), pick("0", "1", "2", "-1", "10"))
+		}
+	}
+	numkeys := func() []string {
+		n := 1 + r.IntN(3)
+		ks := []string{strconv.Itoa(n)}
+		for range n {
+			ks = append(ks, key())
+		}
+		return ks
+	}
+	switch r.IntN(24) {
+	case 0, 1, 2, 3:
+		add("zadd", key())
+		for _, o := range []string{"nx", "xx", "gt", "lt", "ch", "incr"} {
+			if r.IntN(6) == 0 {
+				add(o)
+			}
+		}
+		for range 1 + r.IntN(3) {
+			add(score(), member())
+		}
+	case 4:
+		add("zincrby", key(), score(), member())
+	case 5:
+		add("zrem", key(), member(), member())
+	case 6:
+		add("zrange", key())
+		switch r.IntN(3) {
+		case 0:
+			add(rank(), rank())
+		case 1:
+			add(scoreEnd(), scoreEnd(), "byscore")
+		case 2:
+			add(lexEnd(), lexEnd(), "bylex")
+		}
+		if r.IntN(2) == 0 {
+			add("rev")
+		}
+		if r.IntN(2) == 0 {
+			add("withscores")
+		}
+		limit()
+	case 7:
+		add(pick("zrangebyscore", "zrevrangebyscore"), key(), scoreEnd(), scoreEnd())
+		if r.IntN(2) == 0 {
+			add("withscores")
+		}
+		limit()
+	case 8:
+		add(pick("zrangebylex", "zrevrangebylex"), key(), lexEnd(), lexEnd())
+		limit()
+	case 9:
+		add(pick("zrevrange", "zremrangebyrank"), key(), rank(), rank())
+		if cmd[0] == "zrevrange" && r.IntN(2) == 0 {
+			add("withscores")
+		}
+	case 10:
+		add(pick("zcount", "zremrangebyscore"), key(), scoreEnd(), scoreEnd())
+	case 11:
+		add(pick("zlexcount", "zremrangebylex"), key(), lexEnd(), lexEnd())
+	case 12:
+		add(pick("zrank", "zrevrank", "zscore"), key(), member())
+	case 13:
+		add("zmscore", key(), member(), member())
+	case 14:
+		add(pick("zcard", "zpopmin", "zpopmax"), key())
+		if cmd[0] != "zcard" && r.IntN(2) == 0 {
+			add(count())
+		}
+	case 15:
+		add("zmpop")
+		add(numkeys()...)
+		add(pick("min", "max", "MAX", "mid"))
+		if r.IntN(2) == 0 {
+			add("count", count())
+		}
+	case 16, 17:
+		op := pick("zunion", "zinter", "zdiff", "zintercard")
+		add(op)
+		ks := numkeys()
+		add(ks...)
+		if op != "zdiff" && op != "zintercard" && r.IntN(2) == 0 {
+			add("weights")
+			n, _ := strconv.Atoi(ks[0])
+			for range n {
+				add(pick("1", "2", "0", "-1", "0.5", "x"))
+			}
+		}
+		if op != "zdiff" && op != "zintercard" && r.IntN(3) == 0 {
+			add("aggregate", pick("sum", "min", "max", "avg"))
+		}
+		if op == "zintercard" && r.IntN(2) == 0 {
+			add("limit", count())
+		}
+		if op != "zintercard" && r.IntN(2) == 0 {
+			add("withscores")
+		}
+	case 18, 19:
+		op := pick("zunionstore", "zinterstore", "zdiffstore")
+		add(op, pick("z1", "z2", "z3", "dst", "str"))
+		add(numkeys()...)
+		if op != "zdiffstore" && r.IntN(3) == 0 {
+			add("aggregate", pick("sum", "min", "max"))
+		}
+	case 20:
+		add("zrangestore", pick("z1", "z2", "z3", "dst", "str"), key())
+		if r.IntN(2) == 0 {
+			add(rank(), rank())
+		} else {
+			add(scoreEnd(), scoreEnd(), "byscore")
+			limit()
+		}
+	case 21:
+		add("zrandmember", key(), pick("100", "0", "-0", "x"))
+		if r.IntN(2) == 0 {
+			add("withscores")
+		}
+	case 22:
+		add("zscan", key(), "0")
+		if r.IntN(2) == 0 {
+			add("match", pick("a*", "*", "?", "[ab]*"))
+		}
+	case 23:
+		add(pick("set", "del"), pick("str", "dst"))
+		if cmd[0] == "set" {
+			add("v")
+		}
+	}
+	return cmd
+}
+
+// TestSortedSetRandomCommandsMatchRedis sends thousands of random
+// sorted-set commands (valid and invalid, see zsetRandomCommand) to
+// replicant and to redis-server and requires byte-identical replies.
+func TestSortedSetRandomCommandsMatchRedis(t *testing.T) {
+	redisAddr := startRedis(t)
+	p := newProc(t, "n1")
+	p.start()
+	for _, proto := range []string{"2", "3"} {
+		t.Run("resp"+proto, func(t *testing.T) {
+			rep, red := dialRESP(t, p.RESP), dialRESP(t, redisAddr)
+			for _, c := range []*respConn{rep, red} {
+				c.do("flushall")
+				if proto == "3" {
+					if got := c.do("hello", "3"); !strings.HasPrefix(got, "%") {
+						t.Fatalf("HELLO 3: %q", got)
+					}
+				}
+			}
+			seed := uint64(time.Now().UnixNano())
+			r := rand.New(rand.NewPCG(seed, 7))
+			var recent [][]string
+			fails := 0
+			kinds := map[string]int{}
+			defer func() { t.Logf("replies by kind: %v", kinds) }()
+			for i := range 4000 {
+				cmd := zsetRandomCommand(r)
+				recent = append(recent, cmd)
+				if len(recent) > 8 {
+					recent = recent[1:]
+				}
+				want, got := red.do(cmd...), rep.do(cmd...)
+				kinds[want[:1]]++
+				if len(want) > 40 {
+					kinds["long"]++
+				}
+				if got != want {
+					t.Errorf("seed %d, command %d %q (after %q):\nreplicant %.300q\nredis     %.300q", seed, i, cmd, recent[:len(recent)-1], got, want)
+					if fails++; fails == 5 {
+						t.FailNow()
+					}
 				}
 			}
 		})

@@ -667,11 +667,11 @@ func (z *ZColl) RemoveAll(es []ZEntry) {
 }
 
 // Pop removes and returns up to count members from the low end (the high
-// end when max), in the order they are popped.
-func (z *ZColl) Pop(count int64, max bool) ([]ZEntry, error) {
+// end when high), in the order they are popped.
+func (z *ZColl) Pop(count int64, high bool) ([]ZEntry, error) {
 	count = min(count, z.Meta.Len)
 	var out []ZEntry
-	if err := z.View().walk(max, 0, count, func(e ZEntry) { out = append(out, e) }); err != nil {
+	if err := z.View().walk(high, 0, count, func(e ZEntry) { out = append(out, e) }); err != nil {
 		return nil, err
 	}
 	z.RemoveAll(out)

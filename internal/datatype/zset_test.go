@@ -186,19 +186,19 @@ func (zm *zsetMachine) Remove(t *rapid.T) {
 
 func (zm *zsetMachine) Pop(t *rapid.T) {
 	count := rapid.Int64Range(1, 4).Draw(t, "count")
-	max := rapid.Bool().Draw(t, "max")
+	high := rapid.Bool().Draw(t, "high")
 	z := zm.open(t)
-	got, err := z.Pop(count, max)
+	got, err := z.Pop(count, high)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := zm.m.sorted()
-	if max {
+	if high {
 		slices.Reverse(want)
 	}
 	want = want[:min(int(count), len(want))]
 	if render(got) != render(want) {
-		t.Fatalf("Pop(%d, max %v) = %s; model %s", count, max, render(got), render(want))
+		t.Fatalf("Pop(%d, high %v) = %s; model %s", count, high, render(got), render(want))
 	}
 	for _, e := range want {
 		delete(zm.m, string(e.Member))

@@ -237,7 +237,7 @@ func (s *Server) zadd(c *client, key []byte, pairs []zaddPair, f datatype.ZAddFl
 	var added, updated, processed int64
 	var last float64
 	if !c.write(func(tx engine.Txn) error {
-		added, updated, processed = 0, 0, 0
+		added, updated, processed, last = 0, 0, 0, 0
 		z, err := datatype.OpenZSet(tx, key)
 		if err != nil {
 			return err
@@ -711,7 +711,7 @@ func (s *Server) cmdZPop(c *client, args [][]byte) {
 			return
 		}
 	}
-	max := strings.EqualFold(string(args[0]), "zpopmax")
+	high := strings.EqualFold(string(args[0]), "zpopmax")
 	var popped []datatype.ZEntry
 	if !c.write(func(tx engine.Txn) error {
 		popped = nil
@@ -719,7 +719,7 @@ func (s *Server) cmdZPop(c *client, args [][]byte) {
 		if err != nil || !z.Exists() || count == 0 {
 			return err
 		}
-		if popped, err = z.Pop(count, max); err != nil {
+		if popped, err = z.Pop(count, high); err != nil {
 			return err
 		}
 		return z.Save()
