@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/replicant-db/replicant/internal/datatype"
 	"github.com/replicant-db/replicant/internal/engine"
 )
 
@@ -532,13 +533,14 @@ func (x *execScope) execWrite(c *client, fn func(tx engine.Txn) error) bool {
 }
 
 // fail classifies an error a command answers inside a transaction: the
-// command's own (a reply error, a value too large) is its reply and the
+// command's own (a reply error, WRONGTYPE from a collection, a value too
+// large) is its reply and the
 // transaction goes on, as Redis runs every command of EXEC; any other
 // (storage, leadership) aborts the whole transaction.
 func (x *execScope) fail(err error) {
 	var re replyError
 	var le *engine.LimitError
-	if errors.As(err, &re) || errors.As(err, &le) {
+	if errors.As(err, &re) || errors.As(err, &le) || errors.Is(err, datatype.ErrWrongType) {
 		return
 	}
 	if x.err == nil {
