@@ -20,8 +20,7 @@ import (
 //   - ZRANDMEMBER with a count below the set's size, and ZSCAN of sets
 //     beyond 128 members (random, and hash-table order in Redis);
 //   - SADD and other types' commands, which replicant's sorted-set tests
-//     cover with sets written directly, and TYPE, GET and the other key
-//     and string commands on a sorted set (their own tests).
+//     cover with sets written directly.
 func zsetCompatCommands() [][]string {
 	big := strings.Repeat("m", 100)
 	return [][]string{
@@ -83,7 +82,7 @@ func zsetCompatCommands() [][]string {
 		{"zrangestore", "dst", "z", "(2", "+inf", "byscore", "limit", "0", "2"}, {"zrange", "dst", "0", "-1", "withscores"},
 		{"zrangestore", "dst", "l", "[b", "[c", "bylex", "rev"}, {"zrange", "dst", "0", "-1", "withscores"},
 		{"zrangestore", "dst", "z", "0", "-1", "withscores"}, {"zrangestore", "dst", "nokey", "0", "-1"}, {"exists", "dst"},
-		{"zrangestore", "dst", "z", "5", "6"}, {"set", "str", "v"}, {"zrangestore", "str", "z", "0", "0"}, {"zrange", "str", "0", "-1", "withscores"},
+		{"zrangestore", "dst", "z", "5", "6"}, {"set", "str", "v"}, {"zrangestore", "str", "z", "0", "0"}, {"type", "str"}, {"zrange", "str", "0", "-1", "withscores"},
 		{"zrangestore", "dst", "str", "0", "0"}, {"zrangestore", "z", "z", "0", "2"}, {"zrange", "z", "0", "-1", "withscores"},
 		// Removals.
 		{"zadd", "r", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e"},
@@ -140,6 +139,17 @@ func zsetCompatCommands() [][]string {
 		{"zrangebylex", "str", "-", "+"}, {"zrevrangebylex", "str", "+", "-"}, {"zremrangebyrank", "str", "0", "1"},
 		{"zremrangebyscore", "str", "0", "1"}, {"zremrangebylex", "str", "-", "+"}, {"zpopmax", "str"}, {"zscan", "str", "0", "foo"},
 		{"zinter", "1", "str"}, {"zdiff", "1", "str"}, {"zintercard", "1", "str"}, {"zdiffstore", "out", "1", "str"},
+		// Key commands on a sorted set (the string commands' WRONGTYPE is
+		// theirs to test).
+		{"type", "z"}, {"object", "encoding", "z"}, {"rename", "z", "z9"}, {"zcard", "z9"},
+		{"copy", "z9", "z"}, {"zrange", "z", "0", "-1", "withscores"}, {"expire", "z", "100"}, {"ttl", "z"},
+		{"zadd", "z", "1", "new"}, {"ttl", "z"}, {"del", "z9"}, {"exists", "z9"},
+		// From scripts.
+		{"eval", "redis.call('zadd', KEYS[1], 1.5, 'a', 2, 'b'); return redis.call('zrange', KEYS[1], 0, -1, 'withscores')", "1", "ze"},
+		{"eval", "return {redis.call('zscore', KEYS[1], 'a'), redis.call('zincrby', KEYS[1], 1, 'b'), redis.call('zpopmax', KEYS[1])}", "1", "ze"},
+		{"eval", "redis.setresp(3); return redis.call('zscore', KEYS[1], 'a')", "1", "ze"},
+		{"eval", "return redis.pcall('zadd', KEYS[1], 'x', 'a')", "1", "ze"},
+		{"eval", "return redis.call('zrange', KEYS[1], 0, -1)", "1", "str"},
 		// Arity.
 		{"zadd", "z", "1"}, {"zincrby", "z", "1"}, {"zrem", "z"}, {"zscore", "z"}, {"zmscore", "z"}, {"zcard"}, {"zcount", "z", "0"},
 		{"zlexcount", "z", "-"}, {"zrank", "z"}, {"zrange", "z", "0"}, {"zrangestore", "d", "z", "0"}, {"zremrangebyrank", "z", "0"},

@@ -346,4 +346,31 @@ func TestZSetInTransactionAndNoOps(t *testing.T) {
 	if got := do(ctx, c, "zrange", "u", "0", "-1", "withscores"); got != "[a 7]" {
 		t.Fatalf("after EXEC: %s", got)
 	}
+	// WRONGTYPE is one command's error: the others of EXEC still apply,
+	// in a transaction that writes and in one that only reads.
+	if err := c.Set(ctx, "str", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmds := range [][][]any{
+		{{"zadd", "str", "1", "a"}, {"zadd", "t", "9", "z"}, {"zrange", "str", "0", "-1"}, {"zcard", "t"}},
+		{{"zscore", "str", "a"}, {"zcard", "t"}},
+	} {
+		pipe := c.TxPipeline()
+		var res []*redis.Cmd
+		for _, cmd := range cmds {
+			res = append(res, pipe.Do(ctx, cmd...))
+		}
+		_, _ = pipe.Exec(ctx)
+		var got []string
+		for _, r := range res {
+			got = append(got, fmtReply(r.Result()))
+		}
+		want := "(error) " + msgWrongType + "|:1|(error) " + msgWrongType + "|:2"
+		if len(cmds) == 2 {
+			want = "(error) " + msgWrongType + "|:2"
+		}
+		if strings.Join(got, "|") != want {
+			t.Fatalf("EXEC with a WRONGTYPE command: %s", strings.Join(got, "|"))
+		}
+	}
 }
