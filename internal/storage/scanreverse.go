@@ -15,9 +15,11 @@ import (
 // ZPOPMAX) read only what they return instead of the whole set.
 //
 // Walking backwards lands on a key's oldest version first (versions are
-// ordered newest first, ^lsn): each key costs a SeekGE to its newest
-// version at or below at and a SeekLT past its versions, as Scan's jump
-// does when a key's newest versions are above at.
+// ordered newest first, ^lsn), and each step back is a newer one: the
+// newest at or below at is the last seen before a newer one or the next
+// key. So a key with one version costs one step, as Scan's costs one seek;
+// versions above at (rare: a read behind the newest writes) are skipped
+// with a SeekLT.
 func (s *Store) ScanReverse(at uint64, end []byte, fn func(key []byte, v Version) bool) error {
 	done, err := s.reader()
 	if err != nil {
@@ -36,33 +38,46 @@ func (s *Store) ScanReverse(at uint64, end []byte, fn func(key []byte, v Version
 	}
 	defer it.Close()
 	floor := s.flushFloor(at)
+	var raw []byte // the newest visible version's record, copied
 	valid := it.Last()
 	for valid {
 		if s.draining.Load() {
 			return ErrReopening
 		}
-		key, _, ok := parseVersionKey(it.Key())
+		key, lsn, ok := parseVersionKey(it.Key())
 		if !ok {
 			return s.corrupt(&CorruptionError{Dir: s.dir, Err: fmt.Errorf("bad version key %x", it.Key())})
 		}
 		p := versionPrefix(key)
-		if it.SeekGE(binary.BigEndian.AppendUint64(p, ^at)) && bytes.HasPrefix(it.Key(), p) {
-			_, lsn, _ := parseVersionKey(it.Key())
-			v, ok := decodeVersion(it.Value())
-			if !ok {
-				return s.corrupt(&CorruptionError{Dir: s.dir, LSN: lsn, Err: fmt.Errorf("bad version record for key %q", key)})
+		found, foundLSN := false, uint64(0)
+		for {
+			if lsn > at {
+				// This version and every one still ahead are newer than at.
+				valid = it.SeekLT(p)
+				break
 			}
-			if !v.Deleted && lsn >= floor {
-				v.LSN = lsn
+			raw, found, foundLSN = append(raw[:0], it.Value()...), true, lsn
+			if valid = it.Prev(); !valid || !bytes.HasPrefix(it.Key(), p) {
+				break
+			}
+			if len(it.Key()) != len(p)+8 {
+				return s.corrupt(&CorruptionError{Dir: s.dir, Err: fmt.Errorf("bad version key %x", it.Key())})
+			}
+			lsn = ^binary.BigEndian.Uint64(it.Key()[len(p):])
+		}
+		if found {
+			v, ok := decodeVersion(raw)
+			if !ok {
+				return s.corrupt(&CorruptionError{Dir: s.dir, LSN: foundLSN, Err: fmt.Errorf("bad version record for key %q", key)})
+			}
+			if !v.Deleted && foundLSN >= floor {
+				v.LSN = foundLSN
 				v.Value = append([]byte(nil), v.Value...)
 				if !fn(key, v) {
 					return nil
 				}
 			}
-		} else if err := it.Error(); err != nil {
-			return s.readErr(err)
 		}
-		valid = it.SeekLT(p)
 	}
 	return s.readErr(it.Error())
 }
