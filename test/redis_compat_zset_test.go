@@ -108,7 +108,7 @@ func zsetCompatCommands() [][]string {
 		{"zrandmember", "rm", "1", "withscores", "x"}, {"zrandmember", "str"}, {"zrandmember", "str", "0"},
 		// ZSCAN of small sets.
 		{"zscan", "rm", "0"}, {"zscan", "rm", "0", "match", "b*"}, {"zscan", "rm", "0", "count", "1"}, {"zscan", "y", "0"},
-		{"zscan", "rm", "x"}, {"zscan", "rm", "0", "count", "0"}, {"zscan", "rm", "0", "foo", "bar"}, {"zscan", "rm", "0", "match"},
+		{"zscan", "rm", "x"}, {"zscan", "rm", "12345"}, {"zscan", "rm", "12345", "count", "1"}, {"zscan", "rm", "0", "count", "0"}, {"zscan", "rm", "0", "foo", "bar"}, {"zscan", "rm", "0", "match"},
 		{"zscan", "nokey", "0"}, {"zscan", "nokey", "0", "foo"}, {"zscan", "str", "0"},
 		// Union, intersection, difference.
 		{"zadd", "u1", "1", "a", "2", "b", "3", "c"}, {"zadd", "u2", "10", "b", "20", "c", "30", "d"}, {"zadd", "ui", "inf", "a", "-inf", "b"},

@@ -944,8 +944,9 @@ func (s *Server) cmdZRandMember(c *client, args [][]byte) {
 const zscanCursorTag = "\x00zscan\x00"
 
 // cmdZScan is ZSCAN key cursor [MATCH pattern] [COUNT count]. A set of at
-// most zset-max-listpack-entries members comes whole, in score order, as
-// Redis returns a set in its compact encoding; a larger one comes in
+// most zset-max-listpack-entries members comes whole, in score order,
+// whatever the cursor, as Redis returns a set in its compact encoding; a
+// larger one comes in
 // member order, COUNT members a call, its cursor naming the last member
 // returned (so members present throughout are returned exactly once, and
 // changing a score does not move a member).
@@ -996,8 +997,9 @@ func (s *Server) cmdZScan(c *client, args [][]byte) {
 			return
 		}
 	}
+	small := z.Len() <= zsetListpackEntries
 	var from []byte
-	if cursor != 0 {
+	if cursor != 0 && !small {
 		last, ok := s.cursors.get(cursor)
 		if !ok || !strings.HasPrefix(string(last), zscanCursorTag) {
 			c.err(msgInvalidCursr)
@@ -1013,7 +1015,9 @@ func (s *Server) cmdZScan(c *client, args [][]byte) {
 		}
 	}
 	next := uint64(0)
-	if z.Len() <= zsetListpackEntries && cursor == 0 {
+	if small {
+		// Whatever the cursor, as Redis answers a set in its compact
+		// encoding (a cursor of this set from when it was larger included).
 		err = z.Ascend(nil, func(e datatype.ZEntry) bool { keep(e); return true })
 	} else {
 		var last []byte
