@@ -55,6 +55,10 @@ type Coll struct {
 	exists bool // the key held this collection before the command
 	orig   Meta
 	owned  bool // the id and its owner record exist
+	// touched: an element was written or deleted since the last Save, so
+	// the metadata is written even if unchanged — a change to a field's
+	// value is a change to the key (WATCH sees writes of the key only).
+	touched bool
 }
 
 // Open opens the collection of type t at key in tx for writing. A key that
@@ -111,6 +115,7 @@ func (c *Coll) Put(sub byte, rest, value []byte) error {
 		return err
 	}
 	c.tx.Set(ElemKey(c.Meta.ID, sub, rest), value, 0)
+	c.touched = true
 	return nil
 }
 
@@ -120,11 +125,13 @@ func (c *Coll) Delete(sub byte, rest []byte) {
 		return
 	}
 	c.tx.Del(ElemKey(c.Meta.ID, sub, rest))
+	c.touched = true
 }
 
-// Save writes the metadata if the command changed it: the key is deleted
-// when the collection became empty (its remaining element keys, if any,
-// are the sweeper's), created or updated otherwise, keeping its expiry.
+// Save writes the metadata if the command changed it or an element: the
+// key is deleted when the collection became empty (its remaining element
+// keys, if any, are the sweeper's), created or updated otherwise, keeping
+// its expiry.
 func (c *Coll) Save() error {
 	switch {
 	case c.Meta.Len < 0:
@@ -134,11 +141,11 @@ func (c *Coll) Save() error {
 			c.tx.Del(c.Key)
 			c.exists = false
 		}
-	case !c.exists || c.Meta != c.orig:
+	case !c.exists || c.Meta != c.orig || c.touched:
 		c.tx.SetTyped(c.Key, c.Type, c.Meta.Encode(), c.ExpireAt)
 		c.exists = true
 	}
-	c.orig = c.Meta
+	c.orig, c.touched = c.Meta, false
 	return nil
 }
 
