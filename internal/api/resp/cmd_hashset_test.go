@@ -565,3 +565,36 @@ func TestHashSetLimits(t *testing.T) {
 	}
 	mustDo(t, c, ":1", "hlen", "h")
 }
+
+// TestSortIntset: small integer sets in numeric order; anything else as
+// it came.
+func TestSortIntset(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"10 -1 2", "-1 2 10"},
+		{"10 x 2", "10 x 2"},
+		{"10 01 2", "10 01 2"}, // "01" is not an integer to Redis
+		{"9223372036854775807 -9223372036854775808", "-9223372036854775808 9223372036854775807"},
+		{"", ""},
+	} {
+		var ms [][]byte
+		for _, f := range strings.Fields(c.in) {
+			ms = append(ms, []byte(f))
+		}
+		sortIntset(ms)
+		var got []string
+		for _, m := range ms {
+			got = append(got, string(m))
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("sortIntset(%s) = %s, want %s", c.in, strings.Join(got, " "), c.want)
+		}
+	}
+	many := make([][]byte, 513)
+	for i := range many {
+		many[i] = []byte(strconv.Itoa(513 - i))
+	}
+	sortIntset(many)
+	if string(many[0]) != "513" {
+		t.Errorf("a set of 513 integers (no intset) was reordered")
+	}
+}

@@ -2,6 +2,8 @@ package resp
 
 import (
 	"bytes"
+	"cmp"
+	"slices"
 	"strings"
 
 	"github.com/replicant-db/replicant/internal/datatype"
@@ -161,7 +163,7 @@ func (s *Server) cmdSMIsMember(c *client, args [][]byte) {
 // members answers a list of members as a set (an array in RESP2), small
 // integer sets in numeric order as Redis lists its intsets.
 func (c *client) members(ms [][]byte) {
-	datatype.SortIntset(ms)
+	sortIntset(ms)
 	c.setHeader(len(ms))
 	for _, m := range ms {
 		c.bulk(m)
@@ -183,6 +185,35 @@ func (s *Server) cmdSMembers(c *client, args [][]byte) {
 		ms = elemRests(all)
 	}
 	c.members(ms)
+}
+
+// sortIntset puts members in numeric order when they would make an
+// intset (at most 512 integers), the order Redis lists such a set in;
+// otherwise it leaves them alone. Clients should not depend on the order
+// of a set's members, but small integer sets are common, and Redis's
+// order for them stable, so some do.
+func sortIntset(members [][]byte) {
+	if len(members) > intsetEntries {
+		return
+	}
+	nums := make([]int64, len(members))
+	for i, m := range members {
+		n, ok := redisInt(m)
+		if !ok {
+			return
+		}
+		nums[i] = n
+	}
+	idx := make([]int, len(members))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(nums[a], nums[b]) })
+	sorted := make([][]byte, len(members))
+	for i, j := range idx {
+		sorted[i] = members[j]
+	}
+	copy(members, sorted)
 }
 
 func elemRests(es []datatype.Elem) [][]byte {

@@ -122,7 +122,7 @@ func parseScanCursor(b []byte) (uint64, bool) {
 var collCursorTag = append(append([]byte(nil), engine.ReservedPrefix...), "cursor:"...)
 
 // cmdCollScan serves HSCAN and SSCAN: key cursor [MATCH pattern]
-// [COUNT count]. A compact collection (datatype.View.Encoding) is answered
+// [COUNT count]. A compact collection (collectionEncoding) is answered
 // whole with cursor 0, whatever the cursor and COUNT, as Redis answers its
 // listpack and intset encodings. A larger one is walked in key order,
 // COUNT elements per call; the cursor maps (cursorTable) to the last
@@ -179,11 +179,12 @@ func (s *Server) cmdCollScan(c *client, args [][]byte, t engine.Type, sub byte) 
 			return
 		}
 	}
-	_, compact, err := v.Encoding()
+	enc, err := collectionEncoding(r, args[1], t)
 	if err != nil {
 		c.backendErr(err)
 		return
 	}
+	compact := enc != "hashtable"
 	tag := append(collCursorTag[:len(collCursorTag):len(collCursorTag)], sub)
 	var from []byte
 	switch {
@@ -219,7 +220,7 @@ func (s *Server) cmdCollScan(c *client, args [][]byte, t engine.Type, sub byte) 
 	if compact && sub == datatype.SubMember && len(out) > 0 {
 		// An intset is listed in numeric order, as Redis does.
 		ms := elemRests(out)
-		datatype.SortIntset(ms)
+		sortIntset(ms)
 		for i := range out {
 			out[i].Rest = ms[i]
 		}
