@@ -33,13 +33,20 @@ func TestHashSetReplication(t *testing.T) {
 	ctx := ctxT(t, 3*time.Minute)
 	lrdb := leader.redis()
 	const n = 1500
+	// 100 fields or members per command: a few dozen log entries.
 	pipe := lrdb.Pipeline()
-	for i := range n {
-		pipe.HSet(ctx, "h", fmt.Sprintf("f%05d", i), strconv.Itoa(i*i))
-		pipe.SAdd(ctx, "s", fmt.Sprintf("m%05d", i), strconv.Itoa(i))
-		if i%3 == 0 {
-			pipe.SAdd(ctx, "t", fmt.Sprintf("m%05d", i))
+	for i := 0; i < n; i += 100 {
+		var fields, members, third []any
+		for j := i; j < i+100; j++ {
+			fields = append(fields, fmt.Sprintf("f%05d", j), strconv.Itoa(j*j))
+			members = append(members, fmt.Sprintf("m%05d", j), strconv.Itoa(j))
+			if j%3 == 0 {
+				third = append(third, fmt.Sprintf("m%05d", j))
+			}
 		}
+		pipe.HSet(ctx, "h", fields...)
+		pipe.SAdd(ctx, "s", members...)
+		pipe.SAdd(ctx, "t", third...)
 	}
 	pipe.HIncrBy(ctx, "h", "counter", 41)
 	pipe.HIncrByFloat(ctx, "h", "float", 2.5)
