@@ -6,9 +6,12 @@ package datatype
 // A field that already holds value is left alone (a command that changes
 // nothing writes nothing).
 func HashSet(c *Coll, field, value []byte) (created bool, err error) {
-	old, found, err := c.Get(SubField, field)
-	if err != nil {
-		return false, err
+	var old []byte
+	found := false
+	if c.owned { // a new hash has no fields to read
+		if old, found, err = c.Get(SubField, field); err != nil {
+			return false, err
+		}
 	}
 	if found && string(old) == string(value) {
 		return false, nil
