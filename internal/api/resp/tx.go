@@ -280,6 +280,15 @@ func (s *Server) cmdExec(c *client, _ [][]byte) {
 		c.nullArray()
 		return
 	}
+	// Clients blocked on keys the transaction wrote may now be served
+	// (blocking.go).
+	var written [][]byte
+	for _, qc := range q.cmds {
+		if qc.spec.write && !neverReady[qc.spec.name] {
+			written = append(written, qc.spec.keys(qc.args)...)
+		}
+	}
+	s.keysWritten(written)
 	// The commands that touch no keys run now, in their places.
 	for i, qc := range q.cmds {
 		if res.replies[i] == nil {
