@@ -256,13 +256,15 @@ func (l *List) Pop(left bool, n int64) ([][]byte, error) {
 	return out, nil
 }
 
-// Set replaces element i (0 ≤ i < Len).
+// Set replaces element i (0 ≤ i < Len); setting the value it holds
+// writes nothing.
 func (l *List) Set(i int64, v []byte) error {
 	if l.dropped {
 		return errDropped
 	}
-	if i < 0 || i >= l.Len() {
-		return fmt.Errorf("list %q: index %d of %d", l.c.Key, i, l.Len())
+	cur, err := l.Index(i)
+	if err != nil || bytes.Equal(cur, v) {
+		return err
 	}
 	return l.put(i, v)
 }

@@ -459,6 +459,15 @@ func moveElem(tx engine.Txn, src, dst []byte, fromLeft, toLeft bool) (elem []byt
 		if dl, err = datatype.OpenList(tx, dst); err != nil {
 			return nil, false, err
 		}
+	} else if fromLeft == toLeft || sl.Len() == 1 {
+		// Popped and pushed back where it was: the list does not
+		// change, so nothing is written.
+		i := int64(0)
+		if !fromLeft {
+			i = sl.Len() - 1
+		}
+		elem, err := sl.Index(i)
+		return elem, err == nil, err
 	}
 	out, err := sl.Pop(fromLeft, 1)
 	if err != nil {

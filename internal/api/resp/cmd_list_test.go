@@ -452,3 +452,51 @@ func TestListWrongTypeCollection(t *testing.T) {
 		t.Errorf("the source lost its element: %q", got)
 	}
 }
+
+// TestListOneEntryOrNone: a list command that changes the list is one log
+// entry; one that changes nothing writes none.
+func TestListOneEntryOrNone(t *testing.T) {
+	ts := startServer(t, node.Config{})
+	r := dialRaw(t, ts.addr)
+	r.do("RPUSH", "l", "a", "b", "c")
+	r.do("RPUSH", "one", "x")
+	for _, tc := range []struct {
+		cmd     string
+		entries uint64
+	}{
+		{"LSET l 1 b", 0},
+		{"LMOVE l l LEFT LEFT", 0},
+		{"LMOVE l l RIGHT RIGHT", 0},
+		{"LMOVE one one LEFT RIGHT", 0},
+		{"RPOPLPUSH one one", 0},
+		{"LTRIM l 0 -1", 0},
+		{"LTRIM l -100 100", 0},
+		{"LREM l 0 nope", 0},
+		{"LINSERT l BEFORE nope x", 0},
+		{"LPUSHX nokey x", 0},
+		{"LPOP l 0", 0},
+		{"LPOP nokey", 0},
+		{"RPOPLPUSH nokey l", 0},
+		{"LMPOP 2 nokey nokey2 LEFT", 0},
+		{"LSET l 1 B", 1},
+		{"LMOVE l l LEFT RIGHT", 1},
+		{"LINSERT l AFTER B x", 1},
+		{"LREM l -1 a", 1},
+		{"LTRIM l 1 -1", 1},
+		{"RPUSH l d e f", 1},
+		{"LMOVE l other RIGHT LEFT", 1},
+		{"LMPOP 2 nokey l RIGHT COUNT 2", 1},
+	} {
+		before := ts.n.Store().State().LastLSN
+		got := r.do(splitCmd(tc.cmd)...)
+		if strings.HasPrefix(got, "-") {
+			t.Fatalf("%s: %q", tc.cmd, got)
+		}
+		if n := ts.n.Store().State().LastLSN - before; n != tc.entries {
+			t.Errorf("%s wrote %d entries, want %d", tc.cmd, n, tc.entries)
+		}
+	}
+	if got := r.do("LRANGE", "l", "0", "-1"); got != "*2\r\n$1\r\nx\r\n$1\r\nc\r\n" {
+		t.Errorf("l: %q", got)
+	}
+}
