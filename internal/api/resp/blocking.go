@@ -20,8 +20,9 @@ import (
 // made one of its keys ready.
 //
 // Waking: every path that completes a write calls Server.keysWritten with
-// the keys it wrote (handle does it for every write command; EXEC for its
-// queued writes; a script runner must do it too). Writes are only ever
+// the keys it wrote once the write is applied: handle for every write
+// command, EXEC and scripts for the write commands that ran inside them
+// (execScope.ran records them). Writes are only ever
 // made on the leader and reach it through this server (the HTTP API does
 // not write collections), so this sees every write that can make a key
 // ready. keysWritten serves the clients blocked on each key in the order

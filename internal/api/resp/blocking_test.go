@@ -439,3 +439,46 @@ func TestBlockingRegistryServesInOrder(t *testing.T) {
 	close(gone.w.wake)
 	<-gone.done
 }
+
+// TestBlockingScripts: a script's writes wake blocked clients (alone and
+// inside EXEC); inside a script nothing blocks, and the commands Redis
+// flags noscript are refused.
+func TestBlockingScripts(t *testing.T) {
+	ts := startServer(t, node.Config{})
+	ctx := context.Background()
+	w := ts.client(t, 2)
+	const push = "redis.call('rpush', KEYS[1], ARGV[1]) return 1"
+	for _, inTx := range []bool{false, true} {
+		c := ts.client(t, 2)
+		ch := async(c, "blpop", "q", 0)
+		waitBlocked(t, ts.s, 1)
+		if inTx {
+			if _, err := w.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Eval(ctx, push, []string{"q"}, "tx")
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			mustDo(t, w, ":1", "eval", push, "1", "q", "plain")
+		}
+		want := "[q plain]"
+		if inTx {
+			want = "[q tx]"
+		}
+		if got := reply(t, ch); got != want {
+			t.Fatalf("woken by a script (in EXEC: %v): %s", inTx, got)
+		}
+	}
+	start := time.Now()
+	mustDo(t, w, "(nil)", "eval", "return redis.call('blmpop', 0, 1, KEYS[1], 'left')", "1", "q")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("BLMPOP in a script waited %v", d)
+	}
+	for _, cmd := range []string{"redis.call('blpop', KEYS[1], 0)", "redis.call('blmove', KEYS[1], 'd', 'left', 'left', 0)"} {
+		got := do(ctx, w, "eval", "return "+cmd, "1", "q")
+		if !strings.Contains(got, "This Redis command is not allowed from script") {
+			t.Fatalf("%s: %s", cmd, got)
+		}
+	}
+}
