@@ -19,9 +19,10 @@ import (
 // (Redis's negative indices, clamping and out-of-range rules differ per
 // command): 0 ≤ start ≤ stop < Len unless a method says otherwise.
 
-// listChunk is how many elements a backward walk reads per forward scan:
-// readers scan forward only, so walking from the tail reads the list in
-// chunks from the end. A variable so that tests can make chunks small.
+// listChunk is how many elements a backward walk reads per forward scan
+// on a state that cannot scan backwards (engine.ReverseScanner): it reads
+// the list in chunks from the end. A variable so that tests can make
+// chunks small.
 var listChunk int64 = 256
 
 // ListView reads a list from one consistent state.
@@ -88,8 +89,34 @@ func (l ListView) Range(start, stop int64, fn func(i int64, value []byte) bool) 
 }
 
 // RangeBack calls fn with elements stop down to start until fn returns
-// false. value is only valid during the call.
+// false. value is only valid during the call. It reads only what fn takes
+// (in chunks of listChunk elements when the state cannot scan backwards).
 func (l ListView) RangeBack(start, stop int64, fn func(i int64, value []byte) bool) error {
+	if start > stop {
+		return nil
+	}
+	if start < 0 || stop >= l.Len() {
+		return fmt.Errorf("list %q: range %d..%d of %d", l.v.Key, start, stop, l.Len())
+	}
+	if _, ok := l.v.s.(engine.ReverseScanner); ok {
+		i, stopped, bad := stop, false, false
+		err := ScanElemsReverse(l.v.s, l.v.Meta.ID, SubIndex, l.key(stop+1), func(rest, value []byte) bool {
+			if idx, ok := DecodeIndex(rest); !ok || idx != l.v.Meta.Head+i {
+				bad = true
+				return false
+			}
+			if !fn(i, value) {
+				stopped = true
+				return false
+			}
+			i--
+			return i >= start
+		})
+		if err == nil && !stopped && (bad || i >= start) {
+			err = fmt.Errorf("%w: list %q: element %d missing", ErrCorrupt, l.v.Key, i)
+		}
+		return err
+	}
 	for hi := stop; hi >= start; {
 		lo := max(start, hi-listChunk+1)
 		chunk := make([][]byte, 0, hi-lo+1)

@@ -72,10 +72,26 @@ func (m listModel) remove(count int64, elem []byte) (listModel, int64) {
 // (after a sweep, nothing else of it), and reads by index, forward and
 // backward, agreeing with it.
 func TestListModel(t *testing.T) {
-	defer func(n int64) { listChunk = n }(listChunk)
-	listChunk = 3 // backward walks cross many chunk boundaries
+	t.Run("reverse scans", func(t *testing.T) { testListModel(t, func(st *memstate.State) listState { return st }) })
+	// forwardOnly (zset_test.go) hides memstate's backward scan, as the
+	// state of a mode without one would.
+	t.Run("forward scans only", func(t *testing.T) {
+		defer func(n int64) { listChunk = n }(listChunk)
+		listChunk = 3 // backward walks cross many chunk boundaries
+		testListModel(t, func(st *memstate.State) listState { return forwardOnly{st} })
+	})
+}
+
+// listState is what the list operations run on: a TypedTxn that scans.
+type listState interface {
+	engine.TypedTxn
+	Scanner
+}
+
+func testListModel(t *testing.T, wrap func(*memstate.State) listState) {
 	rapid.Check(t, func(rt *rapid.T) {
-		st := &memstate.State{}
+		mem := &memstate.State{}
+		st := wrap(mem)
 		key := []byte("l")
 		var model listModel
 		elem := rapid.SampledFrom([]string{"a", "b", "c", ""})
@@ -197,7 +213,7 @@ func TestListModel(t *testing.T) {
 				}
 			}
 			save(l)
-			checkList(rt, st, key, model)
+			checkList(rt, mem, st, key, model)
 		}
 	})
 }
@@ -207,7 +223,7 @@ func TestListModel(t *testing.T) {
 func checkList(t interface {
 	Fatal(...any)
 	Fatalf(string, ...any)
-}, st *memstate.State, key []byte, model listModel) {
+}, mem *memstate.State, st Scanner, key []byte, model listModel) {
 	v, found, err := ReadList(st, key)
 	if err != nil {
 		t.Fatal(err)
@@ -238,8 +254,8 @@ func checkList(t interface {
 	// After a sweep only the live list's elements (and its owner record)
 	// remain in the reserved space.
 	sw := &Sweeper{
-		Write: func(_ context.Context, fn func(engine.Txn) error) error { return fn(st) },
-		Read:  func(context.Context) (Scanner, error) { return st, nil },
+		Write: func(_ context.Context, fn func(engine.Txn) error) error { return fn(mem) },
+		Read:  func(context.Context) (Scanner, error) { return mem, nil },
 	}
 	for {
 		_, more, err := sw.Pass(context.Background(), 100)
@@ -251,7 +267,7 @@ func checkList(t interface {
 		}
 	}
 	reserved := 0
-	_ = st.Scan(nil, func(k []byte, _ engine.Version) bool {
+	_ = mem.Scan(nil, func(k []byte, _ engine.Version) bool {
 		if engine.IsReserved(k) {
 			reserved++
 		}
@@ -304,5 +320,11 @@ func TestListCorrupt(t *testing.T) {
 	}
 	if _, err := v.Index(2); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("Index of a missing element: %v", err)
+	}
+	for _, s := range []Scanner{st, forwardOnly{st}} {
+		v, _, _ := ReadList(s, []byte("l"))
+		if err := v.RangeBack(0, 2, func(int64, []byte) bool { return true }); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("RangeBack over a missing element (%T): %v", s, err)
+		}
 	}
 }
