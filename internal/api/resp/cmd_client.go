@@ -89,7 +89,7 @@ func (c *client) showMulti() {
 }
 
 // kill closes another connection from outside its goroutine: its pending
-// read fails and its blocked command (WAIT) is cancelled, so the owner
+// read fails and its blocked command (WAIT, BLPOP, …) is cancelled, so the owner
 // cleans up as after a client hang-up.
 func (c *client) kill() {
 	c.cancel()
@@ -227,7 +227,7 @@ func (s *Server) cmdClient(c *client, args [][]byte) {
 			"SETINFO <option> <value>", "    Set client meta attributes: LIB-NAME or LIB-VER.",
 			"SETNAME <name>", "    Assign the name <name> to the current connection.",
 			"UNBLOCK <clientid> [TIMEOUT|ERROR]",
-			"    Unblock the specified blocked client (WAIT): as if it timed out, or with an error.",
+			"    Unblock the specified blocked client (WAIT, BLPOP, …): as if it timed out, or with an error.",
 			"HELP", "    Print this help.",
 		}
 		c.array(len(help))

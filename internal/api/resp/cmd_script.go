@@ -282,6 +282,7 @@ func (s *Server) runScript(c *client, function bool, name string, args [][]byte,
 		return
 	}
 	var out script.Reply
+	var written [][]byte
 	t, err := s.b.Write(c.writeCtx(), func(tx engine.Txn) error {
 		run.entered.Store(time.Now().UnixNano())
 		s.scripts.writing.Store(run)
@@ -296,7 +297,7 @@ func (s *Server) runScript(c *client, function bool, name string, args [][]byte,
 		if err != nil {
 			return err // an abort: nothing the script did is kept
 		}
-		out = rep
+		out, written = rep, x.written
 		run.finished.Store(true)
 		return nil
 	})
@@ -315,6 +316,9 @@ func (s *Server) runScript(c *client, function bool, name string, args [][]byte,
 		return
 	}
 	s.answerScript(c, run, out, nil)
+	// Clients blocked on keys the script wrote may now be served
+	// (blocking.go).
+	s.keysWritten(written)
 }
 
 // answerScript sends a script's reply, or why it was stopped.
@@ -389,7 +393,7 @@ func (h *scriptHost) Call(args [][]byte, resp int) ([]byte, error) {
 		return errReply(msgUnknownInCall)
 	case !spec.arityOK(len(args)):
 		return errReply(msgArityInCall)
-	case deniedInScripts[spec.name] || strings.HasPrefix(spec.name, "replicant."):
+	case deniedInScripts[spec.name] || slices.Contains(spec.flags, "noscript") || strings.HasPrefix(spec.name, "replicant."):
 		return errReply(msgNotInScript)
 	case spec.write && h.readOnly:
 		return errReply(h.roMsg)
@@ -417,6 +421,7 @@ func (h *scriptHost) Call(args [][]byte, resp int) ([]byte, error) {
 	if sc.failed && h.x.writes() != before {
 		return nil, fmt.Errorf("%s failed after writing; the script was not applied", spec.name)
 	}
+	h.x.ran(spec, args, sc.failed)
 	d := time.Since(start)
 	spec.metrics.observe(sc.failed, d)
 	h.s.stats.ran(spec, sc.failed, d)

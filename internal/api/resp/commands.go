@@ -214,6 +214,9 @@ func (s *Server) commandTable() map[string]*command {
 				cmd.scripted = true
 			}
 		}
+		if slices.Contains(cmd.flags, "blocking") {
+			cmd.acl = append(cmd.acl, "@blocking")
+		}
 		if d.group == "transactions" {
 			cmd.acl = append(cmd.acl, "@transaction")
 		}

@@ -21,6 +21,11 @@
 //   - Write commands compute their result inside the Txn closure and use
 //     Txn.NowMs for every expiry decision, so the logical log records
 //     absolute expiry times and replicas never re-evaluate a command.
+//   - A blocking command (BLPOP, BLMOVE, …) waits outside the write path:
+//     each attempt is one ordinary write command; the clients blocked on
+//     a key are served in the order they blocked, by the write that made
+//     the key ready, before that write's command returns; nothing blocks
+//     inside EXEC (blocking.go).
 //   - Replies on one connection are in request order (pipelining keeps
 //     order; a connection's commands run one at a time).
 //   - Malformed or oversized protocol input (bad framing, a bulk length

@@ -45,8 +45,11 @@ type Server struct {
 	// Settings CONFIG SET changes at run time (cmd_server.go).
 	maxClients  atomic.Int64 // 0: no limit
 	idleTimeout atomic.Int64 // nanoseconds; 0: never
-	// blocked counts connections waiting in a blocking command (WAIT).
+	// blocked counts connections waiting in a blocking command (WAIT,
+	// BLPOP, …).
 	blocked atomic.Int64
+	// blocks are the clients blocked on keys (blocking.go).
+	blocks blockRegistry
 	// memPeak is the highest used_memory INFO has seen.
 	memPeak atomic.Uint64
 	slowlog slowlog
@@ -219,9 +222,12 @@ type client struct {
 	// blockedCmd: the current command blocked (it stays out of the
 	// slowlog, as in Redis, where waiting is not execution time).
 	blockedCmd bool
-	authed     bool
-	quit       bool
-	failed     bool // the current command replied with an error
+	// wroteNothing: the current write command is known to have written
+	// nothing (a blocking command that timed out), so it wakes nobody.
+	wroteNothing bool
+	authed       bool
+	quit         bool
+	failed       bool // the current command replied with an error
 	// rejected: the current command was refused before it ran (arity,
 	// authentication, key size), Redis's rejected_calls.
 	rejected bool
@@ -243,7 +249,7 @@ func (s *Server) handle(c *client, args [][]byte) {
 		return
 	}
 	start := time.Now()
-	c.failed, c.rejected, c.blockedCmd = false, false, false
+	c.failed, c.rejected, c.blockedCmd, c.wroteNothing = false, false, false, false
 	s.cmdsTotal.Add(1)
 	name := strings.ToLower(string(args[0]))
 	spec := s.cmds[name]
@@ -336,6 +342,11 @@ func (s *Server) handle(c *client, args [][]byte) {
 		}
 	}
 	spec.fn(c, args)
+	if spec.write && !c.failed && !c.wroteNothing && !neverReady[spec.name] {
+		// Clients blocked on what it wrote may now be served
+		// (blocking.go).
+		s.keysWritten(spec.keys(args))
+	}
 }
 
 // argsPreview renders arguments as Redis does in "unknown command" errors.

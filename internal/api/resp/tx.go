@@ -280,6 +280,9 @@ func (s *Server) cmdExec(c *client, _ [][]byte) {
 		c.nullArray()
 		return
 	}
+	// Clients blocked on keys the transaction wrote may now be served
+	// (blocking.go).
+	s.keysWritten(res.written)
 	// The commands that touch no keys run now, in their places.
 	for i, qc := range q.cmds {
 		if res.replies[i] == nil {
@@ -316,6 +319,8 @@ type txResult struct {
 	// touches no keys (it runs after the engine write).
 	replies [][]byte
 	failed  []bool
+	// written are the keys the transaction's writes wrote.
+	written [][]byte
 }
 
 // runTx runs the queued commands that touch keys against one state: one
@@ -365,7 +370,7 @@ func (s *Server) runTx(c *client, cmds []queued, watches []watched) (txResult, b
 		if err != nil {
 			return err
 		}
-		out.aborted = aborted
+		out.aborted, out.written = aborted, x.written
 		return nil
 	})
 	if !t.IsZero() {
@@ -409,6 +414,17 @@ type execScope struct {
 	// while it runs (its queued commands and EXEC itself): a command that
 	// charges working memory (LCS) asks for at most the rest.
 	held int64
+	// written are the keys its write commands wrote: once the write is
+	// applied, clients blocked on them are woken (blocking.go).
+	written [][]byte
+}
+
+// ran records a command that ran in the scope, for waking the clients
+// blocked on the keys it wrote.
+func (x *execScope) ran(spec *command, args [][]byte, failed bool) {
+	if spec.write && !failed && !neverReady[spec.name] {
+		x.written = append(x.written, spec.keys(args)...)
+	}
 }
 
 // txHeld is what the connection holds of the request buffer budget while
@@ -459,6 +475,7 @@ func (x *execScope) run(sc *client, cmds []queued, inside []int, watches []watch
 			return false, fmt.Errorf("%s failed after writing; the transaction was not applied", q.spec.name)
 		}
 		res.replies[i], res.failed[i] = sc.conn.out, sc.failed
+		x.ran(q.spec, q.args, sc.failed)
 		if res.replies[i] == nil {
 			res.replies[i] = []byte{} // a reply slot that ran, even if empty
 		}
