@@ -43,6 +43,9 @@ func (s *Server) zsetCommands() []cmdDef {
 		{"zremrangebylex", 4, "write", 1, 1, 1, g, "2.8.9", "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.", s.cmdZRemRange},
 		{"zpopmin", -2, "write fast", 1, 1, 1, g, "5.0.0", "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", s.cmdZPop},
 		{"zpopmax", -2, "write fast", 1, 1, 1, g, "5.0.0", "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", s.cmdZPop},
+		{"bzpopmin", -3, "write noscript blocking fast", 1, -2, 1, g, "5.0.0", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", s.bzpopCmd(false)},
+		{"bzpopmax", -3, "write noscript blocking fast", 1, -2, 1, g, "5.0.0", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", s.bzpopCmd(true)},
+		{"bzmpop", -5, "write blocking movablekeys", 0, 0, 0, g, "7.0.0", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", s.cmdBZMPop},
 		{"zmpop", -4, "write movablekeys", 0, 0, 0, g, "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.", s.cmdZMPop},
 		{"zrandmember", -2, "readonly", 1, 1, 1, g, "6.2.0", "Returns one or more random members from a sorted set.", s.cmdZRandMember},
 		{"zscan", -3, "readonly", 1, 1, 1, g, "2.8.0", "Iterates over members and scores of a sorted set.", s.cmdZScan},
@@ -741,39 +744,68 @@ func (s *Server) cmdZPop(c *client, args [][]byte) {
 // cmdZMPop is ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]: it pops
 // from the first non-empty set.
 func (s *Server) cmdZMPop(c *client, args [][]byte) {
-	numkeys, ok := parseInt(args[1])
-	if !ok || numkeys < 1 {
-		c.err("ERR numkeys should be greater than 0")
+	keys, high, count, ok := c.parseZMPop(args[1:])
+	if !ok {
 		return
 	}
-	if numkeys >= int64(len(args))-2 {
-		c.err(msgSyntax)
+	if !c.zpopFirst(keys, high, count, c.zmpopReply) {
+		c.nullArray()
+	}
+}
+
+// cmdBZMPop is BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]:
+// ZMPOP that waits for a member (blocking.go).
+func (s *Server) cmdBZMPop(c *client, args [][]byte) {
+	// Redis reads the timeout first.
+	d, ok := c.timeout(args[1])
+	if !ok {
 		return
 	}
-	keys := args[2 : 2+numkeys]
-	where := strings.ToLower(string(args[2+numkeys]))
-	if where != "min" && where != "max" {
-		c.err(msgSyntax)
+	keys, high, count, ok := c.parseZMPop(args[2:])
+	if !ok {
 		return
 	}
-	count := int64(-1)
-	for j := 3 + int(numkeys); j < len(args); j++ {
-		if count != -1 || !strings.EqualFold(string(args[j]), "count") || j+1 >= len(args) {
-			c.err(msgSyntax)
+	r := c.blockOnKeys(keys, d, func() bool {
+		return c.zpopFirst(keys, high, count, c.zmpopReply)
+	})
+	c.blockedNoPop(r, c.nullArray)
+}
+
+// bzpopCmd serves BZPOPMIN and BZPOPMAX key [key ...] timeout: one member
+// from the first non-empty set, answered [key, member, score], waiting
+// for one (blocking.go).
+func (s *Server) bzpopCmd(high bool) func(*client, [][]byte) {
+	return func(c *client, args [][]byte) {
+		d, ok := c.timeout(args[len(args)-1])
+		if !ok {
 			return
 		}
-		j++
-		if count, ok = parseInt(args[j]); !ok || count < 1 {
-			c.err("ERR count should be greater than 0")
-			return
-		}
+		keys := args[1 : len(args)-1]
+		r := c.blockOnKeys(keys, d, func() bool {
+			return c.zpopFirst(keys, high, 1, func(key []byte, popped []datatype.ZEntry) {
+				c.array(3)
+				c.bulk(key)
+				c.zentry(popped[0], true, false)
+			})
+		})
+		c.blockedNoPop(r, c.nullArray)
 	}
-	if count == -1 {
-		count = 1
+}
+
+func (c *client) zmpopReply(key []byte, popped []datatype.ZEntry) {
+	c.array(2)
+	c.bulk(key)
+	c.array(len(popped))
+	for _, e := range popped {
+		c.zentry(e, true, true)
 	}
-	if !c.checkKeys(keys) {
-		return
-	}
+}
+
+// zpopFirst pops up to count members from the first non-empty set of keys
+// in one write and answers through reply; it reports whether it answered
+// (popped, or an error such as WRONGTYPE) — false when every set was
+// empty, having written and answered nothing.
+func (c *client) zpopFirst(keys [][]byte, high bool, count int64, reply func(key []byte, popped []datatype.ZEntry)) bool {
 	var from []byte
 	var popped []datatype.ZEntry
 	if !c.write(func(tx engine.Txn) error {
@@ -786,7 +818,7 @@ func (s *Server) cmdZMPop(c *client, args [][]byte) {
 			if !z.Exists() {
 				continue
 			}
-			if popped, err = z.Pop(count, where == "max"); err != nil {
+			if popped, err = z.Pop(count, high); err != nil {
 				return err
 			}
 			from = k
@@ -794,18 +826,52 @@ func (s *Server) cmdZMPop(c *client, args [][]byte) {
 		}
 		return nil
 	}) {
-		return
+		return true
 	}
 	if from == nil {
-		c.nullArray()
-		return
+		return false
 	}
-	c.array(2)
-	c.bulk(from)
-	c.array(len(popped))
-	for _, e := range popped {
-		c.zentry(e, true, true)
+	reply(from, popped)
+	return true
+}
+
+// parseZMPop parses numkeys key [key ...] MIN|MAX [COUNT count] (ZMPOP's
+// arguments, BZMPOP's after the timeout); on failure it has answered.
+func (c *client) parseZMPop(args [][]byte) (keys [][]byte, high bool, count int64, ok bool) {
+	numkeys, ok := parseInt(args[0])
+	if !ok || numkeys < 1 {
+		c.err("ERR numkeys should be greater than 0")
+		return nil, false, 0, false
 	}
+	if numkeys >= int64(len(args))-1 {
+		c.err(msgSyntax)
+		return nil, false, 0, false
+	}
+	keys = args[1 : 1+numkeys]
+	where := strings.ToLower(string(args[1+numkeys]))
+	if where != "min" && where != "max" {
+		c.err(msgSyntax)
+		return nil, false, 0, false
+	}
+	count = -1
+	for j := 2 + int(numkeys); j < len(args); j++ {
+		if count != -1 || !strings.EqualFold(string(args[j]), "count") || j+1 >= len(args) {
+			c.err(msgSyntax)
+			return nil, false, 0, false
+		}
+		j++
+		if count, ok = parseInt(args[j]); !ok || count < 1 {
+			c.err("ERR count should be greater than 0")
+			return nil, false, 0, false
+		}
+	}
+	if count == -1 {
+		count = 1
+	}
+	if !c.checkKeys(keys) {
+		return nil, false, 0, false
+	}
+	return keys, where == "max", count, true
 }
 
 // zrandFlush is how much reply ZRANDMEMBER with a large negative count
