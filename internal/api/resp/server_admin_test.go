@@ -204,11 +204,18 @@ func TestClientListAndKill(t *testing.T) {
 	}
 	idB := strings.TrimSuffix(strings.TrimPrefix(b.do("CLIENT", "ID"), ":"), "\r\n")
 	list := a.do("CLIENT", "LIST")
+	// Lines are in id order, and ids are handed out as connections are
+	// served, which need not be the order they were dialled in: put b's
+	// line second.
 	lineRE := regexp.MustCompile(`id=(\d+) addr=(\S+) laddr=(\S+) fd=(\d+) name=(\S*) age=\d+ idle=\d+ flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=(\S+) user=default redir=-1 resp=2 lib-name= lib-ver=`)
 	lines := lineRE.FindAllStringSubmatch(list, -1)
 	if len(lines) != 2 {
 		t.Fatalf("CLIENT LIST:\n%s", list)
 	}
+	if lines[0][1] == idB {
+		lines[0], lines[1] = lines[1], lines[0]
+	}
+	idA := lines[0][1]
 	if lines[0][6] != "client|list" || lines[1][1] != idB || lines[1][5] != "worker" || lines[1][6] != "client|id" {
 		t.Errorf("CLIENT LIST:\n%s", list)
 	}
@@ -230,6 +237,9 @@ func TestClientListAndKill(t *testing.T) {
 	var addrC string
 	waitFor(t, 5*time.Second, "killed client to leave the list", func() bool {
 		l := lineRE.FindAllStringSubmatch(a.do("CLIENT", "LIST"), -1)
+		if len(l) == 2 && l[1][1] == idA {
+			l[0], l[1] = l[1], l[0]
+		}
 		if len(l) == 2 {
 			addrC = l[1][2]
 		}
