@@ -7,7 +7,8 @@
 #   bench/suite.sh                       # defaults below
 #   ROUNDS=5 CLIENTS=64 bench/suite.sh
 #
-# Env: REQUESTS per test (default 50000), CLIENTS (64), ROUNDS (3: each round
+# Env: TESTS (the -t list; default the suite above), REQUESTS per test
+# (default 50000), CLIENTS (64), ROUNDS (3: each round
 # runs the whole suite on Redis, then on replicant), PIPELINE (1).
 # Prints the median ops/s of each test on both, their ratio, and whether it
 # meets the target (>= 0.8x Redis). Ports: 16391/18091/19091
@@ -18,7 +19,7 @@ REQUESTS=${REQUESTS:-50000}
 CLIENTS=${CLIENTS:-64}
 ROUNDS=${ROUNDS:-3}
 PIPELINE=${PIPELINE:-1}
-TESTS=ping,set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,mset
+TESTS=${TESTS:-ping,set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,mset}
 for t in redis-server redis-benchmark redis-cli; do
   command -v $t >/dev/null || { echo "needs $t (apt-get install redis-server redis-tools)"; exit 1; }
 done

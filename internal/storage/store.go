@@ -1102,17 +1102,21 @@ func (s *Store) Scan(at uint64, start []byte, fn func(key []byte, v Version) boo
 	defer it.Close()
 	floor := s.flushFloor(at)
 	valid := it.First()
+	var p []byte // the current key's version prefix, reused across keys
 	for valid {
 		if s.draining.Load() {
 			// A scan may feed a snapshot stream for minutes; a reopen or
 			// Close must not wait for it.
 			return ErrReopening
 		}
-		key, lsn, ok := parseVersionKey(it.Key())
+		raw := it.Key()
+		key, lsn, ok := parseVersionKey(raw)
 		if !ok {
-			return s.corrupt(&CorruptionError{Dir: s.dir, Err: fmt.Errorf("bad version key %x", it.Key())})
+			return s.corrupt(&CorruptionError{Dir: s.dir, Err: fmt.Errorf("bad version key %x", raw)})
 		}
-		p := versionPrefix(key)
+		// The version key is the prefix and 8 bytes of LSN: no need to
+		// escape the key again.
+		p = append(p[:0], raw[:len(raw)-8]...)
 		if lsn > at {
 			// Jump to the newest version at or below at.
 			if !it.SeekGE(binary.BigEndian.AppendUint64(p, ^at)) {
