@@ -23,6 +23,8 @@ type command struct {
 	// against the key size limit before the handler runs.
 	write  bool
 	noAuth bool
+	// collection: a hash, list, set or sorted-set command (wrongtype.go).
+	collection bool
 	// scripted commands (EVAL, FCALL, …) touch keys through the script
 	// they run; scriptWrites ones may write (not the *_RO variants).
 	scripted, scriptWrites bool
@@ -41,22 +43,34 @@ func (cmd *command) arityOK(n int) bool {
 
 // keys returns the key arguments by the command's key positions.
 func (cmd *command) keys(args [][]byte) [][]byte {
-	if cmd.first <= 0 {
-		return nil
+	var out [][]byte
+	for i, ok := cmd.firstKey(args); ok; i, ok = cmd.nextKey(args, i) {
+		out = append(out, args[i])
 	}
+	return out
+}
+
+// firstKey and nextKey walk the positions of args that hold keys (by the
+// command's first/last/step) without building a list: the dispatcher
+// checks every command's keys.
+func (cmd *command) firstKey(args [][]byte) (int, bool) {
+	if cmd.first <= 0 {
+		return 0, false
+	}
+	return cmd.first, cmd.first <= cmd.lastKey(args)
+}
+
+func (cmd *command) nextKey(args [][]byte, i int) (int, bool) {
+	i += max(cmd.step, 1)
+	return i, i <= cmd.lastKey(args)
+}
+
+func (cmd *command) lastKey(args [][]byte) int {
 	last := cmd.last
 	if last < 0 {
 		last = len(args) + last
 	}
-	if last >= len(args) {
-		last = len(args) - 1
-	}
-	step := max(cmd.step, 1)
-	var out [][]byte
-	for i := cmd.first; i <= last; i += step {
-		out = append(out, args[i])
-	}
-	return out
+	return min(last, len(args)-1)
 }
 
 // cmdDef is one command table row.
@@ -180,6 +194,7 @@ func (s *Server) commandTable() map[string]*command {
 		cmd := &command{
 			name: d.name, arity: d.arity, first: d.first, last: d.last, step: d.step,
 			group: d.group, since: d.since, doc: d.doc, fn: d.fn,
+			collection: collectionGroups[d.group],
 		}
 		for _, f := range strings.Fields(d.flags) {
 			cmd.flags = append(cmd.flags, f)

@@ -309,22 +309,21 @@ func (s *Server) handle(c *client, args [][]byte) {
 		c.err(msg)
 		return
 	}
-	for _, k := range spec.keys(args) {
+	// One pass over the key arguments, without building their list: no
+	// key in the reserved space, and a write's keys within the size limit.
+	for i, ok := spec.firstKey(args); ok; i, ok = spec.nextKey(args, i) {
+		k := args[i]
+		var err error
 		if engine.IsReserved(k) {
+			err = replyError(msgReserved)
+		} else if spec.write {
+			err = s.b.CheckKey(k)
+		}
+		if err != nil {
 			c.txReject()
 			c.rejected = true
-			c.err(msgReserved)
+			c.backendErr(err)
 			return
-		}
-	}
-	if spec.write {
-		for _, k := range spec.keys(args) {
-			if err := s.b.CheckKey(k); err != nil {
-				c.txReject()
-				c.rejected = true
-				c.backendErr(err)
-				return
-			}
 		}
 	}
 	if c.multi != nil && !runsInMulti(spec.name) {

@@ -31,7 +31,7 @@ var collectionGroups = map[string]bool{"hash": true, "list": true, "set": true, 
 // would have no merge that keeps its metadata and its elements in
 // agreement, so they are refused rather than left to diverge.
 func (s *Server) typeUnsupported(spec *command) string {
-	if !collectionGroups[spec.group] {
+	if !spec.collection {
 		return ""
 	}
 	switch m := s.mode(); m {
