@@ -568,32 +568,48 @@ func (c *client) parseMPop(args [][]byte, at int) (mpopArgs, bool) {
 // before it answers WRONGTYPE, as Redis looks at the keys in order.
 // answered is false only when nothing was answered (no list found).
 func (c *client) popFirst(keys [][]byte, left bool, count int64, reply func(key []byte, vals [][]byte)) (answered bool) {
-	var key []byte
-	var vals [][]byte
+	return popFromFirst(c, keys, func(tx engine.Txn, k []byte) ([][]byte, bool, error) {
+		l, err := datatype.OpenList(tx, k)
+		if err != nil || !l.Exists() {
+			return nil, false, err
+		}
+		vals, err := l.Pop(left, count)
+		if err != nil {
+			return nil, false, err
+		}
+		return vals, true, l.Save()
+	}, reply)
+}
+
+// popFromFirst is the multi-key pop of lists and sorted sets (xMPOP, the
+// blocking pops): in one write, pop runs on each of keys in order until
+// one holds a collection (found), then reply answers with what it took.
+// It reports whether it answered (popped, or an error such as WRONGTYPE):
+// false when no key held a collection, having written and answered
+// nothing.
+func popFromFirst[T any](c *client, keys [][]byte, pop func(tx engine.Txn, key []byte) (T, bool, error), reply func(key []byte, got T)) bool {
+	var from []byte
+	var got T
 	if !c.write(func(tx engine.Txn) error {
-		key, vals = nil, nil
+		from = nil
 		for _, k := range keys {
-			l, err := datatype.OpenList(tx, k)
+			v, found, err := pop(tx, k)
 			if err != nil {
 				return err
 			}
-			if !l.Exists() {
-				continue
+			if found {
+				from, got = k, v
+				return nil
 			}
-			if vals, err = l.Pop(left, count); err != nil {
-				return err
-			}
-			key = k
-			return l.Save()
 		}
 		return nil
 	}) {
 		return true
 	}
-	if key == nil {
+	if from == nil {
 		return false
 	}
-	reply(key, vals)
+	reply(from, got)
 	return true
 }
 

@@ -806,33 +806,17 @@ func (c *client) zmpopReply(key []byte, popped []datatype.ZEntry) {
 // (popped, or an error such as WRONGTYPE) — false when every set was
 // empty, having written and answered nothing.
 func (c *client) zpopFirst(keys [][]byte, high bool, count int64, reply func(key []byte, popped []datatype.ZEntry)) bool {
-	var from []byte
-	var popped []datatype.ZEntry
-	if !c.write(func(tx engine.Txn) error {
-		from, popped = nil, nil
-		for _, k := range keys {
-			z, err := datatype.OpenZSet(tx, k)
-			if err != nil {
-				return err
-			}
-			if !z.Exists() {
-				continue
-			}
-			if popped, err = z.Pop(count, high); err != nil {
-				return err
-			}
-			from = k
-			return z.Save()
+	return popFromFirst(c, keys, func(tx engine.Txn, k []byte) ([]datatype.ZEntry, bool, error) {
+		z, err := datatype.OpenZSet(tx, k)
+		if err != nil || !z.Exists() {
+			return nil, false, err
 		}
-		return nil
-	}) {
-		return true
-	}
-	if from == nil {
-		return false
-	}
-	reply(from, popped)
-	return true
+		popped, err := z.Pop(count, high)
+		if err != nil {
+			return nil, false, err
+		}
+		return popped, true, z.Save()
+	}, reply)
 }
 
 // parseZMPop parses numkeys key [key ...] MIN|MAX [COUNT count] (ZMPOP's
