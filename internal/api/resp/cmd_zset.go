@@ -1018,34 +1018,9 @@ func (s *Server) cmdZScan(c *client, args [][]byte) {
 		c.array(0)
 		return
 	}
-	count := int64(10)
-	var pattern []byte
-	for i := 3; i < len(args); i += 2 {
-		if i+1 >= len(args) {
-			c.err(msgSyntax)
-			return
-		}
-		switch strings.ToLower(string(args[i])) {
-		case "count":
-			n, ok := parseInt(args[i+1])
-			if !ok {
-				c.err(msgNotInt)
-				return
-			}
-			if n < 1 {
-				c.err(msgSyntax)
-				return
-			}
-			count = n
-		case "match":
-			pattern = args[i+1]
-			if string(pattern) == "*" {
-				pattern = nil
-			}
-		default:
-			c.err(msgSyntax)
-			return
-		}
+	count, pattern, ok := c.scanOptions(args[3:])
+	if !ok {
+		return
 	}
 	small := z.Len() <= zsetListpackEntries
 	var from []byte

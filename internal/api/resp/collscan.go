@@ -129,6 +129,41 @@ var collCursorTag = append(append([]byte(nil), engine.ReservedPrefix...), "curso
 // element returned, so a walk resumes after it whatever was added or
 // removed meanwhile: every element present for the whole walk is
 // returned exactly once.
+// scanOptions parses HSCAN, SSCAN and ZSCAN's [MATCH pattern] [COUNT
+// count] (pattern nil for "*", count 10 by default); on failure it has
+// answered.
+func (c *client) scanOptions(opts [][]byte) (count int64, pattern []byte, ok bool) {
+	count = 10
+	for i := 0; i < len(opts); i += 2 {
+		if i+1 >= len(opts) {
+			c.err(msgSyntax)
+			return 0, nil, false
+		}
+		switch strings.ToLower(string(opts[i])) {
+		case "count":
+			n, ok := parseInt(opts[i+1])
+			if !ok {
+				c.err(msgNotInt)
+				return 0, nil, false
+			}
+			if n < 1 {
+				c.err(msgSyntax)
+				return 0, nil, false
+			}
+			count = n
+		case "match":
+			pattern = opts[i+1]
+			if string(pattern) == "*" {
+				pattern = nil
+			}
+		default:
+			c.err(msgSyntax)
+			return 0, nil, false
+		}
+	}
+	return count, pattern, true
+}
+
 func (s *Server) cmdCollScan(c *client, args [][]byte, t engine.Type, sub byte) {
 	cursor, ok := parseScanCursor(args[2])
 	if !ok {
@@ -150,34 +185,9 @@ func (s *Server) cmdCollScan(c *client, args [][]byte, t engine.Type, sub byte) 
 		c.array(0)
 		return
 	}
-	count := int64(10)
-	var pattern []byte
-	for i := 3; i < len(args); i += 2 {
-		if i+1 >= len(args) {
-			c.err(msgSyntax)
-			return
-		}
-		switch strings.ToLower(string(args[i])) {
-		case "count":
-			n, ok := parseInt(args[i+1])
-			if !ok {
-				c.err(msgNotInt)
-				return
-			}
-			if n < 1 {
-				c.err(msgSyntax)
-				return
-			}
-			count = n
-		case "match":
-			pattern = args[i+1]
-			if string(pattern) == "*" {
-				pattern = nil
-			}
-		default:
-			c.err(msgSyntax)
-			return
-		}
+	count, pattern, ok := c.scanOptions(args[3:])
+	if !ok {
+		return
 	}
 	enc, err := collectionEncoding(r, args[1], t)
 	if err != nil {
