@@ -2,7 +2,9 @@
 // leaderless replication modes agree through: a hybrid logical clock
 // (Timestamp, Stamp, Clock), version vectors (Vector), a PN-counter with
 // observed reset (PNCounter) and dotted-version-vector sibling sets
-// (Siblings, Dot).
+// (Siblings, Dot), and the collection state of a hash, set or sorted set
+// (Coll: last-writer-wins fields and members, add-wins set members,
+// clears by time).
 //
 // Pure means: no clock is read (the caller passes physical time in), no
 // goroutines, no I/O, no global mutable state. Every decision these types
@@ -15,7 +17,7 @@
 // The replication modes rely on these; the tests check each of them.
 //
 //   - Merge is a join: commutative, associative and idempotent for Vector,
-//     PNCounter and Siblings. Replicas may therefore exchange states in any
+//     PNCounter and Siblings (and Coll.Join for Coll). Replicas may therefore exchange states in any
 //     order, any number of times, along any topology, and converge.
 //   - Vector, PNCounter and Siblings are immutable values. Operations
 //     return new values and never write to memory an earlier value can

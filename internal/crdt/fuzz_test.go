@@ -20,11 +20,17 @@ func FuzzDecode(f *testing.F) {
 	s, _ := Siblings{}.Update(Vector{}, "a", []byte("x"), Meta{Time: Timestamp{1700000000000, 3}})
 	s, _ = s.Update(Vector{}, "b", nil, Meta{Time: Timestamp{1700000000001, 0}, Deleted: true})
 	s = s.Merge(Siblings{})
+	var co Coll
+	co.Put(CollHash, []byte("f"), []byte("v"), Stamp{Time: Timestamp{1700000000000, 1}, Site: "eu"})
+	co.Put(CollSet, []byte("m"), nil, Stamp{Time: Timestamp{1700000000000, 2}, Site: "eu"})
+	co.Remove(CollSet, []byte("m"), Stamp{Time: Timestamp{1700000000000, 3}, Site: "us"})
+	co.SetExpire(1700000009999, Stamp{Time: Timestamp{1700000000000, 4}, Site: "us"})
 	for _, seed := range [][]byte{
 		mustEncode(f, v), mustEncode(f, Vector{}), []byte(v.String()),
 		mustEncode(f, c), mustEncode(f, PNCounter{}),
 		mustEncode(f, s), mustEncode(f, Siblings{}),
 		mustEncode(f, Timestamp{-1, 7}),
+		mustEncode(f, co), mustEncode(f, Coll{}),
 		{}, {'S', 0xff}, {'C', 1, 1, 'a', 0xff},
 	} {
 		f.Add(seed)
@@ -34,6 +40,7 @@ func FuzzDecode(f *testing.F) {
 		checkCanonical(t, "DecodePNCounter", DecodePNCounter, b)
 		checkCanonical(t, "DecodeSiblings", DecodeSiblings, b)
 		checkCanonical(t, "DecodeTimestamp", DecodeTimestamp, b)
+		checkCanonical(t, "DecodeColl", DecodeColl, b)
 		if p, err := ParseVector(string(b)); err == nil {
 			if back, err := ParseVector(p.String()); err != nil || !back.Equal(p) {
 				t.Fatalf("ParseVector(%q) = %v, which does not parse back: %v", b, p, err)
