@@ -17,11 +17,14 @@
 // The replication modes rely on these; the tests check each of them.
 //
 //   - Merge is a join: commutative, associative and idempotent for Vector,
-//     PNCounter and Siblings (and Coll.Join for Coll). Replicas may therefore exchange states in any
-//     order, any number of times, along any topology, and converge.
+//     PNCounter and Siblings, and so is Coll.Join. Replicas may therefore
+//     exchange states in any order, any number of times, along any
+//     topology, and converge.
 //   - Vector, PNCounter and Siblings are immutable values. Operations
 //     return new values and never write to memory an earlier value can
 //     see, so values can be shared between goroutines without copies.
+//     Coll is mutable (a collection is changed entry by entry inside one
+//     command): Clone before changing a shared one.
 //   - Encodings are canonical: AppendBinary of equal values gives equal
 //     bytes, and each decoder accepts only what AppendBinary produces
 //     (decoding then re-encoding returns the input unchanged). Encodings
