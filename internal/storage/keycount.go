@@ -173,6 +173,7 @@ func (k *keyStates) settle(gen uint64, n KeyCount, seen map[string]keyState, flu
 // the state of a key is what an earlier op of the batch left, or else what
 // Pebble holds (the state at the applied LSN, the batch not yet in it).
 type counter struct {
+	s  *Store
 	db *pebble.DB
 	n  KeyCount
 	// states and gen: the store's key-state cache, and its generation
@@ -199,7 +200,7 @@ type counter struct {
 // the store's one writer.
 func (s *Store) newCounter(applied uint64, flushes []uint64) *counter {
 	gen, n, known := s.states.start()
-	c := &counter{db: s.db, states: &s.states, gen: gen}
+	c := &counter{s: s, db: s.db, states: &s.states, gen: gen}
 	if len(flushes) > 0 {
 		c.lastFlush = flushes[len(flushes)-1]
 	}
@@ -271,6 +272,9 @@ func (c *counter) state(key []byte) (keyState, error) {
 	if st, ok := c.states.get(key); ok {
 		return st, nil
 	}
+	if c.s.presence.absent(key) {
+		return keyDead, nil // never written: no seek
+	}
 	if c.it == nil {
 		it, err := c.db.NewIter(&pebble.IterOptions{LowerBound: []byte{famVersion}, UpperBound: []byte{famVersion + 1}})
 		if err != nil {
@@ -316,8 +320,25 @@ func (c *counter) commit(b *pebble.Batch) error {
 // applied settles the batch's key states into the store's cache once
 // the batch is in Pebble.
 func (c *counter) applied() {
-	if c != nil && c.err == nil {
-		c.states.settle(c.gen, c.n, c.seen, c.flushed)
+	if c == nil {
+		return
+	}
+	if c.err != nil {
+		// Some of the batch's keys were not followed: the presence
+		// filter may lack them, so it is dropped at once and built again
+		// from Pebble.
+		c.s.presence.drop()
+		c.s.goBackground(func() { c.s.rebuildPresence(0) })
+		return
+	}
+	c.states.settle(c.gen, c.n, c.seen, c.flushed)
+	for key, st := range c.seen {
+		if st != keyDead {
+			c.s.presence.addString(key)
+		}
+	}
+	if full, n := c.s.presence.full(); full {
+		c.s.goBackground(func() { c.s.rebuildPresence(2 * n) })
 	}
 }
 

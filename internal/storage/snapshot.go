@@ -85,6 +85,11 @@ func (s *Store) InstallChunk(lsn uint64, kvs []KV) error {
 	if err := s.apply("snapshot install", b, true); err != nil {
 		return fmt.Errorf("storage: install chunk: %w", err)
 	}
+	for i := range kvs {
+		if !engine.IsReserved(kvs[i].Key) {
+			s.presence.add(kvs[i].Key)
+		}
+	}
 	return nil
 }
 

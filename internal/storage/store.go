@@ -114,8 +114,14 @@ const defaultSegmentBytes = 64 << 20
 // calls and all reads are safe concurrently with everything.
 type Store struct {
 	// states caches keys' states at the applied LSN for the key count
-	// (keycount.go).
-	states keyStates
+	// (keycount.go); presence tells keys never written (presence.go).
+	states   keyStates
+	presence presence
+	// bg tracks background goroutines (the presence scan); bgClosed,
+	// under bgMu, stops new ones once Close waits for them.
+	bgMu     sync.Mutex
+	bg       sync.WaitGroup
+	bgClosed bool
 
 	dir        string
 	log        *slog.Logger
@@ -223,6 +229,11 @@ func Open(dir string, o Options) (*Store, error) {
 	s.st, s.epochs, s.flushes, s.gcFloor = l.st, l.epochs, l.flushes, l.gcFloor
 	// The log was synced up to its end when it was opened.
 	s.durable = l.st.LastLSN
+	capacity := int64(0)
+	if n, ok, err := s.storedCount(s.db); err == nil && ok {
+		capacity = 2 * n.Keys
+	}
+	s.goBackground(func() { s.rebuildPresence(capacity) })
 	s.log.Info("storage recovered", "dir", s.dir, "first_lsn", l.st.FirstLSN, "last_lsn", l.st.LastLSN,
 		"applied_lsn", l.st.AppliedLSN, "commit_lsn", l.st.CommitLSN, "last_epoch", l.st.LastEpoch,
 		"replayed", l.replayed)
@@ -458,6 +469,10 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.draining.Store(true)
+	s.bgMu.Lock()
+	s.bgClosed = true
+	s.bgMu.Unlock()
+	s.bg.Wait() // they stop at their next step: closed is set
 	s.dbmu.Lock()
 	defer s.dbmu.Unlock()
 	var werr error
