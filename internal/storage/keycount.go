@@ -332,10 +332,10 @@ func (c *counter) applied() {
 		return
 	}
 	c.states.settle(c.gen, c.n, c.seen, c.flushed)
-	for key, st := range c.seen {
-		if st != keyDead {
-			c.s.presence.addString(key)
-		}
+	// Every key the batch wrote, dead ones too: a key set and deleted in
+	// one batch has a version that a read below the batch's end sees.
+	for key := range c.seen {
+		c.s.presence.addString(key)
 	}
 	if full, n := c.s.presence.full(); full {
 		c.s.goBackground(func() { c.s.rebuildPresence(2 * n) })

@@ -12,8 +12,8 @@ import (
 
 // Presence filter: a Bloom filter over the user keys that have a version
 // in Pebble, so that counting a write of a key never written before (most
-// writes of a loading or append-heavy workload) costs a hash instead of a
-// Pebble seek. Under `redis-benchmark -t set -r 1000000` that seek, in the
+// writes of a loading or append-heavy workload), or reading one (a cache
+// miss), costs a hash instead of a Pebble seek. Under `redis-benchmark -t set -r 1000000` that seek, in the
 // key count's counter.state, was 14–19 % of the server's CPU
 // (docs/benchmarks.md §12).
 //
@@ -23,7 +23,10 @@ import (
 // all a "may contain" answer needs.
 //
 // How it stays true: a batch's keys are added after the batch is in Pebble
-// and before its writer goes on (counter.applied, InstallChunk). A new
+// and before its writer goes on (counter.applied, InstallChunk), so before
+// the store's applied LSN, and any read position, reaches the batch.
+// Reserved keys are never added (the count skips them), and neither Get
+// nor the count asks about them. A new
 // filter is published first and then filled by a scan of Pebble in
 // chunks, each with a fresh iterator: a batch applied before the filter
 // was published is seen by the scan, and one applied after adds its keys

@@ -88,3 +88,21 @@ func TestPresenceCountsRewrites(t *testing.T) {
 		t.Fatalf("after an install of s1, s2 and writes of s1, e: %+v, want 3 keys", got)
 	}
 }
+
+// TestPresenceReadsBelowTheBatchEnd: a key set and deleted within one
+// batch is dead at the batch's end, but a read at the LSN between sees it,
+// so the filter must hold it.
+func TestPresenceReadsBelowTheBatchEnd(t *testing.T) {
+	s := openTestStore(t, t.TempDir())
+	waitPresence(t, s)
+	mustAppend(t, s, applySync, ent(1, 1, set("a", "1")), ent(2, 1, del("a")))
+	if _, ok, err := s.Get([]byte("a"), 1); err != nil || !ok {
+		t.Fatalf("Get(a, 1) = %v, %v; want the version set at 1", ok, err)
+	}
+	if _, ok, err := s.Get([]byte("a"), 2); err != nil || ok {
+		t.Fatalf("Get(a, 2) = %v, %v; want deleted", ok, err)
+	}
+	if _, ok, err := s.Get([]byte("never"), Latest); err != nil || ok {
+		t.Fatalf("Get(never) = %v, %v", ok, err)
+	}
+}

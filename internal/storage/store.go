@@ -18,6 +18,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/storage/wal"
 )
 
@@ -1038,6 +1039,9 @@ func (s *Store) Get(key []byte, at uint64) (Version, bool, error) {
 		return Version{}, false, err
 	}
 	defer done()
+	if !engine.IsReserved(key) && s.presence.absent(key) {
+		return Version{}, false, nil // never written: no iterator, no seek
+	}
 	p := versionPrefix(key)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: versionKeyEnd(p)})
 	if err != nil {
