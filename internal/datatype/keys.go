@@ -118,3 +118,29 @@ func ScanElems(s Scanner, id uint64, sub byte, from []byte, fn func(rest, value 
 		return fn(k[len(p):], v.Value)
 	})
 }
+
+// ElemSpace returns the bounds of every collection's elements in key
+// order: each element key k has start <= k < end.
+func ElemSpace() (start, end []byte) {
+	start = elemsStart()
+	end = append([]byte(nil), start...)
+	end[len(end)-1]++
+	return start, end
+}
+
+// ParseElemKey splits an element key (ElemKey) into its id, sub-space and
+// suffix; ok is false for any other key. rest aliases k.
+func ParseElemKey(k []byte) (id uint64, sub byte, rest []byte, ok bool) {
+	n := len(engine.ReservedPrefix)
+	if len(k) < n+10 || !engine.IsReserved(k) || k[n] != spaceElem {
+		return 0, 0, nil, false
+	}
+	return binary.BigEndian.Uint64(k[n+1:]), k[n+9], k[n+10:], true
+}
+
+// IsOwnerKey reports whether k is an owner record's key (which key
+// created an id; see the package doc).
+func IsOwnerKey(k []byte) bool {
+	n := len(engine.ReservedPrefix)
+	return len(k) == n+9 && engine.IsReserved(k) && k[n] == spaceOwner
+}

@@ -52,6 +52,9 @@ func zScoreOf(b []byte) (float64, error) {
 	return math.Float64frombits(binary.BigEndian.Uint64(b)), nil
 }
 
+// ZScoreOf decodes a member record's value (its score).
+func ZScoreOf(b []byte) (float64, error) { return zScoreOf(b) }
+
 // ZIndexKey is the score index suffix of member at score.
 func ZIndexKey(score float64, member []byte) []byte {
 	return append(EncodeScore(score), member...)
