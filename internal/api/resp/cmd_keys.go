@@ -525,7 +525,7 @@ func (s *Server) cmdFlush(c *client, args [][]byte) {
 		// (FUNCTION LOAD needs the same scan).
 		canScan := true
 		if tr, ok := state.(txReader); ok {
-			_, canScan = tr.tx.(engine.ScanTxn)
+			_, canScan = modeTxn(tr.tx).(engine.ScanTxn)
 		}
 		if canScan {
 			var err error

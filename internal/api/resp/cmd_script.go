@@ -283,7 +283,7 @@ func (s *Server) runScript(c *client, function bool, name string, args [][]byte,
 	}
 	var out script.Reply
 	var written [][]byte
-	t, err := s.b.Write(c.writeCtx(), func(tx engine.Txn) error {
+	t, err := s.b.Write(c.writeCtx(), s.writeFn(func(tx engine.Txn) error {
 		run.entered.Store(time.Now().UnixNano())
 		s.scripts.writing.Store(run)
 		defer func() {
@@ -300,7 +300,7 @@ func (s *Server) runScript(c *client, function bool, name string, args [][]byte,
 		out, written = rep, x.written
 		run.finished.Store(true)
 		return nil
-	})
+	}))
 	if !t.IsZero() {
 		c.observeWrite(t)
 	}

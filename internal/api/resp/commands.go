@@ -25,6 +25,9 @@ type command struct {
 	noAuth bool
 	// collection: a hash, list, set or sorted-set command (wrongtype.go).
 	collection bool
+	// blocking: the command may wait for another client's write (BLPOP,
+	// BZPOPMIN, …: blocking.go).
+	blocking bool
 	// scripted commands (EVAL, FCALL, …) touch keys through the script
 	// they run; scriptWrites ones may write (not the *_RO variants).
 	scripted, scriptWrites bool
@@ -230,6 +233,7 @@ func (s *Server) commandTable() map[string]*command {
 			}
 		}
 		if slices.Contains(cmd.flags, "blocking") {
+			cmd.blocking = true
 			cmd.acl = append(cmd.acl, "@blocking")
 		}
 		if d.group == "transactions" {

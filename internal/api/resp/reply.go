@@ -175,7 +175,7 @@ func (c *client) read() (engine.Reader, bool) {
 		return nil, false
 	}
 	c.observe(r.Token())
-	return r, true
+	return c.s.reader(r), true
 }
 
 // cmdMetrics are one command's metric series, created the first time the

@@ -66,6 +66,9 @@ type Server struct {
 	connGauge prometheus.Gauge
 	// modeCache is the cluster's replication mode once known (tx.go).
 	modeCache atomic.Pointer[string]
+	// collsCache: whether the engine's convergent mode keeps collections,
+	// once known (convergent.go): collsUnknown, collsYes or collsNo.
+	collsCache atomic.Int32
 	// scripts: the script cache, compiled libraries, running scripts
 	// (cmd_script.go).
 	scripts scripting
@@ -303,7 +306,7 @@ func (s *Server) handle(c *client, args [][]byte) {
 		c.err("NOAUTH Authentication required.")
 		return
 	}
-	if msg := s.typeUnsupported(spec); msg != "" {
+	if msg := s.typeUnsupported(c.ctx, spec); msg != "" {
 		c.txReject()
 		c.rejected = true
 		c.err(msg)

@@ -360,7 +360,7 @@ func (s *Server) runTx(c *client, cmds []queued, watches []watched) (txResult, b
 		return res, true
 	}
 	var out txResult
-	t, err := s.b.Write(c.writeCtx(), func(tx engine.Txn) error {
+	t, err := s.b.Write(c.writeCtx(), s.writeFn(func(tx engine.Txn) error {
 		// A fresh result each time: the closure must not leave anything
 		// behind that the connection reads unless the write succeeded.
 		out = txResult{replies: make([][]byte, len(cmds)), failed: make([]bool, len(cmds))}
@@ -372,7 +372,7 @@ func (s *Server) runTx(c *client, cmds []queued, watches []watched) (txResult, b
 		}
 		out.aborted, out.written = aborted, x.written
 		return nil
-	})
+	}))
 	if !t.IsZero() {
 		c.observeWrite(t)
 	}
@@ -590,14 +590,19 @@ func (w *writeCounter) FlushAll() {
 }
 
 // txn is the Txn commands see: the counter, also a CounterTxn when the
-// mode's transaction is one (so INCR keeps counting as a PN-counter), and
-// a TypedTxn with its scans when it is one (so collection commands run
-// inside EXEC: datatype.Open needs both).
+// mode's transaction is one (so INCR keeps counting as a PN-counter), a
+// TypedTxn with its scans when it is one (so collection commands run
+// inside EXEC: datatype.Open needs both), or both (the collection adapter
+// of a convergent mode).
 func (w *writeCounter) txn() engine.Txn {
-	if ct, ok := w.Txn.(engine.CounterTxn); ok {
+	ct, counts := w.Txn.(engine.CounterTxn)
+	tt, typed := w.Txn.(engine.TypedTxn)
+	switch {
+	case counts && typed: // collections in a convergent mode
+		return typedCounterWrites{typedWrites{w, tt}, ct}
+	case counts:
 		return counterWrites{w, ct}
-	}
-	if tt, ok := w.Txn.(engine.TypedTxn); ok {
+	case typed:
 		return typedWrites{w, tt}
 	}
 	return w
@@ -675,6 +680,17 @@ func (c counterWrites) IncrBy(key []byte, delta int64) (int64, error) {
 		c.n++
 	}
 	return n, err
+}
+
+// typedCounterWrites is the counter over a Txn that is both (the
+// collection adapter of a convergent mode, package convergent).
+type typedCounterWrites struct {
+	typedWrites
+	ct engine.CounterTxn
+}
+
+func (c typedCounterWrites) IncrBy(key []byte, delta int64) (int64, error) {
+	return counterWrites{c.writeCounter, c.ct}.IncrBy(key, delta)
 }
 
 // txReader is the Reader of a transaction that writes: its reads see the

@@ -20,7 +20,7 @@ func (c *client) write(fn func(tx engine.Txn) error) bool {
 	if c.exec != nil {
 		return c.exec.execWrite(c, fn)
 	}
-	t, err := c.s.b.Write(c.writeCtx(), func(tx engine.Txn) error { return fn(tx) })
+	t, err := c.s.b.Write(c.writeCtx(), c.s.writeFn(fn))
 	if !t.IsZero() {
 		c.observeWrite(t)
 	}

@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"context"
 	"strings"
 
 	"github.com/replicant-db/replicant/internal/engine"
@@ -25,24 +26,70 @@ const msgReserved = "ERR keys starting with \"\\x00replicant\\x00\" are reserved
 var collectionGroups = map[string]bool{"hash": true, "list": true, "set": true, "sorted-set": true}
 
 // typeUnsupported returns why the collection command spec is refused in
-// this node's mode, or "". Collections need one write path whose
-// transactions hold a whole collection (single-leader); in multi-leader
-// and leaderless modes a hash or list written concurrently on two nodes
-// would have no merge that keeps its metadata and its elements in
-// agreement, so they are refused rather than left to diverge.
-func (s *Server) typeUnsupported(spec *command) string {
+// this node's mode, or "". In the convergent modes (multi-leader,
+// leaderless) a hash, set or sorted set is one crdt.Coll per key, merged
+// like the rest of the key's state (package convergent runs the commands
+// on it), but:
+//   - lists are refused: positions written on two nodes at once need a
+//     sequence CRDT, which replicant does not have;
+//   - blocking commands are refused: a blocked client is served by the
+//     one writer that sees every write of its keys, and these modes have
+//     none;
+//   - an engine whose mode cannot keep collections refuses them all.
+func (s *Server) typeUnsupported(ctx context.Context, spec *command) string {
 	if !spec.collection {
 		return ""
 	}
-	switch m := s.mode(); m {
-	case engine.ModeMultiLeader, engine.ModeLeaderless:
-		return "ERR " + strings.ToUpper(spec.name) + ": " + groupNoun[spec.group] + " are not supported in " + m +
-			" mode (they cannot converge there; use strings and counters, or single-leader mode)"
+	m := s.convergentMode()
+	if m == "" {
+		return ""
+	}
+	name := strings.ToUpper(spec.name)
+	switch {
+	case spec.group == "list":
+		return "ERR " + name + ": lists are not supported in " + m +
+			" mode (a list's positions written on two nodes at once cannot converge without a sequence CRDT; use a sorted set, or single-leader mode)"
+	case spec.blocking:
+		return "ERR " + name + ": blocking pops from " + groupNoun[spec.group] + " are not supported in " + m +
+			" mode (no single writer sees every write to serve a blocked client; use " + strings.TrimPrefix(name, "B") + " and retry)"
+	case !s.keepsCollections(ctx):
+		return "ERR " + name + ": " + groupNoun[spec.group] + " are not supported in " + m + " mode by this build (its engine keeps no collection state)"
 	}
 	return ""
 }
 
 var groupNoun = map[string]string{"hash": "hashes", "list": "lists", "set": "sets", "sorted-set": "sorted sets"}
+
+const (
+	collsUnknown int32 = iota
+	collsYes
+	collsNo
+)
+
+// keepsCollections reports whether the engine keeps collections in its
+// convergent mode: whether its readers are engine.CollReaders (their
+// Txns then are CollTxns). The answer is fixed by the build, so it is
+// asked once; while a read fails, collection commands go on (their own
+// read then fails, and a write refuses them if the mode cannot).
+func (s *Server) keepsCollections(ctx context.Context) bool {
+	switch s.collsCache.Load() {
+	case collsYes:
+		return true
+	case collsNo:
+		return false
+	}
+	r, err := s.b.Read(ctx, engine.Consistency{Level: engine.LevelEventual}, engine.Token{})
+	if err != nil {
+		return true
+	}
+	_, ok := r.(engine.CollReader)
+	if ok {
+		s.collsCache.Store(collsYes)
+	} else {
+		s.collsCache.Store(collsNo)
+	}
+	return ok
+}
 
 // reservedEnd is the first key after the reserved space.
 var reservedEnd = func() []byte {

@@ -1,8 +1,8 @@
 package convergent
 
 import (
-	"fmt"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -125,10 +125,10 @@ func TestConcurrentWrites(t *testing.T) {
 			want:   map[string]string{"h": `hash exp=0 len=1 "f"="y"`},
 		},
 		{
-			name:   "hash: fields written on different sites all stay",
-			a:      []string{"hset h f x"},
-			b:      []string{"hset h g y"},
-			want:   map[string]string{"h": `hash exp=0 len=2 "f"="x" "g"="y"`},
+			name: "hash: fields written on different sites all stay",
+			a:    []string{"hset h f x"},
+			b:    []string{"hset h g y"},
+			want: map[string]string{"h": `hash exp=0 len=2 "f"="x" "g"="y"`},
 		},
 		{
 			name:   "hash: a delete of a field loses to a newer concurrent write of it",

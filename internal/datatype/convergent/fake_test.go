@@ -224,7 +224,7 @@ func scanRecords(all map[string]fakeRecord, now int64, start []byte, fn func([]b
 
 type versionedFake struct{ *fakeTxn }
 
-func (versionedFake) StateLSN() uint64                         { return 7 }
+func (versionedFake) StateLSN() uint64                          { return 7 }
 func (versionedFake) ChangedSince([]byte, uint64) (bool, error) { return false, nil }
 
 type fakeReader struct{ site *fakeSite }
@@ -239,7 +239,9 @@ func (r *fakeReader) Get(key []byte) (engine.Version, bool, error) {
 	return v, ok, nil
 }
 
-func (r *fakeReader) GetColl(key []byte) (crdt.Coll, error) { return r.site.keys[string(key)].coll, nil }
+func (r *fakeReader) GetColl(key []byte) (crdt.Coll, error) {
+	return r.site.keys[string(key)].coll, nil
+}
 
 func (r *fakeReader) Scan(start []byte, fn func([]byte, engine.Version) bool) error {
 	return scanRecords(r.site.keys, r.site.now, start, fn)

@@ -34,7 +34,9 @@ type modelOp struct {
 	seed uint64
 }
 
-func (o modelOp) String() string { return fmt.Sprintf("%s %s %v", o.name, strings.Join(o.args, " "), o.n) }
+func (o modelOp) String() string {
+	return fmt.Sprintf("%s %s %v", o.name, strings.Join(o.args, " "), o.n)
+}
 
 func drawOp(t *rapid.T) modelOp {
 	key := rapid.SampledFrom(modelKeys)
