@@ -401,6 +401,9 @@ func (h *scriptHost) Call(args [][]byte, resp int) ([]byte, error) {
 	if reservedKeyIn(spec, args) {
 		return errReply(msgReserved)
 	}
+	if msg := h.s.convergentRefusal(spec); msg != "" {
+		return errReply(msg)
+	}
 	if spec.write {
 		for _, k := range spec.keys(args) {
 			if err := h.s.b.CheckKey(k); err != nil {

@@ -207,3 +207,25 @@ func TestReservedKeysRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestCollectionsInScripts: a script's collection commands share the
+// script's one adapter; a list command inside it is refused as outside.
+func TestCollectionsInScripts(t *testing.T) {
+	_, addr := startCollMode(t, engine.ModeMultiLeader)
+	r := dialRaw(t, addr)
+	for _, st := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"EVAL", "redis.call('HSET', KEYS[1], 'a', '1'); redis.call('SADD', KEYS[2], 'x'); return redis.call('HGETALL', KEYS[1])", "2", "h", "s"},
+			"*2\r\n$1\r\na\r\n$1\r\n1\r\n"},
+		{[]string{"SMEMBERS", "s"}, "*1\r\n$1\r\nx\r\n"},
+		{[]string{"EVAL", "return redis.pcall('LPUSH', KEYS[1], 'x')", "1", "l"},
+			"-ERR LPUSH: lists are not supported in multi-leader mode ("},
+		{[]string{"EXISTS", "l"}, ":0\r\n"},
+	} {
+		if got := r.do(st.args...); !strings.HasPrefix(got, st.want) {
+			t.Errorf("%s: got %q, want %q", st.args[0], got, st.want)
+		}
+	}
+}

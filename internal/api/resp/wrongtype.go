@@ -40,8 +40,20 @@ func (s *Server) typeUnsupported(ctx context.Context, spec *command) string {
 	if !spec.collection {
 		return ""
 	}
+	if msg := s.convergentRefusal(spec); msg != "" {
+		return msg
+	}
+	if m := s.convergentMode(); m != "" && !s.keepsCollections(ctx) {
+		return "ERR " + strings.ToUpper(spec.name) + ": " + groupNoun[spec.group] + " are not supported in " + m + " mode by this build (its engine keeps no collection state)"
+	}
+	return ""
+}
+
+// convergentRefusal is typeUnsupported's answer for lists and blocking
+// commands, which needs no read (scripts ask it on the write path).
+func (s *Server) convergentRefusal(spec *command) string {
 	m := s.convergentMode()
-	if m == "" {
+	if !spec.collection || m == "" {
 		return ""
 	}
 	name := strings.ToUpper(spec.name)
@@ -52,8 +64,6 @@ func (s *Server) typeUnsupported(ctx context.Context, spec *command) string {
 	case spec.blocking:
 		return "ERR " + name + ": blocking pops from " + groupNoun[spec.group] + " are not supported in " + m +
 			" mode (no single writer sees every write to serve a blocked client; use " + strings.TrimPrefix(name, "B") + " and retry)"
-	case !s.keepsCollections(ctx):
-		return "ERR " + name + ": " + groupNoun[spec.group] + " are not supported in " + m + " mode by this build (its engine keeps no collection state)"
 	}
 	return ""
 }
