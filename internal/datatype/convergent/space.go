@@ -66,8 +66,20 @@ type space struct {
 	next    uint64
 }
 
+// newSpace allocates nothing more: most commands a reader serves (GET,
+// EXISTS) never read a collection, and their maps are made on first use.
 func newSpace(mode string, getColl func([]byte) (crdt.Coll, error)) space {
-	return space{mode: mode, getColl: getColl, ids: map[uint64]*binding{}, keys: map[string]*keyState{}}
+	return space{mode: mode, getColl: getColl}
+}
+
+// newID binds a new id to b.
+func (s *space) newID(b *binding) uint64 {
+	if s.ids == nil {
+		s.ids = map[uint64]*binding{}
+	}
+	s.next++
+	s.ids[s.next] = b
+	return s.next
 }
 
 // collType is t's crdt type; ok is false for a string or a list.
@@ -131,6 +143,9 @@ func (s *space) load(key []byte) (*keyState, error) {
 		return nil, err
 	}
 	ks := &keyState{coll: c}
+	if s.keys == nil {
+		s.keys = map[string]*keyState{}
+	}
 	s.keys[string(key)] = ks
 	return ks, nil
 }
@@ -162,9 +177,7 @@ func (s *space) bindID(key string, ks *keyState, t engine.Type) uint64 {
 		return ks.id
 	}
 	s.detach(ks, false)
-	s.next++
-	s.ids[s.next] = &binding{kind: attached, typ: t, key: key}
-	ks.id = s.next
+	ks.id = s.newID(&binding{kind: attached, typ: t, key: key})
 	return ks.id
 }
 

@@ -232,9 +232,7 @@ func (t *Txn) IncrBy(key []byte, delta int64) (int64, error) {
 
 // NewID hands out a virtual id for a collection the command creates.
 func (t *Txn) NewID() (uint64, error) {
-	t.sp.next++
-	t.sp.ids[t.sp.next] = &binding{kind: fresh, raw: newRaw()}
-	return t.sp.next, nil
+	return t.sp.newID(&binding{kind: fresh, raw: newRaw()}), nil
 }
 
 // SetTyped is package datatype's metadata write: for the id key holds, its
