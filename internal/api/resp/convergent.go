@@ -14,7 +14,10 @@ import (
 // once at its end), and the connection's reader (c.read) — rather than
 // around the engine, whose optional interfaces (AsyncWriter,
 // SiblingReader, Sites) a wrapper would hide. Plain SETs on the pipelined
-// and blind paths need none: a string write is the mode's own.
+// and blind paths need none (a string write is the mode's own), nor do the
+// reads that only list or count keys (INFO keyspace, MEMORY STATS,
+// FLUSHALL's emptiness check, FUNCTION STATS). TestWritesGoThroughWriteFn
+// keeps every other write on the adapter.
 
 // convergentMode is the mode's name when it keeps collections as
 // convergent states, "" otherwise.

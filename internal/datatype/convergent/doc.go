@@ -51,9 +51,11 @@
 // Invariants:
 //   - Nothing in the element or owner space reaches the mode: element
 //     writes change Colls, owner records are dropped.
-//   - A key's Coll is read once per transaction and put at most once per
-//     command closure; a write the mode makes itself to the key (SET, DEL,
-//     INCR) makes the adapter forget its copy, so the two never disagree.
+//   - A key's Coll is read once per transaction and put once, at the end
+//     of the command closure (an INCR of a key the same transaction
+//     emptied puts it first, so that the mode counts on what it shows);
+//     a write the mode makes itself to the key (SET, DEL, INCR) makes the
+//     adapter forget its copy, so the two never disagree.
 //   - The adapter has the mode's optional interfaces it forwards
 //     (engine.Versioned) exactly when the mode's Txn or Reader has them.
 package convergent
