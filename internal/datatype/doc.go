@@ -32,4 +32,9 @@
 //   - The elements of an id whose metadata is not at K are invisible: every
 //     read starts at the metadata.
 //   - Ids are unique over the state's history (engine.TypedTxn.NewID).
+//
+// The multi-leader and leaderless modes keep a collection as one
+// convergent value per key instead; package convergent shows it to this
+// package as this layout (virtual ids and element keys), so the same code
+// serves them.
 package datatype
