@@ -126,6 +126,23 @@ func TestCollectionsInConvergentModes(t *testing.T) {
 		{"HGETALL h", "*0\r\n"},
 		{"SET h plain", "+OK\r\n"},
 		{"GET h", "$5\r\nplain\r\n"},
+		// More of each family, over one more set of keys.
+		{"SADD m1 a b c", ":3\r\n"},
+		{"SADD m2 b c d", ":3\r\n"},
+		{"SMOVE m1 m2 a", ":1\r\n"},
+		{"SINTERCARD 2 m1 m2", ":2\r\n"},
+		{"SDIFFSTORE d m2 m1", ":2\r\n"},
+		{"SMEMBERS d", "*2\r\n$1\r\na\r\n$1\r\nd\r\n"},
+		{"SSCAN m2 0", "*2\r\n$1\r\n0\r\n*4\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n"},
+		{"HSET hh a 1 b 2", ":2\r\n"},
+		{"HSCAN hh 0", "*2\r\n$1\r\n0\r\n*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n"},
+		{"OBJECT ENCODING hh", "$8\r\nlistpack\r\n"},
+		{"ZADD zz 0 a 0 b 0 c 5 x", ":4\r\n"},
+		{"ZRANGEBYLEX zz [b +", "*3\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nx\r\n"},
+		{"ZRANGESTORE zr zz 1 2", ":2\r\n"},
+		{"ZRANGE zr 0 -1", "*2\r\n$1\r\nb\r\n$1\r\nc\r\n"},
+		{"ZPOPMAX zz", "*2\r\n$1\r\nx\r\n$1\r\n5\r\n"},
+		{"ZCARD zz", ":3\r\n"},
 	}
 	for _, mode := range []string{engine.ModeMultiLeader, engine.ModeLeaderless} {
 		b, addr := startCollMode(t, mode)
