@@ -67,16 +67,16 @@ func (r Record) Live(nowMs int64) bool {
 // Holds returns what the key holds at nowMs: engine.TypeString for a live
 // register or counter, a collection's type for a live collection. When
 // both are live, the newer wins: the register's stamp against the
-// collection's newest live entry (docs/design/multileader.md). A counter's
-// increments carry no stamp of their own, so a key that was only ever
-// incremented loses to a concurrent collection write.
+// collection's newest live entry (docs/design/multileader.md). A record
+// is normalized, so a live entry is always newer than the register (the
+// register's write cleared every older one): a live collection wins. A
+// counter's increments carry no stamp of their own, so a key that was
+// only ever incremented loses to a concurrent collection write too.
 func (r Record) Holds(nowMs int64) (engine.Type, bool) {
-	str := r.strLive(nowMs)
-	ct, newest, coll := r.Coll.Visible(nowMs)
-	switch {
-	case coll && (!str || r.Reg.Stamp.Less(newest)):
+	if ct, _, ok := r.Coll.Visible(nowMs); ok {
 		return engine.Type(ct), true
-	case str:
+	}
+	if r.strLive(nowMs) {
 		return engine.TypeString, true
 	}
 	return 0, false
