@@ -132,6 +132,11 @@ func historyOps(t *rapid.T, withSets, withColls bool) ([]*simSite, []Record, int
 func TestMergeIsAJoin(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		_, seen, _, _ := historyOps(t, true, rapid.Bool().Draw(t, "colls"))
+		for _, r := range seen {
+			if !clearedAt(r.Coll, r.Reg.Stamp).Equal(r.Coll) {
+				t.Fatalf("not normalized: the collection holds what the register cleared: %+v", r)
+			}
+		}
 		pick := func(l string) Record { return seen[rapid.IntRange(0, len(seen)-1).Draw(t, l)] }
 		a, b, c := pick("a"), pick("b"), pick("c")
 		ab, _ := Merge(a, b)
