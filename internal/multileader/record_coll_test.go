@@ -297,6 +297,16 @@ func TestWithCollOrigin(t *testing.T) {
 	if s.rec.CollLSN != s.lsn || s.rec.Coll.Top() != s.rec.Reg.Stamp {
 		t.Fatalf("after DEL CollLSN = %d (top %v), want %d (the DEL's %v)", s.rec.CollLSN, s.rec.Coll.Top(), s.lsn, s.rec.Reg.Stamp)
 	}
+	// A collection whose writes are all older than the register (not what
+	// Stamp gives; a writer that read nothing): the register's clear is
+	// its top, and the register's write its origin.
+	reg := Record{}.Set(st(50, "us"), []byte("x"), 0)
+	reg.Reg.OriginLSN = 4
+	var old crdt.Coll
+	old.Put(crdt.CollHash, []byte("f"), []byte("1"), st(20, "eu"))
+	if w := reg.WithColl(old, "eu", 9); w.CollLSN != 4 || w.Coll.Len(crdt.CollHash) != 0 {
+		t.Fatalf("a collection older than the register: CollLSN %d, %d fields; want 4, 0", w.CollLSN, w.Coll.Len(crdt.CollHash))
+	}
 	// A remote site merges it: the LSN travels with the top.
 	o := &simSite{name: "us", clock: crdt.NewClock(0), phys: 100} // after the DEL
 	hset("f", "1")(o)
