@@ -1,6 +1,8 @@
 package multileader
 
 import (
+	"maps"
+	"slices"
 	"testing"
 
 	"github.com/replicant-db/replicant/internal/crdt"
@@ -8,8 +10,11 @@ import (
 	"github.com/replicant-db/replicant/internal/storage"
 )
 
-// mapTxn is an in-memory lsnTxn.
-type mapTxn struct{ m map[string][]byte }
+// mapTxn is an in-memory lsnTxn (its entry's LSN is lsn, or 1).
+type mapTxn struct {
+	m   map[string][]byte
+	lsn uint64
+}
 
 func (t *mapTxn) Get(key []byte) (engine.Version, bool, error) {
 	v, ok := t.m[string(key)]
@@ -19,7 +24,26 @@ func (t *mapTxn) Set(key, value []byte, _ int64) { t.m[string(key)] = append([]b
 func (t *mapTxn) Del(key []byte)                 { delete(t.m, string(key)) }
 func (t *mapTxn) FlushAll()                      { clear(t.m) }
 func (t *mapTxn) NowMs() int64                   { return 1000 }
-func (t *mapTxn) LSN() uint64                    { return 1 }
+func (t *mapTxn) LSN() uint64 {
+	if t.lsn == 0 {
+		return 1
+	}
+	return t.lsn
+}
+
+// Scan lists the map's keys in order (engine.ScanTxn), and makes mapTxn an
+// engine.Reader's Scan too.
+func (t *mapTxn) Scan(start []byte, fn func(key []byte, v engine.Version) bool) error {
+	keys := slices.Sorted(maps.Keys(t.m))
+	for _, k := range keys {
+		if k >= string(start) && !fn([]byte(k), engine.Version{Value: t.m[k]}) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (t *mapTxn) Token() engine.Token { return engine.Token{} }
 
 // A site that collected a tombstone still counts an increment made after
 // the delete, which arrives on a record carrying the old tombstone; a

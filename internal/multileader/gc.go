@@ -24,6 +24,18 @@ import (
 // the rule works in any topology. Decisions use the vectors heard one
 // round earlier, which this site has normally caught up with by then.
 
+// tombstoneOnly reports whether a record is a tombstone and nothing else:
+// a deleted register, no live increment, and no collection write newer
+// than the delete (the delete cleared everything older). A collection
+// written after the delete, even one whose entries are all removed again,
+// keeps the key: the rule above names one write whose clear covers all
+// the key held, and a field or member removal only covers what its writer
+// saw, so a site that had not seen it could bring an older entry back
+// after collection.
+func tombstoneOnly(r Record) bool {
+	return r.Reg.Deleted && !r.Counter.Active() && (r.Coll.IsZero() || !r.Reg.Stamp.Less(r.Coll.Top()))
+}
+
 // gcInterval is how often the site leader looks for tombstones to drop.
 const gcInterval = 2 * time.Second
 
@@ -165,7 +177,7 @@ func (e *Engine) collect(ctx context.Context, reported map[string]crdt.Vector) (
 			if err != nil {
 				return err
 			}
-			if !rec.Reg.Deleted || rec.Counter.Active() {
+			if !tombstoneOnly(rec) {
 				tx.Del(tombKey(k)) // written again since: not a tombstone any more
 				continue
 			}

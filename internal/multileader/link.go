@@ -418,28 +418,20 @@ func (e *Engine) applyRemote(tx lsnTxn, from string, entries []storage.Entry, sc
 			if err != nil {
 				return err
 			}
-			if local.Reg.Stamp.Time.IsZero() && local.Counter.Len() == 0 && remote.Reg.OriginLSN > 0 {
-				// The key is absent here. If this site already applied the
-				// write this record carries, the key was a tombstone that
-				// was collected (gc.go), and this is an old copy riding in
-				// a batch with fresh entries: merging it would bring back
-				// what the tombstone deleted.
-				p, err := posOf(remote.Reg.Stamp.Site)
-				if err != nil {
+			if local.Reg.Stamp.Time.IsZero() && local.Counter.Len() == 0 && local.Coll.IsZero() {
+				// The key is absent here: it may have been a tombstone
+				// that was collected (gc.go), and this an old copy riding
+				// in a batch with fresh entries.
+				var keep bool
+				if remote, keep, err = dropCollected(remote, posOf); err != nil {
 					return err
 				}
-				if p >= remote.Reg.OriginLSN {
-					if !remote.Counter.Active() {
-						continue
-					}
-					// An increment made after the delete rides on the
-					// old register: keep the increments, drop the
-					// register (an INCR does not restamp it).
-					remote.Reg = Register{}
+				if !keep {
+					continue
 				}
 			}
 			merged, c := Merge(local, remote)
-			e.observe(remote.Reg.Stamp.Time)
+			e.observe(remote.Top().Time)
 			if !merged.Equal(local) {
 				tx.Set(op.Key, AppendRecord(nil, merged), 0)
 				if merged.Reg.Deleted && (!local.Reg.Deleted || local.Reg.Stamp != merged.Reg.Stamp) {
@@ -448,7 +440,7 @@ func (e *Engine) applyRemote(tx lsnTxn, from string, entries []storage.Entry, sc
 			}
 			if c != nil {
 				conflicts = append(conflicts, engine.Conflict{Key: string(op.Key), Site: e.site, ResolvedMs: nowMs,
-					Winner: conflictWrite(c.Winner), Loser: conflictWrite(c.Loser)})
+					Winner: conflictWrite(c.Winner, c.WinnerType), Loser: conflictWrite(c.Loser, c.LoserType)})
 			}
 		}
 		for _, o := range origins {
@@ -485,9 +477,56 @@ func (e *Engine) applyRemote(tx lsnTxn, from string, entries []storage.Entry, sc
 	return nil
 }
 
-func conflictWrite(r Register) engine.ConflictWrite {
+// dropCollected is what of a remote record may merge into a key that is
+// absent here. If this site already applied the write that stamped a
+// part (the register's origin LSN, or the collection's top's), that part
+// is old: the key held it and a tombstone that was collected replaced
+// it, and merging it would bring back what the tombstone deleted. A part
+// whose write is new here is kept: it was made after its site applied the
+// tombstone (the collection rule, gc.go), so it holds the tombstone's
+// clear or nothing older. keep is false when nothing is left to merge.
+func dropCollected(remote Record, posOf func(site string) (uint64, error)) (out Record, keep bool, err error) {
+	applied := func(site string, lsn uint64) (bool, error) {
+		if lsn == 0 {
+			return false, nil // unknown write: keep it rather than lose it
+		}
+		p, err := posOf(site)
+		return p >= lsn, err
+	}
+	regOld, err := applied(remote.Reg.Stamp.Site, remote.Reg.OriginLSN)
+	if err != nil {
+		return remote, false, err
+	}
+	var collOld bool
+	if !remote.Coll.IsZero() {
+		if collOld, err = applied(remote.Coll.Top().Site, remote.CollLSN); err != nil {
+			return remote, false, err
+		}
+	}
+	if regOld {
+		// An increment made after the delete rides on the old register:
+		// keep the increments, drop the register (an INCR does not
+		// restamp it).
+		remote.Reg = Register{}
+	}
+	if collOld {
+		remote.Coll, remote.CollLSN = crdt.Coll{}, 0
+	}
+	if (regOld || collOld) && remote.Reg.Stamp.Time.IsZero() && !remote.Counter.Active() && remote.Coll.IsZero() {
+		return remote, false, nil
+	}
+	return remote, true, nil
+}
+
+// conflictWrite is one side of a conflict as the conflict log shows it; a
+// collection has no one value, so its type stands in for it ("(hash)").
+func conflictWrite(r Register, t engine.Type) engine.ConflictWrite {
+	v := string(r.Value)
+	if t != engine.TypeString {
+		v = "(" + t.String() + ")"
+	}
 	return engine.ConflictWrite{Site: r.Stamp.Site, HLC: r.Stamp.Time.String(), WallMs: r.Stamp.Time.WallMs,
-		Value: string(r.Value), Deleted: r.Deleted}
+		Value: v, Deleted: r.Deleted}
 }
 
 // maxBatchBytes bounds one batch a link server sends.

@@ -33,10 +33,25 @@ func (r *reader) decode(key []byte, v engine.Version) (engine.Version, bool, err
 	if err != nil {
 		return engine.Version{}, false, &corruptError{key: key, err: err}
 	}
-	if !rec.Live(r.NowMs()) {
-		return engine.Version{}, false, nil
+	out, ok := rec.Version(v.LSN, r.NowMs())
+	return out, ok, nil
+}
+
+// GetColl returns key's collection state, shown or not
+// (engine.CollReader). A reserved key has none.
+func (r *reader) GetColl(key []byte) (crdt.Coll, error) {
+	if IsReserved(key) {
+		return crdt.Coll{}, nil
 	}
-	return engine.Version{LSN: v.LSN, Value: rec.Value(), ExpireAt: rec.Reg.ExpireAt}, true, nil
+	v, ok, err := r.r.Get(key)
+	if err != nil || !ok {
+		return crdt.Coll{}, err
+	}
+	rec, err := DecodeRecord(v.Value)
+	if err != nil {
+		return crdt.Coll{}, &corruptError{key: key, err: err}
+	}
+	return rec.Coll, nil
 }
 
 func (r *reader) Scan(start []byte, fn func(key []byte, v engine.Version) bool) error {
@@ -88,7 +103,10 @@ func positions(r engine.Reader) (crdt.Vector, error) {
 	return crdt.VectorOf(m), err
 }
 
-var _ engine.Versioned = (*reader)(nil)
+var (
+	_ engine.Versioned  = (*reader)(nil)
+	_ engine.CollReader = (*reader)(nil)
+)
 
 // StateLSN and ChangedSince delegate to the site's reader (see txn).
 func (r *reader) StateLSN() uint64 {

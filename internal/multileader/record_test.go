@@ -17,17 +17,45 @@ type simSite struct {
 	clock *crdt.Clock
 	rec   Record
 	phys  int64
+	lsn   uint64 // the site's log position, one entry per local write
 }
 
+// stamp is a local write's stamp, after everything the record holds (as
+// txn.Stamp makes it).
 func (s *simSite) stamp() crdt.Stamp {
 	s.phys += 1
-	t, _ := s.clock.Update(s.rec.Reg.Stamp.Time, s.phys)
+	s.lsn++
+	t, _ := s.clock.Update(s.rec.Top().Time, s.phys)
 	return crdt.Stamp{Time: t, Site: s.name}
+}
+
+// collWrite applies one collection command at s, as the adapter does
+// through CollTxn: change a copy of the collection, then PutColl.
+func (s *simSite) collWrite(fn func(c *crdt.Coll, at crdt.Stamp)) {
+	c := s.rec.Coll.Clone()
+	fn(&c, s.stamp())
+	s.rec = s.rec.WithColl(c, s.name, s.lsn)
+}
+
+// simOp is one write of a history, for models to replay.
+type simOp struct {
+	kind   string // set, del, hset, hdel
+	field  string
+	value  string
+	stamp  crdt.Stamp
+	regWas crdt.Stamp // set, del: the register it replaced (Prev)
 }
 
 // history draws a run of local writes and pairwise merges over three sites
 // and returns the sites and every reachable record it saw.
 func history(t *rapid.T, withSets bool) ([]*simSite, []Record, int64) {
+	sites, seen, incs, _ := historyOps(t, withSets, false)
+	return sites, seen, incs
+}
+
+// historyOps is history with, when withColls, collection writes of every
+// type (hash, set, sorted set) on the same key, and the log of writes.
+func historyOps(t *rapid.T, withSets, withColls bool) ([]*simSite, []Record, int64, []simOp) {
 	sites := []*simSite{{name: "eu", clock: crdt.NewClock(0)}, {name: "us", clock: crdt.NewClock(0)}, {name: "ap", clock: crdt.NewClock(0)}}
 	// Clocks start apart: sites disagree about physical time.
 	for i, s := range sites {
@@ -35,6 +63,7 @@ func history(t *rapid.T, withSets bool) ([]*simSite, []Record, int64) {
 	}
 	var seen []Record
 	var incs int64
+	var log []simOp
 	n := rapid.IntRange(1, 40).Draw(t, "steps")
 	for i := 0; i < n; i++ {
 		s := sites[rapid.IntRange(0, 2).Draw(t, "site")]
@@ -42,11 +71,39 @@ func history(t *rapid.T, withSets bool) ([]*simSite, []Record, int64) {
 		if withSets {
 			ops = append(ops, "set", "del")
 		}
-		switch rapid.SampledFrom(ops).Draw(t, "op") {
+		if withColls {
+			ops = append(ops, "hset", "hset", "hdel", "sadd", "srem", "zadd", "zrem", "expire")
+		}
+		field := rapid.SampledFrom([]string{"f", "g"}).Draw(t, "field")
+		switch op := rapid.SampledFrom(ops).Draw(t, "op"); op {
 		case "set":
-			s.rec = s.rec.Set(s.stamp(), []byte(strconv.Itoa(rapid.IntRange(0, 9).Draw(t, "v"))), 0)
+			v := strconv.Itoa(rapid.IntRange(0, 9).Draw(t, "v"))
+			was := s.rec.Reg.Stamp
+			s.rec = s.rec.Set(s.stamp(), []byte(v), 0)
+			s.rec.stampOrigin(s.lsn)
+			log = append(log, simOp{kind: op, value: v, stamp: s.rec.Reg.Stamp, regWas: was})
 		case "del":
+			was := s.rec.Reg.Stamp
 			s.rec = s.rec.Del(s.stamp())
+			s.rec.stampOrigin(s.lsn)
+			log = append(log, simOp{kind: op, stamp: s.rec.Reg.Stamp, regWas: was})
+		case "hset", "zadd", "sadd":
+			v := strconv.Itoa(rapid.IntRange(0, 9).Draw(t, "v"))
+			typ := map[string]crdt.CollType{"hset": crdt.CollHash, "zadd": crdt.CollZSet, "sadd": crdt.CollSet}[op]
+			s.collWrite(func(c *crdt.Coll, at crdt.Stamp) {
+				c.Put(typ, []byte(field), []byte(v), at)
+				log = append(log, simOp{kind: op, field: field, value: v, stamp: at})
+			})
+		case "hdel", "zrem", "srem":
+			typ := map[string]crdt.CollType{"hdel": crdt.CollHash, "zrem": crdt.CollZSet, "srem": crdt.CollSet}[op]
+			s.collWrite(func(c *crdt.Coll, at crdt.Stamp) {
+				c.Remove(typ, []byte(field), at)
+				log = append(log, simOp{kind: op, field: field, stamp: at})
+			})
+		case "expire":
+			s.collWrite(func(c *crdt.Coll, at crdt.Stamp) {
+				c.SetExpire(rapid.Int64Range(0, 3).Draw(t, "expireAt"), at)
+			})
 		case "incr":
 			d := rapid.Int64Range(-5, 5).Draw(t, "delta")
 			next, _, err := s.rec.IncrBy(s.name, s.stamp(), d, 0)
@@ -62,11 +119,11 @@ func history(t *rapid.T, withSets bool) ([]*simSite, []Record, int64) {
 		case "merge":
 			o := sites[rapid.IntRange(0, 2).Draw(t, "from")]
 			s.rec, _ = Merge(s.rec, o.rec)
-			s.clock.Restore(o.rec.Reg.Stamp.Time)
+			s.clock.Restore(o.rec.Top().Time)
 		}
 		seen = append(seen, s.rec)
 	}
-	return sites, seen, incs
+	return sites, seen, incs, log
 }
 
 // Merge is a join over every record a history can reach: commutative,
@@ -74,7 +131,12 @@ func history(t *rapid.T, withSets bool) ([]*simSite, []Record, int64) {
 // often they exchange records.
 func TestMergeIsAJoin(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		_, seen, _ := history(t, true)
+		_, seen, _, _ := historyOps(t, true, rapid.Bool().Draw(t, "colls"))
+		for _, r := range seen {
+			if !clearedAt(r.Coll, r.Reg.Stamp).Equal(r.Coll) {
+				t.Fatalf("not normalized: the collection holds what the register cleared: %+v", r)
+			}
+		}
 		pick := func(l string) Record { return seen[rapid.IntRange(0, len(seen)-1).Draw(t, l)] }
 		a, b, c := pick("a"), pick("b"), pick("c")
 		ab, _ := Merge(a, b)
@@ -131,7 +193,7 @@ func TestSitesConvergeAndCountEveryIncrement(t *testing.T) {
 
 func TestRecordEncodingRoundTrips(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		_, seen, _ := history(t, true)
+		_, seen, _, _ := historyOps(t, true, true)
 		for _, r := range seen {
 			b := AppendRecord(nil, r)
 			got, err := DecodeRecord(b)
@@ -152,6 +214,9 @@ func FuzzDecodeRecord(f *testing.F) {
 	r := Record{}.Set(crdt.Stamp{Time: crdt.Timestamp{WallMs: 5}, Site: "eu"}, []byte("v"), 9)
 	r, _, _ = r.IncrBy("us", crdt.Stamp{Time: crdt.Timestamp{WallMs: 6}, Site: "us"}, 3, 0)
 	f.Add(AppendRecord(nil, r))
+	var c crdt.Coll
+	c.Put(crdt.CollHash, []byte("f"), []byte("v"), crdt.Stamp{Time: crdt.Timestamp{WallMs: 7}, Site: "eu"})
+	f.Add(AppendRecord(nil, r.WithColl(c, "eu", 3)))
 	f.Add([]byte{recordTag, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := DecodeRecord(b) // must not panic

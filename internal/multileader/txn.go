@@ -24,6 +24,9 @@ type txn struct {
 	tx    lsnTxn
 	wrote bool
 	err   error
+	// seen is the greatest stamp of every record this transaction read:
+	// its writes are stamped after it (Stamp).
+	seen crdt.Stamp
 }
 
 var (
@@ -31,40 +34,77 @@ var (
 	_ engine.CounterTxn = (*txn)(nil)
 	_ engine.Versioned  = (*txn)(nil)
 	_ engine.ScanTxn    = (*txn)(nil)
+	_ engine.CollTxn    = (*txn)(nil)
 )
 
 func (t *txn) NowMs() int64 { return t.tx.NowMs() }
 
 // record returns key's stored record (the zero record if none).
 func (t *txn) record(key []byte) (Record, error) {
+	r, _, err := t.recordAt(key)
+	return r, err
+}
+
+// recordAt returns key's stored record and the LSN of its version.
+func (t *txn) recordAt(key []byte) (Record, uint64, error) {
 	v, ok, err := t.tx.Get(key)
 	if err != nil || !ok {
-		return Record{}, err
+		return Record{}, 0, err
 	}
 	r, err := DecodeRecord(v.Value)
 	if err != nil {
-		return Record{}, fmt.Errorf("multileader: key %q: %w", key, err)
+		return Record{}, 0, fmt.Errorf("multileader: key %q: %w", key, err)
 	}
-	return r, nil
+	if top := r.Top(); t.seen.Less(top) {
+		t.seen = top
+	}
+	return r, v.LSN, nil
 }
 
-// Get returns key's live value as a command sees it.
+// Get returns key's live value as a command sees it: a string's value, or
+// a collection's type and expiry.
 func (t *txn) Get(key []byte) (engine.Version, bool, error) {
 	if IsReserved(key) {
 		return engine.Version{}, false, nil
 	}
-	v, ok, err := t.tx.Get(key)
-	if err != nil || !ok {
+	r, lsn, err := t.recordAt(key)
+	if err != nil {
 		return engine.Version{}, false, err
 	}
-	r, err := DecodeRecord(v.Value)
+	v, ok := r.Version(lsn, t.NowMs())
+	return v, ok, nil
+}
+
+// GetColl returns key's collection state, shown or not (engine.CollTxn).
+// A reserved key has none.
+func (t *txn) GetColl(key []byte) (crdt.Coll, error) {
+	if IsReserved(key) {
+		return crdt.Coll{}, nil
+	}
+	r, err := t.record(key)
+	return r.Coll, err
+}
+
+// PutColl stores c as key's collection state; the register and counter
+// stay (Record.WithColl).
+func (t *txn) PutColl(key []byte, c crdt.Coll) {
+	if t.err != nil || t.reserved(key) {
+		return
+	}
+	cur, err := t.record(key)
 	if err != nil {
-		return engine.Version{}, false, fmt.Errorf("multileader: key %q: %w", key, err)
+		t.err = err
+		return
 	}
-	if !r.Live(t.NowMs()) {
-		return engine.Version{}, false, nil
-	}
-	return engine.Version{LSN: v.LSN, Value: r.Value(), ExpireAt: r.Reg.ExpireAt}, true, nil
+	t.put(key, cur.WithColl(c, t.e.site, t.tx.LSN()))
+}
+
+// Stamp returns a new stamp, after every stamp this transaction read
+// (engine.CollTxn).
+func (t *txn) Stamp() crdt.Stamp {
+	s := crdt.Stamp{Time: t.e.clockAfter(t.seen.Time, t.NowMs()), Site: t.e.site}
+	t.seen = s
+	return s
 }
 
 // StateLSN and ChangedSince delegate to the site's transaction: every
@@ -102,23 +142,16 @@ func (t *txn) Scan(start []byte, fn func(key []byte, v engine.Version) bool) err
 			derr = fmt.Errorf("multileader: key %q: %w", key, err)
 			return false
 		}
-		if !r.Live(t.NowMs()) {
+		rv, ok := r.Version(v.LSN, t.NowMs())
+		if !ok {
 			return true
 		}
-		return fn(key, engine.Version{LSN: v.LSN, Value: r.Value(), ExpireAt: r.Reg.ExpireAt})
+		return fn(key, rv)
 	})
 	if err != nil {
 		return err
 	}
 	return derr
-}
-
-// stamp issues the write's timestamp, after every stamp the key has seen:
-// the clock takes in the stored record's stamp first, so a local write
-// always supersedes what it replaces even if that came from a site whose
-// clock runs ahead.
-func (t *txn) stamp(prev crdt.Stamp) crdt.Stamp {
-	return crdt.Stamp{Time: t.e.clockAfter(prev.Time, t.NowMs()), Site: t.e.site}
 }
 
 func (t *txn) reserved(key []byte) bool {
@@ -147,8 +180,11 @@ func (t *txn) Set(key, value []byte, expireAtMs int64) {
 		return
 	}
 	// No copy of value: the record only lives to be encoded, which copies.
-	next := cur.Set(t.stamp(cur.Reg.Stamp), value, expireAtMs)
-	next.Reg.OriginLSN = t.tx.LSN()
+	// The stamp comes after everything the record holds (Stamp), so a
+	// local write supersedes what it replaces even if that came from a
+	// site whose clock runs ahead.
+	next := cur.Set(t.Stamp(), value, expireAtMs)
+	next.stampOrigin(t.tx.LSN())
 	t.put(key, next)
 }
 
@@ -162,11 +198,11 @@ func (t *txn) Del(key []byte) {
 		t.err = err
 		return
 	}
-	if cur.Reg.Stamp.Time.IsZero() && cur.Counter.Len() == 0 {
+	if cur.Reg.Stamp.Time.IsZero() && cur.Counter.Len() == 0 && cur.Coll.IsZero() {
 		return // never written here: nothing to delete
 	}
-	next := cur.Del(t.stamp(cur.Reg.Stamp))
-	next.Reg.OriginLSN = t.tx.LSN()
+	next := cur.Del(t.Stamp())
+	next.stampOrigin(t.tx.LSN())
 	t.put(key, next)
 	t.tx.Set(tombKey(key), nil, 0) // collected once every site has it (gc.go)
 }
@@ -181,7 +217,8 @@ func (t *txn) FlushAll() {
 	}
 }
 
-// IncrBy adds delta to key's counter under this site's id.
+// IncrBy adds delta to key's counter under this site's id; a key holding
+// a collection answers datatype.ErrWrongType.
 func (t *txn) IncrBy(key []byte, delta int64) (int64, error) {
 	if t.err != nil {
 		return 0, t.err
@@ -193,12 +230,12 @@ func (t *txn) IncrBy(key []byte, delta int64) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	next, res, err := cur.IncrBy(t.e.site, t.stamp(cur.Reg.Stamp), delta, t.NowMs())
-	if err == nil && next.Reg.Stamp != cur.Reg.Stamp {
-		next.Reg.OriginLSN = t.tx.LSN() // an expired key was deleted first
-	}
+	next, res, err := cur.IncrBy(t.e.site, t.Stamp(), delta, t.NowMs())
 	if err != nil {
-		return 0, err // engine.ErrNotInteger or ErrOverflow, as the APIs answer them
+		return 0, err // engine.ErrNotInteger, ErrOverflow or datatype.ErrWrongType, as the APIs answer them
+	}
+	if next.Reg.Stamp != cur.Reg.Stamp {
+		next.stampOrigin(t.tx.LSN()) // an expired key was deleted first
 	}
 	t.put(key, next)
 	return res, nil
