@@ -48,6 +48,7 @@ func (e *Engine) HandleReplica(ctx context.Context, req *pb.ReplicaRequest) (*pb
 		if target := req.GetHintFor(); target != "" {
 			return e.storeHint(ctx, target, key, in) // a stand-in (sloppy quorum): hints.go
 		}
+		e.observe(in.Top())
 		out, err := e.change(ctx, key, func(cur State) (State, error) { return cur.Merge(in), nil })
 		if err != nil {
 			return nil, err
@@ -62,9 +63,14 @@ func (e *Engine) HandleReplica(ctx context.Context, req *pb.ReplicaRequest) (*pb
 		if err != nil {
 			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
-		t := e.now()
 		out, err := e.change(ctx, key, func(cur State) (State, error) {
 			cur = cur.Merge(in)
+			// Stamped after everything the key holds here: the
+			// coordinator cleared the collection entries it read
+			// (txn.Set), and the value is newer than any this replica
+			// knows, so it is what the key holds (State.Lookup) unless
+			// a write stamped later elsewhere arrives.
+			t := e.nowAfter(cur.Top())
 			sibs, err := cur.Sibs.Update(causal, e.node.ID(), packValue(req.GetValue(), req.GetExpireAt()),
 				crdt.Meta{Time: t, Deleted: req.GetDeleted()})
 			if err != nil {
