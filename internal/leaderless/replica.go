@@ -45,10 +45,10 @@ func (e *Engine) HandleReplica(ctx context.Context, req *pb.ReplicaRequest) (*pb
 		if err != nil {
 			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
+		e.observe(in.Top())
 		if target := req.GetHintFor(); target != "" {
 			return e.storeHint(ctx, target, key, in) // a stand-in (sloppy quorum): hints.go
 		}
-		e.observe(in.Top())
 		out, err := e.change(ctx, key, func(cur State) (State, error) { return cur.Merge(in), nil })
 		if err != nil {
 			return nil, err
