@@ -88,12 +88,20 @@ func (e *Engine) HandleReplica(ctx context.Context, req *pb.ReplicaRequest) (*pb
 		}
 		return &pb.ReplicaResponse{State: AppendState(nil, out)}, nil
 	case pb.ReplicaRequest_INCR:
+		// What the coordinator read, if it sent it (merged first, so that
+		// the increment is judged on at least what the read saw).
+		in, err := DecodeState(req.GetState())
+		if err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		e.observe(in.Top())
 		var res int64
 		var refusal string
 		out, err := e.change(ctx, key, func(cur State) (State, error) {
+			cur = cur.Merge(in)
 			next, n, err := cur.IncrBy(e.node.ID(), req.GetDelta(), e.now().WallMs)
 			switch {
-			case errors.Is(err, ErrNotInteger), errors.Is(err, ErrOverflow):
+			case errors.Is(err, ErrNotInteger), errors.Is(err, ErrOverflow), errors.Is(err, ErrWrongType):
 				refusal = err.Error()
 				return cur, nil
 			case err != nil:

@@ -241,12 +241,23 @@ func (t *txn) FlushAll() {
 
 // IncrBy has one replica add delta under its own id (its counter entry
 // has one writer, with durable state, so no increment is lost), then
-// stores the result on the others.
+// stores the result on the others. The key is read first (a quorum read)
+// and what the read saw is merged into the replica before it adds: a
+// collection or a non-integer string acknowledged on W replicas is then
+// refused even by a replica it has not reached yet.
 func (t *txn) IncrBy(key []byte, delta int64) (int64, error) {
-	if t.err != nil || t.reserved(key) {
+	if !t.prepare(key) {
 		return 0, t.err
 	}
-	resp, err := t.e.writeKey(t.ctx, key, t.q, &pb.ReplicaRequest{Op: pb.ReplicaRequest_INCR, Delta: delta})
+	st, _, err := t.view(key)
+	if err != nil {
+		return 0, err
+	}
+	if v, ok := st.Lookup(t.nowMs); ok && v.Type != engine.TypeString {
+		return 0, datatype.ErrWrongType
+	}
+	resp, err := t.e.writeKey(t.ctx, key, t.q, &pb.ReplicaRequest{Op: pb.ReplicaRequest_INCR, Delta: delta,
+		State: AppendState(nil, t.reads[string(key)])})
 	if err != nil {
 		return 0, err
 	}
