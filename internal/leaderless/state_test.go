@@ -152,12 +152,15 @@ func TestStateEncodingRejects(t *testing.T) {
 		t.Fatalf("a state with a collection starts with %#x", good[0])
 	}
 	zeroColl, _ := crdt.Coll{}.AppendBinary(nil)
+	noSibs, _ := crdt.Siblings{}.AppendBinary(nil)
+	empty := append(binary.AppendUvarint([]byte{0xB2}, uint64(len(noSibs))), noSibs...)
+	empty = append(append(empty, 0), zeroColl...)
 	for _, tc := range []struct {
 		name string
 		b    []byte
 	}{
 		{"an unknown tag", []byte{0xB3, 0}},
-		{"the collection tag with an empty collection", append([]byte{0xB2, 0, 0}, zeroColl...)},
+		{"the collection tag with an empty collection", empty},
 		{"the collection tag with nothing after the siblings", []byte{0xB2, 0}},
 		{"a counter length past the end", []byte{0xB2, 0, 9, 1}},
 		{"a truncated collection", good[:len(good)-1]},

@@ -277,6 +277,18 @@ func TestIncrByOnACollectionIsWrongType(t *testing.T) {
 	if got := lookup(t, c.nodes["n3"].eng, quorumCtx("all", "all"), "h"); got != "hash[f=1]" {
 		t.Fatalf("after the refused INCR: %s", got)
 	}
+	// A command that writes a hash and then increments the key (its
+	// collection write is not sent yet) is refused too.
+	_, err = c.nodes["n2"].eng.Write(ctx, func(tx engine.Txn) error {
+		if err := collStep(tx, "fresh", hsetOp("f", "1")); err != nil {
+			return err
+		}
+		_, err := tx.(engine.CounterTxn).IncrBy([]byte("fresh"), 1)
+		return err
+	})
+	if !errors.Is(err, datatype.ErrWrongType) {
+		t.Fatalf("HSET then INCR in one command: %v, want WRONGTYPE", err)
+	}
 }
 
 // Stamp is newer than every stamp the command read, even one from a clock
@@ -496,5 +508,31 @@ func TestRebalancingCarriesTheCollection(t *testing.T) {
 				t.Fatalf("%s holds %s as %s after the move", id, k, got)
 			}
 		}
+	}
+}
+
+// A replica merges the state the coordinator read into its own before it
+// adds: an increment reaching a replica that missed the write of a hash or
+// of a non-integer string is judged on what the read saw.
+func TestReplicaIncrMergesTheReadState(t *testing.T) {
+	var hash crdt.Coll
+	hash.Put(crdt.CollHash, []byte("f"), []byte("1"), crdt.Stamp{Time: crdt.Timestamp{WallMs: 1}, Site: "n2"})
+	for _, tc := range []struct {
+		name string
+		read State
+		want string
+	}{
+		{"a hash", State{Coll: hash}, ErrWrongType.Error()},
+		{"a string that is not an integer", withSib(t, State{}, "n2", 1, "abc", 0, false), ErrNotInteger.Error()},
+		{"nothing", State{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newHTCluster(t, 3, Config{})
+			resp, err := c.nodes["n1"].eng.HandleReplica(context.Background(), &pb.ReplicaRequest{Op: pb.ReplicaRequest_INCR,
+				Key: []byte("k"), Delta: 1, State: AppendState(nil, tc.read)})
+			if err != nil || resp.Refusal != tc.want {
+				t.Fatalf("INCR = %+v, %v; want the refusal %q", resp, err, tc.want)
+			}
+		})
 	}
 }
