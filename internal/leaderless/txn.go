@@ -22,6 +22,9 @@ type txn struct {
 	reads  map[string]State
 	writes []write
 	err    error
+	// seen is the greatest stamp the command read or put (Stamp issues
+	// after it), kept as it goes so that Stamp is O(1).
+	seen crdt.Stamp
 }
 
 // write is the command's last write of one key: a string write (Set or
@@ -55,7 +58,14 @@ func (t *txn) state(key []byte) (State, error) {
 		return st, err
 	}
 	t.reads[string(key)] = st
+	t.see(st.Top())
 	return st, nil
+}
+
+func (t *txn) see(s crdt.Stamp) {
+	if t.seen.Less(s) {
+		t.seen = s
+	}
 }
 
 // pending is the command's write of key, nil if none.
@@ -190,6 +200,7 @@ func (t *txn) PutColl(key []byte, c crdt.Coll) {
 		return
 	}
 	c = c.Clone()
+	t.see(c.Top())
 	if p := t.pending(key); p != nil {
 		if p.str {
 			p.value, p.deleted, p.expireAt = nil, true, 0
@@ -204,20 +215,7 @@ func (t *txn) PutColl(key []byte, c crdt.Coll) {
 // the command read or wrote, so that what the command writes is newer than
 // what it saw.
 func (t *txn) Stamp() crdt.Stamp {
-	var seen crdt.Stamp
-	for _, st := range t.reads {
-		if top := st.Top(); seen.Less(top) {
-			seen = top
-		}
-	}
-	for _, w := range t.writes {
-		if w.coll != nil {
-			if top := w.coll.Top(); seen.Less(top) {
-				seen = top
-			}
-		}
-	}
-	return crdt.Stamp{Time: t.e.nowAfter(seen), Site: t.e.node.ID()}
+	return crdt.Stamp{Time: t.e.nowAfter(t.seen), Site: t.e.node.ID()}
 }
 
 // reserved refuses a write of a key in the reserved prefix.
