@@ -247,15 +247,21 @@ func (t *txn) IncrBy(key []byte, delta int64) (int64, error) {
 	if !t.prepare(key) {
 		return 0, t.err
 	}
-	st, _, err := t.view(key)
+	st, w, err := t.view(key)
 	if err != nil {
 		return 0, err
 	}
 	if v, ok := st.Lookup(t.nowMs); ok && v.Type != engine.TypeString {
 		return 0, datatype.ErrWrongType
 	}
+	// The replica merges what the command read and the collection it
+	// changed (a collection it emptied no longer holds the key).
+	sent := t.reads[string(key)]
+	if w != nil && w.coll != nil {
+		sent.Coll = sent.Coll.Join(*w.coll)
+	}
 	resp, err := t.e.writeKey(t.ctx, key, t.q, &pb.ReplicaRequest{Op: pb.ReplicaRequest_INCR, Delta: delta,
-		State: AppendState(nil, t.reads[string(key)])})
+		State: AppendState(nil, sent)})
 	if err != nil {
 		return 0, err
 	}

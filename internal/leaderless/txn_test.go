@@ -289,6 +289,25 @@ func TestIncrByOnACollectionIsWrongType(t *testing.T) {
 	if !errors.Is(err, datatype.ErrWrongType) {
 		t.Fatalf("HSET then INCR in one command: %v, want WRONGTYPE", err)
 	}
+	// A command that empties the hash and then increments the key counts:
+	// the replica sees the emptied hash with the increment.
+	var n int64
+	_, err = c.nodes["n3"].eng.Write(ctx, func(tx engine.Txn) error {
+		if err := collStep(tx, "h", func(ct engine.CollTxn, _ []byte, c *crdt.Coll) {
+			c.Remove(crdt.CollHash, []byte("f"), ct.Stamp())
+		}); err != nil {
+			return err
+		}
+		var err error
+		n, err = tx.(engine.CounterTxn).IncrBy([]byte("h"), 5)
+		return err
+	})
+	if err != nil || n != 5 {
+		t.Fatalf("HDEL of the last field then INCRBY 5 in one command = %d, %v; want 5", n, err)
+	}
+	if got := lookup(t, c.nodes["n1"].eng, quorumCtx("all", "all"), "h"); got != "string:5" {
+		t.Fatalf("after HDEL and INCRBY: %s", got)
+	}
 }
 
 // Stamp is newer than every stamp the command read, even one from a clock
