@@ -130,8 +130,12 @@ func (s State) str(nowMs int64) (value []byte, expireAt int64, live bool, stamp 
 
 // Siblings lists the live values of the siblings, for REPLICANT.SIBLINGS
 // (tombstones and expired values are not shown, but their writes stay in
-// the context).
+// the context). A key that holds a collection (Lookup) shows none: its
+// string values are hidden behind the newer collection.
 func (s State) Siblings(nowMs int64) [][]byte {
+	if v, ok := s.Lookup(nowMs); ok && v.Type != engine.TypeString {
+		return nil
+	}
 	var out [][]byte
 	for _, x := range s.Sibs.Values() {
 		if x.Deleted {

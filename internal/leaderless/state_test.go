@@ -95,6 +95,24 @@ func TestStateLookup(t *testing.T) {
 	}
 }
 
+// Siblings (REPLICANT.SIBLINGS, HTTP's 300) shows the string values only
+// while the key holds a string.
+func TestStateSiblingsBehindACollection(t *testing.T) {
+	const now = 1_000_000
+	two := withSib(t, State{}, "n1", 100, "x", 0, false).Merge(withSib(t, State{}, "n2", 100, "y", 0, false))
+	if got := two.Siblings(now); len(got) != 2 {
+		t.Fatalf("two concurrent SETs: siblings %q", got)
+	}
+	hash := withColl(two, func(c *crdt.Coll) { c.Put(crdt.CollHash, []byte("f"), []byte("v"), stampAt(200, "n3")) })
+	if got := hash.Siblings(now); got != nil {
+		t.Fatalf("a hash newer than the SETs: siblings %q, want none", got)
+	}
+	older := withColl(two, func(c *crdt.Coll) { c.Put(crdt.CollHash, []byte("f"), []byte("v"), stampAt(50, "n3")) })
+	if got := older.Siblings(now); len(got) != 2 {
+		t.Fatalf("a hash older than the SETs: siblings %q, want both", got)
+	}
+}
+
 func TestStateLookupExpiry(t *testing.T) {
 	s := withColl(State{}, func(c *crdt.Coll) {
 		c.Put(crdt.CollSet, []byte("m"), nil, stampAt(100, "n1"))
