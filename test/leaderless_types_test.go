@@ -14,11 +14,13 @@ import (
 // state (crdt.Coll) in its replicas' states, merged like the rest.
 
 // TestLeaderlessCollectionsConvergeAcrossCoordinators: writes of a set
-// and a hash coordinated by different nodes while replicas are down: an
-// SREM that did not see a concurrent SADD does not remove it (add-wins,
-// although the SREM came later in real time), HSETs of different fields
-// both survive, reads at R=all answer the merge, and read repair brings
-// every replica to it (each replica alone, R=1, then answers the same).
+// and a hash coordinated by different nodes while replicas are down. An
+// SREM removes only the adds it saw: an SADD of the same member through a
+// coordinator that did not see the first one survives it (add-wins,
+// although the SREM came later in real time, so last-writer-wins would
+// have removed it). HSETs of different fields both survive. Reads at
+// R=all answer the merge, and read repair brings every replica to it
+// (each replica alone, R=1, then answers the same).
 func TestLeaderlessCollectionsConvergeAcrossCoordinators(t *testing.T) {
 	// Convergence must come from read repair: no anti-entropy round runs.
 	c := newLeaderless(t, 5, "--anti-entropy-interval", "1h")
@@ -27,30 +29,36 @@ func TestLeaderlessCollectionsConvergeAcrossCoordinators(t *testing.T) {
 	reps, others := c.replicasOf(set)
 	hash := onReplicas(c, reps, "llhash", 0)
 	all := quorumConn(t, others[0], "all", "all")
-	if err := all.SAdd(ctx, set, "a", "b").Err(); err != nil {
+	if err := all.SAdd(ctx, set, "b").Err(); err != nil {
 		t.Fatalf("SADD through %s: %v", others[0].ID, err)
 	}
 	if err := all.HSet(ctx, hash, "base", "0").Err(); err != nil {
 		t.Fatal(err)
 	}
 
-	// reps[0] is down: an SADD of a again (a new add) and an HSET, through
-	// reps[1], reach the two others only.
+	// Only reps[0] is up: it adds a (W=1, R=1).
+	reps[1].kill()
+	reps[2].kill()
+	if err := quorumConn(t, reps[0], "1", "1").SAdd(ctx, set, "a").Err(); err != nil {
+		t.Fatalf("SADD a through %s alone: %v", reps[0].ID, err)
+	}
+	// reps[0] is down, the two others are back: through reps[1], an SADD
+	// of a (new to them: an add reps[0] will not see) and an HSET.
 	reps[0].kill()
+	reps[1].start()
+	reps[2].start()
 	quorum := quorumConn(t, reps[1], "quorum", "quorum")
-	if err := quorum.SAdd(ctx, set, "a").Err(); err != nil {
-		t.Fatalf("SADD with %s down: %v", reps[0].ID, err)
+	if n, err := quorum.SAdd(ctx, set, "a").Result(); err != nil || n != 1 {
+		t.Fatalf("SADD a through %s without %s = %d, %v; want 1 (a new member there)", reps[1].ID, reps[0].ID, n, err)
 	}
 	if err := quorum.HSet(ctx, hash, "f1", "from "+reps[1].ID).Err(); err != nil {
 		t.Fatal(err)
 	}
-
-	// reps[0] is back and the two others are down: through reps[0] alone
-	// (W=1, R=1) an SREM of a and b — it has seen only the first add of a
-	// — and an HSET of another field.
-	reps[0].start()
+	// Only reps[0] is up again: through it an SREM of a and b (it saw its
+	// own add of a, not the other) and an HSET of another field.
 	reps[1].kill()
 	reps[2].kill()
+	reps[0].start()
 	one := quorumConn(t, reps[0], "1", "1")
 	if n, err := one.SRem(ctx, set, "a", "b").Result(); err != nil || n != 2 {
 		t.Fatalf("SREM a b through %s alone = %d, %v; want 2", reps[0].ID, n, err)
@@ -65,7 +73,7 @@ func TestLeaderlessCollectionsConvergeAcrossCoordinators(t *testing.T) {
 	reps[2].start()
 	c.waitAllHealthy()
 
-	wantSet := []string{"a"} // the add reps[0] never saw survives; b stays removed
+	wantSet := []string{"a"} // the add the SREM did not see survives; b stays removed
 	wantHash := map[string]string{"base": "0", "f1": "from " + reps[1].ID, "f2": "from " + reps[0].ID}
 	check := func(conn *redis.Conn) error {
 		m, err := conn.SMembers(ctx, set).Result()
