@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/replicant-db/replicant/client"
 )
 
 // Collections in leaderless mode: each key's collection is one convergent
@@ -47,6 +49,7 @@ func TestLeaderlessCollectionsConvergeAcrossCoordinators(t *testing.T) {
 	reps[0].kill()
 	reps[1].start()
 	reps[2].start()
+	waitSeesHealthy(t, reps[1], reps[2]) // they dial each other with backoff
 	quorum := quorumConn(t, reps[1], "quorum", "quorum")
 	if n, err := quorum.SAdd(ctx, set, "a").Result(); err != nil || n != 1 {
 		t.Fatalf("SADD a through %s without %s = %d, %v; want 1 (a new member there)", reps[1].ID, reps[0].ID, n, err)
@@ -93,11 +96,17 @@ func TestLeaderlessCollectionsConvergeAcrossCoordinators(t *testing.T) {
 		}
 		return nil
 	}
-	// Every node, at R=all, answers the merge.
+	// Every node, at R=all, answers the merge (once its connections to
+	// the restarted replicas are back: until then a read may fail).
 	for _, p := range c.nodes {
-		if err := check(quorumConn(t, p, "all", "all")); err != nil {
-			t.Fatalf("through %s at R=all: %v", p.ID, err)
-		}
+		conn := quorumConn(t, p, "all", "all")
+		var last error
+		waitFor(t, p.ID+" answers the merge at R=all", 30*time.Second, func() bool {
+			if last = check(conn); last != nil {
+				t.Logf("through %s at R=all: %v", p.ID, last)
+			}
+			return last == nil
+		})
 	}
 	// The types show through TYPE, and string commands refuse them.
 	if typ, err := all.Type(ctx, hash).Result(); err != nil || typ != "hash" {
@@ -180,4 +189,22 @@ func onReplicas(c *llCluster, reps []*proc, prefix string, i int) string {
 			return k
 		}
 	}
+}
+
+// waitSeesHealthy waits until p has reached each of peers since it started
+// (a fresh process knows no peer healthy until a call to it succeeded).
+func waitSeesHealthy(t *testing.T, p *proc, peers ...*proc) {
+	t.Helper()
+	waitFor(t, p.ID+" sees its peers healthy", 30*time.Second, func() bool {
+		st, err := p.status()
+		if err != nil {
+			return false
+		}
+		for _, q := range peers {
+			if !slices.ContainsFunc(st.Members, func(m client.Member) bool { return m.ID == q.ID && m.Healthy }) {
+				return false
+			}
+		}
+		return true
+	})
 }
