@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"pgregory.net/rapid"
+
 	"github.com/replicant-db/replicant/internal/crdt"
 	"github.com/replicant-db/replicant/internal/datatype"
 	"github.com/replicant-db/replicant/internal/engine"
@@ -554,4 +556,71 @@ func TestReplicaIncrMergesTheReadState(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Random commands — collection writes, SETs and DELs of a few keys —
+// through random coordinators, each with a random set of nodes down
+// (W=1, R=1, so coordinators miss each other's writes): once every node
+// is up, reads at R=all through any node answer the same, and read repair
+// leaves every replica holding the same state.
+func TestCollWritesConvergeUnderPartitions(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		c := newHTCluster(t, 3, Config{})
+		ids := []string{"n1", "n2", "n3"}
+		keys := []string{"k1", "k2"}
+		one := quorumCtx("1", "1")
+		steps := rapid.IntRange(1, 12).Draw(rt, "steps")
+		for range steps {
+			coord := rapid.SampledFrom(ids).Draw(rt, "coordinator")
+			for _, id := range ids {
+				c.setDown(id, id != coord && rapid.Bool().Draw(rt, "down"))
+			}
+			key := rapid.SampledFrom(keys).Draw(rt, "key")
+			m := rapid.SampledFrom([]string{"a", "b"}).Draw(rt, "member")
+			var err error
+			switch rapid.IntRange(0, 6).Draw(rt, "op") {
+			case 0:
+				err = collWrite(c.nodes[coord].eng, one, key, hsetOp(m, coord))
+			case 1:
+				err = collWrite(c.nodes[coord].eng, one, key, func(ct engine.CollTxn, _ []byte, c *crdt.Coll) {
+					c.Remove(crdt.CollHash, []byte(m), ct.Stamp())
+				})
+			case 2:
+				err = collWrite(c.nodes[coord].eng, one, key, saddOp(m))
+			case 3:
+				err = collWrite(c.nodes[coord].eng, one, key, sremOp(m))
+			case 4:
+				err = set(c.nodes[coord].eng, one, key, coord)
+			case 5:
+				_, err = c.nodes[coord].eng.Write(one, func(tx engine.Txn) error { tx.Del([]byte(key)); return nil })
+			case 6:
+				_, err = c.nodes[coord].eng.Write(one, func(tx engine.Txn) error {
+					_, err := tx.(engine.CounterTxn).IncrBy([]byte(key), 1)
+					if errors.Is(err, datatype.ErrWrongType) || errors.Is(err, engine.ErrNotInteger) {
+						return nil // refused, as Redis would
+					}
+					return err
+				})
+			}
+			if err != nil {
+				rt.Fatalf("step through %s: %v", coord, err)
+			}
+		}
+		for _, id := range ids {
+			c.setDown(id, false)
+		}
+		all := quorumCtx("all", "all")
+		for _, key := range keys {
+			want := lookup(t, c.nodes["n1"].eng, all, key)
+			for _, id := range ids[1:] {
+				if got := lookup(t, c.nodes[id].eng, all, key); got != want {
+					rt.Fatalf("%s reads through %s as %s, through n1 as %s", key, id, got, want)
+				}
+			}
+			waitUntil(t, "the replicas of "+key+" converge", func() bool {
+				a := c.nodes["n1"].stored(t, key)
+				return a.Equal(c.nodes["n2"].stored(t, key)) && a.Equal(c.nodes["n3"].stored(t, key))
+			})
+		}
+	})
 }
