@@ -607,6 +607,7 @@ func (c *aeComparison) pullBatch(ctx context.Context, batch []aePull) ([][]byte,
 			skip[i] = true // tombstones past their grace: the peer drops them too
 			continue
 		}
+		c.e.observe(st.Top())
 		theirs[i] = st
 	}
 	outs := make([][]byte, len(batch))

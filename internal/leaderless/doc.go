@@ -4,9 +4,15 @@
 //
 // The pure parts — the Ring (placement), the tallies that decide a
 // request's outcome from replica replies (WriteTally, ReadTally), and the
-// per-key State (siblings and a PN-counter) — have no clocks, goroutines
-// or I/O. Engine is the I/O around them: the coordinator's fan-out and a
-// replica's side of the Replica RPC.
+// per-key State (siblings, a PN-counter and a collection, crdt.Coll) —
+// have no clocks, goroutines or I/O. Engine is the I/O around them: the
+// coordinator's fan-out and a replica's side of the Replica RPC.
+//
+// Collections (hashes, sets, sorted sets) are one crdt.Coll per key in
+// its State; the txn is an engine.CollTxn and the reader an
+// engine.CollReader, which package datatype/convergent maps the
+// collection commands onto. State.Lookup decides what a key holds: the
+// newer of the winner sibling and the collection's newest live entry.
 //
 // Invariants:
 //   - Placement is a pure function of the member set: every node computes
@@ -20,5 +26,16 @@
 //   - A counter entry has one writer (the replica applying the increment,
 //     from its durable state), so increments are never lost.
 //   - Replicas only ever merge states (a join): repair, fan-out and
-//     retries in any order and any number of times converge.
+//     retries in any order and any number of times converge. A collection
+//     write is the coordinator's new Coll, joined into each replica's
+//     state (STORE), never written over it.
+//   - A collection entry's stamp comes from the coordinator's clock after
+//     it observed every stamp the command read, so it supersedes what the
+//     command saw; every node's clock observes the stamps it merges.
+//   - A SET or DEL clears, at a stamp of its own, the collection the
+//     command saw; entries stamped later (writes it did not see) survive,
+//     and the key shows whichever side is newer.
+//   - A state without a collection encodes as before collections
+//     existed; every encoding is canonical (anti-entropy compares hashes
+//     of encodings).
 package leaderless

@@ -290,6 +290,24 @@ func (e *Engine) now() crdt.Timestamp {
 	return e.clock.Now(time.Now().UnixMilli())
 }
 
+// observe raises the node's clock to at least seen's time (a hybrid
+// logical clock receiving a stamp), so that every write it stamps later
+// is newer than what it has seen: a collection entry or clear stamped by
+// another node's faster clock included.
+func (e *Engine) observe(seen crdt.Stamp) {
+	e.clockMu.Lock()
+	defer e.clockMu.Unlock()
+	e.clock.Restore(seen.Time)
+}
+
+// nowAfter is now, after observing seen.
+func (e *Engine) nowAfter(seen crdt.Stamp) crdt.Timestamp {
+	e.clockMu.Lock()
+	defer e.clockMu.Unlock()
+	e.clock.Restore(seen.Time)
+	return e.clock.Now(time.Now().UnixMilli())
+}
+
 // quorum resolves a request's quorum from ctx.
 func (e *Engine) quorum(ctx context.Context) (Quorum, error) {
 	q := DefaultQuorum(e.n)
@@ -571,6 +589,23 @@ func (e *Engine) Write(ctx context.Context, fn func(engine.Txn) error) (engine.T
 		return engine.Token{}, t.err
 	}
 	for _, w := range t.writes {
+		// The state sent is what the command read (the write's fan-out
+		// repairs the replicas that lack it) joined with the command's
+		// new collection state.
+		st := t.reads[string(w.key)]
+		if w.coll != nil {
+			st.Coll = st.Coll.Join(*w.coll)
+		}
+		if !w.str {
+			// A collection write alone: every replica joins the new
+			// state into its own (STORE); no dot is issued, the
+			// entries carry the command's stamps.
+			req := &pb.ReplicaRequest{Op: pb.ReplicaRequest_STORE, State: AppendState(nil, st)}
+			if _, err := e.writeKey(ctx, w.key, q, req); err != nil {
+				return engine.Token{}, err
+			}
+			continue
+		}
 		// The write supersedes what the command read just before it, or,
 		// when the client names a context (REPLICANT.CONTEXT), exactly
 		// what that context saw: writes it did not see stay as siblings.
@@ -582,7 +617,7 @@ func (e *Engine) Write(ctx context.Context, fn func(engine.Txn) error) (engine.T
 			}
 			causal = v
 		}
-		req := &pb.ReplicaRequest{Op: pb.ReplicaRequest_UPDATE, State: AppendState(nil, t.reads[string(w.key)]),
+		req := &pb.ReplicaRequest{Op: pb.ReplicaRequest_UPDATE, State: AppendState(nil, st),
 			Value: w.value, Deleted: w.deleted, ExpireAt: w.expireAt, Context: causal.String()}
 		if _, err := e.writeKey(ctx, w.key, q, req); err != nil {
 			return engine.Token{}, err

@@ -45,6 +45,7 @@ func (e *Engine) HandleReplica(ctx context.Context, req *pb.ReplicaRequest) (*pb
 		if err != nil {
 			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
+		e.observe(in.Top())
 		if target := req.GetHintFor(); target != "" {
 			return e.storeHint(ctx, target, key, in) // a stand-in (sloppy quorum): hints.go
 		}
@@ -62,9 +63,14 @@ func (e *Engine) HandleReplica(ctx context.Context, req *pb.ReplicaRequest) (*pb
 		if err != nil {
 			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
-		t := e.now()
 		out, err := e.change(ctx, key, func(cur State) (State, error) {
 			cur = cur.Merge(in)
+			// Stamped after everything the key holds here: the
+			// coordinator cleared the collection entries it read
+			// (txn.Set), and the value is newer than any this replica
+			// knows, so it is what the key holds (State.Lookup) unless
+			// a write stamped later elsewhere arrives.
+			t := e.nowAfter(cur.Top())
 			sibs, err := cur.Sibs.Update(causal, e.node.ID(), packValue(req.GetValue(), req.GetExpireAt()),
 				crdt.Meta{Time: t, Deleted: req.GetDeleted()})
 			if err != nil {
@@ -82,12 +88,20 @@ func (e *Engine) HandleReplica(ctx context.Context, req *pb.ReplicaRequest) (*pb
 		}
 		return &pb.ReplicaResponse{State: AppendState(nil, out)}, nil
 	case pb.ReplicaRequest_INCR:
+		// What the coordinator read, if it sent it (merged first, so that
+		// the increment is judged on at least what the read saw).
+		in, err := DecodeState(req.GetState())
+		if err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		e.observe(in.Top())
 		var res int64
 		var refusal string
 		out, err := e.change(ctx, key, func(cur State) (State, error) {
+			cur = cur.Merge(in)
 			next, n, err := cur.IncrBy(e.node.ID(), req.GetDelta(), e.now().WallMs)
 			switch {
-			case errors.Is(err, ErrNotInteger), errors.Is(err, ErrOverflow):
+			case errors.Is(err, ErrNotInteger), errors.Is(err, ErrOverflow), errors.Is(err, ErrWrongType):
 				refusal = err.Error()
 				return cur, nil
 			case err != nil:

@@ -2,7 +2,6 @@ package leaderless
 
 import (
 	"context"
-	"math"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,19 +17,28 @@ import (
 // grace may bring the deleted value back, as in Cassandra's gc_grace: the
 // grace must exceed the longest outage a replica may return from.
 
-// collectable reports whether a state is only tombstones older than the
-// grace at nowMs.
-func collectable(s State, nowMs int64, grace time.Duration) bool {
-	if s.Counter.Active() || s.Sibs.Len() == 0 {
+// tombstonesOnly reports whether a stored state holds nothing a read
+// would show at nowMs: siblings that are all tombstones, no live
+// increments, and a collection with no live entry (emptied by
+// HDEL/SREM/ZREM, cleared by a DEL or a SET, or expired).
+func tombstonesOnly(s State, nowMs int64) bool {
+	if s.Counter.Active() || (s.Sibs.Len() == 0 && s.Coll.IsZero()) {
 		return false
 	}
-	limit := nowMs - grace.Milliseconds()
 	for _, x := range s.Sibs.Values() {
-		if !x.Deleted || x.Time.WallMs > limit {
+		if !x.Deleted {
 			return false
 		}
 	}
-	return true
+	_, _, live := s.Coll.Visible(nowMs)
+	return !live
+}
+
+// collectable reports whether a state is only tombstones (tombstonesOnly)
+// and its newest stamp (a sibling's, or the collection's newest entry,
+// removal or clear) is older than the grace at nowMs.
+func collectable(s State, nowMs int64, grace time.Duration) bool {
+	return tombstonesOnly(s, nowMs) && s.Top().Time.WallMs <= nowMs-grace.Milliseconds()
 }
 
 // tombstoneBatch bounds one collection entry.
@@ -70,7 +78,7 @@ func (e *Engine) collectTombstones(ctx context.Context) (int, error) {
 		if err != nil {
 			return true
 		}
-		if collectable(st, math.MaxInt64/2, 0) { // only tombstones, whatever their age
+		if tombstonesOnly(st, now) { // whatever their age
 			held++
 		}
 		if len(keys) < tombstoneBatch && collectable(st, now, e.cfg.TombstoneGrace) {
