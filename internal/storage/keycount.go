@@ -187,7 +187,10 @@ type counter struct {
 	// dead whatever Pebble holds.
 	flushed bool
 	seen    map[string]keyState
-	it      *pebble.Iterator
+	// beforeFlush: keys the batch wrote before a FLUSHALL in it (seen
+	// forgets them), for the presence filter.
+	beforeFlush []string
+	it          *pebble.Iterator
 	// floor is set when the base count had to be scanned (an older store):
 	// count_floor is recorded with the batch.
 	floor    uint64
@@ -231,6 +234,11 @@ func (c *counter) entry(b *pebble.Batch, e *Entry, first int) {
 		case OpFlush:
 			c.n = KeyCount{}
 			c.flushed = true
+			// The keys written before the flush keep their versions
+			// below it: the presence filter must still learn them.
+			for key := range c.seen {
+				c.beforeFlush = append(c.beforeFlush, key)
+			}
 			clear(c.seen)
 			c.lastFlush = e.LSN
 		case OpSet, OpDel:
@@ -337,6 +345,9 @@ func (c *counter) applied() {
 	for key := range c.seen {
 		c.s.presence.addString(key)
 	}
+	for _, key := range c.beforeFlush {
+		c.s.presence.addString(key)
+	}
 	if full, n := c.s.presence.full(); full {
 		c.s.goBackground(func() { c.s.rebuildPresence(2 * n) })
 	}
@@ -348,6 +359,7 @@ func (c *counter) reset() {
 	c.applied()
 	c.close()
 	clear(c.seen)
+	c.beforeFlush = c.beforeFlush[:0]
 	c.flushed = false
 }
 

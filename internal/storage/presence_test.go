@@ -30,7 +30,7 @@ func TestBloomSetHasNoFalseNegatives(t *testing.T) {
 }
 
 // waitPresence waits until the store's presence filter is ready.
-func waitPresence(t *testing.T, s *Store) {
+func waitPresence(t testing.TB, s *Store) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

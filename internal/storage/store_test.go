@@ -26,6 +26,9 @@ func openTestStore(t testing.TB, dir string) *Store {
 		t.Fatalf("Open(%s): %v", dir, err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
+	// With the presence filter ready, every test also checks that it
+	// never hides a key (presence.go); before, reads and counts seek.
+	waitPresence(t, s)
 	return s
 }
 
