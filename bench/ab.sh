@@ -5,13 +5,15 @@
 #
 #   bench/ab.sh REV_A REV_B            # e.g. bench/ab.sh 04d3acb HEAD
 #
-# Env: ROUNDS (3), REQUESTS (100000), CLIENTS (64), SIZE (64), TESTS (set,get).
+# Env: ROUNDS (3), REQUESTS (100000), CLIENTS (64), SIZE (64), TESTS (set,get),
+# KEYSPACE (100000: redis-benchmark -r), PIPELINE (1: -P).
 # Ports 16391-16393 (RESP), 18091-18092, 19091-19092; everything runs from a
 # temporary directory that is removed on exit. Run it on an idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -eq 2 ] || { echo "usage: bench/ab.sh REV_A REV_B"; exit 2; }
 ROUNDS=${ROUNDS:-3}; REQUESTS=${REQUESTS:-100000}; CLIENTS=${CLIENTS:-64}; SIZE=${SIZE:-64}; TESTS=${TESTS:-set,get}
+KEYSPACE=${KEYSPACE:-100000}; PIPELINE=${PIPELINE:-1}
 for t in redis-server redis-benchmark redis-cli; do
   command -v $t >/dev/null || { echo "needs $t (apt-get install redis-server redis-tools)"; exit 1; }
 done
@@ -49,11 +51,11 @@ for r in $(seq "$ROUNDS"); do
       test=${test//\"/}; rps=${rps//\"/}
       echo "round $r $name $test $rps"
       runs[$name,$test]+="$rps "
-    done < <(redis-benchmark -p "$port" -t "$TESTS" -n "$REQUESTS" -c "$CLIENTS" -d "$SIZE" -r 100000 --csv | tail -n +2)
+    done < <(redis-benchmark -p "$port" -t "$TESTS" -n "$REQUESTS" -c "$CLIENTS" -d "$SIZE" -r "$KEYSPACE" -P "$PIPELINE" --csv | tail -n +2)
   done
 done
 median() { printf '%s\n' $1 | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-echo "medians (ops/s) over $ROUNDS rounds, $CLIENTS clients, $SIZE-byte values:"
+echo "medians (ops/s) over $ROUNDS rounds, $CLIENTS clients, $SIZE-byte values, -r $KEYSPACE, -P $PIPELINE:"
 for test in ${TESTS//,/ }; do
   T=${test^^}
   a=$(median "${runs[a,$T]}"); b=$(median "${runs[b,$T]}"); d=$(median "${runs[redis,$T]}")
