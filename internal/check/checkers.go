@@ -649,7 +649,9 @@ func Convergence(h *History) ConvergenceResult {
 // each session's own keys (written by it alone), by the order in which
 // the session wrote the values. A read of a session's own key must
 // return its last acknowledged write or a later one, and never one
-// older than it already read.
+// older than it already read. A read that returns a write of unknown
+// outcome is not judged: that write may have taken effect late, after
+// writes the session made after it.
 func SessionsInOrder(h *History) SessionResult {
 	writers := map[string]map[int]bool{}
 	for _, op := range h.Ops {
@@ -667,6 +669,7 @@ func SessionsInOrder(h *History) SessionResult {
 			value int64
 		}
 		ord := map[wkey]uint64{} // value → its place in the session's writes of the key
+		unknown := map[wkey]bool{}
 		next := map[string]uint64{}
 		wrote, read := map[string]uint64{}, map[string]uint64{}
 		for _, op := range ops {
@@ -680,6 +683,8 @@ func SessionsInOrder(h *History) SessionResult {
 				ord[wkey{op.Key, op.Value}] = next[op.Key]
 				if op.Outcome == Ok {
 					wrote[op.Key] = next[op.Key]
+				} else {
+					unknown[wkey{op.Key, op.Value}] = true
 				}
 			case op.Kind == Read && op.Outcome == Ok && op.Consistency == Session:
 				res.Reads++
@@ -687,6 +692,17 @@ func SessionsInOrder(h *History) SessionResult {
 				if op.Found {
 					var ok bool
 					if saw, ok = ord[wkey{op.Key, op.Value}]; !ok {
+						continue
+					}
+					if unknown[wkey{op.Key, op.Value}] {
+						// A write whose client gave up may still take
+						// effect at any time (a request retransmitted
+						// once a partition heals): after the session's
+						// later writes too, so reading it judges nothing.
+						// It did take effect after every write acknowledged
+						// before it began, which later reads must not
+						// go back behind.
+						read[op.Key] = max(read[op.Key], saw)
 						continue
 					}
 				}
