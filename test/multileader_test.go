@@ -456,12 +456,33 @@ func TestMultiLeaderCountersAndSessionAcrossSites(t *testing.T) {
 		// A value or a nil answer both mean the read did not wait.
 		t.Fatalf("us answered %q, %v with eu's token %s while not pulling eu: the session read did not wait", v, err, tok)
 	}
+	// A write carries the session too: us must apply eu's write before
+	// it stamps the session's next one, or a us clock behind eu's could
+	// stamp it below the older write and last-writer-wins would show the
+	// session its older value. While us cannot pull eu, it must wait.
+	earlyW := session()
+	shortW, cancelW := context.WithTimeout(ctx, time.Second)
+	err = earlyW.Set(shortW, "after", "w", 0).Err()
+	cancelW()
+	earlyW.Close()
+	if err == nil {
+		t.Fatalf("us took a session write with eu's token %s while not pulling eu: the write did not wait for the token", tok)
+	}
 	addLink(t, sites[1], sites[0])
 	usConn := session()
 	defer usConn.Close()
 	if v, err := usConn.Get(ctx, "moved").Result(); err != nil || v != "v1" {
 		t.Fatalf("us with eu's token %s reads %q, %v", tok, v, err)
 	}
+	// Once covered, the session's write goes through and, stamped after
+	// eu's, wins on both sites.
+	if err := usConn.Set(ctx, "moved", "v2", 0).Err(); err != nil {
+		t.Fatalf("session write on us after its token is covered: %v", err)
+	}
+	waitFor(t, "eu reads the session's newer moved = v2", 20*time.Second, func() bool {
+		v, err := eu.Get(ctx, "moved").Result()
+		return err == nil && v == "v2"
+	})
 
 	// FLUSHALL cannot converge: refused, nothing lost.
 	if err := eu.FlushAll(ctx).Err(); err == nil || !strings.Contains(err.Error(), "multi-leader") {

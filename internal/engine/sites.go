@@ -171,3 +171,24 @@ type RingMember struct {
 	// ask it until every member has handed off its keys for the new ring.
 	Joining bool `json:"joining,omitempty"`
 }
+
+type writeFloorKey struct{}
+
+// WithWriteFloor returns ctx carrying a session's token for a write. A
+// mode whose sites take writes concurrently (multi-leader) first applies
+// everything the token covers, so the write is ordered after the
+// session's earlier writes made on other sites: last-writer-wins then
+// keeps read-your-writes across sites. Other modes need not: their write
+// path already sees every acknowledged write.
+func WithWriteFloor(ctx context.Context, floor Token) context.Context {
+	if floor.IsZero() {
+		return ctx
+	}
+	return context.WithValue(ctx, writeFloorKey{}, floor)
+}
+
+// WriteFloorFrom returns the token WithWriteFloor put in ctx.
+func WriteFloorFrom(ctx context.Context) (Token, bool) {
+	t, ok := ctx.Value(writeFloorKey{}).(Token)
+	return t, ok
+}

@@ -156,6 +156,16 @@ func (e *Engine) rawWrite(ctx context.Context, fn func(lsnTxn) error) (engine.To
 
 // Write runs a client command.
 func (e *Engine) Write(ctx context.Context, fn func(engine.Txn) error) (engine.Token, error) {
+	if floor, ok := engine.WriteFloorFrom(ctx); ok && floor.Vector != "" {
+		// The session wrote on other sites: apply those writes here first,
+		// so the clock has seen their stamps and this write's stamp is
+		// later. Without it a site whose clock is behind could stamp the
+		// session's newer write below its older one, and last-writer-wins
+		// would show the older value to the session.
+		if _, err := e.Read(ctx, engine.Consistency{Level: engine.LevelSession}, floor); err != nil {
+			return engine.Token{}, err
+		}
+	}
 	var t *txn
 	tok, err := e.rawWrite(ctx, func(tx lsnTxn) error {
 		t = &txn{e: e, tx: tx}

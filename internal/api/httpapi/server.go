@@ -248,6 +248,21 @@ func (s *Server) record(cmd string, start time.Time, err error) {
 	m.OpLatency.WithLabelValues("http", cmd).Observe(time.Since(start).Seconds())
 }
 
+// writeFloor carries a write's Replicant-Token into its context: in
+// multi-leader mode the site first applies what the token covers
+// (engine.WithWriteFloor).
+func writeFloor(r *http.Request) (context.Context, error) {
+	t := r.Header.Get(HeaderToken)
+	if t == "" {
+		return r.Context(), nil
+	}
+	floor, err := engine.ParseToken(t)
+	if err != nil {
+		return nil, err
+	}
+	return engine.WithWriteFloor(r.Context(), floor), nil
+}
+
 // readParams parses the consistency and token headers.
 func readParams(r *http.Request) (engine.Consistency, engine.Token, error) {
 	c, err := engine.ParseConsistency(r.Header.Get(HeaderConsistency))
@@ -368,7 +383,12 @@ func (s *Server) putKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("value too large (more than max %d bytes)", limit))
 		return
 	}
-	tok, err := s.b.Write(r.Context(), func(tx engine.Txn) error {
+	ctx, err := writeFloor(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	tok, err := s.b.Write(ctx, func(tx engine.Txn) error {
 		var exp int64
 		if ttl > 0 {
 			exp = tx.NowMs() + ttl.Milliseconds()
@@ -389,7 +409,12 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	key := kvKey(r)
 	existed := false
-	tok, err := s.b.Write(r.Context(), func(tx engine.Txn) error {
+	ctx, err := writeFloor(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	tok, err := s.b.Write(ctx, func(tx engine.Txn) error {
 		_, ok, err := tx.Get(key)
 		if err != nil {
 			return err

@@ -34,10 +34,20 @@ func (c *client) write(fn func(tx engine.Txn) error) bool {
 // writeCtx is the context of the next write: the connection's, with the
 // causal context REPLICANT.CONTEXT set for this one write (leaderless).
 func (c *client) writeCtx() context.Context {
-	if c.causal == "" {
-		return c.ctx
+	ctx := c.ctx
+	// The session's floor orders the write after the session's writes on
+	// other sites (multi-leader; engine.WithWriteFloor), as it binds reads.
+	floor := c.floor
+	if c.cons.Level == engine.LevelSession {
+		floor = floor.Later(c.token)
 	}
-	ctx := engine.WithCausalContext(c.ctx, c.causal)
+	if floor.Vector != "" {
+		ctx = engine.WithWriteFloor(ctx, floor)
+	}
+	if c.causal == "" {
+		return ctx
+	}
+	ctx = engine.WithCausalContext(ctx, c.causal)
 	c.causal = ""
 	return ctx
 }

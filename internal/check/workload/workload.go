@@ -231,7 +231,7 @@ func outcomeOf(status int, err error) check.Outcome {
 
 // put writes key=value through node nd (a follower redirects to the
 // leader) and records the op.
-func (r *runner) put(ctx context.Context, p int, kind check.Kind, nd *local.Node, key string, value int64) (token string) {
+func (r *runner) put(ctx context.Context, p int, kind check.Kind, nd *local.Node, key string, value int64, floor string) (token string) {
 	op := check.Op{Process: p, Kind: kind, Key: key, Value: value, Start: r.now()}
 	body := []byte(strconv.FormatInt(value, 10))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+nd.HTTP+"/v1/kv/"+url.PathEscape(key), bytes.NewReader(body))
@@ -240,6 +240,11 @@ func (r *runner) put(ctx context.Context, p int, kind check.Kind, nd *local.Node
 	}
 	if r.cfg.Leaderless {
 		req.Header.Set("Replicant-W", r.cfg.W)
+	}
+	if floor != "" {
+		// A session's writes carry its token, as the Go client sends it:
+		// a multi-leader site orders the write after what it covers.
+		req.Header.Set("Replicant-Token", floor)
 	}
 	resp, err := r.hc.Do(req)
 	op.End = r.now()
@@ -350,9 +355,9 @@ func (r *runner) registerClient(ctx context.Context, p int, rng *rand.Rand) {
 		for seq := int64(1); ctx.Err() == nil; seq++ {
 			switch rng.IntN(3) {
 			case 0: // its own key
-				r.put(ctx, p, check.Write, r.pick(rng), fmt.Sprintf("%sr%d-%d", r.cfg.Prefix, p, rng.IntN(3)), unique(p, seq))
+				r.put(ctx, p, check.Write, r.pick(rng), fmt.Sprintf("%sr%d-%d", r.cfg.Prefix, p, rng.IntN(3)), unique(p, seq), "")
 			case 1: // a key every register client writes: conflicts across sites
-				r.put(ctx, p, check.Write, r.pick(rng), fmt.Sprintf("%sx%d", r.cfg.Prefix, rng.IntN(3)), unique(p, seq))
+				r.put(ctx, p, check.Write, r.pick(rng), fmt.Sprintf("%sx%d", r.cfg.Prefix, rng.IntN(3)), unique(p, seq), "")
 			default:
 				key := fmt.Sprintf("%sr%d-%d", r.cfg.Prefix, 1+rng.IntN(r.cfg.Registers), rng.IntN(3))
 				r.get(ctx, p, r.pick(rng), key, check.Eventual, "")
@@ -363,7 +368,7 @@ func (r *runner) registerClient(ctx context.Context, p int, rng *rand.Rand) {
 	if r.cfg.Leaderless {
 		for seq := int64(1); ctx.Err() == nil; seq++ {
 			if rng.IntN(2) == 0 {
-				r.put(ctx, p, check.Write, r.pick(rng), fmt.Sprintf("%sr%d-%d", r.cfg.Prefix, p, rng.IntN(3)), unique(p, seq))
+				r.put(ctx, p, check.Write, r.pick(rng), fmt.Sprintf("%sr%d-%d", r.cfg.Prefix, p, rng.IntN(3)), unique(p, seq), "")
 			} else {
 				// Register clients are processes 1..Registers.
 				key := fmt.Sprintf("%sr%d-%d", r.cfg.Prefix, 1+rng.IntN(r.cfg.Registers), rng.IntN(3))
@@ -375,7 +380,7 @@ func (r *runner) registerClient(ctx context.Context, p int, rng *rand.Rand) {
 	for seq := int64(1); ctx.Err() == nil; seq++ {
 		key := fmt.Sprintf("%sr%d", r.cfg.Prefix, rng.IntN(3))
 		if rng.IntN(2) == 0 {
-			r.put(ctx, p, check.Write, r.pick(rng), key, unique(p, seq))
+			r.put(ctx, p, check.Write, r.pick(rng), key, unique(p, seq), "")
 		} else {
 			r.get(ctx, p, r.pick(rng), key, check.Linearizable, "")
 		}
@@ -389,7 +394,7 @@ func (r *runner) siblingClient(ctx context.Context, p int, rng *rand.Rand) {
 	for seq := int64(1); ctx.Err() == nil; seq++ {
 		key := fmt.Sprintf("%sx%d", r.cfg.Prefix, rng.IntN(3))
 		if rng.IntN(2) == 0 {
-			r.put(ctx, p, check.Write, r.pick(rng), key, unique(p, seq))
+			r.put(ctx, p, check.Write, r.pick(rng), key, unique(p, seq), "")
 		} else {
 			r.get(ctx, p, r.pick(rng), key, check.Siblings, "")
 		}
@@ -399,7 +404,7 @@ func (r *runner) siblingClient(ctx context.Context, p int, rng *rand.Rand) {
 // insertClient writes keys once each: an acknowledged one must survive.
 func (r *runner) insertClient(ctx context.Context, p int, rng *rand.Rand) {
 	for seq := int64(1); ctx.Err() == nil; seq++ {
-		r.put(ctx, p, check.Insert, r.pick(rng), fmt.Sprintf("%su%d-%d", r.cfg.Prefix, p, seq), unique(p, seq))
+		r.put(ctx, p, check.Insert, r.pick(rng), fmt.Sprintf("%su%d-%d", r.cfg.Prefix, p, seq), unique(p, seq), "")
 	}
 }
 
@@ -499,7 +504,7 @@ func (r *runner) sessionClient(ctx context.Context, p int, rng *rand.Rand) {
 	key := fmt.Sprintf("%ss%d", r.cfg.Prefix, p)
 	token := "" // everything this session has seen, as the Go client keeps it
 	for seq := int64(1); ctx.Err() == nil; seq++ {
-		token = later(token, r.put(ctx, p, check.Write, r.pick(rng), key, unique(p, seq)))
+		token = later(token, r.put(ctx, p, check.Write, r.pick(rng), key, unique(p, seq), token))
 		token = later(token, r.get(ctx, p, r.pick(rng), key, check.Session, token))
 		shared := fmt.Sprintf("%sr%d", r.cfg.Prefix, rng.IntN(3))
 		if r.cfg.MultiLeader {
