@@ -9,8 +9,8 @@ import (
 )
 
 // ErrWrongType is a command on a key that holds another type. Its text is
-// Redis's reply.
-var ErrWrongType = errors.New("WRONGTYPE Operation against a key holding the wrong kind of value")
+// Redis's reply. It is engine's, which the modes return too.
+var ErrWrongType = engine.ErrWrongType
 
 // ErrCorrupt is a collection's stored metadata or element that does not
 // decode.

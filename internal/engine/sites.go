@@ -106,9 +106,13 @@ func (e *UnsupportedError) Error() string {
 }
 
 // Errors a CounterTxn returns, which the APIs answer as Redis does.
+// ErrWrongType is also any command's on a key holding another type (its
+// text is Redis's reply); it lives here so that the modes, below the
+// collection layer, can return it.
 var (
 	ErrNotInteger = errors.New("value is not an integer or out of range")
 	ErrOverflow   = errors.New("increment or decrement would overflow")
+	ErrWrongType  = errors.New("WRONGTYPE Operation against a key holding the wrong kind of value")
 )
 
 // CounterTxn is implemented by the Txn of modes where concurrent

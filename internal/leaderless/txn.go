@@ -5,7 +5,6 @@ import (
 	"errors"
 
 	"github.com/replicant-db/replicant/internal/crdt"
-	"github.com/replicant-db/replicant/internal/datatype"
 	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/transport/pb"
 )
@@ -252,7 +251,7 @@ func (t *txn) IncrBy(key []byte, delta int64) (int64, error) {
 		return 0, err
 	}
 	if v, ok := st.Lookup(t.nowMs); ok && v.Type != engine.TypeString {
-		return 0, datatype.ErrWrongType
+		return 0, engine.ErrWrongType
 	}
 	// The replica merges what the command read and the collection it
 	// changed (a collection it emptied no longer holds the key).
@@ -268,7 +267,7 @@ func (t *txn) IncrBy(key []byte, delta int64) (int64, error) {
 	switch resp.Refusal {
 	case "":
 	case ErrWrongType.Error():
-		return 0, datatype.ErrWrongType
+		return 0, engine.ErrWrongType
 	case ErrNotInteger.Error():
 		return 0, engine.ErrNotInteger
 	case ErrOverflow.Error():

@@ -11,7 +11,6 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/replicant-db/replicant/internal/crdt"
-	"github.com/replicant-db/replicant/internal/datatype"
 	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/transport/pb"
 )
@@ -273,7 +272,7 @@ func TestIncrByOnACollectionIsWrongType(t *testing.T) {
 		_, err := tx.(engine.CounterTxn).IncrBy([]byte("h"), 1)
 		return err
 	})
-	if !errors.Is(err, datatype.ErrWrongType) {
+	if !errors.Is(err, engine.ErrWrongType) {
 		t.Fatalf("INCR on a hash: %v, want WRONGTYPE", err)
 	}
 	if got := lookup(t, c.nodes["n3"].eng, quorumCtx("all", "all"), "h"); got != "hash[f=1]" {
@@ -288,7 +287,7 @@ func TestIncrByOnACollectionIsWrongType(t *testing.T) {
 		_, err := tx.(engine.CounterTxn).IncrBy([]byte("fresh"), 1)
 		return err
 	})
-	if !errors.Is(err, datatype.ErrWrongType) {
+	if !errors.Is(err, engine.ErrWrongType) {
 		t.Fatalf("HSET then INCR in one command: %v, want WRONGTYPE", err)
 	}
 	// A command that empties the hash and then increments the key counts:
@@ -596,7 +595,7 @@ func TestCollWritesConvergeUnderPartitions(t *testing.T) {
 			case 6:
 				_, err = c.nodes[coord].eng.Write(one, func(tx engine.Txn) error {
 					_, err := tx.(engine.CounterTxn).IncrBy([]byte(key), 1)
-					if errors.Is(err, datatype.ErrWrongType) || errors.Is(err, engine.ErrNotInteger) {
+					if errors.Is(err, engine.ErrWrongType) || errors.Is(err, engine.ErrNotInteger) {
 						return nil // refused, as Redis would
 					}
 					return err

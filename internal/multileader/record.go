@@ -9,7 +9,6 @@ import (
 	"strconv"
 
 	"github.com/replicant-db/replicant/internal/crdt"
-	"github.com/replicant-db/replicant/internal/datatype"
 	"github.com/replicant-db/replicant/internal/engine"
 )
 
@@ -222,11 +221,11 @@ func clearedAt(c crdt.Coll, stamp crdt.Stamp) crdt.Coll {
 // counter under site, so increments on other sites all count. An expired
 // record is first deleted at stamp (Redis starts an expired key from 0).
 //
-// A key holding a collection is not a number: datatype.ErrWrongType, which
+// A key holding a collection is not a number: engine.ErrWrongType, which
 // the APIs answer as Redis does.
 func (r Record) IncrBy(site string, stamp crdt.Stamp, delta int64, nowMs int64) (Record, int64, error) {
 	if t, ok := r.Holds(nowMs); ok && t != engine.TypeString {
-		return r, 0, datatype.ErrWrongType
+		return r, 0, engine.ErrWrongType
 	}
 	if r.expired(nowMs) {
 		r = r.Del(stamp)

@@ -8,7 +8,6 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/replicant-db/replicant/internal/crdt"
-	"github.com/replicant-db/replicant/internal/datatype"
 	"github.com/replicant-db/replicant/internal/engine"
 )
 
@@ -221,7 +220,7 @@ func TestConcurrentCollectionWrites(t *testing.T) {
 func TestIncrByOnCollection(t *testing.T) {
 	p := newPair(t, hset("f", "1"))
 	s := p.a
-	if _, _, err := s.rec.IncrBy(s.name, s.stamp(), 1, 0); !errors.Is(err, datatype.ErrWrongType) {
+	if _, _, err := s.rec.IncrBy(s.name, s.stamp(), 1, 0); !errors.Is(err, engine.ErrWrongType) {
 		t.Fatalf("INCR of a hash: %v, want WRONGTYPE", err)
 	}
 	s.collWrite(func(c *crdt.Coll, at crdt.Stamp) { c.SetExpire(50, at) })

@@ -218,7 +218,7 @@ func (t *txn) FlushAll() {
 }
 
 // IncrBy adds delta to key's counter under this site's id; a key holding
-// a collection answers datatype.ErrWrongType.
+// a collection answers engine.ErrWrongType.
 func (t *txn) IncrBy(key []byte, delta int64) (int64, error) {
 	if t.err != nil {
 		return 0, t.err
@@ -232,7 +232,7 @@ func (t *txn) IncrBy(key []byte, delta int64) (int64, error) {
 	}
 	next, res, err := cur.IncrBy(t.e.site, t.Stamp(), delta, t.NowMs())
 	if err != nil {
-		return 0, err // engine.ErrNotInteger, ErrOverflow or datatype.ErrWrongType, as the APIs answer them
+		return 0, err // engine.ErrNotInteger, ErrOverflow or engine.ErrWrongType, as the APIs answer them
 	}
 	if next.Reg.Stamp != cur.Reg.Stamp {
 		next.stampOrigin(t.tx.LSN()) // an expired key was deleted first

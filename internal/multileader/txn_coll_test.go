@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/replicant-db/replicant/internal/crdt"
-	"github.com/replicant-db/replicant/internal/datatype"
 	"github.com/replicant-db/replicant/internal/engine"
 	"github.com/replicant-db/replicant/internal/storage"
 )
@@ -72,7 +71,7 @@ func TestTxnCollection(t *testing.T) {
 
 	// INCR h: WRONGTYPE, nothing written.
 	before := string(st.m["h"])
-	if _, err := tx.IncrBy([]byte("h"), 1); !errors.Is(err, datatype.ErrWrongType) {
+	if _, err := tx.IncrBy([]byte("h"), 1); !errors.Is(err, engine.ErrWrongType) {
 		t.Fatalf("INCR of a hash: %v, want WRONGTYPE", err)
 	}
 	if string(st.m["h"]) != before {
