@@ -145,22 +145,32 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {
+	log, _, err := newGatedLogger(level, format)
+	return log, err
+}
+
+// newGatedLogger is newLogger with a gate that can silence it (logGate).
+func newGatedLogger(level, format string) (*slog.Logger, *logGate, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("invalid --log-level %q: %w", level, err)
+		return nil, nil, fmt.Errorf("invalid --log-level %q: %w", level, err)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+		h = slog.NewTextHandler(os.Stderr, opts)
 	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+		h = slog.NewJSONHandler(os.Stderr, opts)
+	default:
+		return nil, nil, fmt.Errorf("invalid --log-format %q: want text or json", format)
 	}
-	return nil, fmt.Errorf("invalid --log-format %q: want text or json", format)
+	gate := &logGate{}
+	return slog.New(gatedHandler{h: h, gate: gate}), gate, nil
 }
 
 func runServer(ctx context.Context, f serverFlags) error {
-	log, err := newLogger(f.logLevel, f.logFormat)
+	log, logs, err := newGatedLogger(f.logLevel, f.logFormat)
 	if err != nil {
 		return err
 	}
@@ -283,7 +293,9 @@ func runServer(ctx context.Context, f serverFlags) error {
 		// Corrupt data, or a storage failure Pebble cannot go on from.
 		// Closing the node would write (a final sync, Pebble's close) and
 		// could wait on Pebble's stopped goroutine; everything acknowledged
-		// is already durable. The error is the one line main prints.
+		// is already durable. The error is the one line main prints,
+		// and the last: the goroutines left running log no more.
+		logs.mute()
 		return n.Store().FatalErr()
 	}
 	cancel()

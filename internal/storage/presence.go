@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"errors"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -162,8 +163,14 @@ func (s *Store) rebuildPresence(capacity int64) {
 		}
 		next, done, err := s.presenceStep(b, from)
 		if err != nil {
-			s.log.Warn("storage: the key presence filter could not be built; writes count keys by seeking instead",
-				"dir", s.dir, "err", oneLine(err))
+			// Corruption is fatal and reported once, by whoever stops
+			// the process on it (Fatal): a second line naming the file
+			// here would only say it again.
+			var ce *CorruptionError
+			if !errors.As(err, &ce) {
+				s.log.Warn("storage: the key presence filter could not be built; writes count keys by seeking instead",
+					"dir", s.dir, "err", oneLine(err))
+			}
 			return
 		}
 		if done {
@@ -187,7 +194,7 @@ func (s *Store) presenceStep(b *bloomSet, from []byte) (next []byte, done bool, 
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: []byte{famVersion + 1}})
 	if err != nil {
-		return nil, false, err
+		return nil, false, s.readErr(err)
 	}
 	defer it.Close()
 	n := 0
@@ -204,7 +211,7 @@ func (s *Store) presenceStep(b *bloomSet, from []byte) (next []byte, done bool, 
 		}
 		n++
 	}
-	return nil, true, it.Error()
+	return nil, true, s.readErr(it.Error())
 }
 
 // goBackground runs fn on a goroutine that Close waits for, unless the
