@@ -141,6 +141,15 @@ func (l ListView) collect(start, stop int64) ([][]byte, error) {
 	if start > stop {
 		return nil, nil
 	}
+	if start == stop {
+		// One element (LPOP, RPOP, LINDEX's neighbours): a point read is
+		// cheaper than opening a scan over the write's state.
+		v, err := l.Index(start)
+		if err != nil {
+			return nil, err
+		}
+		return [][]byte{bytes.Clone(v)}, nil
+	}
 	out := make([][]byte, 0, stop-start+1)
 	err := l.Range(start, stop, func(_ int64, v []byte) bool {
 		out = append(out, bytes.Clone(v))

@@ -27,20 +27,15 @@ func (r *Reader) ScanReverse(end []byte, fn func(key []byte, v engine.Version) b
 // end (every key when end is nil), newest versions merged with the batch's
 // and the proposal's own writes, in descending key order.
 func (t *Txn) ScanReverse(end []byte, fn func(key []byte, v engine.Version) bool) error {
-	over, flushed := t.overlay()
-	keys := make([]string, 0, len(over))
-	for k := range over {
-		if end == nil || k < string(end) {
-			keys = append(keys, k)
-		}
-	}
+	keys, flushed := t.overlayKeys(func(k string) bool { return end == nil || k < string(end) })
 	slices.Sort(keys)
+	keys = slices.Compact(keys)
 	slices.Reverse(keys)
 	stopped := false
 	// emit offers fn one key of the overlay; false once fn stops.
 	emit := func(k string) bool {
-		v := over[k]
-		if v.Deleted || v.Expired(t.nowMs) {
+		v, live := t.overlayGet(k)
+		if !live || v.Expired(t.nowMs) {
 			return true
 		}
 		if !fn([]byte(k), asVersion(v)) {
@@ -58,7 +53,7 @@ func (t *Txn) ScanReverse(end []byte, fn func(key []byte, v engine.Version) bool
 			}
 			if i < len(keys) && keys[i] == string(k) {
 				i++
-				return emit(string(k)) // the newer write replaces the stored one
+				return emit(keys[i-1]) // the newer write replaces the stored one
 			}
 			if v.Expired(t.nowMs) {
 				return true

@@ -161,19 +161,14 @@ var _ engine.ScanTxn = (*Txn)(nil)
 // start in key order: the store's newest versions merged with the writes
 // of the batch's earlier proposals and of this one.
 func (t *Txn) Scan(start []byte, fn func(key []byte, v engine.Version) bool) error {
-	over, flushed := t.overlay()
-	keys := make([]string, 0, len(over))
-	for k := range over {
-		if k >= string(start) {
-			keys = append(keys, k)
-		}
-	}
+	keys, flushed := t.overlayKeys(func(k string) bool { return k >= string(start) })
 	slices.Sort(keys)
+	keys = slices.Compact(keys)
 	stopped := false
 	// emit offers fn one key of the overlay; false once fn stops.
 	emit := func(k string) bool {
-		v := over[k]
-		if v.Deleted || v.Expired(t.nowMs) {
+		v, live := t.overlayGet(k)
+		if !live || v.Expired(t.nowMs) {
 			return true
 		}
 		if !fn([]byte(k), asVersion(v)) {
@@ -191,7 +186,7 @@ func (t *Txn) Scan(start []byte, fn func(key []byte, v engine.Version) bool) err
 			}
 			if i < len(keys) && keys[i] == string(k) {
 				i++
-				return emit(string(k)) // the newer write replaces the stored one
+				return emit(keys[i-1]) // the newer write replaces the stored one
 			}
 			if v.Expired(t.nowMs) {
 				return true
@@ -214,26 +209,47 @@ func (t *Txn) Scan(start []byte, fn func(key []byte, v engine.Version) bool) err
 	return nil
 }
 
-// overlay is what the batch's earlier proposals and this one wrote, by
-// key (tombstones included), and whether one of them flushed everything
-// stored.
-func (t *Txn) overlay() (map[string]storage.Version, bool) {
-	over := make(map[string]storage.Version, len(t.group.vals)+len(t.ops))
+// overlayKeys lists the keys that in reports true for among those the
+// batch's earlier proposals and this one wrote (tombstones included, in no
+// order, possibly repeated), and whether one of them flushed everything
+// stored. It copies no values: a scan is often one pop or one range read
+// in a batch of many writes, and the per-scan copy of the batch's writes
+// was most of such a command's cost.
+func (t *Txn) overlayKeys(in func(string) bool) ([]string, bool) {
 	flushed := t.group.flushed
-	for k, v := range t.group.vals {
-		over[k] = v
-	}
-	for i := range t.ops {
-		op := &t.ops[i]
-		v, _, _ := opVersion(op, op.Key)
-		if op.Kind == storage.OpFlush {
-			clear(over)
-			flushed = true
-			continue
+	from := 0 // this proposal's ops after its last FLUSH
+	for i := len(t.ops) - 1; i >= 0; i-- {
+		if t.ops[i].Kind == storage.OpFlush {
+			from, flushed = i+1, true
+			break
 		}
-		over[string(op.Key)] = v
 	}
-	return over, flushed
+	var keys []string
+	if from == 0 {
+		// Without a FLUSH of its own, the earlier proposals' writes show.
+		for k := range t.group.vals {
+			if in(k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	for i := from; i < len(t.ops); i++ {
+		if k := string(t.ops[i].Key); in(k) {
+			keys = append(keys, k)
+		}
+	}
+	return keys, flushed
+}
+
+// overlayGet is the version of a key overlayKeys listed, and whether it
+// is live.
+func (t *Txn) overlayGet(k string) (storage.Version, bool) {
+	key := []byte(k)
+	if v, live, hit := t.own(key); hit {
+		return v, live
+	}
+	v, live, _ := t.group.get(key)
+	return v, live
 }
 
 // Set stores value under key; expireAtMs 0 means no expiry.

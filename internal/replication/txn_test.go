@@ -207,25 +207,43 @@ func TestTxnViewMatchesCommittedState(t *testing.T) {
 	tests := []struct {
 		name  string
 		batch []func(engine.Txn) error
-		want  string
+		// own, if set, runs in the observing proposal before it reads:
+		// the view then includes that proposal's own writes.
+		own  func(engine.Txn)
+		want string
 	}{
-		{"plain writes", []func(engine.Txn) error{set("c", "3"), set("a", "9")}, "a=9 b=2 c=3 f=new"},
+		{"plain writes", []func(engine.Txn) error{set("c", "3"), set("a", "9")}, nil, "a=9 b=2 c=3 f=new"},
 		{"flush then set in one entry",
-			[]func(engine.Txn) error{func(tx engine.Txn) error { tx.FlushAll(); tx.Set([]byte("c"), []byte("3"), 0); return nil }},
+			[]func(engine.Txn) error{func(tx engine.Txn) error { tx.FlushAll(); tx.Set([]byte("c"), []byte("3"), 0); return nil }}, nil,
 			"c=3"},
 		{"set then flush in one entry",
-			[]func(engine.Txn) error{func(tx engine.Txn) error { tx.Set([]byte("c"), []byte("3"), 0); tx.FlushAll(); return nil }},
+			[]func(engine.Txn) error{func(tx engine.Txn) error { tx.Set([]byte("c"), []byte("3"), 0); tx.FlushAll(); return nil }}, nil,
 			""},
 		{"flush then set in later entry of the batch",
-			[]func(engine.Txn) error{func(tx engine.Txn) error { tx.FlushAll(); return nil }, set("d", "4")},
+			[]func(engine.Txn) error{func(tx engine.Txn) error { tx.FlushAll(); return nil }, set("d", "4")}, nil,
 			"d=4"},
 		{"delete and re-set",
-			[]func(engine.Txn) error{func(tx engine.Txn) error { tx.Del([]byte("a")); return nil }, set("a", "again")},
+			[]func(engine.Txn) error{func(tx engine.Txn) error { tx.Del([]byte("a")); return nil }, set("a", "again")}, nil,
 			"a=again b=2 f=new"},
 		{"set with expiry in the past",
-			[]func(engine.Txn) error{func(tx engine.Txn) error { tx.Set([]byte("c"), []byte("x"), tx.NowMs()-1); return nil }},
+			[]func(engine.Txn) error{func(tx engine.Txn) error { tx.Set([]byte("c"), []byte("x"), tx.NowMs()-1); return nil }}, nil,
 			"a=1 b=2 f=new"},
-		{"increment twice in one batch", []func(engine.Txn) error{increment("n"), increment("n")}, "a=1 b=2 f=new n=2"},
+		{"increment twice in one batch", []func(engine.Txn) error{increment("n"), increment("n")}, nil, "a=1 b=2 f=new n=2"},
+		{"own writes over the batch's", []func(engine.Txn) error{set("c", "1"), set("d", "1")},
+			func(tx engine.Txn) {
+				tx.Set([]byte("c"), []byte("2"), 0)
+				tx.Del([]byte("d"))
+				tx.Set([]byte("c"), []byte("3"), 0)
+				tx.Del([]byte("b"))
+			},
+			"a=1 c=3 f=new"},
+		{"own flush hides the batch's writes", []func(engine.Txn) error{set("c", "1")},
+			func(tx engine.Txn) {
+				tx.Set([]byte("e"), []byte("gone"), 0)
+				tx.FlushAll()
+				tx.Set([]byte("d"), []byte("4"), 0)
+			},
+			"d=4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,6 +252,9 @@ func TestTxnViewMatchesCommittedState(t *testing.T) {
 			var view []string
 			var scanned, scannedBack string
 			observe := func(tx engine.Txn) error {
+				if tt.own != nil {
+					tt.own(tx)
+				}
 				scanned = txnScan(t, tx.(*Txn), "")
 				scannedBack = txnScanReverse(t, tx.(*Txn), "")
 				for _, k := range append(keys, "n") {
