@@ -9,7 +9,9 @@
 #
 # Env: SIZE_MB (1024), VALUE_SIZE (16384), LOAD_CLIENTS (16), REPEAT (2:
 # joins n4, then n5, one after the other; Redis: two fresh replicas),
-# OUT (CSV; default bench/results/join-DATE.csv).
+# OUT (CSV; default bench/results/join-DATE.csv), PROFILE (seconds: CPU
+# profiles of the leader and the joining node during the join, saved next
+# to OUT).
 #
 # MB/s is logical data: key + value + 16 bytes per pair, the count that
 # replicant's "snapshot installed" / "snapshot sent" log lines use; the Redis
@@ -63,6 +65,12 @@ for r in $(seq "$REPEAT"); do
   echo "--- join n$i (commit LSN $commit)"
   t0=$(now)
   start_replicant "$i" --join "$(r_peer 1)" --log-level info
+  if [ -n "${PROFILE:-}" ]; then
+    curl -sf --retry 20 --retry-connrefused --retry-delay 0 --max-time $((PROFILE + 30)) \
+      -o "${OUT%.csv}-n$i.pprof" "http://$(r_http "$i")/debug/pprof/profile?seconds=$PROFILE" &
+    curl -sf --max-time $((PROFILE + 30)) -o "${OUT%.csv}-n1-for-n$i.pprof" \
+      "http://$(r_http 1)/debug/pprof/profile?seconds=$PROFILE" &
+  fi
   if ! wait_until 900 grep -q 'snapshot installed' "$BENCH_WORK/n$i.log"; then
     echo "n$i: no 'snapshot installed' within 900s; log tail:" >&2
     tail -20 "$BENCH_WORK/n$i.log" >&2
