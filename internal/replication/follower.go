@@ -682,10 +682,33 @@ func (f *Follower) installSnapshot(ctx context.Context, client pb.PeerClient, re
 	crc := crc32.New(crcTable)
 	var keys, lastLog uint64
 	kvs := make([]storage.KV, 0, 1024)
+	// Chunks are received (and decoded) while the previous ones are
+	// installed: the stream and the disk work side by side.
+	chunks := make(chan *pb.SnapshotChunk, 4)
+	recvErr := make(chan error, 1)
+	go func() {
+		defer close(chunks)
+		for {
+			ch, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case chunks <- ch:
+			case <-ctx.Done():
+				recvErr <- ctx.Err()
+				return
+			}
+			if ch.GetDone() != nil {
+				return
+			}
+		}
+	}()
 	for {
-		ch, err := stream.Recv()
-		if err != nil {
-			return fmt.Errorf("snapshot stream: %w", err)
+		ch, ok := <-chunks
+		if !ok {
+			return fmt.Errorf("snapshot stream: %w", <-recvErr)
 		}
 		f.touch()
 		kvs = kvs[:0]

@@ -754,14 +754,40 @@ func (l *Leader) ServeSnapshot(req *pb.SnapshotRequest, stream pb.Peer_SnapshotS
 	var sent, keys uint64
 	chunk := &pb.SnapshotChunk{Lsn: lsn}
 	size := 0
+	// Chunks are sent (encoded and written) by another goroutine while
+	// the scan reads the next ones; a failed send stops the scan.
+	sendq := make(chan *pb.SnapshotChunk, 4)
+	sendRes := make(chan error, 1)
+	var sendFailed atomic.Bool
+	go func() {
+		var err error
+		for c := range sendq {
+			if err == nil {
+				if err = stream.Send(c); err != nil {
+					sendFailed.Store(true)
+				}
+			}
+		}
+		sendRes <- err
+	}()
 	var sendErr error
+	closed := false
+	finishSend := func() error {
+		if !closed {
+			closed = true
+			close(sendq)
+			sendErr = <-sendRes
+		}
+		return sendErr
+	}
+	defer finishSend()
 	flush := func() bool {
-		chunk.SentBytes = sent
-		l.note(id, func(n *FollowerNote) { n.SnapshotBytes = sent })
-		if err := stream.Send(chunk); err != nil {
-			sendErr = err
+		if sendFailed.Load() {
 			return false
 		}
+		chunk.SentBytes = sent
+		l.note(id, func(n *FollowerNote) { n.SnapshotBytes = sent })
+		sendq <- chunk
 		chunk = &pb.SnapshotChunk{Lsn: lsn}
 		size = 0
 		return true
@@ -779,16 +805,17 @@ func (l *Leader) ServeSnapshot(req *pb.SnapshotRequest, stream pb.Peer_SnapshotS
 		}
 		return true
 	})
-	if sendErr != nil {
-		return sendErr
+	if sendFailed.Load() {
+		return finishSend()
 	}
 	if err != nil {
 		return fmt.Errorf("replication: snapshot scan: %w", err)
 	}
 	chunk.Done = &pb.SnapshotDone{Lsn: lsn, Epochs: epochsToPB(epochsUpTo(l.cfg.Store.EpochHistory(), lsn)),
 		Crc: crc.Sum32(), Keys: keys, Bytes: sent}
-	if !flush() {
-		return sendErr
+	flush()
+	if err := finishSend(); err != nil {
+		return err
 	}
 	el := time.Since(start)
 	l.log.Info("snapshot sent", "follower", req.GetFollowerId(), "lsn", lsn, "keys", keys, "bytes", sent,

@@ -90,6 +90,14 @@ func (s *Store) migrateLog() error {
 // exclusively.
 func (s *Store) load() (loaded, error) {
 	var l loaded
+	// A table an interrupted install was writing is not in Pebble: drop it.
+	s.inst.mu.Lock()
+	s.installAbort()
+	err := s.removeInstallTables()
+	s.inst.mu.Unlock()
+	if err != nil {
+		return l, err
+	}
 	if err := s.recoverInstall(); err != nil {
 		return l, err
 	}

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 
@@ -47,6 +48,20 @@ func (s *Store) BeginInstall() error {
 	if err := s.flushPebble("begin snapshot install"); err != nil {
 		return s.degrade("begin snapshot install", err)
 	}
+	// What the wipe deleted is compacted away now, so that the install's
+	// tables, ingested into an empty key space, go straight to the bottom
+	// level instead of above the wipe's range deletion (from where every
+	// byte would be compacted down once more).
+	if err := s.db.Compact(context.Background(), []byte{famLog}, []byte{famCount + 1}, false); err != nil {
+		return s.degrade("begin snapshot install", err)
+	}
+	s.inst.mu.Lock()
+	s.installAbort()
+	err = s.removeInstallTables()
+	s.inst.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	// The mark is durable: a crash from here on wipes again.
 	if err := s.wal.Reset(1); err != nil {
 		return s.walErr("begin snapshot install", err)
@@ -71,36 +86,41 @@ func (s *Store) InstallChunk(lsn uint64, kvs []KV) error {
 	defer done()
 	// An install replaces the versions: no cached key state holds.
 	s.states.invalidate()
-	// The batch is sized up front and each version encoded in one scratch
-	// buffer: a chunk is megabytes, and a growing batch copied it about
-	// twice more (a join's install was CPU-bound on those copies).
-	size, most := 0, 0
+	// Versions go into the install's table (install.go); the expiry
+	// index, ordered by time rather than key, goes through a batch.
+	size := 0
 	for i := range kvs {
-		n := versionRecordMax(kvs[i].Key, kvs[i].Value)
-		size += n + 2*binary.MaxVarintLen32 + 1
-		if kvs[i].ExpireAt != 0 {
-			size += n - len(kvs[i].Value) + 8 + 2*binary.MaxVarintLen32 + 1
-		}
-		most = max(most, n)
+		size += versionRecordMax(kvs[i].Key, kvs[i].Value)
 	}
-	b := s.db.NewBatchWithSize(size)
+	if err := s.admit("snapshot install", size, grows); err != nil {
+		return err
+	}
+	s.inst.mu.Lock()
+	defer s.inst.mu.Unlock()
+	b := s.db.NewBatch()
 	defer b.Close()
-	buf := make([]byte, 0, most)
+	var buf []byte
 	for i := range kvs {
 		op := Op{Kind: OpSet, Key: kvs[i].Key, Value: kvs[i].Value, ExpireAt: kvs[i].ExpireAt, Type: kvs[i].Type}
 		buf = appendVersionKey(buf[:0], op.Key, lsn)
 		k := len(buf)
 		buf = appendVersion(buf, &op)
-		_ = b.Set(buf[:k], buf[k:], nil)
+		if err := s.installPut(buf[:k], buf[k:]); err != nil {
+			return fmt.Errorf("storage: install chunk: %w", err)
+		}
 		if op.ExpireAt != 0 {
 			_ = b.Set(expiryKey(op.ExpireAt, lsn, op.Key), nil, nil)
 		}
 	}
-	if err := s.admit("snapshot install", b.Len(), grows); err != nil {
-		return err
+	if s.installFull() {
+		if err := s.installIngest(); err != nil {
+			return fmt.Errorf("storage: install chunk: %w", err)
+		}
 	}
-	if err := s.apply("snapshot install", b, true); err != nil {
-		return fmt.Errorf("storage: install chunk: %w", err)
+	if b.Count() > 0 {
+		if err := s.apply("snapshot install", b, true); err != nil {
+			return fmt.Errorf("storage: install chunk: %w", err)
+		}
 	}
 	for i := range kvs {
 		if !engine.IsReserved(kvs[i].Key) {
@@ -133,6 +153,12 @@ func (s *Store) FinishInstall(lsn uint64, epochs []EpochStart) error {
 		if e.FirstLSN <= lsn {
 			kept = append(kept, e)
 		}
+	}
+	s.inst.mu.Lock()
+	err = s.installIngest()
+	s.inst.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("storage: finish snapshot install: %w", err)
 	}
 	// Every installed key is live at lsn (one version each: a chunk sent
 	// again overwrites its versions), so the count is the number of

@@ -166,6 +166,8 @@ type Store struct {
 	// maint serialises the calls that rewrite history (GC, truncation,
 	// snapshot install): they run from different goroutines.
 	maint sync.Mutex
+	// inst is the table a snapshot install is writing (install.go).
+	inst installer
 
 	// Health after a failed write (health.go).
 	hmu        sync.Mutex
@@ -476,6 +478,9 @@ func (s *Store) Close() error {
 	s.bg.Wait() // they stop at their next step: closed is set
 	s.dbmu.Lock()
 	defer s.dbmu.Unlock()
+	s.inst.mu.Lock()
+	s.installAbort() // an install cut off by the close starts over
+	s.inst.mu.Unlock()
 	var werr error
 	if s.wal != nil {
 		werr = s.wal.Close()
