@@ -90,7 +90,7 @@ start_replicant_cluster() {
   if ! wait_until 60 replicant_healthy 2; then
     echo "replicant cluster (sync=$sync) did not become healthy in 60s; status:" >&2
     curl -s "http://$(r_http 1)/v1/status" >&2 || true
-    tail -5 "$BENCH_WORK"/n[123].log >&2
+    tail -n 5 "$BENCH_WORK"/n[123].log >&2
     return 1
   fi
   wait_until 30 sh -c "[ \"\$(redis-cli -p 17381 set __bench_ready 1)\" = OK ]" ||
@@ -119,7 +119,7 @@ start_etcd_cluster() {
     BENCH_PIDS+=($!)
   done
   wait_until 60 env ETCDCTL_API=3 etcdctl --endpoints "$(etcd_client 1),$(etcd_client 2),$(etcd_client 3)" \
-    --command-timeout 2s put __bench_ready 1 || { echo "etcd cluster did not come up" >&2; tail -5 "$BENCH_WORK"/e*.log >&2; return 1; }
+    --command-timeout 2s put __bench_ready 1 || { echo "etcd cluster did not come up" >&2; tail -n 5 "$BENCH_WORK"/e*.log >&2; return 1; }
 }
 
 # etcd_leader: client address of the current etcd leader.

@@ -51,7 +51,7 @@ for p in 16381 16379; do
     [ "$(redis-cli -p $p set __bench_ready 1 2>/dev/null)" = OK ] && { ok=1; break; }
     sleep 0.1
   done
-  [ -n "$ok" ] || { echo "port $p never accepted a write"; tail -20 "$work"/*.log; exit 1; }
+  [ -n "$ok" ] || { echo "port $p never accepted a write"; tail -n 20 "$work"/*.log; exit 1; }
 done
 
 results="$work/results.csv"

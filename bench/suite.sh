@@ -43,7 +43,7 @@ for p in 16391 16389; do
     [ "$(redis-cli -p $p set __bench_ready 1 2>/dev/null)" = OK ] && { ok=1; break; }
     sleep 0.1
   done
-  [ -n "$ok" ] || { echo "port $p never accepted a write"; tail -20 "$work"/*.log; exit 1; }
+  [ -n "$ok" ] || { echo "port $p never accepted a write"; tail -n 20 "$work"/*.log; exit 1; }
 done
 
 echo "replicant $(git describe --always --dirty 2>/dev/null || echo '(no git)'), $(redis-server --version | cut -d' ' -f3), $(nproc) CPUs, $(date -u +%FT%TZ)"

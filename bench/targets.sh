@@ -33,7 +33,9 @@ VALUE_SIZE=64
 mkdir -p bench/results
 OUT=${OUT:-bench/results/targets-$(date -u +%Y%m%d-%H%M%S).csv}
 : >"$OUT"
-command -v etcd >/dev/null || { echo "needs etcd (apt-get install etcd-server etcd-client)" >&2; exit 1; }
+for t in etcd etcdctl; do
+  command -v $t >/dev/null || { echo "needs $t (apt-get install etcd-server etcd-client)" >&2; exit 1; }
+done
 
 bench_init
 VERDICTS=$BENCH_WORK/verdicts
