@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"hash/maphash"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -67,7 +68,9 @@ const (
 func newBloomSet(capacity int64) *bloomSet {
 	capacity = max(capacity, minPresenceKeys)
 	words := (capacity*bloomBitsPerKey + 63) / 64
-	return &bloomSet{seed: maphash.MakeSeed(), bits: make([]atomic.Uint64, words), m: uint64(words) * 64, capacity: capacity}
+	b := &bloomSet{seed: maphash.MakeSeed(), m: uint64(words) * 64, capacity: capacity}
+	b.bits = allocBloomBits(b, words)
+	return b
 }
 
 // probes calls fn with the bit index of each probe of a key whose hash is
@@ -95,6 +98,9 @@ func (b *bloomSet) add(h uint64) {
 	if fresh {
 		b.added.Add(1)
 	}
+	// The bits may live outside the heap, released when b is collected
+	// (allocBloomBits): b must outlive every access to them.
+	runtime.KeepAlive(b)
 }
 
 func (b *bloomSet) mayContain(h uint64) bool {
@@ -103,6 +109,7 @@ func (b *bloomSet) mayContain(h uint64) bool {
 		all = b.bits[i/64].Load()&(uint64(1)<<(i%64)) != 0
 		return all
 	})
+	runtime.KeepAlive(b) // see add
 	return all
 }
 
