@@ -386,12 +386,19 @@ func (n *Node) WriteAsync(ctx context.Context, fn func(engine.Txn) error) func()
 }
 
 func (n *Node) write(ctx context.Context, fn func(engine.Txn) error, async bool) func() (engine.Token, error) {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.WriteTimeout)
+	// Every step is bounded by WriteTimeout, through a deadline that only
+	// the steps that must wait turn into a timer: a context derived per
+	// write cost more than the rest of this function.
+	deadline := time.Now().Add(n.cfg.WriteTimeout)
 	failed := func(err error) func() (engine.Token, error) {
-		cancel()
 		return func() (engine.Token, error) { return engine.Token{}, err }
 	}
-	l, err := n.awaitLeader(ctx)
+	l, _, err := n.leaderNow()
+	if l == nil && err == nil {
+		wctx, cancel := context.WithDeadline(ctx, deadline)
+		l, err = n.awaitLeader(wctx)
+		cancel()
+	}
 	if err != nil {
 		return failed(err)
 	}
@@ -400,7 +407,6 @@ func (n *Node) write(ctx context.Context, fn func(engine.Txn) error, async bool)
 	// a switchover that waits for those writes.
 	if async {
 		if !n.admit.TryRLock() {
-			cancel()
 			return nil
 		}
 	} else {
@@ -410,18 +416,22 @@ func (n *Node) write(ctx context.Context, fn func(engine.Txn) error, async bool)
 		n.admit.RUnlock()
 		return failed(err)
 	}
-	if err := n.awaitLease(ctx, l.Epoch()); err != nil {
-		n.admit.RUnlock()
-		return failed(err)
+	if !n.leaseValid(l.Epoch()) {
+		wctx, cancel := context.WithDeadline(ctx, deadline)
+		err := n.awaitLease(wctx, l.Epoch())
+		cancel()
+		if err != nil {
+			n.admit.RUnlock()
+			return failed(err)
+		}
 	}
 	start := time.Now()
-	wait, err := l.Submit(ctx, fn)
+	wait, err := l.SubmitUntil(ctx, deadline, fn)
 	if err != nil {
 		n.admit.RUnlock()
 		return failed(n.writeOutcome(l, err))
 	}
 	return func() (engine.Token, error) {
-		defer cancel()
 		defer n.admit.RUnlock()
 		tok, err := wait(ctx)
 		n.metrics.writeLatency.Observe(time.Since(start).Seconds())

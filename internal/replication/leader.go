@@ -172,7 +172,12 @@ func (l *Leader) Propose(ctx context.Context, fn func(engine.Txn) error) (engine
 // Submit queues fn without waiting for it (see Writer.Submit); the
 // function it returns waits as Propose does.
 func (l *Leader) Submit(ctx context.Context, fn func(engine.Txn) error) (func(context.Context) (engine.Token, error), error) {
-	wait, err := l.writer.Submit(ctx, fn)
+	return l.SubmitUntil(ctx, time.Time{}, fn)
+}
+
+// SubmitUntil is Submit with a deadline (see Writer.SubmitUntil).
+func (l *Leader) SubmitUntil(ctx context.Context, deadline time.Time, fn func(engine.Txn) error) (func(context.Context) (engine.Token, error), error) {
+	wait, err := l.writer.SubmitUntil(ctx, deadline, fn)
 	if err != nil {
 		return nil, l.explain(err)
 	}

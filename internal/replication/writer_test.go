@@ -609,6 +609,43 @@ func TestProposeContextDone(t *testing.T) {
 	g.open(t)
 }
 
+// TestSubmitUntilDeadline: the deadline bounds the wait for commit (a
+// commit that never comes) and the wait for the write path, without any
+// deadline on the context; a write that commits in time is unaffected.
+func TestSubmitUntilDeadline(t *testing.T) {
+	s := openStore(t)
+	// With OnDurable set and never advancing, nothing commits.
+	w := startWriter(t, s, WriterConfig{OnDurable: func(uint64) {}})
+	wait, err := w.SubmitUntil(context.Background(), time.Now().Add(20*time.Millisecond), increment("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wait(context.Background()); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("wait past the deadline = %v, want DeadlineExceeded", err)
+	}
+
+	// A zero deadline waits as long as the context does.
+	ctx, cancel := context.WithCancel(context.Background())
+	wait, err = w.SubmitUntil(ctx, time.Time{}, increment("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, err := wait(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("wait with a cancelled context and no deadline = %v, want Canceled", err)
+	}
+
+	// Committed before the deadline: answered with its token.
+	w2 := startWriter(t, openStore(t), WriterConfig{})
+	wait, err = w2.SubmitUntil(context.Background(), time.Now().Add(time.Minute), increment("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := wait(context.Background()); err != nil || tok.LSN == 0 {
+		t.Fatalf("wait = %v, %v; want a token", tok, err)
+	}
+}
+
 // BenchmarkWriterParallel measures the write path with 1, 16 and 64
 // proposers per CPU (b.SetParallelism), each op one SET, and reports the
 // group-commit factor as entries/fsync: entries per synced batch. Pebble
