@@ -271,7 +271,8 @@ type ReplicaRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Op    ReplicaRequest_Op      `protobuf:"varint,1,opt,name=op,proto3,enum=replicant.transport.v1.ReplicaRequest_Op" json:"op,omitempty"`
 	Key   []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	// The key's state (a leaderless record), for STORE and UPDATE.
+	// The key's state (a leaderless record), for STORE and UPDATE; for
+	// INCR, what the coordinator read, merged before the increment.
 	State []byte `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
 	// The coordinator, for the replica's logs and metrics.
 	From string `protobuf:"bytes,4,opt,name=from,proto3" json:"from,omitempty"`
