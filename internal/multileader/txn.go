@@ -88,12 +88,8 @@ func (t *txn) GetColl(key []byte) (crdt.Coll, error) {
 // PutColl stores c as key's collection state; the register and counter
 // stay (Record.WithColl).
 func (t *txn) PutColl(key []byte, c crdt.Coll) {
-	if t.err != nil || t.reserved(key) {
-		return
-	}
-	cur, err := t.record(key)
-	if err != nil {
-		t.err = err
+	cur, ok := t.writable(key)
+	if !ok {
 		return
 	}
 	t.put(key, cur.WithColl(c, t.e.site, t.tx.LSN()))
@@ -162,6 +158,21 @@ func (t *txn) reserved(key []byte) bool {
 	return IsReserved(key)
 }
 
+// writable returns key's record for a write that replaces it, or false
+// when the write must not happen (an earlier error, a reserved key, a
+// record that could not be read; t.err says which).
+func (t *txn) writable(key []byte) (Record, bool) {
+	if t.err != nil || t.reserved(key) {
+		return Record{}, false
+	}
+	cur, err := t.record(key)
+	if err != nil {
+		t.err = err
+		return Record{}, false
+	}
+	return cur, true
+}
+
 func (t *txn) put(key []byte, r Record) {
 	t.tx.Set(key, AppendRecord(nil, r), 0)
 	t.wrote = true
@@ -171,12 +182,8 @@ func (t *txn) put(key []byte, r Record) {
 // an expired key keeps its stamp and a late concurrent write cannot
 // resurrect an older value on one site but not another).
 func (t *txn) Set(key, value []byte, expireAtMs int64) {
-	if t.err != nil || t.reserved(key) {
-		return
-	}
-	cur, err := t.record(key)
-	if err != nil {
-		t.err = err
+	cur, ok := t.writable(key)
+	if !ok {
 		return
 	}
 	// No copy of value: the record only lives to be encoded, which copies.
@@ -190,12 +197,8 @@ func (t *txn) Set(key, value []byte, expireAtMs int64) {
 
 // Del writes a tombstone: deletes must win over older writes arriving late.
 func (t *txn) Del(key []byte) {
-	if t.err != nil || t.reserved(key) {
-		return
-	}
-	cur, err := t.record(key)
-	if err != nil {
-		t.err = err
+	cur, ok := t.writable(key)
+	if !ok {
 		return
 	}
 	if cur.Reg.Stamp.Time.IsZero() && cur.Counter.Len() == 0 && cur.Coll.IsZero() {
