@@ -449,6 +449,13 @@ func (s *Store) corrupt(err *CorruptionError) error {
 	return err
 }
 
+// isCorruption reports whether err is corruption, which the store has
+// made fatal and reports itself.
+func isCorruption(err error) bool {
+	var ce *CorruptionError
+	return errors.As(err, &ce)
+}
+
 // readErr wraps an error from a Pebble read; corruption names the file
 // Pebble reported and is fatal.
 func (s *Store) readErr(err error) error {

@@ -3,7 +3,6 @@ package storage
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -131,11 +130,6 @@ func (s *Store) removeInstallTables() error {
 		}
 	}
 	return nil
-}
-
-func isCorruption(err error) bool {
-	var ce *CorruptionError
-	return errors.As(err, &ce)
 }
 
 // tableFile is an install table's file, written through a large buffer.

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"errors"
 	"hash/maphash"
 	"runtime"
 	"sync"
@@ -173,8 +172,7 @@ func (s *Store) rebuildPresence(capacity int64) {
 			// Corruption is fatal and reported once, by whoever stops
 			// the process on it (Fatal): a second line naming the file
 			// here would only say it again.
-			var ce *CorruptionError
-			if !errors.As(err, &ce) {
+			if !isCorruption(err) {
 				s.log.Warn("storage: the key presence filter could not be built; writes count keys by seeking instead",
 					"dir", s.dir, "err", oneLine(err))
 			}
