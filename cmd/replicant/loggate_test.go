@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestLogGateMutesEveryDerivedLogger(t *testing.T) {
@@ -29,29 +30,56 @@ func TestLogGateMutesEveryDerivedLogger(t *testing.T) {
 	}
 }
 
-// Records in flight when mute is called finish before it returns: none
-// lands after.
+// A record being written when mute is called finishes before mute
+// returns, and none is written after: the handler holds the gate while it
+// writes. The writer blocks mid-record, so the order is forced, not hoped
+// for.
 func TestLogGateMuteWaitsForRecordsInFlight(t *testing.T) {
-	var buf bytes.Buffer
-	lw := &lockedWriter{w: &buf}
+	w := &blockingWriter{entered: make(chan struct{}), release: make(chan struct{})}
 	gate := &logGate{}
-	log := slog.New(gatedHandler{h: slog.NewTextHandler(lw, nil), gate: gate})
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 200 {
-				log.Info("noise")
-			}
-		}()
+	log := slog.New(gatedHandler{h: slog.NewTextHandler(w, nil), gate: gate})
+	logged := make(chan struct{})
+	go func() {
+		log.Info("in flight")
+		close(logged)
+	}()
+	<-w.entered // the record is being written
+	muted := make(chan struct{})
+	go func() {
+		gate.mute()
+		close(muted)
+	}()
+	select {
+	case <-muted:
+		t.Fatal("mute returned while a record was still being written")
+	case <-time.After(50 * time.Millisecond):
 	}
-	gate.mute()
-	lw.mu.Lock()
-	n := buf.Len()
-	lw.mu.Unlock()
-	wg.Wait()
-	if buf.Len() != n {
-		t.Fatalf("%d bytes logged after mute returned", buf.Len()-n)
+	close(w.release)
+	<-logged
+	<-muted
+	log.Info("after")
+	if got := w.buf.String(); !strings.Contains(got, "in flight") || strings.Contains(got, "after") {
+		t.Fatalf("log = %q; want the record in flight and nothing after mute", got)
 	}
+}
+
+// blockingWriter blocks its first Write until released.
+type blockingWriter struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	first := false
+	w.once.Do(func() { first = true })
+	if first {
+		close(w.entered)
+		<-w.release
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
 }
