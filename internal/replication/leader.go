@@ -775,16 +775,12 @@ func (l *Leader) ServeSnapshot(req *pb.SnapshotRequest, stream pb.Peer_SnapshotS
 		}
 		sendRes <- err
 	}()
-	var sendErr error
-	closed := false
-	finishSend := func() error {
-		if !closed {
-			closed = true
-			close(sendq)
-			sendErr = <-sendRes
-		}
-		return sendErr
-	}
+	// finishSend ends the sender once and returns its error; deferred so
+	// that no return leaves it behind.
+	finishSend := sync.OnceValue(func() error {
+		close(sendq)
+		return <-sendRes
+	})
 	defer finishSend()
 	flush := func() bool {
 		if sendFailed.Load() {
