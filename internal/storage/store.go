@@ -828,8 +828,8 @@ func (s *Store) writeVersions(b *pebble.Batch, e *Entry, flushes []uint64, vs *v
 			_ = b.Set(flushKey(e.LSN), nil, nil)
 			flushes = append(flushes, e.LSN)
 		default:
-			// Key (escaping at most doubles it) and value, in one buffer.
-			need := 1 + 2*len(op.Key) + 2 + 8 + 1 + binary.MaxVarintLen64 + len(op.Value)
+			// Key and value, in one buffer.
+			need := versionRecordMax(op.Key, op.Value)
 			buf := vs.buf
 			if cap(buf) < need {
 				buf = make([]byte, 0, need)
