@@ -348,9 +348,6 @@ func (c *counter) applied() {
 	for _, key := range c.beforeFlush {
 		c.s.presence.addString(key)
 	}
-	if full, n := c.s.presence.full(); full {
-		c.s.goBackground(func() { c.s.rebuildPresence(2 * n) })
-	}
 }
 
 // reset forgets the batch overlay after the batch was applied: Pebble now

@@ -3,29 +3,91 @@ package storage
 import (
 	"fmt"
 	"hash/maphash"
+	"sync"
 	"testing"
 	"time"
 )
 
+// TestBloomSetHasNoFalseNegatives fills one layer to five times its
+// capacity: no added key may be lost, and its false-positive rate there is
+// the baseline TestBloomStackGrowsWithoutRescan improves on.
 func TestBloomSetHasNoFalseNegatives(t *testing.T) {
-	b := newBloomSet(1000)
+	b, seed := newBloomSet(1000, bloomBitsPerKey), maphash.MakeSeed()
 	for i := range 5000 {
-		b.add(maphash.String(b.seed, fmt.Sprint("in", i)))
+		b.add(maphash.String(seed, fmt.Sprint("in", i)))
 	}
 	for i := range 5000 {
-		if !b.mayContain(maphash.String(b.seed, fmt.Sprint("in", i))) {
+		if !b.mayContain(maphash.String(seed, fmt.Sprint("in", i))) {
 			t.Fatalf("key in%d was added but is reported absent", i)
 		}
 	}
 	fp := 0
 	for i := range 100000 {
-		if b.mayContain(maphash.String(b.seed, fmt.Sprint("out", i))) {
+		if b.mayContain(maphash.String(seed, fmt.Sprint("out", i))) {
 			fp++
 		}
 	}
-	// Far below capacity (minPresenceKeys): false positives are rare.
-	if fp > 100 {
+	// Five times past capacity: a single layer is nearly useless.
+	if fp < 10000 {
+		t.Fatalf("%d false positives in 100000 for a filter 5x past capacity: the test does not measure what it says", fp)
+	}
+}
+
+// TestBloomStackGrowsWithoutRescan adds 20 times a first layer's capacity
+// to a stack: it must add layers (each larger), lose no key, and keep the
+// false-positive rate near its bound, where one filter of the first size
+// is nearly useless (above).
+func TestBloomStackGrowsWithoutRescan(t *testing.T) {
+	s := bloomStackOf(1000)
+	for i := range 20000 {
+		s.add(maphash.String(s.seed, fmt.Sprint("in", i)))
+	}
+	layers := *s.layers.Load()
+	if len(layers) < 4 {
+		t.Fatalf("%d layers after 20x the first capacity, want at least 4", len(layers))
+	}
+	for i := 1; i < len(layers); i++ {
+		if layers[i].capacity != 2*layers[i-1].capacity || layers[i].probes < layers[i-1].probes {
+			t.Fatalf("layer %d: capacity %d probes %d after capacity %d probes %d", i,
+				layers[i].capacity, layers[i].probes, layers[i-1].capacity, layers[i-1].probes)
+		}
+	}
+	for i := range 20000 {
+		if !s.mayContain(maphash.String(s.seed, fmt.Sprint("in", i))) {
+			t.Fatalf("key in%d was added but is reported absent", i)
+		}
+	}
+	fp := 0
+	for i := range 100000 {
+		if s.mayContain(maphash.String(s.seed, fmt.Sprint("out", i))) {
+			fp++
+		}
+	}
+	t.Logf("%d layers, %d false positives in 100000", len(layers), fp)
+	if fp > 2500 {
 		t.Fatalf("%d false positives in 100000", fp)
+	}
+}
+
+// TestBloomStackConcurrentGrowth adds keys from several goroutines while
+// layers are added (run with -race): none may be lost to a layer swap.
+func TestBloomStackConcurrentGrowth(t *testing.T) {
+	s := bloomStackOf(100)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 5000 {
+				s.add(maphash.String(s.seed, fmt.Sprint(g, "/", i)))
+			}
+		})
+	}
+	wg.Wait()
+	for g := range 4 {
+		for i := range 5000 {
+			if !s.mayContain(maphash.String(s.seed, fmt.Sprint(g, "/", i))) {
+				t.Fatalf("key %d/%d was added but is reported absent", g, i)
+			}
+		}
 	}
 }
 
