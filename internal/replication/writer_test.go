@@ -534,6 +534,74 @@ func TestCommitFollowsOnDurable(t *testing.T) {
 	}
 }
 
+// TestProposalsGatherWhileAnFsyncRuns: proposals that arrive while a batch
+// is being made durable wait for that fsync and then form one batch,
+// instead of one batch (a log write and a Pebble commit) each.
+func TestProposalsGatherWhileAnFsyncRuns(t *testing.T) {
+	s := openStore(t)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
+	var batches []BatchStats
+	var w *Writer
+	w = startWriter(t, s, WriterConfig{
+		// The first batch's durability is held open here, as a slow fsync
+		// would hold it.
+		OnDurable: func(lsn uint64) {
+			once.Do(func() { close(entered); <-release })
+			w.AdvanceCommit(lsn)
+		},
+		OnBatch: func(b BatchStats) { mu.Lock(); batches = append(batches, b); mu.Unlock() },
+	})
+	first := make(chan error, 1)
+	go func() {
+		_, err := w.Propose(ctxT(t), increment("a"))
+		first <- err
+	}()
+	select {
+	case <-entered:
+	case <-time.After(waitTimeout):
+		t.Fatal("the first batch never became durable")
+	}
+	// One at a time, each taken by the sequencer before the next is
+	// queued: without gathering, each would be a batch of its own.
+	const n = 5
+	waits := make([]func(context.Context) (engine.Token, error), n)
+	for i := range n {
+		wait, err := w.Submit(ctxT(t), increment(fmt.Sprint("k", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waits[i] = wait
+		for deadline := time.Now().Add(waitTimeout); len(w.props) > 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("proposal %d still queued", i)
+			}
+		}
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for i, wait := range waits {
+		if _, err := wait(ctxT(t)); err != nil {
+			t.Fatalf("proposal %d: %v", i, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// OnBatch runs after a batch's waiters are released: the last one may
+	// still be on its way.
+	for deadline := time.Now().Add(waitTimeout); len(batches) < 2 && time.Now().Before(deadline); {
+		mu.Unlock()
+		time.Sleep(time.Millisecond)
+		mu.Lock()
+	}
+	if len(batches) != 2 || batches[0].Entries != 1 || batches[1].Entries != n {
+		t.Fatalf("batches %+v, want one of 1 entry and then one of %d", batches, n)
+	}
+}
+
 // TestAppendFailureAnswersEveryWaiter: when an append fails, every proposal
 // of that batch gets an answer; a read-only proposal in the batch depends
 // only on already committed state and succeeds, the write fails, and the
