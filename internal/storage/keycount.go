@@ -224,7 +224,14 @@ func (s *Store) newCounter(applied uint64, flushes []uint64) *counter {
 // entry accounts for one entry's ops from first on (writeVersions skips the
 // ops before an entry's last FLUSHALL) and records its delta in b.
 func (c *counter) entry(b *pebble.Batch, e *Entry, first int) {
-	if c == nil || c.err != nil {
+	if c == nil {
+		return
+	}
+	if c.err != nil {
+		// The batch's keys are no longer followed: unsure is yes (see
+		// Store.garbageLSN; a missed mark would leave garbage for good,
+		// a spare one costs one scan).
+		c.s.noteGarbage(e.LSN)
 		return
 	}
 	before := c.n
@@ -232,6 +239,7 @@ func (c *counter) entry(b *pebble.Batch, e *Entry, first int) {
 		op := &e.Ops[i]
 		switch op.Kind {
 		case OpFlush:
+			c.s.noteGarbage(e.LSN) // it hides every older version
 			c.n = KeyCount{}
 			c.flushed = true
 			// The keys written before the flush keep their versions
@@ -243,12 +251,19 @@ func (c *counter) entry(b *pebble.Batch, e *Entry, first int) {
 			c.lastFlush = e.LSN
 		case OpSet, OpDel:
 			if engine.IsReserved(op.Key) {
-				continue // not a user's key: DBSIZE does not count it
+				c.s.noteGarbage(e.LSN) // not followed here: may supersede one
+				continue               // not a user's key: DBSIZE does not count it
 			}
-			prev, err := c.state(op.Key)
+			prev, had, err := c.state(op.Key)
 			if err != nil {
 				c.err = err
+				c.s.noteGarbage(e.LSN)
 				return
+			}
+			if had || op.Kind == OpDel {
+				// An older version (or this tombstone) becomes
+				// collectable once GC's floor reaches this entry.
+				c.s.noteGarbage(e.LSN)
 			}
 			next := keyDead
 			if op.Kind == OpSet {
@@ -269,46 +284,50 @@ func (c *counter) entry(b *pebble.Batch, e *Entry, first int) {
 	}
 }
 
-// state is key's state before the op being counted.
-func (c *counter) state(key []byte) (keyState, error) {
+// state is key's state before the op being counted, and whether the key
+// had a version then (which the op makes collectable: Store.garbageLSN).
+func (c *counter) state(key []byte) (st keyState, had bool, err error) {
 	if st, ok := c.seen[string(key)]; ok {
-		return st, nil
+		return st, true, nil
 	}
 	if c.flushed {
-		return keyDead, nil
+		// Older versions exist or not, but the FLUSHALL already made
+		// them collectable.
+		return keyDead, false, nil
 	}
 	if st, ok := c.states.get(key); ok {
-		return st, nil
+		// Only written keys are remembered: a version exists.
+		return st, true, nil
 	}
 	if c.s.presence.absent(key) {
-		return keyDead, nil // never written: no seek
+		return keyDead, false, nil // never written: no seek
 	}
 	if c.it == nil {
 		it, err := c.db.NewIter(&pebble.IterOptions{LowerBound: []byte{famVersion}, UpperBound: []byte{famVersion + 1}})
 		if err != nil {
-			return keyDead, err
+			return keyDead, true, err
 		}
 		c.it = it
 	}
 	// ^Latest is 0: the seek lands on the newest version.
 	p := binary.BigEndian.AppendUint64(versionPrefix(key), 0)
 	if !c.it.SeekPrefixGE(p) {
-		return keyDead, c.it.Error()
+		return keyDead, false, c.it.Error()
 	}
 	_, lsn, ok := parseVersionKey(c.it.Key())
 	if !ok {
-		return keyDead, fmt.Errorf("storage: bad version key %x", c.it.Key())
+		return keyDead, true, fmt.Errorf("storage: bad version key %x", c.it.Key())
 	}
 	v, ok := decodeVersion(c.it.Value())
 	switch {
 	case !ok:
-		return keyDead, fmt.Errorf("storage: bad version record for key %q", key)
+		return keyDead, true, fmt.Errorf("storage: bad version record for key %q", key)
 	case v.Deleted || lsn < c.lastFlush:
-		return keyDead, nil
+		return keyDead, true, nil
 	case v.ExpireAt != 0:
-		return keyLiveExpiring, nil
+		return keyLiveExpiring, true, nil
 	}
-	return keyLive, nil
+	return keyLive, true, nil
 }
 
 // commit adds the count (and, for a scanned base, its floor) to b, the

@@ -73,6 +73,9 @@ func (s *Store) BeginInstall() error {
 	s.flushes = nil
 	s.gcFloor = 0
 	s.mu.Unlock()
+	// The new history's LSNs may run below the old one's: a scan floor
+	// from before would hide their garbage (see garbageLSN).
+	s.gcScanned = 0
 	return nil
 }
 

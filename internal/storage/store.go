@@ -166,6 +166,20 @@ type Store struct {
 	// maint serialises the calls that rewrite history (GC, truncation,
 	// snapshot install): they run from different goroutines.
 	maint sync.Mutex
+	// garbageLSN is the highest LSN of an applied entry that may have made
+	// a version collectable (it overwrote or deleted a key that had a
+	// version, or flushed everything); gcScanned is the floor of the last
+	// complete GC scan (under maint). GC scans every version only when
+	// garbageLSN > gcScanned: garbage made by an entry at LSN L becomes
+	// collectable once the floor reaches L, and a scan at floor f collects
+	// all of it up to f. An idle node or an insert-only load then costs
+	// GC nothing, where it scanned every key every 30 s (10 M keys: 3.8 s
+	// of CPU per pass, and the block cache filled by the scan; benchmarks
+	// §14).
+	garbageLSN atomic.Uint64
+	gcScanned  uint64
+	// gcScans counts complete GC scans (tests).
+	gcScans atomic.Int64
 	// inst is the table a snapshot install is writing (install.go).
 	inst installer
 
@@ -230,6 +244,8 @@ func Open(dir string, o Options) (*Store, error) {
 		return fail(err)
 	}
 	s.st, s.epochs, s.flushes, s.gcFloor = l.st, l.epochs, l.flushes, l.gcFloor
+	// What earlier runs left collectable is unknown: the first GC scans.
+	s.noteGarbage(l.st.AppliedLSN)
 	// The log was synced up to its end when it was opened.
 	s.durable = l.st.LastLSN
 	capacity := int64(0)
@@ -1431,6 +1447,13 @@ func (s *Store) GC(floor uint64) (int, error) {
 		s.gcFloor = floor
 		s.mu.Unlock()
 	}
+	if s.garbageLSN.Load() <= s.gcScanned {
+		// Nothing became collectable since the last scan: only the
+		// markers and deltas below the floor go.
+		b := s.db.NewBatch()
+		defer func() { _ = b.Close() }()
+		return 0, s.gcMarkers(b, floor)
+	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{famVersion}, UpperBound: []byte{famVersion + 1}})
 	if err != nil {
 		return 0, s.readErr(err)
@@ -1478,12 +1501,23 @@ func (s *Store) GC(floor uint64) (int, error) {
 	if err := it.Error(); err != nil {
 		return removed, fmt.Errorf("storage: gc: %w", s.readErr(err))
 	}
+	if err := s.gcMarkers(b, floor); err != nil {
+		return removed, err
+	}
+	s.gcScanned = floor
+	s.gcScans.Add(1)
+	return removed, nil
+}
+
+// gcMarkers deletes, in b and with what b already holds, the FLUSHALL
+// markers and count deltas at or below floor, and forgets those FLUSHALLs.
+func (s *Store) gcMarkers(b *pebble.Batch, floor uint64) error {
 	// Flush markers at or below floor now hide nothing that still exists;
 	// no read needs the count deltas there either.
 	_ = b.DeleteRange(flushKey(0), flushKey(floor+1), nil)
 	_ = b.DeleteRange(countDeltaKey(0), countDeltaKey(floor+1), nil)
 	if err := s.gcApply(b); err != nil {
-		return removed, err
+		return err
 	}
 	s.mu.Lock()
 	fl := s.flushes[:0:0]
@@ -1494,7 +1528,18 @@ func (s *Store) GC(floor uint64) (int, error) {
 	}
 	s.flushes = fl
 	s.mu.Unlock()
-	return removed, nil
+	return nil
+}
+
+// noteGarbage records that the entry at lsn may have made a version
+// collectable (see garbageLSN).
+func (s *Store) noteGarbage(lsn uint64) {
+	for {
+		cur := s.garbageLSN.Load()
+		if lsn <= cur || s.garbageLSN.CompareAndSwap(cur, lsn) {
+			return
+		}
+	}
 }
 
 func (s *Store) gcApply(b *pebble.Batch) error {
