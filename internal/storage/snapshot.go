@@ -73,9 +73,11 @@ func (s *Store) BeginInstall() error {
 	s.flushes = nil
 	s.gcFloor = 0
 	s.mu.Unlock()
-	// The new history's LSNs may run below the old one's: a scan floor
-	// from before would hide their garbage (see garbageLSN).
+	// The wipe left nothing collectable, and an install writes one
+	// version per key; the new history's LSNs may run below the old one's,
+	// so neither mark from before means anything (see garbageLSN).
 	s.gcScanned = 0
+	s.garbageLSN.Store(0)
 	return nil
 }
 
