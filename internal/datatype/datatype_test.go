@@ -13,13 +13,24 @@ import (
 )
 
 func TestMetaRoundTrip(t *testing.T) {
-	for _, m := range []Meta{{}, {ID: 1, Len: 1}, {ID: math.MaxUint64, Len: 1 << 62, Head: math.MinInt64}, {ID: 7, Len: 3, Head: -5}} {
-		got, err := DecodeMeta(m.Encode())
+	for _, m := range []Meta{{}, {ID: 1, Len: 1}, {ID: math.MaxUint64, Len: 1 << 62, Head: math.MinInt64}, {ID: 7, Len: 3, Head: -5},
+		{ID: 2, Len: 4, LowSet: true, Low: 5}, {ID: 2, Len: 4, HighSet: true, High: math.MaxUint64},
+		{ID: 2, Len: 4, LowSet: true, HighSet: true, High: 9}} {
+		b := m.Encode()
+		got, err := DecodeMeta(b)
 		if err != nil || got != m {
 			t.Fatalf("DecodeMeta(Encode(%+v)) = %+v, %v", m, got, err)
 		}
+		// Without bounds the encoding is the first format, byte for byte,
+		// so older nodes read it; with them, the second, which they refuse.
+		if want := byte(map[bool]int{false: metaFormat, true: metaFormatBounds}[m.LowSet || m.HighSet]); b[0] != want {
+			t.Fatalf("Encode(%+v) has format %d, want %d", m, b[0], want)
+		}
 	}
-	for _, bad := range [][]byte{nil, {}, {2, 1, 1, 0}, {1}, {1, 1}, {1, 1, 1}, {1, 1, 1, 0, 0}, {1, 0x80}} {
+	bounds := func(tail ...byte) []byte { return append([]byte{2, 1, 1, 0}, tail...) }
+	for _, bad := range [][]byte{nil, {}, {2, 1, 1, 0}, {1}, {1, 1}, {1, 1, 1}, {1, 1, 1, 0, 0}, {1, 0x80}, {3, 1, 1, 0},
+		bounds(0), bounds(4), bounds(1), bounds(1, 0, 0, 0, 0, 0, 0, 0), bounds(3, 0, 0, 0, 0, 0, 0, 0, 0),
+		bounds(2, 0, 0, 0, 0, 0, 0, 0, 0, 9)} {
 		if _, err := DecodeMeta(bad); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("DecodeMeta(%x) = %v, want ErrCorrupt", bad, err)
 		}

@@ -27,25 +27,64 @@ type Meta struct {
 	// Head is, for a list, the index key of its first element; elements
 	// are at Head, Head+1, … Head+Len-1. Zero for the other types.
 	Head int64
+	// Low and High bound a sorted set's score index: with LowSet no live
+	// member has a score whose encoding (EncodeScore, as a big-endian
+	// uint64) is below Low, with HighSet none above High. A pop moves the
+	// bound of its end to the last score it popped and an add beyond a
+	// bound moves it out, so a pop or range read starts past the
+	// tombstones of the members popped before it instead of walking them
+	// (ZPOPMIN on a large set was quadratic; docs/benchmarks.md §14).
+	LowSet, HighSet bool
+	Low, High       uint64
 }
 
-const metaFormat = 1
+// metaFormat is the encoding without score bounds, metaFormatBounds the
+// one with them. A node that knows only metaFormat refuses the other as
+// corrupt, which is what it must do: ignoring the bounds, it would keep
+// them while adding members beyond them.
+const (
+	metaFormat       = 1
+	metaFormatBounds = 2
+)
 
 // Encode is the metadata's stored value.
 func (m Meta) Encode() []byte {
-	b := make([]byte, 0, 1+3*binary.MaxVarintLen64)
-	b = append(b, metaFormat)
+	b := make([]byte, 0, 1+3*binary.MaxVarintLen64+17)
+	format := byte(metaFormat)
+	if m.LowSet || m.HighSet {
+		format = metaFormatBounds
+	}
+	b = append(b, format)
 	b = binary.AppendUvarint(b, m.ID)
 	b = binary.AppendUvarint(b, uint64(m.Len))
-	return binary.AppendVarint(b, m.Head)
+	b = binary.AppendVarint(b, m.Head)
+	if format == metaFormat {
+		return b
+	}
+	var flags byte
+	if m.LowSet {
+		flags |= 1
+	}
+	if m.HighSet {
+		flags |= 2
+	}
+	b = append(b, flags)
+	if m.LowSet {
+		b = binary.BigEndian.AppendUint64(b, m.Low)
+	}
+	if m.HighSet {
+		b = binary.BigEndian.AppendUint64(b, m.High)
+	}
+	return b
 }
 
 // DecodeMeta decodes a stored metadata value.
 func DecodeMeta(b []byte) (Meta, error) {
 	var m Meta
-	if len(b) < 1 || b[0] != metaFormat {
+	if len(b) < 1 || (b[0] != metaFormat && b[0] != metaFormatBounds) {
 		return m, fmt.Errorf("%w: metadata format %x", ErrCorrupt, b[:min(len(b), 1)])
 	}
+	format := b[0]
 	b = b[1:]
 	id, n := binary.Uvarint(b)
 	if n <= 0 {
@@ -58,10 +97,36 @@ func DecodeMeta(b []byte) (Meta, error) {
 	}
 	b = b[n:]
 	h, n := binary.Varint(b)
-	if n <= 0 || n != len(b) {
+	if n <= 0 || (format == metaFormat && n != len(b)) {
 		return m, fmt.Errorf("%w: metadata head", ErrCorrupt)
 	}
-	return Meta{ID: id, Len: int64(l), Head: h}, nil
+	m = Meta{ID: id, Len: int64(l), Head: h}
+	if format == metaFormat {
+		return m, nil
+	}
+	b = b[n:]
+	if len(b) < 1 || b[0]&^3 != 0 || b[0] == 0 {
+		return Meta{}, fmt.Errorf("%w: metadata bounds", ErrCorrupt)
+	}
+	m.LowSet, m.HighSet = b[0]&1 != 0, b[0]&2 != 0
+	b = b[1:]
+	want := 0
+	if m.LowSet {
+		want += 8
+	}
+	if m.HighSet {
+		want += 8
+	}
+	if len(b) != want {
+		return Meta{}, fmt.Errorf("%w: metadata bounds of %d bytes", ErrCorrupt, len(b))
+	}
+	if m.LowSet {
+		m.Low, b = binary.BigEndian.Uint64(b), b[8:]
+	}
+	if m.HighSet {
+		m.High = binary.BigEndian.Uint64(b)
+	}
+	return m, nil
 }
 
 // Getter reads one key: engine.Reader and engine.Txn both are.

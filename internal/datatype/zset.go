@@ -99,6 +99,12 @@ func (z ZView) Score(member []byte) (float64, bool, error) {
 // the index suffix from (the first member when nil) until fn returns
 // false.
 func (z ZView) Ascend(from []byte, fn func(e ZEntry) bool) error {
+	if m := z.v.Meta; m.LowSet {
+		// No live member below: start past the tombstones of the pops.
+		if lo := binary.BigEndian.AppendUint64(nil, m.Low); bytes.Compare(from, lo) < 0 {
+			from = lo
+		}
+	}
 	var derr error
 	err := z.v.Scan(SubScore, from, func(rest, _ []byte) bool {
 		e, err := zEntryOf(rest)
@@ -118,6 +124,12 @@ func (z ZView) Ascend(from []byte, fn func(e ZEntry) bool) error {
 // just below the index suffix before (the last member when nil) until fn
 // returns false.
 func (z ZView) Descend(before []byte, fn func(e ZEntry) bool) error {
+	if m := z.v.Meta; m.HighSet && m.High < math.MaxUint64 {
+		// Every live index key is below the next score encoding up.
+		if hi := binary.BigEndian.AppendUint64(nil, m.High+1); before == nil || bytes.Compare(before, hi) > 0 {
+			before = hi
+		}
+	}
 	var derr error
 	err := ScanElemsReverse(z.v.s, z.v.Meta.ID, SubScore, before, func(rest, _ []byte) bool {
 		e, err := zEntryOf(rest)
@@ -639,6 +651,12 @@ func (z *ZColl) put(member []byte, old float64, existed bool, score float64) err
 	} else {
 		z.Meta.Len++
 	}
+	// A member beyond a bound moves it out (see Meta.Low).
+	if u := scoreBits(score); z.Meta.LowSet && u < z.Meta.Low {
+		z.Meta.Low = u
+	} else if z.Meta.HighSet && u > z.Meta.High {
+		z.Meta.High = u
+	}
 	if err := z.Put(SubMember, member, zScoreValue(score)); err != nil {
 		return err
 	}
@@ -678,8 +696,21 @@ func (z *ZColl) Pop(count int64, high bool) ([]ZEntry, error) {
 		return nil, err
 	}
 	z.RemoveAll(out)
+	if len(out) > 0 && z.Meta.Len > 0 {
+		// What is left lies at or inside the last score popped: the next
+		// pop from this end starts there, past these tombstones.
+		u := scoreBits(out[len(out)-1].Score)
+		if high {
+			z.Meta.HighSet, z.Meta.High = true, u
+		} else {
+			z.Meta.LowSet, z.Meta.Low = true, u
+		}
+	}
 	return out, nil
 }
+
+// scoreBits is EncodeScore as a number: the order of scores.
+func scoreBits(f float64) uint64 { return binary.BigEndian.Uint64(EncodeScore(f)) }
 
 // PutNew writes a member into a set the command created empty (the
 // destination of ZUNIONSTORE and friends): no read.

@@ -502,3 +502,81 @@ func TestZSetWrongType(t *testing.T) {
 		}
 	}
 }
+
+// TestZSetPopBounds: pops move the bound of their end inward, and a
+// member added or moved beyond a bound is still found by the next pop and
+// by range reads.
+func TestZSetPopBounds(t *testing.T) {
+	st := &memstate.State{}
+	open := func() *ZColl {
+		t.Helper()
+		z, err := OpenZSet(st, []byte("z"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return z
+	}
+	save := func(z *ZColl) {
+		t.Helper()
+		if err := z.Save(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add := func(member string, score float64) {
+		t.Helper()
+		z := open()
+		if _, err := z.Add([]byte(member), score, ZAddFlags{}); err != nil {
+			t.Fatal(err)
+		}
+		save(z)
+	}
+	pop := func(n int64, high bool) string {
+		t.Helper()
+		z := open()
+		es, err := z.Pop(n, high)
+		if err != nil {
+			t.Fatal(err)
+		}
+		save(z)
+		return render(es)
+	}
+	for i := 1; i <= 10; i++ {
+		add(fmt.Sprint("m", i), float64(i))
+	}
+	steps := []struct {
+		do   func() string
+		want string
+	}{
+		{func() string { return pop(3, false) }, render([]ZEntry{{[]byte("m1"), 1}, {[]byte("m2"), 2}, {[]byte("m3"), 3}})},
+		{func() string { return pop(2, true) }, render([]ZEntry{{[]byte("m10"), 10}, {[]byte("m9"), 9}})},
+		// Below the low bound, above the high one: the pops still see them.
+		{func() string { add("low", -1); return pop(1, false) }, render([]ZEntry{{[]byte("low"), -1}})},
+		{func() string { add("high", 100); return pop(1, true) }, render([]ZEntry{{[]byte("high"), 100}})},
+		// A member moved across the bound.
+		{func() string { add("m5", -5); return pop(1, false) }, render([]ZEntry{{[]byte("m5"), -5}})},
+		// A range read from either end sees exactly what is left.
+		{func() string {
+			es, err := open().View().ByRank(0, 2, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return render(es)
+		}, render([]ZEntry{{[]byte("m4"), 4}, {[]byte("m6"), 6}, {[]byte("m7"), 7}})},
+		{func() string {
+			es, err := open().View().ByRank(0, 0, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return render(es)
+		}, render([]ZEntry{{[]byte("m8"), 8}})},
+	}
+	for i, s := range steps {
+		if got := s.do(); got != s.want {
+			t.Fatalf("step %d: %s, want %s", i, got, s.want)
+		}
+	}
+	m := open().Meta
+	if !m.LowSet || !m.HighSet || m.Low != scoreBits(-5) || m.High != scoreBits(100) {
+		t.Fatalf("bounds after the pops: %+v, want low at -5's encoding and high at 100's (the last popped from each end)", m)
+	}
+}
