@@ -176,6 +176,9 @@ type counter struct {
 	s  *Store
 	db *pebble.DB
 	n  KeyCount
+	// garbage is the highest LSN of the batch's entries that may make a
+	// version collectable; applied hands it to the store (garbageLSN).
+	garbage uint64
 	// states and gen: the store's key-state cache, and its generation
 	// when this counter started.
 	states *keyStates
@@ -231,7 +234,7 @@ func (c *counter) entry(b *pebble.Batch, e *Entry, first int) {
 		// The batch's keys are no longer followed: unsure is yes (see
 		// Store.garbageLSN; a missed mark would leave garbage for good,
 		// a spare one costs one scan).
-		c.s.noteGarbage(e.LSN)
+		c.garbage = max(c.garbage, e.LSN)
 		return
 	}
 	before := c.n
@@ -239,7 +242,7 @@ func (c *counter) entry(b *pebble.Batch, e *Entry, first int) {
 		op := &e.Ops[i]
 		switch op.Kind {
 		case OpFlush:
-			c.s.noteGarbage(e.LSN) // it hides every older version
+			c.garbage = max(c.garbage, e.LSN) // it hides every older version
 			c.n = KeyCount{}
 			c.flushed = true
 			// The keys written before the flush keep their versions
@@ -251,19 +254,19 @@ func (c *counter) entry(b *pebble.Batch, e *Entry, first int) {
 			c.lastFlush = e.LSN
 		case OpSet, OpDel:
 			if engine.IsReserved(op.Key) {
-				c.s.noteGarbage(e.LSN) // not followed here: may supersede one
-				continue               // not a user's key: DBSIZE does not count it
+				c.garbage = max(c.garbage, e.LSN) // not followed here: may supersede one
+				continue                          // not a user's key: DBSIZE does not count it
 			}
 			prev, had, err := c.state(op.Key)
 			if err != nil {
 				c.err = err
-				c.s.noteGarbage(e.LSN)
+				c.garbage = max(c.garbage, e.LSN)
 				return
 			}
 			if had || op.Kind == OpDel {
 				// An older version (or this tombstone) becomes
 				// collectable once GC's floor reaches this entry.
-				c.s.noteGarbage(e.LSN)
+				c.garbage = max(c.garbage, e.LSN)
 			}
 			next := keyDead
 			if op.Kind == OpSet {
@@ -349,6 +352,12 @@ func (c *counter) commit(b *pebble.Batch) error {
 func (c *counter) applied() {
 	if c == nil {
 		return
+	}
+	// Once per batch, now that its versions are in Pebble (GC's floor
+	// cannot reach them before the applied LSN does).
+	if c.garbage > 0 {
+		c.s.noteGarbage(c.garbage)
+		c.garbage = 0
 	}
 	if c.err != nil {
 		// Some of the batch's keys were not followed: the presence
