@@ -251,6 +251,12 @@ func TestClientListAndKill(t *testing.T) {
 	if !c.closed() {
 		t.Fatal("connection killed by address still open")
 	}
+	// The killed connection's handler leaves the registry as it exits,
+	// after the socket is closed: wait for that, as for b above (CI saw
+	// the next KILL find it still there).
+	waitFor(t, 5*time.Second, "client killed by address to leave the list", func() bool {
+		return len(lineRE.FindAllStringSubmatch(a.do("CLIENT", "LIST"), -1)) == 1
+	})
 	if got := a.do("CLIENT", "KILL", addrC); got != "-ERR No such client\r\n" {
 		t.Errorf("CLIENT KILL of a gone address: %q", got)
 	}
