@@ -363,8 +363,7 @@ func (c *counter) applied() {
 		// Some of the batch's keys were not followed: the presence
 		// filter may lack them, so it is dropped at once and built again
 		// from Pebble.
-		c.s.presence.drop()
-		c.s.goBackground(func() { c.s.rebuildPresence(0) })
+		c.s.restartPresence(0)
 		return
 	}
 	c.states.settle(c.gen, c.n, c.seen, c.flushed)

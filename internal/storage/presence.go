@@ -25,22 +25,25 @@ import (
 // all a "may contain" answer needs.
 //
 // How it stays true: a batch's keys are added after the batch is in Pebble
-// and before its writer goes on (counter.applied, InstallChunk), so before
-// the store's applied LSN, and any read position, reaches the batch.
-// Reserved keys are never added (the count skips them), and neither Get
-// nor the count asks about them. A new
-// filter is published first and then filled by a scan of Pebble in
-// chunks, each with a fresh iterator: a batch applied before the filter
-// was published is seen by the scan, and one applied after adds its keys
-// to the new filter itself. Until the scan ends the filter answers
+// and before its writer goes on (counter.applied), so before the store's
+// applied LSN, and any read position, reaches the batch; a snapshot
+// install's keys as each chunk is written (InstallChunk), before FinishInstall
+// ingests them. Reserved keys are never added (the count skips them), and
+// neither Get nor the count asks about them. A new filter is published
+// first, by the caller and before its next write (restartPresence), and
+// then filled by a scan of Pebble in chunks, each with a fresh iterator: a
+// batch applied before the filter was published is seen by the scan, and
+// one applied after (or an install chunk, which the scan cannot see) adds
+// its keys to the new filter itself. Until the scan ends the filter answers
 // "unknown" and the counter seeks as before. A counting error (its keys
 // were not all recorded) replaces the filter with a new one, scanned
 // again.
 type presence struct {
-	// cur is the filter writers add to and the counter asks; nil until
-	// the store starts its first scan.
+	// cur is the filter writers add to and the counter asks; nil only
+	// when dropped (tests).
 	cur atomic.Pointer[bloomStack]
-	// scanning serialises rebuilds.
+	// scanning serialises scans: a newer filter's waits for the older
+	// one's to notice it was replaced.
 	scanning sync.Mutex
 }
 
@@ -207,21 +210,29 @@ func (p *presence) absent(key []byte) bool {
 // nothing is known absent.
 func (p *presence) drop() { p.cur.Store(nil) }
 
+// restart publishes a new, unready filter sized for capacity keys, to be
+// filled by rebuildPresence. It is published by the caller, before any
+// further write: a snapshot install adds its keys to the filter before
+// they are in Pebble (InstallChunk), so a filter published later, by the
+// scan's goroutine, would miss them for good (seen under the model test:
+// an install right after Open left keys the filter called absent).
+func (s *Store) restartPresence(capacity int64) {
+	b := newBloomStack(capacity)
+	s.presence.cur.Store(b)
+	s.goBackground(func() { s.rebuildPresence(b) })
+}
+
 // presenceChunk is how many versions one scan step reads before it lets go
 // of the database (a Recover or Close may be waiting for it).
 const presenceChunk = 4096
 
-// rebuildPresence publishes a new filter sized for capacity keys and fills
-// it from Pebble; it returns once the filter is ready, or gives up
-// (leaving it unready, so the counter keeps seeking) when the store closes
-// or a read fails.
-func (s *Store) rebuildPresence(capacity int64) {
-	if !s.presence.scanning.TryLock() {
-		return // a scan is running; it will do
-	}
+// rebuildPresence fills b, a filter restartPresence published, from
+// Pebble; it returns once b is ready, or gives up (leaving it unready, so
+// reads and the counter keep seeking) when the store closes, a read
+// fails, or b is replaced.
+func (s *Store) rebuildPresence(b *bloomStack) {
+	s.presence.scanning.Lock() // an older scan stops at its next chunk
 	defer s.presence.scanning.Unlock()
-	b := newBloomStack(capacity)
-	s.presence.cur.Store(b)
 	var from []byte
 	for {
 		if s.closed.Load() || s.presence.cur.Load() != b {

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // TestBloomSetHasNoFalseNegatives fills one layer to five times its
@@ -166,5 +168,42 @@ func TestPresenceReadsBelowTheBatchEnd(t *testing.T) {
 	}
 	if _, ok, err := s.Get([]byte("never"), Latest); err != nil || ok {
 		t.Fatalf("Get(never) = %v, %v", ok, err)
+	}
+}
+
+// TestPresenceKeepsKeysInstalledRightAfterOpen: a snapshot install adds
+// its keys to the filter before they reach Pebble, so the filter they go
+// into must be the one the opening scan fills. Before, the scan's
+// goroutine published its filter only when it ran: an install that came
+// first added its keys to no filter, the scan could not see them yet
+// (they were still in the install's table), and the ready filter then
+// called them absent: reads and the key count lost them.
+func TestPresenceKeepsKeysInstalledRightAfterOpen(t *testing.T) {
+	for i := 0; i < 200; i++ {
+		// In memory: with no I/O to wait for, the install runs before the
+		// scan's goroutine gets going, as it did in the model test.
+		s, err := Open("/store", Options{CacheBytes: 1 << 20, FS: vfs.NewMem()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// No wait for the opening scan: the install goes first.
+		if err := s.BeginInstall(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.InstallChunk(3, []KV{{Key: []byte("x"), Value: []byte("1")}, {Key: []byte("y"), Value: []byte("2")}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.FinishInstall(3, []EpochStart{{Epoch: 1, FirstLSN: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		waitPresence(t, s)
+		for _, k := range []string{"x", "y"} {
+			if _, ok, err := s.Get([]byte(k), Latest); err != nil || !ok {
+				t.Fatalf("round %d: installed key %q not found (err %v, filter says absent: %v)", i, k, err, s.presence.absent([]byte(k)))
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

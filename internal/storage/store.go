@@ -252,7 +252,7 @@ func Open(dir string, o Options) (*Store, error) {
 	if n, ok, err := s.storedCount(s.db); err == nil && ok {
 		capacity = 2 * n.Keys
 	}
-	s.goBackground(func() { s.rebuildPresence(capacity) })
+	s.restartPresence(capacity)
 	s.log.Info("storage recovered", "dir", s.dir, "first_lsn", l.st.FirstLSN, "last_lsn", l.st.LastLSN,
 		"applied_lsn", l.st.AppliedLSN, "commit_lsn", l.st.CommitLSN, "last_epoch", l.st.LastEpoch,
 		"replayed", l.replayed)
