@@ -44,6 +44,11 @@
 //     count deltas are written in the batch of the versions they count, so
 //     KeyCount at any readable LSN equals the number of keys Scan visits
 //     there (see keycount.go).
+//   - The row cache (rowcache.go) holds, for a key, only a version no newer
+//     version of which is visible to any reader: writers refresh it between
+//     their Pebble commit and the applied LSN's publication, reads fill it
+//     only when no writer touched the key's shard meanwhile, and history
+//     rewrites empty it.
 //   - No entry is appended after a log write or fsync failed: the store
 //     refuses writes until Recover has reopened the log files and restored
 //     every entry it had appended, so an LSN once shown never changes

@@ -239,7 +239,7 @@ func (s *Store) Recover() error {
 func (s *Store) reopen() error {
 	// A reopened database holds what it recovered, which a batch that
 	// failed may not have reached: forget the cached key states.
-	s.states.invalidate()
+	s.versionsRewritten()
 	if err := s.admit("reopen", s.saved.bytes(), grows); err != nil {
 		return err
 	}
@@ -256,6 +256,9 @@ func (s *Store) reopen() error {
 		time.Sleep(time.Millisecond)
 	}
 	defer s.dbmu.Unlock()
+	// Readers wait for dbmu; what they cached before came from the old
+	// instance, and the replay below writes versions unpublished.
+	defer s.versionsRewritten()
 	if s.closed.Load() {
 		return ErrClosed
 	}

@@ -561,7 +561,7 @@ func (s *Store) countAt(r pebble.Reader, at uint64) (KeyCount, error) {
 // caller holds dbmu and is the only one changing the store.
 func (s *Store) rollbackCount(b *pebble.Batch, lsn uint64) error {
 	// The count and key states batches settled are of the suffix that goes.
-	s.states.invalidate()
+	s.versionsRewritten()
 	n, ok, err := s.storedCount(s.db)
 	if err != nil {
 		return err
@@ -588,7 +588,7 @@ func (s *Store) rollbackCount(b *pebble.Batch, lsn uint64) error {
 // first time since the count exists, or after a crash repair that could
 // not carry it), by one scan. The caller owns the instance exclusively.
 func (s *Store) ensureCount(applied uint64) error {
-	s.states.invalidate()
+	s.versionsRewritten()
 	_, ok, err := s.storedCount(s.db)
 	if err != nil || ok {
 		return err

@@ -107,12 +107,15 @@ type storeMachine struct {
 	// durable is the last LSN the store has reported durable (a synced
 	// Append waited for, a suffix truncation): a crash must keep it.
 	durable uint64
+	// rowBytes is the row cache's budget: off, about one entry per shard
+	// (evicting all the time), or the default.
+	rowBytes int64
 }
 
 func (sm *storeMachine) open(t *rapid.T) {
 	// Tiny segments, so that retention deletes whole segment files and
 	// recovery crosses segment boundaries.
-	s, err := Open(sm.dir, Options{CacheBytes: 1 << 20, FS: sm.fs, SegmentBytes: 300})
+	s, err := Open(sm.dir, Options{CacheBytes: 1 << 20, FS: sm.fs, SegmentBytes: 300, RowCacheBytes: sm.rowBytes})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -629,7 +632,8 @@ func TestStoreMatchesModel(t *testing.T) {
 				break
 			}
 		}
-		sm := &storeMachine{dir: dir, fs: mfs, m: storeModel{entries: map[uint64]Entry{}, first: 1}}
+		sm := &storeMachine{dir: dir, fs: mfs, m: storeModel{entries: map[uint64]Entry{}, first: 1},
+			rowBytes: rapid.SampledFrom([]int64{-1, rowShards * 150, 0}).Draw(t, "rowBytes")}
 		sm.open(t)
 		defer func() {
 			_ = sm.s.Close()

@@ -31,8 +31,10 @@ func (s *Store) BeginInstall() error {
 		return err
 	}
 	defer done()
-	// An install replaces the versions: no cached key state holds.
-	s.states.invalidate()
+	// An install replaces the versions: nothing cached from them holds,
+	// before or after (a read may run meanwhile).
+	s.versionsRewritten()
+	defer s.versionsRewritten()
 	s.maint.Lock()
 	defer s.maint.Unlock()
 	b := s.db.NewBatch()
@@ -89,8 +91,10 @@ func (s *Store) InstallChunk(lsn uint64, kvs []KV) error {
 		return err
 	}
 	defer done()
-	// An install replaces the versions: no cached key state holds.
-	s.states.invalidate()
+	// An install replaces the versions: nothing cached from them holds,
+	// before or after (a read may run meanwhile).
+	s.versionsRewritten()
+	defer s.versionsRewritten()
 	// Versions go into the install's table (install.go); the expiry
 	// index, ordered by time rather than key, goes through a batch.
 	size := 0
@@ -149,8 +153,10 @@ func (s *Store) FinishInstall(lsn uint64, epochs []EpochStart) error {
 		return err
 	}
 	defer done()
-	// An install replaces the versions: no cached key state holds.
-	s.states.invalidate()
+	// An install replaces the versions: nothing cached from them holds,
+	// before or after (a read may run meanwhile).
+	s.versionsRewritten()
+	defer s.versionsRewritten()
 	b := s.db.NewBatch()
 	defer b.Close()
 	var kept []EpochStart

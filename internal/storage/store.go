@@ -90,6 +90,9 @@ type Options struct {
 	Logger *slog.Logger
 	// CacheBytes is Pebble's block cache size; 0 picks 64 MiB.
 	CacheBytes int64
+	// RowCacheBytes bounds the cache of recently read keys' newest
+	// versions (rowcache.go); 0 picks 32 MiB, negative disables it.
+	RowCacheBytes int64
 	// MinFreeBytes is the disk space writes leave free (see admit); 0 picks
 	// 1/32 of the file system, at most 64 MiB; negative disables the check.
 	MinFreeBytes int64
@@ -118,6 +121,8 @@ type Store struct {
 	// (keycount.go); presence tells keys never written (presence.go).
 	states   keyStates
 	presence presence
+	// rows caches recently read keys' newest versions (rowcache.go).
+	rows *rowCache
 	// bg tracks background goroutines (the presence scan); bgClosed,
 	// under bgMu, stops new ones once Close waits for them.
 	bgMu     sync.Mutex
@@ -217,8 +222,11 @@ func Open(dir string, o Options) (*Store, error) {
 	if o.SegmentBytes <= 0 {
 		o.SegmentBytes = defaultSegmentBytes
 	}
+	if o.RowCacheBytes == 0 {
+		o.RowCacheBytes = defaultRowCacheBytes
+	}
 	s := &Store{dir: dir, log: o.Logger, cacheBytes: o.CacheBytes, minFree: o.MinFreeBytes, fatalCh: make(chan struct{}),
-		segmentBytes: o.SegmentBytes, applyDelay: o.ApplyDelay}
+		segmentBytes: o.SegmentBytes, applyDelay: o.ApplyDelay, rows: newRowCache(o.RowCacheBytes)}
 	s.fs = &watchFS{FS: o.FS, s: s}
 	db, ev, err := s.openPebble()
 	if err != nil {
@@ -788,6 +796,9 @@ func (s *Store) Append(entries []Entry, o AppendOptions) (*Pending, error) {
 		}
 		if err == nil {
 			cnt.applied()
+			if o.Apply {
+				s.publishEntries(entries)
+			}
 		}
 		_ = b.Close()
 		if err != nil {
@@ -821,8 +832,82 @@ func (s *Store) Append(entries []Entry, o AppendOptions) (*Pending, error) {
 
 // versionScratch is one caller's buffer for encoding versions: Pebble
 // copies key and value into the batch, so one buffer serves every version
-// of a batch instead of two allocations each.
-type versionScratch struct{ buf []byte }
+// of a batch instead of two allocations each. With track, it also collects
+// what the row cache must learn once the batch is committed (publishRows).
+type versionScratch struct {
+	buf []byte
+
+	track   bool
+	flushed bool        // the batch holds a FLUSHALL
+	arena   []byte      // keys and values
+	rows    []rowUpdate // one per version, in order
+}
+
+// rowUpdate is a version written by a batch: its key (and value, when
+// hasValue) as offsets into versionScratch.arena.
+type rowUpdate struct {
+	k0, k1, v0, v1 int
+	v              Version // without Value
+	hasValue       bool
+}
+
+// noteRow records op's version at lsn for publishRows, with its value
+// unless that is too large to cache.
+func (vs *versionScratch) noteRow(op *Op, lsn uint64) {
+	u := rowUpdate{v: opVersion(op, lsn)}
+	u.v.Value = nil
+	u.k0 = len(vs.arena)
+	vs.arena = append(vs.arena, op.Key...)
+	u.k1 = len(vs.arena)
+	u.hasValue = len(op.Value) <= rowMaxValue
+	if u.hasValue {
+		u.v0 = len(vs.arena)
+		vs.arena = append(vs.arena, op.Value...)
+		u.v1 = len(vs.arena)
+	}
+	vs.rows = append(vs.rows, u)
+}
+
+// publishEntries is publishRows for a batch whose entries are still at
+// hand (Append): no copy of keys and values on the leader's write path.
+func (s *Store) publishEntries(entries []Entry) {
+	if !s.rows.enabled() {
+		return
+	}
+	for i := range entries {
+		e := &entries[i]
+		first := 0
+		for j := range e.Ops {
+			if e.Ops[j].Kind == OpFlush {
+				first = j
+			}
+		}
+		if len(e.Ops) > 0 && e.Ops[first].Kind == OpFlush {
+			s.rows.invalidate() // it hides every earlier version
+			first++
+		}
+		for j := first; j < len(e.Ops); j++ {
+			op := &e.Ops[j]
+			s.rows.wrote(op.Key, opVersion(op, e.LSN), true)
+		}
+	}
+}
+
+// publishRows tells the row cache about the versions of a batch just
+// committed, before the applied LSN that makes them visible is published.
+func (s *Store) publishRows(vs *versionScratch) {
+	if vs.flushed {
+		s.rows.invalidate()
+	}
+	for _, u := range vs.rows {
+		v := u.v
+		if u.hasValue {
+			v.Value = vs.arena[u.v0:u.v1]
+		}
+		s.rows.wrote(vs.arena[u.k0:u.k1], v, u.hasValue)
+	}
+	vs.flushed, vs.arena, vs.rows = false, vs.arena[:0], vs.rows[:0]
+}
 
 // writeVersions adds e's versions to b, and its key count delta (see
 // keycount.go) as cnt follows it.
@@ -839,6 +924,14 @@ func (s *Store) writeVersions(b *pebble.Batch, e *Entry, flushes []uint64, vs *v
 	cnt.entry(b, e, first)
 	for i := first; i < len(e.Ops); i++ {
 		op := &e.Ops[i]
+		if vs.track {
+			if op.Kind == OpFlush {
+				// It hides every version the batch wrote before it.
+				vs.flushed, vs.arena, vs.rows = true, vs.arena[:0], vs.rows[:0]
+			} else {
+				vs.noteRow(op, e.LSN)
+			}
+		}
 		switch op.Kind {
 		case OpFlush:
 			_ = b.Set(flushKey(e.LSN), nil, nil)
@@ -882,7 +975,7 @@ func (s *Store) ApplyUpTo(lsn uint64) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	var flushes []uint64
-	var vs versionScratch
+	vs := versionScratch{track: s.rows.enabled()}
 	s.mu.RLock()
 	known := s.flushes // replaced, never changed in place
 	s.mu.RUnlock()
@@ -906,6 +999,7 @@ func (s *Store) ApplyUpTo(lsn uint64) error {
 		return err
 	}
 	cnt.applied()
+	s.publishRows(&vs)
 	s.mu.Lock()
 	s.st.AppliedLSN = lsn
 	if len(flushes) > 0 {
@@ -1063,26 +1157,65 @@ func (s *Store) Get(key []byte, at uint64) (Version, bool, error) {
 	if !engine.IsReserved(key) && s.presence.absent(key) {
 		return Version{}, false, nil // never written: no iterator, no seek
 	}
+	cached, ok, gen := s.rows.get(key)
+	if ok && cached.LSN <= at {
+		return s.visible(cached, at)
+	}
 	p := versionPrefix(key)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: versionKeyEnd(p)})
 	if err != nil {
 		return Version{}, false, s.readErr(err)
 	}
 	defer it.Close()
+	// Without a cached entry, the seek goes to the newest version, which
+	// can be cached; a newer one than at (not yet committed, or a read in
+	// the past) needs a second seek.
+	fill := !ok
+	seek := at
+	if fill {
+		seek = Latest
+	}
 	// A prefix seek consults the bloom filters: sstables without any
 	// version of key are skipped.
-	if !it.SeekPrefixGE(binary.BigEndian.AppendUint64(p, ^at)) {
-		return Version{}, false, s.readErr(it.Error())
+	for {
+		if !it.SeekPrefixGE(binary.BigEndian.AppendUint64(p, ^seek)) {
+			if err := it.Error(); err != nil {
+				return Version{}, false, s.readErr(err)
+			}
+			if fill {
+				// No version at all: cached as a tombstone at LSN 0.
+				s.rows.fill(key, gen, Version{Deleted: true})
+			}
+			return Version{}, false, nil
+		}
+		lsn := ^binary.BigEndian.Uint64(it.Key()[len(p):])
+		v, ok := decodeVersion(it.Value())
+		if !ok {
+			return Version{}, false, s.corrupt(&CorruptionError{Dir: s.dir, LSN: lsn, Err: fmt.Errorf("bad version record for key %q", key)})
+		}
+		v.LSN = lsn
+		if fill {
+			// A version a FLUSHALL hides is not cached: GC removes it
+			// together with the marker, after which nothing would.
+			if lsn >= s.flushFloor(Latest) {
+				s.rows.fill(key, gen, v)
+			}
+			fill = false
+		}
+		if lsn <= at {
+			return s.visible(v, at)
+		}
+		seek = at
 	}
-	lsn := ^binary.BigEndian.Uint64(it.Key()[len(p):])
-	v, ok := decodeVersion(it.Value())
-	if !ok {
-		return Version{}, false, s.corrupt(&CorruptionError{Dir: s.dir, LSN: lsn, Err: fmt.Errorf("bad version record for key %q", key)})
-	}
-	if v.Deleted || lsn < s.flushFloor(at) {
+}
+
+// visible returns v, the newest version of its key at or below at, as Get
+// answers it: absent when deleted or hidden by a FLUSHALL; the value
+// copied when it is shared (cached) or borrowed from an iterator.
+func (s *Store) visible(v Version, at uint64) (Version, bool, error) {
+	if v.Deleted || v.LSN < s.flushFloor(at) {
 		return Version{}, false, nil
 	}
-	v.LSN = lsn
 	v.Value = append([]byte(nil), v.Value...)
 	return v, true, nil
 }
@@ -1311,8 +1444,8 @@ func (s *Store) TruncateSuffix(lsn uint64) ([]Entry, error) {
 	defer done()
 	// Versions above lsn go: the key states cached for the count may be
 	// theirs (before and after the truncation both).
-	s.states.invalidate()
-	defer s.states.invalidate()
+	s.versionsRewritten()
+	defer s.versionsRewritten()
 	s.maint.Lock()
 	defer s.maint.Unlock()
 	st := s.State()
