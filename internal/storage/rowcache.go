@@ -32,7 +32,7 @@ import (
 // ring has not wrapped over it and its slot still points at it; a newer
 // record of the same key replaces it in its slot, and a bucket's older
 // record gives way to a third key. So the cache's memory is its budget
-// plus an eighth for the table, nothing for the collector to scan or
+// plus a quarter for the table, nothing for the collector to scan or
 // count. As Go map entries, 32 MiB of cached versions cost about 100 MiB
 // of resident memory (heap overhead and GC's headroom); with the ring and
 // a Go map as the index, the map alone cost 2–3 % of a pipelined SET's
