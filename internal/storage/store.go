@@ -1159,7 +1159,7 @@ func (s *Store) Get(key []byte, at uint64) (Version, bool, error) {
 	}
 	cached, ok, gen := s.rows.get(key)
 	if ok && cached.LSN <= at {
-		return s.visible(cached, at)
+		return s.visible(cached, at, false) // get copied it out of the ring
 	}
 	p := versionPrefix(key)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: versionKeyEnd(p)})
@@ -1203,20 +1203,22 @@ func (s *Store) Get(key []byte, at uint64) (Version, bool, error) {
 			fill = false
 		}
 		if lsn <= at {
-			return s.visible(v, at)
+			return s.visible(v, at, true)
 		}
 		seek = at
 	}
 }
 
 // visible returns v, the newest version of its key at or below at, as Get
-// answers it: absent when deleted or hidden by a FLUSHALL; the value
-// copied when it is shared (cached) or borrowed from an iterator.
-func (s *Store) visible(v Version, at uint64) (Version, bool, error) {
+// answers it: absent when deleted or hidden by a FLUSHALL; with borrowed
+// (the value is an iterator's), the value copied.
+func (s *Store) visible(v Version, at uint64, borrowed bool) (Version, bool, error) {
 	if v.Deleted || v.LSN < s.flushFloor(at) {
 		return Version{}, false, nil
 	}
-	v.Value = append([]byte(nil), v.Value...)
+	if borrowed {
+		v.Value = append([]byte(nil), v.Value...)
+	}
 	return v, true, nil
 }
 
