@@ -832,44 +832,12 @@ func (s *Store) Append(entries []Entry, o AppendOptions) (*Pending, error) {
 
 // versionScratch is one caller's buffer for encoding versions: Pebble
 // copies key and value into the batch, so one buffer serves every version
-// of a batch instead of two allocations each. With track, it also collects
-// what the row cache must learn once the batch is committed (publishRows).
-type versionScratch struct {
-	buf []byte
+// of a batch instead of two allocations each.
+type versionScratch struct{ buf []byte }
 
-	track   bool
-	flushed bool        // the batch holds a FLUSHALL
-	arena   []byte      // keys and values
-	rows    []rowUpdate // one per version, in order
-}
-
-// rowUpdate is a version written by a batch: its key (and value, when
-// hasValue) as offsets into versionScratch.arena.
-type rowUpdate struct {
-	k0, k1, v0, v1 int
-	v              Version // without Value
-	hasValue       bool
-}
-
-// noteRow records op's version at lsn for publishRows, with its value
-// unless that is too large to cache.
-func (vs *versionScratch) noteRow(op *Op, lsn uint64) {
-	u := rowUpdate{v: opVersion(op, lsn)}
-	u.v.Value = nil
-	u.k0 = len(vs.arena)
-	vs.arena = append(vs.arena, op.Key...)
-	u.k1 = len(vs.arena)
-	u.hasValue = len(op.Value) <= rowMaxValue
-	if u.hasValue {
-		u.v0 = len(vs.arena)
-		vs.arena = append(vs.arena, op.Value...)
-		u.v1 = len(vs.arena)
-	}
-	vs.rows = append(vs.rows, u)
-}
-
-// publishEntries is publishRows for a batch whose entries are still at
-// hand (Append): no copy of keys and values on the leader's write path.
+// publishEntries tells the row cache about the versions of entries, a
+// batch just committed to Pebble, before the applied LSN that makes them
+// visible is published.
 func (s *Store) publishEntries(entries []Entry) {
 	if !s.rows.enabled() {
 		return
@@ -893,22 +861,6 @@ func (s *Store) publishEntries(entries []Entry) {
 	}
 }
 
-// publishRows tells the row cache about the versions of a batch just
-// committed, before the applied LSN that makes them visible is published.
-func (s *Store) publishRows(vs *versionScratch) {
-	if vs.flushed {
-		s.rows.invalidate()
-	}
-	for _, u := range vs.rows {
-		v := u.v
-		if u.hasValue {
-			v.Value = vs.arena[u.v0:u.v1]
-		}
-		s.rows.wrote(vs.arena[u.k0:u.k1], v, u.hasValue)
-	}
-	vs.flushed, vs.arena, vs.rows = false, vs.arena[:0], vs.rows[:0]
-}
-
 // writeVersions adds e's versions to b, and its key count delta (see
 // keycount.go) as cnt follows it.
 func (s *Store) writeVersions(b *pebble.Batch, e *Entry, flushes []uint64, vs *versionScratch, cnt *counter) []uint64 {
@@ -924,14 +876,6 @@ func (s *Store) writeVersions(b *pebble.Batch, e *Entry, flushes []uint64, vs *v
 	cnt.entry(b, e, first)
 	for i := first; i < len(e.Ops); i++ {
 		op := &e.Ops[i]
-		if vs.track {
-			if op.Kind == OpFlush {
-				// It hides every version the batch wrote before it.
-				vs.flushed, vs.arena, vs.rows = true, vs.arena[:0], vs.rows[:0]
-			} else {
-				vs.noteRow(op, e.LSN)
-			}
-		}
 		switch op.Kind {
 		case OpFlush:
 			_ = b.Set(flushKey(e.LSN), nil, nil)
@@ -975,7 +919,8 @@ func (s *Store) ApplyUpTo(lsn uint64) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	var flushes []uint64
-	vs := versionScratch{track: s.rows.enabled()}
+	var vs versionScratch
+	var applied []Entry // readLog hands out copies: kept for the row cache
 	s.mu.RLock()
 	known := s.flushes // replaced, never changed in place
 	s.mu.RUnlock()
@@ -983,6 +928,9 @@ func (s *Store) ApplyUpTo(lsn uint64) error {
 	defer cnt.close()
 	err = s.readLog(st.AppliedLSN+1, lsn, 0, func(e Entry) error {
 		flushes = s.writeVersions(b, &e, flushes, &vs, cnt)
+		if s.rows.enabled() {
+			applied = append(applied, e)
+		}
 		return nil
 	})
 	if err != nil {
@@ -999,7 +947,7 @@ func (s *Store) ApplyUpTo(lsn uint64) error {
 		return err
 	}
 	cnt.applied()
-	s.publishRows(&vs)
+	s.publishEntries(applied)
 	s.mu.Lock()
 	s.st.AppliedLSN = lsn
 	if len(flushes) > 0 {
