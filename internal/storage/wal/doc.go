@@ -33,7 +33,13 @@
 // alone; that includes segments of the headerless format of earlier,
 // unreleased builds, whose first frame's length can never match the magic
 // (its fourth byte, 'L', exceeds any length's high byte). There is no
-// padding: the file size is the end of the last frame. The LSN is stored
+// padding between frames, and the end of the last frame is the end of the
+// file, except that with Options.Preallocate the last segment may go on
+// with zeros that a background filler wrote ahead of the writer
+// (prealloc.go): an fdatasync then finds the file's size unchanged and
+// flushes data only. Zeros never decode as a frame; recovery keeps such a
+// tail and appends into it, and the filler never writes past SegmentBytes,
+// so a rotated segment never has one. The LSN is stored
 // (and checksummed) in every frame although it could be derived from the
 // position, so that a frame read from the wrong place, or a stale frame
 // surviving in a reused block, can never be mistaken for the entry being
@@ -130,6 +136,9 @@
 // does not rescan) and scans forward.
 //
 // # Concurrency
+//
+// The zero filler runs on its own goroutine and file descriptor; it and
+// the writer never write the same bytes (fillMu, prealloc.go).
 //
 // AppendBatch, TruncateBack and Reset come from a single writer; Sync,
 // TruncateFront, Read, SizeBetween and the LSN getters may be called from

@@ -139,6 +139,11 @@ type segment struct {
 	index []int64 // index[k] is the offset of entry first+k*indexStride
 	file  *segFile
 
+	// alloc is how much of the file the zero filler has written and
+	// synced (0: none; prealloc.go). Bytes from size up to alloc are
+	// zeros, and a write that ends within alloc needs no fillMu.
+	alloc atomic.Int64
+
 	// synced is how many bytes of the file are known to be durable, which
 	// every frame written records. It only changes with Log.syncMu held (or
 	// before the segment is published) and is read by the writer without it.

@@ -20,6 +20,11 @@ type Options struct {
 	FS           vfs.FS       // nil: vfs.Default
 	SegmentBytes int64        // rotate once the active segment is at least this big; <= 0: 64 MiB
 	Logger       *slog.Logger // nil: discard
+	// Preallocate is how many bytes past the active segment's end are
+	// kept written with zeros and synced, so that the fsync after an
+	// append does not also have to commit a new file size (prealloc.go);
+	// 0: none. Only files of the operating system are filled.
+	Preallocate int64
 }
 
 const defaultSegmentBytes = 64 << 20
@@ -43,7 +48,7 @@ type Log struct {
 	segBytes int64
 	logger   *slog.Logger
 
-	// Lock order: wmu, removeMu, syncMu, mu.
+	// Lock order: wmu, removeMu, syncMu, fillMu, mu.
 	//
 	// wmu serialises mutations (AppendBatch, TruncateFront, TruncateBack,
 	// Reset, Close): there is one writer, but TruncateFront comes from
@@ -67,6 +72,15 @@ type Log struct {
 	// before one of them may point into bytes that no longer mean the same.
 	gen uint64
 
+	// fillMu is held by the zero filler while it writes and by the writer
+	// for a write beyond the active segment's alloc (prealloc.go).
+	fillMu   sync.Mutex
+	prealloc int64
+	fillKick chan struct{}
+	fillStop chan struct{}
+	fillDone chan struct{}
+	zeros    []byte
+
 	first, last, synced atomic.Uint64
 	closed              atomic.Bool
 	failed              atomic.Pointer[FailedError]
@@ -80,7 +94,7 @@ type Log struct {
 // every frame, truncates a torn tail in the last segment and fsyncs, so that
 // afterwards SyncedLSN() == LastLSN().
 func Open(dir string, o Options) (*Log, error) {
-	l := &Log{dir: dir, fs: o.FS, segBytes: o.SegmentBytes, logger: o.Logger}
+	l := &Log{dir: dir, fs: o.FS, segBytes: o.SegmentBytes, logger: o.Logger, prealloc: max(o.Preallocate, 0)}
 	if l.fs == nil {
 		l.fs = vfs.Default
 	}
@@ -106,6 +120,7 @@ func Open(dir string, o Options) (*Log, error) {
 		}
 		return nil, err
 	}
+	l.startFiller()
 	return l, nil
 }
 
@@ -198,6 +213,19 @@ func (l *Log) recover() error {
 		}
 		if !isLast || res.intact {
 			return corrupt(res.validEnd, res.last+1, res.bad)
+		}
+		if l.prealloc > 0 {
+			// Zeros from the filler, or unsynced frames whose blocks a
+			// crash left as the filler wrote them: either way nothing
+			// there was ever synced, and the zeros are kept for appends.
+			zero, err := zeroTail(f, res.validEnd, size)
+			if err != nil {
+				return fmt.Errorf("wal: read %s: %w", path, err)
+			}
+			if zero {
+				seg.alloc.Store(size)
+				continue
+			}
 		}
 		// A bad frame in the last segment. A crash can only damage bytes
 		// that were not synced yet, so it is a torn write unless a later
@@ -347,7 +375,15 @@ func (l *Log) AppendBatch(first uint64, payloads [][]byte) error {
 		}
 		buf = appendFrame(buf, lsn, synced, p)
 	}
+	// Beyond the zero-filled part the filler may be writing: keep it out.
+	extend := l.prealloc > 0 && seg.size+int64(len(buf)) > seg.alloc.Load()
+	if extend {
+		l.fillMu.Lock()
+	}
 	if _, err := seg.file.f.WriteAt(buf, seg.size); err != nil {
+		if extend {
+			l.fillMu.Unlock()
+		}
 		return l.fail(fmt.Errorf("wal: write %s: %w", seg.path, err))
 	}
 	last := first + uint64(len(payloads)) - 1
@@ -356,7 +392,14 @@ func (l *Log) AppendBatch(first uint64, payloads [][]byte) error {
 	seg.size += int64(len(buf))
 	seg.index = append(seg.index, idx...)
 	l.last.Store(last)
+	size := seg.size
 	l.mu.Unlock()
+	if extend {
+		l.fillMu.Unlock()
+	}
+	if l.lowOnZeros(seg, size) {
+		l.kickFiller()
+	}
 	// Keep the buffer for the next batch unless one huge batch grew it.
 	if cap(buf) > 8<<20 {
 		buf = nil
@@ -700,7 +743,12 @@ func (l *Log) TruncateBack(lsn uint64) error {
 			return l.fail(err)
 		}
 	}
+	// The filler must not write into the file while it is cut (or
+	// rewritten and renamed), and the zeros it counted are gone with it.
+	l.fillMu.Lock()
 	nf, err := truncateFile(l.fs, l.dir, seg.path, seg.file.f, off)
+	seg.alloc.Store(0)
+	l.fillMu.Unlock()
 	if err != nil {
 		return l.fail(err)
 	}
@@ -783,12 +831,14 @@ func (l *Log) Reset(next uint64) error {
 	for _, s := range old {
 		s.file.unref()
 	}
+	l.kickFiller()
 	return nil
 }
 
 // Close releases the files. It does not sync: call Sync first for
 // durability. Reads still running finish with the files they hold.
 func (l *Log) Close() error {
+	l.stopFiller()
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	l.removeMu.Lock()
