@@ -275,6 +275,9 @@ func (s *Store) reopen() error {
 	if err := s.admit("reopen", s.saved.bytes(), grows); err != nil {
 		return err
 	}
+	// The old instance's zero filler must not write into what the new
+	// one restores.
+	s.wal.StopPreallocating()
 	nw, err := s.openWAL()
 	if err != nil {
 		return err

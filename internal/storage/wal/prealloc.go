@@ -68,6 +68,12 @@ func (l *Log) startFiller() {
 	l.kickFiller()
 }
 
+// StopPreallocating stops the zero filler and waits for it; later appends
+// extend the file. A store reopening the log's directory calls it on the
+// instance it replaces, whose filler would otherwise go on writing zeros
+// where the new instance writes frames.
+func (l *Log) StopPreallocating() { l.stopFiller() }
+
 // stopFiller stops the filler and waits for it. It must not be called
 // with fillMu held.
 func (l *Log) stopFiller() {
@@ -155,6 +161,9 @@ func (l *Log) fill() error {
 		case <-l.fillStop:
 			return nil
 		default:
+		}
+		if l.mutable() != nil {
+			return nil // failed or closed: the log writes no more
 		}
 		n := min(int64(len(l.zeros)), target-start)
 		if _, err := f.WriteAt(l.zeros[:n], start); err != nil {

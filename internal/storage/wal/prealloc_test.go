@@ -262,3 +262,38 @@ func TestPreallocStillFindsCorruption(t *testing.T) {
 		t.Fatalf("Open = %v, want a CorruptionError at LSN 20", err)
 	}
 }
+
+// TestStopPreallocating: once stopped, the filler writes nothing more (a
+// store calls it before another instance opens the same files), and
+// appends extend the file as without it.
+func TestStopPreallocating(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "wal")
+	const prealloc = 64 << 10
+	l := openPrealloc(t, dir, 64<<20, prealloc)
+	appendRange(t, l, 1, 10, 5, 0)
+	waitFilled(t, l)
+	l.StopPreallocating()
+	seg, _ := active(l)
+	alloc := seg.alloc.Load()
+	var last uint64 = 10
+	for {
+		if _, size := active(l); size > alloc+prealloc {
+			break
+		}
+		appendRange(t, l, last+1, last+100, 50, 0)
+		last += 100
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	_, size := active(l)
+	if got := seg.alloc.Load(); got != alloc {
+		t.Fatalf("alloc moved from %d to %d after StopPreallocating", alloc, got)
+	}
+	if got := fileSize(t, seg.path); got != size {
+		t.Fatalf("file is %d bytes, frames end at %d: something wrote past them", got, size)
+	}
+	l = reopen(t, l, vfs.Default, dir, 64<<20)
+	checkEntries(t, readAll(t, l, 1, last, 0), 1, last, salt0)
+	mustClose(t, l)
+}
