@@ -113,6 +113,7 @@ func (l *Log) lowOnZeros(seg *segment, size int64) bool {
 func (l *Log) fillLoop() {
 	defer close(l.fillDone)
 	var restUntil time.Time
+	warned := false // once per run of failures: a full disk fails every try
 	for {
 		select {
 		case <-l.fillStop:
@@ -122,8 +123,16 @@ func (l *Log) fillLoop() {
 		if time.Now().Before(restUntil) {
 			continue
 		}
-		if err := l.fill(); err != nil {
+		err := l.fill()
+		switch {
+		case err != nil && !warned:
 			l.logger.Warn("wal: could not zero-fill ahead of the log's end; appends extend the file instead", "dir", l.dir, "err", err)
+			warned = true
+		case err == nil && warned:
+			l.logger.Info("wal: zero-filling ahead of the log's end again", "dir", l.dir)
+			warned = false
+		}
+		if err != nil {
 			restUntil = time.Now().Add(fillRetry)
 		}
 	}
