@@ -305,6 +305,18 @@ func (c *counter) state(key []byte) (st keyState, had bool, err error) {
 	if c.s.presence.absent(key) {
 		return keyDead, false, nil // never written: no seek
 	}
+	// The row cache holds the newest version Pebble has for the keys it
+	// holds (rowcache.go), and never one a FLUSHALL hides; the batch
+	// being counted is not in it yet.
+	if v, ok := c.s.rows.peek(key); ok {
+		switch {
+		case v.Deleted:
+			return keyDead, v.LSN != 0, nil
+		case v.ExpireAt != 0:
+			return keyLiveExpiring, true, nil
+		}
+		return keyLive, true, nil
+	}
 	if c.it == nil {
 		it, err := c.db.NewIter(&pebble.IterOptions{LowerBound: []byte{famVersion}, UpperBound: []byte{famVersion + 1}})
 		if err != nil {

@@ -149,6 +149,27 @@ func (c *rowCache) get(key []byte) (v Version, ok bool, gen uint64) {
 	return v, true, sh.gen
 }
 
+// peek is get without the value: the cached newest version's LSN, expiry
+// and whether it is a tombstone (LSN 0: the key had no version at all).
+func (c *rowCache) peek(key []byte) (v Version, ok bool) {
+	if c.size == 0 {
+		return Version{}, false
+	}
+	sh, h := c.shard(key)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	rec, _, ok := c.lookupLocked(sh, h, key)
+	if !ok {
+		return Version{}, false
+	}
+	return Version{
+		LSN:      binary.LittleEndian.Uint64(rec[8:]),
+		ExpireAt: int64(binary.LittleEndian.Uint64(rec[16:])),
+		Deleted:  rec[24] != 0,
+		Type:     rec[25],
+	}, true
+}
+
 // fill records v, read from Pebble as key's newest version, unless a
 // writer touched the shard since get returned gen.
 func (c *rowCache) fill(key []byte, gen uint64, v Version) {
