@@ -46,6 +46,19 @@ func waitFilled(t testing.TB, l *Log) {
 	}
 }
 
+// filledLog opens a log in dir with 1 MiB preallocated, appends LSNs
+// 1..to in batches, syncs, and waits for the filler to catch up.
+func filledLog(t testing.TB, dir string, to uint64, batch int) *Log {
+	t.Helper()
+	l := openPrealloc(t, dir, 64<<20, 1<<20)
+	appendRange(t, l, 1, to, batch, 0)
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	waitFilled(t, l)
+	return l
+}
+
 func fileSize(t testing.TB, path string) int64 {
 	t.Helper()
 	st, err := os.Stat(path)
@@ -60,13 +73,8 @@ func fileSize(t testing.TB, path string) int64 {
 // it off as the garbage tail it then is.
 func TestPreallocKeepsZerosAhead(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "wal")
-	const prealloc = 1 << 20
-	l := openPrealloc(t, dir, 64<<20, prealloc)
-	appendRange(t, l, 1, 100, 10, 0)
-	if err := l.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	waitFilled(t, l)
+	const prealloc = 1 << 20 // filledLog's
+	l := filledLog(t, dir, 100, 10)
 	seg, size := active(l)
 	path := seg.path
 	// The filler may still be adding a chunk: alloc counts it only once
@@ -157,12 +165,7 @@ func TestPreallocNeverLeavesZerosInRotatedSegments(t *testing.T) {
 // and writes other entries after the cut.
 func TestPreallocTruncateBack(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "wal")
-	l := openPrealloc(t, dir, 64<<20, 1<<20)
-	appendRange(t, l, 1, 200, 9, 0)
-	if err := l.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	waitFilled(t, l)
+	l := filledLog(t, dir, 200, 9)
 	if err := l.TruncateBack(150); err != nil {
 		t.Fatal(err)
 	}
@@ -189,12 +192,7 @@ func TestPreallocTruncateBack(t *testing.T) {
 // end of the zeros: the frame goes, the entries before it stay.
 func TestPreallocTornFrameBeforeZeros(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "wal")
-	l := openPrealloc(t, dir, 64<<20, 1<<20)
-	appendRange(t, l, 1, 50, 5, 0)
-	if err := l.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	waitFilled(t, l)
+	l := filledLog(t, dir, 50, 5)
 	seg, size := active(l)
 	path := seg.path
 	mustClose(t, l)
