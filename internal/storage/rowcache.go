@@ -136,17 +136,22 @@ func (c *rowCache) get(key []byte) (v Version, ok bool, gen uint64) {
 	if !ok {
 		return Version{}, false, sh.gen
 	}
-	kl := int(binary.LittleEndian.Uint32(rec))
-	v = Version{
+	v = recordVersion(rec)
+	if !v.Deleted {
+		kl := int(binary.LittleEndian.Uint32(rec))
+		v.Value = append([]byte{}, rec[rowHeader+kl:]...)
+	}
+	return v, true, sh.gen
+}
+
+// recordVersion decodes a record's header: the version without its value.
+func recordVersion(rec []byte) Version {
+	return Version{
 		LSN:      binary.LittleEndian.Uint64(rec[8:]),
 		ExpireAt: int64(binary.LittleEndian.Uint64(rec[16:])),
 		Deleted:  rec[24] != 0,
 		Type:     rec[25],
 	}
-	if !v.Deleted {
-		v.Value = append([]byte{}, rec[rowHeader+kl:]...)
-	}
-	return v, true, sh.gen
 }
 
 // peek is get without the value: the cached newest version's LSN, expiry
@@ -162,12 +167,7 @@ func (c *rowCache) peek(key []byte) (v Version, ok bool) {
 	if !ok {
 		return Version{}, false
 	}
-	return Version{
-		LSN:      binary.LittleEndian.Uint64(rec[8:]),
-		ExpireAt: int64(binary.LittleEndian.Uint64(rec[16:])),
-		Deleted:  rec[24] != 0,
-		Type:     rec[25],
-	}, true
+	return recordVersion(rec), true
 }
 
 // fill records v, read from Pebble as key's newest version, unless a
@@ -190,10 +190,10 @@ func (c *rowCache) fill(key []byte, gen uint64, v Version) {
 
 // wrote tells the cache that v is now key's newest version in Pebble (the
 // batch holding it is committed, and readers cannot yet see its LSN): key's
-// entry becomes v when hasValue, and is dropped otherwise (a value too
-// large to cache). The shard's generation moves, so that no read that
-// began before can fill it with what it found.
-func (c *rowCache) wrote(key []byte, v Version, hasValue bool) {
+// entry becomes v, or is dropped when v's value is too large to cache. The
+// shard's generation moves, so that no read that began before can fill it
+// with what it found.
+func (c *rowCache) wrote(key []byte, v Version) {
 	if c.size == 0 {
 		return
 	}
@@ -201,7 +201,7 @@ func (c *rowCache) wrote(key []byte, v Version, hasValue bool) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sh.gen++
-	if !hasValue || !c.putLocked(sh, h, key, v) {
+	if !c.putLocked(sh, h, key, v) {
 		if _, slot, ok := c.lookupLocked(sh, h, key); ok {
 			sh.slots[slot], sh.slots[slot+1] = 0, 0
 		}

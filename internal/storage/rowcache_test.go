@@ -102,29 +102,29 @@ func TestRowCacheFillAndWrite(t *testing.T) {
 		}, "k", &Version{LSN: 3, Value: []byte("x")}},
 		{"a write after the read's start refuses its fill", func(c *rowCache) {
 			_, _, g := c.get([]byte("k"))
-			c.wrote([]byte("other-key-same-shard?"), v(4, "y"), true)
-			c.wrote([]byte("k"), v(4, "y"), true)
+			c.wrote([]byte("other-key-same-shard?"), v(4, "y"))
+			c.wrote([]byte("k"), v(4, "y"))
 			c.invalidate()
 			c.fill([]byte("k"), g, v(3, "x"))
 		}, "k", nil},
 		{"a write replaces the entry", func(c *rowCache) {
 			_, _, g := c.get([]byte("k"))
 			c.fill([]byte("k"), g, v(3, "x"))
-			c.wrote([]byte("k"), v(5, "z"), true)
+			c.wrote([]byte("k"), v(5, "z"))
 		}, "k", &Version{LSN: 5, Value: []byte("z")}},
-		{"a write without its value drops the entry", func(c *rowCache) {
+		{"a write whose value is too large drops the entry", func(c *rowCache) {
 			_, _, g := c.get([]byte("k"))
 			c.fill([]byte("k"), g, v(3, "x"))
-			c.wrote([]byte("k"), v(5, ""), false)
+			c.wrote([]byte("k"), v(5, string(make([]byte, rowMaxValue+1))))
 		}, "k", nil},
 		{"a write creates an entry", func(c *rowCache) {
-			c.wrote([]byte("k"), Version{LSN: 6, Deleted: true}, true)
+			c.wrote([]byte("k"), Version{LSN: 6, Deleted: true})
 		}, "k", &Version{LSN: 6, Deleted: true}},
 		{"a value too large is not cached", func(c *rowCache) {
-			c.wrote([]byte("k"), v(7, string(make([]byte, rowMaxValue+1))), true)
+			c.wrote([]byte("k"), v(7, string(make([]byte, rowMaxValue+1))))
 		}, "k", nil},
 		{"invalidate empties", func(c *rowCache) {
-			c.wrote([]byte("k"), v(7, "w"), true)
+			c.wrote([]byte("k"), v(7, "w"))
 			c.invalidate()
 		}, "k", nil},
 	}
@@ -151,7 +151,7 @@ func TestRowCacheStaysWithinBudget(t *testing.T) {
 	c := newRowCache(1) // the smallest rings
 	const n = 200000
 	for i := 0; i < n; i++ {
-		c.wrote([]byte(fmt.Sprint("key-", i)), Version{LSN: uint64(i + 1), Value: make([]byte, 64)}, true)
+		c.wrote([]byte(fmt.Sprint("key-", i)), Version{LSN: uint64(i + 1), Value: make([]byte, 64)})
 	}
 	live := 0
 	for i := 0; i < n; i++ {
@@ -187,7 +187,7 @@ func TestRowCacheBucketGivesWayToTheNewest(t *testing.T) {
 			keys = append(keys, k)
 		}
 	}
-	put := func(k []byte, lsn uint64) { c.wrote(k, Version{LSN: lsn, Value: k}, true) }
+	put := func(k []byte, lsn uint64) { c.wrote(k, Version{LSN: lsn, Value: k}) }
 	has := func(k []byte) bool { _, ok, _ := c.get(k); return ok }
 	put(keys[0], 1)
 	put(keys[1], 2)

@@ -850,21 +850,25 @@ func (s *Store) publishEntries(entries []Entry) {
 	}
 	for i := range entries {
 		e := &entries[i]
-		first := 0
-		for j := range e.Ops {
-			if e.Ops[j].Kind == OpFlush {
-				first = j
-			}
-		}
-		if len(e.Ops) > 0 && e.Ops[first].Kind == OpFlush {
+		first := lastFlush(e.Ops)
+		if first >= 0 {
 			s.rows.invalidate() // it hides every earlier version
-			first++
 		}
-		for j := first; j < len(e.Ops); j++ {
+		for j := first + 1; j < len(e.Ops); j++ {
 			op := &e.Ops[j]
-			s.rows.wrote(op.Key, opVersion(op, e.LSN), true)
+			s.rows.wrote(op.Key, opVersion(op, e.LSN))
 		}
 	}
+}
+
+// lastFlush is the index of the last FLUSHALL among ops, -1 if none.
+func lastFlush(ops []Op) int {
+	for i := len(ops) - 1; i >= 0; i-- {
+		if ops[i].Kind == OpFlush {
+			return i
+		}
+	}
+	return -1
 }
 
 // writeVersions adds e's versions to b, and its key count delta (see
@@ -873,12 +877,7 @@ func (s *Store) writeVersions(b *pebble.Batch, e *Entry, flushes []uint64, vs *v
 	// Ops apply in order. A FLUSH marker at LSN f hides versions below f,
 	// not the versions written at f itself, so ops after the entry's last
 	// FLUSH stay visible and ops before it must not be written at all.
-	first := 0
-	for i := range e.Ops {
-		if e.Ops[i].Kind == OpFlush {
-			first = i
-		}
-	}
+	first := max(lastFlush(e.Ops), 0)
 	cnt.entry(b, e, first)
 	for i := first; i < len(e.Ops); i++ {
 		op := &e.Ops[i]
