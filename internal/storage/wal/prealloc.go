@@ -69,14 +69,11 @@ func (l *Log) startFiller() {
 }
 
 // StopPreallocating stops the zero filler and waits for it; later appends
-// extend the file. A store reopening the log's directory calls it on the
-// instance it replaces, whose filler would otherwise go on writing zeros
-// where the new instance writes frames.
-func (l *Log) StopPreallocating() { l.stopFiller() }
-
-// stopFiller stops the filler and waits for it. It must not be called
-// with fillMu held.
-func (l *Log) stopFiller() {
+// extend the file. Close calls it, and so does a store reopening the log's
+// directory, on the instance it replaces, whose filler would otherwise go
+// on writing zeros where the new instance writes frames. It must not be
+// called with fillMu held.
+func (l *Log) StopPreallocating() {
 	if l.fillStop == nil {
 		return
 	}

@@ -174,7 +174,7 @@ func TestPreallocTruncateBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFilled(t, l)
-	l.stopFiller() // Close would too; the reopen below must find the same
+	l.StopPreallocating() // Close would too; the reopen below must find the same
 	mustClose(t, l)
 	l = openPrealloc(t, dir, 64<<20, 1<<20)
 	salt := func(lsn uint64) byte {
@@ -210,7 +210,7 @@ func TestPreallocTornFrameBeforeZeros(t *testing.T) {
 	checkPositions(t, l, 1, 49)
 	checkEntries(t, readAll(t, l, 1, 1000, 0), 1, 49, salt0)
 	appendRange(t, l, 50, 70, 6, 2)
-	l.stopFiller()
+	l.StopPreallocating()
 	mustClose(t, l)
 	l = openPrealloc(t, dir, 64<<20, 1<<20)
 	checkEntries(t, readAll(t, l, 1, 1000, 0), 1, 70, func(lsn uint64) byte {

@@ -838,7 +838,7 @@ func (l *Log) Reset(next uint64) error {
 // Close releases the files. It does not sync: call Sync first for
 // durability. Reads still running finish with the files they hold.
 func (l *Log) Close() error {
-	l.stopFiller()
+	l.StopPreallocating()
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	l.removeMu.Lock()
