@@ -209,6 +209,15 @@ func TestPreallocTornFrameBeforeZeros(t *testing.T) {
 	l = openPrealloc(t, dir, 64<<20, 1<<20)
 	checkPositions(t, l, 1, 49)
 	checkEntries(t, readAll(t, l, 1, 1000, 0), 1, 49, salt0)
+	// The torn bytes are cut off, not kept as if they were the zeros
+	// (the filler may have written zeros there since).
+	if now := readFile(t, vfs.Default, path); len(now) > lastOff {
+		for i := lastOff; i < min(cut, len(now)); i++ {
+			if now[i] != 0 {
+				t.Fatalf("byte %d of the torn frame survived Open: %#x", i, now[i])
+			}
+		}
+	}
 	appendRange(t, l, 50, 70, 6, 2)
 	l.StopPreallocating()
 	mustClose(t, l)
