@@ -54,6 +54,16 @@ type Engine interface {
 	Switchover(ctx context.Context, to string) error
 }
 
+// NowReader is implemented by engines that can serve a read without
+// waiting. ReadNow does what Read does when Read would not wait: ok is
+// false, and nothing was done, when Read would have to wait (for a leader,
+// a lease, or the floor) or ask other nodes. An event loop serving many
+// connections in one goroutine (the RESP server's) reads in place when ok
+// and leaves the waiting kind to a goroutine of the connection's own.
+type NowReader interface {
+	ReadNow(c Consistency, floor Token) (r Reader, err error, ok bool)
+}
+
 // AsyncWriter is implemented by engines that can queue a write without
 // waiting for it. WriteAsync does what Write does, but returns once fn is
 // queued, with a function that waits for the outcome (call it exactly

@@ -196,6 +196,9 @@ type Node struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// noWait is an already cancelled context: ReadNow reads with it, so
+	// that any wait in Read ends at once with its error.
+	noWait context.Context
 }
 
 type follower struct {
@@ -251,7 +254,9 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Node{cfg: cfg, log: log, store: st, started: time.Now(), roleCh: make(chan struct{}), stateCh: make(chan struct{}), ctx: ctx, cancel: cancel,
+	noWait, stop := context.WithCancel(context.Background())
+	stop()
+	n := &Node{noWait: noWait, cfg: cfg, log: log, store: st, started: time.Now(), roleCh: make(chan struct{}), stateCh: make(chan struct{}), ctx: ctx, cancel: cancel,
 		renewNow: make(chan struct{}, 1)}
 	n.metrics = newMetrics(n)
 	if err := n.checkMode(); err != nil {
@@ -719,6 +724,18 @@ func (n *Node) Read(ctx context.Context, c engine.Consistency, floor engine.Toke
 			return nil, err
 		}
 	}
+}
+
+// ReadNow is Read when it needs no wait (engine.NowReader): Read under
+// an already cancelled context returns that context's error exactly when
+// it would have waited (for a leader, a lease, the inherited log or the
+// floor), and nothing else in it looks at the context.
+func (n *Node) ReadNow(c engine.Consistency, floor engine.Token) (engine.Reader, error, bool) {
+	r, err := n.Read(n.noWait, c, floor)
+	if errors.Is(err, context.Canceled) {
+		return nil, nil, false
+	}
+	return r, err, true
 }
 
 // checkReadable refuses reads at lsn on a removed node, while a snapshot is

@@ -257,6 +257,9 @@ func TestBlockingUnblock(t *testing.T) {
 // leaves no goroutine and no registration behind.
 func TestBlockingConnectionClosed(t *testing.T) {
 	ts := startServer(t, node.Config{})
+	// Served once: the server's own goroutines (its event loop) are up
+	// before the count.
+	mustDo(t, ts.client(t, 0), "PONG", "ping")
 	ignore := goleak.IgnoreCurrent()
 	for _, cmd := range [][]string{
 		{"BLPOP", "q", "0"},

@@ -55,6 +55,9 @@ func (r *clientRegistry) list() []*client {
 
 // connFD is the connection's file descriptor (Redis's fd=), or -1.
 func connFD(nc net.Conn) int {
+	if fc, ok := nc.(*fdConn); ok {
+		return fc.fd
+	}
 	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok { // TLS
 		nc = tc.NetConn()
 	}

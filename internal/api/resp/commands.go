@@ -32,6 +32,9 @@ type command struct {
 	// they run; scriptWrites ones may write (not the *_RO variants).
 	scripted, scriptWrites bool
 	fn                     func(c *client, args [][]byte)
+	// inLoop: the event loop may run it in place (inline.go); inLoopReads:
+	// it reads the node's state.
+	inLoop, inLoopReads bool
 
 	metrics *cmdMetrics
 	stat    cmdStat // INFO commandstats (info_stats.go)

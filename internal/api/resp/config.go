@@ -46,6 +46,9 @@ type Config struct {
 	// long after connecting, when a password is required. 0 means
 	// DefaultAuthTimeout; negative, never.
 	AuthTimeout time.Duration
+	// NoEventLoop serves every connection from a goroutine waiting in
+	// Go's poller, as TLS connections always are (evloop_linux.go).
+	NoEventLoop bool
 	// CommandTimeout closes a connection whose started command is not
 	// complete this long after it started (see DefaultCommandTimeout).
 	// 0 means DefaultCommandTimeout; negative, never.

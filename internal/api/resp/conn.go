@@ -31,6 +31,9 @@ type conn struct {
 	out    []byte
 	err    error // the first write error; later replies are dropped
 	closed bool
+	// held: the event loop runs the connection's commands and sends
+	// their replies; nothing may write to the socket (or wait on it).
+	held bool
 }
 
 func (c *conn) WriteError(msg string)    { c.out = redcon.AppendError(c.out, msg) }
@@ -42,7 +45,7 @@ func (c *conn) WriteNull()               { c.out = redcon.AppendNull(c.out) }
 func (c *conn) WriteRaw(b []byte)        { c.out = append(c.out, b...) }
 
 func (c *conn) WriteBulk(b []byte) {
-	if len(b) < directWriteBulk || c.nc == nil { // nc nil: a buffer (tx.go)
+	if len(b) < directWriteBulk || c.nc == nil || c.held { // nc nil: a buffer (tx.go)
 		c.out = redcon.AppendBulk(c.out, b)
 		return
 	}
@@ -58,7 +61,7 @@ func (c *conn) WriteBulk(b []byte) {
 
 // flush sends the pending replies.
 func (c *conn) flush() error {
-	if c.err != nil || len(c.out) == 0 || c.nc == nil { // nc nil: a buffer (tx.go)
+	if c.err != nil || len(c.out) == 0 || c.nc == nil || c.held { // nc nil: a buffer (tx.go)
 		return c.err
 	}
 	_, c.err = c.nc.Write(c.out)
@@ -171,7 +174,25 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, lim limits, needAut
 		return cn.flush()
 	})
 	defer c.rd.release()
+	fc, _ := nc.(*fdConn) // served through the event loop (evloop_linux.go)
+	if fc != nil {
+		fc.client = c
+		defer fc.release()
+	}
+	parked := false
 	for !c.quit && !cn.closed {
+		if fc != nil && !parked && c.rd.r == c.rd.w && s.mayPark(c) {
+			// Nothing buffered: wait in the loop, which may serve the
+			// next commands itself. It hands back what it cannot; once
+			// back, read at least once before parking again (the end
+			// of input, or a timeout, is read here).
+			if !fc.park(c) {
+				break
+			}
+			parked = true
+			continue
+		}
+		parked = false
 		c.rd.to.idle = time.Duration(s.idleTimeout.Load()) // CONFIG SET timeout
 		args, err := c.rd.next(ctx, !c.authed)
 		if err != nil {
@@ -191,6 +212,13 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn, lim limits, needAut
 	c.drain()
 	c.txReset()
 	_ = cn.Close()
+}
+
+// mayPark reports whether c may wait in the event loop between commands:
+// not while a timeout must close it if nothing comes (the goroutine's
+// read deadlines apply them).
+func (s *Server) mayPark(c *client) bool {
+	return s.idleTimeout.Load() <= 0 && (c.authed || c.rd.to.auth <= 0)
 }
 
 // readFailed answers a failed command read and reports whether the

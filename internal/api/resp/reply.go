@@ -151,19 +151,31 @@ func (c *client) verbatim(s string) {
 // engine.Token.After).
 func (c *client) observe(t engine.Token) { c.token = c.token.Later(t) }
 
+// readFloor is the oldest state a read on c may show: REPLICANT.SESSION's
+// floor binds every read on the connection; the tokens the connection
+// observed itself bind session reads.
+func (c *client) readFloor() engine.Token {
+	floor := c.floor
+	if c.cons.Level == engine.LevelSession {
+		floor = floor.Later(c.token)
+	}
+	return floor
+}
+
 // read opens a reader at the connection's consistency (and, for session
 // consistency, no older than its token). On failure it has answered.
 func (c *client) read() (engine.Reader, bool) {
 	if c.exec != nil {
 		return c.exec.r, true // the transaction's state (tx.go)
 	}
-	// REPLICANT.SESSION's floor binds every read on the connection; the
-	// tokens the connection observed itself bind session reads.
-	floor := c.floor
-	if c.cons.Level == engine.LevelSession {
-		floor = floor.Later(c.token)
+	var r engine.Reader
+	var err error
+	if c.pre.set { // the event loop read already (inline.go)
+		r, err = c.pre.r, c.pre.err
+		c.pre = preRead{}
+	} else {
+		r, err = c.s.b.Read(c.ctx, c.cons, c.readFloor())
 	}
-	r, err := c.s.b.Read(c.ctx, c.cons, floor)
 	var nl *engine.NotLeaderError
 	if errors.As(err, &nl) {
 		// Only linearizable reads need the leader.

@@ -34,6 +34,7 @@ type Server struct {
 	connsTotal   atomic.Uint64
 	cmdsTotal    atomic.Uint64
 	pipelined    atomic.Uint64 // SETs queued without waiting (pipeline.go)
+	inLoop       atomic.Uint64 // commands the event loop ran in place (inline.go)
 	// panics counts handler panics that were recovered (always a bug).
 	panics atomic.Uint64
 	// rejectedConns counts connections refused at MaxClients.
@@ -106,6 +107,7 @@ func NewWithConfig(b engine.Engine, logger *slog.Logger, cfg Config) *Server {
 	s.connGauge = m.ClientGauge("resp")
 	for _, c := range s.cmds {
 		c.metrics = newCmdMetrics(m, c.name)
+		c.inLoop, c.inLoopReads = runsInLoop(c.name)
 	}
 	return s
 }
@@ -144,6 +146,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	cfg := s.b.Settings()
 	lim := newLimits(cfg.MaxKeySize, cfg.MaxValueSize)
+	loop := s.newLoop()
 	var closing atomic.Bool
 	stop := context.AfterFunc(ctx, func() {
 		closing.Store(true)
@@ -155,6 +158,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		handlers sync.WaitGroup
 	)
 	err := s.acceptLoop(ln, &closing, func(nc net.Conn) {
+		if loop != nil {
+			if fc, err := loop.adopt(nc); err == nil {
+				nc = fc
+			} else {
+				s.log.Debug("connection left to Go's poller", "err", err)
+			}
+		}
 		mu.Lock()
 		conns[nc] = struct{}{}
 		mu.Unlock()
@@ -179,6 +189,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	mu.Unlock()
 	handlers.Wait()
+	if loop != nil {
+		loop.stop()
+	}
 	return err
 }
 
@@ -241,6 +254,7 @@ type client struct {
 	lastWrite engine.Token // token of this connection's last write
 
 	pending []pipelined // queued pipelined writes, answered by drain
+	pre     preRead     // the event loop's read for the command it runs (inline.go)
 
 	txConn // MULTI/EXEC and WATCH state (tx.go)
 }

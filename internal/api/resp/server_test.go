@@ -453,6 +453,14 @@ type fakeBackend struct {
 	status   *engine.Status
 }
 
+// ReadNow: the fake's reads go through its Read.
+func (f *fakeBackend) ReadNow(c engine.Consistency, floor engine.Token) (engine.Reader, error, bool) {
+	if f.readErr != nil {
+		return nil, nil, false
+	}
+	return f.Node.ReadNow(c, floor)
+}
+
 func (f *fakeBackend) Write(ctx context.Context, fn func(engine.Txn) error) (engine.Token, error) {
 	if f.writeErr != nil {
 		return engine.Token{}, f.writeErr
