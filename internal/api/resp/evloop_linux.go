@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -33,16 +31,8 @@ import (
 type evLoop struct {
 	s    *Server
 	epfd int
-	// ep is epfd as a file in Go's poller: the loop goroutine waits for
-	// the epoll set to have events there, parked like any goroutine. A
-	// blocking epoll_wait would hold one of the process's Ps (two on
-	// this machine) until the runtime noticed and took it back.
-	ep  *os.File
-	raw syscall.RawConn
-	// ticking: ep has a read deadline (only the loop goroutine uses it).
-	ticking bool
-	efd     int // eventfd, registered under id 0: wakes the loop for queue and stop
-	done    chan struct{}
+	efd  int // eventfd, registered under id 0: wakes the loop for queue and stop
+	done chan struct{}
 
 	mu       sync.Mutex
 	conns    map[uint64]*fdConn
@@ -75,23 +65,7 @@ func (s *Server) newLoop() *evLoop {
 		s.log.Warn("no event loop; connections use a goroutine each", "err", err)
 		return nil
 	}
-	var ep *os.File
-	var raw syscall.RawConn
-	if err = unix.SetNonblock(epfd, true); err == nil {
-		ep = os.NewFile(uintptr(epfd), "epoll")
-		raw, err = ep.SyscallConn()
-	}
-	if err != nil {
-		if ep != nil {
-			_ = ep.Close()
-		} else {
-			_ = unix.Close(epfd)
-		}
-		_ = unix.Close(efd)
-		s.log.Warn("no event loop; connections use a goroutine each", "err", err)
-		return nil
-	}
-	l := &evLoop{s: s, epfd: epfd, ep: ep, raw: raw, efd: efd, done: make(chan struct{}), conns: map[uint64]*fdConn{}}
+	l := &evLoop{s: s, epfd: epfd, efd: efd, done: make(chan struct{}), conns: map[uint64]*fdConn{}}
 	go l.run()
 	return l
 }
@@ -163,29 +137,6 @@ func (l *evLoop) kick() {
 	_, _ = unix.Write(l.efd, one[:])
 }
 
-// wait returns the next events, waiting in Go's poller until there are
-// some; with ticking, for at most a second (parked connections must
-// still time out).
-func (l *evLoop) wait(events []unix.EpollEvent, ticking bool) (int, error) {
-	if ticking {
-		_ = l.ep.SetReadDeadline(time.Now().Add(time.Second))
-		l.ticking = true
-	} else if l.ticking {
-		_ = l.ep.SetReadDeadline(time.Time{})
-		l.ticking = false
-	}
-	var n int
-	var err error
-	rerr := l.raw.Read(func(fd uintptr) bool {
-		n, err = unix.EpollWait(int(fd), events, 0)
-		return n != 0 || (err != nil && err != unix.EINTR)
-	})
-	if rerr != nil && !errors.Is(rerr, os.ErrDeadlineExceeded) {
-		return 0, rerr
-	}
-	return max(n, 0), err
-}
-
 // stop ends the loop once no connection is left (Serve calls it after
 // every connection's goroutine returned) and closes its descriptors.
 func (l *evLoop) stop() {
@@ -194,7 +145,7 @@ func (l *evLoop) stop() {
 	l.mu.Unlock()
 	l.kick()
 	<-l.done
-	_ = l.ep.Close()
+	_ = unix.Close(l.epfd)
 	_ = unix.Close(l.efd)
 }
 
@@ -204,8 +155,11 @@ func (l *evLoop) run() {
 	var queue []*fdConn
 	failed := false
 	for {
-		idle := l.s.idleTimeout.Load() > 0
-		n, err := l.wait(events, idle)
+		timeout := -1
+		if l.s.idleTimeout.Load() > 0 {
+			timeout = 1000 // parked connections must still time out
+		}
+		n, err := unix.EpollWait(l.epfd, events, timeout)
 		if err != nil && err != unix.EINTR {
 			// Only a bug gives anything but EINTR (a closed or bad
 			// descriptor): say so, and do not spin.
@@ -248,7 +202,7 @@ func (l *evLoop) run() {
 		if stopping {
 			return
 		}
-		if idle {
+		if timeout > 0 {
 			// CONFIG SET timeout: the goroutines apply it while they wait.
 			l.handBackAll()
 		}
