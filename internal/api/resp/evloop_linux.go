@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -40,6 +41,10 @@ type evLoop struct {
 	queue    []*fdConn // connections to serve without an edge (Close, park)
 	woken    bool      // efd was written and not yet read
 	stopping bool
+
+	// resumed: a connection was handed back in this pass (only the loop
+	// goroutine hands back).
+	resumed bool
 }
 
 // newLoop starts an event loop for s, or returns nil (connections then
@@ -202,6 +207,13 @@ func (l *evLoop) run() {
 		if stopping {
 			return
 		}
+		if l.resumed {
+			// The goroutines this pass handed back were made runnable
+			// on this goroutine's P, which the next epoll_wait would
+			// hold in the system call: let them run first.
+			l.resumed = false
+			runtime.Gosched()
+		}
 		if timeout > 0 {
 			// CONFIG SET timeout: the goroutines apply it while they wait.
 			l.handBackAll()
@@ -230,6 +242,7 @@ func (l *evLoop) handBack(fc *fdConn) {
 	fc.loopOwned = false
 	fc.mu.Unlock()
 	if owned {
+		l.resumed = true
 		fc.resume <- struct{}{}
 	}
 }
