@@ -7,8 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -32,6 +33,12 @@ import (
 type evLoop struct {
 	s    *Server
 	epfd int
+	// ep is epfd as a file in Go's poller, for waits that must not hold
+	// a P (wait).
+	ep  *os.File
+	raw syscall.RawConn
+	// ticking: ep has a read deadline (only the loop goroutine uses it).
+	ticking bool
 	efd  int // eventfd, registered under id 0: wakes the loop for queue and stop
 	done chan struct{}
 
@@ -70,7 +77,23 @@ func (s *Server) newLoop() *evLoop {
 		s.log.Warn("no event loop; connections use a goroutine each", "err", err)
 		return nil
 	}
-	l := &evLoop{s: s, epfd: epfd, efd: efd, done: make(chan struct{}), conns: map[uint64]*fdConn{}}
+	var ep *os.File
+	var raw syscall.RawConn
+	if err = unix.SetNonblock(epfd, true); err == nil {
+		ep = os.NewFile(uintptr(epfd), "epoll")
+		raw, err = ep.SyscallConn()
+	}
+	if err != nil {
+		if ep != nil {
+			_ = ep.Close()
+		} else {
+			_ = unix.Close(epfd)
+		}
+		_ = unix.Close(efd)
+		s.log.Warn("no event loop; connections use a goroutine each", "err", err)
+		return nil
+	}
+	l := &evLoop{s: s, epfd: epfd, ep: ep, raw: raw, efd: efd, done: make(chan struct{}), conns: map[uint64]*fdConn{}}
 	go l.run()
 	return l
 }
@@ -142,6 +165,36 @@ func (l *evLoop) kick() {
 	_, _ = unix.Write(l.efd, one[:])
 }
 
+// wait returns the next events, waiting at most timeout milliseconds
+// (-1: no limit). After a pass that handed connections back it waits in
+// Go's poller, parked: the goroutines it made runnable are queued on its
+// P, which a blocking epoll_wait would hold in the system call until the
+// runtime took it back (up to milliseconds later). Otherwise it blocks
+// in epoll_wait, which wakes it sooner than the poller would.
+func (l *evLoop) wait(events []unix.EpollEvent, timeout int) (int, error) {
+	if !l.resumed {
+		return unix.EpollWait(l.epfd, events, timeout)
+	}
+	l.resumed = false
+	if timeout >= 0 {
+		_ = l.ep.SetReadDeadline(time.Now().Add(time.Duration(timeout) * time.Millisecond))
+		l.ticking = true
+	} else if l.ticking {
+		_ = l.ep.SetReadDeadline(time.Time{})
+		l.ticking = false
+	}
+	var n int
+	var err error
+	rerr := l.raw.Read(func(fd uintptr) bool {
+		n, err = unix.EpollWait(int(fd), events, 0)
+		return n != 0 || (err != nil && err != unix.EINTR)
+	})
+	if rerr != nil && !errors.Is(rerr, os.ErrDeadlineExceeded) {
+		return 0, rerr
+	}
+	return max(n, 0), err
+}
+
 // stop ends the loop once no connection is left (Serve calls it after
 // every connection's goroutine returned) and closes its descriptors.
 func (l *evLoop) stop() {
@@ -150,7 +203,7 @@ func (l *evLoop) stop() {
 	l.mu.Unlock()
 	l.kick()
 	<-l.done
-	_ = unix.Close(l.epfd)
+	_ = l.ep.Close()
 	_ = unix.Close(l.efd)
 }
 
@@ -164,7 +217,7 @@ func (l *evLoop) run() {
 		if l.s.idleTimeout.Load() > 0 {
 			timeout = 1000 // parked connections must still time out
 		}
-		n, err := unix.EpollWait(l.epfd, events, timeout)
+		n, err := l.wait(events, timeout)
 		if err != nil && err != unix.EINTR {
 			// Only a bug gives anything but EINTR (a closed or bad
 			// descriptor): say so, and do not spin.
@@ -206,13 +259,6 @@ func (l *evLoop) run() {
 		}
 		if stopping {
 			return
-		}
-		if l.resumed {
-			// The goroutines this pass handed back were made runnable
-			// on this goroutine's P, which the next epoll_wait would
-			// hold in the system call: let them run first.
-			l.resumed = false
-			runtime.Gosched()
 		}
 		if timeout > 0 {
 			// CONFIG SET timeout: the goroutines apply it while they wait.
