@@ -54,6 +54,17 @@ type Engine interface {
 	Switchover(ctx context.Context, to string) error
 }
 
+// NotifyWriter is implemented by AsyncWriters that can also tell when a
+// queued write's outcome is known, for a caller that cannot wait (an event
+// loop). WriteNotify queues fn as WriteAsync does, but never waits: it
+// returns nil, having done nothing, when it cannot queue at once. Else it
+// calls notify exactly once, from any goroutine, when the outcome is
+// known (notify must not block); from then on the returned function
+// returns without waiting.
+type NotifyWriter interface {
+	WriteNotify(ctx context.Context, fn func(Txn) error, notify func()) func() (Token, error)
+}
+
 // NowReader is implemented by engines that can serve a read without
 // waiting. ReadNow does what Read does when Read would not wait: ok is
 // false, and nothing was done, when Read would have to wait (for a leader,

@@ -436,16 +436,47 @@ func (n *Node) write(ctx context.Context, fn func(engine.Txn) error, async bool)
 		n.admit.RUnlock()
 		return failed(n.writeOutcome(l, err))
 	}
-	return func() (engine.Token, error) {
-		defer n.admit.RUnlock()
-		tok, err := wait(ctx)
-		n.metrics.writeLatency.Observe(time.Since(start).Seconds())
-		err = n.writeOutcome(l, err)
-		if errors.Is(err, engine.ErrLeaseExpired) {
-			tok = engine.Token{} // no token for a write that may not survive
-		}
-		return tok, err
+	return func() (engine.Token, error) { return n.finishWrite(ctx, l, start, wait) }
+}
+
+// finishWrite waits for a submitted write's outcome and releases its hold
+// on admit.
+func (n *Node) finishWrite(ctx context.Context, l *replication.Leader, start time.Time, wait func(context.Context) (engine.Token, error)) (engine.Token, error) {
+	defer n.admit.RUnlock()
+	tok, err := wait(ctx)
+	n.metrics.writeLatency.Observe(time.Since(start).Seconds())
+	err = n.writeOutcome(l, err)
+	if errors.Is(err, engine.ErrLeaseExpired) {
+		tok = engine.Token{} // no token for a write that may not survive
 	}
+	return tok, err
+}
+
+// WriteNotify is engine.NotifyWriter: WriteAsync that never waits and
+// calls notify once the outcome is known. It returns nil, having done
+// nothing, whenever queueing would wait or fail (no leader or lease yet,
+// a switchover, a full queue): the caller then writes the ordinary way,
+// which waits or answers the error.
+func (n *Node) WriteNotify(ctx context.Context, fn func(engine.Txn) error, notify func()) func() (engine.Token, error) {
+	l, _, err := n.leaderNow()
+	if l == nil || err != nil {
+		return nil
+	}
+	if !n.admit.TryRLock() {
+		return nil
+	}
+	if n.checkSwitching() != nil || !n.leaseValid(l.Epoch()) {
+		n.admit.RUnlock()
+		return nil
+	}
+	start := time.Now()
+	// noWait: with the queue full, SubmitNotify returns at once.
+	wait, err := l.SubmitNotify(n.noWait, start.Add(n.cfg.WriteTimeout), fn, notify)
+	if err != nil {
+		n.admit.RUnlock()
+		return nil
+	}
+	return func() (engine.Token, error) { return n.finishWrite(ctx, l, start, wait) }
 }
 
 // writeOutcome turns the write path's result into what the APIs answer.

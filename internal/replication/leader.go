@@ -177,7 +177,12 @@ func (l *Leader) Submit(ctx context.Context, fn func(engine.Txn) error) (func(co
 
 // SubmitUntil is Submit with a deadline (see Writer.SubmitUntil).
 func (l *Leader) SubmitUntil(ctx context.Context, deadline time.Time, fn func(engine.Txn) error) (func(context.Context) (engine.Token, error), error) {
-	wait, err := l.writer.SubmitUntil(ctx, deadline, fn)
+	return l.SubmitNotify(ctx, deadline, fn, nil)
+}
+
+// SubmitNotify is SubmitUntil with Writer.SubmitNotify's notify.
+func (l *Leader) SubmitNotify(ctx context.Context, deadline time.Time, fn func(engine.Txn) error, notify func()) (func(context.Context) (engine.Token, error), error) {
+	wait, err := l.writer.SubmitNotify(ctx, deadline, fn, notify)
 	if err != nil {
 		return nil, l.explain(err)
 	}

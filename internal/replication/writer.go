@@ -55,6 +55,17 @@ type proposal struct {
 	// may not be committed yet: it is answered, like a no-op, only once
 	// waitLSN is committed (AdvanceCommit delivers it).
 	fnErr error
+	// notify, when set, is called once the answer is in done (by whoever
+	// answers; it must not block).
+	notify func()
+}
+
+// answer delivers the proposal's outcome, once.
+func (p *proposal) answer(err error) {
+	p.done <- err
+	if p.notify != nil {
+		p.notify()
+	}
 }
 
 // CommandError wraps the error a proposal's closure returned (a command
@@ -166,7 +177,15 @@ func (w *Writer) Submit(ctx context.Context, fn func(engine.Txn) error) (func(co
 // parent under its lock and was 3.7 % of a durable SET's CPU; a timer
 // armed only while waiting costs a fraction of that.
 func (w *Writer) SubmitUntil(ctx context.Context, deadline time.Time, fn func(engine.Txn) error) (func(context.Context) (engine.Token, error), error) {
-	p := &proposal{fn: fn, done: make(chan error, 1)}
+	return w.SubmitNotify(ctx, deadline, fn, nil)
+}
+
+// SubmitNotify is SubmitUntil that also calls notify (from whichever
+// goroutine answers; it must not block) once the outcome is known, after
+// which the returned function does not wait. Without an error from
+// SubmitNotify, notify is called exactly once.
+func (w *Writer) SubmitNotify(ctx context.Context, deadline time.Time, fn func(engine.Txn) error, notify func()) (func(context.Context) (engine.Token, error), error) {
+	p := &proposal{fn: fn, done: make(chan error, 1), notify: notify}
 	select {
 	case w.props <- p: // the usual case: the queue has room
 	default:
@@ -213,6 +232,11 @@ func (d deadlineTimer) stop() {
 
 func (w *Writer) await(ctx context.Context, p *proposal, deadline time.Time) (engine.Token, error) {
 	var err error
+	select {
+	case err = <-p.done: // answered already (notified callers): no timer
+		return p.outcome(err)
+	default:
+	}
 	t := newDeadlineTimer(deadline)
 	defer t.stop()
 	select {
@@ -231,6 +255,11 @@ func (w *Writer) await(ctx context.Context, p *proposal, deadline time.Time) (en
 	case <-ctx.Done():
 		return engine.Token{}, ctx.Err()
 	}
+	return p.outcome(err)
+}
+
+// outcome is the token and error of the answer err.
+func (p *proposal) outcome(err error) (engine.Token, error) {
 	if err != nil {
 		if p.fnErr != nil && err == p.fnErr {
 			return engine.Token{Epoch: p.epoch, LSN: p.waitLSN}, &CommandError{Err: err}
@@ -249,7 +278,7 @@ func (w *Writer) close() {
 	w.wg.Wait()
 	w.mu.Lock()
 	for _, p := range w.waiters {
-		p.done <- ErrStopped
+		p.answer(ErrStopped)
 	}
 	w.waiters = nil
 	w.mu.Unlock()
@@ -292,7 +321,7 @@ func (w *Writer) sequence(syncq chan<- inflight) {
 			case <-w.synced:
 			case <-w.stop:
 				for _, p := range batch {
-					p.done <- ErrStopped
+					p.answer(ErrStopped)
 				}
 				w.drainProposals()
 				return
@@ -309,7 +338,7 @@ func (w *Writer) drainProposals() {
 	for {
 		select {
 		case p := <-w.props:
-			p.done <- ErrStopped
+			p.answer(ErrStopped)
 		default:
 			return
 		}
@@ -367,7 +396,7 @@ func (w *Writer) ready() error {
 func (w *Writer) runBatch(batch []*proposal) (f inflight, ok bool) {
 	if err := w.ready(); err != nil {
 		for _, p := range batch {
-			p.done <- err
+			p.answer(err)
 		}
 		return inflight{}, false
 	}
@@ -416,7 +445,7 @@ func (w *Writer) runBatch(batch []*proposal) (f inflight, ok bool) {
 			// hole. The read-only ones depended on this batch's writes.
 			err = fmt.Errorf("replication: write refused: %w", err)
 			for _, p := range waiting {
-				p.done <- err
+				p.answer(err)
 			}
 			return inflight{}, false
 		}
@@ -485,12 +514,12 @@ func (w *Writer) syncOne(f inflight) {
 			// commit advance) depends only on committed state.
 			switch {
 			case p.waitLSN <= w.commit.Load():
-				p.done <- p.fnErr
+				p.answer(p.fnErr)
 			case p.fnErr != nil:
 				// It wrote nothing, but the state it failed on may be lost.
-				p.done <- fmt.Errorf("replication: the state this command read could not be confirmed: %w", err)
+				p.answer(fmt.Errorf("replication: the state this command read could not be confirmed: %w", err))
 			default:
-				p.done <- unknown
+				p.answer(unknown)
 			}
 		}
 		w.waiters = w.waiters[:0]
@@ -530,7 +559,7 @@ func (w *Writer) AdvanceCommit(lsn uint64) {
 	c := w.commit.Load()
 	i := 0
 	for ; i < len(w.waiters) && w.waiters[i].waitLSN <= c; i++ {
-		w.waiters[i].done <- w.waiters[i].fnErr
+		w.waiters[i].answer(w.waiters[i].fnErr)
 	}
 	w.waiters = append(w.waiters[:0], w.waiters[i:]...)
 }

@@ -122,6 +122,23 @@ func (b *Budget) Acquire(ctx context.Context, n int64) error {
 		time.Since(start).Round(time.Millisecond), n, b.used, b.capacity, cause)
 }
 
+// TryAcquire reserves n bytes if they fit now, with nobody waiting
+// before, and reports whether it did; it never waits. A true result must
+// be matched by Release(n).
+func (b *Budget) TryAcquire(n int64) bool {
+	if b == nil || n <= 0 {
+		return true
+	}
+	n = b.clamp(n)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.fits(n) && b.waiters.Len() == 0 {
+		b.used += n
+		return true
+	}
+	return false
+}
+
 // Release returns n bytes granted by Acquire.
 func (b *Budget) Release(n int64) {
 	if b == nil || n <= 0 {

@@ -39,8 +39,8 @@ type evLoop struct {
 	raw syscall.RawConn
 	// ticking: ep has a read deadline (only the loop goroutine uses it).
 	ticking bool
-	efd  int // eventfd, registered under id 0: wakes the loop for queue and stop
-	done chan struct{}
+	efd     int // eventfd, registered under id 0: wakes the loop for queue and stop
+	done    chan struct{}
 
 	mu       sync.Mutex
 	conns    map[uint64]*fdConn
@@ -52,6 +52,8 @@ type evLoop struct {
 	// resumed: a connection was handed back in this pass (only the loop
 	// goroutine hands back).
 	resumed bool
+	// deadlines of the writes the loop queued, oldest first (expire).
+	deadlines []loopDeadline
 }
 
 // newLoop starts an event loop for s, or returns nil (connections then
@@ -214,7 +216,11 @@ func (l *evLoop) run() {
 	failed := false
 	for {
 		timeout := -1
-		if l.s.idleTimeout.Load() > 0 {
+		if len(l.deadlines) > 0 {
+			timeout = l.expire(time.Now())
+		}
+		ticking := l.s.idleTimeout.Load() > 0
+		if ticking && (timeout < 0 || timeout > 1000) {
 			timeout = 1000 // parked connections must still time out
 		}
 		n, err := l.wait(events, timeout)
@@ -246,7 +252,7 @@ func (l *evLoop) run() {
 			in := ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
 			out := ev.Events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0
 			if fc.ready(in, out) {
-				l.serve(fc)
+				l.serve(fc, true)
 			}
 		}
 		l.mu.Lock()
@@ -254,13 +260,13 @@ func (l *evLoop) run() {
 		stopping := l.stopping
 		l.mu.Unlock()
 		for i, fc := range queue {
-			l.serve(fc)
+			l.serve(fc, false)
 			queue[i] = nil
 		}
 		if stopping {
 			return
 		}
-		if timeout > 0 {
+		if ticking {
 			// CONFIG SET timeout: the goroutines apply it while they wait.
 			l.handBackAll()
 		}
@@ -293,9 +299,11 @@ func (l *evLoop) handBack(fc *fdConn) {
 	}
 }
 
-// serve reads a connection the loop owns and runs what it can in place;
-// what it cannot, it hands back to the connection's goroutine.
-func (l *evLoop) serve(fc *fdConn) {
+// serve serves a connection the loop owns: it writes the replies of
+// queued writes that were answered, reads the socket when an edge (now
+// or earlier) says there is input, and runs what it can in place; what
+// it cannot, it hands back to the connection's goroutine.
+func (l *evLoop) serve(fc *fdConn, edge bool) {
 	fc.mu.Lock()
 	owned := fc.loopOwned
 	fc.mu.Unlock()
@@ -307,38 +315,101 @@ func (l *evLoop) serve(fc *fdConn) {
 		l.handBack(fc)
 		return
 	}
+	if edge {
+		fc.unread = true
+	}
 	rd := c.rd
 	for {
-		if rd.r == rd.w {
-			rd.r, rd.w = 0, 0
-		} else if rd.w == len(rd.buf) {
-			l.handBack(fc) // a command longer than the buffer: the goroutine reads it
-			return
-		}
-		room := len(rd.buf) - rd.w
-		n, err := unix.Read(fc.fd, rd.buf[rd.w:])
-		if err == unix.EINTR {
-			continue
-		}
-		if n <= 0 {
-			if err == unix.EAGAIN {
-				break
+		c.answerReady()
+		if fc.unread {
+			if rd.r == rd.w {
+				rd.r, rd.w = 0, 0
+			} else if rd.w == len(rd.buf) && rd.r > 0 {
+				rd.w = copy(rd.buf, rd.buf[rd.r:rd.w])
+				rd.r = 0
 			}
-			l.handBack(fc) // end of input or an error: the goroutine reads it too, and ends
-			return
 		}
-		rd.w += n
-		if !l.s.runInline(c) {
+		read := false
+		if room := len(rd.buf) - rd.w; fc.unread && room > 0 {
+			n, err := unix.Read(fc.fd, rd.buf[rd.w:])
+			switch {
+			case n > 0:
+				rd.w += n
+				fc.unread = n == room // a full read may have left more
+				read = true
+			case err == unix.EINTR:
+				continue
+			case err == unix.EAGAIN:
+				fc.unread = false
+			default:
+				// The end of input or an error: the goroutine reads it
+				// too, after answering what is queued, and ends.
+				l.handBack(fc)
+				return
+			}
+		}
+		switch l.s.runInline(c, fc.queued) {
+		case inlineGoroutine:
 			l.handBack(fc)
 			return
+		case inlineWait:
+			if len(c.pending) > 0 && c.pending[0].lw == nil {
+				l.handBack(fc) // not the loop's to wait for
+				return
+			}
 		}
-		if n < room {
+		if !read || !fc.unread {
 			break
+		}
+	}
+	for _, p := range c.pending {
+		if p.lw != nil && !p.lw.settled.Load() && !p.lw.timed {
+			p.lw.timed = true
+			l.deadlines = append(l.deadlines, loopDeadline{fc: fc, lw: p.lw})
 		}
 	}
 	if !l.send(fc, c.conn) {
 		l.handBack(fc) // the goroutine sends the rest, waiting as it must
 	}
+}
+
+// queued is the write path's notification for a write the loop queued:
+// the loop then writes its reply (serve).
+func (fc *fdConn) queued(lw *loopWrite) {
+	lw.answered.Store(true)
+	fc.loop.enqueue(fc)
+}
+
+// loopDeadline is a queued write's deadline: a write still unanswered by
+// then (a sync policy that cannot commit) is handed to the connection's
+// goroutine, whose wait returns the write's timeout error.
+type loopDeadline struct {
+	fc *fdConn
+	lw *loopWrite
+}
+
+// expire hands back the connections whose oldest queued write passed its
+// deadline, and returns how long until the next deadline (-1: none).
+// Deadlines are appended in the order of the writes, each the same time
+// after its write, so the oldest comes first.
+func (l *evLoop) expire(now time.Time) int {
+	i := 0
+	for ; i < len(l.deadlines); i++ {
+		d := l.deadlines[i]
+		if d.lw.settled.Load() || d.lw.answered.Load() {
+			continue
+		}
+		if now.Before(d.lw.deadline) {
+			break
+		}
+		l.handBack(d.fc)
+	}
+	clear(l.deadlines[:i])
+	l.deadlines = l.deadlines[:copy(l.deadlines, l.deadlines[i:])]
+	if len(l.deadlines) == 0 {
+		return -1
+	}
+	return int(l.deadlines[0].lw.deadline.Sub(now)/time.Millisecond) + 1
 }
 
 // send writes the replies the loop produced without waiting, and reports

@@ -20,7 +20,9 @@ type fdConn struct {
 
 func (s *Server) newLoop() *evLoop { return nil }
 
-func (l *evLoop) adopt(net.Conn) (*fdConn, error) { return nil, errors.New("no event loop on this system") }
+func (l *evLoop) adopt(net.Conn) (*fdConn, error) {
+	return nil, errors.New("no event loop on this system")
+}
 
 func (l *evLoop) stop() {}
 

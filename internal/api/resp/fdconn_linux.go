@@ -49,6 +49,10 @@ type fdConn struct {
 	rwait, wwait chan struct{}
 	// Deadlines, set by the owning goroutine between its calls.
 	rdl, wdl time.Time
+
+	// unread (the loop's own): an edge said there is input the loop has
+	// not read yet.
+	unread bool
 }
 
 func (fc *fdConn) Read(p []byte) (int, error) {

@@ -33,39 +33,71 @@ func runsInLoop(name string) (ok, reads bool) {
 	return false, false
 }
 
+// inlineResult says how far runInline got.
+type inlineResult int
+
+const (
+	inlineAll       inlineResult = iota // every buffered command ran (or is queued)
+	inlineWait                          // the next command waits for the replies of queued writes
+	inlineGoroutine                     // the rest is for the connection's goroutine
+)
+
 // runInline runs the whole commands buffered in c's reader for as long as
-// each may run in place, and reports whether it ran them all (false: the
-// rest is for the connection's goroutine, and the replies so far are in
-// c.conn.out, in order, before whatever it answers).
-func (s *Server) runInline(c *client) bool {
+// each may run in place: reads that need no wait, and plain SETs, which
+// it queues on the write path (their replies come when the loop hears
+// their outcome, answerReady). Replies stay in order: any other command
+// waits until the queued writes before it are answered. queued is the
+// event loop's notification for a queued write (nil: no SET is queued).
+func (s *Server) runInline(c *client, queued func(*loopWrite)) inlineResult {
 	rd := c.rd
 	for rd.r < rd.w {
-		if c.quit || c.conn.closed || !c.authed || c.multi != nil || len(c.pending) > 0 {
-			return false
+		if c.quit || c.conn.closed || !c.authed || c.multi != nil {
+			return inlineGoroutine
 		}
-		name, ok := completeCommand(rd.buf[rd.r:rd.w])
-		if !ok || len(name) > 16 {
-			return false
+		cmd, ok := completeCommand(rd.buf[rd.r:rd.w])
+		if !ok || len(cmd.name) > 16 {
+			return inlineGoroutine
 		}
 		var low [16]byte
-		for i, b := range name {
+		for i, b := range cmd.name {
 			if 'A' <= b && b <= 'Z' {
 				b += 'a' - 'A'
 			}
 			low[i] = b
 		}
-		spec := s.cmds[string(low[:len(name)])]
+		name := low[:len(cmd.name)]
+		// Not while a client blocks on keys or a script writes: a SET
+		// then wakes or waits, as the ordinary path knows how.
+		if queued != nil && cmd.argc == 3 && string(name) == "set" &&
+			s.blocks.waiting.Load() == 0 && s.scripts.writing.Load() == nil {
+			if len(c.pending) >= maxPipelined {
+				return inlineWait
+			}
+			if !s.queueSet(c, cmd.key, cmd.val, queued) {
+				if len(c.pending) > 0 {
+					return inlineWait // after the queued ones, the goroutine's way
+				}
+				return inlineGoroutine
+			}
+			rd.r += cmd.size
+			s.inLoop.Add(1)
+			continue
+		}
+		if len(c.pending) > 0 {
+			return inlineWait
+		}
+		spec := s.cmds[string(name)]
 		if spec == nil || !spec.inLoop {
-			return false
+			return inlineGoroutine
 		}
 		if spec.inLoopReads {
 			nr, ok := s.b.(engine.NowReader)
 			if !ok {
-				return false
+				return inlineGoroutine
 			}
 			r, err, ok := nr.ReadNow(c.cons, c.readFloor())
 			if !ok {
-				return false // it would wait: the goroutine reads
+				return inlineGoroutine // it would wait: the goroutine reads
 			}
 			c.pre = preRead{r: r, err: err, set: true}
 		}
@@ -76,14 +108,14 @@ func (s *Server) runInline(c *client) bool {
 			if !s.readFailed(c, err) {
 				c.quit = true
 			}
-			return false
+			return inlineGoroutine
 		}
 		s.handle(c, args)
 		c.pre = preRead{}
 		rd.release()
 		s.inLoop.Add(1)
 	}
-	return true
+	return inlineAll
 }
 
 // preRead is the read the loop made before running a command in place,
@@ -94,43 +126,58 @@ type preRead struct {
 	set bool
 }
 
+// peeked is a whole command found in the read buffer: its name, its
+// argument count, its first two arguments after the name (nil when
+// absent) and its size in bytes. The slices point into the buffer.
+type peeked struct {
+	name, key, val []byte
+	argc           int
+	size           int
+}
+
 // completeCommand reports whether b starts with a whole multibulk command
 // that may run in place: at most maxInlineArgs arguments, small enough
 // that reading it charges nothing to the request budget (freeCommandBytes),
 // well formed. It returns the command's name. Anything else — an inline
 // command, a partial or malformed one — is left to the goroutine's reader,
 // which waits for the rest or answers the error.
-func completeCommand(b []byte) ([]byte, bool) {
+func completeCommand(b []byte) (peeked, bool) {
+	var cmd peeked
 	if len(b) == 0 || b[0] != '*' {
-		return nil, false
+		return cmd, false
 	}
 	n, p, ok := headerAt(b, 1)
 	if !ok || n <= 0 || n > maxInlineArgs {
-		return nil, false
+		return cmd, false
 	}
-	var name []byte
 	var cost int64
 	for i := range n {
 		if p >= len(b) || b[p] != '$' {
-			return nil, false
+			return cmd, false
 		}
 		size, q, ok := headerAt(b, p+1)
 		if !ok || size < 0 {
-			return nil, false
+			return cmd, false
 		}
 		if cost += size + argOverhead; cost > freeCommandBytes {
-			return nil, false
+			return cmd, false
 		}
 		end := int64(q) + size
 		if end+2 > int64(len(b)) || b[end] != '\r' || b[end+1] != '\n' {
-			return nil, false
+			return cmd, false
 		}
-		if i == 0 {
-			name = b[q:end]
+		switch i {
+		case 0:
+			cmd.name = b[q:end:end]
+		case 1:
+			cmd.key = b[q:end:end]
+		case 2:
+			cmd.val = b[q:end:end]
 		}
 		p = int(end) + 2
 	}
-	return name, true
+	cmd.argc, cmd.size = int(n), p
+	return cmd, true
 }
 
 // headerAt parses the digits of a "*<n>\r\n" or "$<n>\r\n" line starting

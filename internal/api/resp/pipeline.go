@@ -2,6 +2,7 @@ package resp
 
 import (
 	"bytes"
+	"sync/atomic"
 	"time"
 
 	"github.com/replicant-db/replicant/internal/engine"
@@ -32,44 +33,89 @@ type pipelined struct {
 	wait  func() (engine.Token, error)
 	start time.Time
 	held  int64
+	// lw is set for a write the event loop queued (evloop_linux.go).
+	lw *loopWrite
+}
+
+// loopWrite is the event loop's record of a write it queued: answered is
+// set by the write path's notification, settled once the reply is
+// written (by the loop, or by the goroutine's drain).
+type loopWrite struct {
+	answered, settled atomic.Bool
+	deadline          time.Time
+	timed             bool // in the loop's deadlines (the loop's own)
 }
 
 // pipelineSet queues args when it is a plain SET (no options) that may be
 // pipelined now, and reports whether it did; the reply comes from drain.
 func (s *Server) pipelineSet(c *client, args [][]byte) bool {
-	aw, ok := s.b.(engine.AsyncWriter)
-	if !ok || !c.authed || c.quit || c.multi != nil || len(args) != 3 || len(c.pending) >= maxPipelined ||
-		!bytes.EqualFold(args[0], []byte("set")) || !c.rd.buffered() || len(args[2]) > maxPipelinedValue {
+	if len(args) != 3 || !bytes.EqualFold(args[0], []byte("set")) || !c.rd.buffered() {
 		return false
 	}
-	key, val := args[1], args[2]
+	return s.queueSet(c, args[1], args[2], nil)
+}
+
+// queueSet queues SET key val on the write path without waiting for it,
+// and reports whether it did; the reply comes from drain (or, for the
+// event loop, which passes notify, from answerReady). With notify it
+// never waits at all: not for the request budget, not for the queue.
+func (s *Server) queueSet(c *client, key, val []byte, notify func(*loopWrite)) bool {
+	if !c.authed || c.quit || c.multi != nil || len(c.pending) >= maxPipelined || len(val) > maxPipelinedValue {
+		return false
+	}
 	if s.b.CheckKey(key) != nil || s.b.CheckValue(len(val)) != nil || engine.IsReserved(key) {
 		return false // the ordinary path answers the error
 	}
 	held := int64(len(key) + len(val) + argOverhead)
-	if s.cfg.Budget != nil && s.cfg.Budget.Acquire(c.ctx, held) != nil {
+	if notify != nil {
+		if !s.cfg.Budget.TryAcquire(held) {
+			return false
+		}
+	} else if s.cfg.Budget != nil && s.cfg.Budget.Acquire(c.ctx, held) != nil {
 		return false
 	}
 	buf := make([]byte, len(key)+len(val))
 	copy(buf, key)
 	copy(buf[len(key):], val)
 	key, val = buf[:len(key):len(key)], buf[len(key):]
-	start := time.Now()
-	wait := aw.WriteAsync(c.ctx, func(tx engine.Txn) error {
+	fn := func(tx engine.Txn) error {
 		tx.Set(key, val, 0)
 		return nil
-	})
-	if wait == nil { // a switchover is pausing writes: the ordinary path
-		if s.cfg.Budget != nil {
-			s.cfg.Budget.Release(held)
+	}
+	start := time.Now()
+	var wait func() (engine.Token, error)
+	var lw *loopWrite
+	if notify != nil {
+		if nw, ok := s.b.(engine.NotifyWriter); ok {
+			lw = &loopWrite{deadline: start.Add(s.writeTimeout)}
+			wait = nw.WriteNotify(c.ctx, fn, func() { notify(lw) })
 		}
+	} else if aw, ok := s.b.(engine.AsyncWriter); ok {
+		wait = aw.WriteAsync(c.ctx, fn)
+	}
+	if wait == nil { // it would wait (a switchover pausing writes…): the ordinary path
+		s.cfg.Budget.Release(held)
 		return false
 	}
 	s.cmdsTotal.Add(1)
 	s.pipelined.Add(1)
 	c.setLast(start, "set")
-	c.pending = append(c.pending, pipelined{wait: wait, start: start, held: held})
+	c.pending = append(c.pending, pipelined{wait: wait, start: start, held: held, lw: lw})
 	return true
+}
+
+// answerReady writes the replies of the leading queued writes whose
+// outcome is known, without waiting, and reports whether none is left.
+func (c *client) answerReady() bool {
+	i := 0
+	for i < len(c.pending) && c.pending[i].lw != nil && c.pending[i].lw.answered.Load() {
+		i++
+	}
+	if i > 0 {
+		c.answer(c.pending[:i])
+		c.pending = c.pending[:copy(c.pending, c.pending[i:])]
+	}
+	return len(c.pending) == 0
 }
 
 // drain waits for the connection's queued writes, in order, and writes
@@ -78,12 +124,21 @@ func (c *client) drain() {
 	if len(c.pending) == 0 {
 		return
 	}
+	c.answer(c.pending)
+	c.pending = c.pending[:0]
+}
+
+// answer waits for the writes ps, in order, and writes their replies.
+func (c *client) answer(ps []pipelined) {
 	m := c.s.unknown
 	if spec := c.s.cmds["set"]; spec != nil {
 		m = spec.metrics
 	}
-	for i, p := range c.pending {
+	for i, p := range ps {
 		t, err := p.wait()
+		if p.lw != nil {
+			p.lw.settled.Store(true)
+		}
 		if c.s.cfg.Budget != nil {
 			c.s.cfg.Budget.Release(p.held)
 		}
@@ -100,7 +155,6 @@ func (c *client) drain() {
 		d := time.Since(p.start)
 		m.observe(c.failed, d)
 		c.s.stats.executed(c.s.cmds["set"], c, d)
-		c.pending[i] = pipelined{}
+		ps[i] = pipelined{}
 	}
-	c.pending = c.pending[:0]
 }

@@ -35,6 +35,9 @@ type Server struct {
 	cmdsTotal    atomic.Uint64
 	pipelined    atomic.Uint64 // SETs queued without waiting (pipeline.go)
 	inLoop       atomic.Uint64 // commands the event loop ran in place (inline.go)
+	// writeTimeout is the node's write timeout: the event loop hands a
+	// connection back when a write it queued is not answered by then.
+	writeTimeout time.Duration
 	// panics counts handler panics that were recovered (always a bug).
 	panics atomic.Uint64
 	// rejectedConns counts connections refused at MaxClients.
@@ -96,6 +99,10 @@ func NewWithConfig(b engine.Engine, logger *slog.Logger, cfg Config) *Server {
 		cancels: map[*int]context.CancelFunc{},
 	}
 	s.maxClients.Store(int64(max(s.cfg.MaxClients, 0)))
+	s.writeTimeout = b.Settings().WriteTimeout
+	if s.writeTimeout <= 0 {
+		s.writeTimeout = 5 * time.Second
+	}
 	s.idleTimeout.Store(int64(max(s.cfg.IdleTimeout, 0)))
 	s.registry.clients = map[uint64]*client{}
 	s.stats.s = s
