@@ -449,12 +449,16 @@ func (fc *fdConn) park(c *client) bool {
 		c.conn.held = false
 		return false
 	}
-	fc.loopOwned = true
-	kick := fc.readable
+	// An edge that came while the goroutine had the connection, or
+	// input the loop left unread when it handed the connection back:
+	// the loop reads at once (at worst finding nothing).
+	kick := fc.readable || fc.unread
 	fc.readable = false
+	fc.unread = kick
+	fc.loopOwned = true
 	fc.mu.Unlock()
 	if kick {
-		fc.loop.enqueue(fc) // an edge came while the goroutine had it
+		fc.loop.enqueue(fc)
 	}
 	<-fc.resume
 	c.conn.held = false

@@ -475,6 +475,16 @@ func (f *fakeBackend) WriteAsync(ctx context.Context, fn func(engine.Txn) error)
 	return f.Node.WriteAsync(ctx, fn)
 }
 
+// WriteNotify fails as WriteAsync does, answered at once (the event
+// loop's path for a write whose outcome is known before it is queued).
+func (f *fakeBackend) WriteNotify(ctx context.Context, fn func(engine.Txn) error, notify func()) func() (engine.Token, error) {
+	if err := f.writeErr; err != nil {
+		notify()
+		return func() (engine.Token, error) { return engine.Token{}, err }
+	}
+	return f.Node.WriteNotify(ctx, fn, notify)
+}
+
 // IsLeader and WaitReplicas answer from the faked status, when there is one:
 // its members' match LSNs stand for the followers' acknowledgements.
 func (f *fakeBackend) IsLeader() bool {
