@@ -236,9 +236,11 @@ func (l *evLoop) run() {
 		if len(l.deadlines) > 0 {
 			timeout = l.expire(time.Now())
 		}
-		ticking := l.s.idleTimeout.Load() > 0
-		if ticking && (timeout < 0 || timeout > 1000) {
-			timeout = 1000 // parked connections must still time out
+		// Once a second at least: CONFIG SET timeout may turn the idle
+		// timeout on at any time, and parked connections must then be
+		// handed to their goroutines, whose reads apply it.
+		if timeout < 0 || timeout > 1000 {
+			timeout = 1000
 		}
 		n, err := l.wait(events, timeout)
 		if err != nil && err != unix.EINTR {
@@ -283,7 +285,7 @@ func (l *evLoop) run() {
 		if stopping {
 			return
 		}
-		if ticking {
+		if l.s.idleTimeout.Load() > 0 {
 			// CONFIG SET timeout: the goroutines apply it while they wait.
 			l.handBackAll()
 		}
