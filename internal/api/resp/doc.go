@@ -51,6 +51,18 @@
 //     password set), when a started command has not fully arrived within
 //     CommandTimeout, and when idle for IdleTimeout (off by default, as in
 //     Redis).
+//   - Plaintext connections are served by one event loop per Serve call
+//     (evloop_linux.go; docs/design/eventloop.md): it waits in epoll, reads
+//     ready sockets, and runs in place the reads that need no wait
+//     (engine.NowReader) and plain SETs, which it queues on the write path
+//     and answers when the write path notifies it (engine.NotifyWriter).
+//     Everything else runs in the connection's own goroutine, which parks
+//     in the loop between commands. One side owns a connection's buffers
+//     at a time; the loop never waits (not on a socket, a lease, the
+//     budget or a commit), and a write it queued that is not answered by
+//     the write timeout goes to the goroutine, which answers its error.
+//     TLS connections, and every connection off Linux, use a goroutine
+//     each in Go's poller.
 //   - Every open connection is in the server's registry (CLIENT LIST,
 //     CLIENT KILL); the fields other connections read from it are written
 //     under the connection's pubMu. Killing a connection closes its socket
