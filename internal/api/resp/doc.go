@@ -61,8 +61,8 @@
 //     at a time; the loop never waits (not on a socket, a lease, the
 //     budget or a commit), and a write it queued that is not answered by
 //     the write timeout goes to the goroutine, which answers its error.
-//     TLS connections, and every connection off Linux, use a goroutine
-//     each in Go's poller.
+//     TLS connections, every connection off Linux, and engines that
+//     implement neither interface use a goroutine each in Go's poller.
 //   - Every open connection is in the server's registry (CLIENT LIST,
 //     CLIENT KILL); the fields other connections read from it are written
 //     under the connection's pubMu. Killing a connection closes its socket

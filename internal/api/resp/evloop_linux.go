@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/replicant-db/replicant/internal/engine"
 )
 
 // evLoop is one goroutine waiting in epoll for every plaintext connection
@@ -59,9 +61,14 @@ type evLoop struct {
 }
 
 // newLoop starts an event loop for s, or returns nil (connections then
-// use Go's poller) when TLS is on or the system refuses one.
+// use Go's poller) when TLS is on, the system refuses one, or the engine
+// can neither read nor queue a write without waiting (multi-leader and
+// leaderless today): the loop would then hand nearly every command to a
+// goroutine, which costs more than a goroutine alone.
 func (s *Server) newLoop() *evLoop {
-	if s.cfg.TLS != nil || s.cfg.NoEventLoop {
+	_, reads := s.b.(engine.NowReader)
+	_, writes := s.b.(engine.NotifyWriter)
+	if s.cfg.TLS != nil || s.cfg.NoEventLoop || (!reads && !writes) {
 		return nil
 	}
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
