@@ -374,15 +374,12 @@ func (l *evLoop) serve(fc *fdConn, edge bool) {
 				return
 			}
 		}
-		switch l.s.runInline(c, fc.queued) {
-		case inlineGoroutine:
+		// inlineWait: the writes queued before the next command are
+		// all the loop's (park drained the goroutine's), and their
+		// notifications bring the loop back here.
+		if l.s.runInline(c, fc.queued) == inlineGoroutine {
 			l.handBack(fc)
 			return
-		case inlineWait:
-			if len(c.pending) > 0 && c.pending[0].lw == nil {
-				l.handBack(fc) // not the loop's to wait for
-				return
-			}
 		}
 		if !read || !fc.unread {
 			break
