@@ -76,7 +76,7 @@ func (s *Server) cmdHSet(c *client, args [][]byte) {
 		return
 	}
 	var created int64
-	if !c.write(func(tx engine.Txn) error {
+	c.writeThen(func(tx engine.Txn) error {
 		created = 0
 		h, err := datatype.Open(tx, args[1], engine.TypeHash)
 		if err != nil {
@@ -92,14 +92,13 @@ func (s *Server) cmdHSet(c *client, args [][]byte) {
 			}
 		}
 		return h.Save()
-	}) {
-		return
-	}
-	if name == "hmset" {
-		c.ok()
-		return
-	}
-	c.int(created)
+	}, func() {
+		if name == "hmset" {
+			c.ok()
+			return
+		}
+		c.int(created)
+	})
 }
 
 func (s *Server) cmdHSetNX(c *client, args [][]byte) {
@@ -271,7 +270,7 @@ func (s *Server) cmdHStrlen(c *client, args [][]byte) {
 
 func (s *Server) cmdHDel(c *client, args [][]byte) {
 	var n int64
-	if c.write(func(tx engine.Txn) error {
+	c.writeThen(func(tx engine.Txn) error {
 		n = 0
 		h, err := datatype.Open(tx, args[1], engine.TypeHash)
 		if err != nil || !h.Exists() {
@@ -287,9 +286,9 @@ func (s *Server) cmdHDel(c *client, args [][]byte) {
 			}
 		}
 		return h.Save()
-	}) {
+	}, func() {
 		c.int(n)
-	}
+	})
 }
 
 func (s *Server) cmdHIncrBy(c *client, args [][]byte) {

@@ -13,7 +13,7 @@ import (
 
 func (s *Server) cmdDel(c *client, args [][]byte) {
 	n := int64(0)
-	if c.write(func(tx engine.Txn) error {
+	c.writeThen(func(tx engine.Txn) error {
 		n = 0
 		for _, k := range args[1:] {
 			_, ok, err := tx.Get(k)
@@ -26,9 +26,9 @@ func (s *Server) cmdDel(c *client, args [][]byte) {
 			}
 		}
 		return nil
-	}) {
+	}, func() {
 		c.int(n)
-	}
+	})
 }
 
 // cmdExists serves EXISTS and TOUCH: the number of existing keys, counting
@@ -236,7 +236,7 @@ func (s *Server) cmdExpire(c *client, args [][]byte) {
 	}
 	key := args[1]
 	res := int64(0)
-	if c.write(func(tx engine.Txn) error {
+	c.writeThen(func(tx engine.Txn) error {
 		res = 0
 		at := when
 		if relative {
@@ -264,9 +264,9 @@ func (s *Server) cmdExpire(c *client, args [][]byte) {
 		}
 		res = 1
 		return nil
-	}) {
+	}, func() {
 		c.int(res)
-	}
+	})
 }
 
 // cmdTTL serves TTL, PTTL, EXPIRETIME and PEXPIRETIME.

@@ -107,7 +107,7 @@ func (s *Server) pushCmd(left, onlyExisting bool) func(*client, [][]byte) {
 			return
 		}
 		var n int64
-		if !c.write(func(tx engine.Txn) error {
+		c.writeThen(func(tx engine.Txn) error {
 			n = 0
 			l, err := datatype.OpenList(tx, key)
 			if err != nil || (onlyExisting && !l.Exists()) {
@@ -118,10 +118,9 @@ func (s *Server) pushCmd(left, onlyExisting bool) func(*client, [][]byte) {
 			}
 			n = l.Len()
 			return l.Save()
-		}) {
-			return
-		}
-		c.int(n)
+		}, func() {
+			c.int(n)
+		})
 	}
 }
 
@@ -142,7 +141,7 @@ func (s *Server) popCmd(left bool) func(*client, [][]byte) {
 		}
 		var out [][]byte
 		var found bool
-		if !c.write(func(tx engine.Txn) error {
+		c.writeThen(func(tx engine.Txn) error {
 			out, found = nil, false
 			l, err := datatype.OpenList(tx, args[1])
 			if err != nil || !l.Exists() {
@@ -153,19 +152,18 @@ func (s *Server) popCmd(left bool) func(*client, [][]byte) {
 				return err
 			}
 			return l.Save()
-		}) {
-			return
-		}
-		switch {
-		case !withCount && len(out) == 0:
-			c.null()
-		case !withCount:
-			c.bulk(out[0])
-		case !found:
-			c.nullArray()
-		default:
-			c.bulks(out)
-		}
+		}, func() {
+			switch {
+			case !withCount && len(out) == 0:
+				c.null()
+			case !withCount:
+				c.bulk(out[0])
+			case !found:
+				c.nullArray()
+			default:
+				c.bulks(out)
+			}
+		})
 	}
 }
 

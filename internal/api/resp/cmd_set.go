@@ -79,7 +79,7 @@ func (s *Server) cmdSAdd(c *client, args [][]byte) {
 		return
 	}
 	var n int64
-	if c.write(func(tx engine.Txn) error {
+	c.writeThen(func(tx engine.Txn) error {
 		n = 0
 		set, err := datatype.Open(tx, args[1], engine.TypeSet)
 		if err != nil {
@@ -95,14 +95,14 @@ func (s *Server) cmdSAdd(c *client, args [][]byte) {
 			}
 		}
 		return set.Save()
-	}) {
+	}, func() {
 		c.int(n)
-	}
+	})
 }
 
 func (s *Server) cmdSRem(c *client, args [][]byte) {
 	var n int64
-	if c.write(func(tx engine.Txn) error {
+	c.writeThen(func(tx engine.Txn) error {
 		n = 0
 		set, err := datatype.Open(tx, args[1], engine.TypeSet)
 		if err != nil || !set.Exists() {
@@ -118,9 +118,9 @@ func (s *Server) cmdSRem(c *client, args [][]byte) {
 			}
 		}
 		return set.Save()
-	}) {
+	}, func() {
 		c.int(n)
-	}
+	})
 }
 
 // membership answers whether each of members is in the set at key.
@@ -253,7 +253,7 @@ func (s *Server) cmdSPop(c *client, args [][]byte) {
 		count = n
 	}
 	var popped [][]byte
-	if !c.write(func(tx engine.Txn) error {
+	c.writeThen(func(tx engine.Txn) error {
 		popped = nil
 		set, err := datatype.Open(tx, args[1], engine.TypeSet)
 		if err != nil || !set.Exists() || count == 0 {
@@ -263,18 +263,17 @@ func (s *Server) cmdSPop(c *client, args [][]byte) {
 			return err
 		}
 		return set.Save()
-	}) {
-		return
-	}
-	if withCount {
-		c.members(popped)
-		return
-	}
-	if len(popped) == 0 {
-		c.null()
-		return
-	}
-	c.bulk(popped[0])
+	}, func() {
+		if withCount {
+			c.members(popped)
+			return
+		}
+		if len(popped) == 0 {
+			c.null()
+			return
+		}
+		c.bulk(popped[0])
+	})
 }
 
 // cmdSRandMember serves SRANDMEMBER key [count].

@@ -382,14 +382,14 @@ func (s *Server) cmdMSet(c *client, args [][]byte) {
 	if !s.msetArgs(c, args, "mset") {
 		return
 	}
-	if c.write(func(tx engine.Txn) error {
+	c.writeThen(func(tx engine.Txn) error {
 		for i := 1; i < len(args); i += 2 {
 			tx.Set(args[i], args[i+1], 0)
 		}
 		return nil
-	}) {
+	}, func() {
 		c.ok()
-	}
+	})
 }
 
 func (s *Server) cmdMSetNX(c *client, args [][]byte) {
@@ -443,7 +443,7 @@ func (s *Server) cmdDecrBy(c *client, args [][]byte) {
 // incrBy adds delta to key's integer value, keeping its expiry.
 func (s *Server) incrBy(c *client, key []byte, delta int64) {
 	var res int64
-	if c.write(func(tx engine.Txn) error {
+	c.writeThen(func(tx engine.Txn) error {
 		if ct, ok := tx.(engine.CounterTxn); ok {
 			// The mode counts increments itself (a PN-counter), so that
 			// concurrent INCRs on different sites all count.
@@ -479,9 +479,9 @@ func (s *Server) incrBy(c *client, key []byte, delta int64) {
 		res = cur + delta
 		tx.Set(key, formatInt(res), v.ExpireAt)
 		return nil
-	}) {
+	}, func() {
 		c.int(res)
-	}
+	})
 }
 
 func (s *Server) cmdIncrByFloat(c *client, args [][]byte) {

@@ -239,7 +239,7 @@ func (s *Server) cmdZIncrBy(c *client, args [][]byte) {
 func (s *Server) zadd(c *client, key []byte, pairs []zaddPair, f datatype.ZAddFlags, ch bool) {
 	var added, updated, processed int64
 	var last float64
-	if !c.write(func(tx engine.Txn) error {
+	c.writeThen(func(tx engine.Txn) error {
 		added, updated, processed, last = 0, 0, 0, 0
 		z, err := datatype.OpenZSet(tx, key)
 		if err != nil {
@@ -258,22 +258,21 @@ func (s *Server) zadd(c *client, key []byte, pairs []zaddPair, f datatype.ZAddFl
 			}
 		}
 		return z.Save()
-	}) {
-		return
-	}
-	switch {
-	case !f.Incr:
-		c.int(added + b2i(ch)*updated)
-	case processed > 0:
-		c.score(last)
-	default:
-		c.null()
-	}
+	}, func() {
+		switch {
+		case !f.Incr:
+			c.int(added + b2i(ch)*updated)
+		case processed > 0:
+			c.score(last)
+		default:
+			c.null()
+		}
+	})
 }
 
 func (s *Server) cmdZRem(c *client, args [][]byte) {
 	n := int64(0)
-	if c.write(func(tx engine.Txn) error {
+	c.writeThen(func(tx engine.Txn) error {
 		n = 0
 		z, err := datatype.OpenZSet(tx, args[1])
 		if err != nil || !z.Exists() {
@@ -290,9 +289,9 @@ func (s *Server) cmdZRem(c *client, args [][]byte) {
 			}
 		}
 		return z.Save()
-	}) {
+	}, func() {
 		c.int(n)
-	}
+	})
 }
 
 func (s *Server) cmdZScore(c *client, args [][]byte) {
@@ -716,7 +715,7 @@ func (s *Server) cmdZPop(c *client, args [][]byte) {
 	}
 	high := strings.EqualFold(string(args[0]), "zpopmax")
 	var popped []datatype.ZEntry
-	if !c.write(func(tx engine.Txn) error {
+	c.writeThen(func(tx engine.Txn) error {
 		popped = nil
 		z, err := datatype.OpenZSet(tx, args[1])
 		if err != nil || !z.Exists() || count == 0 {
@@ -726,19 +725,18 @@ func (s *Server) cmdZPop(c *client, args [][]byte) {
 			return err
 		}
 		return z.Save()
-	}) {
-		return
-	}
-	// RESP3 pairs only with a count: a single pop is [member, score].
-	nested := hasCount && c.proto == 3
-	if nested {
-		c.array(len(popped))
-	} else {
-		c.array(2 * len(popped))
-	}
-	for _, e := range popped {
-		c.zentry(e, true, nested)
-	}
+	}, func() {
+		// RESP3 pairs only with a count: a single pop is [member, score].
+		nested := hasCount && c.proto == 3
+		if nested {
+			c.array(len(popped))
+		} else {
+			c.array(2 * len(popped))
+		}
+		for _, e := range popped {
+			c.zentry(e, true, nested)
+		}
+	})
 }
 
 // cmdZMPop is ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]: it pops

@@ -33,8 +33,8 @@ type command struct {
 	scripted, scriptWrites bool
 	fn                     func(c *client, args [][]byte)
 	// inLoop: the event loop may run it in place (inline.go); inLoopReads:
-	// it reads the node's state.
-	inLoop, inLoopReads bool
+	// it reads the node's state; inLoopWrites: it writes (writesInLoop).
+	inLoop, inLoopReads, inLoopWrites bool
 
 	metrics *cmdMetrics
 	stat    cmdStat // INFO commandstats (info_stats.go)

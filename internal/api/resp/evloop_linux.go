@@ -346,7 +346,10 @@ func (l *evLoop) serve(fc *fdConn, edge bool) {
 	}
 	rd := c.rd
 	for {
-		c.answerReady()
+		if !c.answerReady() {
+			l.handBack(fc) // its goroutine serves the blocked clients
+			return
+		}
 		if fc.unread {
 			if rd.r == rd.w {
 				rd.r, rd.w = 0, 0

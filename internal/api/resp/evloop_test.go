@@ -210,7 +210,8 @@ func TestLoopWriteUnansweredByItsDeadline(t *testing.T) {
 func TestLoopPipelineLongerThanTheBuffer(t *testing.T) {
 	ts := startServer(t, node.Config{})
 	r := dialRaw(t, ts.addr)
-	one := encode("INCR", "counter:abc") // 32 bytes: the buffer holds 256
+	// APPEND, not a write the loop runs itself (writesInLoop).
+	one := encode("APPEND", "abc", "x") // 32 bytes: the buffer holds 256
 	if len(one) != 32 || readBufSize%len(one) != 0 {
 		t.Fatalf("command of %d bytes does not tile the %d-byte buffer", len(one), readBufSize)
 	}
@@ -218,7 +219,172 @@ func TestLoopPipelineLongerThanTheBuffer(t *testing.T) {
 	r.send(bytes.Repeat(one, n))
 	for i := 1; i <= n; i++ {
 		if got, err := r.readRaw(); err != nil || got != fmt.Sprintf(":%d\r\n", i) {
-			t.Fatalf("INCR %d: %q, %v", i, got, err)
+			t.Fatalf("APPEND %d: %q, %v", i, got, err)
 		}
+	}
+}
+
+// TestLoopRunsWritesInPlace: each write command of writesInLoop is run
+// by the event loop (its handler queues its write instead of waiting),
+// and answers as the goroutine's path would, errors included; each is
+// counted once in INFO commandstats.
+func TestLoopRunsWritesInPlace(t *testing.T) {
+	ts := startServer(t, node.Config{})
+	r := dialRaw(t, ts.addr)
+	for _, tc := range []struct {
+		cmd  []string
+		want string
+	}{
+		{[]string{"SET", "s", "abc"}, "+OK\r\n"},
+		{[]string{"INCR", "n"}, ":1\r\n"},
+		{[]string{"INCRBY", "n", "10"}, ":11\r\n"},
+		{[]string{"DECR", "n"}, ":10\r\n"},
+		{[]string{"DECRBY", "n", "4"}, ":6\r\n"},
+		{[]string{"INCR", "s"}, "-ERR value is not an integer or out of range\r\n"},
+		{[]string{"INCRBY", "n", "x"}, "-ERR value is not an integer or out of range\r\n"},
+		{[]string{"MSET", "a", "1", "b", "2"}, "+OK\r\n"},
+		{[]string{"LPUSH", "l", "x", "y"}, ":2\r\n"},
+		{[]string{"RPUSH", "l", "z"}, ":3\r\n"},
+		{[]string{"LPUSHX", "nolist", "z"}, ":0\r\n"},
+		{[]string{"RPUSHX", "l", "w"}, ":4\r\n"},
+		{[]string{"LPUSH", "s", "x"}, "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"},
+		{[]string{"LPOP", "l"}, "$1\r\ny\r\n"},
+		{[]string{"RPOP", "l", "2"}, "*2\r\n$1\r\nw\r\n$1\r\nz\r\n"},
+		{[]string{"LPOP", "nolist"}, "$-1\r\n"},
+		{[]string{"SADD", "set", "m1", "m2", "m1"}, ":2\r\n"},
+		{[]string{"SREM", "set", "m2", "m9"}, ":1\r\n"},
+		{[]string{"SPOP", "set"}, "$2\r\nm1\r\n"},
+		{[]string{"HSET", "h", "f", "v", "g", "w"}, ":2\r\n"},
+		{[]string{"HMSET", "h", "f", "v2"}, "+OK\r\n"},
+		{[]string{"HDEL", "h", "g", "nofield"}, ":1\r\n"},
+		{[]string{"ZADD", "z", "1", "a", "2", "b", "3", "c"}, ":3\r\n"},
+		{[]string{"ZADD", "z", "XX", "NX", "1", "a"}, "-ERR XX and NX options at the same time are not compatible\r\n"},
+		{[]string{"ZINCRBY", "z", "5", "a"}, "$1\r\n6\r\n"},
+		{[]string{"ZREM", "z", "b"}, ":1\r\n"},
+		{[]string{"ZPOPMIN", "z"}, "*2\r\n$1\r\nc\r\n$1\r\n3\r\n"},
+		{[]string{"ZPOPMAX", "z"}, "*2\r\n$1\r\na\r\n$1\r\n6\r\n"},
+		{[]string{"EXPIRE", "a", "100"}, ":1\r\n"},
+		{[]string{"PEXPIRE", "nokey", "100"}, ":0\r\n"},
+		{[]string{"DEL", "a", "b", "nokey"}, ":2\r\n"},
+		{[]string{"UNLINK", "n"}, ":1\r\n"},
+	} {
+		before := ts.s.inLoop.Load()
+		if got := r.do(tc.cmd...); got != tc.want {
+			t.Fatalf("%v: %q, want %q", tc.cmd, got, tc.want)
+		}
+		if n := ts.s.inLoop.Load() - before; n != 1 {
+			t.Fatalf("%v: the loop ran %d commands, want 1", tc.cmd, n)
+		}
+	}
+	stats := r.do("INFO", "commandstats")
+	for _, want := range []string{"cmdstat_incr:calls=2,", "cmdstat_lpush:calls=2,", "cmdstat_zadd:calls=2,", "cmdstat_del:calls=1,"} {
+		if !strings.Contains(stats, want) {
+			t.Errorf("INFO commandstats lacks %q:\n%s", want, stats)
+		}
+	}
+	for _, want := range []string{"failed_calls=1", "rejected_calls=0"} {
+		if line := statLine(stats, "cmdstat_incr:"); !strings.Contains(line, want) {
+			t.Errorf("cmdstat_incr: %q lacks %q", line, want)
+		}
+	}
+}
+
+// statLine returns the line of an INFO reply that starts with prefix.
+func statLine(info, prefix string) string {
+	for line := range strings.SplitSeq(info, "\r\n") {
+		if strings.HasPrefix(line, prefix) {
+			return line
+		}
+	}
+	return ""
+}
+
+// decliningWriter never queues a write without waiting: every write the
+// loop would queue goes to the connection's goroutine.
+type decliningWriter struct{ *node.Node }
+
+func (decliningWriter) WriteNotify(context.Context, func(engine.Txn) error, func()) func() (engine.Token, error) {
+	return nil
+}
+
+// TestLoopDeclinedWriteRunsOnce: a write command whose write cannot be
+// queued at once is run again, from its first byte, by the connection's
+// goroutine: answered once, counted once, and the commands after it
+// follow in order.
+func TestLoopDeclinedWriteRunsOnce(t *testing.T) {
+	ts := startServer(t, node.Config{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	startBackend(t, decliningWriter{ts.n}, ln)
+	r := dialRaw(t, ln.Addr().String())
+	var b []byte
+	for range 3 {
+		b = append(b, encode("INCR", "n")...)
+		b = append(b, encode("RPUSH", "l", "x")...)
+	}
+	r.send(b)
+	for i, want := range []string{":1\r\n", ":1\r\n", ":2\r\n", ":2\r\n", ":3\r\n", ":3\r\n"} {
+		if got, err := r.readRaw(); err != nil || got != want {
+			t.Fatalf("reply %d: %q, %v; want %q", i, got, err, want)
+		}
+	}
+	stats := r.do("INFO", "commandstats")
+	for _, want := range []string{"cmdstat_incr:calls=3,", "cmdstat_rpush:calls=3,"} {
+		if !strings.Contains(stats, want) {
+			t.Errorf("INFO commandstats lacks %q:\n%s", want, stats)
+		}
+	}
+}
+
+// gatedWriter queues the loop's writes on the node only once gate is
+// closed, as a slow write path would: a client may block on a key
+// between the loop's queueing a push and its answer.
+type gatedWriter struct {
+	*node.Node
+	gate chan struct{}
+}
+
+func (g *gatedWriter) WriteNotify(ctx context.Context, fn func(engine.Txn) error, notify func()) func() (engine.Token, error) {
+	var t engine.Token
+	var err error
+	done := make(chan struct{})
+	go func() {
+		<-g.gate
+		t, err = g.Node.Write(ctx, fn)
+		close(done)
+		notify()
+	}()
+	return func() (engine.Token, error) { <-done; return t, err }
+}
+
+// TestLoopWriteServesClientBlockedMeanwhile: a push the loop queued
+// serves, once answered, a client that blocked on its key after the push
+// was queued (the loop checked for none at the time).
+func TestLoopWriteServesClientBlockedMeanwhile(t *testing.T) {
+	ts := startServer(t, node.Config{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gatedWriter{Node: ts.n, gate: make(chan struct{})}
+	s := startBackend(t, g, ln)
+	pusher, popper := dialRaw(t, ln.Addr().String()), dialRaw(t, ln.Addr().String())
+	before := s.inLoop.Load()
+	pusher.send(encode("RPUSH", "q", "x"))
+	waitFor(t, 5*time.Second, "the push to be queued by the loop", func() bool { return s.inLoop.Load() > before })
+	popper.send(encode("BLPOP", "q", "10"))
+	waitFor(t, 5*time.Second, "the pop to block", func() bool { return s.blocks.waiting.Load() == 1 })
+	close(g.gate)
+	if got, err := pusher.readRaw(); err != nil || got != ":1\r\n" {
+		t.Fatalf("RPUSH: %q, %v", got, err)
+	}
+	start := time.Now()
+	if got, err := popper.readRaw(); err != nil || got != "*2\r\n$1\r\nq\r\n$1\r\nx\r\n" {
+		t.Fatalf("BLPOP: %q, %v", got, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("BLPOP served after %v: by its timeout, not by the push", d)
 	}
 }

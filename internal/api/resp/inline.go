@@ -40,6 +40,32 @@ func runsInLoop(name string) (ok, reads bool) {
 	return false, false
 }
 
+// writesInLoop reports whether the loop may run the write command name:
+// its handler does its checks, replies nothing unless one fails, and ends
+// in one writeThen, which the loop turns into a queued write (queueWrite).
+func writesInLoop(name string) bool {
+	switch name {
+	case "incr", "decr", "incrby", "decrby", "mset",
+		"lpush", "rpush", "lpushx", "rpushx", "lpop", "rpop",
+		"sadd", "srem", "spop", "hset", "hmset", "hdel",
+		"zadd", "zincrby", "zrem", "zpopmin", "zpopmax",
+		"del", "unlink", "expire", "pexpire":
+		return true
+	}
+	return false
+}
+
+// loopCmd is the state of a write command the loop runs (runInline): the
+// notification its queued write will call, the command, and whether
+// writeThen queued its write or declined (it could not be queued at
+// once, and the command is left to the connection's goroutine).
+type loopCmd struct {
+	notify           func(*loopWrite)
+	spec             *command
+	args             [][]byte
+	queued, declined bool
+}
+
 // inlineResult says how far runInline got.
 type inlineResult int
 
@@ -98,6 +124,12 @@ func (s *Server) runInline(c *client, queued func(*loopWrite)) inlineResult {
 		if spec == nil || !spec.inLoop || ran == maxLoopRun {
 			return inlineGoroutine
 		}
+		if spec.inLoopWrites && (queued == nil ||
+			s.blocks.waiting.Load() != 0 || s.scripts.writing.Load() != nil) {
+			// A write then serves blocked clients or waits for the
+			// script, as the goroutine's path knows how.
+			return inlineGoroutine
+		}
 		ran++
 		if spec.inLoopReads {
 			nr, ok := s.b.(engine.NowReader)
@@ -110,6 +142,7 @@ func (s *Server) runInline(c *client, queued func(*loopWrite)) inlineResult {
 			}
 			c.pre = preRead{r: r, err: err, set: true}
 		}
+		at := rd.r
 		args, err := rd.next(c.ctx, false)
 		if err != nil {
 			// Not expected: completeCommand checked what next checks.
@@ -119,9 +152,19 @@ func (s *Server) runInline(c *client, queued func(*loopWrite)) inlineResult {
 			}
 			return inlineGoroutine
 		}
+		if spec.inLoopWrites {
+			c.loop = loopCmd{notify: queued, spec: spec, args: args}
+		}
 		s.handle(c, args)
-		c.pre = preRead{}
+		declined := c.loop.declined
+		c.pre, c.loop = preRead{}, loopCmd{}
 		rd.release()
+		if declined {
+			// Nothing ran and nothing was answered: the goroutine
+			// reads the command again and writes the ordinary way.
+			rd.r = at
+			return inlineGoroutine
+		}
 		s.inLoop.Add(1)
 	}
 	return inlineAll

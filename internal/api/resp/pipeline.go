@@ -35,6 +35,13 @@ type pipelined struct {
 	held  int64
 	// lw is set for a write the event loop queued (evloop_linux.go).
 	lw *loopWrite
+	// A command other than a plain SET, queued by the event loop
+	// (queueWrite): its spec and arguments, for the statistics and the
+	// blocked clients it may serve once answered, and its reply, written
+	// from what its write computed. All nil for a queued SET.
+	spec  *command
+	args  [][]byte
+	reply func()
 }
 
 // loopWrite is the event loop's record of a write it queued: answered is
@@ -104,18 +111,50 @@ func (s *Server) queueSet(c *client, key, val []byte, notify func(*loopWrite)) b
 	return true
 }
 
+// queueWrite queues fn, the write of the command the event loop is
+// running (c.loop), without waiting, and reports whether it did; reply
+// writes the command's reply once the write is answered (answerReady).
+// The command's arguments are its own allocations (cmdReader.bulk), so
+// fn and reply may keep them. A connection has at most one such write
+// queued (runInline runs no command while replies are pending), so like
+// the command's own bytes, which cost the request budget nothing up to
+// freeCommandBytes, it is not charged to the budget.
+func (s *Server) queueWrite(c *client, fn func(engine.Txn) error, reply func()) bool {
+	nw, ok := s.b.(engine.NotifyWriter)
+	if !ok || c.loop.notify == nil {
+		return false
+	}
+	start := time.Now()
+	lw := &loopWrite{deadline: start.Add(s.writeTimeout)}
+	notify := c.loop.notify
+	wait := nw.WriteNotify(c.writeCtx(), s.writeFn(fn), func() { notify(lw) })
+	if wait == nil {
+		return false
+	}
+	c.pending = append(c.pending, pipelined{wait: wait, start: start, lw: lw,
+		spec: c.loop.spec, args: c.loop.args, reply: reply})
+	return true
+}
+
 // answerReady writes the replies of the leading queued writes whose
-// outcome is known, without waiting, and reports whether none is left.
+// outcome is known, without waiting. It reports false when the next
+// answered write must be finished by the connection's goroutine: one
+// that may serve a client blocked on its keys, which waits for that
+// client's try (blocking.go).
 func (c *client) answerReady() bool {
 	i := 0
-	for i < len(c.pending) && c.pending[i].lw != nil && c.pending[i].lw.answered.Load() {
-		i++
+	ok := true
+	for ; i < len(c.pending) && c.pending[i].lw != nil && c.pending[i].lw.answered.Load(); i++ {
+		if p := c.pending[i]; p.spec != nil && mayServeBlocked(p.spec) && c.s.blocks.waiting.Load() > 0 {
+			ok = false
+			break
+		}
 	}
 	if i > 0 {
 		c.answer(c.pending[:i])
 		c.pending = c.pending[:copy(c.pending, c.pending[i:])]
 	}
-	return len(c.pending) == 0
+	return ok
 }
 
 // drain waits for the connection's queued writes, in order, and writes
@@ -130,11 +169,12 @@ func (c *client) drain() {
 
 // answer waits for the writes ps, in order, and writes their replies.
 func (c *client) answer(ps []pipelined) {
-	m := c.s.unknown
-	if spec := c.s.cmds["set"]; spec != nil {
-		m = spec.metrics
-	}
+	set := c.s.cmds["set"]
 	for i, p := range ps {
+		spec := p.spec
+		if spec == nil {
+			spec = set
+		}
 		t, err := p.wait()
 		if p.lw != nil {
 			p.lw.settled.Store(true)
@@ -142,19 +182,31 @@ func (c *client) answer(ps []pipelined) {
 		if c.s.cfg.Budget != nil {
 			c.s.cfg.Budget.Release(p.held)
 		}
-		c.failed, c.rejected = false, false
-		if err != nil {
+		c.failed, c.rejected, c.wroteNothing = false, false, false
+		switch {
+		case err != nil:
 			if !t.IsZero() {
 				c.observeWrite(t)
 			}
 			c.backendErr(err)
-		} else {
+		case p.reply != nil:
+			c.observeWrite(t)
+			p.reply()
+		default:
 			c.observeWrite(t)
 			c.ok()
 		}
 		d := time.Since(p.start)
+		m := c.s.unknown
+		if spec != nil {
+			m = spec.metrics
+		}
 		m.observe(c.failed, d)
-		c.s.stats.executed(c.s.cmds["set"], c, d)
+		c.s.stats.executed(spec, c, d)
+		if p.args != nil {
+			c.s.slowlog.observe(c, p.args, d)
+			c.s.written(c, spec, p.args)
+		}
 		ps[i] = pipelined{}
 	}
 }

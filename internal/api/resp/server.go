@@ -115,6 +115,9 @@ func NewWithConfig(b engine.Engine, logger *slog.Logger, cfg Config) *Server {
 	for _, c := range s.cmds {
 		c.metrics = newCmdMetrics(m, c.name)
 		c.inLoop, c.inLoopReads = runsInLoop(c.name)
+		if writesInLoop(c.name) {
+			c.inLoop, c.inLoopWrites = true, true
+		}
 	}
 	return s
 }
@@ -262,6 +265,7 @@ type client struct {
 
 	pending []pipelined // queued pipelined writes, answered by drain
 	pre     preRead     // the event loop's read for the command it runs (inline.go)
+	loop    loopCmd     // the event loop's write command being run (inline.go)
 
 	txConn // MULTI/EXEC and WATCH state (tx.go)
 }
@@ -274,7 +278,6 @@ func (s *Server) handle(c *client, args [][]byte) {
 	}
 	start := time.Now()
 	c.failed, c.rejected, c.blockedCmd, c.wroteNothing = false, false, false, false
-	s.cmdsTotal.Add(1)
 	name := strings.ToLower(string(args[0]))
 	spec := s.cmds[name]
 	m := s.unknown
@@ -292,6 +295,13 @@ func (s *Server) handle(c *client, args [][]byte) {
 			c.conn.WriteError("ERR internal error")
 			c.quit = true
 			_ = c.conn.Close()
+		}
+		if c.loop.declined {
+			return // not run: the connection's goroutine runs it again
+		}
+		s.cmdsTotal.Add(1)
+		if c.loop.queued {
+			return // answer counts it, once its write is answered
 		}
 		d := time.Since(start)
 		m.observe(c.failed, d)
@@ -365,11 +375,23 @@ func (s *Server) handle(c *client, args [][]byte) {
 		}
 	}
 	spec.fn(c, args)
-	if spec.write && !c.failed && !c.wroteNothing && !neverReady[spec.name] {
-		// Clients blocked on what it wrote may now be served
-		// (blocking.go).
+	if !c.loop.queued && !c.loop.declined {
+		s.written(c, spec, args)
+	}
+}
+
+// written follows a command that has run: clients blocked on the keys a
+// write command wrote may now be served (blocking.go).
+func (s *Server) written(c *client, spec *command, args [][]byte) {
+	if mayServeBlocked(spec) && !c.failed && !c.wroteNothing {
 		s.keysWritten(spec.keys(args))
 	}
+}
+
+// mayServeBlocked reports whether completing the command may serve a
+// client blocked on its keys.
+func mayServeBlocked(spec *command) bool {
+	return spec.write && !neverReady[spec.name]
 }
 
 // argsPreview renders arguments as Redis does in "unknown command" errors.

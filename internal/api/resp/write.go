@@ -17,6 +17,12 @@ import (
 // no-ops and failures back until then), so every reply depends on committed
 // state, and only a command that writes appends an entry.
 func (c *client) write(fn func(tx engine.Txn) error) bool {
+	if c.loop.notify != nil {
+		// Run by the event loop, which must not wait: the handler is
+		// not one of writesInLoop's kind. Decline, as writeThen would.
+		c.loop.declined = true
+		return false
+	}
 	if c.exec != nil {
 		return c.exec.execWrite(c, fn)
 	}
@@ -29,6 +35,28 @@ func (c *client) write(fn func(tx engine.Txn) error) bool {
 		return false
 	}
 	return true
+}
+
+// writeThen runs fn as write does and, if it succeeds, reply, which
+// writes the reply from what fn computed. A command the event loop runs
+// (c.loop set) has fn queued instead, without waiting, and reply called
+// when the write is answered (queueWrite); when it cannot be queued at
+// once, the command is marked declined, having replied nothing, and the
+// loop hands it to the connection's goroutine, which runs it again from
+// the start. So a handler calls writeThen last, after its checks, and
+// replies nothing before it.
+func (c *client) writeThen(fn func(tx engine.Txn) error, reply func()) {
+	if c.loop.notify != nil && c.exec == nil {
+		if c.s.queueWrite(c, fn, reply) {
+			c.loop.queued = true
+		} else {
+			c.loop.declined = true
+		}
+		return
+	}
+	if c.write(fn) {
+		reply()
+	}
 }
 
 // writeCtx is the context of the next write: the connection's, with the
@@ -62,6 +90,10 @@ func (c *client) observeWrite(t engine.Token) {
 // the write path: with nothing to read there is no outcome a dry run could
 // decide, so it is skipped (the hot path of plain SET).
 func (c *client) writeBlind(fn func(tx engine.Txn)) bool {
+	if c.loop.notify != nil {
+		c.loop.declined = true // as write
+		return false
+	}
 	if c.exec != nil {
 		return c.exec.execWrite(c, func(tx engine.Txn) error { fn(tx); return nil })
 	}
