@@ -236,13 +236,14 @@ func TestLoopRunsWritesInPlace(t *testing.T) {
 		want string
 	}{
 		{[]string{"SET", "s", "abc"}, "+OK\r\n"},
+		{[]string{"SET", "a", "1"}, "+OK\r\n"},
+		{[]string{"SET", "b", "2"}, "+OK\r\n"},
 		{[]string{"INCR", "n"}, ":1\r\n"},
 		{[]string{"INCRBY", "n", "10"}, ":11\r\n"},
 		{[]string{"DECR", "n"}, ":10\r\n"},
 		{[]string{"DECRBY", "n", "4"}, ":6\r\n"},
 		{[]string{"INCR", "s"}, "-ERR value is not an integer or out of range\r\n"},
 		{[]string{"INCRBY", "n", "x"}, "-ERR value is not an integer or out of range\r\n"},
-		{[]string{"MSET", "a", "1", "b", "2"}, "+OK\r\n"},
 		{[]string{"LPUSH", "l", "x", "y"}, ":2\r\n"},
 		{[]string{"RPUSH", "l", "z"}, ":3\r\n"},
 		{[]string{"LPUSHX", "nolist", "z"}, ":0\r\n"},
