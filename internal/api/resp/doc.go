@@ -54,8 +54,12 @@
 //   - Plaintext connections are served by one event loop per Serve call
 //     (evloop_linux.go; docs/design/eventloop.md): it waits in epoll, reads
 //     ready sockets, and runs in place the reads that need no wait
-//     (engine.NowReader) and plain SETs, which it queues on the write path
-//     and answers when the write path notifies it (engine.NotifyWriter).
+//     (engine.NowReader), plain SETs and the common write commands
+//     (writesInLoop), whose writes it queues on the write path and answers
+//     when the write path notifies it (engine.NotifyWriter). A write
+//     handler ends in writeThen; a write the loop cannot queue at once is
+//     rewound to its first byte and run again by the goroutine, and is
+//     counted once, when answered.
 //     Everything else runs in the connection's own goroutine, which parks
 //     in the loop between commands. One side owns a connection's buffers
 //     at a time; the loop never waits (not on a socket, a lease, the
