@@ -107,7 +107,7 @@ func (s *Server) cmdHSetNX(c *client, args [][]byte) {
 		return
 	}
 	var added bool
-	if c.write(func(tx engine.Txn) error {
+	c.writeThen(func(tx engine.Txn) error {
 		added = false
 		h, err := datatype.Open(tx, args[1], engine.TypeHash)
 		if err != nil {
@@ -123,9 +123,9 @@ func (s *Server) cmdHSetNX(c *client, args [][]byte) {
 			return err
 		}
 		return h.Save()
-	}) {
+	}, func() {
 		c.int(b2i(added))
-	}
+	})
 }
 
 func (s *Server) cmdHGet(c *client, args [][]byte) {
@@ -302,7 +302,7 @@ func (s *Server) cmdHIncrBy(c *client, args [][]byte) {
 		return
 	}
 	var res int64
-	if c.write(func(tx engine.Txn) error {
+	c.writeThen(func(tx engine.Txn) error {
 		h, err := datatype.Open(tx, args[1], engine.TypeHash)
 		if err != nil {
 			return err
@@ -325,9 +325,9 @@ func (s *Server) cmdHIncrBy(c *client, args [][]byte) {
 			return err
 		}
 		return h.Save()
-	}) {
+	}, func() {
 		c.int(res)
-	}
+	})
 }
 
 func (s *Server) cmdHIncrByFloat(c *client, args [][]byte) {

@@ -137,31 +137,33 @@ func (s *Server) cmdGet(c *client, args [][]byte) {
 	c.bulk(val)
 }
 
-// set runs a SET-family write. It reports whether the key was set (the
-// condition held) and the previous value.
-func (s *Server) set(c *client, key, val []byte, o setOpts, cmd string) (did bool, old []byte, found, ok bool) {
+// set runs a SET-family write; reply, once it succeeded, answers from
+// whether the key was set (the condition held) and the previous value.
+func (s *Server) set(c *client, key, val []byte, o setOpts, cmd string, reply func(did bool, old []byte, found bool)) {
 	if err := s.b.CheckValue(len(val)); err != nil {
 		c.backendErr(err)
-		return false, nil, false, false
+		return
 	}
 	if !o.nx && !o.xx && !o.get && !o.keepTTL {
 		// A plain SET depends on nothing it could read (the hot path).
 		// Its expiry is validated first: a bad one writes nothing.
 		if _, err := o.expireAt(time.Now().UnixMilli(), cmd); err != nil {
 			c.backendErr(err)
-			return false, nil, false, false
+			return
 		}
-		ok = c.writeBlind(func(tx engine.Txn) {
+		c.writeBlindThen(func(tx engine.Txn) {
 			at, _ := o.expireAt(tx.NowMs(), cmd)
 			if at != 0 && at <= tx.NowMs() {
 				tx.Del(key)
 			} else {
 				tx.Set(key, val, at)
 			}
-		})
-		return ok, nil, false, ok
+		}, func() { reply(true, nil, false) })
+		return
 	}
-	ok = c.write(func(tx engine.Txn) error {
+	var did, found bool
+	var old []byte
+	c.writeThen(func(tx engine.Txn) error {
 		did, old, found = false, nil, false
 		at, err := o.expireAt(tx.NowMs(), cmd)
 		if err != nil {
@@ -197,8 +199,7 @@ func (s *Server) set(c *client, key, val []byte, o setOpts, cmd string) (did boo
 		}
 		tx.Set(key, val, at)
 		return nil
-	})
-	return did, old, found, ok
+	}, func() { reply(did, old, found) })
 }
 
 func (s *Server) cmdSet(c *client, args [][]byte) {
@@ -210,23 +211,22 @@ func (s *Server) cmdSet(c *client, args [][]byte) {
 		c.backendErr(err)
 		return
 	}
-	did, old, found, ok := s.set(c, args[1], args[2], o, "set")
-	switch {
-	case !ok:
-	case o.get && found:
-		c.bulk(old)
-	case o.get || !did:
-		c.null()
-	default:
-		c.ok()
-	}
+	s.set(c, args[1], args[2], o, "set", func(did bool, old []byte, found bool) {
+		switch {
+		case o.get && found:
+			c.bulk(old)
+		case o.get || !did:
+			c.null()
+		default:
+			c.ok()
+		}
+	})
 }
 
 func (s *Server) cmdSetNX(c *client, args [][]byte) {
-	did, _, _, ok := s.set(c, args[1], args[2], setOpts{nx: true}, "setnx")
-	if ok {
+	s.set(c, args[1], args[2], setOpts{nx: true}, "setnx", func(did bool, _ []byte, _ bool) {
 		c.int(b2i(did))
-	}
+	})
 }
 
 func (s *Server) cmdSetEX(c *client, args [][]byte)  { s.setEx(c, args, true, "setex") }
@@ -238,27 +238,24 @@ func (s *Server) setEx(c *client, args [][]byte, seconds bool, cmd string) {
 		c.backendErr(err)
 		return
 	}
-	if _, _, _, ok := s.set(c, args[1], args[3], setOpts{exp: expPX, ms: ms}, cmd); ok {
-		c.ok()
-	}
+	s.set(c, args[1], args[3], setOpts{exp: expPX, ms: ms}, cmd, func(bool, []byte, bool) { c.ok() })
 }
 
 func (s *Server) cmdGetSet(c *client, args [][]byte) {
-	_, old, found, ok := s.set(c, args[1], args[2], setOpts{get: true}, "getset")
-	switch {
-	case !ok:
-	case found:
-		c.bulk(old)
-	default:
+	s.set(c, args[1], args[2], setOpts{get: true}, "getset", func(_ bool, old []byte, found bool) {
+		if found {
+			c.bulk(old)
+			return
+		}
 		c.null()
-	}
+	})
 }
 
 func (s *Server) cmdGetDel(c *client, args [][]byte) {
 	key := args[1]
 	var old []byte
 	var found bool
-	if !c.write(func(tx engine.Txn) error {
+	c.writeThen(func(tx engine.Txn) error {
 		old, found = nil, false
 		v, ok, err := tx.Get(key)
 		if err != nil || !ok {
@@ -270,14 +267,13 @@ func (s *Server) cmdGetDel(c *client, args [][]byte) {
 		found = true
 		tx.Del(key)
 		return nil
-	}) {
-		return
-	}
-	if !found {
-		c.null()
-		return
-	}
-	c.bulk(old)
+	}, func() {
+		if !found {
+			c.null()
+			return
+		}
+		c.bulk(old)
+	})
 }
 
 func (s *Server) cmdGetEx(c *client, args [][]byte) {
@@ -487,7 +483,7 @@ func (s *Server) incrBy(c *client, key []byte, delta int64) {
 func (s *Server) cmdIncrByFloat(c *client, args [][]byte) {
 	key, incr := args[1], args[2]
 	var res string
-	if c.write(func(tx engine.Txn) error {
+	c.writeThen(func(tx engine.Txn) error {
 		v, found, err := tx.Get(key)
 		if err != nil {
 			return err
@@ -505,16 +501,16 @@ func (s *Server) cmdIncrByFloat(c *client, args [][]byte) {
 		}
 		tx.Set(key, []byte(res), v.ExpireAt)
 		return nil
-	}) {
+	}, func() {
 		// Redis answers with a bulk string in RESP3 as well.
 		c.bulkString(res)
-	}
+	})
 }
 
 func (s *Server) cmdAppend(c *client, args [][]byte) {
 	key, add := args[1], args[2]
 	var n int
-	if c.write(func(tx engine.Txn) error {
+	c.writeThen(func(tx engine.Txn) error {
 		v, found, err := tx.Get(key)
 		if err != nil {
 			return err
@@ -538,9 +534,9 @@ func (s *Server) cmdAppend(c *client, args [][]byte) {
 		n = len(nv)
 		tx.Set(key, nv, v.ExpireAt)
 		return nil
-	}) {
+	}, func() {
 		c.int(int64(n))
-	}
+	})
 }
 
 func (s *Server) cmdStrlen(c *client, args [][]byte) {

@@ -48,9 +48,10 @@ func runsInLoop(name string) (ok, reads bool) {
 // ran at 0.84–0.94× in the loop (docs/benchmarks.md §18).
 func writesInLoop(name string) bool {
 	switch name {
-	case "incr", "decr", "incrby", "decrby",
+	case "set", "setnx", "setex", "psetex", "getset", "getdel", "append",
+		"incr", "decr", "incrby", "decrby", "incrbyfloat",
 		"lpush", "rpush", "lpushx", "rpushx", "lpop", "rpop",
-		"sadd", "srem", "spop", "hset", "hmset", "hdel",
+		"sadd", "srem", "spop", "hset", "hmset", "hdel", "hsetnx", "hincrby",
 		"zadd", "zincrby", "zrem", "zpopmin", "zpopmax",
 		"del", "unlink", "expire", "pexpire":
 		return true

@@ -111,8 +111,9 @@ func (s *Server) queueSet(c *client, key, val []byte, notify func(*loopWrite)) b
 	return true
 }
 
-// queueWrite queues fn, the write of the command the event loop is
-// running (c.loop), without waiting, and reports whether it did; reply
+// queueWrite queues fn (as the engine is to run it: writeFn applied
+// where needed), the write of the command the event loop is running
+// (c.loop), without waiting, and reports whether it did; reply
 // writes the command's reply once the write is answered (answerReady).
 // The command's arguments are its own allocations (cmdReader.bulk), so
 // fn and reply may keep them. A connection has at most one such write
@@ -127,7 +128,7 @@ func (s *Server) queueWrite(c *client, fn func(engine.Txn) error, reply func()) 
 	start := time.Now()
 	lw := &loopWrite{deadline: start.Add(s.writeTimeout)}
 	notify := c.loop.notify
-	wait := nw.WriteNotify(c.writeCtx(), s.writeFn(fn), func() { notify(lw) })
+	wait := nw.WriteNotify(c.writeCtx(), fn, func() { notify(lw) })
 	if wait == nil {
 		return false
 	}

@@ -47,15 +47,33 @@ func (c *client) write(fn func(tx engine.Txn) error) bool {
 // replies nothing before it.
 func (c *client) writeThen(fn func(tx engine.Txn) error, reply func()) {
 	if c.loop.notify != nil && c.exec == nil {
-		if c.s.queueWrite(c, fn, reply) {
-			c.loop.queued = true
-		} else {
-			c.loop.declined = true
-		}
+		c.queueOrDecline(c.s.writeFn(fn), reply)
 		return
 	}
 	if c.write(fn) {
 		reply()
+	}
+}
+
+// writeBlindThen is writeThen for a write that reads nothing and always
+// writes (writeBlind).
+func (c *client) writeBlindThen(fn func(tx engine.Txn), reply func()) {
+	if c.loop.notify != nil && c.exec == nil {
+		c.queueOrDecline(func(tx engine.Txn) error { fn(tx); return nil }, reply)
+		return
+	}
+	if c.writeBlind(fn) {
+		reply()
+	}
+}
+
+// queueOrDecline queues fn for the command the loop is running, or marks
+// the command declined.
+func (c *client) queueOrDecline(fn func(tx engine.Txn) error, reply func()) {
+	if c.s.queueWrite(c, fn, reply) {
+		c.loop.queued = true
+	} else {
+		c.loop.declined = true
 	}
 }
 
