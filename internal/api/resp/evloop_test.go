@@ -402,3 +402,40 @@ func TestLoopWriteServesClientBlockedMeanwhile(t *testing.T) {
 		t.Fatalf("BLPOP served after %v: by its timeout, not by the push", d)
 	}
 }
+
+// TestLoopPipelinedWritesInOrder: a pipeline of writes the loop runs
+// (each waits in the loop for the one before it), plain SETs it queues
+// together, and reads: every reply in order, each command seeing the
+// writes before it.
+func TestLoopPipelinedWritesInOrder(t *testing.T) {
+	ts := startServer(t, node.Config{})
+	r := dialRaw(t, ts.addr)
+	type step struct {
+		cmd  []string
+		want string
+	}
+	var steps []step
+	for i := 1; i <= 20; i++ {
+		n := fmt.Sprint(i)
+		steps = append(steps,
+			step{[]string{"INCR", "n"}, ":" + n + "\r\n"},
+			step{[]string{"SET", "s", n}, "+OK\r\n"},
+			step{[]string{"SET", "t", n}, "+OK\r\n"},
+			step{[]string{"RPUSH", "l", n}, ":" + n + "\r\n"},
+			step{[]string{"GET", "s"}, fmt.Sprintf("$%d\r\n%s\r\n", len(n), n)},
+			step{[]string{"SET", "e", n, "PX", "100000", "GET"}, map[bool]string{true: "$-1\r\n", false: fmt.Sprintf("$%d\r\n%d\r\n", len(fmt.Sprint(i-1)), i-1)}[i == 1]},
+			step{[]string{"LLEN", "l"}, ":" + n + "\r\n"},
+			step{[]string{"HINCRBY", "h", "f", "2"}, fmt.Sprintf(":%d\r\n", 2*i)},
+		)
+	}
+	var b []byte
+	for _, st := range steps {
+		b = append(b, encode(st.cmd...)...)
+	}
+	r.send(b)
+	for i, st := range steps {
+		if got, err := r.readRaw(); err != nil || got != st.want {
+			t.Fatalf("reply %d (%v) = %q, %v; want %q", i, st.cmd, got, err, st.want)
+		}
+	}
+}
