@@ -178,23 +178,21 @@ func increment(key string) func(engine.Txn) error {
 // acknowledged increments, and the entry at LSN n must set the counter to n.
 func TestConcurrentIncrementsLoseNothing(t *testing.T) {
 	tests := []struct {
-		name        string
-		maxBatch    int
-		maxInflight int
-		workers     int
-		perWorker   int
+		name      string
+		maxBatch  int
+		workers   int
+		perWorker int
 	}{
-		{"defaults", 0, 0, 64, 6},
-		{"one entry per batch", 1, 0, 16, 4},
-		{"one batch in flight", 0, 1, 64, 3},
-		{"small batches", 4, 2, 64, 3},
+		{"defaults", 0, 64, 6},
+		{"one entry per batch", 1, 16, 4},
+		{"small batches", 4, 64, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := openStore(t)
 			var mu sync.Mutex
 			var batches []BatchStats
-			w := startWriter(t, s, WriterConfig{Epoch: 3, MaxBatch: tt.maxBatch, MaxInflight: tt.maxInflight,
+			w := startWriter(t, s, WriterConfig{Epoch: 3, MaxBatch: tt.maxBatch,
 				OnBatch: func(b BatchStats) { mu.Lock(); batches = append(batches, b); mu.Unlock() }})
 
 			// Queue every worker's first increment behind a gate, so at
@@ -534,9 +532,10 @@ func TestCommitFollowsOnDurable(t *testing.T) {
 	}
 }
 
-// TestProposalsGatherWhileAnFsyncRuns: proposals that arrive while a batch
-// is being made durable wait for that fsync and then form one batch,
-// instead of one batch (a log write and a Pebble commit) each.
+// TestProposalsGatherWhileAnFsyncRuns: proposals that arrive one at a
+// time while a batch is being made durable wait in the queue for that
+// fsync and then form one batch, instead of one batch (a log write, a
+// Pebble commit and an fsync) each.
 func TestProposalsGatherWhileAnFsyncRuns(t *testing.T) {
 	s := openStore(t)
 	entered, release := make(chan struct{}), make(chan struct{})
@@ -553,6 +552,9 @@ func TestProposalsGatherWhileAnFsyncRuns(t *testing.T) {
 		},
 		OnBatch: func(b BatchStats) { mu.Lock(); batches = append(batches, b); mu.Unlock() },
 	})
+	var released sync.Once
+	unhold := func() { released.Do(func() { close(release) }) }
+	t.Cleanup(unhold) // before the writer's Close, should the test fail early
 	first := make(chan error, 1)
 	go func() {
 		_, err := w.Propose(ctxT(t), increment("a"))
@@ -563,8 +565,7 @@ func TestProposalsGatherWhileAnFsyncRuns(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatal("the first batch never became durable")
 	}
-	// One at a time, each taken by the sequencer before the next is
-	// queued: without gathering, each would be a batch of its own.
+	// One at a time, each queued before the next is submitted.
 	const n = 5
 	waits := make([]func(context.Context) (engine.Token, error), n)
 	for i := range n {
@@ -573,13 +574,9 @@ func TestProposalsGatherWhileAnFsyncRuns(t *testing.T) {
 			t.Fatal(err)
 		}
 		waits[i] = wait
-		for deadline := time.Now().Add(waitTimeout); len(w.props) > 0; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("proposal %d still queued", i)
-			}
-		}
+		waitQueued(t, w, i+1)
 	}
-	close(release)
+	unhold()
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
