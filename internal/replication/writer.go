@@ -282,8 +282,9 @@ func (w *Writer) close() {
 // next batch meanwhile; every proposal then woke the sequencer, and each
 // batch cost two hand-offs between them, for no overlap: a batch could
 // only be appended once the previous fsync had ended (it would otherwise
-// have waited for its own fsync after that one). Measured: 12 % less CPU
-// per SET, 13–16 % more SETs per second (docs/benchmarks.md §18).
+// have waited for its own fsync after that one). Measured in paired runs:
+// 4–12 % less CPU per SET, and as many or more SETs per second
+// (docs/benchmarks.md §18).
 func (w *Writer) sequence() {
 	defer w.wg.Done()
 	batch := make([]*proposal, 0, w.cfg.MaxBatch)
