@@ -86,8 +86,8 @@ type appendedBatch struct {
 
 // Writer is the leader's write path: it serialises proposals, turns each into
 // one log entry, appends them in group-commit batches (one fsync for many
-// writers, several batches in flight), and acknowledges a proposal once its
-// entry is at or below the commit LSN.
+// writers, one batch at a time: sequence), and acknowledges a proposal once
+// its entry is at or below the commit LSN.
 type Writer struct {
 	cfg       WriterConfig
 	props     chan *proposal
@@ -102,8 +102,7 @@ type Writer struct {
 	durable atomic.Uint64
 	// failed is set when an appended batch could not be made durable: the
 	// durable LSN is unknown beyond it, so nothing more is acknowledged
-	// until the store has recovered and every batch in flight is
-	// accounted for (see ready).
+	// until the store has recovered (see ready).
 	failed error
 }
 
