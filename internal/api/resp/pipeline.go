@@ -122,7 +122,7 @@ func (s *Server) queueSet(c *client, key, val []byte, notify func(*loopWrite)) b
 // freeCommandBytes, it is not charged to the budget.
 func (s *Server) queueWrite(c *client, fn func(engine.Txn) error, reply func()) bool {
 	nw, ok := s.b.(engine.NotifyWriter)
-	if !ok || c.loop.notify == nil {
+	if !ok {
 		return false
 	}
 	start := time.Now()
@@ -198,11 +198,7 @@ func (c *client) answer(ps []pipelined) {
 			c.ok()
 		}
 		d := time.Since(p.start)
-		m := c.s.unknown
-		if spec != nil {
-			m = spec.metrics
-		}
-		m.observe(c.failed, d)
+		spec.metrics.observe(c.failed, d)
 		c.s.stats.executed(spec, c, d)
 		if p.args != nil {
 			c.s.slowlog.observe(c, p.args, d)

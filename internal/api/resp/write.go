@@ -46,7 +46,7 @@ func (c *client) write(fn func(tx engine.Txn) error) bool {
 // the start. So a handler calls writeThen last, after its checks, and
 // replies nothing before it.
 func (c *client) writeThen(fn func(tx engine.Txn) error, reply func()) {
-	if c.loop.notify != nil && c.exec == nil {
+	if c.loop.notify != nil {
 		c.queueOrDecline(c.s.writeFn(fn), reply)
 		return
 	}
@@ -58,7 +58,7 @@ func (c *client) writeThen(fn func(tx engine.Txn) error, reply func()) {
 // writeBlindThen is writeThen for a write that reads nothing and always
 // writes (writeBlind).
 func (c *client) writeBlindThen(fn func(tx engine.Txn), reply func()) {
-	if c.loop.notify != nil && c.exec == nil {
+	if c.loop.notify != nil {
 		c.queueOrDecline(func(tx engine.Txn) error { fn(tx); return nil }, reply)
 		return
 	}
