@@ -57,8 +57,27 @@ func fillSet(t testing.TB, st *memstate.State, key string, members ...string) *V
 // memstate sorts every key on every scan, too slow for tests that seek
 // hundreds of thousands of times.
 type frozen struct {
-	keys []string
-	vals map[string]engine.Version
+	keys  []string
+	vals  map[string]engine.Version
+	scans int // calls of Scan and ScanReverse
+}
+
+// frozenReverse is a frozen state that also scans backwards
+// (engine.ReverseScanner), as single-leader's and memstate's do.
+type frozenReverse struct{ *frozen }
+
+func (f frozenReverse) ScanReverse(end []byte, fn func([]byte, engine.Version) bool) error {
+	f.scans++
+	i := len(f.keys)
+	if end != nil {
+		i, _ = slices.BinarySearch(f.keys, string(end))
+	}
+	for i--; i >= 0; i-- {
+		if !fn([]byte(f.keys[i]), f.vals[f.keys[i]]) {
+			return nil
+		}
+	}
+	return nil
 }
 
 func freeze(t testing.TB, st *memstate.State) *frozen {
@@ -80,6 +99,7 @@ func (f *frozen) Get(key []byte) (engine.Version, bool, error) {
 }
 
 func (f *frozen) Scan(start []byte, fn func([]byte, engine.Version) bool) error {
+	f.scans++
 	i, _ := slices.BinarySearch(f.keys, string(start))
 	for ; i < len(f.keys); i++ {
 		if !fn([]byte(f.keys[i]), f.vals[f.keys[i]]) {
@@ -92,14 +112,26 @@ func (f *frozen) Scan(start []byte, fn func([]byte, engine.Version) bool) error 
 // largeSet makes key a set of members and returns it read from a frozen
 // copy of the state.
 func largeSet(t testing.TB, members []string) *View {
+	v, _ := largeSetOver(t, members, false)
+	return v
+}
+
+// largeSetOver is largeSet over a state that scans backwards too when
+// reverse is set; the state counts the scans.
+func largeSetOver(t testing.TB, members []string, reverse bool) (*View, *frozen) {
 	t.Helper()
 	st := &memstate.State{}
 	fillSet(t, st, "s", members...)
-	v, ok, err := Read(freeze(t, st), []byte("s"), engine.TypeSet)
+	f := freeze(t, st)
+	var s Scanner = f
+	if reverse {
+		s = frozenReverse{f}
+	}
+	v, ok, err := Read(s, []byte("s"), engine.TypeSet)
 	if err != nil || !ok {
 		t.Fatalf("read: %v %v", ok, err)
 	}
-	return v
+	return v, f
 }
 
 func rests(es []Elem) []string {
@@ -560,9 +592,15 @@ func TestDescentReachesEveryElement(t *testing.T) {
 	maxBias := map[string]float64{"random bytes": 10, "fixed-width numbers": 4, "long common prefix": 400, "sequential numbers": 400, "0xff bytes": 15}
 	for name, gen := range shapes {
 		// 300 elements, 60 draws each: every one is reached; 2000, 20
-		// draws each: the bias stays within its bound.
-		for _, n := range []int{300, 2000} {
-			t.Run(fmt.Sprintf("%s/%d", name, n), func(t *testing.T) {
+		// draws each: the bias stays within its bound. The same over a
+		// state that bounds branches by seeks and one that reads the last
+		// element backwards.
+		for _, c := range []struct {
+			n       int
+			reverse bool
+		}{{300, false}, {2000, false}, {300, true}, {2000, true}} {
+			n := c.n
+			t.Run(fmt.Sprintf("%s/%d/reverse=%v", name, n, c.reverse), func(t *testing.T) {
 				members := map[string]bool{}
 				var list []string
 				for i := range n {
@@ -572,7 +610,7 @@ func TestDescentReachesEveryElement(t *testing.T) {
 						list = append(list, m)
 					}
 				}
-				v := largeSet(t, list)
+				v, _ := largeSetOver(t, list, c.reverse)
 				rng := rand.New(rand.NewPCG(5, 6))
 				counts := map[string]int{}
 				rounds := 20 * len(list)
@@ -603,6 +641,36 @@ func TestDescentReachesEveryElement(t *testing.T) {
 				}
 				t.Logf("%d members, %d reached, most chosen %.1f× the mean", len(list), len(counts), bias)
 			})
+		}
+	}
+}
+
+// TestDescentScansPerLevel: over a state that scans backwards, a descent
+// costs two scans per level of the trie and one more, whatever the set's
+// size: 100 000 members shaped as redis-benchmark's ("element:" and twelve
+// digits) branch at five digits, and the last level is read whole.
+func TestDescentScansPerLevel(t *testing.T) {
+	var list []string
+	for i := range 100_000 {
+		list = append(list, fmt.Sprintf("element:%012d", i))
+	}
+	for _, c := range []struct {
+		reverse bool
+		most    float64 // scans per descent, on average
+	}{{true, 2*4 + 1}, {false, 100}} {
+		v, f := largeSetOver(t, list, c.reverse)
+		rng := rand.New(rand.NewPCG(11, 12))
+		const draws = 2000
+		f.scans = 0
+		for range draws {
+			if _, err := v.descend(rng, SubMember); err != nil {
+				t.Fatal(err)
+			}
+		}
+		per := float64(f.scans) / draws
+		t.Logf("reverse=%v: %.1f scans per descent", c.reverse, per)
+		if per > c.most {
+			t.Errorf("reverse=%v: %.1f scans per descent, want at most %v", c.reverse, per, c.most)
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/replicant-db/replicant/internal/engine"
 )
 
 // Random choice of elements (SRANDMEMBER, SPOP, HRANDFIELD) without
@@ -193,27 +195,32 @@ func (v *View) under(sub byte, p, from []byte) (bool, error) {
 }
 
 // descend chooses one element by a random walk down the elements' byte
-// trie (see the top of this file).
+// trie (see the top of this file). Each level costs one forward read of
+// at most smallSubtree+1 elements (the chosen branch's head) and, over an
+// engine.ReverseScanner, one backward read of a single element (the
+// branch's last, which bounds its next bytes): a few scans per level, not
+// the dozens a bisection over byte values took.
 func (v *View) descend(rng *rand.Rand, sub byte) (Elem, error) {
-	first, ok, err := v.first(sub, nil)
+	head, err := v.head(sub, nil, nil)
 	if err != nil {
 		return Elem{}, err
 	}
-	if !ok {
+	if len(head) == 0 {
 		return Elem{}, v.short(nil, 0)
 	}
-	var p []byte // every element under p is a candidate; first is the smallest
+	var p []byte // every element under p is a candidate; head lists the first of them
 	for range maxDescent {
 		// A small subtree is read whole and chosen from uniformly.
-		few, err := v.fewUnder(sub, p, first.Rest)
-		if err != nil {
+		if len(head) <= smallSubtree {
+			return head[rng.IntN(len(head))], nil
+		}
+		first := head[0]
+		var hi int
+		if p, hi, err = v.branches(sub, p, first.Rest); err != nil {
 			return Elem{}, err
 		}
-		if few != nil {
-			return few[rng.IntN(len(few))], nil
-		}
-		if p, err = v.shared(sub, p, first.Rest); err != nil {
-			return Elem{}, err
+		if hi < 0 {
+			return first, nil // p is the only element under p
 		}
 		// The branches at byte len(p): -1 stands for p itself, an element
 		// when first is p.
@@ -221,56 +228,89 @@ func (v *View) descend(rng *rand.Rand, sub byte) (Elem, error) {
 		if len(first.Rest) > len(p) {
 			lo = int(first.Rest[len(p)])
 		}
-		hi, err := v.lastBranch(sub, p, lo)
-		if err != nil {
-			return Elem{}, err
-		}
-		if hi < 0 {
-			return first, nil // p is the only element under p
-		}
-		var next Elem
+		var next []Elem
 		for try := 0; ; try++ {
 			c := lo + rng.IntN(hi-lo+1)
 			if c < 0 {
 				return first, nil
 			}
-			// c ≤ hi, a present byte: the element found is under p.
-			e, _, err := v.first(sub, append(p[:len(p):len(p)], byte(c)))
-			if err != nil {
+			// c ≤ hi, a present byte: an element at or after p+c is under p.
+			if next, err = v.head(sub, p, append(p[:len(p):len(p)], byte(c))); err != nil {
 				return Elem{}, err
 			}
-			next = e
-			if int(e.Rest[len(p)]) == c || try+1 == rejectTries {
+			if len(next) == 0 {
+				return Elem{}, fmt.Errorf("%w: key %q: no element after a branch the elements showed", ErrCorrupt, v.Key)
+			}
+			if int(next[0].Rest[len(p)]) == c || try+1 == rejectTries {
 				break
 			}
 		}
-		// next is the smallest element of its branch.
-		first = next
-		p = append(p[:len(p):len(p)], next.Rest[len(p)])
+		// next[0] is the smallest element of its branch; the branch's
+		// elements lead next.
+		p = append(p[:len(p):len(p)], next[0].Rest[len(p)])
+		k := 0
+		for k < len(next) && bytes.HasPrefix(next[k].Rest, p) {
+			k++
+		}
+		head = next[:k]
 	}
-	return first, nil
+	return head[0], nil
 }
 
-// fewUnder returns the elements under p, from first (the smallest), when
-// there are at most smallSubtree of them; nil otherwise.
-func (v *View) fewUnder(sub byte, p, first []byte) ([]Elem, error) {
+// head returns the elements under p from the suffix from (nil: from p),
+// in order, at most smallSubtree+1 of them: all of them when there are
+// no more than smallSubtree.
+func (v *View) head(sub byte, p, from []byte) ([]Elem, error) {
+	if from == nil {
+		from = p
+	}
 	var out []Elem
-	more := false
-	err := v.Scan(sub, first, func(rest, value []byte) bool {
+	err := v.Scan(sub, from, func(rest, value []byte) bool {
 		if !bytes.HasPrefix(rest, p) {
 			return false
 		}
-		if len(out) == smallSubtree {
-			more = true
-			return false
-		}
 		out = append(out, Elem{Rest: append([]byte(nil), rest...), Value: append([]byte(nil), value...)})
-		return true
+		return len(out) <= smallSubtree
 	})
-	if err != nil || more {
-		return nil, err
+	return out, err
+}
+
+// branches extends p to the longest prefix every element under p shares
+// (f is the smallest of them, and not the only one) and returns it with
+// hi, the largest byte that follows it in an element; -1 when f is p and
+// no element extends it. Over an engine.ReverseScanner the largest
+// element under p gives both: the elements share what the smallest and
+// the largest share. Otherwise both come from seeks (shared, lastBranch).
+func (v *View) branches(sub byte, p, f []byte) ([]byte, int, error) {
+	if _, ok := v.s.(engine.ReverseScanner); ok {
+		var last []byte
+		err := ScanElemsReverse(v.s, v.Meta.ID, sub, prefixEnd(p), func(rest, _ []byte) bool {
+			last = append([]byte(nil), rest...)
+			return false
+		})
+		if err != nil {
+			return nil, 0, err
+		}
+		if !bytes.HasPrefix(last, p) || bytes.Compare(last, f) <= 0 {
+			return p, -1, nil
+		}
+		n := len(p)
+		for n < len(f) && f[n] == last[n] {
+			n++
+		}
+		// last > f shares f[:n] and differs after it, so it is longer.
+		return f[:n:n], int(last[n]), nil
 	}
-	return out, nil
+	shared, err := v.shared(sub, p, f)
+	if err != nil {
+		return nil, 0, err
+	}
+	lo := -1
+	if len(f) > len(shared) {
+		lo = int(f[len(shared)])
+	}
+	hi, err := v.lastBranch(sub, shared, lo)
+	return shared, hi, err
 }
 
 // shared extends p to the longest prefix of f (the smallest element under

@@ -1238,13 +1238,15 @@ func (s *Store) Scan(at uint64, start []byte, fn func(key []byte, v Version) boo
 			return ErrReopening
 		}
 		raw := it.Key()
-		key, lsn, ok := parseVersionKey(raw)
-		if !ok {
+		if len(raw) < 1+2+8 {
 			return s.corrupt(&CorruptionError{Dir: s.dir, Err: fmt.Errorf("bad version key %x", raw)})
 		}
 		// The version key is the prefix and 8 bytes of LSN: no need to
-		// escape the key again.
+		// escape the key again, nor to unescape it before the version
+		// shows it live — a scan over a range of deleted elements (a
+		// set that SPOP emptied) passes many versions it never returns.
 		p = append(p[:0], raw[:len(raw)-8]...)
+		lsn := ^binary.BigEndian.Uint64(raw[len(raw)-8:])
 		if lsn > at {
 			// Jump to the newest version at or below at.
 			if !it.SeekGE(binary.BigEndian.AppendUint64(p, ^at)) {
@@ -1253,13 +1255,17 @@ func (s *Store) Scan(at uint64, start []byte, fn func(key []byte, v Version) boo
 			if !bytes.HasPrefix(it.Key(), p) {
 				continue // no version of key at or below at; now at the next key
 			}
-			_, lsn, _ = parseVersionKey(it.Key())
+			lsn = ^binary.BigEndian.Uint64(it.Key()[len(p):])
 		}
 		v, ok := decodeVersion(it.Value())
-		if !ok {
-			return s.corrupt(&CorruptionError{Dir: s.dir, LSN: lsn, Err: fmt.Errorf("bad version record for key %q", key)})
-		}
-		if !v.Deleted && lsn >= floor {
+		if !ok || (!v.Deleted && lsn >= floor) {
+			key, _, keyOK := parseVersionKey(it.Key())
+			switch {
+			case !keyOK:
+				return s.corrupt(&CorruptionError{Dir: s.dir, Err: fmt.Errorf("bad version key %x", it.Key())})
+			case !ok:
+				return s.corrupt(&CorruptionError{Dir: s.dir, LSN: lsn, Err: fmt.Errorf("bad version record for key %q", key)})
+			}
 			v.LSN = lsn
 			v.Value = append([]byte(nil), v.Value...)
 			if !fn(key, v) {
