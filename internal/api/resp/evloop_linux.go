@@ -58,6 +58,9 @@ type evLoop struct {
 	resumed bool
 	// deadlines of the writes the loop queued, oldest first (expire).
 	deadlines []loopDeadline
+	// sends: connections with replies to write at the end of this pass
+	// (flush), each once (fdConn.sending).
+	sends []*fdConn
 }
 
 // newLoop starts an event loop for s, or returns nil (connections then
@@ -289,6 +292,7 @@ func (l *evLoop) run() {
 			l.serve(fc, false)
 			queue[i] = nil
 		}
+		l.flush()
 		if stopping {
 			return
 		}
@@ -394,9 +398,38 @@ func (l *evLoop) serve(fc *fdConn, edge bool) {
 			l.deadlines = append(l.deadlines, loopDeadline{fc: fc, lw: p.lw})
 		}
 	}
-	if !l.send(fc, c.conn) {
-		l.handBack(fc) // the goroutine sends the rest, waiting as it must
+	switch {
+	case c.conn.err != nil:
+		l.handBack(fc)
+	case len(c.conn.out) > 0 && !fc.sending:
+		fc.sending = true
+		l.sends = append(l.sends, fc)
 	}
+}
+
+// flush writes the replies of every connection served in this pass, as
+// Redis does before it waits again: a client's reply waits for the other
+// ready clients' commands to run (microseconds), and in exchange a
+// client with many connections (redis-benchmark, a pool) gets its
+// replies in one burst and wakes once for them, not once per reply and
+// connection — on a virtual machine each such wake-up is an interrupt
+// to another processor, and it made the reply's write the costliest
+// system call of a GET.
+func (l *evLoop) flush() {
+	for i, fc := range l.sends {
+		l.sends[i] = nil
+		fc.sending = false
+		fc.mu.Lock()
+		owned := fc.loopOwned
+		fc.mu.Unlock()
+		if !owned {
+			continue // handed back since: its goroutine sends what is left
+		}
+		if !l.send(fc, fc.client.conn) {
+			l.handBack(fc) // the goroutine sends the rest, waiting as it must
+		}
+	}
+	l.sends = l.sends[:0]
 }
 
 // queued is the write path's notification for a write the loop queued:

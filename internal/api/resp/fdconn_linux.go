@@ -53,6 +53,8 @@ type fdConn struct {
 	// unread (the loop's own): an edge said there is input the loop has
 	// not read yet.
 	unread bool
+	// sending (the loop's own): listed in the loop's sends.
+	sending bool
 }
 
 func (fc *fdConn) Read(p []byte) (int, error) {
