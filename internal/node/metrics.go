@@ -115,7 +115,7 @@ func newMetrics(n *Node) *Metrics {
 	reg.MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.writeLatency, m.batchEntries, m.batchBytes, m.syncSeconds, m.expired, m.swept, m.gcRemoved, m.rolledBack, m.truncated, m.failovers, m.events, m.api.Ops, m.api.OpLatency,
-		m.leaderChanges, m.diskBytes, m.api.Clients, newBuildInfo(n.mode()),
+		m.leaderChanges, m.diskBytes, m.api.Clients, newBuildInfo(n.mode()), engineCollector{n: n},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "replicant_epoch", Help: "The cluster's (in multi-leader mode: the site's) epoch as this node knows it; it rises with every leader appointment."}, func() float64 {
 			n.mu.Lock()
 			defer n.mu.Unlock()
@@ -322,4 +322,42 @@ func (c *followerCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.ok, prometheus.GaugeValue, b(p.Healthy), p.ID)
 		ch <- prometheus.MustNewConstMetric(c.lagBytes, prometheus.GaugeValue, float64(l.LagBytes(p.Applied)), p.ID)
 	}
+}
+
+// engineCollector reports the storage engine's shape (storage.EngineMetrics)
+// on each scrape: one read of Pebble's metrics for all of its gauges.
+type engineCollector struct{ n *Node }
+
+var engineDescs = struct{ readAmp, l0Sublevels, l0Files, debt, memtable *prometheus.Desc }{
+	readAmp: prometheus.NewDesc("replicant_storage_read_amplification",
+		"Tables a point read that misses the row cache may consult: L0's sublevels plus the non-empty levels below it. It grows when compactions fall behind sustained writes, and reads slow down with it.", nil, nil),
+	l0Sublevels: prometheus.NewDesc("replicant_storage_l0_sublevels", "Sublevels of the storage engine's level 0.", nil, nil),
+	l0Files:     prometheus.NewDesc("replicant_storage_l0_files", "Tables in the storage engine's level 0.", nil, nil),
+	debt: prometheus.NewDesc("replicant_storage_compaction_debt_bytes",
+		"Bytes the storage engine's compactions estimate they still have to rewrite to bring its levels to their target sizes.", nil, nil),
+	memtable: prometheus.NewDesc("replicant_storage_memtable_bytes", "Memory the storage engine's memtables hold, flushing or not.", nil, nil),
+}
+
+func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- engineDescs.readAmp
+	ch <- engineDescs.l0Sublevels
+	ch <- engineDescs.l0Files
+	ch <- engineDescs.debt
+	ch <- engineDescs.memtable
+}
+
+func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.n.store == nil {
+		return
+	}
+	m, err := c.n.store.EngineMetrics()
+	if err != nil {
+		return // a closed or reopening store: no shape to report
+	}
+	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	gauge(engineDescs.readAmp, float64(m.ReadAmp))
+	gauge(engineDescs.l0Sublevels, float64(m.L0Sublevels))
+	gauge(engineDescs.l0Files, float64(m.L0Files))
+	gauge(engineDescs.debt, float64(m.CompactionDebt))
+	gauge(engineDescs.memtable, float64(m.MemtableBytes))
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-var metricName = regexp.MustCompile(`replicant_[a-z_]+`)
+var metricName = regexp.MustCompile(`replicant_[a-z0-9_]+`)
 
 // documentedMetrics are the metric names docs/metrics.md lists in its
 // tables (a row starts with the name in backquotes).
@@ -21,7 +21,7 @@ func documentedMetrics(t *testing.T) map[string]bool {
 		t.Fatal(err)
 	}
 	out := map[string]bool{}
-	row := regexp.MustCompile("^\\| `(replicant_[a-z_]+)`")
+	row := regexp.MustCompile("^\\| `(replicant_[a-z0-9_]+)`")
 	for _, line := range strings.Split(string(b), "\n") {
 		if m := row.FindStringSubmatch(line); m != nil {
 			out[m[1]] = true

@@ -582,6 +582,8 @@ func TestMetrics(t *testing.T) {
 		`replicant_ops_total{api="http",cmd="get",result="ok"} 1`,
 		"replicant_group_commit_entries_bucket",
 		"replicant_commit_lsn ",
+		"replicant_storage_read_amplification ",
+		"replicant_storage_compaction_debt_bytes ",
 	} {
 		if !bytes.Contains(r.body, []byte(want)) {
 			t.Errorf("/metrics lacks %q", want)
