@@ -398,16 +398,39 @@ type ackState struct {
 	received, durable, applied uint64
 	sentR, sentD, sentA        uint64
 	wake                       chan struct{}
+	// sendMu: one Send at a time on the stream (gRPC allows no more).
+	sendMu sync.Mutex
 }
 
+// set records positions and wakes sendAcks to send them.
 func (a *ackState) set(r, d, ap uint64) {
-	a.mu.Lock()
-	a.received, a.durable, a.applied = max(a.received, r), max(a.durable, d), max(a.applied, ap)
-	a.mu.Unlock()
+	a.record(r, d, ap)
 	select {
 	case a.wake <- struct{}{}:
 	default:
 	}
+}
+
+func (a *ackState) record(r, d, ap uint64) {
+	a.mu.Lock()
+	a.received, a.durable, a.applied = max(a.received, r), max(a.durable, d), max(a.applied, ap)
+	a.mu.Unlock()
+}
+
+// send sends the positions when they moved since the last ack, or when
+// force is set.
+func (a *ackState) send(stream pb.Peer_ReplicateClient, force bool) error {
+	a.sendMu.Lock()
+	defer a.sendMu.Unlock()
+	a.mu.Lock()
+	r, d, ap := a.received, a.durable, a.applied
+	changed := force || r != a.sentR || d != a.sentD || ap != a.sentA
+	a.sentR, a.sentD, a.sentA = r, d, ap
+	a.mu.Unlock()
+	if !changed {
+		return nil
+	}
+	return stream.Send(&pb.FollowerMsg{Msg: &pb.FollowerMsg_Ack{Ack: &pb.Ack{Received: r, Durable: d, Applied: ap}}})
 }
 
 func (f *Follower) stream(ctx context.Context, cancelStream context.CancelFunc, stream pb.Peer_ReplicateClient) error {
@@ -432,7 +455,7 @@ func (f *Follower) stream(ctx context.Context, cancelStream context.CancelFunc, 
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); fail(f.sendAcks(ctx, stream, acks)) }()
-	go func() { defer wg.Done(); fail(f.syncLoop(ctx, syncq, acks)) }()
+	go func() { defer wg.Done(); fail(f.syncLoop(cancelStream, stream, syncq, acks)) }()
 	go func() { defer wg.Done(); fail(f.applyLoop(ctx, acks)) }()
 	err := f.recvLoop(ctx, stream, syncq, acks)
 	cancelStream()
@@ -556,17 +579,30 @@ func (f *Follower) learnCommit(c uint64) {
 	f.mu.Unlock()
 }
 
-func (f *Follower) syncLoop(ctx context.Context, syncq <-chan *syncItem, acks *ackState) error {
+// syncLoop waits for each received batch's fsync and acknowledges it.
+// On a failure it ends the stream (cancel), which ends recvLoop and
+// closes syncq, and waits for every batch still queued: each exactly
+// once.
+func (f *Follower) syncLoop(cancel context.CancelFunc, stream pb.Peer_ReplicateClient, syncq <-chan *syncItem, acks *ackState) error {
+	drain := func(err error) error {
+		cancel()
+		for rest := range syncq {
+			_ = rest.pending.Wait()
+		}
+		return err
+	}
 	lastPersist := time.Now()
 	for it := range syncq {
 		if err := it.pending.Wait(); err != nil {
-			// Every queued batch must still be waited for exactly once.
-			for rest := range syncq {
-				_ = rest.pending.Wait()
-			}
-			return fmt.Errorf("fsync: %w", err)
+			return drain(fmt.Errorf("fsync: %w", err))
 		}
-		acks.set(0, it.last, f.cfg.Store.State().AppliedLSN)
+		// The durable ack is what a sync policy waits for: sent from here,
+		// not by waking sendAcks, it saves the leader's commit a hand-off
+		// between goroutines.
+		acks.record(0, it.last, f.cfg.Store.State().AppliedLSN)
+		if err := acks.send(stream, false); err != nil {
+			return drain(err)
+		}
 		if it.last > f.durable.Load() {
 			f.durable.Store(it.last)
 		}
@@ -636,15 +672,8 @@ func (f *Follower) sendAcks(ctx context.Context, stream pb.Peer_ReplicateClient,
 	defer t.Stop()
 	force := true
 	for {
-		acks.mu.Lock()
-		r, d, a := acks.received, acks.durable, acks.applied
-		changed := force || r != acks.sentR || d != acks.sentD || a != acks.sentA
-		acks.sentR, acks.sentD, acks.sentA = r, d, a
-		acks.mu.Unlock()
-		if changed {
-			if err := stream.Send(&pb.FollowerMsg{Msg: &pb.FollowerMsg_Ack{Ack: &pb.Ack{Received: r, Durable: d, Applied: a}}}); err != nil {
-				return err
-			}
+		if err := acks.send(stream, force); err != nil {
+			return err
 		}
 		force = false
 		select {
