@@ -170,7 +170,7 @@ func TestRunServerRefusesBeforeListening(t *testing.T) {
 			id: "n1", data: filepath.Join(t.TempDir(), "data"),
 			respAddr: busy, httpAddr: busy, peerAddr: busy,
 			syncPolicy: "async", ack: "durable", fallback: "block",
-			maxKey: 64, maxValue: 1024, logLevel: "error", logFormat: "text",
+			maxKey: 64, maxValue: 1024, logLevel: "error", logFormat: "text", cacheSize: 16 << 20,
 		}
 	}
 	tests := []struct {
@@ -186,6 +186,7 @@ func TestRunServerRefusesBeforeListening(t *testing.T) {
 		{"bad log format", func(f *serverFlags) { f.logFormat = "xml" }, "--log-format"},
 		{"zero max value", func(f *serverFlags) { f.maxValue = 0 }, "must be positive"},
 		{"negative max key", func(f *serverFlags) { f.maxKey = -1 }, "must be positive"},
+		{"cache below the minimum", func(f *serverFlags) { f.cacheSize = 1 << 20 }, "--cache-size must be at least"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -51,6 +51,7 @@ type serverFlags struct {
 	readTimeout         time.Duration
 	maxClients          int
 	maxRequestBuffer    int64
+	cacheSize           int64
 	requestBufferWait   time.Duration
 	idleTimeout         time.Duration
 	authTimeout         time.Duration
@@ -126,6 +127,7 @@ func (f *serverFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.readTimeout, "read-timeout", 5*time.Second, "how long a read waits for a token's LSN")
 	fl.IntVar(&f.maxClients, "maxclients", resp.DefaultMaxClients, "client connections per API (RESP, HTTP); more are refused; 0: no limit")
 	fl.Int64Var(&f.maxRequestBuffer, "max-request-buffer", budget.DefaultCapacity, "bytes of requests held in memory at once, shared by RESP and HTTP; 0: no limit")
+	fl.Int64Var(&f.cacheSize, "cache-size", node.DefaultCacheBytes, "bytes of memory caching data: half for recently used keys' newest versions, half for storage blocks")
 	fl.DurationVar(&f.requestBufferWait, "request-buffer-wait", budget.DefaultMaxWait, "how long a request waits for room in --max-request-buffer before it is refused (-OOM / 503); 0: refuse at once")
 	fl.DurationVar(&f.idleTimeout, "idle-timeout", 0, "close RESP connections idle this long (Redis's timeout); 0: never")
 	fl.DurationVar(&f.authTimeout, "auth-timeout", resp.DefaultAuthTimeout, "with --requirepass, close connections not authenticated this long; 0: never")
@@ -179,6 +181,9 @@ func runServer(ctx context.Context, f serverFlags) error {
 	}
 	if f.maxKey <= 0 || f.maxValue <= 0 {
 		return errors.New("--max-key-size and --max-value-size must be positive")
+	}
+	if f.cacheSize < node.MinCacheBytes {
+		return fmt.Errorf("--cache-size must be at least %d bytes (%d MiB)", node.MinCacheBytes, node.MinCacheBytes>>20)
 	}
 	if f.mode == "" {
 		f.mode = engine.ModeSingleLeader // as node.Config reads it
@@ -250,7 +255,7 @@ func runServer(ctx context.Context, f serverFlags) error {
 		PeerListener:   peerLn,
 		InitialCluster: initial, Join: f.join,
 		SyncPolicy: f.syncPolicy, Ack: f.ack, SyncFallback: f.fallback,
-		SyncTimeout: f.syncTimeout, WriteTimeout: f.writeTimeout, ApplyDelay: f.applyDelay,
+		SyncTimeout: f.syncTimeout, WriteTimeout: f.writeTimeout, ApplyDelay: f.applyDelay, CacheBytes: f.cacheSize,
 		FailoverTimeout: f.failoverTimeout,
 		LogRetention:    f.logRetention,
 		MaxKeySize:      f.maxKey, MaxValueSize: f.maxValue,

@@ -328,7 +328,7 @@ func (c *followerCollector) Collect(ch chan<- prometheus.Metric) {
 // on each scrape: one read of Pebble's metrics for all of its gauges.
 type engineCollector struct{ n *Node }
 
-var engineDescs = struct{ readAmp, l0Sublevels, l0Files, debt, memtable *prometheus.Desc }{
+var engineDescs = struct{ readAmp, l0Sublevels, l0Files, debt, memtable, budget, blocks *prometheus.Desc }{
 	readAmp: prometheus.NewDesc("replicant_storage_read_amplification",
 		"Tables a point read that misses the row cache may consult: L0's sublevels plus the non-empty levels below it. It grows when compactions fall behind sustained writes, and reads slow down with it.", nil, nil),
 	l0Sublevels: prometheus.NewDesc("replicant_storage_l0_sublevels", "Sublevels of the storage engine's level 0.", nil, nil),
@@ -336,6 +336,9 @@ var engineDescs = struct{ readAmp, l0Sublevels, l0Files, debt, memtable *prometh
 	debt: prometheus.NewDesc("replicant_storage_compaction_debt_bytes",
 		"Bytes the storage engine's compactions estimate they still have to rewrite to bring its levels to their target sizes.", nil, nil),
 	memtable: prometheus.NewDesc("replicant_storage_memtable_bytes", "Memory the storage engine's memtables hold, flushing or not.", nil, nil),
+	budget: prometheus.NewDesc("replicant_storage_cache_budget_bytes",
+		"The caches' sizes as configured (--cache-size): cache=\"rows\" holds the newest versions of recently used keys, cache=\"blocks\" the storage engine's blocks.", []string{"cache"}, nil),
+	blocks: prometheus.NewDesc("replicant_storage_block_cache_bytes", "Bytes the storage engine's block cache holds now.", nil, nil),
 }
 
 func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -344,6 +347,8 @@ func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- engineDescs.l0Files
 	ch <- engineDescs.debt
 	ch <- engineDescs.memtable
+	ch <- engineDescs.budget
+	ch <- engineDescs.blocks
 }
 
 func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
@@ -360,4 +365,7 @@ func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(engineDescs.l0Files, float64(m.L0Files))
 	gauge(engineDescs.debt, float64(m.CompactionDebt))
 	gauge(engineDescs.memtable, float64(m.MemtableBytes))
+	ch <- prometheus.MustNewConstMetric(engineDescs.budget, prometheus.GaugeValue, float64(m.RowCacheBudget), "rows")
+	ch <- prometheus.MustNewConstMetric(engineDescs.budget, prometheus.GaugeValue, float64(m.BlockCacheBudget), "blocks")
+	gauge(engineDescs.blocks, float64(m.BlockCacheBytes))
 }

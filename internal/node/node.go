@@ -27,6 +27,15 @@ import (
 // defaults are engine.DefaultMaxKeySize and engine.DefaultMaxValueSize.
 const DefaultFailoverTimeout = time.Second
 
+// DefaultCacheBytes is Config.CacheBytes's default: 64 MiB of recently used
+// keys' versions and 64 MiB of storage blocks. Ten million keys of 64
+// bytes stay within 256 MiB of resident memory (docs/benchmarks.md §19).
+const DefaultCacheBytes = 128 << 20
+
+// MinCacheBytes is the smallest cache a node accepts: below it each of the
+// 64 shards of the key cache would hold only a few values.
+const MinCacheBytes = 8 << 20
+
 // Config configures a node.
 type Config struct {
 	ID       string
@@ -67,6 +76,10 @@ type Config struct {
 	WriteTimeout time.Duration
 	// ApplyDelay makes this node a delayed replica when it follows.
 	ApplyDelay time.Duration
+	// CacheBytes is the memory that caches data, split evenly between the
+	// newest versions of recently used keys and the storage engine's
+	// blocks; 0 picks DefaultCacheBytes.
+	CacheBytes int64
 	// LogRetention is how many entries the log keeps behind the newest.
 	LogRetention uint64
 	// FailoverTimeout: when the leader's lease renewals stop for this long,
@@ -126,6 +139,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = 5 * time.Second
+	}
+	if c.CacheBytes <= 0 {
+		c.CacheBytes = DefaultCacheBytes
 	}
 	if c.GCInterval <= 0 {
 		c.GCInterval = 30 * time.Second
@@ -249,7 +265,8 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: --sync-fallback: %w", err)
 	}
 	log := cfg.Logger.With("node", cfg.ID)
-	st, err := storage.Open(filepath.Join(cfg.DataDir, "store"), storage.Options{Logger: log, ApplyDelay: cfg.ApplyDelay})
+	st, err := storage.Open(filepath.Join(cfg.DataDir, "store"), storage.Options{Logger: log, ApplyDelay: cfg.ApplyDelay,
+		CacheBytes: cfg.CacheBytes / 2, RowCacheBytes: cfg.CacheBytes / 2})
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}

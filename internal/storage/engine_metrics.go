@@ -14,6 +14,10 @@ type EngineMetrics struct {
 	CompactionDebt uint64
 	// MemtableBytes is the memory the memtables hold, flushing or not.
 	MemtableBytes uint64
+	// RowCacheBudget and BlockCacheBudget are the caches' sizes as
+	// configured (Options.RowCacheBytes, Options.CacheBytes);
+	// BlockCacheBytes is what the block cache holds now.
+	RowCacheBudget, BlockCacheBudget, BlockCacheBytes int64
 }
 
 // EngineMetrics reads Pebble's current metrics.
@@ -30,5 +34,6 @@ func (s *Store) EngineMetrics() (EngineMetrics, error) {
 		L0Files:        m.Levels[0].TablesCount,
 		CompactionDebt: m.Compact.EstimatedDebt,
 		MemtableBytes:  m.MemTable.Size,
+		RowCacheBudget: int64(s.rows.size) * rowShards, BlockCacheBudget: s.cacheBytes, BlockCacheBytes: m.BlockCache.Size,
 	}, nil
 }

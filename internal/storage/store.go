@@ -91,7 +91,7 @@ type Options struct {
 	// CacheBytes is Pebble's block cache size; 0 picks 64 MiB.
 	CacheBytes int64
 	// RowCacheBytes bounds the cache of recently read keys' newest
-	// versions (rowcache.go); 0 picks 32 MiB, negative disables it.
+	// versions (rowcache.go); 0 picks 64 MiB, negative disables it.
 	RowCacheBytes int64
 	// MinFreeBytes is the disk space writes leave free (see admit); 0 picks
 	// 1/32 of the file system, at most 64 MiB; negative disables the check.

@@ -591,6 +591,21 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// TestMetricsCacheBudget: the node's cache budget (--cache-size) is split
+// evenly between the key cache and the block cache, as /metrics shows.
+func TestMetricsCacheBudget(t *testing.T) {
+	e := startEnv(t, func(c *node.Config) { c.CacheBytes = 16 << 20 })
+	r := e.do(t, http.MethodGet, "/metrics", nil, nil)
+	for _, want := range []string{
+		`replicant_storage_cache_budget_bytes{cache="blocks"} 8.388608e+06`,
+		`replicant_storage_cache_budget_bytes{cache="rows"} 8.388608e+06`,
+	} {
+		if !bytes.Contains(r.body, []byte(want)) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
 func TestHealthReadyDashboard(t *testing.T) {
 	e := startEnv(t, nil)
 	tests := []struct {
