@@ -20,7 +20,7 @@ import (
 // byte trie (descend): a subtree of at most smallSubtree elements is read
 // and chosen from uniformly; above that, every present next byte (and
 // "the prefix itself", when it is an element) is equally likely. A
-// descent costs a few dozen seeks whatever the size.
+// descent costs about two scans per level of the trie (descend).
 //
 // The bias: branches are equally likely whatever their sizes, so an
 // element in a small branch is chosen more often than 1/n and one in a
