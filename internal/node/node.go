@@ -27,10 +27,9 @@ import (
 // defaults are engine.DefaultMaxKeySize and engine.DefaultMaxValueSize.
 const DefaultFailoverTimeout = time.Second
 
-// DefaultCacheBytes is Config.CacheBytes's default: 64 MiB of recently used
-// keys' versions and 64 MiB of storage blocks. Ten million keys of 64
-// bytes stay within 256 MiB of resident memory (docs/benchmarks.md §19).
-const DefaultCacheBytes = 128 << 20
+// DefaultCacheBytes is what Config.CacheBytes 0 amounts to: storage's
+// defaults for its row cache and its block cache, 64 MiB each.
+const DefaultCacheBytes = storage.DefaultRowCacheBytes + storage.DefaultCacheBytes
 
 // MinCacheBytes is the smallest cache a node accepts: below it each of the
 // 64 shards of the key cache would hold only a few values.
@@ -78,7 +77,8 @@ type Config struct {
 	ApplyDelay time.Duration
 	// CacheBytes is the memory that caches data, split evenly between the
 	// newest versions of recently used keys and the storage engine's
-	// blocks; 0 picks DefaultCacheBytes.
+	// blocks; 0 (or less) leaves both at storage's defaults
+	// (DefaultCacheBytes).
 	CacheBytes int64
 	// LogRetention is how many entries the log keeps behind the newest.
 	LogRetention uint64
@@ -139,9 +139,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = 5 * time.Second
-	}
-	if c.CacheBytes <= 0 {
-		c.CacheBytes = DefaultCacheBytes
 	}
 	if c.GCInterval <= 0 {
 		c.GCInterval = 30 * time.Second
@@ -265,8 +262,11 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: --sync-fallback: %w", err)
 	}
 	log := cfg.Logger.With("node", cfg.ID)
-	st, err := storage.Open(filepath.Join(cfg.DataDir, "store"), storage.Options{Logger: log, ApplyDelay: cfg.ApplyDelay,
-		CacheBytes: cfg.CacheBytes / 2, RowCacheBytes: cfg.CacheBytes / 2})
+	opts := storage.Options{Logger: log, ApplyDelay: cfg.ApplyDelay}
+	if cfg.CacheBytes > 0 {
+		opts.CacheBytes, opts.RowCacheBytes = cfg.CacheBytes/2, cfg.CacheBytes/2
+	}
+	st, err := storage.Open(filepath.Join(cfg.DataDir, "store"), opts)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}

@@ -49,11 +49,6 @@ const (
 	// rowMaxValue: larger values are read from Pebble each time; caching
 	// them would evict many small ones for one read.
 	rowMaxValue = 4 << 10
-	// defaultRowCacheBytes is the budget Options.RowCacheBytes 0 picks:
-	// 64 MiB answered 17–22 % more GETs per second than 32 MiB on a
-	// million keys of 64 bytes, where the keys outgrow it (benchmarks
-	// §19), and keeps ten million keys within 256 MiB of RSS.
-	defaultRowCacheBytes = 64 << 20
 	// Record header: key length (4), value length (4), LSN (8), expiry
 	// (8), flags (1: deleted), type (1).
 	rowHeader = 26

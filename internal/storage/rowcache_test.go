@@ -18,7 +18,7 @@ import (
 // cache too, so a goroutine empties it now and then: reads then miss and
 // fill while the writer goes on.
 func TestRowCacheNeverServesASupersededVersion(t *testing.T) {
-	for _, budget := range []int64{defaultRowCacheBytes, 1} {
+	for _, budget := range []int64{DefaultRowCacheBytes, 1} {
 		t.Run(fmt.Sprint("budget=", budget), func(t *testing.T) {
 			s, err := Open(t.TempDir(), Options{CacheBytes: 1 << 20, RowCacheBytes: budget})
 			if err != nil {

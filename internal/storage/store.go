@@ -88,10 +88,12 @@ func (v Version) Expired(nowMs int64) bool { return v.ExpireAt != 0 && v.ExpireA
 // Options configure Open.
 type Options struct {
 	Logger *slog.Logger
-	// CacheBytes is Pebble's block cache size; 0 picks 64 MiB.
+	// CacheBytes is Pebble's block cache size; 0 picks
+	// DefaultCacheBytes.
 	CacheBytes int64
 	// RowCacheBytes bounds the cache of recently read keys' newest
-	// versions (rowcache.go); 0 picks 64 MiB, negative disables it.
+	// versions (rowcache.go); 0 picks DefaultRowCacheBytes, negative
+	// disables it.
 	RowCacheBytes int64
 	// MinFreeBytes is the disk space writes leave free (see admit); 0 picks
 	// 1/32 of the file system, at most 64 MiB; negative disables the check.
@@ -109,6 +111,17 @@ type Options struct {
 }
 
 const defaultSegmentBytes = 64 << 20
+
+// The caches' sizes Options' zeros pick.
+const (
+	// DefaultCacheBytes is Pebble's block cache.
+	DefaultCacheBytes = 64 << 20
+	// DefaultRowCacheBytes is the row cache: 64 MiB answered 17–22 %
+	// more GETs per second than 32 MiB on a million keys of 64 bytes,
+	// where the keys outgrow it (benchmarks §19), and keeps ten million
+	// keys within 256 MiB of RSS.
+	DefaultRowCacheBytes = 64 << 20
+)
 
 // logPreallocate is how far past its end the log keeps its active segment
 // zero-filled, which takes an fsync after an append from about 0.21 to
@@ -219,7 +232,7 @@ func Open(dir string, o Options) (*Store, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.CacheBytes == 0 {
-		o.CacheBytes = 64 << 20
+		o.CacheBytes = DefaultCacheBytes
 	}
 	if o.FS == nil {
 		o.FS = vfs.Default
@@ -228,7 +241,7 @@ func Open(dir string, o Options) (*Store, error) {
 		o.SegmentBytes = defaultSegmentBytes
 	}
 	if o.RowCacheBytes == 0 {
-		o.RowCacheBytes = defaultRowCacheBytes
+		o.RowCacheBytes = DefaultRowCacheBytes
 	}
 	s := &Store{dir: dir, log: o.Logger, cacheBytes: o.CacheBytes, minFree: o.MinFreeBytes, fatalCh: make(chan struct{}),
 		segmentBytes: o.SegmentBytes, applyDelay: o.ApplyDelay, rows: newRowCache(o.RowCacheBytes)}
