@@ -352,20 +352,19 @@ func (c engineCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c engineCollector) Collect(ch chan<- prometheus.Metric) {
-	if c.n.store == nil {
-		return
-	}
 	m, err := c.n.store.EngineMetrics()
 	if err != nil {
 		return // a closed or reopening store: no shape to report
 	}
-	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
 	gauge(engineDescs.readAmp, float64(m.ReadAmp))
 	gauge(engineDescs.l0Sublevels, float64(m.L0Sublevels))
 	gauge(engineDescs.l0Files, float64(m.L0Files))
 	gauge(engineDescs.debt, float64(m.CompactionDebt))
 	gauge(engineDescs.memtable, float64(m.MemtableBytes))
-	ch <- prometheus.MustNewConstMetric(engineDescs.budget, prometheus.GaugeValue, float64(m.RowCacheBudget), "rows")
-	ch <- prometheus.MustNewConstMetric(engineDescs.budget, prometheus.GaugeValue, float64(m.BlockCacheBudget), "blocks")
+	gauge(engineDescs.budget, float64(m.RowCacheBudget), "rows")
+	gauge(engineDescs.budget, float64(m.BlockCacheBudget), "blocks")
 	gauge(engineDescs.blocks, float64(m.BlockCacheBytes))
 }
